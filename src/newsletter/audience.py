@@ -1,0 +1,207 @@
+"""Subscriber CSV files -> validated Subscriber records."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import InputError
+from .models import Subscriber, SubscriberStatus
+
+KNOWN_COLUMNS = (
+    "email",
+    "first_name",
+    "last_name",
+    "tags",
+    "status",
+    "subscribed_at",
+    "consent_source",
+)
+
+# Header spellings used by common exports, after lowercasing and squeezing to a_b.
+_ALIASES = {
+    "email": "email",
+    "e_mail": "email",
+    "email_address": "email",
+    "e_mail_address": "email",
+    "mail": "email",
+    "emailaddress": "email",
+    "first_name": "first_name",
+    "firstname": "first_name",
+    "first": "first_name",
+    "given_name": "first_name",
+    "fname": "first_name",
+    "name": "first_name",
+    "last_name": "last_name",
+    "lastname": "last_name",
+    "last": "last_name",
+    "surname": "last_name",
+    "family_name": "last_name",
+    "lname": "last_name",
+    "tags": "tags",
+    "tag": "tags",
+    "groups": "tags",
+    "status": "status",
+    "subscribed_at": "subscribed_at",
+    "optin_time": "subscribed_at",
+    "created": "subscribed_at",
+    "consent_source": "consent_source",
+    "source": "consent_source",
+}
+
+
+@dataclass
+class Rejected:
+    line: int
+    value: str
+    reason: str
+
+
+@dataclass
+class ParsedFile:
+    """Valid subscribers (a lazy stream) and, once it is drained, the rejected rows."""
+
+    columns: dict[str, str]
+    rows: Iterator[Subscriber]
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def _canonical(header: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", header.strip().lower()).strip("_")
+
+
+def validate_address(address: str) -> str:
+    """The normalised address, or EmailNotValidError. No DNS look-ups."""
+    if any(c in address for c in "\r\n\x00"):
+        raise EmailNotValidError("the address contains a line break")
+    return validate_email(address, check_deliverability=False).normalized
+
+
+def read_subscribers(path: Path, extra_tags: tuple[str, ...] = ()) -> ParsedFile:
+    """Parse a subscribers CSV: header row required, ``email`` the only required column.
+
+    UTF-8 with or without BOM; comma or semicolon separated.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist.", "Check the file name.") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{path} is not UTF-8 text (line {line} has a byte that is not UTF-8).",
+            "Export the file as 'CSV UTF-8' from your spreadsheet or mailing tool.",
+        ) from None
+    if "\x00" in text:
+        raise InputError(f"{path} contains NUL bytes; it is not a CSV text file.")
+    first_line = text.split("\n", 1)[0]
+    if not first_line.strip():
+        raise InputError(
+            f"{path} is empty or has no header row.",
+            "The first line must name the columns, e.g. email,first_name.",
+        )
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(reader)
+    columns: dict[str, str] = {}
+    attributes: dict[int, str] = {}
+    index: dict[str, int] = {}
+    for i, name in enumerate(header):
+        canonical = _ALIASES.get(_canonical(name))
+        if canonical and canonical not in index:
+            index[canonical] = i
+            columns[name] = canonical
+        elif name.strip():
+            attributes[i] = _canonical(name)
+            columns[name] = f"attribute {_canonical(name)}"
+    if "email" not in index:
+        raise InputError(
+            f"{path} has no email column (columns found: {', '.join(h.strip() for h in header)}).",
+            "Name the column with the addresses 'email' (or 'Email Address', 'E-mail'); "
+            f"known columns are {', '.join(KNOWN_COLUMNS)}.",
+        )
+    parsed = ParsedFile(columns=columns, rows=iter(()))
+    parsed.rows = _rows(path, reader, header, index, attributes, extra_tags, parsed.rejected)
+    return parsed
+
+
+def _rows(
+    path: Path,
+    reader: Iterator[list[str]],
+    header: list[str],
+    index: dict[str, int],
+    attributes: dict[int, str],
+    extra_tags: tuple[str, ...],
+    rejected: list[Rejected],
+) -> Iterator[Subscriber]:
+    width = len(header)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(
+                f"{path}, line {reader.line_num}: the CSV is malformed: {exc}.",  # type: ignore[attr-defined]
+                "Check the quoting on that line; nothing was imported.",
+            ) from None
+        line = reader.line_num  # type: ignore[attr-defined]
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) > width and any(c.strip() for c in row[width:]):
+            rejected.append(
+                Rejected(
+                    line,
+                    row[index["email"]] if len(row) > index["email"] else "",
+                    f"{len(row)} fields but the header has {width}",
+                )
+            )
+            continue
+
+        def cell(name: str, row: list[str] = row) -> str:
+            i = index.get(name)
+            return row[i].strip() if i is not None and i < len(row) else ""
+
+        address = cell("email")
+        try:
+            email = validate_address(address)
+        except EmailNotValidError as exc:
+            rejected.append(Rejected(line, address, str(exc) if address else "no email address"))
+            continue
+        status_text = cell("status").lower() or "active"
+        try:
+            status = SubscriberStatus(status_text)
+        except ValueError:
+            rejected.append(
+                Rejected(
+                    line,
+                    address,
+                    f"unknown status {status_text!r} (use "
+                    f"{', '.join(s.value for s in SubscriberStatus)})",
+                )
+            )
+            continue
+        tags = {t.strip().lower() for t in re.split(r"[;|]", cell("tags")) if t.strip()}
+        tags.update(t.lower() for t in extra_tags)
+        yield Subscriber(
+            email=email,
+            first_name=cell("first_name"),
+            last_name=cell("last_name"),
+            tags=tuple(sorted(tags)),
+            status=status,
+            subscribed_at=cell("subscribed_at") or None,
+            consent_source=cell("consent_source") or None,
+            attributes={
+                name: row[i].strip()
+                for i, name in attributes.items()
+                if i < len(row) and row[i].strip()
+            },
+        )

@@ -1,0 +1,392 @@
+"""The command line: parse options, call one library function, print.
+
+This is the only module that imports click. Library errors (NewsletterError)
+become one-paragraph messages and exit codes here, never tracebacks.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import NewsletterError
+from .models import DeliveryStatus
+from .project import Project, init_project
+
+EXIT_FAILED_RECIPIENTS = 3
+
+
+def say(message: str = "", **style: Any) -> None:
+    """Messages and progress go to stderr; stdout is for data scripts read."""
+    click.secho(message, err=True, **style)
+
+
+class NewsletterGroup(click.Group):
+    """Turns library errors into messages with the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as exc:
+            say(f"Error: {exc.message}", fg="red")
+            if exc.hint:
+                say(exc.hint)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            say(
+                "\nInterrupted. Run the same command again to continue; nothing confirmed "
+                "will be sent twice.",
+                fg="yellow",
+            )
+            ctx.exit(130)
+
+
+def with_project(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Load newsletter.toml (from --config, $NEWSLETTER_CONFIG or the folders above)."""
+
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=True),
+        help="The project's newsletter.toml (default: found in this folder or above).",
+    )
+    @click.pass_context
+    @functools.wraps(func)
+    def wrapper(ctx: click.Context, config_path: str | None, **kwargs: Any) -> Any:
+        project = Project.load(config_path or (ctx.obj or {}).get("config"))
+        ctx.call_on_close(project.close)
+        return func(project, **kwargs)
+
+    return wrapper
+
+
+@click.group(cls=NewsletterGroup)
+@click.version_option(__version__, prog_name="newsletter")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=True),
+    envvar="NEWSLETTER_CONFIG",
+    help="The project's newsletter.toml (also $NEWSLETTER_CONFIG).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Turn a blog's articles into an email digest and send it, once, to every subscriber."""
+    ctx.obj = {"config": config_path}
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+def init(directory: Path) -> None:
+    """Create a working newsletter project in DIRECTORY."""
+    written = init_project(directory)
+    say(f"Created a newsletter project in {directory.resolve()}:")
+    for path in written:
+        say(f"  {path.relative_to(directory)}")
+    say(
+        "\nNext: cd into it, then `newsletter subscribers import subscribers.example.csv`, "
+        "`newsletter build welcome` and `newsletter send welcome`."
+    )
+
+
+# -- subscribers ------------------------------------------------------------
+@cli.group()
+def subscribers() -> None:
+    """Import and list subscribers."""
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tag", "tags", multiple=True, help="Add this tag to every imported subscriber.")
+@with_project
+def subscribers_import(project: Project, file: Path, tags: tuple[str, ...]) -> None:
+    """Import subscribers from a CSV file (header row required; `email` column required)."""
+    summary, parsed = project.import_subscribers(file, tags)
+    for r in parsed.rejected:
+        say(f"  line {r.line}: {r.value or '(empty)'}: {r.reason}", fg="yellow")
+    for note in summary.kept_status:
+        say(f"  {note} (an import never re-subscribes anyone)")
+    say(
+        f"Imported {file}: {summary.added} added, {summary.updated} updated, "
+        f"{summary.unchanged} unchanged, {len(parsed.rejected)} rejected."
+    )
+    if parsed.rejected and not (summary.added or summary.updated or summary.unchanged):
+        raise NewsletterError(
+            f"No row of {file} could be imported.",
+            "Fix the rows listed above and import the file again.",
+        )
+
+
+@subscribers.command("list")
+@click.option(
+    "--status", type=click.Choice(["active", "unsubscribed", "bounced", "complained", "pending"])
+)
+@click.option("--tag", help="Only subscribers with this tag.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@with_project
+def subscribers_list(project: Project, status: str | None, tag: str | None, fmt: str) -> None:
+    """List subscribers."""
+    records = (
+        {
+            "email": s.email,
+            "first_name": s.first_name,
+            "last_name": s.last_name,
+            "status": str(s.status),
+            "tags": list(s.tags),
+            "subscribed_at": s.subscribed_at,
+        }
+        for s in project.store.subscribers(status=status, tag=tag)
+    )
+    _emit(records, fmt, ["email", "first_name", "last_name", "status", "tags", "subscribed_at"])
+
+
+# -- build ------------------------------------------------------------------
+@cli.command()
+@click.argument("campaign")
+@click.option("--to", "to", metavar="EMAIL", help="Render the sample for this subscriber.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (default: build/<campaign>/).",
+)
+@with_project
+def build(project: Project, campaign: str, to: str | None, out: Path | None) -> None:
+    """Write CAMPAIGN's HTML, plain text and one sample .eml."""
+    started = time.perf_counter()
+    built = project.build(campaign, out, to)
+    say(f"Built in {time.perf_counter() - started:.2f} s:")
+    say(f"  {built.html}  ({built.html_bytes / 1024:.1f} KB)")
+    say(f"  {built.text}")
+    say(f"  {built.eml}")
+    if built.html_bytes > 102_000:
+        say("Warning: the HTML is over 102 KB, where Gmail clips messages.", fg="yellow")
+
+
+# -- send -------------------------------------------------------------------
+@cli.command()
+@click.argument("campaign")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent, and send nothing.")
+@click.option(
+    "--test",
+    "tests",
+    multiple=True,
+    metavar="EMAIL",
+    help="Send a marked test copy to EMAIL instead (not recorded as a delivery).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send to at most N recipients this run.")
+@click.option("--retry-failed", is_flag=True, help="Send again to recipients that failed.")
+@click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="Send again to recipients whose outcome is unknown (they may get it twice).",
+)
+@with_project
+@click.pass_context
+def send(
+    ctx: click.Context,
+    project: Project,
+    campaign: str,
+    dry_run: bool,
+    tests: tuple[str, ...],
+    yes: bool,
+    limit: int | None,
+    retry_failed: bool,
+    retry_unknown: bool,
+) -> None:
+    """Send CAMPAIGN to its subscribers, each at most once."""
+    loaded = project.campaign(campaign)
+    compiled = project.compile(loaded)
+    project.check_sendable()
+    transport = project.transport(loaded.slug)
+    if tests:
+        results = project.send_tests(compiled, transport, list(tests))
+        for address, result in zip(tests, results, strict=True):
+            say(
+                f"Test copy to {address}: {result.status}"
+                + (f" ({result.error})" if result.error else "")
+            )
+        return
+    retry = [
+        *(
+            (DeliveryStatus.FAILED, DeliveryStatus.INVALID, DeliveryStatus.REJECTED)
+            if retry_failed
+            else ()
+        ),
+        *((DeliveryStatus.UNKNOWN,) if retry_unknown else ()),
+    ]
+    row = project.store.campaign(loaded.slug)
+    if row is not None and row.status == "sent" and not retry:
+        counts = project.store.delivery_counts(row.id)
+        say(
+            f"Campaign {loaded.slug} was already sent (finished {row.finished_at}); "
+            f"nothing to send. {_counts_text(counts)}."
+        )
+        if project.campaign_failures(loaded.slug):
+            say(
+                "Use --retry-failed or --retry-unknown to try those recipients again; "
+                "`newsletter report` lists them."
+            )
+        return
+    plan = project.plan(loaded, transport, retry)
+    limited = min(plan.recipients, limit) if limit else plan.recipients
+    say(
+        f"Campaign {plan.campaign}: {limited} recipient(s) via {plan.transport}, "
+        f"in {plan.batches if not limit else -(-limited // plan.batch_size)} batch(es) of up to "
+        f"{plan.batch_size}"
+        + (f"; {plan.already_settled} already settled" if plan.already_settled else "")
+        + "."
+    )
+    if dry_run:
+        say("Dry run: nothing was sent.")
+        return
+    if limited == 0:
+        say("Nothing to send.")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise NewsletterError(
+                "Refusing to send without confirmation: no terminal to ask on.",
+                "Add --yes to send from a script or cron.",
+            )
+        click.confirm(f"Send {loaded.slug!r} to {limited} recipient(s) now?", abort=True, err=True)
+    with click.progressbar(
+        length=limited, label="Sending", file=sys.stderr, show_pos=True, show_eta=True
+    ) as bar:
+        report, row = project.send(
+            loaded,
+            compiled,
+            transport,
+            retry,
+            limit,
+            on_batch=lambda results: bar.update(len(results)),
+        )
+    say(
+        f"Done: {report.delivered} sent, {report.failed} failed, {report.unknown} unknown"
+        f" in this run. {_counts_text(project.store.delivery_counts(row.id))}."
+    )
+    if row.status != "sent":
+        say("Some recipients are still queued: run the same command again to continue.")
+    if project.campaign_failures(loaded.slug):
+        say(
+            f"Some recipients were not delivered: `newsletter report {loaded.slug}` lists them.",
+            fg="yellow",
+        )
+        ctx.exit(EXIT_FAILED_RECIPIENTS)
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return "Campaign totals: " + (
+        ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
+    )
+
+
+# -- report -----------------------------------------------------------------
+@cli.command()
+@click.argument("campaign", required=False)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@with_project
+def report(project: Project, campaign: str | None, fmt: str) -> None:
+    """Who got CAMPAIGN, who did not and why (all campaigns without CAMPAIGN)."""
+    store = project.store
+    if campaign is None:
+        records = [
+            {
+                "campaign": c.slug,
+                "status": c.status,
+                "started_at": c.started_at,
+                "finished_at": c.finished_at,
+                "counts": store.delivery_counts(c.id),
+            }
+            for c in store.campaigns()
+        ]
+        if fmt == "json":
+            click.echo(json.dumps(records, indent=2))
+        else:
+            for r in records:
+                r["counts"] = ", ".join(f"{n} {s}" for s, n in sorted(r["counts"].items()))
+            _emit(records, fmt, ["campaign", "status", "started_at", "finished_at", "counts"])
+        return
+    slug = Path(campaign).stem
+    row = store.campaign(slug)
+    if row is None:
+        raise NewsletterError(
+            f"Campaign {slug!r} has not been sent yet.",
+            "Run `newsletter report` to see the campaigns that have.",
+        )
+    counts = {s: 0 for s in ("sent", "failed", "unknown", "skipped")} | store.delivery_counts(
+        row.id
+    )
+    recipients = [
+        {
+            "email": d["email"],
+            "status": d["status"],
+            "provider_message_id": d["provider_message_id"],
+            "error": d["error"],
+            "sent_at": d["sent_at"],
+        }
+        for d in store.deliveries(row.id)
+    ]
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "campaign": slug,
+                    "status": row.status,
+                    "counts": counts,
+                    "recipients": recipients,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    if fmt == "table":
+        say(f"{slug}: {row.status}. " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    _emit(recipients, fmt, ["email", "status", "provider_message_id", "error", "sent_at"])
+
+
+# -- output helpers ---------------------------------------------------------
+def _emit(records: Any, fmt: str, columns: list[str]) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(list(records), indent=2, ensure_ascii=False))
+        return
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        for r in records:
+            writer.writerow([_cell(r.get(c)) for c in columns])
+        return
+    rows = [[_plain(r.get(c)) for c in columns] for r in records]
+    widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(columns)]
+    widths = [min(w, 60) for w in widths]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in rows:
+        click.echo("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ";".join(map(str, value))
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell a spreadsheet will show, never run: formulas are neutralised."""
+    text = _plain(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def main() -> None:
+    cli(prog_name="newsletter")

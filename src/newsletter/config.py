@@ -1,0 +1,277 @@
+"""newsletter.toml -> a typed, validated Settings object.
+
+Every key is declared once in ``SCHEMA``; an unknown key, a wrong type or a
+missing required key is an error naming the key and the file. Secrets are
+never read from the file, only from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+CONFIG_NAME = "newsletter.toml"
+TRANSPORTS = ("outbox", "smtp", "postmark", "sendgrid", "mailgun", "ses", "resend")
+
+_REQUIRED = object()
+
+# section -> key -> (accepted python types, default)
+SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
+    "newsletter": {
+        "name": ((str,), _REQUIRED),
+        "from": ((str,), _REQUIRED),
+        "reply_to": ((str,), None),
+        "postal_address": ((str,), None),
+        "public_url": ((str,), None),
+        "list_id": ((str,), None),
+        "unsubscribe_mailto": ((str,), None),
+    },
+    "content": {
+        "articles": ((str,), "articles"),
+        "feeds": ((list,), []),
+        "excerpt_words": ((int,), 60),
+    },
+    "database": {
+        "url": ((str,), "sqlite:///newsletter.db"),
+    },
+    "delivery": {
+        "transport": ((str,), "outbox"),
+        "base_url": ((str,), None),
+        "rate_limit": ((int, float), 0),
+        "concurrency": ((int,), 4),
+        "batch_size": ((int,), None),
+        "timeout": ((int, float), 30),
+        "max_retries": ((int,), 5),
+        "outbox": ((str,), "outbox"),
+        "message_stream": ((str,), "broadcast"),
+        "domain": ((str,), None),
+        "region": ((str,), None),
+        "host": ((str,), None),
+        "port": ((int,), None),
+        "username": ((str,), None),
+        "security": ((str,), None),
+    },
+    "digest": {
+        "subject": ((str,), "{{ newsletter.name }}: {{ period.strftime('%B %Y') }}"),
+        "template": ((str,), "digest"),
+        "intro": ((str,), ""),
+        "max_articles": ((int,), 6),
+        "audience": ((dict,), {}),
+        "sources": ((list,), None),
+        "max_lateness_days": ((int,), 7),
+    },
+}
+
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    list: "a list",
+    dict: "a table",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The project's configuration, validated, with paths made absolute."""
+
+    path: Path
+    values: dict[str, dict[str, Any]] = field(repr=False)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section][key]
+
+    def resolve(self, relative: str | os.PathLike[str]) -> Path:
+        """A path from the config file, relative to the file's folder."""
+        return (self.root / relative).resolve()
+
+    # -- [newsletter] -------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.values["newsletter"]["name"]
+
+    @property
+    def sender(self) -> tuple[str, str]:
+        """(display name, address) of ``from``."""
+        return parseaddr(self.values["newsletter"]["from"])
+
+    @property
+    def public_url(self) -> str:
+        url = self.values["newsletter"]["public_url"]
+        if not url:
+            raise ConfigError(
+                f"[newsletter] public_url is not set in {self.path}.",
+                "Set it to the https address where `newsletter serve` is reachable, e.g. "
+                'public_url = "https://news.example.org"; unsubscribe and web-version '
+                "links are built from it.",
+            )
+        return url.rstrip("/")
+
+    # -- [database] ---------------------------------------------------------
+    @property
+    def database_url(self) -> str:
+        url = os.environ.get("NEWSLETTER_DATABASE_URL") or self.values["database"]["url"]
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            relative = url[len("sqlite:///") :]
+            if relative != ":memory:":
+                url = "sqlite:///" + str(self.resolve(relative))
+        return url
+
+    # -- paths --------------------------------------------------------------
+    @property
+    def articles_dir(self) -> Path:
+        return self.resolve(self.values["content"]["articles"])
+
+    @property
+    def campaigns_dir(self) -> Path:
+        return self.root / "campaigns"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.resolve(self.values["delivery"]["outbox"])
+
+    @property
+    def transport(self) -> str:
+        return self.values["delivery"]["transport"]
+
+
+def secret(name: str, purpose: str) -> str:
+    """A secret from the environment, or a ConfigError saying how to provide it."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(
+            f"{name} is not set; it is needed {purpose}.",
+            f"Export it in the environment before running, e.g. `export {name}=...`. "
+            "Secrets are never read from newsletter.toml.",
+        )
+    return value
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Path:
+    """The config file: ``explicit``, else $NEWSLETTER_CONFIG, else the nearest ancestor's."""
+    chosen = explicit or os.environ.get("NEWSLETTER_CONFIG")
+    if chosen:
+        path = Path(chosen).expanduser()
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        if not path.is_file():
+            raise ConfigError(
+                f"Config file {path} does not exist.",
+                "Check the --config option or NEWSLETTER_CONFIG.",
+            )
+        return path.resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"No {CONFIG_NAME} found in {here} or any folder above it.",
+        "Run the command inside a newsletter project, pass --config FILE, "
+        "or create a project with `newsletter init DIR`.",
+    )
+
+
+def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
+    """Find, parse and validate newsletter.toml."""
+    path = find_config(explicit)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid TOML: {exc}.", "Fix the syntax at that line."
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text.", "Save it as UTF-8.") from None
+    return Settings(path=path, values=validate(raw, path))
+
+
+def validate(raw: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+    """Check ``raw`` against SCHEMA; return every key with its default filled in."""
+    values: dict[str, dict[str, Any]] = {}
+    for section in raw:
+        if section not in SCHEMA:
+            raise ConfigError(
+                f"Unknown section [{section}] in {path}.",
+                f"Known sections: {', '.join(f'[{s}]' for s in SCHEMA)}.",
+            )
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"{section} in {path} must be a [section] table.")
+    for section, keys in SCHEMA.items():
+        given = raw.get(section, {})
+        for key in given:
+            if key not in keys:
+                raise ConfigError(
+                    f"Unknown key '{key}' in [{section}] of {path}.",
+                    f"Known keys in [{section}]: {', '.join(keys)}. Check the spelling; "
+                    "secrets such as API keys belong in the environment, not in this file.",
+                )
+        values[section] = {}
+        for key, (types, default) in keys.items():
+            if key not in given:
+                if default is _REQUIRED:
+                    raise ConfigError(
+                        f"Missing required key '{key}' in [{section}] of {path}.",
+                        f'Add it, e.g. {key} = "..." under [{section}].',
+                    )
+                values[section][key] = default
+                continue
+            value = given[key]
+            if isinstance(value, bool) or not isinstance(value, types):
+                expected = " or ".join(_TYPE_NAMES[t] for t in types)
+                raise ConfigError(
+                    f"[{section}] {key} in {path} must be {expected}, not {value!r}.",
+                )
+            values[section][key] = value
+    _check_values(values, path)
+    return values
+
+
+def _check_values(values: dict[str, dict[str, Any]], path: Path) -> None:
+    _, address = parseaddr(values["newsletter"]["from"])
+    if "@" not in address:
+        raise ConfigError(
+            f"[newsletter] from in {path} is not an email address: "
+            f"{values['newsletter']['from']!r}.",
+            'Write it as from = "Display Name <news@example.org>".',
+        )
+    for key in ("reply_to",):
+        v = values["newsletter"][key]
+        if v is not None and "@" not in parseaddr(v)[1]:
+            raise ConfigError(f"[newsletter] {key} in {path} is not an email address: {v!r}.")
+    url = values["newsletter"]["public_url"]
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ConfigError(
+            f"[newsletter] public_url in {path} must start with https:// (got {url!r}).",
+        )
+    delivery = values["delivery"]
+    if delivery["transport"] not in TRANSPORTS:
+        raise ConfigError(
+            f"[delivery] transport in {path} is {delivery['transport']!r}, which is not a "
+            "known transport.",
+            f"Use one of: {', '.join(TRANSPORTS)}.",
+        )
+    for key in ("concurrency", "max_retries"):
+        if delivery[key] < (1 if key == "concurrency" else 0):
+            raise ConfigError(f"[delivery] {key} in {path} is out of range: {delivery[key]}.")
+    if delivery["batch_size"] is not None and delivery["batch_size"] < 1:
+        raise ConfigError(f"[delivery] batch_size in {path} must be at least 1.")
+    if delivery["rate_limit"] < 0 or delivery["timeout"] <= 0:
+        raise ConfigError(f"[delivery] rate_limit and timeout in {path} must be positive.")
+    feeds = values["content"]["feeds"]
+    if not all(isinstance(f, str) for f in feeds):
+        raise ConfigError(f"[content] feeds in {path} must be a list of strings.")

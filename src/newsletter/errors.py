@@ -1,0 +1,44 @@
+"""Errors that carry context and say how to fix the problem.
+
+Library code raises these; only the CLI turns them into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+
+class NewsletterError(Exception):
+    """An error the user can fix. ``hint`` says how."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n{self.hint}" if self.hint else self.message
+
+
+class ConfigError(NewsletterError):
+    """newsletter.toml is missing, malformed or inconsistent."""
+
+
+class InputError(NewsletterError):
+    """A file the user gave us (CSV, campaign, article) cannot be used."""
+
+
+class TemplateError(NewsletterError):
+    """A template failed to render or compile."""
+
+
+class DeliveryError(NewsletterError):
+    """The provider refused the whole request (credentials, account) or is unreachable."""
+
+
+class CredentialsError(DeliveryError):
+    """The provider refused our credentials: nothing can be sent until they are fixed."""
+
+
+class SendConflict(NewsletterError):
+    """Another process is sending the same campaign."""

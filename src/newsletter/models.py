@@ -1,0 +1,115 @@
+"""The nouns of the pipeline: articles, campaigns, subscribers, deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+@dataclass
+class Article:
+    """One article as a card in an email: what the reader sees before "Read more"."""
+
+    title: str
+    url: str | None = None
+    author: str | None = None
+    date: dt.date | None = None
+    image: str | None = None
+    excerpt: str = ""
+    source: str = ""
+    word_count: int = 0
+
+
+@dataclass
+class Audience:
+    """Which subscribers a campaign goes to: active ones, filtered by tags."""
+
+    tags_any: tuple[str, ...] = ()
+    tags_all: tuple[str, ...] = ()
+    exclude_tags: tuple[str, ...] = ()
+
+
+@dataclass
+class Campaign:
+    """A campaign file, parsed: its slug is its identity in the database."""
+
+    slug: str
+    subject: str
+    body: str
+    path: str
+    template: str = "digest"
+    preheader: str = ""
+    sender: str | None = None
+    reply_to: str | None = None
+    audience: Audience = field(default_factory=Audience)
+    articles: list[Article] = field(default_factory=list)
+    utm_campaign: str = ""
+
+
+class SubscriberStatus(StrEnum):
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    PENDING = "pending"
+
+
+@dataclass
+class Subscriber:
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    tags: tuple[str, ...] = ()
+    status: SubscriberStatus = SubscriberStatus.ACTIVE
+    subscribed_at: str | None = None
+    consent_source: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    id: int | None = None
+
+
+class DeliveryStatus(StrEnum):
+    """Where one (campaign, subscriber) delivery stands.
+
+    ``queued`` waits; ``sending`` is claimed by a running process; the rest are
+    settled. ``unknown`` means the request may or may not have reached the
+    provider, so it is never re-sent without ``--retry-unknown``.
+    """
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    QUEUED_AT_PROVIDER = "queued_at_provider"
+    INVALID = "invalid"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+
+
+SETTLED_OK = frozenset({DeliveryStatus.SENT, DeliveryStatus.QUEUED_AT_PROVIDER})
+FAILURES = frozenset({DeliveryStatus.INVALID, DeliveryStatus.REJECTED, DeliveryStatus.FAILED})
+
+
+@dataclass
+class Recipient:
+    """One delivery to make: the subscriber's own fields and the ledger key."""
+
+    subscriber_id: int
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SendResult:
+    """What the provider said about one recipient, normalised; ``raw`` is kept."""
+
+    subscriber_id: int
+    status: DeliveryStatus
+    message_id: str | None = None
+    error: str | None = None
+    suppress: bool = False
+    raw: Any = None

@@ -1,0 +1,258 @@
+"""A newsletter project: its settings, database and campaigns, as one library API.
+
+Every CLI command is one call here, so anything the CLI does a Python caller can do.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .audience import ParsedFile, read_subscribers
+from .campaigns import load_campaign
+from .config import Settings, load_settings
+from .delivery import Transport, make_transport
+from .errors import ConfigError, NewsletterError
+from .models import FAILURES, Campaign, DeliveryStatus, Recipient
+from .render import CompiledCampaign, MessageFactory, NewsletterInfo, compile_campaign
+from .sender import Plan, RunReport, holder_id, send_campaign, send_test
+from .store import ImportSummary, SQLiteStore, open_store
+from .store.sqlite import CampaignRow
+from .tokens import LinkSigner
+
+SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
+
+
+@dataclass
+class Built:
+    """What ``build`` wrote."""
+
+    html: Path
+    text: Path
+    eml: Path
+    html_bytes: int
+
+
+class Project:
+    """Settings plus the database, opened on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def load(cls, config: str | None = None) -> Project:
+        return cls(load_settings(config))
+
+    @cached_property
+    def store(self) -> SQLiteStore:
+        return open_store(self.settings.database_url)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+
+    # -- rendering ----------------------------------------------------------
+    def info(self) -> NewsletterInfo:
+        s = self.settings
+        return NewsletterInfo(
+            name=s.name,
+            sender=s.get("newsletter", "from"),
+            public_url=s.public_url,
+            postal_address=s.get("newsletter", "postal_address") or "",
+            reply_to=s.get("newsletter", "reply_to"),
+            list_id=s.get("newsletter", "list_id"),
+            templates_dir=s.templates_dir,
+        )
+
+    def campaign(self, name: str) -> Campaign:
+        return load_campaign(self.settings, name)
+
+    def compile(self, campaign: Campaign) -> CompiledCampaign:
+        return compile_campaign(self.info(), campaign)
+
+    def factory(self, compiled: CompiledCampaign, test: bool = False) -> MessageFactory:
+        return MessageFactory(
+            compiled,
+            unsubscribe_mailto=self.settings.get("newsletter", "unsubscribe_mailto"),
+            test=test,
+        )
+
+    def personalizer(self, campaign_slug: str, campaign_id: int = 0):
+        """recipient -> their merge fields: name, attributes, signed links."""
+        signer = LinkSigner(self.store.link_secret())
+        base = self.settings.public_url
+        web_url = f"{base}/c/{campaign_slug}"
+
+        def fields(recipient: Recipient) -> dict[str, str]:
+            token = signer.unsubscribe_token(recipient.subscriber_id, campaign_id)
+            return {
+                **{k: str(v) for k, v in recipient.attributes.items()},
+                "email": recipient.email,
+                "first_name": recipient.first_name,
+                "last_name": recipient.last_name,
+                "name": " ".join(p for p in (recipient.first_name, recipient.last_name) if p),
+                "unsubscribe_url": f"{base}/u/{token}",
+                "web_url": web_url,
+            }
+
+        return fields
+
+    def build(self, name: str, out: Path | None = None, to: str | None = None) -> Built:
+        """Write the campaign's HTML, text and one sample .eml into ``out``."""
+        campaign = self.campaign(name)
+        compiled = self.compile(campaign)
+        out = out or self.settings.root / "build" / campaign.slug
+        recipient = self._sample_recipient(to)
+        fields = self.personalizer(campaign.slug)(recipient)
+        message = self.factory(compiled).message(recipient, fields)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = Built(out / "email.html", out / "email.txt", out / "sample.eml", 0)
+        _write_atomic(paths.html, message.html.encode("utf-8"))
+        _write_atomic(paths.text, message.text.encode("utf-8"))
+        _write_atomic(paths.eml, message.as_bytes())
+        paths.html_bytes = len(message.html.encode("utf-8"))
+        return paths
+
+    def _sample_recipient(self, to: str | None) -> Recipient:
+        if to:
+            found = self.store.subscriber(to)
+            if found is None:
+                return Recipient(subscriber_id=0, email=to)
+            return Recipient(
+                found.id or 0, found.email, found.first_name, found.last_name, found.attributes
+            )
+        first = next(self.store.subscribers(status="active"), None)
+        if first is not None:
+            return Recipient(
+                first.id or 0, first.email, first.first_name, first.last_name, first.attributes
+            )
+        return Recipient(subscriber_id=0, email="reader@example.com", first_name="Sam")
+
+    # -- subscribers --------------------------------------------------------
+    def import_subscribers(
+        self, path: Path, tags: tuple[str, ...] = ()
+    ) -> tuple[ImportSummary, ParsedFile]:
+        parsed = read_subscribers(path, tags)
+        summary = self.store.import_subscribers(parsed.rows)
+        return summary, parsed
+
+    # -- sending ------------------------------------------------------------
+    def check_sendable(self) -> None:
+        """Refuse a real send without the footer details the law and inboxes require."""
+        s = self.settings
+        if s.transport != "outbox" and not s.get("newsletter", "postal_address"):
+            raise ConfigError(
+                f"[newsletter] postal_address is not set in {s.path}.",
+                "Bulk email must carry the sender's physical postal address (CAN-SPAM); "
+                'add postal_address = "..." before sending.',
+            )
+        s.public_url  # noqa: B018 - raises a ConfigError naming the key when unset
+
+    def transport(self, slug: str) -> Transport:
+        return make_transport(self.settings, slug)
+
+    def plan(self, campaign: Campaign, transport: Transport, retry: list[DeliveryStatus]) -> Plan:
+        row = self.store.campaign(campaign.slug)
+        if row is None or row.status == "draft":
+            recipients = self.store.count_audience(campaign.audience)
+            settled = 0
+        else:
+            counts = self.store.delivery_counts(row.id)
+            recipients = (
+                counts.get("queued", 0)
+                + counts.get("sending", 0)
+                + sum(counts.get(str(s), 0) for s in retry)
+            )
+            settled = sum(counts.values()) - recipients
+        return Plan(
+            campaign.slug,
+            transport.name,
+            recipients,
+            transport.batch_size,
+            settled,
+            campaign.audience,
+        )
+
+    def send(
+        self,
+        campaign: Campaign,
+        compiled: CompiledCampaign,
+        transport: Transport,
+        retry: list[DeliveryStatus],
+        limit: int | None = None,
+        on_batch=None,
+    ) -> tuple[RunReport, CampaignRow]:
+        """Send the campaign's queued deliveries under an exclusive lock."""
+        store = self.store
+        row = store.ensure_campaign(campaign.slug, campaign.subject)
+        holder = holder_id()
+        lock = f"send:{campaign.slug}"
+        store.acquire_lock(lock, holder)
+        try:
+            store.recover_abandoned(row.id, transport.resend_safe)
+            store.requeue(row.id, retry)
+            store.enqueue(row, campaign.audience, transport.name)
+            report = send_campaign(
+                store,
+                transport,
+                self.factory(compiled),
+                row,
+                self.personalizer(campaign.slug, row.id),
+                limit=limit,
+                holder=holder,
+                on_batch=on_batch,
+            )
+            store.finish_if_done(row.id)
+        finally:
+            store.release_lock(lock, holder)
+            transport.close()
+        return report, store.campaign(campaign.slug) or row
+
+    def send_tests(self, compiled: CompiledCampaign, transport: Transport, addresses: list[str]):
+        try:
+            return send_test(
+                transport,
+                self.factory(compiled, test=True),
+                addresses,
+                self.personalizer(compiled.slug),
+            )
+        finally:
+            transport.close()
+
+    def campaign_failures(self, slug: str) -> int:
+        row = self.store.campaign(slug)
+        if row is None:
+            return 0
+        counts = self.store.delivery_counts(row.id)
+        return sum(counts.get(str(s), 0) for s in (*FAILURES, DeliveryStatus.UNKNOWN))
+
+
+def init_project(folder: Path) -> list[Path]:
+    """Scaffold a working project in ``folder``; existing files are never overwritten."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / "newsletter.toml").exists():
+        raise NewsletterError(
+            f"{folder / 'newsletter.toml'} already exists.",
+            "Choose an empty folder; init never overwrites a project.",
+        )
+    written = []
+    for source in sorted(SCAFFOLD.rglob("*")):
+        if source.is_dir() or source.name.startswith(".") or "__pycache__" in source.parts:
+            continue
+        relative = source.relative_to(SCAFFOLD)
+        target = folder / (".gitignore" if relative.name == "gitignore" else relative)
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        written.append(target)
+    (folder / "templates").mkdir(exist_ok=True)
+    return written
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

@@ -1,0 +1,150 @@
+"""Rendering, each stage once per campaign.
+
+    context (Jinja2, StrictUndefined) -> MJML -> HTML (mjml-python)
+    -> CSS inlined (premailer) -> plain-text part -> split at merge tokens
+
+Per recipient only ``MergeTemplate.merge`` runs: no Jinja2, MJML or premailer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from ..models import Article, Campaign
+from .merge import MergeTemplate, RecipientFields, SlotRegistry
+from .message import MessageFactory, OutgoingMessage, format_address
+from .mjml import compile_mjml, extract_inline_css, inline_css
+from .templates import make_environment, render_string, render_template
+from .text import html_to_text
+
+__all__ = [
+    "CompiledCampaign",
+    "MessageFactory",
+    "NewsletterInfo",
+    "OutgoingMessage",
+    "compile_campaign",
+]
+
+_markdown = MarkdownIt("commonmark", {"typographer": True}).enable(["replacements", "smartquotes"])
+
+
+@dataclass(frozen=True)
+class NewsletterInfo:
+    """What templates know of the newsletter itself (from ``[newsletter]``)."""
+
+    name: str
+    sender: str
+    public_url: str
+    postal_address: str = ""
+    reply_to: str | None = None
+    list_id: str | None = None
+    templates_dir: Path | None = None
+
+
+@dataclass
+class CompiledCampaign:
+    """A campaign rendered once; ``registry`` maps merge tokens to recipient fields."""
+
+    slug: str
+    subject: MergeTemplate
+    html: MergeTemplate
+    text: MergeTemplate
+    registry: SlotRegistry
+    sender: str
+    reply_to: str | None
+    list_id: str
+    preheader: str
+
+    def preview(self, fields: dict[str, Any]) -> tuple[str, str, str]:
+        """(subject, html, text) for one set of fields, e.g. a sample reader."""
+        from .merge import escape_html
+
+        values = self.registry.values(fields)
+        return (
+            self.subject.merge(values),
+            self.html.merge(values, escape_html),
+            self.text.merge(values),
+        )
+
+
+def list_id_for(info: NewsletterInfo) -> str:
+    """``Name <label.domain>``: stable, from ``list_id`` or the name and sender's domain."""
+    if info.list_id:
+        value = info.list_id.strip()
+        return value if "<" in value else f"{info.name} <{value.strip('<>')}>"
+    domain = parseaddr(info.sender)[1].rpartition("@")[2] or "localhost"
+    label = re.sub(r"[^a-z0-9]+", "-", info.name.lower()).strip("-") or "newsletter"
+    return f"{info.name} <{label}.{domain}>"
+
+
+def compile_campaign(info: NewsletterInfo, campaign: Campaign) -> CompiledCampaign:
+    """Render ``campaign`` once: every expensive stage of the pipeline runs here."""
+    env = make_environment(info.templates_dir)
+    registry = SlotRegistry()
+    context = build_context(env, info, campaign, registry)
+    subject = render_string(env, campaign.subject, context, f"{campaign.path} (subject)")
+    context["subject"] = subject
+    mjml_source = render_template(env, f"{campaign.template}.mjml", context)
+    mjml_source, css = extract_inline_css(mjml_source)
+    html = inline_css(compile_mjml(mjml_source, f"template '{campaign.template}'"), css)
+    text = _text_part(env, campaign.template, context, html)
+    sender = campaign.sender or info.sender
+    name, address = parseaddr(sender)
+    return CompiledCampaign(
+        slug=campaign.slug,
+        subject=MergeTemplate.split(" ".join(subject.split())),
+        html=MergeTemplate.split(html),
+        text=MergeTemplate.split(text),
+        registry=registry,
+        sender=format_address(name, address),
+        reply_to=campaign.reply_to or info.reply_to,
+        list_id=list_id_for(info),
+        preheader=campaign.preheader,
+    )
+
+
+def build_context(
+    env: jinja2.Environment, info: NewsletterInfo, campaign: Campaign, registry: SlotRegistry
+) -> dict[str, Any]:
+    recipient = RecipientFields(registry)
+    context: dict[str, Any] = {
+        "newsletter": info,
+        "campaign": campaign,
+        "preheader": campaign.preheader,
+        "articles": [_article_context(a) for a in campaign.articles],
+        "recipient": recipient,
+        "unsubscribe_url": registry.token("unsubscribe_url"),
+        "web_url": registry.token("web_url"),
+    }
+    body_md = render_string(env, campaign.body, context, campaign.path)
+    context["body_text"] = body_md.strip()
+    context["body_html"] = Markup(_markdown.render(body_md))
+    return context
+
+
+def _article_context(article: Article) -> dict[str, Any]:
+    return {
+        "title": article.title,
+        "url": article.url,
+        "author": article.author,
+        "date": article.date,
+        "image": article.image,
+        "excerpt": article.excerpt,
+    }
+
+
+def _text_part(env: jinja2.Environment, template: str, context: dict[str, Any], html: str) -> str:
+    try:
+        env.get_template(f"{template}.txt")
+    except jinja2.TemplateNotFound:
+        return html_to_text(html)
+    text = render_template(env, f"{template}.txt", context)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -1,0 +1,186 @@
+"""One recipient's message: headers, the merged parts, and RFC 5322 bytes.
+
+The MIME body is encoded once per campaign: each literal stretch of the
+compiled HTML and text is quoted-printable encoded up front, and a
+recipient's message only encodes their few merge values and joins the
+pieces, with soft line breaks between them so no line exceeds 76 characters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from email import quoprimime
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from ..models import Recipient
+from .merge import MergeTemplate, escape_html
+
+if TYPE_CHECKING:
+    from . import CompiledCampaign
+
+CRLF = "\r\n"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def header_safe(value: str) -> str:
+    """A value with every control character (CR and LF among them) turned into a space."""
+    return _CONTROL.sub(" ", value).strip()
+
+
+def encode_header(name: str, value: str) -> str:
+    """``Name: value`` folded, RFC 2047-encoded when not ASCII."""
+    value = header_safe(value)
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    encoded = Header(value, charset, header_name=name, maxlinelen=78).encode(linesep=CRLF)
+    return f"{name}: {encoded}"
+
+
+def format_address(name: str, address: str) -> str:
+    """A To/From header value; the display name is encoded, never trusted."""
+    return formataddr((header_safe(name), header_safe(address)), charset="utf-8")
+
+
+def _qp(text: str) -> str:
+    """Quoted-printable of UTF-8 text with CRLF line ends, ending in a line break."""
+    if not text:
+        return ""
+    encoded = quoprimime.body_encode(text.encode("utf-8").decode("latin-1"), 76, CRLF)
+    if text.endswith("\n"):
+        return encoded if encoded.endswith(CRLF) else encoded + CRLF
+    return encoded + "=" + CRLF  # soft break: the next piece starts on a fresh line
+
+
+def _qp_value(value: str) -> str:
+    return _qp(value.replace("\r\n", "\n").replace("\n", CRLF))
+
+
+@dataclass
+class MessageFactory:
+    """Builds each recipient's message from a compiled campaign."""
+
+    compiled: CompiledCampaign
+    unsubscribe_mailto: str | None = None
+    test: bool = False
+
+    def __post_init__(self) -> None:
+        c = self.compiled
+        self.domain = parseaddr(c.sender)[1].rpartition("@")[2] or "localhost"
+        self.boundary = f"=_nl_{secrets.token_hex(12)}"
+        self._html_qp = c.html.map_literals(lambda s: _qp(_crlf(s)))
+        self._text_qp = c.text.map_literals(lambda s: _qp(_crlf(s)))
+        fixed = [
+            encode_header("From", c.sender),
+            *([encode_header("Reply-To", c.reply_to)] if c.reply_to else []),
+            encode_header("List-Id", c.list_id),
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            "MIME-Version: 1.0",
+            f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
+            f"X-Newsletter-Campaign: {header_safe(c.slug)}",
+        ]
+        if self.test:
+            fixed.append("X-Newsletter-Test: yes")
+        self._fixed_headers = CRLF.join(fixed) + CRLF
+        self._text_head = (
+            f'--{self.boundary}{CRLF}Content-Type: text/plain; charset="utf-8"{CRLF}'
+            f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
+        )
+        self._html_head = (
+            f'{CRLF}--{self.boundary}{CRLF}Content-Type: text/html; charset="utf-8"{CRLF}'
+            f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
+        )
+        self._tail = f"{CRLF}--{self.boundary}--{CRLF}"
+
+    def message(self, recipient: Recipient, fields: dict[str, str]) -> OutgoingMessage:
+        return OutgoingMessage(self, recipient, self.compiled.registry.values(fields), fields)
+
+
+def _crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\n", CRLF)
+
+
+class OutgoingMessage:
+    """A recipient's message; each representation is made only when a transport asks."""
+
+    def __init__(
+        self,
+        factory: MessageFactory,
+        recipient: Recipient,
+        values: list[str],
+        fields: dict[str, str],
+    ) -> None:
+        self.factory = factory
+        self.recipient = recipient
+        self.values = values
+        self.unsubscribe_url = fields.get("unsubscribe_url", "")
+        compiled = factory.compiled
+        self.message_id = (
+            f"<{compiled.slug}.{recipient.subscriber_id}.{secrets.token_hex(6)}@{factory.domain}>"
+        )
+        name = " ".join(p for p in (recipient.first_name, recipient.last_name) if p)
+        self.to = format_address(name, recipient.email)
+
+    @cached_property
+    def subject(self) -> str:
+        subject = header_safe(self.factory.compiled.subject.merge(self.values))
+        return f"[TEST] {subject}" if self.factory.test else subject
+
+    @cached_property
+    def html(self) -> str:
+        return self.factory.compiled.html.merge(self.values, escape_html)
+
+    @cached_property
+    def text(self) -> str:
+        return self.factory.compiled.text.merge(self.values)
+
+    @property
+    def list_unsubscribe(self) -> str:
+        links = [f"<{self.unsubscribe_url}>"]
+        if self.factory.unsubscribe_mailto:
+            links.append(f"<mailto:{self.factory.unsubscribe_mailto}?subject=unsubscribe>")
+        return ", ".join(links)
+
+    def list_headers(self) -> dict[str, str]:
+        """The list headers, for transports that take headers as a mapping."""
+        return {
+            "List-Unsubscribe": self.list_unsubscribe,
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "List-Id": header_safe(self.factory.compiled.list_id),
+        }
+
+    def as_bytes(self) -> bytes:
+        """The whole RFC 5322 message, CRLF line ends, every line within 998 octets."""
+        f = self.factory
+        html = _merge_qp(f._html_qp, self.values, escape_html)
+        text = _merge_qp(f._text_qp, self.values, None)
+        head = CRLF.join(
+            (
+                encode_header("To", self.to),
+                encode_header("Subject", self.subject),
+                f"Date: {format_datetime(dt.datetime.now(dt.UTC), usegmt=True)}",
+                f"Message-ID: {self.message_id}",
+                encode_header("List-Unsubscribe", self.list_unsubscribe),
+            )
+        )
+        return "".join(
+            (head, CRLF, f._fixed_headers, CRLF, f._text_head, text, f._html_head, html, f._tail)
+        ).encode("ascii")
+
+
+def _merge_qp(
+    template: MergeTemplate, values: list[str], escape: Callable[[str], str] | None
+) -> str:
+    if template.is_static:
+        return template.literals[0]
+    parts = [template.literals[0]]
+    for slot_id, literal in zip(template.slot_ids, template.literals[1:], strict=True):
+        value = values[slot_id]
+        parts.append(_qp_value(escape(value) if escape else value))
+        parts.append(literal)
+    return "".join(parts)

@@ -1,0 +1,87 @@
+"""MJML -> HTML (mjml-python), then CSS inlining (premailer) that keeps head styles."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from lxml import etree
+from mjml import mjml2html
+from premailer import Premailer
+
+from ..errors import TemplateError
+
+_INLINE_STYLE = re.compile(
+    r"<mj-style\b[^>]*\binline\s*=\s*[\"']inline[\"'][^>]*>(.*?)</mj-style>", re.S | re.I
+)
+_UNKNOWN_TAG = re.compile(r"<(mj-[a-z-]+)")
+_STYLE_OPEN = re.compile(r"<style(?=[\s>])", re.I)
+_IGNORE_MARK = ' data-premailer="ignore"'
+
+
+def extract_inline_css(mjml_source: str) -> tuple[str, str]:
+    """(MJML without its ``<mj-style inline="inline">`` blocks, their CSS).
+
+    mjml-python leaves those rules in a ``<style>`` block instead of inlining
+    them, so we take them out here and hand them to the inliner ourselves.
+    """
+    css = "\n".join(m.group(1) for m in _INLINE_STYLE.finditer(mjml_source))
+    return _INLINE_STYLE.sub("", mjml_source), css
+
+
+def compile_mjml(source: str, origin: str) -> str:
+    """HTML from MJML; broken markup or an unknown ``mj-`` tag is a TemplateError."""
+    try:
+        html = mjml2html(source)
+    except (ValueError, RuntimeError) as exc:
+        raise TemplateError(
+            f"{origin}: the MJML does not compile: {exc}{_locate_xml_error(source)}.",
+            "Check that every mj- tag is closed and nested as MJML requires "
+            "(mj-body > mj-section > mj-column > mj-text).",
+        ) from None
+    leftover = _UNKNOWN_TAG.search(html)
+    if leftover:
+        raise TemplateError(
+            f"{origin}: <{leftover.group(1)}> is not an MJML tag this compiler knows, "
+            "so it would reach readers as raw markup.",
+            "Check the tag's spelling against the MJML documentation.",
+        )
+    return html
+
+
+def _locate_xml_error(source: str) -> str:
+    try:
+        etree.fromstring(
+            f"<root>{re.sub(r'&(?!#?[A-Za-z0-9]+;)', '&amp;', source)}</root>",
+            etree.XMLParser(recover=False, resolve_entities=False, no_network=True),
+        )
+    except etree.XMLSyntaxError as exc:
+        line, column = exc.position
+        return f" (near line {line}, column {column}: {exc.msg})"
+    return ""
+
+
+def inline_css(html: str, css: str) -> str:
+    """Inline ``css`` into the HTML; the compiler's own ``<style>`` blocks stay in the head.
+
+    Those blocks hold the media queries that make the layout responsive, which
+    cannot be inlined. premailer's cssutils logs a warning for every ``mso-*``
+    or ``color-scheme`` property it does not know; those are expected in email
+    CSS, so its logging is silenced.
+    """
+    if not css.strip():
+        return html
+    marked = _STYLE_OPEN.sub("<style" + _IGNORE_MARK, html)
+    premailer = Premailer(
+        marked,
+        css_text=css,
+        keep_style_tags=True,
+        disable_leftover_css=True,
+        remove_classes=False,
+        strip_important=False,
+        allow_network=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+        cssutils_logging_handler=logging.NullHandler(),
+    )
+    return premailer.transform().replace(_IGNORE_MARK, "")

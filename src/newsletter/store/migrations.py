@@ -1,0 +1,70 @@
+"""Ordered, named schema migrations; each runs once and is recorded."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "001_initial",
+        """
+        CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,
+            email_key TEXT NOT NULL UNIQUE,
+            first_name TEXT NOT NULL DEFAULT '',
+            last_name TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'active',
+            attributes TEXT NOT NULL DEFAULT '{}',
+            subscribed_at TEXT,
+            consent_source TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX subscribers_status ON subscribers (status, id);
+        CREATE TABLE subscriber_tags (
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (subscriber_id, tag)
+        );
+        CREATE INDEX subscriber_tags_tag ON subscriber_tags (tag, subscriber_id);
+        CREATE TABLE campaigns (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            subject TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'draft',
+            transport TEXT,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT
+        );
+        CREATE TABLE deliveries (
+            campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id),
+            email TEXT NOT NULL,
+            status TEXT NOT NULL,
+            provider_message_id TEXT,
+            error TEXT,
+            response TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            claimed_by TEXT,
+            claimed_at TEXT,
+            sent_at TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (campaign_id, subscriber_id)
+        );
+        CREATE INDEX deliveries_status ON deliveries (campaign_id, status, subscriber_id);
+        CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id);
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE locks (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            acquired_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+        """,
+    ),
+]

@@ -1,0 +1,543 @@
+"""SQLite storage: one file, WAL mode, every multi-row change in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import socket
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, SendConflict
+from ..models import (
+    Audience,
+    DeliveryStatus,
+    Recipient,
+    SendResult,
+    Subscriber,
+    SubscriberStatus,
+)
+from .migrations import MIGRATIONS
+
+# Statuses an import may never turn back into "active".
+_STICKY = {
+    SubscriberStatus.UNSUBSCRIBED,
+    SubscriberStatus.BOUNCED,
+    SubscriberStatus.COMPLAINED,
+}
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class ImportSummary:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept_status: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CampaignRow:
+    id: int
+    slug: str
+    subject: str
+    status: str
+    transport: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class SQLiteStore:
+    """The database behind every command; ``path`` is created with its folder."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"The database {path} cannot be opened: {exc}.",
+                "Check [database] url in newsletter.toml; the file must be a SQLite database.",
+            ) from None
+        self.migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- schema -------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply every migration not yet recorded, in order; return their names."""
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        done = {r[0] for r in self.db.execute("SELECT name FROM schema_migrations")}
+        applied = []
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            with self.transaction():
+                for statement in filter(str.strip, sql.split(";")):
+                    self.db.execute(statement)
+                self.db.execute(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                    (name, now_iso()),
+                )
+            applied.append(name)
+        return applied
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    # -- settings and secrets -----------------------------------------------
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def link_secret(self) -> str:
+        """$NEWSLETTER_SECRET, else a random secret made once and kept in the database."""
+        from_env = os.environ.get("NEWSLETTER_SECRET", "").strip()
+        if from_env:
+            return from_env
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO settings (key, value) VALUES ('link_secret', ?)",
+                (secrets.token_hex(32),),
+            )
+        return self.setting("link_secret") or ""
+
+    # -- subscribers --------------------------------------------------------
+    def import_subscribers(self, subscribers: Iterable[Subscriber]) -> ImportSummary:
+        """Insert or update, in one transaction; sticky statuses are never undone."""
+        summary = ImportSummary()
+        now = now_iso()
+        with self.transaction():
+            for sub in subscribers:
+                key = sub.email.lower()
+                row = self.db.execute(
+                    "SELECT * FROM subscribers WHERE email_key = ?", (key,)
+                ).fetchone()
+                attributes = json.dumps(sub.attributes, sort_keys=True, ensure_ascii=False)
+                if row is None:
+                    cur = self.db.execute(
+                        "INSERT INTO subscribers (email, email_key, first_name, last_name, "
+                        "status, attributes, subscribed_at, consent_source, created_at, "
+                        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            sub.email,
+                            key,
+                            sub.first_name,
+                            sub.last_name,
+                            str(sub.status),
+                            attributes,
+                            sub.subscribed_at or now,
+                            sub.consent_source,
+                            now,
+                            now,
+                        ),
+                    )
+                    self._set_tags(cur.lastrowid, sub.tags, replace=False)
+                    summary.added += 1
+                    continue
+                status = SubscriberStatus(row["status"])
+                if status in _STICKY and sub.status != status:
+                    summary.kept_status.append(f"{sub.email} stays {status}")
+                    new_status = status
+                else:
+                    new_status = sub.status
+                merged_attrs = {**json.loads(row["attributes"]), **sub.attributes}
+                values = {
+                    "first_name": sub.first_name or row["first_name"],
+                    "last_name": sub.last_name or row["last_name"],
+                    "status": str(new_status),
+                    "attributes": json.dumps(merged_attrs, sort_keys=True, ensure_ascii=False),
+                    "subscribed_at": sub.subscribed_at or row["subscribed_at"],
+                    "consent_source": sub.consent_source or row["consent_source"],
+                }
+                old_tags = self._tags(row["id"])
+                tags_changed = not set(sub.tags) <= old_tags
+                if all(row[k] == v for k, v in values.items()) and not tags_changed:
+                    summary.unchanged += 1
+                    continue
+                self.db.execute(
+                    "UPDATE subscribers SET first_name = ?, last_name = ?, status = ?, "
+                    "attributes = ?, subscribed_at = ?, consent_source = ?, updated_at = ? "
+                    "WHERE id = ?",
+                    (*values.values(), now, row["id"]),
+                )
+                self._set_tags(row["id"], sub.tags, replace=False)
+                summary.updated += 1
+        return summary
+
+    def _tags(self, subscriber_id: int) -> set[str]:
+        return {
+            r[0]
+            for r in self.db.execute(
+                "SELECT tag FROM subscriber_tags WHERE subscriber_id = ?", (subscriber_id,)
+            )
+        }
+
+    def _set_tags(self, subscriber_id: int | None, tags: Iterable[str], replace: bool) -> None:
+        if replace:
+            self.db.execute("DELETE FROM subscriber_tags WHERE subscriber_id = ?", (subscriber_id,))
+        self.db.executemany(
+            "INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?)",
+            [(subscriber_id, t) for t in tags],
+        )
+
+    def subscribers(
+        self, status: str | None = None, tag: str | None = None
+    ) -> Iterator[Subscriber]:
+        """Subscribers in id order, streamed."""
+        sql = "SELECT s.* FROM subscribers s WHERE 1 = 1"
+        params: list[Any] = []
+        if status:
+            sql += " AND s.status = ?"
+            params.append(status)
+        if tag:
+            sql += (
+                " AND EXISTS (SELECT 1 FROM subscriber_tags t"
+                " WHERE t.subscriber_id = s.id AND t.tag = ?)"
+            )
+            params.append(tag.lower())
+        sql += " ORDER BY s.id"
+        for row in self.db.execute(sql, params):
+            yield self._subscriber(row)
+
+    def subscriber(self, email: str) -> Subscriber | None:
+        row = self.db.execute(
+            "SELECT * FROM subscribers WHERE email_key = ?", (email.strip().lower(),)
+        ).fetchone()
+        return self._subscriber(row) if row else None
+
+    def _subscriber(self, row: sqlite3.Row) -> Subscriber:
+        return Subscriber(
+            id=row["id"],
+            email=row["email"],
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            tags=tuple(sorted(self._tags(row["id"]))),
+            status=SubscriberStatus(row["status"]),
+            subscribed_at=row["subscribed_at"],
+            consent_source=row["consent_source"],
+            attributes=json.loads(row["attributes"]),
+        )
+
+    def count_audience(self, audience: Audience) -> int:
+        where, params = _audience_sql(audience)
+        return self.db.execute(
+            f"SELECT count(*) FROM subscribers s WHERE {where}", params
+        ).fetchone()[0]
+
+    # -- campaigns ----------------------------------------------------------
+    def campaign(self, slug: str) -> CampaignRow | None:
+        row = self.db.execute("SELECT * FROM campaigns WHERE slug = ?", (slug,)).fetchone()
+        return CampaignRow(**dict(row)) if row else None
+
+    def campaigns(self) -> list[CampaignRow]:
+        return [
+            CampaignRow(**dict(r)) for r in self.db.execute("SELECT * FROM campaigns ORDER BY id")
+        ]
+
+    def ensure_campaign(self, slug: str, subject: str) -> CampaignRow:
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO campaigns (slug, subject, created_at) VALUES (?, ?, ?)",
+                (slug, subject, now_iso()),
+            )
+        row = self.campaign(slug)
+        assert row is not None
+        return row
+
+    def enqueue(self, campaign: CampaignRow, audience: Audience, transport: str) -> int:
+        """Freeze the audience: one queued delivery per recipient, made once per campaign."""
+        where, params = _audience_sql(audience)
+        now = now_iso()
+        with self.transaction():
+            status = self.db.execute(
+                "SELECT status FROM campaigns WHERE id = ?", (campaign.id,)
+            ).fetchone()[0]
+            if status != "draft":
+                return 0
+            cur = self.db.execute(
+                "INSERT INTO deliveries (campaign_id, subscriber_id, email, status, updated_at) "
+                f"SELECT ?, s.id, s.email, 'queued', ? FROM subscribers s WHERE {where} "
+                "ORDER BY s.id",
+                (campaign.id, now, *params),
+            )
+            self.db.execute(
+                "UPDATE campaigns SET status = 'sending', transport = ?, started_at = ? "
+                "WHERE id = ?",
+                (transport, now, campaign.id),
+            )
+            return cur.rowcount
+
+    def requeue(self, campaign_id: int, statuses: Iterable[DeliveryStatus]) -> int:
+        """Put settled deliveries with these statuses back in the queue (--retry-*)."""
+        wanted = [str(s) for s in statuses]
+        if not wanted:
+            return 0
+        marks = ", ".join("?" * len(wanted))
+        with self.transaction():
+            cur = self.db.execute(
+                f"UPDATE deliveries SET status = 'queued', updated_at = ? "
+                f"WHERE campaign_id = ? AND status IN ({marks})",
+                (now_iso(), campaign_id, *wanted),
+            )
+            if cur.rowcount:
+                self.db.execute(
+                    "UPDATE campaigns SET status = 'sending', finished_at = NULL WHERE id = ?",
+                    (campaign_id,),
+                )
+            return cur.rowcount
+
+    def recover_abandoned(self, campaign_id: int, resend_safe: bool) -> int:
+        """Deliveries left ``sending`` by a process that died.
+
+        Whether their request reached the provider is unknown, so they become
+        ``unknown`` (never re-sent without --retry-unknown), unless the
+        transport makes a repeat harmless, when they go back to the queue.
+        """
+        new_status = "queued" if resend_safe else "unknown"
+        error = (
+            None
+            if resend_safe
+            else ("the sending process stopped before the provider's answer was recorded")
+        )
+        with self.transaction():
+            cur = self.db.execute(
+                "UPDATE deliveries SET status = ?, error = ?, claimed_by = NULL, updated_at = ? "
+                "WHERE campaign_id = ? AND status = 'sending'",
+                (new_status, error, now_iso(), campaign_id),
+            )
+        return cur.rowcount
+
+    def queued_count(self, campaign_id: int) -> int:
+        return self.db.execute(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
+            (campaign_id,),
+        ).fetchone()[0]
+
+    def claim(self, campaign_id: int, holder: str, limit: int) -> list[Recipient]:
+        """Take up to ``limit`` queued deliveries for this process, lowest id first.
+
+        Recipients who left the audience since it was frozen (unsubscribed,
+        bounced) are settled as ``skipped`` instead of claimed.
+        """
+        now = now_iso()
+        with self.transaction():
+            rows = self.db.execute(
+                "SELECT d.subscriber_id, s.email, s.first_name, s.last_name, s.status, "
+                "s.attributes FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+                "WHERE d.campaign_id = ? AND d.status = 'queued' ORDER BY d.subscriber_id LIMIT ?",
+                (campaign_id, limit),
+            ).fetchall()
+            skipped = [
+                (now, f"subscriber is {r['status']}", campaign_id, r["subscriber_id"])
+                for r in rows
+                if r["status"] != "active"
+            ]
+            if skipped:
+                self.db.executemany(
+                    "UPDATE deliveries SET status = 'skipped', updated_at = ?, error = ? "
+                    "WHERE campaign_id = ? AND subscriber_id = ?",
+                    skipped,
+                )
+            claimed = [r for r in rows if r["status"] == "active"]
+            self.db.executemany(
+                "UPDATE deliveries SET status = 'sending', claimed_by = ?, claimed_at = ?, "
+                "attempts = attempts + 1, updated_at = ? "
+                "WHERE campaign_id = ? AND subscriber_id = ?",
+                [(holder, now, now, campaign_id, r["subscriber_id"]) for r in claimed],
+            )
+        return [
+            Recipient(
+                subscriber_id=r["subscriber_id"],
+                email=r["email"],
+                first_name=r["first_name"],
+                last_name=r["last_name"],
+                attributes=json.loads(r["attributes"]),
+            )
+            for r in claimed
+        ]
+
+    def settle(self, campaign_id: int, results: Iterable[SendResult]) -> None:
+        """Record each recipient's outcome; suppress addresses the provider says are dead."""
+        now = now_iso()
+        rows = []
+        suppress = []
+        for r in results:
+            raw = None if r.raw is None else json.dumps(r.raw, ensure_ascii=False, default=str)
+            sent_at = (
+                now
+                if r.status in (DeliveryStatus.SENT, DeliveryStatus.QUEUED_AT_PROVIDER)
+                else None
+            )
+            rows.append(
+                (
+                    str(r.status),
+                    r.message_id,
+                    r.error,
+                    raw,
+                    sent_at,
+                    now,
+                    campaign_id,
+                    r.subscriber_id,
+                )
+            )
+            if r.suppress:
+                suppress.append((now, r.subscriber_id))
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE deliveries SET status = ?, provider_message_id = ?, error = ?, "
+                "response = ?, sent_at = ?, updated_at = ?, claimed_by = NULL "
+                "WHERE campaign_id = ? AND subscriber_id = ?",
+                rows,
+            )
+            self.db.executemany(
+                "UPDATE subscribers SET status = 'bounced', updated_at = ? "
+                "WHERE id = ? AND status = 'active'",
+                suppress,
+            )
+
+    def release(self, campaign_id: int, subscriber_ids: Iterable[int]) -> None:
+        """Give claimed deliveries back to the queue: their request was never made."""
+        now = now_iso()
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE deliveries SET status = 'queued', claimed_by = NULL, updated_at = ? "
+                "WHERE campaign_id = ? AND subscriber_id = ? AND status = 'sending'",
+                [(now, campaign_id, sid) for sid in subscriber_ids],
+            )
+
+    def finish_if_done(self, campaign_id: int) -> bool:
+        """Mark the campaign sent once nothing is queued or in flight."""
+        with self.transaction():
+            left = self.db.execute(
+                "SELECT count(*) FROM deliveries WHERE campaign_id = ? "
+                "AND status IN ('queued', 'sending')",
+                (campaign_id,),
+            ).fetchone()[0]
+            if left:
+                return False
+            self.db.execute(
+                "UPDATE campaigns SET status = 'sent', finished_at = ? WHERE id = ?",
+                (now_iso(), campaign_id),
+            )
+        return True
+
+    def delivery_counts(self, campaign_id: int) -> dict[str, int]:
+        return {
+            r[0]: r[1]
+            for r in self.db.execute(
+                "SELECT status, count(*) FROM deliveries WHERE campaign_id = ? GROUP BY status",
+                (campaign_id,),
+            )
+        }
+
+    def deliveries(self, campaign_id: int) -> Iterator[sqlite3.Row]:
+        yield from self.db.execute(
+            "SELECT d.email, d.status, d.provider_message_id, d.error, d.sent_at, d.attempts, "
+            "d.subscriber_id FROM deliveries d WHERE d.campaign_id = ? ORDER BY d.subscriber_id",
+            (campaign_id,),
+        )
+
+    # -- locks --------------------------------------------------------------
+    def acquire_lock(self, name: str, holder: str, ttl_seconds: int = 600) -> None:
+        """Hold ``name`` exclusively; a lock whose holder died or expired is taken over."""
+        host = socket.gethostname()
+        now = dt.datetime.now(dt.UTC)
+        with self.transaction():
+            row = self.db.execute("SELECT * FROM locks WHERE name = ?", (name,)).fetchone()
+            if row is not None and row["holder"] != holder:
+                expired = dt.datetime.fromisoformat(row["expires_at"]) < now
+                dead = row["host"] == host and not _pid_alive(row["pid"])
+                if not (expired or dead):
+                    raise SendConflict(
+                        f"Another process (pid {row['pid']} on {row['host']}, since "
+                        f"{row['acquired_at']}) is working on this: {name}.",
+                        "Wait for it to finish, then run the command again; nothing it has "
+                        "sent will be sent twice.",
+                    )
+            self.db.execute(
+                "INSERT INTO locks (name, holder, host, pid, acquired_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "holder = excluded.holder, "
+                "host = excluded.host, pid = excluded.pid, acquired_at = excluded.acquired_at, "
+                "expires_at = excluded.expires_at",
+                (
+                    name,
+                    holder,
+                    host,
+                    os.getpid(),
+                    now.isoformat(),
+                    (now + dt.timedelta(seconds=ttl_seconds)).isoformat(),
+                ),
+            )
+
+    def refresh_lock(self, name: str, holder: str, ttl_seconds: int = 600) -> None:
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl_seconds)
+        with self.transaction():
+            self.db.execute(
+                "UPDATE locks SET expires_at = ? WHERE name = ? AND holder = ?",
+                (expires.isoformat(), name, holder),
+            )
+
+    def release_lock(self, name: str, holder: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM locks WHERE name = ? AND holder = ?", (name, holder))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _audience_sql(audience: Audience) -> tuple[str, list[Any]]:
+    where = ["s.status = 'active'"]
+    params: list[Any] = []
+    exists = "EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id AND t.tag {})"
+    if audience.tags_any:
+        where.append(exists.format(f"IN ({', '.join('?' * len(audience.tags_any))})"))
+        params.extend(audience.tags_any)
+    for tag in audience.tags_all:
+        where.append(exists.format("= ?"))
+        params.append(tag)
+    if audience.exclude_tags:
+        where.append("NOT " + exists.format(f"IN ({', '.join('?' * len(audience.exclude_tags))})"))
+        params.extend(audience.exclude_tags)
+    return " AND ".join(where), params
+
+
+class _Transaction:
+    """``with store.transaction():`` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
