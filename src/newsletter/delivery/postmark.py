@@ -44,8 +44,8 @@ class PostmarkTransport(HTTPTransport):
     def payload(self, message: OutgoingMessage) -> dict[str, Any]:
         compiled = message.factory.compiled
         item: dict[str, Any] = {
-            "From": compiled.sender,
-            "To": message.to,
+            "From": compiled.sender_display,
+            "To": message.to_display,
             "Subject": message.subject,
             "HtmlBody": message.html,
             "TextBody": message.text,

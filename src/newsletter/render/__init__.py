@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from ..models import Article, Campaign
 from .merge import MergeTemplate, RecipientFields, SlotRegistry
-from .message import MessageFactory, OutgoingMessage, format_address
+from .message import MessageFactory, OutgoingMessage, display_address, format_address
 from .mjml import compile_mjml, extract_inline_css, inline_css
 from .templates import make_environment, render_string, render_template
 from .text import html_to_text
@@ -59,6 +59,7 @@ class CompiledCampaign:
     text: MergeTemplate
     registry: SlotRegistry
     sender: str
+    sender_display: str
     reply_to: str | None
     list_id: str
     preheader: str
@@ -105,6 +106,7 @@ def compile_campaign(info: NewsletterInfo, campaign: Campaign) -> CompiledCampai
         text=MergeTemplate.split(text),
         registry=registry,
         sender=format_address(name, address),
+        sender_display=display_address(name, address),
         reply_to=campaign.reply_to or info.reply_to,
         list_id=list_id_for(info),
         preheader=campaign.preheader,

@@ -47,6 +47,15 @@ def format_address(name: str, address: str) -> str:
     return formataddr((header_safe(name), header_safe(address)), charset="utf-8")
 
 
+def display_address(name: str, address: str) -> str:
+    """``"Name" <address>`` in Unicode, for JSON APIs that take the address as text."""
+    name, address = header_safe(name), header_safe(address)
+    if not name:
+        return address
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{address}>'
+
+
 def _qp(text: str) -> str:
     """Quoted-printable of UTF-8 text with CRLF line ends, ending in a line break."""
     if not text:
@@ -125,6 +134,7 @@ class OutgoingMessage:
         )
         name = " ".join(p for p in (recipient.first_name, recipient.last_name) if p)
         self.to = format_address(name, recipient.email)
+        self.to_display = display_address(name, recipient.email)
 
     @cached_property
     def subject(self) -> str:
@@ -139,12 +149,17 @@ class OutgoingMessage:
     def text(self) -> str:
         return self.factory.compiled.text.merge(self.values)
 
+    def _unsubscribe_links(self) -> list[str]:
+        links = [f"<{header_safe(self.unsubscribe_url)}>"]
+        if self.factory.unsubscribe_mailto:
+            links.append(
+                f"<mailto:{header_safe(self.factory.unsubscribe_mailto)}?subject=unsubscribe>"
+            )
+        return links
+
     @property
     def list_unsubscribe(self) -> str:
-        links = [f"<{self.unsubscribe_url}>"]
-        if self.factory.unsubscribe_mailto:
-            links.append(f"<mailto:{self.factory.unsubscribe_mailto}?subject=unsubscribe>")
-        return ", ".join(links)
+        return ", ".join(self._unsubscribe_links())
 
     def list_headers(self) -> dict[str, str]:
         """The list headers, for transports that take headers as a mapping."""
@@ -165,7 +180,8 @@ class OutgoingMessage:
                 encode_header("Subject", self.subject),
                 f"Date: {format_datetime(dt.datetime.now(dt.UTC), usegmt=True)}",
                 f"Message-ID: {self.message_id}",
-                encode_header("List-Unsubscribe", self.list_unsubscribe),
+                # folded only between links, never inside one
+                "List-Unsubscribe: " + f",{CRLF} ".join(self._unsubscribe_links()),
             )
         )
         return "".join(

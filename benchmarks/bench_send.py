@@ -1,0 +1,101 @@
+"""Whole-command benchmarks: `newsletter build` and `newsletter send` on the example
+campaign, to N synthetic subscribers, through the outbox or a local Postmark-compatible
+server. Wall time and peak RSS come from /usr/bin/time -v when it is installed.
+
+    python benchmarks/bench_send.py [--subscribers 10000] [--transport outbox|postmark]
+                                    [--latency 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+
+def make_project(folder: Path, subscribers: int) -> None:
+    for name in ("newsletter.toml", "articles", "campaigns", "templates"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
+    with open(folder / "subscribers.csv", "w", encoding="utf-8") as fh:
+        fh.write("email,first_name,last_name,tags\n")
+        for i in range(subscribers):
+            fh.write(f"reader{i}@example.com,Reader{i},Surname,{'ce' if i % 3 else 'therapist'}\n")
+
+
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int | None, str]:
+    """(wall seconds, peak RSS in KiB or None, stderr) of one command."""
+    command = [sys.executable, "-m", "newsletter", *args]
+    if Path("/usr/bin/time").exists():
+        command = ["/usr/bin/time", "-v", *command]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
+    return wall, int(rss.group(1)) if rss else None, result.stderr
+
+
+def set_delivery(folder: Path, lines: str) -> None:
+    path = folder / "newsletter.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[: text.index("[delivery]")] + "[delivery]\n" + lines, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--transport", choices=["outbox", "postmark"], default="outbox")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request (postmark)")
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_API_KEY"] = "bench-token"
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        make_project(folder, args.subscribers)
+        server = None
+        if args.transport == "postmark":
+            from fakes.postmark import FakePostmark
+
+            server = FakePostmark(token="bench-token", latency=args.latency).start()
+            set_delivery(folder, f'transport = "postmark"\nbase_url = "{server.url}"\n')
+        try:
+            wall, rss, _ = timed(["subscribers", "import", "subscribers.csv"], folder, env)
+            print(f"import {args.subscribers:>7} subscribers: {wall:6.2f} s  peak RSS {rss} KiB")
+            wall, rss, _ = timed(["build", "2026-10-digest"], folder, env)
+            html = (folder / "build" / "2026-10-digest" / "email.html").stat().st_size
+            print(
+                f"build (one campaign, {html / 1024:.1f} KB HTML): {wall:6.2f} s  "
+                f"peak RSS {rss} KiB"
+            )
+            wall, rss, _ = timed(["send", "2026-10-digest", "--yes"], folder, env)
+            rate = args.subscribers / wall
+            extra = f", {args.latency * 1000:.0f} ms/request" if server else ""
+            print(
+                f"send via {args.transport}{extra}: {wall:6.2f} s  {rate:,.0f} messages/s  "
+                f"peak RSS {rss} KiB"
+            )
+            if server:
+                assert len(server.accepted) == args.subscribers
+                server.accepted.clear()
+        finally:
+            if server:
+                server.stop()
+
+
+if __name__ == "__main__":
+    main()

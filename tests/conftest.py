@@ -1,0 +1,88 @@
+"""Shared fixtures: a real project folder with a real SQLite file, run through the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from newsletter.cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_FILES = ("newsletter.toml", "articles", "campaigns", "templates", "subscribers.example.csv")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("NEWSLETTER_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the repository's example project, as the current folder."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in EXAMPLE_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name)
+        else:
+            shutil.copy(source, root / name)
+    monkeypatch.chdir(root)
+    return root
+
+
+class Runner:
+    """Runs `newsletter ...` in-process, keeping stdout and stderr apart."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> Result:
+        return self.runner.invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
+
+
+@pytest.fixture
+def run() -> Runner:
+    return Runner()
+
+
+def run_process(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real console entry point in a child process."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def set_delivery(root: Path, **keys: object) -> None:
+    """Replace the [delivery] section of the project's newsletter.toml."""
+    path = root / "newsletter.toml"
+    text = path.read_text(encoding="utf-8")
+    head = text[: text.index("[delivery]")]
+    lines = ["[delivery]"] + [f"{k} = {_toml(v)}" for k, v in keys.items()]
+    path.write_text(head + "\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value).lower() if isinstance(value, bool) else str(value)

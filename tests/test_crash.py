@@ -1,0 +1,103 @@
+"""Kill `newsletter send` with SIGKILL mid-campaign, run it again: nothing confirmed
+is sent twice, and nobody is skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import run_process, set_delivery
+from fakes.postmark import FakePostmark
+
+
+def start_send(project: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")} | env
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "send", "2026-10-digest", "--yes"],
+        cwd=project,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def import_many(project: Path, n: int) -> None:
+    many = project / "many.csv"
+    many.write_text(
+        "email,first_name\n" + "".join(f"reader{i}@example.com,R{i}\n" for i in range(n))
+    )
+    assert run_process("subscribers", "import", str(many), cwd=project).returncode == 0
+
+
+def report(project: Path) -> dict:
+    result = run_process("report", "2026-10-digest", "--format", "json", cwd=project)
+    return json.loads(result.stdout)
+
+
+def test_sigkill_during_a_request_then_resume(project: Path) -> None:
+    import_many(project, 1500)
+    with FakePostmark(token="pm") as pm:
+        set_delivery(project, transport="postmark", base_url=pm.url)
+        pm.faults.extend([("hang", 0.0), ("hang", 3.0)])
+        proc = start_send(project, {"NEWSLETTER_API_KEY": "pm"})
+        wait_for(lambda: len(pm.batch_requests()) >= 2)  # the second batch is in flight
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        wait_for(lambda: len(pm.accepted) == 1000, timeout=10)  # the provider took it anyway
+
+        resumed = run_process(
+            "send", "2026-10-digest", "--yes", cwd=project, env={"NEWSLETTER_API_KEY": "pm"}
+        )
+        assert resumed.returncode == 3, resumed.stderr
+        accepted = pm.accepted_to()
+        assert len(accepted) == len(set(accepted)) == 1500, "nobody twice, nobody skipped"
+        data = report(project)
+        assert data["counts"]["sent"] == 1000
+        assert data["counts"]["unknown"] == 500
+        unknown = [r for r in data["recipients"] if r["status"] == "unknown"]
+        assert all("stopped before the provider's answer" in r["error"] for r in unknown)
+
+
+def test_sigkill_with_outbox_then_resume(project: Path) -> None:
+    import_many(project, 3000)
+    proc = start_send(project, {})
+    folder = project / "outbox" / "2026-10-digest"
+    wait_for(lambda: folder.exists() and len(list(folder.glob("*.eml"))) >= 200)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert len(list(folder.glob("*.eml"))) < 3000
+    resumed = run_process("send", "2026-10-digest", "--yes", cwd=project)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(list(folder.glob("*.eml"))) == 3000
+    assert not list(folder.glob("*.tmp"))
+    assert report(project)["counts"]["sent"] == 3000
+
+
+def test_second_sender_is_refused_while_one_runs(project: Path) -> None:
+    import_many(project, 600)
+    with FakePostmark(token="pm") as pm:
+        set_delivery(project, transport="postmark", base_url=pm.url)
+        pm.faults.append(("hang", 2.0))
+        proc = start_send(project, {"NEWSLETTER_API_KEY": "pm"})
+        wait_for(lambda: len(pm.batch_requests()) >= 1)
+        second = run_process(
+            "send", "2026-10-digest", "--yes", cwd=project, env={"NEWSLETTER_API_KEY": "pm"}
+        )
+        assert second.returncode == 1
+        assert "Another process" in second.stderr
+        assert proc.wait(timeout=60) == 0
+        accepted = pm.accepted_to()
+        assert len(accepted) == len(set(accepted)) == 600

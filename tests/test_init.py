@@ -1,0 +1,54 @@
+"""`newsletter init DIR` scaffolds a project that works at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import run_process
+
+
+def test_init_then_import_build_send(tmp_path: Path) -> None:
+    folder = tmp_path / "our-news"
+    result = run_process("init", str(folder), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in (
+        "newsletter.toml",
+        ".gitignore",
+        "subscribers.example.csv",
+        "campaigns/welcome.md",
+    ):
+        assert (folder / name).is_file(), name
+    assert len(list((folder / "articles").glob("*.md"))) == 3
+    assert (folder / "templates").is_dir()
+
+    assert (
+        run_process("subscribers", "import", "subscribers.example.csv", cwd=folder).returncode == 0
+    )
+    built = run_process("build", "welcome", cwd=folder)
+    assert built.returncode == 0, built.stderr
+    assert (folder / "build" / "welcome" / "sample.eml").is_file()
+    sent = run_process("send", "welcome", "--yes", cwd=folder)
+    assert sent.returncode == 0, sent.stderr
+    assert len(list((folder / "outbox" / "welcome").glob("*.eml"))) == 3
+
+    again = run_process("init", str(folder), cwd=tmp_path)
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_every_command_has_help(tmp_path: Path) -> None:
+    for command in (
+        ["--help"],
+        ["init", "--help"],
+        ["subscribers", "import", "--help"],
+        ["subscribers", "list", "--help"],
+        ["build", "--help"],
+        ["send", "--help"],
+        ["report", "--help"],
+    ):
+        result = run_process(*command, cwd=tmp_path)
+        assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+def test_usage_error_exits_2(tmp_path: Path) -> None:
+    result = run_process("send", cwd=tmp_path)
+    assert result.returncode == 2
