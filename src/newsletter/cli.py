@@ -368,7 +368,7 @@ def _emit(records: Any, fmt: str, columns: list[str]) -> None:
         return
     rows = [[_plain(r.get(c)) for c in columns] for r in records]
     widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(columns)]
-    widths = [min(w, 60) for w in widths]
+    widths = [min(w, 80) for w in widths]
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in rows:
         click.echo("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

@@ -6,6 +6,7 @@ Every CLI command is one call here, so anything the CLI does a Python caller can
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +16,7 @@ from .campaigns import load_campaign
 from .config import Settings, load_settings
 from .delivery import Transport, make_transport
 from .errors import ConfigError, NewsletterError
-from .models import FAILURES, Campaign, DeliveryStatus, Recipient
+from .models import FAILURES, Campaign, DeliveryStatus, Recipient, SendResult
 from .render import CompiledCampaign, MessageFactory, NewsletterInfo, compile_campaign
 from .sender import Plan, RunReport, holder_id, send_campaign, send_test
 from .store import ImportSummary, SQLiteStore, open_store
@@ -79,7 +80,9 @@ class Project:
             test=test,
         )
 
-    def personalizer(self, campaign_slug: str, campaign_id: int = 0):
+    def personalizer(
+        self, campaign_slug: str, campaign_id: int = 0
+    ) -> Callable[[Recipient], dict[str, str]]:
         """recipient -> their merge fields: name, attributes, signed links."""
         signer = LinkSigner(self.store.link_secret())
         base = self.settings.public_url
@@ -182,7 +185,7 @@ class Project:
         transport: Transport,
         retry: list[DeliveryStatus],
         limit: int | None = None,
-        on_batch=None,
+        on_batch: Callable[[list[SendResult]], None] | None = None,
     ) -> tuple[RunReport, CampaignRow]:
         """Send the campaign's queued deliveries under an exclusive lock."""
         store = self.store
@@ -198,7 +201,7 @@ class Project:
                 store,
                 transport,
                 self.factory(compiled),
-                row,
+                row.id,
                 self.personalizer(campaign.slug, row.id),
                 limit=limit,
                 holder=holder,
@@ -210,7 +213,9 @@ class Project:
             transport.close()
         return report, store.campaign(campaign.slug) or row
 
-    def send_tests(self, compiled: CompiledCampaign, transport: Transport, addresses: list[str]):
+    def send_tests(
+        self, compiled: CompiledCampaign, transport: Transport, addresses: list[str]
+    ) -> list[SendResult]:
         try:
             return send_test(
                 transport,

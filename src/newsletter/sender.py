@@ -22,7 +22,6 @@ from typing import Protocol
 from .errors import DeliveryError
 from .models import FAILURES, Audience, DeliveryStatus, Recipient, SendResult
 from .render import MessageFactory, OutgoingMessage
-from .store.sqlite import CampaignRow
 
 
 class Ledger(Protocol):
@@ -87,19 +86,19 @@ def send_campaign(
     ledger: Ledger,
     transport: Messenger,
     factory: MessageFactory,
-    campaign: CampaignRow,
+    campaign_id: int,
     personalize: Callable[[Recipient], dict[str, str]],
     limit: int | None = None,
     holder: str | None = None,
     on_batch: Callable[[list[SendResult]], None] | None = None,
 ) -> RunReport:
-    """Send every queued delivery of ``campaign`` (up to ``limit``)."""
+    """Send every queued delivery of the campaign (up to ``limit``)."""
     holder = holder or holder_id()
     report = RunReport()
     remaining = limit if limit is not None else math.inf
     while remaining > 0:
         size = int(min(transport.batch_size, remaining))
-        recipients = ledger.claim(campaign.id, holder, size)
+        recipients = ledger.claim(campaign_id, holder, size)
         if not recipients:
             break
         messages = [factory.message(r, personalize(r)) for r in recipients]
@@ -109,9 +108,9 @@ def send_campaign(
             # The transport raises only when nothing in the batch was sent: give it back.
             # Anything else (Ctrl-C, a crash) leaves the batch claimed, and the next run
             # settles it as unknown rather than risk a second copy.
-            ledger.release(campaign.id, [r.subscriber_id for r in recipients])
+            ledger.release(campaign_id, [r.subscriber_id for r in recipients])
             raise
-        ledger.settle(campaign.id, results)
+        ledger.settle(campaign_id, results)
         report.counts.update(str(r.status) for r in results)
         remaining -= len(recipients)
         if on_batch:

@@ -33,7 +33,9 @@ __all__ = [
     "compile_campaign",
 ]
 
-_markdown = MarkdownIt("commonmark", {"typographer": True}).enable(["replacements", "smartquotes"])
+_markdown = MarkdownIt("commonmark", {"typographer": True, "breaks": True}).enable(
+    ["replacements", "smartquotes"]
+)
 
 
 @dataclass(frozen=True)
