@@ -75,9 +75,9 @@ def test_confirmation_prompt_shows_count(project: Path, run) -> None:
     # above; here --limit and resumption: two runs of 4 then the rest.
     first = run("send", "2026-10-digest", "--yes", "--limit", "4")
     assert first.exit_code == 0
-    assert "still queued" in first.stderr
+    assert "still pending" in first.stderr
     assert report(run)["counts"] == {
-        "queued": 6,
+        "pending": 6,
         "sent": 4,
         "failed": 0,
         "unknown": 0,
@@ -246,7 +246,7 @@ def test_refused_token_exits_1_and_nothing_is_marked_sent(project: Path, run, po
     assert "Postmark refused the request (HTTP 401" in result.stderr
     assert "wrong-token" not in result.stderr
     assert postmark.accepted == []
-    assert report(run)["counts"]["queued"] == ACTIVE
+    assert report(run)["counts"]["pending"] == ACTIVE
     # once the key is right, everyone gets it exactly once
     assert run("send", "2026-10-digest", "--yes", env=KEY).exit_code == 0
     assert len(postmark.accepted) == ACTIVE

@@ -275,7 +275,7 @@ def send(
         f" in this run. {_counts_text(project.store.delivery_counts(row.id))}."
     )
     if row.status != "sent":
-        say("Some recipients are still queued: run the same command again to continue.")
+        say("Some recipients are still pending: run the same command again to continue.")
     if project.campaign_failures(loaded.slug):
         say(
             f"Some recipients were not delivered: `newsletter report {loaded.slug}` lists them.",

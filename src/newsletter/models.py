@@ -72,15 +72,15 @@ class Subscriber:
 class DeliveryStatus(StrEnum):
     """Where one (campaign, subscriber) delivery stands.
 
-    ``queued`` waits; ``sending`` is claimed by a running process; the rest are
+    ``pending`` waits; ``sending`` is claimed by a running process; the rest are
     settled. ``unknown`` means the request may or may not have reached the
     provider, so it is never re-sent without ``--retry-unknown``.
     """
 
-    QUEUED = "queued"
+    PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
-    QUEUED_AT_PROVIDER = "queued_at_provider"
+    QUEUED = "queued"  # accepted by the provider, delivery not confirmed per recipient
     INVALID = "invalid"
     REJECTED = "rejected"
     FAILED = "failed"
@@ -88,7 +88,7 @@ class DeliveryStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-SETTLED_OK = frozenset({DeliveryStatus.SENT, DeliveryStatus.QUEUED_AT_PROVIDER})
+SETTLED_OK = frozenset({DeliveryStatus.SENT, DeliveryStatus.QUEUED})
 FAILURES = frozenset({DeliveryStatus.INVALID, DeliveryStatus.REJECTED, DeliveryStatus.FAILED})
 
 

@@ -164,7 +164,7 @@ class Project:
         else:
             counts = self.store.delivery_counts(row.id)
             recipients = (
-                counts.get("queued", 0)
+                counts.get("pending", 0)
                 + counts.get("sending", 0)
                 + sum(counts.get(str(s), 0) for s in retry)
             )
@@ -187,7 +187,7 @@ class Project:
         limit: int | None = None,
         on_batch: Callable[[list[SendResult]], None] | None = None,
     ) -> tuple[RunReport, CampaignRow]:
-        """Send the campaign's queued deliveries under an exclusive lock."""
+        """Send the campaign's pending deliveries under an exclusive lock."""
         store = self.store
         row = store.ensure_campaign(campaign.slug, campaign.subject)
         holder = holder_id()

@@ -67,7 +67,7 @@ class RunReport:
 
     @property
     def delivered(self) -> int:
-        return self.counts[DeliveryStatus.SENT] + self.counts[DeliveryStatus.QUEUED_AT_PROVIDER]
+        return self.counts[DeliveryStatus.SENT] + self.counts[DeliveryStatus.QUEUED]
 
     @property
     def failed(self) -> int:
@@ -92,7 +92,7 @@ def send_campaign(
     holder: str | None = None,
     on_batch: Callable[[list[SendResult]], None] | None = None,
 ) -> RunReport:
-    """Send every queued delivery of the campaign (up to ``limit``)."""
+    """Send every pending delivery of the campaign (up to ``limit``)."""
     holder = holder or holder_id()
     report = RunReport()
     remaining = limit if limit is not None else math.inf

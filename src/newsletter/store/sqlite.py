@@ -265,7 +265,7 @@ class SQLiteStore:
         return row
 
     def enqueue(self, campaign: CampaignRow, audience: Audience, transport: str) -> int:
-        """Freeze the audience: one queued delivery per recipient, made once per campaign."""
+        """Freeze the audience: one pending delivery per recipient, made once per campaign."""
         where, params = _audience_sql(audience)
         now = now_iso()
         with self.transaction():
@@ -276,7 +276,7 @@ class SQLiteStore:
                 return 0
             cur = self.db.execute(
                 "INSERT INTO deliveries (campaign_id, subscriber_id, email, status, updated_at) "
-                f"SELECT ?, s.id, s.email, 'queued', ? FROM subscribers s WHERE {where} "
+                f"SELECT ?, s.id, s.email, 'pending', ? FROM subscribers s WHERE {where} "
                 "ORDER BY s.id",
                 (campaign.id, now, *params),
             )
@@ -295,7 +295,7 @@ class SQLiteStore:
         marks = ", ".join("?" * len(wanted))
         with self.transaction():
             cur = self.db.execute(
-                f"UPDATE deliveries SET status = 'queued', updated_at = ? "
+                f"UPDATE deliveries SET status = 'pending', updated_at = ? "
                 f"WHERE campaign_id = ? AND status IN ({marks})",
                 (now_iso(), campaign_id, *wanted),
             )
@@ -313,7 +313,7 @@ class SQLiteStore:
         ``unknown`` (never re-sent without --retry-unknown), unless the
         transport makes a repeat harmless, when they go back to the queue.
         """
-        new_status = "queued" if resend_safe else "unknown"
+        new_status = "pending" if resend_safe else "unknown"
         error = (
             None
             if resend_safe
@@ -327,14 +327,14 @@ class SQLiteStore:
             )
         return cur.rowcount
 
-    def queued_count(self, campaign_id: int) -> int:
+    def pending_count(self, campaign_id: int) -> int:
         return self.db.execute(
-            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'pending'",
             (campaign_id,),
         ).fetchone()[0]
 
     def claim(self, campaign_id: int, holder: str, limit: int) -> list[Recipient]:
-        """Take up to ``limit`` queued deliveries for this process, lowest id first.
+        """Take up to ``limit`` pending deliveries for this process, lowest id first.
 
         Recipients who left the audience since it was frozen (unsubscribed,
         bounced) are settled as ``skipped`` instead of claimed.
@@ -344,7 +344,7 @@ class SQLiteStore:
             rows = self.db.execute(
                 "SELECT d.subscriber_id, s.email, s.first_name, s.last_name, s.status, "
                 "s.attributes FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
-                "WHERE d.campaign_id = ? AND d.status = 'queued' ORDER BY d.subscriber_id LIMIT ?",
+                "WHERE d.campaign_id = ? AND d.status = 'pending' ORDER BY d.subscriber_id LIMIT ?",
                 (campaign_id, limit),
             ).fetchall()
             skipped = [
@@ -385,7 +385,7 @@ class SQLiteStore:
             raw = None if r.raw is None else json.dumps(r.raw, ensure_ascii=False, default=str)
             sent_at = (
                 now
-                if r.status in (DeliveryStatus.SENT, DeliveryStatus.QUEUED_AT_PROVIDER)
+                if r.status in (DeliveryStatus.SENT, DeliveryStatus.QUEUED)
                 else None
             )
             rows.append(
@@ -420,17 +420,17 @@ class SQLiteStore:
         now = now_iso()
         with self.transaction():
             self.db.executemany(
-                "UPDATE deliveries SET status = 'queued', claimed_by = NULL, updated_at = ? "
+                "UPDATE deliveries SET status = 'pending', claimed_by = NULL, updated_at = ? "
                 "WHERE campaign_id = ? AND subscriber_id = ? AND status = 'sending'",
                 [(now, campaign_id, sid) for sid in subscriber_ids],
             )
 
     def finish_if_done(self, campaign_id: int) -> bool:
-        """Mark the campaign sent once nothing is queued or in flight."""
+        """Mark the campaign sent once nothing is pending or in flight."""
         with self.transaction():
             left = self.db.execute(
                 "SELECT count(*) FROM deliveries WHERE campaign_id = ? "
-                "AND status IN ('queued', 'sending')",
+                "AND status IN ('pending', 'sending')",
                 (campaign_id,),
             ).fetchone()[0]
             if left:
