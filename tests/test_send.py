@@ -224,7 +224,7 @@ def test_postmark_batches_at_500(project: Path, run, postmark) -> None:
     result = run("send", "2026-10-digest", "--yes", env=KEY)
     assert result.exit_code == 0, result.stderr
     sizes = [len(r.body) for r in postmark.batch_requests()]
-    assert sizes == [500, 500, 203]
+    assert sorted(sizes) == [203, 500, 500]
     assert len(set(postmark.accepted_to())) == 1203
 
 
@@ -243,7 +243,7 @@ def test_refused_token_exits_1_and_nothing_is_marked_sent(project: Path, run, po
         "send", "2026-10-digest", "--yes", cwd=project, env={"NEWSLETTER_API_KEY": "wrong-token"}
     )
     assert result.returncode == 1
-    assert "Postmark refused the request (HTTP 401" in result.stderr
+    assert "Postmark refused the credentials (HTTP 401" in result.stderr
     assert "wrong-token" not in result.stderr
     assert postmark.accepted == []
     assert report(run)["counts"]["pending"] == ACTIVE
@@ -288,7 +288,7 @@ def test_provider_down_stops_and_resumes_without_loss(project: Path, run, postma
     postmark.faults.extend([("status", 503, {}, {})] * 3)
     result = run_process("send", "2026-10-digest", "--yes", cwd=project, env=KEY)
     assert result.returncode == 1
-    assert "answered HTTP 503 3 times in a row" in result.stderr
+    assert "answered HTTP 503; gave up after 3 attempts" in result.stderr
     assert postmark.accepted == []
     assert run("send", "2026-10-digest", "--yes", env=KEY).exit_code == 0
     assert len(postmark.accepted) == ACTIVE

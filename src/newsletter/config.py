@@ -56,6 +56,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "port": ((int,), None),
         "username": ((str,), None),
         "security": ((str,), None),
+        "configuration_set": ((str,), None),
+        "max_failure_rate": ((int, float), 0.2),
     },
     "digest": {
         "subject": ((str,), "{{ newsletter.name }}: {{ period.strftime('%B %Y') }}"),
@@ -270,6 +272,12 @@ def _check_values(values: dict[str, dict[str, Any]], path: Path) -> None:
             raise ConfigError(f"[delivery] {key} in {path} is out of range: {delivery[key]}.")
     if delivery["batch_size"] is not None and delivery["batch_size"] < 1:
         raise ConfigError(f"[delivery] batch_size in {path} must be at least 1.")
+    if not 0 <= delivery["max_failure_rate"] <= 1:
+        raise ConfigError(
+            f"[delivery] max_failure_rate in {path} must be between 0 and 1 "
+            f"(got {delivery['max_failure_rate']}).",
+            "It is the share of failed recipients that pauses a send; 0 turns the check off.",
+        )
     if delivery["rate_limit"] < 0 or delivery["timeout"] <= 0:
         raise ConfigError(f"[delivery] rate_limit and timeout in {path} must be positive.")
     feeds = values["content"]["feeds"]

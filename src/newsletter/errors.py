@@ -33,7 +33,16 @@ class TemplateError(NewsletterError):
 
 
 class DeliveryError(NewsletterError):
-    """The provider refused the whole request (credentials, account) or is unreachable."""
+    """Sending must stop: the provider refused the request or cannot be reached.
+
+    ``partial`` holds the results of the messages of the batch that were
+    already sent before the failure (for transports that send one message at
+    a time); the messages without a result were not sent.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, partial: list | None = None) -> None:
+        super().__init__(message, hint)
+        self.partial = partial or []
 
 
 class CredentialsError(DeliveryError):
@@ -42,3 +51,7 @@ class CredentialsError(DeliveryError):
 
 class SendConflict(NewsletterError):
     """Another process is sending the same campaign."""
+
+
+class SendPaused(NewsletterError):
+    """Too many recipients failed: the campaign was paused before it burned the list."""

@@ -6,6 +6,7 @@ Every CLI command is one call here, so anything the CLI does a Python caller can
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,15 +16,16 @@ from .audience import ParsedFile, read_subscribers
 from .campaigns import load_campaign
 from .config import Settings, load_settings
 from .delivery import Transport, make_transport
-from .errors import ConfigError, NewsletterError
+from .errors import ConfigError, NewsletterError, SendPaused
 from .models import FAILURES, Campaign, DeliveryStatus, Recipient, SendResult
 from .render import CompiledCampaign, MessageFactory, NewsletterInfo, compile_campaign
-from .sender import Plan, RunReport, holder_id, send_campaign, send_test
+from .sender import Plan, RunReport, SendOptions, holder_id, send_campaign, send_test
 from .store import ImportSummary, SQLiteStore, open_store
 from .store.sqlite import CampaignRow
 from .tokens import LinkSigner
 
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
+LOCK_TTL = 1800  # seconds a send holds its campaign without showing signs of life
 
 
 @dataclass
@@ -176,6 +178,17 @@ class Project:
             transport.batch_size,
             settled,
             campaign.audience,
+            rate_limit=float(self.settings.get("delivery", "rate_limit")),
+            concurrency=self.settings.get("delivery", "concurrency"),
+        )
+
+    def send_options(self, limit: int | None = None) -> SendOptions:
+        d = self.settings.values["delivery"]
+        return SendOptions(
+            concurrency=d["concurrency"],
+            rate_limit=float(d["rate_limit"]),
+            limit=limit,
+            max_failure_rate=float(d["max_failure_rate"]),
         )
 
     def send(
@@ -192,7 +205,17 @@ class Project:
         row = store.ensure_campaign(campaign.slug, campaign.subject)
         holder = holder_id()
         lock = f"send:{campaign.slug}"
-        store.acquire_lock(lock, holder)
+        store.acquire_lock(lock, holder, LOCK_TTL)
+        last_refresh = time.monotonic()
+
+        def batch_done(results: list[SendResult]) -> None:
+            nonlocal last_refresh
+            if time.monotonic() - last_refresh > LOCK_TTL / 10:
+                store.refresh_lock(lock, holder, LOCK_TTL)
+                last_refresh = time.monotonic()
+            if on_batch:
+                on_batch(results)
+
         try:
             store.recover_abandoned(row.id, transport.resend_safe)
             store.requeue(row.id, retry)
@@ -203,11 +226,14 @@ class Project:
                 self.factory(compiled),
                 row.id,
                 self.personalizer(campaign.slug, row.id),
-                limit=limit,
+                self.send_options(limit),
                 holder=holder,
-                on_batch=on_batch,
+                on_batch=batch_done,
             )
             store.finish_if_done(row.id)
+        except SendPaused:
+            store.set_campaign_status(row.id, "paused")
+            raise
         finally:
             store.release_lock(lock, holder)
             transport.close()

@@ -1,11 +1,16 @@
-"""Plan and send a campaign: claim a batch, send it, settle it, repeat.
+"""Plan and send a campaign: claim a batch, send it, settle it, with several in flight.
 
 The ledger makes sending at-most-once per (campaign, subscriber): a batch is
 claimed (``sending``) in the database before its request is made and settled
 after the answer. A process killed in between leaves ``sending`` rows that
-the next run turns into ``unknown`` (or back into the queue when the
+the next run turns into ``unknown`` (or back into ``pending`` when the
 transport makes a repeat harmless), so nothing confirmed is sent twice and
 nothing is silently skipped.
+
+Only this thread touches the database; worker threads only run
+``transport.send_batch``. A token bucket keeps the average rate at
+``rate_limit`` messages per second, and at most ``concurrency`` batches are
+in flight.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ from __future__ import annotations
 import math
 import os
 import socket
+import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .errors import DeliveryError
+from .errors import DeliveryError, NewsletterError, SendPaused
 from .models import FAILURES, Audience, DeliveryStatus, Recipient, SendResult
 from .render import MessageFactory, OutgoingMessage
 
@@ -44,6 +52,15 @@ class Messenger(Protocol):
 
 
 @dataclass
+class SendOptions:
+    concurrency: int = 1
+    rate_limit: float = 0.0  # messages per second; 0 = as fast as the provider answers
+    limit: int | None = None
+    max_failure_rate: float = 0.2  # 0 = never pause
+    failure_sample: int = 50  # settled recipients before the failure rate is judged
+
+
+@dataclass
 class Plan:
     """What a send would do, before it does it."""
 
@@ -53,10 +70,17 @@ class Plan:
     batch_size: int
     already_settled: int = 0
     audience: Audience = field(default_factory=Audience)
+    rate_limit: float = 0.0
+    concurrency: int = 1
 
     @property
     def batches(self) -> int:
         return math.ceil(self.recipients / self.batch_size) if self.recipients else 0
+
+    @property
+    def estimated_seconds(self) -> float | None:
+        """At the configured rate; None when the rate is the provider's to set."""
+        return self.recipients / self.rate_limit if self.rate_limit else None
 
 
 @dataclass
@@ -64,6 +88,10 @@ class RunReport:
     """What one run did: counts by status, in this run only."""
 
     counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def settled(self) -> int:
+        return sum(self.counts.values())
 
     @property
     def delivered(self) -> int:
@@ -78,6 +106,37 @@ class RunReport:
         return self.counts[DeliveryStatus.UNKNOWN]
 
 
+class TokenBucket:
+    """Average ``rate`` tokens a second, bursts up to one second's worth (or one batch)."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self.clock = clock
+        self.sleep = sleep
+        self.tokens = rate
+        self.updated = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self, n: int) -> float:
+        """Take ``n`` tokens, waiting until the bucket has paid for them; the wait."""
+        if self.rate <= 0:
+            return 0.0
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            self.tokens -= n
+            wait = -self.tokens / self.rate if self.tokens < 0 else 0.0
+        if wait > 0:
+            self.sleep(wait)
+        return wait
+
+
 def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -88,34 +147,95 @@ def send_campaign(
     factory: MessageFactory,
     campaign_id: int,
     personalize: Callable[[Recipient], dict[str, str]],
-    limit: int | None = None,
+    options: SendOptions | None = None,
     holder: str | None = None,
     on_batch: Callable[[list[SendResult]], None] | None = None,
 ) -> RunReport:
-    """Send every pending delivery of the campaign (up to ``limit``)."""
+    """Send every pending delivery of the campaign (up to ``options.limit``)."""
+    options = options or SendOptions()
     holder = holder or holder_id()
     report = RunReport()
-    remaining = limit if limit is not None else math.inf
-    while remaining > 0:
-        size = int(min(transport.batch_size, remaining))
-        recipients = ledger.claim(campaign_id, holder, size)
-        if not recipients:
-            break
-        messages = [factory.message(r, personalize(r)) for r in recipients]
-        try:
-            results = transport.send_batch(messages)
-        except DeliveryError:
-            # The transport raises only when nothing in the batch was sent: give it back.
-            # Anything else (Ctrl-C, a crash) leaves the batch claimed, and the next run
-            # settles it as unknown rather than risk a second copy.
-            ledger.release(campaign_id, [r.subscriber_id for r in recipients])
-            raise
+    bucket = TokenBucket(options.rate_limit)
+    remaining = options.limit if options.limit is not None else math.inf
+    in_flight: dict[Future[list[SendResult]], list[Recipient]] = {}
+    stop: NewsletterError | None = None
+    exhausted = False
+
+    def settle(recipients: list[Recipient], results: list[SendResult]) -> None:
         ledger.settle(campaign_id, results)
+        answered = {r.subscriber_id for r in results}
+        unanswered = [r.subscriber_id for r in recipients if r.subscriber_id not in answered]
+        if unanswered:  # the transport stopped before these: they were not sent
+            ledger.release(campaign_id, unanswered)
         report.counts.update(str(r.status) for r in results)
-        remaining -= len(recipients)
-        if on_batch:
+        if on_batch and results:
             on_batch(results)
+
+    pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="send")
+    try:
+        while True:
+            while (
+                stop is None
+                and not exhausted
+                and remaining > 0
+                and len(in_flight) < options.concurrency
+            ):
+                recipients = ledger.claim(
+                    campaign_id, holder, int(min(transport.batch_size, remaining))
+                )
+                if not recipients:
+                    exhausted = True
+                    break
+                messages = [factory.message(r, personalize(r)) for r in recipients]
+                bucket.acquire(len(messages))
+                in_flight[pool.submit(transport.send_batch, messages)] = recipients
+                remaining -= len(recipients)
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                recipients = in_flight.pop(future)
+                try:
+                    results = future.result()
+                except DeliveryError as exc:
+                    # nothing of this batch was sent beyond what the error says was
+                    settle(recipients, exc.partial)
+                    stop = stop or exc
+                    continue
+                settle(recipients, results)
+                if stop is None and _too_many_failures(report, options):
+                    stop = SendPaused(
+                        f"{report.failed + report.unknown} of the {report.settled} recipients "
+                        "settled so far in this run were not delivered, more than "
+                        f"{options.max_failure_rate:.0%}; the send was paused.",
+                        "`newsletter report` shows the errors. Fix their cause (the list, the "
+                        "sender domain, the provider account), then run the same send again to "
+                        "continue; raise [delivery] max_failure_rate to allow more.",
+                    )
+    except BaseException:
+        # Ctrl-C or a crash: batches not yet started go back; those under way finish.
+        for future, recipients in list(in_flight.items()):
+            if future.cancel():
+                ledger.release(campaign_id, [r.subscriber_id for r in recipients])
+            else:
+                try:
+                    settle(recipients, future.result())
+                except DeliveryError as exc:
+                    settle(recipients, exc.partial)
+                except BaseException:  # left claimed: the next run settles them as unknown
+                    continue
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    if stop is not None:
+        raise stop
     return report
+
+
+def _too_many_failures(report: RunReport, options: SendOptions) -> bool:
+    if not options.max_failure_rate or report.settled < options.failure_sample:
+        return False
+    return (report.failed + report.unknown) / report.settled > options.max_failure_rate
 
 
 def send_test(

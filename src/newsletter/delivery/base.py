@@ -1,29 +1,36 @@
-"""The one interface the sender needs from a transport, and the HTTP plumbing they share.
+"""The one interface the sender needs from a transport, and what HTTP transports share.
 
 A transport takes a batch of messages and answers one ``SendResult`` per
-message. It raises only when nothing in the batch can have been sent
-(credentials refused, provider down after retries); an outcome it cannot know
-(the connection dropped after the request went out) is a result, ``unknown``.
+message. It raises ``DeliveryError`` only for what stops the whole send
+(credentials refused, provider down after retries), and then says which
+messages of the batch were already sent; an outcome it cannot know (the
+connection dropped after the request went out) is a result, ``unknown``.
+
+HTTP transports follow one template (after django-anymail's backends):
+``build_request`` -> ``post`` (with retries) -> ``parse_response``.
 """
 
 from __future__ import annotations
 
 import email.utils
 import random
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
 from .. import __version__
-from ..errors import DeliveryError
+from ..errors import CredentialsError, DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
 
-USER_AGENT = f"newsletter/{__version__} (+python-requests)"
+USER_AGENT = f"newsletter/{__version__}"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_WAIT = 600.0
 
 
 class Transport(ABC):
@@ -34,9 +41,12 @@ class Transport(ABC):
     # True when sending a message again after a crash cannot reach the reader twice.
     resend_safe: bool = False
 
+    def __init__(self, batch_size: int | None = None) -> None:
+        self._batch_size = min(batch_size or self.max_batch, self.max_batch)
+
     @property
     def batch_size(self) -> int:
-        return self.max_batch
+        return self._batch_size
 
     @abstractmethod
     def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
@@ -46,89 +56,172 @@ class Transport(ABC):
         """Release connections."""
 
 
-def unknown_results(messages: list[OutgoingMessage], error: str) -> list[SendResult]:
+def results(
+    messages: list[OutgoingMessage],
+    status: DeliveryStatus,
+    error: str | None = None,
+    message_id: str | None = None,
+    raw: Any = None,
+) -> list[SendResult]:
+    """The same outcome for every message of a batch."""
     return [
-        SendResult(m.recipient.subscriber_id, DeliveryStatus.UNKNOWN, error=error) for m in messages
+        SendResult(m.recipient.subscriber_id, status, message_id=message_id, error=error, raw=raw)
+        for m in messages
     ]
 
 
+class Unknowable(Exception):
+    """The request may or may not have reached the provider."""
+
+
+@dataclass
+class HTTPRequest:
+    path: str
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    data: Any = None  # form fields (Mailgun)
+    files: Any = None
+    auth: tuple[str, str] | None = None
+
+
 class HTTPTransport(Transport):
-    """Posts JSON with retries: 429, 5xx and refused connections are retried with
-    exponential backoff and jitter (honouring Retry-After); a timeout or a drop
-    after the request was sent is not retried, since the provider may have
-    accepted it."""
+    """Posts with retries: 429, 5xx and refused connections are retried with
+    exponential backoff and jitter, honouring Retry-After and rate-limit reset
+    headers, and every worker waits out a 429 together. A timeout or a drop
+    after the request was sent is not retried (the provider may have taken it)
+    unless the transport's requests are idempotent."""
 
     default_base_url = ""
+    provider = ""
+    credentials_hint = ""
+    # True when the provider recognises a repeated request (an idempotency key),
+    # so an unknowable outcome can be retried without a second copy.
+    idempotent_requests = False
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 5,
         batch_size: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        super().__init__(batch_size)
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.timeout = timeout
         self.max_retries = max_retries
-        self._batch_size = min(batch_size or self.max_batch, self.max_batch)
         self._sleep = sleep
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._pause_lock = threading.Lock()
+        self._pause_until = 0.0
 
     @property
-    def batch_size(self) -> int:
-        return self._batch_size
+    def session(self) -> requests.Session:
+        """One session (and connection pool) per worker thread."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            self._local.session = session
+            with self._pause_lock:
+                self._sessions.append(session)
+        return session
 
     def close(self) -> None:
-        self.session.close()
+        with self._pause_lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
 
-    def post(self, path: str, body: bytes, headers: dict[str, str]) -> requests.Response:
-        """POST, retrying what is safe to retry. Raises ``_Unknowable`` or DeliveryError."""
-        url = self.base_url + path
+    # -- the template ---------------------------------------------------------
+    @abstractmethod
+    def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest: ...
+
+    @abstractmethod
+    def parse_response(
+        self, response: requests.Response, messages: list[OutgoingMessage]
+    ) -> list[SendResult]: ...
+
+    def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        request = self.build_request(messages)
+        try:
+            response = self.post(request)
+        except Unknowable as exc:
+            return results(messages, DeliveryStatus.UNKNOWN, str(exc))
+        if response.status_code in (401, 403):
+            raise self.credentials_error(response)
+        return self.parse_response(response, messages)
+
+    def credentials_error(self, response: requests.Response) -> CredentialsError:
+        return CredentialsError(
+            f"{self.provider} refused the credentials (HTTP {response.status_code}: "
+            f"{_short(response.text)}).",
+            f"{self.credentials_hint} Nothing in this batch was sent.",
+        )
+
+    # -- HTTP with retries ----------------------------------------------------
+    def post(self, request: HTTPRequest) -> requests.Response:
+        """POST, retrying what is safe to retry. Raises ``Unknowable`` or DeliveryError."""
+        url = self.base_url + request.path
         attempt = 0
+        maybe_sent = False  # an earlier attempt may have reached the provider
         while True:
+            self._wait_for_pause()
             try:
-                response = self.session.post(url, data=body, headers=headers, timeout=self.timeout)
+                response = self.session.post(
+                    url,
+                    data=request.body if request.body is not None else request.data,
+                    files=request.files,
+                    headers=request.headers,
+                    auth=request.auth,
+                    timeout=self.timeout,
+                )
             except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
-                problem = f"cannot connect to {self.base_url}: {exc.__class__.__name__}"
+                problem = f"cannot connect to {self.base_url} ({exc.__class__.__name__})"
+                delay = None
             except requests.ConnectionError as exc:
-                if _never_connected(exc):
-                    problem = f"cannot connect to {self.base_url}"
-                else:
+                if not _never_connected(exc) and not self.idempotent_requests:
                     raise Unknowable(
                         f"the connection to {self.base_url} dropped after the request was sent"
                     ) from exc
+                problem, delay = f"cannot connect to {self.base_url}", None
+                maybe_sent = maybe_sent or not _never_connected(exc)
             except requests.Timeout as exc:
-                raise Unknowable(
-                    f"{self.base_url} did not answer within {self.timeout:g} s"
-                ) from exc
+                if not self.idempotent_requests:
+                    raise Unknowable(
+                        f"{self.base_url} did not answer within {self.timeout:g} s"
+                    ) from exc
+                problem, delay = f"{self.base_url} did not answer within {self.timeout:g} s", None
+                maybe_sent = True
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
                 problem = f"{self.base_url} answered HTTP {response.status_code}"
-                delay = _retry_after(response)
-                if attempt < self.max_retries:
-                    self._sleep(delay if delay is not None else _backoff(attempt))
-                    attempt += 1
-                    continue
-                raise DeliveryError(
-                    f"{problem} {attempt + 1} times in a row; stopped sending.",
-                    "Nothing in the failed batch was sent. Run the same `newsletter send` "
-                    "again later to continue where it stopped.",
-                )
+                delay = retry_delay(response)
+                if response.status_code == 429:
+                    self._pause_all(delay if delay is not None else backoff(attempt))
             if attempt >= self.max_retries:
+                if maybe_sent:
+                    raise Unknowable(f"{problem}, after {attempt + 1} attempts")
                 raise DeliveryError(
-                    f"{problem} (tried {attempt + 1} times); stopped sending.",
-                    "Check [delivery] base_url and the network, then run the same "
-                    "`newsletter send` again to continue where it stopped.",
+                    f"{problem}; gave up after {attempt + 1} attempts and stopped sending.",
+                    "Nothing in the failed batch was sent. Check [delivery] base_url, the "
+                    "provider's status and the network, then run the same `newsletter send` "
+                    "again: it continues where it stopped.",
                 )
-            self._sleep(_backoff(attempt))
+            self._sleep(delay if delay is not None else backoff(attempt))
             attempt += 1
 
+    def _pause_all(self, seconds: float) -> None:
+        with self._pause_lock:
+            self._pause_until = max(self._pause_until, time.monotonic() + seconds)
 
-class Unknowable(Exception):
-    """The request may or may not have reached the provider."""
+    def _wait_for_pause(self) -> None:
+        with self._pause_lock:
+            wait = self._pause_until - time.monotonic()
+        if wait > 0:
+            self._sleep(wait)
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:
@@ -144,19 +237,42 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     )
 
 
-def _backoff(attempt: int) -> float:
+def backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter: 0.5-1 s, 1-2 s, 2-4 s, ... up to 60 s."""
     return min(2.0**attempt, 60.0) * (0.5 + random.random() / 2)
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return min(max(float(value), 0.0), 600.0)
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        return min(max(when.timestamp() - time.time(), 0.0), 600.0) if when else None
+def retry_delay(response: requests.Response) -> float | None:
+    """Seconds to wait, from Retry-After or a rate-limit reset header, if any."""
+    headers = response.headers
+    value = headers.get("Retry-After")
+    if value:
+        try:
+            return _clamp(float(value))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            if when is not None:
+                return _clamp(when.timestamp() - time.time())
+    for name in ("X-RateLimit-Reset", "RateLimit-Reset", "X-Sib-RateLimit-Reset"):
+        value = headers.get(name)
+        if not value:
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        # an epoch timestamp (SendGrid) or seconds from now (Resend, Brevo)
+        return _clamp(number - time.time() if number > 1_000_000_000 else number)
+    return None
+
+
+def _clamp(seconds: float) -> float:
+    return min(max(seconds, 0.0), MAX_WAIT)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text[:limit] + ("..." if len(text) > limit else "") if text else "no message"
 
 
 def json_or_none(response: requests.Response) -> Any:

@@ -18,7 +18,8 @@ class OutboxTransport(Transport):
     max_batch = 500
     resend_safe = True
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, batch_size: int | None = None) -> None:
+        super().__init__(batch_size)
         self.folder = folder
 
     def path_for(self, message: OutgoingMessage) -> Path:
@@ -28,7 +29,7 @@ class OutboxTransport(Transport):
 
     def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
         self.folder.mkdir(parents=True, exist_ok=True)
-        results = []
+        results = []  # one file per message: a crash leaves whole files or none (rename)
         for message in messages:
             path = self.path_for(message)
             tmp = path.with_suffix(".eml.tmp")

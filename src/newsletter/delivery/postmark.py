@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import requests
+
 from ..errors import CredentialsError, DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
-from .base import HTTPTransport, Unknowable, json_or_none, unknown_results
+from .base import HTTPRequest, HTTPTransport, json_or_none, results
 
-# Postmark API error codes, per message (https://postmarkapp.com/developer/api/overview).
+# Postmark API error codes (postmarkapp.com/developer/api/overview#error-codes).
 _INACTIVE = 406
-_INVALID = {300}
+_INVALID_REQUEST = 300
 _ACCOUNT = {
     10: "the server token was refused",
     405: "the account is not allowed to send",
@@ -23,38 +25,37 @@ _ACCOUNT = {
 
 class PostmarkTransport(HTTPTransport):
     name = "postmark"
+    provider = "Postmark"
     max_batch = 500
     default_base_url = "https://api.postmarkapp.com"
+    credentials_hint = (
+        "Set NEWSLETTER_API_KEY to the Server API token of the Postmark server that sends "
+        "this newsletter (Postmark > Servers > API Tokens)."
+    )
 
-    def __init__(
-        self,
-        token: str,
-        base_url: str = default_base_url,
-        message_stream: str = "broadcast",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(base_url, **kwargs)
-        self._headers = {
+    def __init__(self, token: str, message_stream: str = "broadcast", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.headers = {
             "X-Postmark-Server-Token": token,
             "Accept": "application/json",
             "Content-Type": "application/json",
         }
         self.message_stream = message_stream
 
-    def payload(self, message: OutgoingMessage) -> dict[str, Any]:
+    def payload_json(self, message: OutgoingMessage) -> str:
+        """One message as JSON, its bodies joined from pieces escaped once per campaign."""
         compiled = message.factory.compiled
-        item: dict[str, Any] = {
+        headers = [
+            {"Name": k, "Value": v}
+            for k, v in {**message.list_headers(), "Message-ID": message.message_id}.items()
+        ]
+        fields: dict[str, Any] = {
             "From": compiled.sender_display,
             "To": message.to_display,
             "Subject": message.subject,
-            "HtmlBody": message.html,
-            "TextBody": message.text,
             "MessageStream": self.message_stream,
             "Tag": compiled.slug[:1000],
-            "Headers": [
-                {"Name": k, "Value": v}
-                for k, v in {**message.list_headers(), "Message-ID": message.message_id}.items()
-            ],
+            "Headers": headers,
             "Metadata": {
                 "campaign": compiled.slug,
                 "subscriber": str(message.recipient.subscriber_id),
@@ -63,25 +64,23 @@ class PostmarkTransport(HTTPTransport):
             "TrackLinks": "None",
         }
         if compiled.reply_to:
-            item["ReplyTo"] = compiled.reply_to
-        return item
+            fields["ReplyTo"] = compiled.reply_to
+        head = json.dumps(fields, ensure_ascii=False)[:-1]
+        return f'{head}, "HtmlBody": "{message.html_json()}", "TextBody": "{message.text_json()}"}}'
 
-    def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
-        body = json.dumps([self.payload(m) for m in messages], ensure_ascii=False).encode()
-        try:
-            response = self.post("/email/batch", body, self._headers)
-        except Unknowable as exc:
-            return unknown_results(messages, str(exc))
+    def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
+        body = "[" + ",".join(self.payload_json(m) for m in messages) + "]"
+        return HTTPRequest("/email/batch", body.encode("utf-8"), self.headers)
+
+    def parse_response(
+        self, response: requests.Response, messages: list[OutgoingMessage]
+    ) -> list[SendResult]:
         data = json_or_none(response)
-        if response.status_code == 401 or (
-            isinstance(data, dict) and data.get("ErrorCode") in _ACCOUNT
-        ):
-            reason = _ACCOUNT.get(data.get("ErrorCode") if isinstance(data, dict) else 10, "")
+        code = data.get("ErrorCode") if isinstance(data, dict) else None
+        if code in _ACCOUNT:
             raise CredentialsError(
-                f"Postmark refused the request (HTTP {response.status_code}: "
-                f"{reason or _message(data)}).",
-                "Set NEWSLETTER_API_KEY to the Server API token of the Postmark server that "
-                "sends this newsletter (Postmark > Servers > API Tokens). Nothing was sent.",
+                f"Postmark refused the request (HTTP {response.status_code}: {_ACCOUNT[code]}).",
+                f"{self.credentials_hint} Nothing was sent.",
             )
         if response.status_code != 200:
             raise DeliveryError(
@@ -89,8 +88,9 @@ class PostmarkTransport(HTTPTransport):
                 "Nothing in this batch was sent. Fix the cause and run the same send again.",
             )
         if not isinstance(data, list) or len(data) != len(messages):
-            return unknown_results(
+            return results(
                 messages,
+                DeliveryStatus.UNKNOWN,
                 "Postmark answered 200 but not with one result per message: "
                 f"{response.text[:200]!r}",
             )
@@ -109,8 +109,11 @@ class PostmarkTransport(HTTPTransport):
         error = f"Postmark {code}: {item.get('Message', '')}"
         if code == _INACTIVE:
             return SendResult(sid, DeliveryStatus.REJECTED, error=error, suppress=True, raw=item)
-        if code in _INVALID:
-            return SendResult(sid, DeliveryStatus.INVALID, error=error, raw=item)
+        if code == _INVALID_REQUEST:
+            bad_address = "address" in str(item.get("Message", "")).lower()
+            return SendResult(
+                sid, DeliveryStatus.INVALID, error=error, suppress=bad_address, raw=item
+            )
         return SendResult(sid, DeliveryStatus.FAILED, error=error, raw=item)
 
 

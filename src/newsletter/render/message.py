@@ -9,6 +9,7 @@ pieces, with soft line breaks between them so no line exceeds 76 characters.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import secrets
 from collections.abc import Callable
@@ -105,9 +106,63 @@ class MessageFactory:
             f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
         )
         self._tail = f"{CRLF}--{self.boundary}--{CRLF}"
+        # JSON APIs: the body's literal text JSON-escaped once, values per recipient.
+        self._html_json = c.html.map_literals(json_escape)
+        self._text_json = c.text.map_literals(json_escape)
+        self._shared: dict[str, SharedContent] = {}
+
+    def shared_content(self, placeholder: Callable[[str, int], str]) -> SharedContent:
+        """The campaign once, with each merge field as a provider-side placeholder.
+
+        For providers that take one body and per-recipient substitutions
+        (SendGrid's ``substitutions``, Mailgun's ``%recipient.x%``).
+        ``placeholder(part, slot)`` names the placeholder; ``part`` is ``h``
+        (HTML, values escaped), ``t`` (text) or ``s`` (subject, one line).
+        """
+        key = placeholder("h", 0) + placeholder("t", 0) + placeholder("s", 0)
+        if key not in self._shared:
+            c = self.compiled
+            self._shared[key] = SharedContent(
+                subject=c.subject.merge(
+                    [placeholder("s", i) for i in range(len(c.registry.slots))]
+                ),
+                html=c.html.merge([placeholder("h", i) for i in range(len(c.registry.slots))]),
+                text=c.text.merge([placeholder("t", i) for i in range(len(c.registry.slots))]),
+                slots={
+                    "s": sorted(set(c.subject.slot_ids)),
+                    "h": sorted(set(c.html.slot_ids)),
+                    "t": sorted(set(c.text.slot_ids)),
+                },
+                placeholder=placeholder,
+            )
+        return self._shared[key]
 
     def message(self, recipient: Recipient, fields: dict[str, str]) -> OutgoingMessage:
         return OutgoingMessage(self, recipient, self.compiled.registry.values(fields), fields)
+
+
+@dataclass
+class SharedContent:
+    """One body for a whole batch, and how to fill it for each recipient."""
+
+    subject: str
+    html: str
+    text: str
+    slots: dict[str, list[int]]
+    placeholder: Callable[[str, int], str]
+
+    def substitutions(self, message: OutgoingMessage) -> dict[str, str]:
+        """``placeholder -> value`` for one recipient, each value escaped for its part."""
+        values = message.values
+        out = {self.placeholder("h", i): escape_html(values[i]) for i in self.slots["h"]}
+        out.update({self.placeholder("t", i): values[i] for i in self.slots["t"]})
+        out.update({self.placeholder("s", i): header_safe(values[i]) for i in self.slots["s"]})
+        return out
+
+
+def json_escape(text: str) -> str:
+    """``text`` as the inside of a JSON string (no quotes), UTF-8 kept as is."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
 
 
 def _crlf(text: str) -> str:
@@ -149,6 +204,13 @@ class OutgoingMessage:
     def text(self) -> str:
         return self.factory.compiled.text.merge(self.values)
 
+    def html_json(self) -> str:
+        """The HTML as the inside of a JSON string: merged from pre-escaped pieces."""
+        return self.factory._html_json.merge(self.values, _json_html)
+
+    def text_json(self) -> str:
+        return self.factory._text_json.merge(self.values, json_escape)
+
     def _unsubscribe_links(self) -> list[str]:
         links = [f"<{header_safe(self.unsubscribe_url)}>"]
         if self.factory.unsubscribe_mailto:
@@ -187,6 +249,10 @@ class OutgoingMessage:
         return "".join(
             (head, CRLF, f._fixed_headers, CRLF, f._text_head, text, f._html_head, html, f._tail)
         ).encode("ascii")
+
+
+def _json_html(value: str) -> str:
+    return json_escape(escape_html(value))
 
 
 def _merge_qp(

@@ -383,11 +383,7 @@ class SQLiteStore:
         suppress = []
         for r in results:
             raw = None if r.raw is None else json.dumps(r.raw, ensure_ascii=False, default=str)
-            sent_at = (
-                now
-                if r.status in (DeliveryStatus.SENT, DeliveryStatus.QUEUED)
-                else None
-            )
+            sent_at = now if r.status in (DeliveryStatus.SENT, DeliveryStatus.QUEUED) else None
             rows.append(
                 (
                     str(r.status),
@@ -424,6 +420,10 @@ class SQLiteStore:
                 "WHERE campaign_id = ? AND subscriber_id = ? AND status = 'sending'",
                 [(now, campaign_id, sid) for sid in subscriber_ids],
             )
+
+    def set_campaign_status(self, campaign_id: int, status: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE campaigns SET status = ? WHERE id = ?", (status, campaign_id))
 
     def finish_if_done(self, campaign_id: int) -> bool:
         """Mark the campaign sent once nothing is pending or in flight."""

@@ -1,0 +1,183 @@
+"""Amazon SES v2 through botocore: one SendEmail per message, with our own MIME.
+
+SES's bulk API needs stored templates, so each message goes as ``Raw`` content
+(the same RFC 5322 bytes the outbox writes), in parallel across workers.
+Credentials come from the standard AWS environment (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, an AWS profile or role), never from newsletter.toml.
+botocore is an optional extra: ``pip install 'newsletter[ses]'``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from email.utils import parseaddr
+from typing import Any
+
+from ..errors import ConfigError, CredentialsError, DeliveryError
+from ..models import DeliveryStatus, SendResult
+from ..render import OutgoingMessage
+from .base import Transport, backoff
+
+_CREDENTIALS = {
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "AccessDeniedException",
+    "AccessDenied",
+    "MissingAuthenticationToken",
+    "ExpiredTokenException",
+}
+_STOP = {
+    "AccountSuspendedException",
+    "SendingPausedException",
+    "MailFromDomainNotVerifiedException",
+    "ConfigurationSetDoesNotExistException",
+    "NotFoundException",
+}
+_THROTTLED = {
+    "TooManyRequestsException",
+    "ThrottlingException",
+    "Throttling",
+    "LimitExceededException",
+}
+
+
+class SESTransport(Transport):
+    name = "ses"
+    max_batch = 50  # messages a worker sends one by one before the batch is settled
+
+    def __init__(
+        self,
+        region: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        batch_size: int | None = None,
+        configuration_set: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(batch_size)
+        try:
+            import botocore.config
+            import botocore.session
+        except ImportError:
+            raise ConfigError(
+                "The ses transport needs botocore, which is not installed.",
+                "Install it with: pip install 'newsletter[ses]'",
+            ) from None
+        region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if not region:
+            raise ConfigError(
+                "The SES region is not set.",
+                'Set region = "eu-west-1" (your SES region) under [delivery] in newsletter.toml.',
+            )
+        session = botocore.session.get_session()
+        if session.get_credentials() is None:
+            raise ConfigError(
+                "No AWS credentials were found for SES.",
+                "Export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for an IAM "
+                "identity allowed to call ses:SendEmail.",
+            )
+        config = botocore.config.Config(
+            retries={"max_attempts": 1, "mode": "standard"},  # we retry ourselves
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            max_pool_connections=32,
+        )
+        self.client = session.create_client(
+            "sesv2", region_name=region, endpoint_url=base_url or None, config=config
+        )
+        self.max_retries = max_retries
+        self.configuration_set = configuration_set
+        self._sleep = sleep
+
+    def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        done: list[SendResult] = []
+        for message in messages:
+            try:
+                done.append(self._send_one(message))
+            except DeliveryError as exc:
+                exc.partial = done
+                raise
+        return done
+
+    def _send_one(self, message: OutgoingMessage) -> SendResult:
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionClosedError,
+            EndpointConnectionError,
+            ReadTimeoutError,
+        )
+
+        sid = message.recipient.subscriber_id
+        compiled = message.factory.compiled
+        request: dict[str, Any] = {
+            "FromEmailAddress": parseaddr(compiled.sender_display)[1],
+            "Destination": {"ToAddresses": [message.recipient.email]},
+            "Content": {"Raw": {"Data": message.as_bytes()}},
+            "EmailTags": [
+                {"Name": "campaign", "Value": _tag(compiled.slug)},
+                {"Name": "subscriber", "Value": str(sid)},
+            ],
+        }
+        if self.configuration_set:
+            request["ConfigurationSetName"] = self.configuration_set
+        attempt = 0
+        while True:
+            try:
+                answer = self.client.send_email(**request)
+                return SendResult(sid, DeliveryStatus.SENT, message_id=answer.get("MessageId"))
+            except (ReadTimeoutError, ConnectionClosedError) as exc:
+                return SendResult(
+                    sid,
+                    DeliveryStatus.UNKNOWN,
+                    error=f"SES: the outcome is unknown ({exc.__class__.__name__})",
+                )
+            except EndpointConnectionError as exc:
+                code, text, status = "EndpointConnectionError", str(exc), 0
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                code = str(error.get("Code", ""))
+                text = str(error.get("Message", ""))
+                status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+                if code in _CREDENTIALS or status == 403:
+                    raise CredentialsError(
+                        f"SES refused the credentials ({code}: {text}).",
+                        "Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that the identity "
+                        "may call ses:SendEmail in this region.",
+                    ) from None
+                if code in _STOP:
+                    raise DeliveryError(
+                        f"SES cannot send for this account ({code}: {text}).",
+                        "Fix it in the SES console, then run the same send again.",
+                    ) from None
+                if code == "MessageRejected" or (status == 400 and code not in _THROTTLED):
+                    bad = "address" in text.lower() or "identit" in text.lower()
+                    return SendResult(
+                        sid,
+                        DeliveryStatus.REJECTED
+                        if code == "MessageRejected"
+                        else DeliveryStatus.FAILED,
+                        error=f"SES {code}: {text}",
+                        suppress=bad and "not verified" not in text.lower(),
+                        raw=exc.response.get("Error"),
+                    )
+                if code not in _THROTTLED and status < 500:
+                    return SendResult(sid, DeliveryStatus.FAILED, error=f"SES {code}: {text}")
+            if attempt >= self.max_retries:
+                raise DeliveryError(
+                    f"SES kept failing ({code}: {text}); stopped after {attempt + 1} attempts.",
+                    "Messages without a result were not sent. Run the same send again later; "
+                    "SES advises waiting up to 10 minutes after throttling.",
+                )
+            self._sleep(backoff(attempt))
+            attempt += 1
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _tag(value: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in value)[:256]

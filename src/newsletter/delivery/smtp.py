@@ -1,0 +1,192 @@
+"""SMTP: one reused connection per worker, STARTTLS or SSL, AUTH once per connection.
+
+A message's outcome is known per message: 2xx sent; 5xx rejected (and the
+address suppressed when the server says the mailbox does not exist); 4xx
+failed, except throttling replies (421, 451, 454), which are waited out and
+retried. A connection lost in the middle of a message makes that message
+``unknown``; the rest of the batch goes on a new connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from email.utils import parseaddr
+
+from ..errors import ConfigError, CredentialsError, DeliveryError
+from ..models import DeliveryStatus, SendResult
+from ..render import OutgoingMessage
+from .base import Transport, backoff
+
+_THROTTLE = {421, 451, 454}
+_NO_SUCH_MAILBOX = {550, 551, 553}
+SECURITY = ("starttls", "ssl", "none")
+
+
+class SMTPTransport(Transport):
+    name = "smtp"
+    max_batch = 50  # messages a worker sends before the batch is settled
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        security: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        batch_size: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(batch_size)
+        security = (security or "starttls").lower()
+        if security not in SECURITY:
+            raise ConfigError(
+                f"[delivery] security {security!r} is not understood.",
+                f"Use one of: {', '.join(SECURITY)}.",
+            )
+        self.host = host
+        self.security = security
+        self.port = port or {"ssl": 465, "starttls": 587, "none": 25}[security]
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._sleep = sleep
+        self._local = threading.local()
+        self._connections: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+
+    # -- connections ----------------------------------------------------------
+    def _connection(self) -> smtplib.SMTP:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        conn = self._connect()
+        self._local.conn = conn
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def _connect(self) -> smtplib.SMTP:
+        context = ssl.create_default_context()
+        attempt = 0
+        while True:
+            try:
+                if self.security == "ssl":
+                    conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                        self.host, self.port, timeout=self.timeout, context=context
+                    )
+                else:
+                    conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                    if self.security == "starttls":
+                        conn.starttls(context=context)
+                if self.username:
+                    conn.login(self.username, self.password or "")
+                return conn
+            except smtplib.SMTPAuthenticationError as exc:
+                raise CredentialsError(
+                    f"The SMTP server {self.host} refused the login ({exc.smtp_code}).",
+                    "Check [delivery] username and NEWSLETTER_SMTP_PASSWORD.",
+                ) from None
+            except smtplib.SMTPNotSupportedError:
+                raise ConfigError(
+                    f"The SMTP server {self.host}:{self.port} does not offer STARTTLS.",
+                    'Use security = "ssl" (port 465) or, only on a trusted network, "none".',
+                ) from None
+            except (OSError, smtplib.SMTPException) as exc:
+                problem = f"cannot connect to {self.host}:{self.port} ({exc})"
+            if attempt >= self.max_retries:
+                raise DeliveryError(
+                    f"SMTP: {problem}; gave up after {attempt + 1} attempts.",
+                    "Check [delivery] host, port and security, then run the same send again.",
+                )
+            self._sleep(backoff(attempt))
+            attempt += 1
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                try:
+                    conn.quit()
+                except (OSError, smtplib.SMTPException):
+                    conn.close()
+            self._connections.clear()
+
+    # -- sending ----------------------------------------------------------------
+    def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        done: list[SendResult] = []
+        for message in messages:
+            try:
+                done.append(self._send_one(message))
+            except DeliveryError as exc:
+                exc.partial = done
+                raise
+        return done
+
+    def _send_one(self, message: OutgoingMessage) -> SendResult:
+        sid = message.recipient.subscriber_id
+        sender = parseaddr(message.factory.compiled.sender_display)[1]
+        data = message.as_bytes()
+        attempt = 0
+        while True:
+            conn = self._connection()
+            result: SendResult | None
+            try:
+                refused = conn.sendmail(sender, [message.recipient.email], data)
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, reply = next(iter(exc.recipients.values()))
+                result = self._refused(sid, code, reply, attempt)
+            except smtplib.SMTPDataError as exc:
+                result = self._refused(sid, exc.smtp_code, exc.smtp_error, attempt)
+            except smtplib.SMTPSenderRefused as exc:
+                if exc.smtp_code not in _THROTTLE:
+                    raise DeliveryError(
+                        f"The SMTP server refused the sender {sender} ({exc.smtp_code} "
+                        f"{_text(exc.smtp_error)}).",
+                        "Check [newsletter] from: the server must accept it as a sender.",
+                    ) from None
+                result = self._refused(sid, exc.smtp_code, exc.smtp_error, attempt)
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                # The message may have been taken before the line dropped.
+                self._drop_connection()
+                return SendResult(
+                    sid,
+                    DeliveryStatus.UNKNOWN,
+                    error=f"SMTP connection lost while sending ({exc.__class__.__name__})",
+                )
+            else:
+                if not refused:
+                    return SendResult(sid, DeliveryStatus.SENT, message_id=message.message_id)
+                code, reply = next(iter(refused.values()))
+                result = self._refused(sid, code, reply, attempt)
+            if result is not None:
+                return result
+            self._sleep(backoff(attempt))  # throttled: nothing was taken; wait, then again
+            attempt += 1
+
+    def _refused(self, sid: int, code: int, reply: bytes | str, attempt: int) -> SendResult | None:
+        """A refusal as a result, or None for a throttling reply worth waiting out."""
+        text = f"SMTP {code} {_text(reply)}"
+        if code in _THROTTLE and attempt < self.max_retries:
+            return None
+        if 500 <= code < 600:
+            suppress = code in _NO_SUCH_MAILBOX or " 5.1." in f" {_text(reply)}"
+            return SendResult(sid, DeliveryStatus.REJECTED, error=text, suppress=suppress)
+        return SendResult(sid, DeliveryStatus.FAILED, error=text)
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
