@@ -52,7 +52,7 @@ class Handler:
         envelope: Envelope,
         hostname: str,
         responses: list[str],
-    ) -> list[str]:  # noqa: N802
+    ) -> list[str]:
         with self.lock:
             if not getattr(session, "counted", False):
                 self.connections += 1
@@ -62,13 +62,13 @@ class Handler:
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:  # noqa: N802
+    ) -> str:
         if address in self.rcpt_replies:
             return self.rcpt_replies[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self.lock:
             if self.data_replies:
                 return self.data_replies.pop(0)

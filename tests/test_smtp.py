@@ -22,7 +22,7 @@ def ca(tmp_path: Path) -> tuple[trustme.CA, Path]:
     return authority, pem
 
 
-def server_context(authority: trustme.CA):  # noqa: ANN201
+def server_context(authority: trustme.CA):
     import ssl
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -30,7 +30,7 @@ def server_context(authority: trustme.CA):  # noqa: ANN201
     return context
 
 
-def send(project: Path, env: dict[str, str] | None = None, *args: str):  # noqa: ANN201
+def send(project: Path, env: dict[str, str] | None = None, *args: str):
     assert (
         run_process("subscribers", "import", "subscribers.example.csv", cwd=project).returncode == 0
     )
