@@ -19,7 +19,7 @@ import click
 
 from . import __version__
 from .errors import NewsletterError
-from .models import DeliveryStatus
+from .models import SETTLED_OK, DeliveryStatus, SendResult
 from .project import Project, init_project
 
 EXIT_FAILED_RECIPIENTS = 3
@@ -238,18 +238,21 @@ def send(
             )
         return
     plan = project.plan(loaded, transport, retry)
-    limited = min(plan.recipients, limit) if limit else plan.recipients
+    count = min(plan.recipients, limit) if limit else plan.recipients
+    batches = -(-count // plan.batch_size)
     say(
-        f"Campaign {plan.campaign}: {limited} recipient(s) via {plan.transport}, "
-        f"in {plan.batches if not limit else -(-limited // plan.batch_size)} batch(es) of up to "
-        f"{plan.batch_size}"
+        f"Campaign {plan.campaign}: {count} recipient(s) via {plan.transport}, in {batches} "
+        f"batch(es) of up to {plan.batch_size}, {plan.concurrency} at a time"
         + (f"; {plan.already_settled} already settled" if plan.already_settled else "")
         + "."
     )
+    if plan.rate_limit:
+        estimate = _duration(count / plan.rate_limit)
+        say(f"At {plan.rate_limit:g} messages/s this takes about {estimate}.")
     if dry_run:
         say("Dry run: nothing was sent.")
         return
-    if limited == 0:
+    if count == 0:
         say("Nothing to send.")
         return
     if not yes:
@@ -258,18 +261,21 @@ def send(
                 "Refusing to send without confirmation: no terminal to ask on.",
                 "Add --yes to send from a script or cron.",
             )
-        click.confirm(f"Send {loaded.slug!r} to {limited} recipient(s) now?", abort=True, err=True)
+        click.confirm(f"Send {loaded.slug!r} to {count} recipient(s) now?", abort=True, err=True)
+    progress = Progress()
     with click.progressbar(
-        length=limited, label="Sending", file=sys.stderr, show_pos=True, show_eta=True
+        length=count,
+        label="Sending",
+        file=sys.stderr,
+        show_pos=True,
+        show_eta=True,
+        item_show_func=lambda text: text,
     ) as bar:
-        report, row = project.send(
-            loaded,
-            compiled,
-            transport,
-            retry,
-            limit,
-            on_batch=lambda results: bar.update(len(results)),
-        )
+
+        def on_batch(results: list[SendResult]) -> None:
+            bar.update(len(results), progress.add(results))
+
+        report, row = project.send(loaded, compiled, transport, retry, limit, on_batch=on_batch)
     say(
         f"Done: {report.delivered} sent, {report.failed} failed, {report.unknown} unknown"
         f" in this run. {_counts_text(project.store.delivery_counts(row.id))}."
@@ -282,6 +288,32 @@ def send(
             fg="yellow",
         )
         ctx.exit(EXIT_FAILED_RECIPIENTS)
+
+
+class Progress:
+    """Running totals for the progress line: delivered, not delivered, rate."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.delivered = 0
+        self.failed = 0
+
+    def add(self, results: list[SendResult]) -> str:
+        for r in results:
+            if r.status in SETTLED_OK:
+                self.delivered += 1
+            else:
+                self.failed += 1
+        rate = (self.delivered + self.failed) / max(time.monotonic() - self.started, 1e-6)
+        return f"{self.delivered} sent · {self.failed} not sent · {rate:,.0f}/s"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _counts_text(counts: dict[str, int]) -> str:
