@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -273,6 +273,11 @@ def _clamp(seconds: float) -> float:
 def _short(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text[:limit] + ("..." if len(text) > limit else "") if text else "no message"
+
+
+def json_array(items: Iterable[bytes]) -> bytes:
+    """A JSON array from already-serialised items, joined once."""
+    return b"[" + b",".join(items) + b"]"
 
 
 def json_or_none(response: requests.Response) -> Any:

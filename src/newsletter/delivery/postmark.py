@@ -10,7 +10,7 @@ import requests
 from ..errors import CredentialsError, DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
-from .base import HTTPRequest, HTTPTransport, json_or_none, results
+from .base import HTTPRequest, HTTPTransport, json_array, json_or_none, results
 
 # Postmark API error codes (postmarkapp.com/developer/api/overview#error-codes).
 _INACTIVE = 406
@@ -42,7 +42,7 @@ class PostmarkTransport(HTTPTransport):
         }
         self.message_stream = message_stream
 
-    def payload_json(self, message: OutgoingMessage) -> str:
+    def payload_json(self, message: OutgoingMessage) -> bytes:
         """One message as JSON, its bodies joined from pieces escaped once per campaign."""
         compiled = message.factory.compiled
         headers = [
@@ -65,12 +65,13 @@ class PostmarkTransport(HTTPTransport):
         }
         if compiled.reply_to:
             fields["ReplyTo"] = compiled.reply_to
-        head = json.dumps(fields, ensure_ascii=False)[:-1]
-        return f'{head}, "HtmlBody": "{message.html_json()}", "TextBody": "{message.text_json()}"}}'
+        head = json.dumps(fields, ensure_ascii=False)[:-1].encode("utf-8")
+        return b"".join((head, b', "HtmlBody": "', message.html_json(), b'", "TextBody": "',
+                         message.text_json(), b'"}'))
 
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
-        body = "[" + ",".join(self.payload_json(m) for m in messages) + "]"
-        return HTTPRequest("/email/batch", body.encode("utf-8"), self.headers)
+        return HTTPRequest("/email/batch", json_array(self.payload_json(m) for m in messages),
+                           self.headers)
 
     def parse_response(
         self, response: requests.Response, messages: list[OutgoingMessage]

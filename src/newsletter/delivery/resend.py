@@ -19,7 +19,7 @@ import requests
 from ..errors import DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
-from .base import HTTPRequest, HTTPTransport, json_or_none, results
+from .base import HTTPRequest, HTTPTransport, json_array, json_or_none, results
 
 _TAG_VALUE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -50,7 +50,7 @@ class ResendTransport(HTTPTransport):
         digest = hashlib.sha256(f"{compiled.slug}\n{ids}\n{nonce}".encode())
         return f"nl-{_TAG_VALUE.sub('-', compiled.slug)[:100]}-{digest.hexdigest()[:40]}"
 
-    def email_json(self, message: OutgoingMessage) -> str:
+    def email_json(self, message: OutgoingMessage) -> bytes:
         compiled = message.factory.compiled
         fields: dict[str, Any] = {
             "from": compiled.sender_display,
@@ -64,13 +64,14 @@ class ResendTransport(HTTPTransport):
         }
         if compiled.reply_to:
             fields["reply_to"] = compiled.reply_to
-        head = json.dumps(fields, ensure_ascii=False)[:-1]
-        return f'{head}, "html": "{message.html_json()}", "text": "{message.text_json()}"}}'
+        head = json.dumps(fields, ensure_ascii=False)[:-1].encode("utf-8")
+        return b"".join((head, b', "html": "', message.html_json(), b'", "text": "',
+                         message.text_json(), b'"}'))
 
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
-        body = "[" + ",".join(self.email_json(m) for m in messages) + "]"
         headers = {**self.headers, "Idempotency-Key": self.idempotency_key(messages)}
-        return HTTPRequest("/emails/batch", body.encode("utf-8"), headers)
+        return HTTPRequest("/emails/batch", json_array(self.email_json(m) for m in messages),
+                           headers)
 
     def parse_response(
         self, response: requests.Response, messages: list[OutgoingMessage]

@@ -74,7 +74,7 @@ class RecipientFields:
 class MergeTemplate:
     """A compiled output split at merge tokens: literal, slot, literal, slot, ..."""
 
-    literals: tuple[str, ...]
+    literals: tuple[Any, ...]  # str, or bytes once encoded for a wire format
     slot_ids: tuple[int, ...]
 
     @classmethod
@@ -86,7 +86,8 @@ class MergeTemplate:
     def is_static(self) -> bool:
         return not self.slot_ids
 
-    def merge(self, values: list[str], escape: Callable[[str], str] | None = None) -> str:
+    def merge(self, values: list[str], escape: Callable[[str], Any] | None = None) -> Any:
+        """The literals joined with each slot's value (escaped); str or bytes like the literals."""
         if not self.slot_ids:
             return self.literals[0]
         parts = [self.literals[0]]
@@ -94,9 +95,9 @@ class MergeTemplate:
             value = values[slot_id]
             parts.append(escape(value) if escape else value)
             parts.append(literal)
-        return "".join(parts)
+        return self.literals[0][:0].join(parts)
 
-    def map_literals(self, transform: Callable[[str], str]) -> MergeTemplate:
+    def map_literals(self, transform: Callable[[str], Any]) -> MergeTemplate:
         """The same template with every literal transformed once (e.g. MIME-encoded)."""
         return MergeTemplate(tuple(transform(s) for s in self.literals), self.slot_ids)
 

@@ -107,8 +107,10 @@ class MessageFactory:
         )
         self._tail = f"{CRLF}--{self.boundary}--{CRLF}"
         # JSON APIs: the body's literal text JSON-escaped once, values per recipient.
-        self._html_json = c.html.map_literals(json_escape)
-        self._text_json = c.text.map_literals(json_escape)
+        self._html_json = c.html.map_literals(lambda s: json_escape(s).encode("utf-8"))
+        self._text_json = c.text.map_literals(lambda s: json_escape(s).encode("utf-8"))
+        # unique per message without a random number each: this factory's nonce + the subscriber
+        self._nonce = secrets.token_hex(6)
         self._shared: dict[str, SharedContent] = {}
 
     def shared_content(self, placeholder: Callable[[str, int], str]) -> SharedContent:
@@ -185,7 +187,7 @@ class OutgoingMessage:
         self.unsubscribe_url = fields.get("unsubscribe_url", "")
         compiled = factory.compiled
         self.message_id = (
-            f"<{compiled.slug}.{recipient.subscriber_id}.{secrets.token_hex(6)}@{factory.domain}>"
+            f"<{compiled.slug}.{recipient.subscriber_id}.{factory._nonce}@{factory.domain}>"
         )
         name = " ".join(p for p in (recipient.first_name, recipient.last_name) if p)
         self.to = format_address(name, recipient.email)
@@ -204,12 +206,12 @@ class OutgoingMessage:
     def text(self) -> str:
         return self.factory.compiled.text.merge(self.values)
 
-    def html_json(self) -> str:
-        """The HTML as the inside of a JSON string: merged from pre-escaped pieces."""
+    def html_json(self) -> bytes:
+        """The HTML as the inside of a JSON string, UTF-8: joined from pre-escaped pieces."""
         return self.factory._html_json.merge(self.values, _json_html)
 
-    def text_json(self) -> str:
-        return self.factory._text_json.merge(self.values, json_escape)
+    def text_json(self) -> bytes:
+        return self.factory._text_json.merge(self.values, _json_text)
 
     def _unsubscribe_links(self) -> list[str]:
         links = [f"<{header_safe(self.unsubscribe_url)}>"]
@@ -251,8 +253,12 @@ class OutgoingMessage:
         ).encode("ascii")
 
 
-def _json_html(value: str) -> str:
-    return json_escape(escape_html(value))
+def _json_html(value: str) -> bytes:
+    return json_escape(escape_html(value)).encode("utf-8")
+
+
+def _json_text(value: str) -> bytes:
+    return json_escape(value).encode("utf-8")
 
 
 def _merge_qp(
