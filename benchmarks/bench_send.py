@@ -34,7 +34,7 @@ def make_project(folder: Path, subscribers: int) -> None:
 
 
 def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int | None, str]:
-    """(wall seconds, peak RSS in KiB or None, stderr) of one command."""
+    """(wall seconds, peak RSS in KiB or None, CPU seconds of the command) of one command."""
     command = [sys.executable, "-m", "newsletter", *args]
     if Path("/usr/bin/time").exists():
         command = ["/usr/bin/time", "-v", *command]
@@ -44,7 +44,10 @@ def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int |
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
-    return wall, int(rss.group(1)) if rss else None, result.stderr
+    cpu = sum(
+        float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", result.stderr)
+    )
+    return wall, int(rss.group(1)) if rss else None, f"{cpu:.2f}"
 
 
 def set_delivery(folder: Path, lines: str) -> None:
@@ -56,7 +59,7 @@ def set_delivery(folder: Path, lines: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=10_000)
-    parser.add_argument("--transport", choices=["outbox", "postmark"], default="outbox")
+    parser.add_argument("--transport", choices=["outbox", "postmark", "smtp"], default="outbox")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request (postmark)")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
@@ -67,12 +70,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         make_project(folder, args.subscribers)
-        server = None
+        server = smtp = None
         if args.transport == "postmark":
             from fakes.postmark import FakePostmark
 
-            server = FakePostmark(token="bench-token", latency=args.latency).start()
+            server = FakePostmark(token="bench-token", latency=args.latency, keep_bodies=False)
+            server.start()
             set_delivery(folder, f'transport = "postmark"\nbase_url = "{server.url}"\n')
+        if args.transport == "smtp":
+            from smtp_server import SMTPServer
+
+            smtp = SMTPServer()
+            smtp.handler.keep_messages = False
+            smtp.__enter__()
+            set_delivery(
+                folder, f'transport = "smtp"\nhost = "127.0.0.1"\nport = {smtp.port}\n'
+                'security = "none"\n'
+            )
         try:
             wall, rss, _ = timed(["subscribers", "import", "subscribers.csv"], folder, env)
             print(f"import {args.subscribers:>7} subscribers: {wall:6.2f} s  peak RSS {rss} KiB")
@@ -82,19 +96,23 @@ def main() -> None:
                 f"build (one campaign, {html / 1024:.1f} KB HTML): {wall:6.2f} s  "
                 f"peak RSS {rss} KiB"
             )
-            wall, rss, _ = timed(["send", "2026-10-digest", "--yes"], folder, env)
+            wall, rss, cpu = timed(["send", "2026-10-digest", "--yes"], folder, env)
             rate = args.subscribers / wall
             extra = f", {args.latency * 1000:.0f} ms/request" if server else ""
             print(
                 f"send via {args.transport}{extra}: {wall:6.2f} s  {rate:,.0f} messages/s  "
-                f"peak RSS {rss} KiB"
+                f"peak RSS {rss} KiB  CPU of the command {cpu} s"
             )
             if server:
                 assert len(server.accepted) == args.subscribers
                 server.accepted.clear()
+            if smtp:
+                assert smtp.handler.count == args.subscribers
         finally:
             if server:
                 server.stop()
+            if smtp:
+                smtp.__exit__()
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ class Handler:
     data_replies: list[str] = field(default_factory=list)
     drop_after_data: set[str] = field(default_factory=set)
     connections: int = 0
+    keep_messages: bool = True  # False for benchmarks: count recipients, keep nothing
+    count: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(
@@ -72,6 +74,10 @@ class Handler:
         with self.lock:
             if self.data_replies:
                 return self.data_replies.pop(0)
+        if not self.keep_messages:
+            with self.lock:
+                self.count += len(envelope.rcpt_tos)
+            return "250 Message accepted for delivery"
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
         message = email.message_from_bytes(raw, policy=email.policy.default)
