@@ -84,8 +84,8 @@ def main() -> None:
             smtp.handler.keep_messages = False
             smtp.__enter__()
             set_delivery(
-                folder, f'transport = "smtp"\nhost = "127.0.0.1"\nport = {smtp.port}\n'
-                'security = "none"\n'
+                folder,
+                f'transport = "smtp"\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n',
             )
         try:
             wall, rss, _ = timed(["subscribers", "import", "subscribers.csv"], folder, env)

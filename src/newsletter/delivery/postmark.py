@@ -66,12 +66,21 @@ class PostmarkTransport(HTTPTransport):
         if compiled.reply_to:
             fields["ReplyTo"] = compiled.reply_to
         head = json.dumps(fields, ensure_ascii=False)[:-1].encode("utf-8")
-        return b"".join((head, b', "HtmlBody": "', message.html_json(), b'", "TextBody": "',
-                         message.text_json(), b'"}'))
+        return b"".join(
+            (
+                head,
+                b', "HtmlBody": "',
+                message.html_json(),
+                b'", "TextBody": "',
+                message.text_json(),
+                b'"}',
+            )
+        )
 
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
-        return HTTPRequest("/email/batch", json_array(self.payload_json(m) for m in messages),
-                           self.headers)
+        return HTTPRequest(
+            "/email/batch", json_array(self.payload_json(m) for m in messages), self.headers
+        )
 
     def parse_response(
         self, response: requests.Response, messages: list[OutgoingMessage]

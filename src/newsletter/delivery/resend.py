@@ -65,13 +65,15 @@ class ResendTransport(HTTPTransport):
         if compiled.reply_to:
             fields["reply_to"] = compiled.reply_to
         head = json.dumps(fields, ensure_ascii=False)[:-1].encode("utf-8")
-        return b"".join((head, b', "html": "', message.html_json(), b'", "text": "',
-                         message.text_json(), b'"}'))
+        return b"".join(
+            (head, b', "html": "', message.html_json(), b'", "text": "', message.text_json(), b'"}')
+        )
 
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
         headers = {**self.headers, "Idempotency-Key": self.idempotency_key(messages)}
-        return HTTPRequest("/emails/batch", json_array(self.email_json(m) for m in messages),
-                           headers)
+        return HTTPRequest(
+            "/emails/batch", json_array(self.email_json(m) for m in messages), headers
+        )
 
     def parse_response(
         self, response: requests.Response, messages: list[OutgoingMessage]
