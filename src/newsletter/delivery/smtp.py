@@ -15,7 +15,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from email.utils import parseaddr
 
 from ..errors import ConfigError, CredentialsError, DeliveryError
 from ..models import DeliveryStatus, SendResult
@@ -138,7 +137,7 @@ class SMTPTransport(Transport):
 
     def _send_one(self, message: OutgoingMessage) -> SendResult:
         sid = message.recipient.subscriber_id
-        sender = parseaddr(message.factory.compiled.sender_display)[1]
+        sender = message.factory.envelope_sender
         data = message.as_bytes()
         attempt = 0
         while True:

@@ -38,6 +38,8 @@ def header_safe(value: str) -> str:
 def encode_header(name: str, value: str) -> str:
     """``Name: value`` folded, RFC 2047-encoded when not ASCII."""
     value = header_safe(value)
+    if value.isascii() and len(name) + len(value) <= 76 and "=?" not in value:
+        return f"{name}: {value}"  # nothing to fold or encode: the common case, kept cheap
     charset = "us-ascii" if value.isascii() else "utf-8"
     encoded = Header(value, charset, header_name=name, maxlinelen=78).encode(linesep=CRLF)
     return f"{name}: {encoded}"
@@ -111,6 +113,11 @@ class MessageFactory:
         self._text_json = c.text.map_literals(lambda s: json_escape(s).encode("utf-8"))
         # unique per message without a random number each: this factory's nonce + the subscriber
         self._nonce = secrets.token_hex(6)
+        self.envelope_sender = parseaddr(c.sender_display)[1]
+        self._subject_header = (
+            None if not c.subject.is_static or self.test
+            else encode_header("Subject", header_safe(c.subject.literals[0]))
+        )
         self._shared: dict[str, SharedContent] = {}
 
     def shared_content(self, placeholder: Callable[[str, int], str]) -> SharedContent:
@@ -241,7 +248,7 @@ class OutgoingMessage:
         head = CRLF.join(
             (
                 encode_header("To", self.to),
-                encode_header("Subject", self.subject),
+                f._subject_header or encode_header("Subject", self.subject),
                 f"Date: {format_datetime(dt.datetime.now(dt.UTC), usegmt=True)}",
                 f"Message-ID: {self.message_id}",
                 # folded only between links, never inside one
