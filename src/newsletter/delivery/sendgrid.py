@@ -117,6 +117,13 @@ class SendGridTransport(HTTPTransport):
         if response.status_code == 202:
             message_id = response.headers.get("X-Message-Id")
             return results(messages, DeliveryStatus.QUEUED, message_id=message_id)
+        if 200 <= response.status_code < 300:  # taken, but not as documented: may go out
+            return results(
+                messages,
+                DeliveryStatus.UNKNOWN,
+                f"SendGrid answered HTTP {response.status_code} instead of 202: "
+                f"{response.text[:200]!r}",
+            )
         errors = (json_or_none(response) or {}).get("errors") if response.content else None
         errors = errors if isinstance(errors, list) else []
         if response.status_code == 400:

@@ -81,7 +81,9 @@ class SESTransport(Transport):
                 "identity allowed to call ses:SendEmail.",
             )
         config = botocore.config.Config(
-            retries={"max_attempts": 1, "mode": "standard"},  # we retry ourselves
+            # we retry ourselves; botocore's max_attempts counts retries, not attempts,
+            # and its retries would repeat a timed-out or dropped SendEmail
+            retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=timeout,
             read_timeout=timeout,
             max_pool_connections=32,
@@ -128,7 +130,13 @@ class SESTransport(Transport):
         while True:
             try:
                 answer = self.client.send_email(**request)
-                return SendResult(sid, DeliveryStatus.SENT, message_id=answer.get("MessageId"))
+                if not answer.get("MessageId"):  # e.g. a 200 whose body was not JSON
+                    return SendResult(
+                        sid,
+                        DeliveryStatus.UNKNOWN,
+                        error="SES: the outcome is unknown (an answer without a MessageId)",
+                    )
+                return SendResult(sid, DeliveryStatus.SENT, message_id=answer["MessageId"])
             except (ReadTimeoutError, ConnectionClosedError) as exc:
                 return SendResult(
                     sid,

@@ -1,0 +1,693 @@
+"""SendGrid, Mailgun, Resend and SES, end to end: `newsletter send` against each provider's fake.
+
+Each story: given the example project and a provider fake on 127.0.0.1, when `send`
+runs, then these requests, delivered messages and delivery rows exist. The fakes enforce
+each provider's contract (auth, limits, per-message errors); ``faults`` inject 429s, 500s,
+hangs, dropped connections and garbage answers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+import newsletter.delivery.base
+import newsletter.delivery.ses
+from conftest import REPO, set_delivery
+from fakes.base import FakeProvider, bare_address
+from fakes.mailgun import FakeMailgun
+from fakes.resend import FakeResend
+from fakes.sendgrid import FakeSendGrid
+from fakes.ses import FakeSES
+from newsletter.delivery import make_transport
+from newsletter.errors import ConfigError
+from newsletter.project import Project
+from newsletter.tokens import LinkSigner
+
+SLUG = "2026-10-digest"
+UNSUBSCRIBE = re.compile(r"https://news\.riverbend-clinicians\.example/u/[A-Za-z0-9._-]+")
+LEFTOVER_PLACEHOLDER = re.compile(r"-nl[hts]\d+-|%recipient\.")
+
+
+def _active_first_names() -> dict[str, str]:
+    with (REPO / "subscribers.example.csv").open(encoding="utf-8", newline="") as f:
+        return {r["email"]: r["first_name"] for r in csv.DictReader(f) if r["status"] == "active"}
+
+
+FIRST_NAMES = _active_first_names()  # email -> first name of the 10 active subscribers
+ACTIVE = len(FIRST_NAMES)
+
+
+# -- what a provider delivered, in one shape --------------------------------------
+@dataclass
+class Delivered:
+    """One message as the provider would deliver it to one mailbox."""
+
+    to: list[str]  # bare addresses in To
+    copies: list[str]  # cc and bcc
+    text: str
+    html: str
+    list_unsubscribe: str
+    list_unsubscribe_post: str
+    message_id: str
+
+
+class Provider:
+    """A provider fake plus what `newsletter send` needs to talk to it."""
+
+    transport: ClassVar[str]
+    label: ClassVar[str]  # how error messages name the provider
+    status: ClassVar[str]  # a delivered recipient's status: "queued" or "sent"
+    batch_limit: ClassVar[int]  # recipients per request at most
+    env: ClassVar[dict[str, str]]  # the right credentials
+    wrong_env: ClassVar[dict[str, str]]  # credentials the provider refuses
+    wrong_secret: ClassVar[str]  # the secret in wrong_env, never to be printed
+    missing_names: ClassVar[str]  # what the missing-credentials message names
+    fake: FakeProvider
+
+    def delivery(self) -> dict[str, Any]:
+        """The [delivery] keys that point `newsletter send` at the fake."""
+        return {"transport": self.transport, "base_url": self.fake.url}
+
+    def requests_for(self, recipients: int) -> int:
+        """Send requests needed for ``recipients`` when every request succeeds."""
+        return -(-recipients // self.batch_limit)
+
+    def delivered(self) -> list[Delivered]:
+        raise NotImplementedError
+
+    def request_sizes(self) -> list[int]:
+        """Recipients in each request that reached the send endpoint."""
+        raise NotImplementedError
+
+
+class SendGrid(Provider):
+    transport, label, status, batch_limit = "sendgrid", "SendGrid", "queued", 1000
+    env: ClassVar = {"NEWSLETTER_API_KEY": "SG.right-key"}
+    wrong_env: ClassVar = {"NEWSLETTER_API_KEY": "SG.wrong-key-4711"}
+    wrong_secret, missing_names = "SG.wrong-key-4711", "NEWSLETTER_API_KEY"
+
+    def __init__(self) -> None:
+        self.fake = FakeSendGrid(api_key="SG.right-key")
+
+    def delivered(self) -> list[Delivered]:
+        return [
+            Delivered(
+                to=[m["to"]] if isinstance(m["to"], str) else m["to"],
+                copies=m["cc"] + m["bcc"],
+                text=m["text"],
+                html=m["html"],
+                list_unsubscribe=m["headers"]["List-Unsubscribe"],
+                list_unsubscribe_post=m["headers"]["List-Unsubscribe-Post"],
+                message_id=m["id"],
+            )
+            for m in self.fake.accepted
+        ]
+
+    def request_sizes(self) -> list[int]:
+        return [len(r.body["personalizations"]) for r in self.fake.send_requests()]
+
+
+class Mailgun(Provider):
+    transport, label, status, batch_limit = "mailgun", "Mailgun", "queued", 1000
+    env: ClassVar = {"NEWSLETTER_API_KEY": "key-right"}
+    wrong_env: ClassVar = {"NEWSLETTER_API_KEY": "key-wrong-4711"}
+    wrong_secret, missing_names = "key-wrong-4711", "NEWSLETTER_API_KEY"
+    domain = "mg.riverbend-clinicians.example"
+
+    def __init__(self) -> None:
+        self.fake = FakeMailgun(api_key="key-right", domain=self.domain)
+
+    def delivery(self) -> dict[str, Any]:
+        return {**super().delivery(), "domain": self.domain}
+
+    def delivered(self) -> list[Delivered]:
+        return [
+            Delivered(
+                to=[m["to"]],
+                copies=m["cc"] + m["bcc"],
+                text=m["text"],
+                html=m["html"],
+                list_unsubscribe=m["headers"]["List-Unsubscribe"],
+                list_unsubscribe_post=m["headers"]["List-Unsubscribe-Post"],
+                message_id=m["id"],
+            )
+            for m in self.fake.accepted
+        ]
+
+    def request_sizes(self) -> list[int]:
+        return [len(r.body["to"]) for r in self.fake.send_requests()]
+
+
+class Resend(Provider):
+    transport, label, status, batch_limit = "resend", "Resend", "sent", 100
+    env: ClassVar = {"NEWSLETTER_API_KEY": "re_right"}
+    wrong_env: ClassVar = {"NEWSLETTER_API_KEY": "re_wrong_4711"}
+    wrong_secret, missing_names = "re_wrong_4711", "NEWSLETTER_API_KEY"
+
+    def __init__(self) -> None:
+        self.fake = FakeResend(api_key="re_right")
+
+    def delivered(self) -> list[Delivered]:
+        return [
+            Delivered(
+                to=[bare_address(a) for a in m["to"]],
+                copies=[*(m.get("cc") or []), *(m.get("bcc") or [])],
+                text=m["text"],
+                html=m["html"],
+                list_unsubscribe=m["headers"]["List-Unsubscribe"],
+                list_unsubscribe_post=m["headers"]["List-Unsubscribe-Post"],
+                message_id=m["id"],
+            )
+            for m in self.fake.accepted
+        ]
+
+    def request_sizes(self) -> list[int]:
+        return [len(r.body) for r in self.fake.send_requests()]
+
+
+class SES(Provider):
+    transport, label, status, batch_limit = "ses", "SES", "sent", 1  # one SendEmail each
+    env: ClassVar = {"AWS_ACCESS_KEY_ID": "AKIDRIVERBEND", "AWS_SECRET_ACCESS_KEY": "right/secret"}
+    wrong_env: ClassVar = {**env, "AWS_SECRET_ACCESS_KEY": "wrong/secret/4711"}
+    wrong_secret, missing_names = "wrong/secret/4711", "AWS_ACCESS_KEY_ID"
+
+    def __init__(self) -> None:
+        self.fake = FakeSES(
+            access_key="AKIDRIVERBEND", secret_key="right/secret", region="eu-west-1"
+        )
+
+    def delivery(self) -> dict[str, Any]:
+        return {**super().delivery(), "region": "eu-west-1"}
+
+    def delivered(self) -> list[Delivered]:
+        out = []
+        for m in self.fake.accepted:
+            message = m["message"]  # the raw MIME message as SES received it
+            assert [a.addr_spec for a in message["To"].addresses] == m["to"]
+            out.append(
+                Delivered(
+                    to=m["to"],
+                    copies=m["cc"] + m["bcc"],
+                    text=message.get_body(("plain",)).get_content(),
+                    html=message.get_body(("html",)).get_content(),
+                    list_unsubscribe=str(message["List-Unsubscribe"]),
+                    list_unsubscribe_post=str(message["List-Unsubscribe-Post"]),
+                    message_id=m["id"],
+                )
+            )
+        return out
+
+    def request_sizes(self) -> list[int]:
+        return [len(r.body["Destination"]["ToAddresses"]) for r in self.fake.send_requests()]
+
+
+PROVIDERS: dict[str, type[Provider]] = {p.transport: p for p in (SendGrid, Mailgun, Resend, SES)}
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """botocore sees only the credentials a test gives it, and never asks EC2 for any."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def start_provider(project: Path) -> Iterator[Callable[..., Provider]]:
+    """start_provider(name, **delivery): the provider's fake, and the project pointed at it."""
+    started: list[Provider] = []
+
+    def start(name: str, **delivery: Any) -> Provider:
+        provider = PROVIDERS[name]()
+        started.append(provider)
+        provider.fake.start()
+        keys = {**provider.delivery(), "max_retries": 1, "timeout": 10, **delivery}
+        set_delivery(project, **keys)
+        return provider
+
+    yield start
+    for provider in started:
+        provider.fake.stop()
+        assert provider.fake.errors == [], "the fake itself failed"
+
+
+@pytest.fixture(params=list(PROVIDERS))
+def provider(request: pytest.FixtureRequest, start_provider) -> Provider:
+    return start_provider(request.param)
+
+
+@pytest.fixture
+def backoffs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Makes the transports' exponential backoff instant, recording each use (its attempt)."""
+    used: list[int] = []
+
+    def instant(attempt: int) -> float:
+        used.append(attempt)
+        return 0.0
+
+    monkeypatch.setattr(newsletter.delivery.base, "backoff", instant)
+    monkeypatch.setattr(newsletter.delivery.ses, "backoff", instant)
+    return used
+
+
+# -- helpers ----------------------------------------------------------------------
+def import_example(run) -> None:
+    assert run("subscribers", "import", "subscribers.example.csv").exit_code == 0
+
+
+def import_many(project: Path, run, count: int) -> None:
+    path = project / "many.csv"
+    path.write_text(
+        "email,first_name\n" + "".join(f"reader{i}@example.com,R{i}\n" for i in range(count)),
+        encoding="utf-8",
+    )
+    assert run("subscribers", "import", str(path)).exit_code == 0
+
+
+def report(run) -> dict:
+    return json.loads(run("report", SLUG, "--format", "json").stdout)
+
+
+def statuses(run) -> dict[str, str]:
+    return {r["email"]: r["status"] for r in report(run)["recipients"]}
+
+
+def subscriber_status(run) -> dict[str, str]:
+    listed = json.loads(run("subscribers", "list", "--format", "json").stdout)
+    return {r["email"]: r["status"] for r in listed}
+
+
+def unsubscribe_owner(project: Path) -> Callable[[str], str | None]:
+    """url -> the email of the subscriber a genuine unsubscribe link belongs to."""
+    p = Project.load(str(project / "newsletter.toml"))
+    try:
+        signer = LinkSigner(p.store.link_secret())
+        emails = {s.id: s.email for s in p.store.subscribers()}
+    finally:
+        p.close()
+
+    def owner(url: str) -> str | None:
+        verified = signer.verify_unsubscribe(url.rsplit("/", 1)[1])
+        return emails.get(verified[0]) if verified else None
+
+    return owner
+
+
+def send(run, provider: Provider, *extra: str):
+    return run("send", SLUG, "--yes", *extra, env=provider.env)
+
+
+def received(provider: Provider) -> Counter[str]:
+    """Messages delivered per address."""
+    return Counter(a for d in provider.delivered() for a in d.to)
+
+
+# -- 1. happy path ------------------------------------------------------------------
+def test_each_active_subscriber_gets_one_message_of_their_own(
+    project: Path, run, provider: Provider
+) -> None:
+    import_example(run)
+
+    result = send(run, provider)
+
+    assert result.exit_code == 0, result.stderr
+    delivered = provider.delivered()
+    assert received(provider) == Counter(FIRST_NAMES.keys()), "each active subscriber exactly once"
+    owner = unsubscribe_owner(project)
+    links = set()
+    for message in delivered:
+        assert len(message.to) == 1 and message.copies == [], "nobody sees another recipient"
+        (address,) = message.to
+        first = FIRST_NAMES[address]
+        assert f"Hello {first or 'friend'}," in message.text
+        for other in FIRST_NAMES.keys() - {address}:
+            assert other not in message.text + message.html
+        assert not LEFTOVER_PLACEHOLDER.search(
+            message.text + message.html + message.list_unsubscribe
+        )
+        (link,) = set(UNSUBSCRIBE.findall(message.list_unsubscribe))
+        assert owner(link) == address, "their own, validly signed unsubscribe link"
+        assert message.list_unsubscribe_post == "List-Unsubscribe=One-Click"
+        assert set(UNSUBSCRIBE.findall(message.html)) == {link}
+        assert set(UNSUBSCRIBE.findall(message.text)) == {link}
+        links.add(link)
+    assert len(links) == ACTIVE
+
+    data = report(run)
+    assert data["counts"][provider.status] == ACTIVE
+    ids = {a: d.message_id for d in delivered for a in d.to}
+    assert {r["email"]: r["provider_message_id"] for r in data["recipients"]} == ids
+    assert all(r["status"] == provider.status and r["sent_at"] for r in data["recipients"])
+
+    requests_before = len(provider.fake.requests)
+    again = send(run, provider)
+    assert again.exit_code == 0
+    assert "nothing to send" in again.stderr
+    assert len(provider.fake.requests) == requests_before
+
+
+# -- 2. batching ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "subscribers", "sizes"),
+    [
+        ("sendgrid", 1203, [203, 1000]),
+        ("mailgun", 1203, [203, 1000]),
+        ("resend", 250, [50, 100, 100]),
+        ("ses", 60, [1] * 60),  # one SendEmail per message
+    ],
+)
+def test_batches_stop_at_the_provider_limit(
+    project: Path, run, start_provider, name: str, subscribers: int, sizes: list[int]
+) -> None:
+    provider = start_provider(name)
+    import_many(project, run, subscribers)
+
+    result = send(run, provider)
+
+    assert result.exit_code == 0, result.stderr
+    assert sorted(provider.request_sizes()) == sizes
+    assert received(provider) == Counter(f"reader{i}@example.com" for i in range(subscribers))
+    for message in provider.delivered():
+        number = message.to[0].removeprefix("reader").split("@")[0]
+        assert f"Hello R{number}," in message.text
+    assert report(run)["counts"][provider.status] == subscribers
+
+
+# -- 3. and 4. credentials ------------------------------------------------------------
+def test_refused_credentials_stop_the_send_and_lose_nobody(
+    project: Path, run, provider: Provider
+) -> None:
+    import_example(run)
+
+    result = run("send", SLUG, "--yes", env=provider.wrong_env)
+
+    assert result.exit_code == 1
+    assert f"{provider.label} refused the credentials" in result.stderr
+    assert provider.wrong_secret not in result.stderr + result.stdout
+    assert provider.fake.accepted == []
+    assert set(statuses(run).values()) == {"pending"}
+    assert report(run)["counts"]["pending"] == ACTIVE
+
+    # once the credentials are right, everyone gets it exactly once
+    fixed = send(run, provider)
+    assert fixed.exit_code == 0, fixed.stderr
+    assert received(provider) == Counter(FIRST_NAMES.keys())
+
+
+def test_missing_credentials_exit_1_before_any_request(
+    project: Path, run, provider: Provider
+) -> None:
+    import_example(run)
+
+    result = run("send", SLUG, "--yes")  # no key in the environment
+
+    assert result.exit_code == 1
+    assert provider.missing_names in result.stderr
+    assert provider.fake.requests == []
+    assert run("report", SLUG).exit_code == 1, "no delivery was recorded"
+
+
+# -- 5. and 6. rate limits and outages ---------------------------------------------------
+def rate_limited(name: str) -> tuple:
+    """A 429 as each provider sends it, with its rate-limit headers saying "go now"."""
+    if name == "sendgrid":  # X-RateLimit-Reset is an epoch timestamp, here already past
+        return (
+            "status",
+            429,
+            {"errors": [{"field": None, "message": "too many requests"}]},
+            {
+                "X-RateLimit-Limit": "600",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(time.time()) - 1),
+            },
+        )
+    if name == "mailgun":
+        return ("status", 429, {"message": "Too many requests"}, {"Retry-After": "0"})
+    if name == "resend":  # ratelimit-reset and retry-after are seconds from now
+        return (
+            "status",
+            429,
+            {"statusCode": 429, "message": "Too many requests.", "name": "rate_limit_exceeded"},
+            {
+                "ratelimit-limit": "2",
+                "ratelimit-remaining": "0",
+                "ratelimit-reset": "0",
+                "retry-after": "0",
+            },
+        )
+    # SES throttling carries no header saying how long to wait
+    return (
+        "status",
+        429,
+        {"message": "Maximum sending rate exceeded."},
+        {"X-Amzn-ErrorType": "TooManyRequestsException"},
+    )
+
+
+def server_error(name: str) -> tuple:
+    body = {
+        "sendgrid": {"errors": [{"field": None, "message": "Internal server error"}]},
+        "mailgun": {"message": "Internal Server Error"},
+        "resend": {"statusCode": 500, "message": "Internal error", "name": "internal_server_error"},
+        "ses": {"message": "Internal failure."},
+    }[name]
+    return ("status", 500, body, {"X-Amzn-ErrorType": "InternalFailure"} if name == "ses" else {})
+
+
+def test_rate_limited_request_is_retried_and_delivered_once(
+    project: Path, run, provider: Provider, backoffs: list[int]
+) -> None:
+    import_example(run)
+    provider.fake.faults.append(rate_limited(provider.transport))
+
+    result = send(run, provider)
+
+    assert result.exit_code == 0, result.stderr
+    assert len(provider.fake.send_requests()) == provider.requests_for(ACTIVE) + 1
+    assert received(provider) == Counter(FIRST_NAMES.keys())
+    assert report(run)["counts"][provider.status] == ACTIVE
+    if provider.transport != "ses":
+        assert backoffs == [], "waited as the rate-limit headers said, not a guessed backoff"
+
+
+def test_outage_longer_than_the_retries_stops_then_resumes_without_loss(
+    project: Path, run, provider: Provider, backoffs: list[int]
+) -> None:
+    import_example(run)
+    provider.fake.faults.extend([server_error(provider.transport)] * 2)  # max_retries = 1
+
+    result = send(run, provider)
+
+    assert result.exit_code == 1
+    assert "after 2 attempts" in result.stderr
+    assert provider.fake.accepted == []
+    assert set(statuses(run).values()) == {"pending"}
+
+    later = send(run, provider)
+    assert later.exit_code == 0, later.stderr
+    assert received(provider) == Counter(FIRST_NAMES.keys())
+    assert set(statuses(run).values()) == {provider.status}
+
+
+# -- 7. per-recipient refusals -----------------------------------------------------------
+TYPO = "noor.haddad@example.0rg"  # passes our import check; providers refuse the TLD
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "error", "sizes"),
+    [
+        # SendGrid refuses the whole request, naming personalizations.10.to.0.email;
+        # the transport marks that one invalid and sends the other ten again.
+        ("sendgrid", "invalid", "SendGrid: Does not contain a valid address.", [11, 10]),
+        # Resend in permissive mode sends the rest and reports the bad one by index.
+        ("resend", "invalid", "Resend: Invalid `to` field.", [11]),
+        ("ses", "rejected", "SES MessageRejected: Illegal address", [1] * 11),
+    ],
+)
+def test_an_address_the_provider_refuses_is_marked_and_the_rest_delivered(
+    project: Path, run, start_provider, name: str, status: str, error: str, sizes: list[int]
+) -> None:
+    provider = start_provider(name)
+    import_example(run)
+    (project / "typo.csv").write_text(f"email,first_name\n{TYPO},Noor\n", encoding="utf-8")
+    assert run("subscribers", "import", "typo.csv").exit_code == 0
+
+    result = send(run, provider)
+
+    assert result.exit_code == 3
+    assert f"newsletter report {SLUG}" in result.stderr
+    assert provider.request_sizes() == sizes
+    rows = {r["email"]: r for r in report(run)["recipients"]}
+    assert rows[TYPO]["status"] == status
+    assert rows[TYPO]["error"].startswith(error)
+    assert rows[TYPO]["provider_message_id"] is None
+    assert {e: r["status"] for e, r in rows.items() if e != TYPO} == dict.fromkeys(
+        FIRST_NAMES, provider.status
+    )
+    assert received(provider) == Counter(FIRST_NAMES.keys())
+    assert subscriber_status(run)[TYPO] == "bounced", "not tried again by later campaigns"
+
+
+def test_ses_sandbox_rejects_an_unverified_recipient(project: Path, run, start_provider) -> None:
+    provider = start_provider("ses")
+    assert isinstance(provider.fake, FakeSES)
+    provider.fake.verified = {a for a in FIRST_NAMES if a != "mina.park@example.org"}
+    import_example(run)
+
+    result = send(run, provider)
+
+    assert result.exit_code == 3
+    rows = {r["email"]: r for r in report(run)["recipients"]}
+    mina = rows.pop("mina.park@example.org")
+    assert mina["status"] == "rejected"
+    assert mina["error"].startswith("SES MessageRejected: Email address is not verified")
+    assert "mina.park@example.org" in mina["error"]
+    assert {r["status"] for r in rows.values()} == {"sent"}
+    assert received(provider) == Counter(set(FIRST_NAMES) - {"mina.park@example.org"})
+    # the sandbox is our account's limit, not a dead address: she stays subscribed
+    assert subscriber_status(run)["mina.park@example.org"] == "active"
+
+
+def test_mailgun_takes_a_suppressed_address_and_reports_later(
+    project: Path, run, start_provider
+) -> None:
+    provider = start_provider("mailgun")
+    assert isinstance(provider.fake, FakeMailgun)
+    provider.fake.suppressed.add("marcus.bell@example.com")
+    import_example(run)
+
+    result = send(run, provider)
+
+    # Mailgun accepts the request; what happens per recipient comes later as events
+    assert result.exit_code == 0, result.stderr
+    assert set(statuses(run).values()) == {"queued"}
+    assert [m["to"] for m in provider.fake.dropped] == ["marcus.bell@example.com"]
+    assert received(provider) == Counter(set(FIRST_NAMES) - {"marcus.bell@example.com"})
+
+
+# -- 8. and 9. outcomes nobody can know ---------------------------------------------------
+@pytest.mark.parametrize("fault", [("hang", 3), ("drop_after_read",)], ids=["hang", "drop"])
+@pytest.mark.parametrize("name", ["sendgrid", "mailgun", "ses"])
+def test_unanswered_request_is_unknown_and_never_sent_again_unasked(
+    project: Path, run, start_provider, name: str, fault: tuple
+) -> None:
+    provider = start_provider(name, timeout=1)
+    import_example(run)
+    provider.fake.faults.append(fault)
+
+    result = send(run, provider)
+
+    assert result.exit_code == 3
+    # SES sends one message per request: only the message that met the fault is unknown
+    in_the_request = 1 if name == "ses" else ACTIVE
+    rows = report(run)["recipients"]
+    unknown = {r["email"] for r in rows if r["status"] == "unknown"}
+    assert len(unknown) == in_the_request
+    assert all(r["error"] for r in rows if r["status"] == "unknown")
+    assert {r["status"] for r in rows if r["email"] not in unknown} <= {provider.status}
+    requests = len(provider.fake.send_requests())
+    assert requests == provider.requests_for(ACTIVE)
+
+    again = send(run, provider)
+    assert again.exit_code == 0
+    assert "nothing to send" in again.stderr
+    assert len(provider.fake.send_requests()) == requests
+
+    # only an explicit --retry-unknown sends them again
+    retried = send(run, provider, "--retry-unknown")
+    assert retried.exit_code == 0, retried.stderr
+    assert len(provider.fake.send_requests()) == requests + provider.requests_for(len(unknown))
+    assert set(statuses(run).values()) == {provider.status}
+    if fault == ("drop_after_read",):  # the provider had taken them: the retry doubled them
+        assert received(provider) == Counter(FIRST_NAMES.keys()) + Counter(unknown)
+
+
+@pytest.mark.parametrize("fault", [("hang", 3), ("drop_after_read",)], ids=["hang", "drop"])
+def test_resend_repeats_an_unanswered_batch_under_its_idempotency_key(
+    project: Path, run, start_provider, fault: tuple
+) -> None:
+    provider = start_provider("resend", timeout=1, max_retries=2)
+    import_example(run)
+    provider.fake.faults.append(fault)
+
+    result = send(run, provider)
+
+    # The transport asks again under the same Idempotency-Key; the fake, which holds a
+    # hung request before it processes it, sends the batch once and replays that answer.
+    assert result.exit_code == 0, result.stderr
+    requests = provider.fake.send_requests()
+    assert len(requests) == 2
+    assert len({r.headers["Idempotency-Key"] for r in requests}) == 1
+    assert set(statuses(run).values()) == {"sent"}
+    assert received(provider) == Counter(FIRST_NAMES.keys()), "exactly one message each"
+
+
+def test_garbage_answer_is_unknown(project: Path, run, provider: Provider) -> None:
+    import_example(run)
+    provider.fake.faults.append(("garbage",))
+
+    result = send(run, provider)
+
+    assert result.exit_code == 3
+    rows = report(run)["recipients"]
+    unknown = [r for r in rows if r["status"] == "unknown"]
+    assert len(unknown) == (1 if provider.transport == "ses" else ACTIVE)
+    assert all(r["error"] and r["provider_message_id"] is None for r in unknown)
+    requests = len(provider.fake.requests)
+    again = send(run, provider)
+    assert again.exit_code == 0
+    assert "nothing to send" in again.stderr
+    assert len(provider.fake.requests) == requests
+
+
+# -- 10. regions ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("delivery", "url"),
+    [
+        ({"transport": "mailgun", "region": "eu"}, "https://api.eu.mailgun.net"),
+        ({"transport": "mailgun", "region": "EU"}, "https://api.eu.mailgun.net"),
+        ({"transport": "mailgun", "region": "us"}, "https://api.mailgun.net"),
+        ({"transport": "mailgun"}, "https://api.mailgun.net"),
+        (
+            {"transport": "mailgun", "region": "eu", "base_url": "http://127.0.0.1:9/"},
+            "http://127.0.0.1:9",
+        ),
+        ({"transport": "sendgrid", "region": "eu"}, "https://api.eu.sendgrid.com"),
+        ({"transport": "sendgrid"}, "https://api.sendgrid.com"),
+    ],
+)
+def test_region_picks_the_api_host(
+    project: Path, monkeypatch: pytest.MonkeyPatch, delivery: dict, url: str
+) -> None:
+    set_delivery(project, domain="mg.riverbend-clinicians.example", **delivery)
+    monkeypatch.setenv("NEWSLETTER_API_KEY", "key-test")
+
+    transport = make_transport(Project.load().settings, SLUG)
+
+    try:
+        assert transport.base_url == url
+    finally:
+        transport.close()
+
+
+def test_unknown_mailgun_region_is_a_config_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_delivery(project, transport="mailgun", domain="mg.example.org", region="ap")
+    monkeypatch.setenv("NEWSLETTER_API_KEY", "key-test")
+    with pytest.raises(ConfigError, match="not a Mailgun region"):
+        make_transport(Project.load().settings, SLUG)
