@@ -636,6 +636,25 @@ def test_resend_repeats_an_unanswered_batch_under_its_idempotency_key(
     assert received(provider) == Counter(FIRST_NAMES.keys()), "exactly one message each"
 
 
+def test_resend_waits_out_its_own_batch_still_in_progress(
+    project: Path, run, start_provider
+) -> None:
+    provider = start_provider("resend", timeout=1, max_retries=3)
+    import_example(run)
+    provider.fake.processing_delay = 3.0  # the first request times out, still in progress
+
+    result = send(run, provider)
+
+    # The retry under the same key meets 409 concurrent_idempotent_requests until the first
+    # request is done, then gets its answer replayed: one message each, all recorded sent.
+    assert result.exit_code == 0, result.stderr
+    requests = provider.fake.send_requests()
+    assert len(requests) >= 3, "timed out, met 409 while in progress, then the replay"
+    assert len({r.headers["Idempotency-Key"] for r in requests}) == 1
+    assert set(statuses(run).values()) == {"sent"}
+    assert received(provider) == Counter(FIRST_NAMES.keys()), "exactly one message each"
+
+
 def test_garbage_answer_is_unknown(project: Path, run, provider: Provider) -> None:
     import_example(run)
     provider.fake.faults.append(("garbage",))

@@ -86,6 +86,8 @@ class FakeResend(FakeProvider):
         self.api_key = api_key
         self.rate_limit = rate_limit
         self.clock = clock
+        # seconds a batch stays "in progress" once its key is registered (a slow send)
+        self.processing_delay = 0.0
         self._window: deque[float] = deque()
         self._replays: dict[str, _Replay] = {}
         self._in_flight: set[str] = set()
@@ -153,6 +155,8 @@ class FakeResend(FakeProvider):
                 )
             return self._with_rate_headers(stored.reply)
         try:
+            if self.processing_delay:
+                time.sleep(self.processing_delay)
             reply = self._send_batch(req, key)
         except BaseException:
             with self._replay_lock:

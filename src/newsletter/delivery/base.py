@@ -261,7 +261,10 @@ def retry_delay(response: requests.Response) -> float | None:
             number = float(value)
         except ValueError:
             continue
-        # an epoch timestamp (SendGrid) or seconds from now (Resend, Brevo)
+        # an epoch timestamp in seconds (SendGrid) or milliseconds, or seconds from now
+        # (Resend, Brevo)
+        if number > 100_000_000_000:
+            number /= 1000
         return _clamp(number - time.time() if number > 1_000_000_000 else number)
     return None
 

@@ -19,7 +19,7 @@ import requests
 from ..errors import DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
-from .base import HTTPRequest, HTTPTransport, json_array, json_or_none, results
+from .base import HTTPRequest, HTTPTransport, backoff, json_array, json_or_none, results
 
 _TAG_VALUE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -68,6 +68,19 @@ class ResendTransport(HTTPTransport):
         return b"".join(
             (head, b', "html": "', message.html_json(), b'", "text": "', message.text_json(), b'"}')
         )
+
+    def post(self, request: HTTPRequest) -> requests.Response:
+        """As the base, and a 409 ``concurrent_idempotent_requests`` (the same batch still
+        in progress at Resend, after a timeout) is waited out and asked again."""
+        for attempt in range(self.max_retries + 1):
+            response = super().post(request)
+            if response.status_code != 409 or attempt == self.max_retries:
+                return response
+            data = json_or_none(response)
+            if not isinstance(data, dict) or data.get("name") != "concurrent_idempotent_requests":
+                return response
+            self._sleep(backoff(attempt))
+        return response
 
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
         headers = {**self.headers, "Idempotency-Key": self.idempotency_key(messages)}

@@ -115,7 +115,8 @@ class MessageFactory:
         self._nonce = secrets.token_hex(6)
         self.envelope_sender = parseaddr(c.sender_display)[1]
         self._subject_header = (
-            None if not c.subject.is_static or self.test
+            None
+            if not c.subject.is_static or self.test
             else encode_header("Subject", header_safe(c.subject.literals[0]))
         )
         self._shared: dict[str, SharedContent] = {}
