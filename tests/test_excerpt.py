@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.content import make_excerpt, read_markdown_article
+from newsletter.content import excerpt_from_html, read_markdown_article
 from newsletter.content.excerpt import split_sentences
 from newsletter.errors import InputError
 
@@ -23,16 +23,26 @@ def test_sentences_keep_abbreviations_whole() -> None:
 
 
 def test_excerpt_cuts_at_a_sentence_boundary_within_budget() -> None:
-    paragraphs = [
-        "One two three four five. Six seven eight nine ten. Eleven twelve.",
-        "Next paragraph here.",
-    ]
-    assert (
-        make_excerpt(paragraphs, max_words=11)
-        == "One two three four five. Six seven eight nine ten."
+    body = "<p>One two three four five. Six seven eight nine ten. Eleven twelve.</p><p>Next paragraph here.</p>"
+    assert excerpt_from_html(body, 11)[1] == "One two three four five. Six seven eight nine ten."
+    assert excerpt_from_html(body, 3)[1] == "One two three four five.", "never empty, never mid-sentence"
+    assert excerpt_from_html(body, 100)[1].endswith("Next paragraph here.")
+
+
+def test_excerpt_keeps_safe_inline_markup_and_stops_at_a_heading() -> None:
+    body = (
+        "<h2>Skipped heading</h2>"
+        '<p>Rest is <strong>clinical</strong> work, <a href="/why?x=1">e.g. here</a>. '
+        "<script>alert(1)</script><span onclick='x()'>Second</span> sentence <img src=x.png>ends.</p>"
+        "<h2>Next section</h2><p>Never this.</p>"
     )
-    assert make_excerpt(paragraphs, max_words=3) == "One two three four five."
-    assert make_excerpt(paragraphs, max_words=100).endswith("Next paragraph here.")
+    html, text = excerpt_from_html(body, 100, "https://blog.example.org/post/")
+    assert html == (
+        '<p>Rest is <strong>clinical</strong> work, <a href="https://blog.example.org/why?x=1">'
+        "e.g. here</a>. Second sentence ends.</p>"
+    )
+    assert text == "Rest is clinical work, e.g. here. Second sentence ends."
+    assert "Never this" not in text and "Skipped" not in text
 
 
 def test_markdown_article_metadata_and_excerpt(tmp_path: Path) -> None:

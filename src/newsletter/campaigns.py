@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .content import read_markdown_article, split_front_matter
+from .content import ArticleReader, excerpt_from_html, split_front_matter
 from .errors import InputError
 from .models import Article, Audience, Campaign
 
@@ -43,7 +44,7 @@ def campaign_path(settings: Settings, campaign: str) -> Path:
     return candidate
 
 
-def load_campaign(settings: Settings, campaign: str) -> Campaign:
+def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> Campaign:
     """Read and validate a campaign file, with its articles."""
     path = campaign_path(settings, campaign)
     source = str(path)
@@ -68,7 +69,7 @@ def load_campaign(settings: Settings, campaign: str) -> Campaign:
     articles_meta = meta.get("articles") or []
     if not isinstance(articles_meta, list):
         raise InputError(f"{source}: `articles` must be a list.")
-    excerpt_words = settings.get("content", "excerpt_words")
+    utm_campaign = meta.get("utm_campaign", slug)
     return Campaign(
         slug=slug,
         subject=subject,
@@ -79,8 +80,8 @@ def load_campaign(settings: Settings, campaign: str) -> Campaign:
         sender=meta.get("from"),
         reply_to=meta.get("reply_to"),
         audience=_audience(meta.get("audience"), source),
-        articles=[_article(settings, item, source, excerpt_words) for item in articles_meta],
-        utm_campaign=str(meta.get("utm_campaign") or slug),
+        articles=[_article(reader, item, source) for item in articles_meta],
+        utm_campaign="" if utm_campaign is False else str(utm_campaign or slug).lower(),
     )
 
 
@@ -101,23 +102,35 @@ def _audience(value: Any, source: str) -> Audience:
     return Audience(tags("tags_any"), tags("tags_all"), tags("exclude_tags"))
 
 
-def _article(settings: Settings, item: Any, source: str, excerpt_words: int) -> Article:
+def _article(reader: ArticleReader, item: Any, source: str) -> Article:
+    """One ``articles`` item: a path, a URL, or a mapping with path/url/feed and overrides."""
     if isinstance(item, str):
         item = {"url": item} if item.startswith(("http://", "https://")) else {"path": item}
-    if not isinstance(item, dict) or set(item) - _ARTICLE_KEYS:
+    if (
+        not isinstance(item, dict)
+        or set(item) - _ARTICLE_KEYS
+        or not ({"path", "url", "feed"} & set(item))
+    ):
         raise InputError(
             f"{source}: each item of `articles` must be a path, a URL, or a mapping with "
-            f"{', '.join(sorted(_ARTICLE_KEYS))}; got {item!r}.",
+            f"path, url or feed (and optionally title, excerpt, image); got {item!r}.",
         )
-    if "path" not in item:
-        kind = "url" if "url" in item else "feed"
-        raise InputError(
-            f"{source}: article {item.get(kind)!r} is a {kind} source, which this version "
-            "cannot read yet.",
-            "Save the article as a Markdown file under articles/ and list its path.",
-        )
-    article = read_markdown_article(settings.resolve(item["path"]), excerpt_words)
-    for key in ("title", "excerpt", "image"):
+    if "feed" in item:
+        article = reader.feed_entry(str(item["feed"]), item.get("url"))
+    else:
+        found = reader.read(str(item.get("path") or item.get("url")))
+        if len(found) != 1:
+            raise InputError(
+                f"{source}: {item.get('path') or item.get('url')} is not one article "
+                f"({len(found)} found).",
+                "To feature a feed's entry, write `- feed: FEED` with `url: ENTRY-LINK`.",
+            )
+        article = found[0]
+    for key in ("title", "image"):
         if item.get(key):
             setattr(article, key, str(item[key]).strip())
+    if item.get("excerpt"):
+        article.excerpt_html, article.excerpt = excerpt_from_html(
+            f"<p>{html.escape(str(item['excerpt']).strip())}</p>", None
+        )
     return article

@@ -10,6 +10,7 @@ import csv
 import functools
 import json
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ import click
 
 from . import __version__
 from .errors import NewsletterError
-from .models import SETTLED_OK, DeliveryStatus, SendResult
+from .models import SETTLED_OK, Article, DeliveryStatus, SendResult
 from .project import Project, init_project
 
 EXIT_FAILED_RECIPIENTS = 3
@@ -149,6 +150,52 @@ def subscribers_list(project: Project, status: str | None, tag: str | None, fmt:
     _emit(records, fmt, ["email", "first_name", "last_name", "status", "tags", "subscribed_at"])
 
 
+# -- articles ---------------------------------------------------------------
+@cli.command()
+@click.argument("sources", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--refresh", is_flag=True, help="Fetch URLs again instead of using the cache.")
+@with_project
+def articles(project: Project, sources: tuple[str, ...], fmt: str, refresh: bool) -> None:
+    """Show what SOURCES yield: Markdown or HTML files, folders, feeds, article URLs.
+
+    Without SOURCES: the [content] articles folder and feeds.
+    """
+    project.refresh = refresh
+    found = project.articles(list(sources))
+    if fmt == "json":
+        click.echo(json.dumps([_article_record(a) for a in found], indent=2, ensure_ascii=False))
+        return
+    for article in found:
+        click.secho(article.title, bold=True)
+        byline = " · ".join(
+            x for x in (article.author, article.date.isoformat() if article.date else None) if x
+        )
+        if byline:
+            click.echo(f"  {byline}")
+        click.echo(f"  url:   {article.url or '-'}")
+        click.echo(f"  image: {article.image or '-'}")
+        click.echo(f"  words: {article.word_count}  source: {article.source}")
+        for line in textwrap.wrap(article.excerpt, 76):
+            click.echo(f"  > {line}")
+        click.echo()
+    say(f"{len(found)} article(s).")
+
+
+def _article_record(article: Article) -> dict[str, Any]:
+    return {
+        "title": article.title,
+        "author": article.author,
+        "date": article.date.isoformat() if article.date else None,
+        "url": article.url,
+        "image": article.image,
+        "word_count": article.word_count,
+        "excerpt": article.excerpt,
+        "excerpt_html": article.excerpt_html,
+        "source": article.source,
+    }
+
+
 # -- build ------------------------------------------------------------------
 @cli.command()
 @click.argument("campaign")
@@ -158,9 +205,11 @@ def subscribers_list(project: Project, status: str | None, tag: str | None, fmt:
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder (default: build/<campaign>/).",
 )
+@click.option("--refresh", is_flag=True, help="Fetch article URLs and feeds again.")
 @with_project
-def build(project: Project, campaign: str, to: str | None, out: Path | None) -> None:
+def build(project: Project, campaign: str, to: str | None, out: Path | None, refresh: bool) -> None:
     """Write CAMPAIGN's HTML, plain text and one sample .eml."""
+    project.refresh = refresh
     started = time.perf_counter()
     built = project.build(campaign, out, to)
     say(f"Built in {time.perf_counter() - started:.2f} s:")

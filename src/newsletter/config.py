@@ -36,6 +36,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "articles": ((str,), "articles"),
         "feeds": ((list,), []),
         "excerpt_words": ((int,), 60),
+        "cache": ((str,), ".newsletter/cache"),
+        "fetch_timeout": ((int, float), 15),
+        "utm": ((bool,), True),
+        "utm_source": ((str,), "newsletter"),
+        "utm_medium": ((str,), "email"),
     },
     "database": {
         "url": ((str,), "sqlite:///newsletter.db"),
@@ -76,6 +81,7 @@ _TYPE_NAMES = {
     float: "a number",
     list: "a list",
     dict: "a table",
+    bool: "true or false",
 }
 
 
@@ -133,6 +139,10 @@ class Settings:
     @property
     def articles_dir(self) -> Path:
         return self.resolve(self.values["content"]["articles"])
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.resolve(self.values["content"]["cache"])
 
     @property
     def campaigns_dir(self) -> Path:
@@ -233,7 +243,7 @@ def validate(raw: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
                 values[section][key] = default
                 continue
             value = given[key]
-            if isinstance(value, bool) or not isinstance(value, types):
+            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
                 expected = " or ".join(_TYPE_NAMES[t] for t in types)
                 raise ConfigError(
                     f"[{section}] {key} in {path} must be {expected}, not {value!r}.",

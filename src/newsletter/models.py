@@ -17,7 +17,8 @@ class Article:
     author: str | None = None
     date: dt.date | None = None
     image: str | None = None
-    excerpt: str = ""
+    excerpt: str = ""  # plain text, for the text part
+    excerpt_html: str = ""  # the same with safe inline markup (bold, italic, links)
     source: str = ""
     word_count: int = 0
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from .audience import ParsedFile, read_subscribers
 from .campaigns import load_campaign
 from .config import Settings, load_settings
+from .content import ArticleReader, Fetcher
 from .delivery import Transport, make_transport
 from .errors import ConfigError, NewsletterError, SendPaused
-from .models import FAILURES, Campaign, DeliveryStatus, Recipient, SendResult
+from .models import FAILURES, Article, Campaign, DeliveryStatus, Recipient, SendResult
 from .render import CompiledCampaign, MessageFactory, NewsletterInfo, compile_campaign
 from .sender import Plan, RunReport, SendOptions, holder_id, send_campaign, send_test
 from .store import ImportSummary, SQLiteStore, open_store
@@ -41,12 +42,14 @@ class Built:
 class Project:
     """Settings plus the database, opened on first use."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, refresh: bool = False) -> None:
         self.settings = settings
+        self.refresh = refresh
+        self._reader: ArticleReader | None = None
 
     @classmethod
-    def load(cls, config: str | None = None) -> Project:
-        return cls(load_settings(config))
+    def load(cls, config: str | None = None, refresh: bool = False) -> Project:
+        return cls(load_settings(config), refresh)
 
     @cached_property
     def store(self) -> SQLiteStore:
@@ -67,10 +70,31 @@ class Project:
             reply_to=s.get("newsletter", "reply_to"),
             list_id=s.get("newsletter", "list_id"),
             templates_dir=s.templates_dir,
+            utm=s.get("content", "utm"),
+            utm_source=s.get("content", "utm_source"),
+            utm_medium=s.get("content", "utm_medium"),
         )
 
+    def reader(self) -> ArticleReader:
+        """Reads article sources; URLs through the project's cache (``--refresh`` skips it)."""
+        if self._reader is None:
+            s = self.settings
+            fetcher = Fetcher(
+                s.cache_dir, refresh=self.refresh, timeout=float(s.get("content", "fetch_timeout"))
+            )
+            self._reader = ArticleReader(s.root, fetcher, s.get("content", "excerpt_words"))
+        return self._reader
+
+    def articles(self, sources: list[str]) -> list[Article]:
+        """What the sources yield: the given ones, or the configured folder and feeds."""
+        if not sources:
+            content = self.settings.values["content"]
+            sources = [content["articles"], *content["feeds"]]
+        reader = self.reader()
+        return [article for source in sources for article in reader.read(source)]
+
     def campaign(self, name: str) -> Campaign:
-        return load_campaign(self.settings, name)
+        return load_campaign(self.settings, name, self.reader())
 
     def compile(self, campaign: Campaign) -> CompiledCampaign:
         return compile_campaign(self.info(), campaign)

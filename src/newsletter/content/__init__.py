@@ -1,6 +1,128 @@
-"""Article sources: each turns something a blog publishes into ``Article`` cards."""
+"""Article sources, one reader each behind one function: ``ArticleReader.read``.
 
-from .excerpt import make_excerpt
+    Markdown file (front matter)  -> markdown.read_markdown_article
+    HTML file or article URL      -> htmlpage.read_html_page
+    RSS / Atom feed (file or URL) -> feed.read_feed
+    folder                        -> every .md and .html file in it
+
+URLs are fetched through ``fetch.Fetcher`` and its on-disk cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..models import Article
+from .excerpt import excerpt_from_html
+from .fetch import Fetcher
 from .markdown import read_markdown_article, split_front_matter
 
-__all__ = ["make_excerpt", "read_markdown_article", "split_front_matter"]
+__all__ = [
+    "ArticleReader",
+    "Fetcher",
+    "excerpt_from_html",
+    "read_markdown_article",
+    "split_front_matter",
+]
+
+FEED_SUFFIXES = {".rss", ".atom", ".xml", ".rdf"}
+HTML_SUFFIXES = {".html", ".htm"}
+
+
+def is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+def looks_like_feed(data: bytes, content_type: str = "") -> bool:
+    if (
+        any(t in content_type for t in ("rss", "atom", "/xml", "+xml"))
+        and "html" not in content_type
+    ):
+        return True
+    head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith(b"<?xml") and any(t in head for t in (b"<rss", b"<feed", b"<rdf"))
+
+
+@dataclass
+class ArticleReader:
+    """Reads articles from paths (relative to ``root``) and URLs."""
+
+    root: Path
+    fetcher: Fetcher
+    excerpt_words: int = 60
+    _feeds: dict[str, list[Article]] = field(default_factory=dict, repr=False)
+
+    def read(self, source: str) -> list[Article]:
+        """Every article a source yields: one for a page or file, all for a feed or folder."""
+        if is_url(source):
+            fetched = self.fetcher.get(source)
+            if looks_like_feed(fetched.body, fetched.content_type):
+                return self.feed(source)
+            from .htmlpage import read_html_page
+
+            return [
+                read_html_page(
+                    fetched.body, source, fetched.url, self.excerpt_words, fetched.charset
+                )
+            ]
+        path = (self.root / source).resolve()
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.iterdir()
+                if p.suffix.lower() in {".md", *HTML_SUFFIXES} and p.is_file()
+            )
+            return [a for f in files for a in self.read(str(f))]
+        if not path.is_file():
+            raise InputError(f"{source} does not exist.", "Check the path or the URL.")
+        suffix = path.suffix.lower()
+        if suffix in (".md", ".markdown"):
+            return [read_markdown_article(path, self.excerpt_words)]
+        data = path.read_bytes()
+        if suffix in FEED_SUFFIXES or looks_like_feed(data):
+            return self.feed(source)
+        if suffix in HTML_SUFFIXES or b"<html" in data[:4096].lower():
+            from .htmlpage import read_html_page
+
+            return [read_html_page(data, str(path), None, self.excerpt_words)]
+        raise InputError(
+            f"{source} is not an article this tool can read.",
+            "Use a Markdown (.md) or HTML (.html) file, an RSS/Atom feed, or an article URL.",
+        )
+
+    def feed(self, source: str) -> list[Article]:
+        """A feed's entries, read once per run."""
+        if source not in self._feeds:
+            from .feed import read_feed
+
+            if is_url(source):
+                fetched = self.fetcher.get(source)
+                data, base = fetched.body, fetched.url
+            else:
+                path = (self.root / source).resolve()
+                if not path.is_file():
+                    raise InputError(f"Feed {source} does not exist.", "Check the path.")
+                data, base = path.read_bytes(), None
+            self._feeds[source] = read_feed(data, source, base, self.excerpt_words)
+        return self._feeds[source]
+
+    def feed_entry(self, feed: str, link: str | None) -> Article:
+        """The entry of ``feed`` whose link is ``link``; the newest one without a link."""
+        entries = self.feed(feed)
+        if not entries:
+            raise InputError(f"The feed {feed} has no entries.")
+        if link is None:
+            return entries[0]
+        for article in entries:
+            if article.url and _same_link(article.url, link):
+                return article
+        raise InputError(
+            f"The feed {feed} has no entry linking to {link}.",
+            "`newsletter articles " + feed + "` lists its entries and their links.",
+        )
+
+
+def _same_link(a: str, b: str) -> bool:
+    return a.split("#")[0].rstrip("/") == b.split("#")[0].rstrip("/")

@@ -1,9 +1,18 @@
-"""Excerpt rules: opening paragraphs up to a word budget, cut at a sentence boundary."""
+"""Excerpt rules, in order: the source's own excerpt; a ``<!-- more -->`` marker;
+otherwise the opening paragraphs up to a word budget, cut at a sentence
+boundary, never mid-word, never inside a heading. Inline markup that is safe
+in email (bold, italic, links, code) is kept; everything else becomes text.
+"""
 
 from __future__ import annotations
 
+import copy
+import html as html_lib
 import re
-from collections.abc import Iterable
+from urllib.parse import urljoin
+
+from lxml import etree
+from lxml import html as lxml_html
 
 # Words that end in a full stop without ending a sentence.
 _ABBREVIATIONS = {
@@ -61,24 +70,243 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
-def make_excerpt(paragraphs: Iterable[str], max_words: int = 60) -> str:
-    """The opening paragraphs, whole sentences only, within ``max_words`` words.
+# -- HTML -------------------------------------------------------------------------------
+INLINE_KEEP = {"strong": "strong", "b": "strong", "em": "em", "i": "em", "a": "a", "code": "code"}
+_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+_SKIP_INSIDE = {
+    "li",
+    "ul",
+    "ol",
+    "blockquote",
+    "figure",
+    "figcaption",
+    "aside",
+    "nav",
+    "form",
+    "table",
+    "pre",
+    "header",
+    "footer",
+    "button",
+    "script",
+    "style",
+    "noscript",
+}
+_TRUNCATED = re.compile(r"(\[?(…|\.\.\.|&hellip;)\]?|read more|continue reading)\W*$", re.I)
+MORE = re.compile(r"<!--\s*more\s*-->", re.I)
 
-    The first sentence is always kept, even when it alone is over the budget,
-    so an excerpt is never empty and never ends mid-sentence.
+
+def looks_truncated(summary_html: str) -> bool:
+    """A feed summary cut off by the platform ("...", "[…]", "Read more")."""
+    text = " ".join(lxml_text(summary_html).split())
+    return not text or bool(_TRUNCATED.search(text))
+
+
+def lxml_text(fragment: str) -> str:
+    if not fragment.strip():
+        return ""
+    return _fragment(fragment).text_content()
+
+
+def word_count(fragment: str) -> int:
+    return len(lxml_text(fragment).split())
+
+
+def _fragment(fragment: str) -> lxml_html.HtmlElement:
+    return lxml_html.fragment_fromstring(fragment, create_parent="div")
+
+
+def excerpt_from_html(
+    fragment: str, max_words: int | None, base_url: str | None = None
+) -> tuple[str, str]:
+    """(safe HTML, plain text) of the excerpt of an article body.
+
+    ``max_words=None`` keeps every opening paragraph (an excerpt the author wrote).
     """
-    chosen: list[str] = []
+    if MORE.search(fragment):
+        fragment, max_words = MORE.split(fragment, maxsplit=1)[0], None
+    if not fragment.strip():
+        return "", ""
+    root = _fragment(fragment)
+    paragraphs: list[tuple[etree._Element, str]] = []
     words = 0
-    for paragraph in paragraphs:
-        paragraph = " ".join(paragraph.split())
-        if not paragraph:
+    for block in _opening_blocks(root):
+        clean = _clean_inline(block, base_url)
+        text = " ".join(clean.text_content().split())
+        if not text:
             continue
-        for sentence in split_sentences(paragraph):
+        if max_words is None:
+            paragraphs.append((clean, text))
+            continue
+        kept = []
+        for sentence in split_sentences(text):
             n = len(sentence.split())
-            if chosen and words + n > max_words:
-                return " ".join(chosen)
-            chosen.append(sentence)
+            if (paragraphs or kept) and words + n > max_words:
+                break
+            kept.append(sentence)
             words += n
-        if words >= max_words:
+        if kept:
+            cut = " ".join(kept)
+            paragraphs.append((_truncate(clean, len(cut)) if cut != text else clean, cut))
+        if len(kept) < len(split_sentences(text)) or words >= max_words:
             break
-    return " ".join(chosen)
+    html_out = "".join(_serialise(p) for p, _ in paragraphs)
+    return html_out, "\n\n".join(t for _, t in paragraphs)
+
+
+def _opening_blocks(root: etree._Element) -> list[etree._Element]:
+    """Paragraphs before the first heading that follows some text, in order."""
+    blocks: list[etree._Element] = []
+    loose: list[str] = []
+    if root.text and root.text.strip():
+        loose.append(root.text)
+    for element in root.iter():
+        if element is root or not isinstance(element.tag, str):
+            continue
+        tag = element.tag.lower()
+        if tag in _HEADINGS:
+            if blocks:
+                break
+            continue
+        if tag != "p" and not (tag == "div" and _is_text_div(element)):
+            continue
+        if any(a.tag in _SKIP_INSIDE for a in element.iterancestors() if isinstance(a.tag, str)):
+            continue
+        if _is_byline(element):
+            continue
+        blocks.append(element)
+    if not blocks and loose:
+        paragraph = lxml_html.Element("p")
+        paragraph.text = loose[0]
+        blocks.append(paragraph)
+    return blocks
+
+
+def _is_text_div(element: etree._Element) -> bool:
+    """A div that is really a paragraph: text and inline markup only."""
+    if not (element.text and element.text.strip()):
+        return False
+    return all(
+        isinstance(c.tag, str) and c.tag.lower() in INLINE_KEEP | {"br": "", "span": ""}
+        for c in element
+    )
+
+
+def _is_byline(element: etree._Element) -> bool:
+    marks = f"{element.get('class', '')} {element.get('id', '')}".lower()
+    if any(word in marks for word in ("byline", "author", "meta", "caption", "credit")):
+        return True
+    text = " ".join(element.text_content().split()).lower()
+    return text.startswith(("by ", "written by ", "posted by ", "posted on ")) and len(text) < 120
+
+
+def _clean_inline(block: etree._Element, base_url: str | None) -> etree._Element:
+    """A <p> holding the block's text with only safe inline tags; links made absolute."""
+    out = lxml_html.Element("p")
+
+    def copy_into(source: etree._Element, target: etree._Element) -> None:
+        if source.text:
+            _append_text(target, source.text)
+        for child in source:
+            if not isinstance(child.tag, str):  # comments, processing instructions
+                if child.tail:
+                    _append_text(target, child.tail)
+                continue
+            tag = child.tag.lower()
+            if tag in ("script", "style", "img", "svg", "button", "input", "iframe"):
+                pass
+            elif tag == "br":
+                _append_text(target, " ")
+            elif tag in INLINE_KEEP:
+                element = etree.SubElement(target, INLINE_KEEP[tag])
+                if tag == "a":
+                    href = (child.get("href") or "").strip()
+                    href = urljoin(base_url, href) if base_url and href else href
+                    if href.startswith(("http://", "https://", "mailto:")):
+                        element.set("href", href)
+                    else:
+                        element.tag = "span"
+                copy_into(child, element)
+                if element.tag == "span":
+                    _unwrap(element)
+            else:
+                copy_into(child, target)
+            if child.tail:
+                _append_text(target, child.tail)
+
+    copy_into(block, out)
+    return out
+
+
+def _append_text(target: etree._Element, text: str) -> None:
+    if len(target):
+        last = target[-1]
+        last.tail = (last.tail or "") + text
+    else:
+        target.text = (target.text or "") + text
+
+
+def _unwrap(element: etree._Element) -> None:
+    parent = element.getparent()
+    index = parent.index(element)
+    previous_text = element.text or ""
+    children = list(element)
+    tail = element.tail or ""
+    parent.remove(element)
+    if index == 0:
+        parent.text = (parent.text or "") + previous_text
+    else:
+        parent[index - 1].tail = (parent[index - 1].tail or "") + previous_text
+    for offset, child in enumerate(children):
+        parent.insert(index + offset, child)
+    if children:
+        children[-1].tail = (children[-1].tail or "") + tail
+    elif index == 0:
+        parent.text = (parent.text or "") + tail
+    else:
+        parent[index - 1].tail = (parent[index - 1].tail or "") + tail
+
+
+def _truncate(element: etree._Element, length: int) -> etree._Element:
+    """A copy of ``element`` keeping the first ``length`` characters of its
+    whitespace-normalised text; tags stay balanced."""
+    element = copy.deepcopy(element)
+    remaining = length
+    last_was_space = True  # the text is stripped at the start, and spaces never double
+
+    def take(text: str | None) -> str | None:
+        nonlocal remaining, last_was_space
+        if text is None:
+            return None
+        normal = re.sub(r"\s+", " ", text)
+        if last_was_space:
+            normal = normal.lstrip(" ")
+        if not normal:
+            return normal
+        if remaining <= 0:
+            return ""
+        kept = normal[:remaining]
+        remaining -= len(kept)
+        last_was_space = kept.endswith(" ")
+        return kept
+
+    def walk(node: etree._Element) -> None:
+        node.text = take(node.text)
+        for child in list(node):
+            if remaining <= 0:
+                node.remove(child)
+                continue
+            walk(child)
+            child.tail = take(child.tail)
+
+    walk(element)
+    return element
+
+
+def _serialise(element: etree._Element) -> str:
+    text = etree.tostring(element, encoding="unicode", method="html", with_tail=False)
+    return " ".join(text.split()).replace(" </p>", "</p>").replace("<p> ", "<p>")
+
+
+def escape_text(text: str) -> str:
+    return html_lib.escape(text, quote=False)

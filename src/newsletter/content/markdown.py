@@ -11,10 +11,11 @@ from markdown_it import MarkdownIt
 
 from ..errors import InputError
 from ..models import Article
-from .excerpt import make_excerpt
+from .excerpt import excerpt_from_html, word_count
 
-_md = MarkdownIt("commonmark")
-MORE_MARKER = "<!-- more -->"
+_md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
+    ["replacements", "smartquotes"]
+)
 
 
 def split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
@@ -44,31 +45,6 @@ def split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
     if not isinstance(meta, dict):
         raise InputError(f"{source}: the front matter must be a mapping of keys to values.")
     return meta, body
-
-
-def plain_paragraphs(markdown: str) -> list[str]:
-    """The text of each top-level paragraph, inline markup removed; headings skipped."""
-    tokens = _md.parse(markdown)
-    paragraphs: list[str] = []
-    depth = 0
-    for i, token in enumerate(tokens):
-        if token.type in ("bullet_list_open", "ordered_list_open", "blockquote_open"):
-            depth += 1
-        elif token.type in ("bullet_list_close", "ordered_list_close", "blockquote_close"):
-            depth -= 1
-        elif token.type == "inline" and depth == 0 and tokens[i - 1].type == "paragraph_open":
-            paragraphs.append(_inline_text(token))
-    return paragraphs
-
-
-def _inline_text(token: Any) -> str:
-    parts: list[str] = []
-    for child in token.children or []:
-        if child.type in ("text", "code_inline"):
-            parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
-            parts.append(" ")
-    return "".join(parts)
 
 
 def _as_date(value: Any, source: str) -> dt.date | None:
@@ -106,13 +82,12 @@ def read_markdown_article(path: Path, excerpt_words: int = 60) -> Article:
         raise InputError(
             f"{source}: the article has no title.", "Add `title:` to its front matter."
         )
-    excerpt = _text(meta, "excerpt")
-    if not excerpt:
-        head, marker, _ = body.partition(MORE_MARKER)
-        if marker:
-            excerpt = " ".join(" ".join(plain_paragraphs(head)).split())
-        else:
-            excerpt = make_excerpt(plain_paragraphs(body), excerpt_words)
+    body_html = _md.render(body)
+    explicit = _text(meta, "excerpt")
+    if explicit:
+        excerpt_html, excerpt = excerpt_from_html(_md.render(explicit), None, _text(meta, "url"))
+    else:
+        excerpt_html, excerpt = excerpt_from_html(body_html, excerpt_words, _text(meta, "url"))
     return Article(
         title=title,
         url=_text(meta, "url"),
@@ -120,6 +95,7 @@ def read_markdown_article(path: Path, excerpt_words: int = 60) -> Article:
         date=_as_date(meta.get("date"), source),
         image=_text(meta, "image"),
         excerpt=excerpt,
+        excerpt_html=excerpt_html,
         source=source,
-        word_count=len(" ".join(plain_paragraphs(body)).split()),
+        word_count=word_count(body_html),
     )

@@ -16,8 +16,9 @@ from typing import Any
 
 import jinja2
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
+from ..content.links import UTM
 from ..models import Article, Campaign
 from .merge import MergeTemplate, RecipientFields, SlotRegistry
 from .message import MessageFactory, OutgoingMessage, display_address, format_address
@@ -49,6 +50,9 @@ class NewsletterInfo:
     reply_to: str | None = None
     list_id: str | None = None
     templates_dir: Path | None = None
+    utm: bool = True
+    utm_source: str = "newsletter"
+    utm_medium: str = "email"
 
 
 @dataclass
@@ -119,29 +123,38 @@ def build_context(
     env: jinja2.Environment, info: NewsletterInfo, campaign: Campaign, registry: SlotRegistry
 ) -> dict[str, Any]:
     recipient = RecipientFields(registry)
+    utm = (
+        UTM(campaign.utm_campaign, info.utm_source.lower(), info.utm_medium.lower())
+        if info.utm and campaign.utm_campaign
+        else None
+    )
     context: dict[str, Any] = {
         "newsletter": info,
         "campaign": campaign,
         "preheader": campaign.preheader,
-        "articles": [_article_context(a) for a in campaign.articles],
+        "articles": [_article_context(a, utm) for a in campaign.articles],
         "recipient": recipient,
         "unsubscribe_url": registry.token("unsubscribe_url"),
         "web_url": registry.token("web_url"),
     }
     body_md = render_string(env, campaign.body, context, campaign.path)
     context["body_text"] = body_md.strip()
-    context["body_html"] = Markup(_markdown.render(body_md))
+    body_html = _markdown.render(body_md)
+    context["body_html"] = Markup(utm.tag_html(body_html) if utm else body_html)
     return context
 
 
-def _article_context(article: Article) -> dict[str, Any]:
+def _article_context(article: Article, utm: UTM | None) -> dict[str, Any]:
+    """An article as templates see it: links tagged, the excerpt's safe markup as Markup."""
+    excerpt_html = article.excerpt_html or f"<p>{escape(article.excerpt)}</p>"
     return {
         "title": article.title,
-        "url": article.url,
+        "url": utm.tag(article.url) if utm and article.url else article.url,
         "author": article.author,
         "date": article.date,
         "image": article.image,
         "excerpt": article.excerpt,
+        "excerpt_html": Markup(utm.tag_html(excerpt_html) if utm else excerpt_html),
     }
 
 

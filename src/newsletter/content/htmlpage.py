@@ -1,0 +1,338 @@
+"""Saved or fetched HTML pages: the article's own content and metadata, not the site's.
+
+Metadata comes from what pages really carry, best first: JSON-LD
+(``Article``/``BlogPosting``), Open Graph and ``<meta>`` tags, then the page
+itself (``h1``, ``<time datetime>``, a byline). The main content is found by
+readability-lxml; then what readability keeps but an excerpt must not carry
+(sign-up forms, share buttons, "Previous / Next" links, bylines) is removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any
+from urllib.parse import urljoin
+
+from lxml import etree
+from lxml import html as lxml_html
+
+from ..errors import InputError
+from ..models import Article
+from .excerpt import excerpt_from_html, word_count
+
+_CHROME = re.compile(
+    r"(^|[\s_-])(nav|navbar|menu|breadcrumbs?|header|footer|sidebar|widget|share|sharing|"
+    r"social|subscribe|subscription|signup|sign-up|newsletter|cta|promo|banner|announcement|"
+    r"cookie|consent|related|read-more|more-posts|recommend|comments?|pagination|"
+    r"post-navigation|item-pagination|nav-links|nav-previous|nav-next|prev|next|author-box|"
+    r"byline|tags|categories|popup|modal|advert|ads?)($|[\s_-])",
+    re.I,
+)
+_PAGINATION_TEXT = re.compile(r"^\W*(previous|next|older|newer)( post| article)?\b", re.I)
+_TITLE_SUFFIX = re.compile(r"\s+[|\-–—·:]\s+[^|\-–—·:]{2,60}$")
+ARTICLE_TYPES = {
+    "Article",
+    "BlogPosting",
+    "NewsArticle",
+    "TechArticle",
+    "Report",
+    "SocialMediaPosting",
+    "ScholarlyArticle",
+}
+
+
+def absolute(url: str | None, base: str | None) -> str | None:
+    if not url:
+        return None
+    url = url.strip()
+    if url.startswith(("http://", "https://")):
+        return url
+    if url.startswith("//"):
+        return "https:" + url
+    return urljoin(base, url) if base else url
+
+
+def first_image(fragment: str, base: str | None) -> str | None:
+    if not fragment.strip():
+        return None
+    root = lxml_html.fragment_fromstring(fragment, create_parent="div")
+    for img in root.iter("img"):
+        src = img.get("src") or img.get("data-src") or ""
+        if src and not src.startswith("data:"):
+            return absolute(src, base)
+    return None
+
+
+def decode_page(data: bytes, charset: str | None) -> lxml_html.HtmlElement:
+    """The parsed page: the server's charset, else the page's own <meta charset>."""
+    if charset:
+        try:
+            return lxml_html.document_fromstring(data.decode(charset, errors="replace"))
+        except LookupError:
+            pass
+    parser = lxml_html.HTMLParser(encoding=_meta_charset(data))
+    return lxml_html.document_fromstring(data, parser=parser)
+
+
+def _meta_charset(data: bytes) -> str | None:
+    head = data[:4096].decode("ascii", errors="ignore")
+    match = re.search(r"""<meta[^>]+charset=["']?([\w-]+)""", head, re.I)
+    if match:
+        return match.group(1).lower()
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data).best()
+        return best.encoding if best else "windows-1252"
+
+
+def read_html_page(
+    data: bytes, source: str, url: str | None, excerpt_words: int, charset: str | None = None
+) -> Article:
+    """An Article from an HTML page; InputError when the page holds no article."""
+    doc = decode_page(data, charset)
+    meta = _metadata(doc)
+    base = url or meta.get("url")
+    title = meta.get("title") or _h1(doc)
+    author = meta.get("author") or _byline(doc)
+    date = meta.get("date") or _time_date(doc)
+    body = main_content(doc, source)  # changes ``doc``: metadata first
+    if not title:
+        raise InputError(
+            f"{source}: no article title was found (no JSON-LD headline, og:title, <h1> "
+            "or <title>).",
+            "Check that this is an article page, or give the title in the campaign file.",
+        )
+    excerpt_html, excerpt = excerpt_from_html(body, excerpt_words, base)
+    if meta.get("description") and not excerpt:
+        excerpt_html, excerpt = excerpt_from_html(f"<p>{meta['description']}</p>", None, base)
+    if not excerpt:
+        raise InputError(
+            f"{source}: no article text was found on this page.",
+            "Check that the address is an article, not a listing or a sign-in page.",
+        )
+    image = absolute(meta.get("image"), base) or first_image(body, base)
+    if image and not image.startswith(("http://", "https://")):
+        raise InputError(
+            f"{source}: the image {image!r} is a relative address and the page's own "
+            "address is unknown.",
+            "Give the article's URL instead of a saved file, or set `image:` for it in the "
+            "campaign file.",
+        )
+    return Article(
+        title=title,
+        url=meta.get("url") or url,
+        author=author,
+        date=date,
+        image=image,
+        excerpt=excerpt,
+        excerpt_html=excerpt_html,
+        source=source,
+        word_count=word_count(body),
+    )
+
+
+# -- metadata -----------------------------------------------------------------------------
+def _metadata(doc: lxml_html.HtmlElement) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    ld = _json_ld_article(doc)
+    if ld:
+        found["title"] = _clean(ld.get("headline") or ld.get("name"))
+        found["author"] = _ld_author(ld.get("author"))
+        found["date"] = _date(ld.get("datePublished") or ld.get("dateCreated"))
+        found["image"] = _ld_image(ld.get("image"))
+        found["url"] = ld.get("url") if isinstance(ld.get("url"), str) else None
+        found["description"] = _clean(ld.get("description"))
+    metas = {
+        (m.get("property") or m.get("name") or "").lower(): m.get("content")
+        for m in doc.iter("meta")
+        if m.get("content")
+    }
+    canonical = next(
+        (
+            link.get("href")
+            for link in doc.iter("link")
+            if "canonical" in (link.get("rel") or "").lower().split()
+        ),
+        None,
+    )
+    found["title"] = (
+        found.get("title")
+        or _strip_site(_clean(metas.get("og:title")), metas)
+        or _strip_site(_clean(metas.get("twitter:title")), metas)
+    )
+    if not found.get("author"):
+        author = metas.get("author") or metas.get("article:author") or ""
+        found["author"] = None if author.startswith("http") else _clean(author)
+    found["date"] = (
+        found.get("date")
+        or _date(metas.get("article:published_time"))
+        or _date(metas.get("date"))
+        or _date(metas.get("dc.date"))
+    )
+    found["image"] = found.get("image") or metas.get("og:image") or metas.get("twitter:image")
+    found["url"] = found.get("url") or canonical or metas.get("og:url")
+    found["description"] = (
+        found.get("description")
+        or _clean(metas.get("og:description"))
+        or _clean(metas.get("description"))
+    )
+    if not found.get("title"):
+        title = doc.find(".//title")
+        if title is not None and title.text:
+            found["title"] = _strip_site(_clean(title.text), metas, force=True)
+    return {k: v for k, v in found.items() if v}
+
+
+def _json_ld_article(doc: lxml_html.HtmlElement) -> dict[str, Any] | None:
+    for script in doc.iter("script"):
+        if (script.get("type") or "").lower() != "application/ld+json" or not script.text:
+            continue
+        try:
+            data = json.loads(script.text)
+        except ValueError:
+            continue
+        for node in _ld_nodes(data):
+            types = node.get("@type")
+            types = types if isinstance(types, list) else [types]
+            if ARTICLE_TYPES & {str(t) for t in types}:
+                return node
+    return None
+
+
+def _ld_nodes(data: Any) -> list[dict[str, Any]]:
+    if isinstance(data, list):
+        return [n for item in data for n in _ld_nodes(item)]
+    if isinstance(data, dict):
+        return [data, *(_ld_nodes(data["@graph"]) if "@graph" in data else [])]
+    return []
+
+
+def _ld_author(value: Any) -> str | None:
+    if isinstance(value, list):
+        names = [n for n in (_ld_author(v) for v in value) if n]
+        return ", ".join(names) or None
+    if isinstance(value, dict):
+        return _clean(value.get("name"))
+    return _clean(value) if isinstance(value, str) and not value.startswith("http") else None
+
+
+def _ld_image(value: Any) -> str | None:
+    if isinstance(value, list):
+        return next((i for i in (_ld_image(v) for v in value) if i), None)
+    if isinstance(value, dict):
+        return value.get("url") or value.get("contentUrl")
+    return value if isinstance(value, str) else None
+
+
+def _strip_site(title: str | None, metas: dict[str, Any], force: bool = False) -> str | None:
+    """ "Rest — Riverbend Clinicians Collective" -> "Rest" when the suffix is the site."""
+    if not title:
+        return title
+    site = _clean(metas.get("og:site_name"))
+    if site and title.endswith(site) and len(title) > len(site):
+        return title[: -len(site)].rstrip(" |-–—·:")
+    if force:
+        return _TITLE_SUFFIX.sub("", title)
+    return title
+
+
+def _h1(doc: lxml_html.HtmlElement) -> str | None:
+    h1 = doc.find(".//h1")
+    return _clean(h1.text_content()) if h1 is not None else None
+
+
+def _time_date(doc: lxml_html.HtmlElement) -> dt.date | None:
+    for element in doc.iter("time"):
+        classes = (element.get("class") or "").lower()
+        if "updated" in classes or "modified" in classes:
+            continue
+        value = _date(element.get("datetime"))
+        if value:
+            return value
+    return None
+
+
+def _byline(doc: lxml_html.HtmlElement) -> str | None:
+    for element in doc.iter():
+        if not isinstance(element.tag, str):
+            continue
+        marks = f"{element.get('class', '')} {element.get('rel', '')} {element.get('itemprop', '')}"
+        if re.search(r"\b(author-name|author|byline)\b", marks, re.I):
+            text = _clean(element.text_content())
+            if text and len(text) < 100:
+                return re.sub(r"^(written by|posted by|by)\s+", "", text, flags=re.I)
+    return None
+
+
+def _clean(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = " ".join(value.split())
+    return text or None
+
+
+def _date(value: Any) -> dt.date | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
+
+
+# -- main content --------------------------------------------------------------------------
+def main_content(doc: lxml_html.HtmlElement, source: str) -> str:
+    """The article body as HTML, without the site around it."""
+    from readability import Document
+
+    _drop_chrome(doc)
+    html_text = etree.tostring(doc, encoding="unicode", method="html")
+    try:
+        summary = Document(html_text).summary(html_partial=True)
+    except Exception as exc:  # readability raises its own Unparseable and plain errors
+        raise InputError(f"{source}: the page cannot be read as an article ({exc}).") from None
+    body = lxml_html.fragment_fromstring(summary, create_parent="div")
+    _drop_chrome(body)
+    return etree.tostring(body, encoding="unicode", method="html")
+
+
+def _drop_chrome(root: lxml_html.HtmlElement) -> None:
+    for element in list(root.iter()):
+        if not isinstance(element.tag, str) or element.getparent() is None:
+            continue
+        tag = element.tag.lower()
+        if tag in (
+            "nav",
+            "form",
+            "footer",
+            "aside",
+            "script",
+            "style",
+            "noscript",
+            "iframe",
+            "button",
+            "svg",
+            "header",
+        ) and not _holds_article(element):
+            element.drop_tree()
+            continue
+        marks = f"{element.get('class', '')} {element.get('id', '')} {element.get('role', '')}"
+        if marks.strip() and _CHROME.search(marks) and not _holds_article(element):
+            element.drop_tree()
+            continue
+        if tag == "a" and _PAGINATION_TEXT.match(element.text_content() or ""):
+            parent = element.getparent()
+            element.drop_tree()
+            if parent is not None and not parent.text_content().strip():
+                parent.drop_tree()
+
+
+def _holds_article(element: lxml_html.HtmlElement) -> bool:
+    """Never drop a wrapper that contains the article itself (themes nest it oddly)."""
+    return element.find(".//article") is not None or len(element.findall(".//p")) >= 4
