@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from xml.sax import SAXException
 
 from ..errors import InputError
 from ..models import Article
@@ -20,8 +21,12 @@ def read_feed(data: bytes, source: str, base_url: str | None, excerpt_words: int
     parsed = feedparser.parse(
         data, response_headers={"content-location": base_url or ""}, sanitize_html=False
     )
-    if parsed.get("bozo") and not parsed.entries:
-        reason = parsed.get("bozo_exception")
+    problem = parsed.get("bozo_exception")
+    # A feed that is not well-formed XML is cut off or broken: reading what parsed
+    # would silently lose entries. (Other bozo reasons, e.g. a declared encoding
+    # that was overridden, are harmless.)
+    if isinstance(problem, SAXException) or (parsed.get("bozo") and not parsed.entries):
+        reason = problem
         raise InputError(
             f"{source} is not a feed that can be read ({reason}).",
             "Check that the address is the blog's RSS or Atom feed (often /feed, /rss "

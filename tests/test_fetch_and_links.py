@@ -1,0 +1,123 @@
+"""Fetching article URLs and feeds (cache, errors) and tagging links with UTM parameters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from blog_server import Blog
+from conftest import run_process
+from newsletter.content import Fetcher
+from newsletter.content.links import UTM
+from newsletter.errors import InputError
+
+PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Holding Space Without Holding Everything | Riverbend</title>
+<meta property="og:title" content="Holding Space Without Holding Everything">
+<meta property="og:image" content="/img/space.jpg">
+<meta name="author" content="Amara Nwosu, PhD">
+</head><body><nav><a href="/">Home</a> <a href="/about">About us and our mission</a></nav>
+<div class="announcement-bar">Register now for the spring retreat in Asheville!</div>
+<article><h1>Holding Space Without Holding Everything</h1>
+<time datetime="2026-10-09T10:00:00-05:00">October 9</time>
+<p>Clinicians are trained to hold space. We are rarely trained to put it down again. This post is about the second skill.</p>
+<p>It matters more than it sounds, and here is why.</p>
+<p>Third paragraph, with more to say about rest and limits.</p>
+<p>Fourth paragraph, closing the argument gently.</p>
+</article>
+<form class="newsletter-signup"><p>Sign up for our monthly letter of practice notes</p><input name="email"></form>
+<footer><p>© 2026 Riverbend Clinicians Collective. All rights reserved.</p></footer>
+</body></html>"""
+
+
+def test_utm_tags_keep_query_and_fragment_and_skip_mailto() -> None:
+    utm = UTM("2026-10-Digest".lower())
+    assert utm.tag("https://blog.example.org/post?ref=feed#intro") == (
+        "https://blog.example.org/post?ref=feed&utm_source=newsletter&utm_medium=email"
+        "&utm_campaign=2026-10-digest#intro"
+    )
+    assert utm.tag("https://x.example/?utm_source=old&a=1").count("utm_source") == 1
+    assert utm.tag("mailto:editor@example.org") == "mailto:editor@example.org"
+    html = '<a href="https://a.example/p?x=1&amp;y=2">a</a> <a href="mailto:z@example.org">z</a>'
+    tagged = utm.tag_html(html)
+    assert 'href="https://a.example/p?x=1&amp;y=2&amp;utm_source=newsletter' in tagged
+    assert 'href="mailto:z@example.org"' in tagged
+
+
+def test_cache_serves_offline_and_refresh_revalidates(tmp_path: Path) -> None:
+    with Blog() as blog:
+        blog.routes["/p/"] = ("text/html; charset=utf-8", PAGE.encode())
+        url = blog.url + "/p/"
+        first = Fetcher(tmp_path).get(url)
+        assert not first.from_cache and b"Holding Space" in first.body
+        assert "newsletter/" in blog.user_agents[0]
+        assert Fetcher(tmp_path).get(url).from_cache
+        assert blog.hits["/p/"] == 1, "a rebuild does not touch the network"
+        refreshed = Fetcher(tmp_path, refresh=True).get(url)
+        assert blog.hits["/p/"] == 2 and blog.conditional["/p/"] == 1, "If-None-Match answered 304"
+        assert refreshed.body == first.body
+    # the server is gone: what was fetched before still builds
+    assert b"Holding Space" in Fetcher(tmp_path).get(url).body
+    with pytest.raises(InputError, match="cannot be reached"):
+        Fetcher(tmp_path, refresh=True).get(url)
+
+
+def test_fetch_errors_name_the_url(tmp_path: Path) -> None:
+    with Blog() as blog:
+        blog.slow["/slow/"] = 2.0
+        blog.routes["/slow/"] = ("text/html", PAGE.encode())
+        with pytest.raises(InputError, match=r"/missing/ answered HTTP 404"):
+            Fetcher(tmp_path).get(blog.url + "/missing/")
+        with pytest.raises(InputError, match=r"/slow/ did not answer within 0.5 s"):
+            Fetcher(tmp_path, timeout=0.5).get(blog.url + "/slow/")
+        blog.redirects["/old/"] = blog.url + "/new/"
+        blog.routes["/new/"] = ("text/html", PAGE.encode())
+        fetched = Fetcher(tmp_path).get(blog.url + "/old/")
+        assert fetched.url == blog.url + "/new/"
+
+
+def test_articles_command_for_a_page_url(project: Path) -> None:
+    with Blog() as blog:
+        latin = PAGE.replace('<meta charset="utf-8">', "").replace(
+            "Clinicians are", "Clinicians—and Renée—are"
+        )
+        blog.routes["/holding-space/"] = ("text/html; charset=windows-1252", latin.encode("cp1252"))
+        result = run_process(
+            "articles", blog.url + "/holding-space/", "--format", "json", cwd=project
+        )
+        assert result.returncode == 0, result.stderr
+        [article] = json.loads(result.stdout)
+        assert article["title"] == "Holding Space Without Holding Everything"
+        assert article["author"] == "Amara Nwosu, PhD"
+        assert article["date"] == "2026-10-09"
+        assert article["image"] == blog.url + "/img/space.jpg"
+        assert article["excerpt"].startswith("Clinicians—and Renée—are trained to hold space.")
+        for chrome in ("About us", "Register now", "Sign up for", "All rights reserved"):
+            assert chrome not in article["excerpt"]
+
+
+def test_unreachable_url_and_broken_sources_exit_1(project: Path, tmp_path: Path) -> None:
+    with Blog() as blog:
+        gone = blog.url + "/gone/"
+    result = run_process("articles", gone, cwd=project)
+    assert result.returncode == 1 and "cannot be reached" in result.stderr and gone in result.stderr
+    broken = tmp_path / "broken.rss"
+    broken.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>x</title><item><title>cut'
+    )
+    result = run_process("articles", str(broken), cwd=project)
+    assert result.returncode == 1
+    assert "is not a feed that can be read" in result.stderr and "broken.rss" in result.stderr
+    empty = tmp_path / "empty.html"
+    empty.write_text("<html><head><title>Shop</title></head><body><nav>Home</nav></body></html>")
+    result = run_process("articles", str(empty), cwd=project)
+    assert result.returncode == 1 and "no article text" in result.stderr
+    relative = tmp_path / "relative.html"
+    relative.write_text(PAGE)
+    result = run_process("articles", str(relative), cwd=project)
+    assert result.returncode == 1
+    assert "'/img/space.jpg' is a relative address" in result.stderr
+    for output in (result.stderr,):
+        assert "Traceback" not in output
