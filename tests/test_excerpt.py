@@ -25,7 +25,9 @@ def test_sentences_keep_abbreviations_whole() -> None:
 def test_excerpt_cuts_at_a_sentence_boundary_within_budget() -> None:
     body = "<p>One two three four five. Six seven eight nine ten. Eleven twelve.</p><p>Next paragraph here.</p>"
     assert excerpt_from_html(body, 11)[1] == "One two three four five. Six seven eight nine ten."
-    assert excerpt_from_html(body, 3)[1] == "One two three four five.", "never empty, never mid-sentence"
+    assert excerpt_from_html(body, 3)[1] == "One two three four five.", (
+        "never empty, never mid-sentence"
+    )
     assert excerpt_from_html(body, 100)[1].endswith("Next paragraph here.")
 
 

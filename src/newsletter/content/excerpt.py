@@ -92,14 +92,7 @@ _SKIP_INSIDE = {
     "style",
     "noscript",
 }
-_TRUNCATED = re.compile(r"(\[?(…|\.\.\.|&hellip;)\]?|read more|continue reading)\W*$", re.I)
 MORE = re.compile(r"<!--\s*more\s*-->", re.I)
-
-
-def looks_truncated(summary_html: str) -> bool:
-    """A feed summary cut off by the platform ("...", "[…]", "Read more")."""
-    text = " ".join(lxml_text(summary_html).split())
-    return not text or bool(_TRUNCATED.search(text))
 
 
 def lxml_text(fragment: str) -> str:

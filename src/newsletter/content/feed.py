@@ -8,7 +8,7 @@ from xml.sax import SAXException
 
 from ..errors import InputError
 from ..models import Article
-from .excerpt import excerpt_from_html, looks_truncated, word_count
+from .excerpt import excerpt_from_html, word_count
 from .htmlpage import absolute, first_image
 
 
@@ -18,9 +18,9 @@ def read_feed(data: bytes, source: str, base_url: str | None, excerpt_words: int
 
     # Not sanitised here: a "<!-- more -->" marker must survive, and the excerpt keeps
     # only a few inline tags anyway.
-    parsed = feedparser.parse(
-        data, response_headers={"content-location": base_url or ""}, sanitize_html=False
-    )
+    # Relative addresses in an entry are resolved against the entry's own link (the
+    # article's page), not against where the feed was fetched from; xml:base still applies.
+    parsed = feedparser.parse(data, sanitize_html=False)
     problem = parsed.get("bozo_exception")
     # A feed that is not well-formed XML is cut off or broken: reading what parsed
     # would silently lose entries. (Other bozo reasons, e.g. a declared encoding
@@ -51,11 +51,11 @@ def _entry(entry: Any, source: str, base: str | None, excerpt_words: int) -> Art
     summary = entry.get("summary", "")
     body = content or summary
     entry_base = link or base
-    if content and summary and summary != content and not looks_truncated(summary):
-        # a feed's own summary, when whole, is the author's excerpt
-        excerpt_html, excerpt = excerpt_from_html(summary, None, entry_base)
-    else:
-        excerpt_html, excerpt = excerpt_from_html(body, excerpt_words, entry_base)
+    # A feed's summary beside full content is as often the platform's automatic cut as
+    # the author's words, so the excerpt comes from the content by the usual rules
+    # (a <!-- more --> marker, else the opening paragraphs); a campaign file can still
+    # give its own `excerpt:`.
+    excerpt_html, excerpt = excerpt_from_html(body, excerpt_words, entry_base)
     image = None
     for media in entry.get("media_content", []) + entry.get("media_thumbnail", []):
         if media.get("url"):

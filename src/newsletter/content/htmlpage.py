@@ -27,7 +27,8 @@ _CHROME = re.compile(
     r"social|subscribe|subscription|signup|sign-up|newsletter|cta|promo|banner|announcement|"
     r"cookie|consent|related|read-more|more-posts|recommend|comments?|pagination|"
     r"post-navigation|item-pagination|nav-links|nav-previous|nav-next|prev|next|author-box|"
-    r"byline|tags|categories|popup|modal|advert|ads?)($|[\s_-])",
+    r"byline|tags|categories|popup|modal|advert|ads?|"
+    r"excerpt|subtitle|dek|standfirst|kicker)($|[\s_-])",
     re.I,
 )
 _PAGINATION_TEXT = re.compile(r"^\W*(previous|next|older|newer)( post| article)?\b", re.I)
@@ -329,7 +330,7 @@ def _drop_chrome(root: lxml_html.HtmlElement) -> None:
         if tag == "a" and _PAGINATION_TEXT.match(element.text_content() or ""):
             parent = element.getparent()
             element.drop_tree()
-            if parent is not None and not parent.text_content().strip():
+            if parent.getparent() is not None and not parent.text_content().strip():
                 parent.drop_tree()
 
 

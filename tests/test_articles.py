@@ -1,0 +1,140 @@
+"""Articles from anywhere: real pages in the styles of common blog platforms and real
+feeds, served over HTTP by a local blog, read by `newsletter articles`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from blog_server import Blog
+from conftest import run_process
+
+DATA = Path(__file__).parent / "data"
+MANIFEST = json.loads((DATA / "manifest.json").read_text(encoding="utf-8"))
+PAGES = MANIFEST["pages"]
+SENTENCE_END = re.compile(r"[.!?…][\"'”’)]*$")
+
+
+@pytest.fixture(scope="module")
+def blog():
+    with Blog() as server:
+        for page in PAGES.values():
+            charset = "" if page["encoding"] == "utf-8" else f"; charset={page['encoding']}"
+            server.routes[page["serve_path"]] = (
+                f"text/html{charset}",
+                (DATA / page["file"]).read_bytes(),
+            )
+        server.routes["/feed.rss"] = ("application/rss+xml", (DATA / "feeds/blog.rss").read_bytes())
+        server.routes["/journal/atom.xml"] = (
+            "application/atom+xml",
+            (DATA / "feeds/blog.atom").read_bytes(),
+        )
+        server.routes["/blog/"] = ("text/html", (DATA / "feeds/not-a-feed.html").read_bytes())
+        yield server
+
+
+def articles(project: Path, *sources: str) -> list[dict]:
+    result = run_process("articles", *sources, "--format", "json", cwd=project)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_page_yields_a_clean_excerpt_card(project: Path, blog: Blog, name: str) -> None:
+    expected = PAGES[name]
+    [article] = articles(project, blog.url + expected["serve_path"])
+    assert article["title"] == expected["title"]
+    assert article["author"] == expected["author"]
+    assert article["date"] == expected["date"]
+    image = expected.get("image") or blog.url + expected["image_path"]
+    assert article["image"] == image
+    excerpt = article["excerpt"]
+    assert excerpt.startswith(expected["first_sentence"]), excerpt[:200]
+    assert SENTENCE_END.search(excerpt), f"ends mid-sentence: {excerpt[-80:]!r}"
+    assert len(excerpt.split()) <= max(60, len(expected["first_sentence"].split()))
+    for phrase in expected["chrome_phrases"]:
+        assert phrase not in excerpt
+        assert phrase not in article["excerpt_html"]
+    assert "<script" not in article["excerpt_html"] and "<form" not in article["excerpt_html"]
+
+
+def test_inline_markup_is_kept_safe_and_links_absolute(project: Path, blog: Blog) -> None:
+    found = [articles(project, blog.url + p["serve_path"])[0] for p in PAGES.values()]
+    with_links = [a for a in found if "<a " in a["excerpt_html"]]
+    assert with_links, "some first paragraphs carry links"
+    for article in found:
+        tags = set(re.findall(r"</?([a-z0-9]+)", article["excerpt_html"]))
+        assert tags <= {"p", "strong", "em", "a", "code"}, tags
+        for href in re.findall(r'href="([^"]+)"', article["excerpt_html"]):
+            assert href.startswith(("http://", "https://", "mailto:")), href
+
+
+def test_rss_feed_over_several_months(project: Path, blog: Blog) -> None:
+    expected = MANIFEST["feeds"]["blog.rss"]["entries"]
+    found = articles(project, blog.url + "/feed.rss")
+    assert [a["title"] for a in found] == [e["title"] for e in expected]
+    assert len({a["date"][:7] for a in found}) >= 3, "entries span several months"
+    for article, entry in zip(found, expected, strict=True):
+        assert article["url"] == entry["link"]
+        assert article["date"] == entry["date"]
+        assert article["author"] == entry["author"]
+        if entry.get("image"):
+            assert article["image"] == entry["image"]
+        assert article["excerpt"].startswith(entry["first_sentence"]), article["excerpt"][:120]
+        assert SENTENCE_END.search(article["excerpt"])
+    more = next(e for e in expected if e.get("paragraphs_before_more"))
+    [with_marker] = [a for a in found if a["url"] == more["link"]]
+    assert with_marker["excerpt"].split("\n\n") == more["paragraphs_before_more"]
+
+
+def test_atom_feed(project: Path, blog: Blog) -> None:
+    expected = MANIFEST["feeds"]["blog.atom"]["entries"]
+    found = articles(project, blog.url + "/journal/atom.xml")
+    assert [(a["title"], a["url"], a["date"], a["author"]) for a in found] == [
+        (e["title"], e["link"], e["date"], e["author"]) for e in expected
+    ]
+
+
+def test_feed_files_and_broken_ones(project: Path) -> None:
+    assert len(articles(project, str(DATA / "feeds/blog.atom"))) == 4
+    broken = run_process("articles", str(DATA / "feeds/broken.rss"), cwd=project)
+    assert broken.returncode == 1
+    assert "broken.rss is not a feed that can be read" in broken.stderr
+    assert "Traceback" not in broken.stderr
+
+
+def test_campaign_features_a_url_and_a_feed_entry(project: Path, blog: Blog) -> None:
+    ghost = PAGES["ghost.html"]
+    rss = MANIFEST["feeds"]["blog.rss"]["entries"]
+    campaign = project / "campaigns" / "mixed.md"
+    campaign.write_text(
+        "---\nsubject: Mixed sources\narticles:\n"
+        f"  - {blog.url}{ghost['serve_path']}\n"
+        f"  - feed: {blog.url}/feed.rss\n    url: {rss[2]['link']}\n    title: Overridden title\n"
+        f"  - feed: {blog.url}/feed.rss\n"
+        "---\nHello {{ recipient.first_name_or('friend') }},\n",
+        encoding="utf-8",
+    )
+    run_process("subscribers", "import", "subscribers.example.csv", cwd=project)
+    result = run_process("build", "mixed", cwd=project)
+    assert result.returncode == 0, result.stderr
+    text = (project / "build" / "mixed" / "email.txt").read_text(encoding="utf-8")
+    html = (project / "build" / "mixed" / "email.html").read_text(encoding="utf-8")
+    assert ghost["title"] in text and "Overridden title" in text and rss[0]["title"] in text
+    tracked = "utm_source=newsletter&utm_medium=email&utm_campaign=mixed"
+    assert f"{ghost['url']}?{tracked}" in text
+    assert f"{ghost['url']}?{tracked.replace('&', '&amp;')}" in html
+    assert "utm_source" not in re.search(r"Unsubscribe: (\S+)", text).group(1)
+    hits = dict(blog.hits)
+    # a rebuild reads the cache: no request reaches the blog
+    assert run_process("build", "mixed", cwd=project).returncode == 0
+    assert dict(blog.hits) == hits
+
+
+def test_url_that_is_not_an_article_page(project: Path, blog: Blog) -> None:
+    result = run_process("articles", blog.url + "/missing/", cwd=project)
+    assert result.returncode == 1
+    assert "/missing/ answered HTTP 404" in result.stderr
