@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 
 def make_project(folder: Path, subscribers: int) -> None:
-    for name in ("newsletter.toml", "articles", "campaigns", "templates"):
+    for name in ("newsletter.toml", "articles", "campaigns", "templates", ".newsletter"):
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
     with open(folder / "subscribers.csv", "w", encoding="utf-8") as fh:

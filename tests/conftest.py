@@ -14,7 +14,14 @@ from click.testing import CliRunner, Result
 from newsletter.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_FILES = ("newsletter.toml", "articles", "campaigns", "templates", "subscribers.example.csv")
+EXAMPLE_FILES = (
+    "newsletter.toml",
+    "articles",
+    "campaigns",
+    "templates",
+    "subscribers.example.csv",
+    ".newsletter",  # the example blog's fetched feed and page: builds work offline
+)
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,35 @@ def test_url_that_is_not_an_article_page(project: Path, blog: Blog) -> None:
     result = run_process("articles", blog.url + "/missing/", cwd=project)
     assert result.returncode == 1
     assert "/missing/ answered HTTP 404" in result.stderr
+
+
+def test_example_campaign_sources_served_locally(project: Path, blog: Blog) -> None:
+    """The repository's example campaign features a page URL and a feed entry; here they
+    come from the local blog with an empty cache, as from the real one."""
+    blog.routes["/clay-on-the-table/"] = ("text/html", (DATA / "pages/ghost.html").read_bytes())
+    blog.routes["/feed.xml"] = ("application/rss+xml", (DATA / "feeds/blog.rss").read_bytes())
+    shutil.rmtree(project / ".newsletter")
+    path = project / "campaigns" / "2026-10-digest.md"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        .replace(
+            "https://blog.riverbend-clinicians.example/clay-on-the-table/",
+            blog.url + "/clay-on-the-table/",
+        )
+        .replace("https://blog.riverbend-clinicians.example/feed.xml", blog.url + "/feed.xml"),
+        encoding="utf-8",
+    )
+    result = run_process("build", "2026-10-digest", cwd=project)
+    assert result.returncode == 0, result.stderr
+    text = (project / "build" / "2026-10-digest" / "email.txt").read_text(encoding="utf-8")
+    assert "Clay on the Table: Inviting Creativity Into the Therapy Hour" in text
+    assert "Gifts, Gratitude & Gray Areas: An Ethics Corner" in text
+    assert blog.hits["/clay-on-the-table/"] == 1 and blog.hits["/feed.xml"] == 1
+
+
+def test_example_campaign_builds_offline_from_the_cache(project: Path) -> None:
+    # (no request leaves the machine: the example blog's page and feed are in the cache)
+    result = run_process("build", "2026-10-digest", cwd=project)
+    assert result.returncode == 0, result.stderr
+    text = (project / "build" / "2026-10-digest" / "email.txt").read_text(encoding="utf-8")
+    assert "Clay on the Table" in text and "Gifts, Gratitude & Gray Areas" in text
