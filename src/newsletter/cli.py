@@ -176,8 +176,11 @@ def articles(project: Project, sources: tuple[str, ...], fmt: str, refresh: bool
         click.echo(f"  url:   {article.url or '-'}")
         click.echo(f"  image: {article.image or '-'}")
         click.echo(f"  words: {article.word_count}  source: {article.source}")
-        for line in textwrap.wrap(article.excerpt, 76):
-            click.echo(f"  > {line}")
+        for number, paragraph in enumerate(article.excerpt.split("\n\n")):
+            if number:
+                click.echo("  >")
+            for line in textwrap.wrap(paragraph, 76):
+                click.echo(f"  > {line}")
         click.echo()
     say(f"{len(found)} article(s).")
 
