@@ -32,7 +32,7 @@ class Blog:
                 pass
 
             def do_GET(self) -> None:
-                path = self.path
+                path = self.path.split("?", 1)[0]  # routes ignore the query (UTM tags)
                 with blog._lock:
                     blog.hits[path] += 1
                     blog.user_agents.append(self.headers.get("User-Agent", ""))

@@ -223,6 +223,34 @@ def build(project: Project, campaign: str, to: str | None, out: Path | None, ref
         say("Warning: the HTML is over 102 KB, where Gmail clips messages.", fg="yellow")
 
 
+# -- check ------------------------------------------------------------------
+@cli.command()
+@click.argument("campaign")
+@click.option("--links", is_flag=True, help="Also request every link and report those that fail.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@with_project
+@click.pass_context
+def check(ctx: click.Context, project: Project, campaign: str, links: bool, fmt: str) -> None:
+    """Everything that would make CAMPAIGN wrong or non-compliant; exit 1 on errors."""
+    problems = project.check(campaign, links=links)
+    errors = [p for p in problems if p.level == "error"]
+    if fmt == "json":
+        click.echo(json.dumps([p.as_dict() for p in problems], indent=2, ensure_ascii=False))
+    else:
+        for p in problems:
+            color = "red" if p.level == "error" else "yellow"
+            say(f"{p.level}: {p.message}", fg=color)
+            if p.where:
+                say(f"    where: {p.where}")
+        warnings = len(problems) - len(errors)
+        say(
+            f"{campaign}: {len(errors)} error(s), {warnings} warning(s).",
+            fg="red" if errors else "green",
+        )
+    if errors:
+        ctx.exit(1)
+
+
 # -- send -------------------------------------------------------------------
 @cli.command()
 @click.argument("campaign")
@@ -259,6 +287,14 @@ def send(
     loaded = project.campaign(campaign)
     compiled = project.compile(loaded)
     project.check_sendable()
+    errors = [p for p in project.check_compiled(loaded, compiled) if p.level == "error"]
+    if errors and project.settings.transport != "outbox":
+        raise NewsletterError(
+            f"{loaded.slug} is not ready to send: " + "; ".join(p.message for p in errors),
+            f"`newsletter check {loaded.slug}` shows where. Nothing was sent.",
+        )
+    for problem in errors:
+        say(f"warning (outbox only): {problem.message}", fg="yellow")
     transport = project.transport(loaded.slug)
     if tests:
         results = project.send_tests(compiled, transport, list(tests))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .audience import ParsedFile, read_subscribers
 from .campaigns import load_campaign
+from .checks import Built as CheckedEmail
+from .checks import Problem, check_email, check_links, compile_problem, links_of
 from .config import Settings, load_settings
 from .content import ArticleReader, Fetcher
 from .delivery import Transport, make_transport
@@ -158,6 +160,40 @@ class Project:
                 first.id or 0, first.email, first.first_name, first.last_name, first.attributes
             )
         return Recipient(subscriber_id=0, email="reader@example.com", first_name="Sam")
+
+    def check(self, name: str, links: bool = False) -> list[Problem]:
+        """Everything that would make the campaign wrong, as built for a sample reader."""
+        try:
+            campaign = self.campaign(name)
+            compiled = self.compile(campaign)
+        except NewsletterError as exc:
+            return [compile_problem(exc)]
+        return self.check_compiled(campaign, compiled, links)
+
+    def check_compiled(
+        self, campaign: Campaign, compiled: CompiledCampaign, links: bool = False
+    ) -> list[Problem]:
+        recipient = self._sample_recipient(None)
+        message = self.factory(compiled).message(
+            recipient, self.personalizer(campaign.slug)(recipient)
+        )
+        built = CheckedEmail(
+            subject=message.subject,
+            preheader=campaign.preheader,
+            html=message.html,
+            text=message.text,
+            unsubscribe_url=message.unsubscribe_url,
+            postal_address=self.settings.get("newsletter", "postal_address") or "",
+        )
+        problems = check_email(built)
+        if links:
+            external = [
+                u
+                for u in links_of(message.html)
+                if u != message.unsubscribe_url and not u.startswith(self.settings.public_url)
+            ]
+            problems += check_links(external, self.reader().fetcher.status)
+        return problems
 
     # -- subscribers --------------------------------------------------------
     def import_subscribers(

@@ -94,6 +94,19 @@ class Fetcher:
             tmp.write_bytes(data)
             tmp.replace(path)
 
+    def status(self, url: str) -> int | str:
+        """A link's HTTP status (HEAD, else GET), or the reason it gave none; never cached."""
+        try:
+            response = self.session.head(url, timeout=self.timeout, allow_redirects=True)
+            if response.status_code in (405, 501):
+                response = self.session.get(url, timeout=self.timeout, stream=True)
+                response.close()
+            return response.status_code
+        except requests.Timeout:
+            return f"no answer within {self.timeout:g} s"
+        except requests.RequestException as exc:
+            return _reason(exc)
+
     def get(self, url: str) -> Fetched:
         """The page or feed at ``url``; InputError naming the URL when it cannot be had."""
         cached = self._cached(url)

@@ -1,0 +1,234 @@
+"""`newsletter check`: everything that would make an email wrong or non-compliant.
+
+Each check reads the campaign as built for a sample reader and says what is
+wrong and where. Errors stop a send; warnings are for a person to weigh.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from lxml import html as lxml_html
+
+from .errors import NewsletterError
+
+GMAIL_CLIP_BYTES = 102_000
+LONG_SUBJECT = 70
+LARGE_IMAGE_PX = 1200
+LARGE_IMAGE_BYTES = 1_000_000
+
+
+@dataclass
+class Problem:
+    level: str  # "error" or "warning"
+    code: str
+    message: str
+    where: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "level": self.level,
+            "code": self.code,
+            "message": self.message,
+            "where": self.where,
+        }
+
+
+@dataclass
+class Built:
+    """What the checks look at: the email as a sample reader would get it."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    unsubscribe_url: str
+    postal_address: str
+
+
+def check_email(built: Built) -> list[Problem]:
+    problems: list[Problem] = []
+    add = problems.append
+    if not built.subject.strip():
+        add(Problem("error", "empty-subject", "The subject is empty.", "front matter: subject"))
+    elif len(built.subject) > LONG_SUBJECT:
+        add(
+            Problem(
+                "warning",
+                "long-subject",
+                f"The subject is {len(built.subject)} characters; inboxes show about 60-70.",
+                "front matter: subject",
+            )
+        )
+    if not built.preheader.strip():
+        add(
+            Problem(
+                "warning",
+                "no-preheader",
+                "There is no preheader: inboxes will show the first words of the email instead.",
+                "front matter: preheader",
+            )
+        )
+    size = len(built.html.encode("utf-8"))
+    if size > GMAIL_CLIP_BYTES:
+        add(
+            Problem(
+                "error",
+                "gmail-clipping",
+                f"The HTML is {size / 1000:.0f} KB; Gmail clips messages over about "
+                "102 KB, hiding the footer and its unsubscribe link.",
+                "fewer or shorter articles, or a lighter template",
+            )
+        )
+    doc = lxml_html.document_fromstring(built.html)
+    body = doc.find("body")
+    links = [(a.get("href") or "").strip() for a in doc.iter("a")]
+    if not built.unsubscribe_url or built.unsubscribe_url not in links:
+        add(
+            Problem(
+                "error",
+                "no-unsubscribe-link",
+                "The email has no visible unsubscribe link.",
+                "template footer: link to {{ unsubscribe_url }}",
+            )
+        )
+    if built.unsubscribe_url and built.unsubscribe_url not in built.text:
+        add(
+            Problem(
+                "error",
+                "no-unsubscribe-in-text",
+                "The plain-text part has no unsubscribe link.",
+                "template .txt footer",
+            )
+        )
+    if not built.postal_address.strip():
+        add(
+            Problem(
+                "error",
+                "no-postal-address",
+                "No postal address: bulk email must carry the sender's physical address "
+                "(CAN-SPAM).",
+                "newsletter.toml [newsletter] postal_address",
+            )
+        )
+    elif " ".join(built.postal_address.split()) not in " ".join(doc.text_content().split()):
+        add(
+            Problem(
+                "error",
+                "postal-address-missing-from-email",
+                "The postal address is set but the email does not show it.",
+                "template footer: {{ newsletter.postal_address }}",
+            )
+        )
+    if body is not None:
+        for style in body.iter("style"):
+            add(
+                Problem(
+                    "error",
+                    "style-in-body",
+                    "A <style> element inside <body> is dropped by Gmail and others; put "
+                    "the CSS in <mj-style> in the head.",
+                    _snippet(style),
+                )
+            )
+    for a in doc.iter("a"):
+        href = (a.get("href") or "").strip()
+        if not href:
+            add(Problem("error", "empty-link", "A link has no address.", _snippet(a)))
+        elif not _absolute(href) and not href.startswith(("mailto:", "tel:", "#")):
+            add(
+                Problem(
+                    "error",
+                    "relative-link",
+                    f"The link {href!r} is relative; in an inbox it leads nowhere.",
+                    _snippet(a),
+                )
+            )
+    for img in doc.iter("img"):
+        src = (img.get("src") or "").strip()
+        if not _absolute(src):
+            add(
+                Problem(
+                    "error",
+                    "relative-image",
+                    f"The image {src!r} has no absolute https:// address.",
+                    _snippet(img),
+                )
+            )
+        if img.get("alt") is None:
+            add(
+                Problem(
+                    "error",
+                    "image-without-alt",
+                    f"The image {src} has no alt text (screen readers, blocked images).",
+                    _snippet(img),
+                )
+            )
+        width = _pixels(img.get("width"))
+        if width and width > LARGE_IMAGE_PX:
+            add(
+                Problem(
+                    "warning",
+                    "large-image",
+                    f"The image {src} is {width}px wide; 1200px is plenty for a 600px email.",
+                    _snippet(img),
+                )
+            )
+    if re.search(r"zznlm\d+zz|\{\{|\{%", built.html + built.text):
+        add(
+            Problem(
+                "error",
+                "unresolved-variable",
+                "Template syntax or a merge field was left in the email.",
+                _first_match(built.html + built.text),
+            )
+        )
+    return problems
+
+
+def check_links(urls: list[str], fetch: Callable[[str], int | str]) -> list[Problem]:
+    """Warnings for links that do not answer 2xx/3xx; ``fetch`` gives a status or an error."""
+    problems = []
+    for url in sorted(set(urls)):
+        status = fetch(url)
+        if isinstance(status, str) or status >= 400:
+            problems.append(
+                Problem(
+                    "warning", "broken-link", f"{url} answered {status}.", "a link in the email"
+                )
+            )
+    return problems
+
+
+def links_of(html: str) -> list[str]:
+    doc = lxml_html.document_fromstring(html)
+    return [a.get("href") for a in doc.iter("a") if _absolute(a.get("href") or "")]
+
+
+def compile_problem(error: NewsletterError) -> Problem:
+    """A campaign that does not even build: the reason is the one error to fix."""
+    return Problem("error", "does-not-build", error.message, error.hint or "")
+
+
+def _absolute(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _pixels(value: str | None) -> int | None:
+    match = re.match(r"\s*(\d+)", value or "")
+    return int(match.group(1)) if match else None
+
+
+def _snippet(element: lxml_html.HtmlElement) -> str:
+    text = lxml_html.tostring(element, encoding="unicode", with_tail=False)
+    text = " ".join(text.split())
+    return text[:120] + ("..." if len(text) > 120 else "")
+
+
+def _first_match(text: str) -> str:
+    match = re.search(r".{0,40}(zznlm\d+zz|\{\{|\{%).{0,40}", text)
+    return " ".join(match.group(0).split()) if match else ""

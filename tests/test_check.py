@@ -1,0 +1,182 @@
+"""`newsletter check` against deliberately broken campaigns, each wrong for its own reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from blog_server import Blog
+from conftest import run_process
+
+CAMPAIGN = """---
+subject: "{subject}"
+{preheader}articles:
+{articles}{article_extra}---
+Hello {{{{ recipient.first_name_or("friend") }}}},
+
+{body}
+"""
+
+
+def write(
+    project: Path,
+    slug: str = "c",
+    subject: str = "A fine subject",
+    preheader: bool = True,
+    article_extra: str = "",
+    body: str = "A short letter.",
+    articles: bool = True,
+) -> str:
+    (project / "campaigns" / f"{slug}.md").write_text(
+        CAMPAIGN.format(
+            subject=subject,
+            preheader="preheader: A line for the inbox.\n" if preheader else "",
+            articles="  - path: articles/2026-10-06-the-case-for-rest-between-sessions.md\n"
+            if articles
+            else "",
+            article_extra=article_extra,
+            body=body,
+        ),
+        encoding="utf-8",
+    )
+    return slug
+
+
+def check(project: Path, slug: str, *args: str) -> tuple[int, list[dict], str]:
+    result = run_process("check", slug, "--format", "json", *args, cwd=project)
+    assert "Traceback" not in result.stderr
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def codes(problems: list[dict], level: str) -> set[str]:
+    return {p["code"] for p in problems if p["level"] == level}
+
+
+def test_a_good_campaign_passes(project: Path) -> None:
+    status, problems, _ = check(project, write(project))
+    assert status == 0 and problems == []
+    assert check(project, "2026-10-digest")[1] == []
+
+
+def template(project: Path, name: str, text: str) -> None:
+    (project / "templates" / name).write_text(text, encoding="utf-8")
+
+
+FOOTER_WITHOUT_UNSUBSCRIBE = """<mj-section><mj-column><mj-text>
+{{ newsletter.postal_address }} <a href="{{ web_url }}">Web version</a>
+</mj-text></mj-column></mj-section>
+"""
+
+
+@pytest.mark.parametrize(
+    ("breakage", "code"),
+    [
+        ("footer", "no-unsubscribe-link"),
+        ("postal", "no-postal-address"),
+        ("variable", "does-not-build"),
+        ("relative-image", "relative-image"),
+        ("relative-link", "relative-link"),
+        ("style-in-body", "style-in-body"),
+        ("clipping", "gmail-clipping"),
+        ("no-alt", "image-without-alt"),
+        ("empty-subject", "empty-subject"),
+        ("broken-mjml", "does-not-build"),
+    ],
+)
+def test_each_broken_campaign_fails_for_its_reason(project: Path, breakage: str, code: str) -> None:
+    slug = write(project)
+    if breakage == "footer":
+        template(project, "_footer.mjml", FOOTER_WITHOUT_UNSUBSCRIBE)
+    elif breakage == "postal":
+        config = project / "newsletter.toml"
+        config.write_text(
+            "\n".join(
+                x for x in config.read_text().splitlines() if not x.startswith("postal_address")
+            )
+        )
+    elif breakage == "variable":
+        write(project, body="See you at {{ event_date }}.")
+    elif breakage == "relative-image":
+        write(project, article_extra="    image: /images/rest.jpg\n")
+    elif breakage == "relative-link":
+        write(project, body="Read [our policy](/privacy) first.")
+    elif breakage == "style-in-body":
+        template(project, "_header.mjml", "<mj-raw><style>.x { color: red }</style></mj-raw>")
+    elif breakage == "clipping":
+        write(
+            project,
+            body="\n\n".join("A paragraph that says rather a lot. " * 12 for _ in range(300)),
+        )
+    elif breakage == "no-alt":
+        template(
+            project,
+            "_header.mjml",
+            '<mj-raw><img src="https://blog.example.org/logo.png" width="200"></mj-raw>',
+        )
+    elif breakage == "empty-subject":
+        write(project, subject="{{ '' }}")
+    elif breakage == "broken-mjml":
+        template(
+            project, "_header.mjml", "<mj-section><mj-column><mj-text>Hi</mj-column></mj-section>"
+        )
+    status, problems, _ = check(project, slug)
+    assert status == 1, problems
+    assert code in codes(problems, "error"), problems
+    table = run_process("check", slug, cwd=project)
+    assert table.returncode == 1 and "error:" in table.stderr and "where:" in table.stderr
+    if breakage == "variable":
+        assert "'event_date' is undefined" in json.dumps(problems)
+
+
+def test_warnings_do_not_fail(project: Path) -> None:
+    template(
+        project,
+        "_header.mjml",
+        '<mj-raw><img src="https://blog.example.org/wide.png" alt="Banner" width="2400"></mj-raw>',
+    )
+    slug = write(
+        project,
+        subject="An unusually long subject line that goes on well past what any inbox will show",
+        preheader=False,
+    )
+    status, problems, _ = check(project, slug)
+    assert status == 0
+    assert codes(problems, "warning") == {"long-subject", "no-preheader", "large-image"}
+    assert codes(problems, "error") == set()
+
+
+def test_links_option_reports_links_that_fail(project: Path) -> None:
+    with Blog() as blog:
+        blog.routes["/ok/"] = ("text/html", b"<html><body>ok</body></html>")
+        # no article cards: their links would go to the (fictional) blog, off this machine
+        slug = write(
+            project,
+            body=f"See [this]({blog.url}/ok/) and [that]({blog.url}/gone/).",
+            articles=False,
+        )
+        status, problems, _ = check(project, slug)
+        assert problems == [] and blog.hits == {}, "links are only requested with --links"
+        status, problems, _ = check(project, slug, "--links")
+        assert status == 0
+        broken = [p for p in problems if p["code"] == "broken-link"]
+        assert (
+            len(broken) == 1 and "/gone/" in broken[0]["message"] and "404" in broken[0]["message"]
+        )
+
+
+def test_send_refuses_a_campaign_with_errors(project: Path) -> None:
+    from conftest import set_delivery
+    from fakes.postmark import FakePostmark
+
+    template(project, "_footer.mjml", FOOTER_WITHOUT_UNSUBSCRIBE)
+    run_process("subscribers", "import", "subscribers.example.csv", cwd=project)
+    with FakePostmark(token="t") as pm:
+        set_delivery(project, transport="postmark", base_url=pm.url)
+        result = run_process(
+            "send", write(project), "--yes", cwd=project, env={"NEWSLETTER_API_KEY": "t"}
+        )
+        assert result.returncode == 1
+        assert "not ready to send" in result.stderr and "unsubscribe" in result.stderr
+        assert pm.requests == []
