@@ -251,6 +251,55 @@ def check(ctx: click.Context, project: Project, campaign: str, links: bool, fmt:
         ctx.exit(1)
 
 
+# -- preview ----------------------------------------------------------------
+@cli.command()
+@click.argument("campaign")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8025,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0: any free one).",
+)
+@click.option("--no-open", is_flag=True, help="Do not open a browser.")
+@with_project
+def preview(project: Project, campaign: str, host: str, port: int, no_open: bool) -> None:
+    """Show CAMPAIGN in the browser as a subscriber gets it; reloads when files change."""
+    import webbrowser
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from .campaigns import campaign_path
+    from .web.preview import PreviewApp, Watcher, watched_paths
+
+    campaign_path(project.settings, campaign)  # a missing campaign is an error now, not a page
+    watcher = Watcher(watched_paths(project)).start()
+    app = PreviewApp(project, campaign, watcher)
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    try:
+        server = make_server(host, port, app, handler_class=QuietHandler)
+    except OSError as exc:
+        raise NewsletterError(
+            f"Cannot listen on {host}:{port} ({exc.strerror}).",
+            "Another program may be using the port: pass --port with another number, or 0.",
+        ) from None
+    url = f"http://{host}:{server.server_port}/"
+    say(f"Preview of {campaign} at {url} (it reloads when a file changes; Ctrl-C stops it)")
+    if not no_open:
+        webbrowser.open(url)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        say("Stopped.")
+    finally:
+        watcher.stop()
+        server.server_close()
+
+
 # -- send -------------------------------------------------------------------
 @cli.command()
 @click.argument("campaign")

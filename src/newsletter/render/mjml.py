@@ -84,4 +84,8 @@ def inline_css(html: str, css: str) -> str:
         cssutils_logging_level=logging.CRITICAL,
         cssutils_logging_handler=logging.NullHandler(),
     )
-    return premailer.transform().replace(_IGNORE_MARK, "")
+    inlined = premailer.transform().replace(_IGNORE_MARK, "")
+    doctype = re.match(r"\s*(<!doctype[^>]*>)", html, re.I)
+    if doctype and not inlined.lstrip().lower().startswith("<!doctype"):
+        inlined = doctype.group(1) + "\n" + inlined  # lxml drops it; clients need it
+    return inlined
