@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_DB := $(CURDIR)/demo.db
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo test lint format bench screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ format: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_send.py
+
+screenshots: venv
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) build outbox demo.db demo.db-* .pytest_cache .ruff_cache
