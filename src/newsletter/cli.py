@@ -20,7 +20,7 @@ import click
 
 from . import __version__
 from .errors import NewsletterError
-from .models import SETTLED_OK, Article, DeliveryStatus, SendResult
+from .models import SETTLED_OK, Article, DeliveryStatus, SendResult, SubscriberStatus
 from .project import Project, init_project
 
 EXIT_FAILED_RECIPIENTS = 3
@@ -127,6 +127,109 @@ def subscribers_import(project: Project, file: Path, tags: tuple[str, ...]) -> N
         )
 
 
+@subscribers.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--status", type=click.Choice([s.value for s in SubscriberStatus]))
+@with_project
+def subscribers_export(project: Project, file: Path, status: str | None) -> None:
+    """Write every subscriber (or those with STATUS) to a CSV FILE that imports back.
+
+    Cells a spreadsheet would run as a formula (=, +, -, @) are neutralised.
+    """
+    columns = [
+        "email",
+        "first_name",
+        "last_name",
+        "tags",
+        "status",
+        "subscribed_at",
+        "consent_source",
+    ]
+    count = 0
+    tmp = file.with_name(file.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        extra: list[str] = []
+        rows = []
+        for sub in project.store.subscribers(status=status):
+            record = {
+                "email": sub.email,
+                "first_name": sub.first_name,
+                "last_name": sub.last_name,
+                "tags": ";".join(sub.tags),
+                "status": str(sub.status),
+                "subscribed_at": sub.subscribed_at,
+                "consent_source": sub.consent_source,
+                **sub.attributes,
+            }
+            extra += [k for k in sub.attributes if k not in extra and k not in columns]
+            rows.append(record)
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(columns + extra)
+        for record in rows:
+            writer.writerow([_cell(record.get(c)) for c in columns + extra])
+            count += 1
+    tmp.replace(file)
+    say(f"Exported {count} subscriber(s) to {file}.")
+
+
+@subscribers.command("unsubscribe")
+@click.argument("email")
+@with_project
+def subscribers_unsubscribe(project: Project, email: str) -> None:
+    """Unsubscribe EMAIL (by hand, e.g. after a reply asking for it)."""
+    sid = project.store.subscriber_id(email)
+    if sid is None:
+        raise NewsletterError(f"{email} is not a subscriber.", "Check the address.")
+    if project.store.set_status(sid, SubscriberStatus.UNSUBSCRIBED, "unsubscribed by hand"):
+        say(f"{email} is unsubscribed; no campaign will be sent to them again.")
+    else:
+        say(f"{email} was already unsubscribed.")
+
+
+@subscribers.command("forget")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_project
+def subscribers_forget(project: Project, email: str, yes: bool) -> None:
+    """Erase EMAIL's personal data for good (GDPR erasure).
+
+    Only a one-way hash of the address is kept, so it can never be imported again.
+    """
+    if not yes:
+        if not sys.stdin.isatty():
+            raise NewsletterError(
+                "Refusing to erase without confirmation: no terminal.", "Add --yes."
+            )
+        click.confirm(
+            f"Erase everything about {email}? This cannot be undone.", abort=True, err=True
+        )
+    if project.store.forget(email):
+        say(f"{email} is erased; its address can never be imported again.")
+    else:
+        say(f"{email} was not on the list; it is now blocked from future imports.")
+
+
+@subscribers.command("history")
+@click.argument("email")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@with_project
+def subscribers_history(project: Project, email: str, fmt: str) -> None:
+    """Which campaigns EMAIL got, and what happened to each."""
+    sub = project.store.subscriber(email)
+    if sub is None or sub.id is None:
+        raise NewsletterError(f"{email} is not a subscriber.", "Check the address.")
+    records = project.store.history(sub.id)
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        return
+    say(f"{sub.email}: {sub.status}")
+    _emit(
+        [r | {"events": ", ".join(r["events"])} for r in records],
+        "table",
+        ["campaign", "status", "sent_at", "events", "error"],
+    )
+
+
 @subscribers.command("list")
 @click.option(
     "--status", type=click.Choice(["active", "unsubscribed", "bounced", "complained", "pending"])
@@ -197,6 +300,76 @@ def _article_record(article: Article) -> dict[str, Any]:
         "excerpt_html": article.excerpt_html,
         "source": article.source,
     }
+
+
+# -- events and serve -------------------------------------------------------
+@cli.group()
+def events() -> None:
+    """Provider events (bounces, complaints, unsubscribes) from files."""
+
+
+@events.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--provider", required=True, type=click.Choice(["postmark", "sendgrid", "mailgun", "resend"])
+)
+@with_project
+def events_import(project: Project, file: Path, provider: str) -> None:
+    """Apply a provider's events from FILE (a JSON array, or JSON lines)."""
+    from .events import parse
+
+    data = file.read_bytes()
+    lines = [line for line in data.splitlines() if line.strip()]
+    if len(lines) > 1 and all(line.lstrip().startswith(b"{") for line in lines):
+        data = b"[" + b",".join(lines) + b"]"
+    outcomes: dict[str, int] = {}
+    for event in parse(provider, data):
+        outcome = project.store.record_event(event, project.soft_bounce_limit)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    say(
+        f"{sum(outcomes.values())} event(s) from {file}: "
+        + (", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())) or "none")
+    )
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the public endpoints: unsubscribe, web version, provider webhooks.
+
+    For production run it under a WSGI server behind HTTPS, e.g.
+    gunicorn 'newsletter.web.serve:create_app()' (see the README).
+    """
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from .web.serve import create_app
+
+    app = create_app((ctx.obj or {}).get("config"))
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class Handler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            say(f"{self.address_string()} {format % args}")
+
+    try:
+        server = make_server(host, port, app, server_class=Server, handler_class=Handler)
+    except OSError as exc:
+        raise NewsletterError(
+            f"Cannot listen on {host}:{port} ({exc.strerror}).",
+            "Pass --port with another number, or 0.",
+        ) from None
+    say(f"Serving {app.name} at http://{host}:{server.server_port}/ (Ctrl-C stops it)")
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        say("Stopped.")
+    finally:
+        server.server_close()
 
 
 # -- build ------------------------------------------------------------------
@@ -495,6 +668,8 @@ def report(project: Project, campaign: str | None, fmt: str) -> None:
     counts = {s: 0 for s in ("sent", "failed", "unknown", "skipped")} | store.delivery_counts(
         row.id
     )
+    events = {k: 0 for k in ("delivered", "bounced", "complained", "unsubscribed")}
+    events |= store.event_counts(row.id)
     recipients = [
         {
             "email": d["email"],
@@ -512,6 +687,7 @@ def report(project: Project, campaign: str | None, fmt: str) -> None:
                     "campaign": slug,
                     "status": row.status,
                     "counts": counts,
+                    "events": events,
                     "recipients": recipients,
                 },
                 indent=2,
@@ -521,6 +697,7 @@ def report(project: Project, campaign: str | None, fmt: str) -> None:
         return
     if fmt == "table":
         say(f"{slug}: {row.status}. " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        say("Events: " + ", ".join(f"{n} {kind}" for kind, n in events.items()))
     _emit(recipients, fmt, ["email", "status", "provider_message_id", "error", "sent_at"])
 
 

@@ -63,6 +63,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "security": ((str,), None),
         "configuration_set": ((str,), None),
         "max_failure_rate": ((int, float), 0.2),
+        "soft_bounce_limit": ((int,), 3),
     },
     "digest": {
         "subject": ((str,), "{{ newsletter.name }}: {{ period.strftime('%B %Y') }}"),

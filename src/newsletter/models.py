@@ -93,6 +93,35 @@ SETTLED_OK = frozenset({DeliveryStatus.SENT, DeliveryStatus.QUEUED})
 FAILURES = frozenset({DeliveryStatus.INVALID, DeliveryStatus.REJECTED, DeliveryStatus.FAILED})
 
 
+class EventKind(StrEnum):
+    """Provider events, normalised (after anymail's tracking events)."""
+
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"  # hard: the address does not exist or refuses for good
+    SOFT_BOUNCED = "soft_bounced"  # temporary: full mailbox, server down
+    COMPLAINED = "complained"  # marked as spam
+    UNSUBSCRIBED = "unsubscribed"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    DROPPED = "dropped"  # the provider would not send (already suppressed there)
+
+
+@dataclass
+class Event:
+    """One thing a provider (or a reader) reported; ``raw`` is kept as received."""
+
+    provider: str
+    kind: EventKind
+    email: str | None = None
+    provider_message_id: str | None = None
+    provider_event_id: str | None = None
+    occurred_at: str | None = None
+    campaign: str | None = None
+    subscriber_id: int | None = None
+    detail: str | None = None
+    raw: Any = None
+
+
 @dataclass
 class Recipient:
     """One delivery to make: the subscriber's own fields and the ledger key."""

@@ -77,6 +77,10 @@ class Project:
             utm_medium=s.get("content", "utm_medium"),
         )
 
+    @property
+    def soft_bounce_limit(self) -> int:
+        return self.settings.get("delivery", "soft_bounce_limit")
+
     def reader(self) -> ArticleReader:
         """Reads article sources; URLs through the project's cache (``--refresh`` skips it)."""
         if self._reader is None:

@@ -68,3 +68,42 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
 ]
+
+MIGRATIONS.append(
+    (
+        "002_events_and_suppression",
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            provider TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            email TEXT,
+            subscriber_id INTEGER REFERENCES subscribers (id) ON DELETE SET NULL,
+            campaign_id INTEGER REFERENCES campaigns (id),
+            provider_message_id TEXT,
+            provider_event_id TEXT,
+            occurred_at TEXT,
+            detail TEXT,
+            raw TEXT NOT NULL,
+            received_at TEXT NOT NULL
+        );
+        CREATE INDEX events_campaign ON events (campaign_id, kind);
+        CREATE INDEX events_subscriber ON events (subscriber_id);
+        CREATE UNIQUE INDEX events_dedupe ON events (provider, provider_event_id)
+            WHERE provider_event_id IS NOT NULL;
+        CREATE TABLE forgotten (
+            email_hash TEXT PRIMARY KEY,
+            forgotten_at TEXT NOT NULL
+        );
+        CREATE TABLE webhook_nonces (
+            provider TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (provider, nonce)
+        );
+        ALTER TABLE subscribers ADD COLUMN soft_bounces INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE subscribers ADD COLUMN status_changed_at TEXT;
+        ALTER TABLE subscribers ADD COLUMN status_reason TEXT
+        """,
+    )
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import secrets
@@ -17,6 +18,8 @@ from ..errors import ConfigError, SendConflict
 from ..models import (
     Audience,
     DeliveryStatus,
+    Event,
+    EventKind,
     Recipient,
     SendResult,
     Subscriber,
@@ -42,6 +45,12 @@ class ImportSummary:
     updated: int = 0
     unchanged: int = 0
     kept_status: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
+
+
+def email_hash(email: str) -> str:
+    """A one-way hash of an address: enough to refuse it again, not to recover it."""
+    return hashlib.sha256(f"newsletter-forgotten:{email.strip().lower()}".encode()).hexdigest()
 
 
 @dataclass
@@ -126,9 +135,13 @@ class SQLiteStore:
         """Insert or update, in one transaction; sticky statuses are never undone."""
         summary = ImportSummary()
         now = now_iso()
+        forgotten = {r[0] for r in self.db.execute("SELECT email_hash FROM forgotten")}
         with self.transaction():
             for sub in subscribers:
                 key = sub.email.lower()
+                if forgotten and email_hash(key) in forgotten:
+                    summary.forgotten.append(sub.email)
+                    continue
                 row = self.db.execute(
                     "SELECT * FROM subscribers WHERE email_key = ?", (key,)
                 ).fetchone()
@@ -456,6 +469,198 @@ class SQLiteStore:
             "d.subscriber_id FROM deliveries d WHERE d.campaign_id = ? ORDER BY d.subscriber_id",
             (campaign_id,),
         )
+
+    # -- a subscriber's own record ----------------------------------------------
+    def set_status(
+        self,
+        subscriber_id: int,
+        status: SubscriberStatus,
+        reason: str,
+        only_if_active: bool = False,
+    ) -> bool:
+        """Change a subscriber's status (recording why); True when it changed."""
+        sql = (
+            "UPDATE subscribers SET status = ?, status_reason = ?, status_changed_at = ?, "
+            "updated_at = ? WHERE id = ? AND status != ?"
+        )
+        if only_if_active:
+            sql += " AND status = 'active'"
+        now = now_iso()
+        with self.transaction():
+            cur = self.db.execute(sql, (str(status), reason, now, now, subscriber_id, str(status)))
+        return cur.rowcount > 0
+
+    def subscriber_id(self, email: str) -> int | None:
+        row = self.db.execute(
+            "SELECT id FROM subscribers WHERE email_key = ?", (email.strip().lower(),)
+        ).fetchone()
+        return row[0] if row else None
+
+    def history(self, subscriber_id: int) -> list[dict[str, Any]]:
+        """Every campaign this subscriber was part of, and what happened to it."""
+        rows = self.db.execute(
+            "SELECT c.slug AS campaign, d.status, d.sent_at, d.error, d.provider_message_id "
+            "FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id "
+            "WHERE d.subscriber_id = ? ORDER BY d.campaign_id",
+            (subscriber_id,),
+        ).fetchall()
+        events: dict[str, list[str]] = {}
+        for r in self.db.execute(
+            "SELECT c.slug, e.kind FROM events e JOIN campaigns c ON c.id = e.campaign_id "
+            "WHERE e.subscriber_id = ? ORDER BY e.id",
+            (subscriber_id,),
+        ):
+            events.setdefault(r[0], []).append(r[1])
+        return [dict(r) | {"events": events.get(r["campaign"], [])} for r in rows]
+
+    def forget(self, email: str) -> bool:
+        """Erase a person: personal data blanked everywhere, a one-way hash kept so
+        the address can never be imported again. Aggregate counts survive."""
+        key = email.strip().lower()
+        now = now_iso()
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO forgotten (email_hash, forgotten_at) VALUES (?, ?)",
+                (email_hash(key), now),
+            )
+            row = self.db.execute(
+                "SELECT id FROM subscribers WHERE email_key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                return False
+            sid = row[0]
+            placeholder = f"forgotten-{sid}@invalid"
+            self.db.execute(
+                "UPDATE subscribers SET email = ?, email_key = ?, first_name = '', "
+                "last_name = '', attributes = '{}', subscribed_at = NULL, "
+                "consent_source = NULL, status = 'unsubscribed', status_reason = 'forgotten', "
+                "status_changed_at = ?, updated_at = ? WHERE id = ?",
+                (placeholder, placeholder, now, now, sid),
+            )
+            self.db.execute("DELETE FROM subscriber_tags WHERE subscriber_id = ?", (sid,))
+            self.db.execute(
+                "UPDATE deliveries SET email = ?, response = NULL WHERE subscriber_id = ?",
+                (placeholder, sid),
+            )
+            self.db.execute(
+                "UPDATE events SET email = NULL, raw = '{}', detail = NULL "
+                "WHERE subscriber_id = ? OR email = ?",
+                (sid, key),
+            )
+        return True
+
+    # -- events -------------------------------------------------------------
+    def seen_nonce(self, provider: str, nonce: str, keep_seconds: int = 86400) -> bool:
+        """True when this webhook nonce was seen before (a replay); records it otherwise."""
+        now = dt.datetime.now(dt.UTC)
+        with self.transaction():
+            self.db.execute(
+                "DELETE FROM webhook_nonces WHERE seen_at < ?",
+                ((now - dt.timedelta(seconds=keep_seconds)).isoformat(),),
+            )
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO webhook_nonces (provider, nonce, seen_at) VALUES (?, ?, ?)",
+                (provider, nonce, now.isoformat()),
+            )
+        return cur.rowcount == 0
+
+    def campaign_for_message(
+        self, provider_message_id: str, email: str | None
+    ) -> tuple[int, int | None] | None:
+        """(campaign, subscriber) of a provider message id; providers that give one id to a
+        whole batch (SendGrid, Mailgun) need the address to tell the subscriber."""
+        rows = self.db.execute(
+            "SELECT campaign_id, subscriber_id, email FROM deliveries "
+            "WHERE provider_message_id = ? LIMIT 1001",
+            (provider_message_id,),
+        ).fetchall()
+        if not rows:
+            return None
+        if len(rows) == 1:
+            return rows[0][0], rows[0][1]
+        key = (email or "").lower()
+        match = next((r for r in rows if r[2].lower() == key), None)
+        return rows[0][0], match[1] if match else None
+
+    def record_event(self, event: Event, soft_bounce_limit: int = 3) -> str:
+        """Store an event (once) and apply it to the subscriber; what was done, in words."""
+        campaign_id = subscriber_id = None
+        if event.provider_message_id:
+            found = self.campaign_for_message(event.provider_message_id, event.email)
+            if found:
+                campaign_id, subscriber_id = found
+        if campaign_id is None and event.campaign:
+            row = self.campaign(event.campaign)
+            campaign_id = row.id if row else None
+        if subscriber_id is None and event.subscriber_id is not None:
+            exists = self.db.execute(
+                "SELECT id FROM subscribers WHERE id = ?", (event.subscriber_id,)
+            ).fetchone()
+            subscriber_id = exists[0] if exists else None
+        if subscriber_id is None and event.email:
+            subscriber_id = self.subscriber_id(event.email)
+        raw = json.dumps(event.raw, ensure_ascii=False, default=str)
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO events (provider, kind, email, subscriber_id, campaign_id, "
+                "provider_message_id, provider_event_id, occurred_at, detail, raw, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.provider,
+                    str(event.kind),
+                    event.email,
+                    subscriber_id,
+                    campaign_id,
+                    event.provider_message_id,
+                    event.provider_event_id,
+                    event.occurred_at,
+                    event.detail,
+                    raw,
+                    now_iso(),
+                ),
+            )
+        if cur.rowcount == 0:
+            return "already recorded"
+        if subscriber_id is None:
+            return "recorded (no matching subscriber)"
+        reason = f"{event.provider} {event.kind}" + (f": {event.detail}" if event.detail else "")
+        if event.kind in (EventKind.BOUNCED, EventKind.DROPPED):
+            changed = self.set_status(subscriber_id, SubscriberStatus.BOUNCED, reason, True)
+            return "suppressed (bounced)" if changed else "recorded"
+        if event.kind == EventKind.COMPLAINED:
+            changed = self.set_status(subscriber_id, SubscriberStatus.COMPLAINED, reason)
+            return "suppressed (complained)" if changed else "recorded"
+        if event.kind == EventKind.UNSUBSCRIBED:
+            changed = self.set_status(subscriber_id, SubscriberStatus.UNSUBSCRIBED, reason)
+            return "unsubscribed" if changed else "recorded"
+        if event.kind == EventKind.SOFT_BOUNCED:
+            with self.transaction():
+                self.db.execute(
+                    "UPDATE subscribers SET soft_bounces = soft_bounces + 1 WHERE id = ?",
+                    (subscriber_id,),
+                )
+            count = self.db.execute(
+                "SELECT soft_bounces FROM subscribers WHERE id = ?", (subscriber_id,)
+            ).fetchone()[0]
+            if count >= soft_bounce_limit and self.set_status(
+                subscriber_id,
+                SubscriberStatus.BOUNCED,
+                f"{count} soft bounces (limit {soft_bounce_limit})",
+                True,
+            ):
+                return f"suppressed after {count} soft bounces"
+            return f"soft bounce {count} of {soft_bounce_limit}"
+        return "recorded"
+
+    def event_counts(self, campaign_id: int) -> dict[str, int]:
+        return {
+            r[0]: r[1]
+            for r in self.db.execute(
+                "SELECT kind, count(DISTINCT coalesce(subscriber_id, email)) FROM events "
+                "WHERE campaign_id = ? GROUP BY kind",
+                (campaign_id,),
+            )
+        }
 
     # -- locks --------------------------------------------------------------
     def acquire_lock(self, name: str, holder: str, ttl_seconds: int = 600) -> None:
