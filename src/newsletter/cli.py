@@ -203,7 +203,10 @@ def subscribers_forget(project: Project, email: str, yes: bool) -> None:
         click.confirm(
             f"Erase everything about {email}? This cannot be undone.", abort=True, err=True
         )
-    if project.store.forget(email):
+    known, removed = project.forget(email)
+    if removed:
+        say(f"Removed {removed} message file(s) addressed to {email} from the outbox.")
+    if known:
         say(f"{email} is erased; its address can never be imported again.")
     else:
         say(f"{email} was not on the list; it is now blocked from future imports.")

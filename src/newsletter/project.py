@@ -5,6 +5,7 @@ Every CLI command is one call here, so anything the CLI does a Python caller can
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -200,6 +201,22 @@ class Project:
         return problems
 
     # -- subscribers --------------------------------------------------------
+    def forget(self, email: str) -> tuple[bool, int]:
+        """Erase a person from the database and from the outbox's message files.
+
+        (was on the list, outbox files removed)
+        """
+        known = self.store.forget(email)
+        removed = 0
+        outbox = self.settings.outbox_dir
+        if outbox.is_dir():
+            suffix = "-" + re.sub(r"[^A-Za-z0-9@._+-]", "_", email.strip()).lower() + ".eml"
+            for path in outbox.glob("*/*.eml"):  # named <subscriber id>-<address>.eml
+                if path.name.lower().endswith(suffix):
+                    path.unlink()
+                    removed += 1
+        return known, removed
+
     def import_subscribers(
         self, path: Path, tags: tuple[str, ...] = ()
     ) -> tuple[ImportSummary, ParsedFile]:
