@@ -20,7 +20,7 @@ import click
 
 from . import __version__
 from .errors import NewsletterError
-from .models import SETTLED_OK, Article, DeliveryStatus, SendResult, SubscriberStatus
+from .models import SETTLED_OK, Article, Campaign, DeliveryStatus, SendResult, SubscriberStatus
 from .project import Project, init_project
 
 EXIT_FAILED_RECIPIENTS = 3
@@ -116,9 +116,12 @@ def subscribers_import(project: Project, file: Path, tags: tuple[str, ...]) -> N
         say(f"  line {r.line}: {r.value or '(empty)'}: {r.reason}", fg="yellow")
     for note in summary.kept_status:
         say(f"  {note} (an import never re-subscribes anyone)")
+    for address in summary.forgotten:
+        say(f"  {address}: erased on request earlier; not imported", fg="yellow")
     say(
         f"Imported {file}: {summary.added} added, {summary.updated} updated, "
-        f"{summary.unchanged} unchanged, {len(parsed.rejected)} rejected."
+        f"{summary.unchanged} unchanged, "
+        f"{len(parsed.rejected) + len(summary.forgotten)} rejected."
     )
     if parsed.rejected and not (summary.added or summary.updated or summary.unchanged):
         raise NewsletterError(
@@ -509,7 +512,42 @@ def send(
     retry_unknown: bool,
 ) -> None:
     """Send CAMPAIGN to its subscribers, each at most once."""
-    loaded = project.campaign(campaign)
+    retry = [
+        *(
+            (DeliveryStatus.FAILED, DeliveryStatus.INVALID, DeliveryStatus.REJECTED)
+            if retry_failed
+            else ()
+        ),
+        *((DeliveryStatus.UNKNOWN,) if retry_unknown else ()),
+    ]
+    ctx.exit(
+        run_send(
+            project,
+            project.campaign(campaign),
+            dry_run=dry_run,
+            tests=tests,
+            yes=yes,
+            limit=limit,
+            retry=retry,
+        )
+    )
+
+
+def run_send(
+    project: Project,
+    loaded: Campaign,
+    *,
+    dry_run: bool = False,
+    tests: tuple[str, ...] = (),
+    yes: bool = False,
+    limit: int | None = None,
+    retry: list[DeliveryStatus] | None = None,
+    quiet: bool = False,
+    auto_submitted: bool = False,
+) -> int:
+    """The send command's work, shared with `digest --send`; the exit status."""
+    retry = retry or []
+    note = (lambda *a, **k: None) if quiet else say
     compiled = project.compile(loaded)
     project.check_sendable()
     errors = [p for p in project.check_compiled(loaded, compiled) if p.level == "error"]
@@ -528,32 +566,24 @@ def send(
                 f"Test copy to {address}: {result.status}"
                 + (f" ({result.error})" if result.error else "")
             )
-        return
-    retry = [
-        *(
-            (DeliveryStatus.FAILED, DeliveryStatus.INVALID, DeliveryStatus.REJECTED)
-            if retry_failed
-            else ()
-        ),
-        *((DeliveryStatus.UNKNOWN,) if retry_unknown else ()),
-    ]
+        return 0
     row = project.store.campaign(loaded.slug)
     if row is not None and row.status == "sent" and not retry:
         counts = project.store.delivery_counts(row.id)
-        say(
+        note(
             f"Campaign {loaded.slug} was already sent (finished {row.finished_at}); "
             f"nothing to send. {_counts_text(counts)}."
         )
         if project.campaign_failures(loaded.slug):
-            say(
+            note(
                 "Use --retry-failed or --retry-unknown to try those recipients again; "
                 "`newsletter report` lists them."
             )
-        return
+        return 0
     plan = project.plan(loaded, transport, retry)
     count = min(plan.recipients, limit) if limit else plan.recipients
     batches = -(-count // plan.batch_size)
-    say(
+    note(
         f"Campaign {plan.campaign}: {count} recipient(s) via {plan.transport}, in {batches} "
         f"batch(es) of up to {plan.batch_size}, {plan.concurrency} at a time"
         + (f"; {plan.already_settled} already settled" if plan.already_settled else "")
@@ -561,13 +591,16 @@ def send(
     )
     if plan.rate_limit:
         estimate = _duration(count / plan.rate_limit)
-        say(f"At {plan.rate_limit:g} messages/s this takes about {estimate}.")
+        note(f"At {plan.rate_limit:g} messages/s this takes about {estimate}.")
     if dry_run:
-        say("Dry run: nothing was sent.")
-        return
+        sample = project.store.audience_sample(loaded.audience, 5)
+        if sample and plan.already_settled == 0:
+            note("For example: " + ", ".join(sample) + (", ..." if count > len(sample) else ""))
+        note("Dry run: nothing was sent.")
+        return 0
     if count == 0:
-        say("Nothing to send.")
-        return
+        note("Nothing to send.")
+        return 0
     if not yes:
         if not sys.stdin.isatty():
             raise NewsletterError(
@@ -583,13 +616,22 @@ def send(
         show_pos=True,
         show_eta=True,
         item_show_func=lambda text: text,
+        hidden=quiet,
     ) as bar:
 
         def on_batch(results: list[SendResult]) -> None:
             bar.update(len(results), progress.add(results))
 
-        report, row = project.send(loaded, compiled, transport, retry, limit, on_batch=on_batch)
-    say(
+        report, row = project.send(
+            loaded,
+            compiled,
+            transport,
+            retry,
+            limit,
+            on_batch=on_batch,
+            auto_submitted=auto_submitted,
+        )
+    note(
         f"Done: {report.delivered} sent, {report.failed} failed, {report.unknown} unknown"
         f" in this run. {_counts_text(project.store.delivery_counts(row.id))}."
     )
@@ -600,7 +642,8 @@ def send(
             f"Some recipients were not delivered: `newsletter report {loaded.slug}` lists them.",
             fg="yellow",
         )
-        ctx.exit(EXIT_FAILED_RECIPIENTS)
+        return EXIT_FAILED_RECIPIENTS
+    return 0
 
 
 class Progress:

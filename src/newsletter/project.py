@@ -106,11 +106,14 @@ class Project:
     def compile(self, campaign: Campaign) -> CompiledCampaign:
         return compile_campaign(self.info(), campaign)
 
-    def factory(self, compiled: CompiledCampaign, test: bool = False) -> MessageFactory:
+    def factory(
+        self, compiled: CompiledCampaign, test: bool = False, auto_submitted: bool = False
+    ) -> MessageFactory:
         return MessageFactory(
             compiled,
             unsubscribe_mailto=self.settings.get("newsletter", "unsubscribe_mailto"),
             test=test,
+            auto_submitted=auto_submitted,
         )
 
     def personalizer(
@@ -280,6 +283,7 @@ class Project:
         retry: list[DeliveryStatus],
         limit: int | None = None,
         on_batch: Callable[[list[SendResult]], None] | None = None,
+        auto_submitted: bool = False,
     ) -> tuple[RunReport, CampaignRow]:
         """Send the campaign's pending deliveries under an exclusive lock."""
         store = self.store
@@ -304,7 +308,7 @@ class Project:
             report = send_campaign(
                 store,
                 transport,
-                self.factory(compiled),
+                self.factory(compiled, auto_submitted=auto_submitted),
                 row.id,
                 self.personalizer(campaign.slug, row.id),
                 self.send_options(limit),

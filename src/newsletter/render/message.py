@@ -80,6 +80,7 @@ class MessageFactory:
     compiled: CompiledCampaign
     unsubscribe_mailto: str | None = None
     test: bool = False
+    auto_submitted: bool = False  # sent by a program on its own (cron): RFC 3834
 
     def __post_init__(self) -> None:
         c = self.compiled
@@ -98,6 +99,8 @@ class MessageFactory:
         ]
         if self.test:
             fixed.append("X-Newsletter-Test: yes")
+        if self.auto_submitted:
+            fixed.append("Auto-Submitted: auto-generated")
         self._fixed_headers = CRLF.join(fixed) + CRLF
         self._text_head = (
             f'--{self.boundary}{CRLF}Content-Type: text/plain; charset="utf-8"{CRLF}'

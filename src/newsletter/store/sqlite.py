@@ -251,6 +251,16 @@ class SQLiteStore:
             attributes=json.loads(row["attributes"]),
         )
 
+    def audience_sample(self, audience: Audience, n: int) -> list[str]:
+        where, params = _audience_sql(audience)
+        return [
+            r[0]
+            for r in self.db.execute(
+                f"SELECT s.email FROM subscribers s WHERE {where} ORDER BY s.id LIMIT ?",
+                (*params, n),
+            )
+        ]
+
     def count_audience(self, audience: Audience) -> int:
         where, params = _audience_sql(audience)
         return self.db.execute(
