@@ -7,6 +7,7 @@ become one-paragraph messages and exit codes here, never tracebacks.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import functools
 import json
 import sys
@@ -306,6 +307,92 @@ def _article_record(article: Article) -> dict[str, Any]:
         "excerpt_html": article.excerpt_html,
         "source": article.source,
     }
+
+
+# -- digest -----------------------------------------------------------------
+@cli.command()
+@click.option("--period", metavar="YYYY-MM", help="The month to cover (default: the previous one).")
+@click.option("--today", metavar="YYYY-MM-DD", help="Run as if on this date (default: today).")
+@click.option("--send", "send_it", is_flag=True, help="Send the digest after writing it.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (cron).")
+@click.option("-v", "--verbose", is_flag=True, help="Say what was done even when all went well.")
+@with_project
+@click.pass_context
+def digest(
+    ctx: click.Context,
+    project: Project,
+    period: str | None,
+    today: str | None,
+    send_it: bool,
+    yes: bool,
+    verbose: bool,
+) -> None:
+    """Write campaigns/digest-YYYY-MM.md from the period's new articles; --send sends it.
+
+    Quiet on success (for cron) unless -v; every run adds a line to
+    .newsletter/digest.log. Running it twice sends nothing twice.
+    """
+    from .digest import article_key, parse_period, plan_digest, refuse_if_late, write_campaign
+    from .sender import holder_id
+
+    try:
+        day = dt.date.fromisoformat(today) if today else dt.date.today()
+    except ValueError:
+        raise NewsletterError(
+            f"--today {today!r} is not a date.", "Write it as YYYY-MM-DD."
+        ) from None
+    start = parse_period(period, day)
+    label = start.strftime("%Y-%m")
+    store = project.store
+    holder = holder_id()
+    store.acquire_lock(f"digest:{label}", holder, ttl_seconds=3600)
+    outcome, code = "", 0
+    try:
+        plan = plan_digest(project, start, day)
+        if not plan.articles:
+            outcome = f"no new articles for {label}; nothing written or sent"
+            say(outcome.capitalize() + ".")
+            return
+        if send_it:
+            refuse_if_late(plan, project)
+        written = write_campaign(project, plan)
+        store.record_digest(label, [article_key(a) for a in plan.articles])
+        outcome = f"{len(plan.articles)} article(s), {plan.path.name} {written}"
+        if verbose or not send_it:
+            say(f"{plan.path}: {written} with {len(plan.articles)} article(s):")
+            for article in plan.articles:
+                say(f"  {article.date} {article.title}")
+            if written == "kept":
+                say("  (the file was edited by hand: it is kept as it is)")
+        if send_it:
+            code = run_send(
+                project,
+                project.campaign(plan.slug),
+                yes=yes,
+                quiet=not verbose,
+                auto_submitted=True,
+            )
+            row = store.campaign(plan.slug)
+            counts = store.delivery_counts(row.id) if row else {}
+            outcome += f"; campaign {row.status if row else 'not sent'}, " + (
+                ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no deliveries"
+            )
+    except NewsletterError as exc:
+        outcome, code = f"error: {exc.message}", exc.exit_code
+        raise
+    finally:
+        store.release_lock(f"digest:{label}", holder)
+        _digest_log(project, label, day, outcome, code)
+    ctx.exit(code)
+
+
+def _digest_log(project: Project, label: str, day: dt.date, outcome: str, code: int) -> None:
+    """One line per run in .newsletter/digest.log: what was selected and sent."""
+    log = project.settings.root / ".newsletter" / "digest.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"{stamp} period={label} today={day} exit={code} {outcome}\n")
 
 
 # -- events and serve -------------------------------------------------------

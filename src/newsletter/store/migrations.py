@@ -107,3 +107,17 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        "003_digests",
+        """
+        CREATE TABLE digest_articles (
+            period TEXT NOT NULL,
+            article TEXT NOT NULL,
+            PRIMARY KEY (period, article)
+        );
+        CREATE INDEX digest_articles_article ON digest_articles (article)
+        """,
+    )
+)

@@ -672,6 +672,23 @@ class SQLiteStore:
             )
         }
 
+    # -- digests --------------------------------------------------------------
+    def featured_before(self, period: str) -> set[str]:
+        """Articles featured in digests of other periods."""
+        return {
+            r[0]
+            for r in self.db.execute(
+                "SELECT article FROM digest_articles WHERE period != ?", (period,)
+            )
+        }
+
+    def record_digest(self, period: str, articles: list[str]) -> None:
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO digest_articles (period, article) VALUES (?, ?)",
+                [(period, a) for a in articles],
+            )
+
     # -- locks --------------------------------------------------------------
     def acquire_lock(self, name: str, holder: str, ttl_seconds: int = 600) -> None:
         """Hold ``name`` exclusively; a lock whose holder died or expired is taken over."""
