@@ -182,3 +182,12 @@ def test_without_yes_and_without_a_terminal_it_refuses(digest_project: Path) -> 
 def test_bad_dates_are_usage_errors(digest_project: Path) -> None:
     assert "is not a month" in digest(digest_project, "--period", "2026-13").stderr
     assert "is not a date" in digest(digest_project, "--today", "yesterday").stderr
+
+
+def test_dry_run_shows_the_campaign_and_writes_nothing(digest_project: Path) -> None:
+    result = digest(digest_project, "--today", "2026-11-01", "--dry-run")
+    assert result.returncode == 0
+    assert "6 new article(s)" in result.stderr and "nothing written or sent" in result.stderr
+    assert result.stdout.startswith("---\nsubject: 'Riverbend Clinicians Collective: October 2026'")
+    assert not (digest_project / "campaigns" / "digest-2026-10.md").exists()
+    assert not (digest_project / ".newsletter" / "digest.log").exists()

@@ -315,6 +315,7 @@ def _article_record(article: Article) -> dict[str, Any]:
 @click.option("--today", metavar="YYYY-MM-DD", help="Run as if on this date (default: today).")
 @click.option("--send", "send_it", is_flag=True, help="Send the digest after writing it.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (cron).")
+@click.option("--dry-run", is_flag=True, help="Show what the digest would hold; write nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="Say what was done even when all went well.")
 @with_project
 @click.pass_context
@@ -325,6 +326,7 @@ def digest(
     today: str | None,
     send_it: bool,
     yes: bool,
+    dry_run: bool,
     verbose: bool,
 ) -> None:
     """Write campaigns/digest-YYYY-MM.md from the period's new articles; --send sends it.
@@ -332,7 +334,14 @@ def digest(
     Quiet on success (for cron) unless -v; every run adds a line to
     .newsletter/digest.log. Running it twice sends nothing twice.
     """
-    from .digest import article_key, parse_period, plan_digest, refuse_if_late, write_campaign
+    from .digest import (
+        article_key,
+        campaign_text,
+        parse_period,
+        plan_digest,
+        refuse_if_late,
+        write_campaign,
+    )
     from .sender import holder_id
 
     try:
@@ -343,6 +352,18 @@ def digest(
         ) from None
     start = parse_period(period, day)
     label = start.strftime("%Y-%m")
+    if dry_run:
+        plan = plan_digest(project, start, day)
+        say(
+            f"Digest {label} (as on {day}): {len(plan.articles)} new article(s)"
+            + (f"; {plan.late_by} day(s) too late to send" if plan.late_by else "")
+            + "."
+        )
+        if plan.articles:
+            say(f"It would write {plan.path}:\n")
+            click.echo(campaign_text(project, plan), nl=False)
+        say("Dry run: nothing written or sent.")
+        return
     store = project.store
     holder = holder_id()
     store.acquire_lock(f"digest:{label}", holder, ttl_seconds=3600)
