@@ -76,6 +76,13 @@ def _canonical(header: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", header.strip().lower()).strip("_")
 
 
+def _unneutralise(value: str) -> str:
+    """Undo the quote `subscribers export` puts before a cell a spreadsheet would run."""
+    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
+        return value[1:]
+    return value
+
+
 def validate_address(address: str) -> str:
     """The normalised address, or EmailNotValidError. No DNS look-ups."""
     if any(c in address for c in "\r\n\x00"):
@@ -144,6 +151,7 @@ def _rows(
 ) -> Iterator[Subscriber]:
     width = len(header)
     while True:
+        line = reader.line_num + 1  # type: ignore[attr-defined]  # where this row starts
         try:
             row = next(reader)
         except StopIteration:
@@ -153,7 +161,6 @@ def _rows(
                 f"{path}, line {reader.line_num}: the CSV is malformed: {exc}.",  # type: ignore[attr-defined]
                 "Check the quoting on that line; nothing was imported.",
             ) from None
-        line = reader.line_num  # type: ignore[attr-defined]
         if not any(cell.strip() for cell in row):
             continue
         if len(row) > width and any(c.strip() for c in row[width:]):
@@ -168,7 +175,7 @@ def _rows(
 
         def cell(name: str, row: list[str] = row) -> str:
             i = index.get(name)
-            return row[i].strip() if i is not None and i < len(row) else ""
+            return _unneutralise(row[i].strip()) if i is not None and i < len(row) else ""
 
         address = cell("email")
         try:
@@ -189,7 +196,11 @@ def _rows(
                 )
             )
             continue
-        tags = {t.strip().lower() for t in re.split(r"[;|]", cell("tags")) if t.strip()}
+        # "a;b", "a|b", and Mailchimp's "a","b" (each tag quoted, comma-separated)
+        raw_tags = cell("tags")
+        separators = r"[;|,]" if raw_tags.startswith('"') else r"[;|]"
+        tags = {t.strip().strip('"').strip().lower() for t in re.split(separators, raw_tags)}
+        tags.discard("")
         tags.update(t.lower() for t in extra_tags)
         yield Subscriber(
             email=email,
@@ -200,7 +211,7 @@ def _rows(
             subscribed_at=cell("subscribed_at") or None,
             consent_source=cell("consent_source") or None,
             attributes={
-                name: row[i].strip()
+                name: _unneutralise(row[i].strip())
                 for i, name in attributes.items()
                 if i < len(row) and row[i].strip()
             },

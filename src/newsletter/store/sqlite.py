@@ -78,6 +78,7 @@ class SQLiteStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA secure_delete=ON")  # erased data leaves no bytes behind
         except sqlite3.DatabaseError as exc:
             raise ConfigError(
                 f"The database {path} cannot be opened: {exc}.",
@@ -217,7 +218,7 @@ class SQLiteStore:
         self, status: str | None = None, tag: str | None = None
     ) -> Iterator[Subscriber]:
         """Subscribers in id order, streamed."""
-        sql = "SELECT s.* FROM subscribers s WHERE 1 = 1"
+        sql = "SELECT s.* FROM subscribers s WHERE coalesce(s.status_reason, '') != 'forgotten'"
         params: list[Any] = []
         if status:
             sql += " AND s.status = ?"
@@ -549,7 +550,8 @@ class SQLiteStore:
             )
             self.db.execute("DELETE FROM subscriber_tags WHERE subscriber_id = ?", (sid,))
             self.db.execute(
-                "UPDATE deliveries SET email = ?, response = NULL WHERE subscriber_id = ?",
+                "UPDATE deliveries SET email = ?, response = NULL, error = NULL "
+                "WHERE subscriber_id = ?",
                 (placeholder, sid),
             )
             self.db.execute(
@@ -610,6 +612,14 @@ class SQLiteStore:
         if subscriber_id is None and event.email:
             subscriber_id = self.subscriber_id(event.email)
         raw = json.dumps(event.raw, ensure_ascii=False, default=str)
+        if (
+            event.email
+            and self.db.execute(
+                "SELECT 1 FROM forgotten WHERE email_hash = ?", (email_hash(event.email),)
+            ).fetchone()
+        ):
+            # a late event about an erased person: counted, but nothing that identifies them
+            event.email, event.detail, raw, subscriber_id = None, None, "{}", None
         with self.transaction():
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO events (provider, kind, email, subscriber_id, campaign_id, "
