@@ -140,15 +140,9 @@ def subscribers_export(project: Project, file: Path, status: str | None) -> None
 
     Cells a spreadsheet would run as a formula (=, +, -, @) are neutralised.
     """
-    columns = [
-        "email",
-        "first_name",
-        "last_name",
-        "tags",
-        "status",
-        "subscribed_at",
-        "consent_source",
-    ]
+    from .audience import KNOWN_COLUMNS
+
+    columns = list(KNOWN_COLUMNS)
     count = 0
     tmp = file.with_name(file.name + ".tmp")
     with open(tmp, "w", encoding="utf-8", newline="") as fh:

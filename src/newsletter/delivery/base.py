@@ -56,6 +56,27 @@ class Transport(ABC):
         """Release connections."""
 
 
+class OneAtATime(Transport):
+    """A transport that sends a batch message by message (SMTP, SES).
+
+    When sending must stop part-way, the error carries the results of the
+    messages already sent; the rest of the batch was not sent.
+    """
+
+    def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        done: list[SendResult] = []
+        for message in messages:
+            try:
+                done.append(self.send_one(message))
+            except DeliveryError as exc:
+                exc.partial = done
+                raise
+        return done
+
+    @abstractmethod
+    def send_one(self, message: OutgoingMessage) -> SendResult: ...
+
+
 def results(
     messages: list[OutgoingMessage],
     status: DeliveryStatus,

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import ConfigError, CredentialsError, DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
-from .base import Transport, backoff
+from .base import OneAtATime, backoff
 
 _CREDENTIALS = {
     "SignatureDoesNotMatch",
@@ -44,7 +44,7 @@ _THROTTLED = {
 }
 
 
-class SESTransport(Transport):
+class SESTransport(OneAtATime):
     name = "ses"
     max_batch = 50  # messages a worker sends one by one before the batch is settled
 
@@ -95,17 +95,7 @@ class SESTransport(Transport):
         self.configuration_set = configuration_set
         self._sleep = sleep
 
-    def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
-        done: list[SendResult] = []
-        for message in messages:
-            try:
-                done.append(self._send_one(message))
-            except DeliveryError as exc:
-                exc.partial = done
-                raise
-        return done
-
-    def _send_one(self, message: OutgoingMessage) -> SendResult:
+    def send_one(self, message: OutgoingMessage) -> SendResult:
         from botocore.exceptions import (
             ClientError,
             ConnectionClosedError,

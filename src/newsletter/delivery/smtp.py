@@ -19,14 +19,14 @@ from collections.abc import Callable
 from ..errors import ConfigError, CredentialsError, DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
-from .base import Transport, backoff
+from .base import OneAtATime, backoff
 
 _THROTTLE = {421, 451, 454}
 _NO_SUCH_MAILBOX = {550, 551, 553}
 SECURITY = ("starttls", "ssl", "none")
 
 
-class SMTPTransport(Transport):
+class SMTPTransport(OneAtATime):
     name = "smtp"
     max_batch = 50  # messages a worker sends before the batch is settled
 
@@ -125,17 +125,7 @@ class SMTPTransport(Transport):
             self._connections.clear()
 
     # -- sending ----------------------------------------------------------------
-    def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
-        done: list[SendResult] = []
-        for message in messages:
-            try:
-                done.append(self._send_one(message))
-            except DeliveryError as exc:
-                exc.partial = done
-                raise
-        return done
-
-    def _send_one(self, message: OutgoingMessage) -> SendResult:
+    def send_one(self, message: OutgoingMessage) -> SendResult:
         sid = message.recipient.subscriber_id
         sender = message.factory.envelope_sender
         data = message.as_bytes()
