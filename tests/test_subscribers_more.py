@@ -175,6 +175,10 @@ def test_substack_email_list_imports_with_its_columns_as_attributes(
     ]
     assert all(p["tags"] == ["substack"] for p in people.values())
     assert all(p["first_name"] == "" and p["last_name"] == "" for p in people.values())
+    # email_disabled=true: they turned our emails off on Substack, so they stay off here
+    assert people["quiet.reader@example.com"]["status"] == "unsubscribed"
+    assert people["lena.brooks@example.com"]["status"] == "active"
+    assert people["raj.patel@example.org"]["subscribed_at"] == "2024-02-01T10:00:00.000Z"
 
     rows = {r["email"]: r for r in exported(run, tmp_path / "out.csv")}
     assert rows["raj.patel@example.org"]["plan"] == "yearly"
@@ -229,17 +233,20 @@ def test_excel_semicolon_bom_crlf_export_merges_case_duplicates(project: Path, r
 
 
 # -- Google Contacts --------------------------------------------------------------
-def test_google_contacts_export_is_refused_with_a_clear_message(project: Path) -> None:
-    result = run_process("subscribers", "import", str(DATA / "google-contacts.csv"), cwd=project)
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    assert "google-contacts.csv has no email column (columns found: First Name, Middle Name" in (
-        result.stderr
-    )
-    assert "E-mail 1 - Label, E-mail 1 - Value, Phone 1 - Label" in result.stderr
-    assert "Name the column with the addresses 'email'" in result.stderr
-    listing = run_process("subscribers", "list", "--format", "json", cwd=project)
-    assert json.loads(listing.stdout) == []
+def test_google_contacts_export_imports(project: Path, run) -> None:
+    result = run("subscribers", "import", str(DATA / "google-contacts.csv"))
+    assert result.exit_code == 0, result.stderr
+    people = listed(run)
+    assert people["priya.raman@example.org"]["first_name"] == "Priya"
+    assert people["tomas.ortega@example.net"]["first_name"] == "Tomás"
+
+
+def test_a_cleaned_export_imports_as_bounced(project: Path, run, tmp_path: Path) -> None:
+    cleaned = tmp_path / "cleaned.csv"
+    cleaned.write_text("Email Address,First Name\ngone@example.com,Gone\n", encoding="utf-8")
+    result = run("subscribers", "import", str(cleaned), "--status", "bounced")
+    assert result.exit_code == 0, result.stderr
+    assert listed(run)["gone@example.com"]["status"] == "bounced"
 
 
 # -- bad rows ---------------------------------------------------------------------
@@ -472,7 +479,11 @@ def test_export_then_import_into_a_fresh_project_gives_the_same_list(
 
     # a status filter exports only those
     rows = exported(run, tmp_path / "unsub.csv", "--status", "unsubscribed")
-    assert {r["email"] for r in rows} == {"raj.patel@example.org", "lucja.kowalska@example.net"}
+    assert {r["email"] for r in rows} == {
+        "raj.patel@example.org",
+        "lucja.kowalska@example.net",
+        "quiet.reader@example.com",
+    }
 
 
 def test_export_neutralises_cells_a_spreadsheet_would_run(

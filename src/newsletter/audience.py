@@ -32,6 +32,8 @@ _ALIASES = {
     "e_mail_address": "email",
     "mail": "email",
     "emailaddress": "email",
+    "e_mail_1_value": "email",  # Google Contacts
+    "email_1_value": "email",
     "first_name": "first_name",
     "firstname": "first_name",
     "first": "first_name",
@@ -51,6 +53,8 @@ _ALIASES = {
     "subscribed_at": "subscribed_at",
     "optin_time": "subscribed_at",
     "created": "subscribed_at",
+    "created_at": "subscribed_at",  # Substack
+    "email_disabled": "email_disabled",  # Substack: true when they turned emails off
     "consent_source": "consent_source",
     "source": "consent_source",
 }
@@ -90,10 +94,13 @@ def validate_address(address: str) -> str:
     return validate_email(address, check_deliverability=False).normalized
 
 
-def read_subscribers(path: Path, extra_tags: tuple[str, ...] = ()) -> ParsedFile:
+def read_subscribers(
+    path: Path, extra_tags: tuple[str, ...] = (), default_status: str = "active"
+) -> ParsedFile:
     """Parse a subscribers CSV: header row required, ``email`` the only required column.
 
-    UTF-8 with or without BOM; comma or semicolon separated.
+    UTF-8 with or without BOM; comma or semicolon separated. ``default_status`` is
+    the status of rows that give none (e.g. ``bounced`` for a "cleaned" export).
     """
     try:
         raw = path.read_bytes()
@@ -136,7 +143,9 @@ def read_subscribers(path: Path, extra_tags: tuple[str, ...] = ()) -> ParsedFile
             f"known columns are {', '.join(KNOWN_COLUMNS)}.",
         )
     parsed = ParsedFile(columns=columns, rows=iter(()))
-    parsed.rows = _rows(path, reader, header, index, attributes, extra_tags, parsed.rejected)
+    parsed.rows = _rows(
+        path, reader, header, index, attributes, extra_tags, parsed.rejected, default_status
+    )
     return parsed
 
 
@@ -148,6 +157,7 @@ def _rows(
     attributes: dict[int, str],
     extra_tags: tuple[str, ...],
     rejected: list[Rejected],
+    default_status: str = "active",
 ) -> Iterator[Subscriber]:
     width = len(header)
     while True:
@@ -183,7 +193,9 @@ def _rows(
         except EmailNotValidError as exc:
             rejected.append(Rejected(line, address, str(exc) if address else "no email address"))
             continue
-        status_text = cell("status").lower() or "active"
+        status_text = cell("status").lower() or default_status
+        if cell("email_disabled").lower() in ("true", "yes", "1") and status_text == "active":
+            status_text = "unsubscribed"  # they turned our emails off where they came from
         try:
             status = SubscriberStatus(status_text)
         except ValueError:

@@ -109,10 +109,17 @@ def subscribers() -> None:
 @subscribers.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--tag", "tags", multiple=True, help="Add this tag to every imported subscriber.")
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in SubscriberStatus]),
+    default="active",
+    show_default=True,
+    help="Status for rows without one (e.g. bounced for a mailing tool's 'cleaned' export).",
+)
 @with_project
-def subscribers_import(project: Project, file: Path, tags: tuple[str, ...]) -> None:
+def subscribers_import(project: Project, file: Path, tags: tuple[str, ...], status: str) -> None:
     """Import subscribers from a CSV file (header row required; `email` column required)."""
-    summary, parsed = project.import_subscribers(file, tags)
+    summary, parsed = project.import_subscribers(file, tags, status)
     for r in parsed.rejected:
         say(f"  line {r.line}: {r.value or '(empty)'}: {r.reason}", fg="yellow")
     for note in summary.kept_status:

@@ -221,9 +221,9 @@ class Project:
         return known, removed
 
     def import_subscribers(
-        self, path: Path, tags: tuple[str, ...] = ()
+        self, path: Path, tags: tuple[str, ...] = (), status: str = "active"
     ) -> tuple[ImportSummary, ParsedFile]:
-        parsed = read_subscribers(path, tags)
+        parsed = read_subscribers(path, tags, status)
         summary = self.store.import_subscribers(parsed.rows)
         return summary, parsed
 
