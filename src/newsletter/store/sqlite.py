@@ -66,7 +66,17 @@ class CampaignRow:
 
 
 class SQLiteStore:
-    """The database behind every command; ``path`` is created with its folder."""
+    """The database behind every command; ``path`` is created with its folder.
+
+    The SQL is written once for SQLite and PostgreSQL (``PostgresStore``); the few
+    places where they differ are the attributes below.
+    """
+
+    dialect = "sqlite"
+    begin = "BEGIN IMMEDIATE"  # take the write lock at once: no upgrade deadlocks
+    primary_key = "INTEGER PRIMARY KEY"
+    skip_locked = ""  # PostgreSQL: rows another sender holds are skipped, not waited for
+    for_update = ""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -103,7 +113,7 @@ class SQLiteStore:
                 continue
             with self.transaction():
                 for statement in filter(str.strip, sql.split(";")):
-                    self.db.execute(statement)
+                    self.db.execute(statement.replace("INTEGER PRIMARY KEY", self.primary_key))
                 self.db.execute(
                     "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
                     (name, now_iso()),
@@ -112,7 +122,7 @@ class SQLiteStore:
         return applied
 
     def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+        return _Transaction(self.db, self.begin)
 
     # -- settings and secrets -----------------------------------------------
     def setting(self, key: str, default: str | None = None) -> str | None:
@@ -126,7 +136,8 @@ class SQLiteStore:
             return from_env
         with self.transaction():
             self.db.execute(
-                "INSERT OR IGNORE INTO settings (key, value) VALUES ('link_secret', ?)",
+                "INSERT INTO settings (key, value) VALUES ('link_secret', ?) "
+                "ON CONFLICT DO NOTHING",
                 (secrets.token_hex(32),),
             )
         return self.setting("link_secret") or ""
@@ -151,7 +162,7 @@ class SQLiteStore:
                     cur = self.db.execute(
                         "INSERT INTO subscribers (email, email_key, first_name, last_name, "
                         "status, attributes, subscribed_at, consent_source, created_at, "
-                        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                         (
                             sub.email,
                             key,
@@ -165,7 +176,7 @@ class SQLiteStore:
                             now,
                         ),
                     )
-                    self._set_tags(cur.lastrowid, sub.tags, replace=False)
+                    self._set_tags(cur.fetchone()[0], sub.tags, replace=False)
                     summary.added += 1
                     continue
                 status = SubscriberStatus(row["status"])
@@ -210,7 +221,7 @@ class SQLiteStore:
         if replace:
             self.db.execute("DELETE FROM subscriber_tags WHERE subscriber_id = ?", (subscriber_id,))
         self.db.executemany(
-            "INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?)",
+            "INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
             [(subscriber_id, t) for t in tags],
         )
 
@@ -281,7 +292,8 @@ class SQLiteStore:
     def ensure_campaign(self, slug: str, subject: str) -> CampaignRow:
         with self.transaction():
             self.db.execute(
-                "INSERT OR IGNORE INTO campaigns (slug, subject, created_at) VALUES (?, ?, ?)",
+                "INSERT INTO campaigns (slug, subject, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (slug, subject, now_iso()),
             )
         row = self.campaign(slug)
@@ -294,7 +306,7 @@ class SQLiteStore:
         now = now_iso()
         with self.transaction():
             status = self.db.execute(
-                "SELECT status FROM campaigns WHERE id = ?", (campaign.id,)
+                f"SELECT status FROM campaigns WHERE id = ?{self.for_update}", (campaign.id,)
             ).fetchone()[0]
             if status != "draft":
                 return 0
@@ -368,7 +380,8 @@ class SQLiteStore:
             rows = self.db.execute(
                 "SELECT d.subscriber_id, s.email, s.first_name, s.last_name, s.status, "
                 "s.attributes FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
-                "WHERE d.campaign_id = ? AND d.status = 'pending' ORDER BY d.subscriber_id LIMIT ?",
+                "WHERE d.campaign_id = ? AND d.status = 'pending' ORDER BY d.subscriber_id LIMIT ?"
+                + self.skip_locked,
                 (campaign_id, limit),
             ).fetchall()
             skipped = [
@@ -531,7 +544,8 @@ class SQLiteStore:
         now = now_iso()
         with self.transaction():
             self.db.execute(
-                "INSERT OR IGNORE INTO forgotten (email_hash, forgotten_at) VALUES (?, ?)",
+                "INSERT INTO forgotten (email_hash, forgotten_at) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (email_hash(key), now),
             )
             row = self.db.execute(
@@ -571,7 +585,8 @@ class SQLiteStore:
                 ((now - dt.timedelta(seconds=keep_seconds)).isoformat(),),
             )
             cur = self.db.execute(
-                "INSERT OR IGNORE INTO webhook_nonces (provider, nonce, seen_at) VALUES (?, ?, ?)",
+                "INSERT INTO webhook_nonces (provider, nonce, seen_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (provider, nonce, now.isoformat()),
             )
         return cur.rowcount == 0
@@ -622,9 +637,9 @@ class SQLiteStore:
             event.email, event.detail, raw, subscriber_id = None, None, "{}", None
         with self.transaction():
             cur = self.db.execute(
-                "INSERT OR IGNORE INTO events (provider, kind, email, subscriber_id, campaign_id, "
+                "INSERT INTO events (provider, kind, email, subscriber_id, campaign_id, "
                 "provider_message_id, provider_event_id, occurred_at, detail, raw, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     event.provider,
                     str(event.kind),
@@ -676,7 +691,8 @@ class SQLiteStore:
         return {
             r[0]: r[1]
             for r in self.db.execute(
-                "SELECT kind, count(DISTINCT coalesce(subscriber_id, email)) FROM events "
+                "SELECT kind, count(DISTINCT coalesce(CAST(subscriber_id AS TEXT), email)) "
+                "FROM events "
                 "WHERE campaign_id = ? GROUP BY kind",
                 (campaign_id,),
             )
@@ -695,7 +711,8 @@ class SQLiteStore:
     def record_digest(self, period: str, articles: list[str]) -> None:
         with self.transaction():
             self.db.executemany(
-                "INSERT OR IGNORE INTO digest_articles (period, article) VALUES (?, ?)",
+                "INSERT INTO digest_articles (period, article) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
                 [(period, a) for a in articles],
             )
 
@@ -704,9 +721,26 @@ class SQLiteStore:
         """Hold ``name`` exclusively; a lock whose holder died or expired is taken over."""
         host = socket.gethostname()
         now = dt.datetime.now(dt.UTC)
+        values = (
+            name,
+            holder,
+            host,
+            os.getpid(),
+            now.isoformat(),
+            (now + dt.timedelta(seconds=ttl_seconds)).isoformat(),
+        )
         with self.transaction():
-            row = self.db.execute("SELECT * FROM locks WHERE name = ?", (name,)).fetchone()
-            if row is not None and row["holder"] != holder:
+            taken = self.db.execute(
+                "INSERT INTO locks (name, holder, host, pid, acquired_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                values,
+            ).rowcount
+            if taken:
+                return
+            row = self.db.execute(
+                f"SELECT * FROM locks WHERE name = ?{self.for_update}", (name,)
+            ).fetchone()
+            if row["holder"] != holder:
                 expired = dt.datetime.fromisoformat(row["expires_at"]) < now
                 dead = row["host"] == host and not _pid_alive(row["pid"])
                 if not (expired or dead):
@@ -717,19 +751,9 @@ class SQLiteStore:
                         "sent will be sent twice.",
                     )
             self.db.execute(
-                "INSERT INTO locks (name, holder, host, pid, acquired_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-                "holder = excluded.holder, "
-                "host = excluded.host, pid = excluded.pid, acquired_at = excluded.acquired_at, "
-                "expires_at = excluded.expires_at",
-                (
-                    name,
-                    holder,
-                    host,
-                    os.getpid(),
-                    now.isoformat(),
-                    (now + dt.timedelta(seconds=ttl_seconds)).isoformat(),
-                ),
+                "UPDATE locks SET holder = ?, host = ?, pid = ?, acquired_at = ?, expires_at = ? "
+                "WHERE name = ?",
+                (*values[1:], name),
             )
 
     def refresh_lock(self, name: str, holder: str, ttl_seconds: int = 600) -> None:
@@ -772,13 +796,14 @@ def _audience_sql(audience: Audience) -> tuple[str, list[Any]]:
 
 
 class _Transaction:
-    """``with store.transaction():`` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
+    """``with store.transaction():`` BEGIN ... COMMIT, or ROLLBACK on error."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Any, begin: str) -> None:
         self.db = db
+        self.begin = begin
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+    def __enter__(self) -> Any:
+        self.db.execute(self.begin)
         return self.db
 
     def __exit__(self, exc_type: object, *_: object) -> None:
