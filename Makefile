@@ -33,6 +33,12 @@ demo: venv
 test: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
+	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
+		echo "== the whole suite again, on PostgreSQL"; \
+		$(BIN)/python -m pytest; \
+	else \
+		echo "(set TEST_POSTGRES_URL to run the suite on PostgreSQL too; .ci/run does)"; \
+	fi
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

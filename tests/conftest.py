@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,51 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+# With TEST_POSTGRES_URL (a server the tests may create databases on), every project
+# gets a fresh PostgreSQL database instead of its SQLite file: the whole suite then
+# runs against PostgreSQL.
+TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
+ON_POSTGRES = bool(TEST_POSTGRES_URL)
+_databases: list[str] = []
+
+
+def prepare_database(root: Path) -> None:
+    """Point the project at a fresh PostgreSQL database when the suite runs on one."""
+    if not ON_POSTGRES:
+        return
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(TEST_POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    _databases.append(name)
+    url = TEST_POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    config = root / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace('url = "sqlite:///newsletter.db"', f'url = "{url}"'), encoding="utf-8"
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def drop_test_databases() -> Iterator[None]:
+    yield
+    if ON_POSTGRES and _databases:
+        import psycopg
+
+        with psycopg.connect(TEST_POSTGRES_URL, autocommit=True) as admin:
+            for name in _databases:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def connect(root: Path):
+    """A connection to a project's database (``?`` parameters on both)."""
+    from newsletter.config import load_settings
+    from newsletter.store import open_store
+
+    return open_store(load_settings(str(root / "newsletter.toml")).database_url).db
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the repository's example project, as the current folder."""
@@ -42,6 +89,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             shutil.copytree(source, root / name)
         else:
             shutil.copy(source, root / name)
+    prepare_database(root)
     monkeypatch.chdir(root)
     return root
 

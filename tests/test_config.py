@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_process
+from conftest import ON_POSTGRES, run_process
 from newsletter.config import load_settings
 from newsletter.errors import ConfigError
 
@@ -16,7 +16,8 @@ def test_found_in_a_parent_folder(project: Path, monkeypatch: pytest.MonkeyPatch
     settings = load_settings()
     assert settings.path == project / "newsletter.toml"
     assert settings.articles_dir == project / "articles"
-    assert settings.database_url == f"sqlite:///{project / 'newsletter.db'}"
+    if not ON_POSTGRES:
+        assert settings.database_url == f"sqlite:///{project / 'newsletter.db'}"
 
 
 def test_config_option_and_environment(

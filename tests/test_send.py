@@ -5,12 +5,11 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from conftest import run_process, set_delivery
+from conftest import connect, run_process, set_delivery
 from fakes.postmark import FakePostmark
 
 ACTIVE = 10  # subscribers.example.csv: 12 rows, one unsubscribed, one bounced
@@ -111,11 +110,11 @@ def test_audience_tags(project: Path, run) -> None:
 def test_unsubscribed_after_queueing_is_skipped(project: Path, run) -> None:
     import_example(run)
     run("send", "2026-10-digest", "--yes", "--limit", "1")
-    db = sqlite3.connect(project / "newsletter.db")
+    db = connect(project)
     db.execute(
         "UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'mina.park@example.org'"
     )
-    db.commit()
+    db.close()
     run("send", "2026-10-digest", "--yes")
     statuses = {r["email"]: r["status"] for r in report(run)["recipients"]}
     assert statuses["mina.park@example.org"] == "skipped"

@@ -12,10 +12,9 @@ import io
 import json
 import re
 import shutil
-import sqlite3
 from pathlib import Path
 
-from conftest import EXAMPLE_FILES, REPO, run_process
+from conftest import EXAMPLE_FILES, ON_POSTGRES, REPO, connect, prepare_database, run_process
 
 DATA = Path(__file__).resolve().parent / "data" / "imports"
 CAMPAIGN = "2026-10-digest"
@@ -55,25 +54,29 @@ def fresh_project(tmp_path: Path, name: str = "fresh") -> Path:
             shutil.copytree(source, root / item)
         else:
             shutil.copy(source, root / item)
+    prepare_database(root)
     return root
 
 
 def db_rows(db: Path) -> list[tuple[str, str, object]]:
-    """(table, column, value) for every cell of every table of the SQLite file."""
-    connection = sqlite3.connect(db)
+    """(table, column, value) for every cell of every table of the project's database."""
+    connection = connect(db.parent)
     try:
-        tables = [
-            r[0]
-            for r in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
+        listing = (
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            if ON_POSTGRES
+            else "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+        tables = [r[0] for r in connection.execute(listing)]
         cells = []
         for table in tables:
             cursor = connection.execute(f'SELECT * FROM "{table}"')
             columns = [d[0] for d in cursor.description]
+            if ON_POSTGRES:
+                columns = [getattr(d, "name", d[0]) for d in cursor.description]
             for row in cursor:
-                cells += [(table, c, v) for c, v in zip(columns, row, strict=True)]
+                values = list(row.values()) if isinstance(row, dict) else list(row)
+                cells += [(table, c, v) for c, v in zip(columns, values, strict=True)]
         return cells
     finally:
         connection.close()
@@ -90,11 +93,11 @@ def cells_mentioning(db: Path, needle: str) -> list[tuple[str, str, object]]:
 
 
 def attributes_by_email(db: Path) -> dict[str, dict[str, str]]:
-    connection = sqlite3.connect(db)
+    connection = connect(db.parent)
     try:
         return {
-            email: json.loads(attrs)
-            for email, attrs in connection.execute("SELECT email, attributes FROM subscribers")
+            row[0]: json.loads(row[1])
+            for row in connection.execute("SELECT email, attributes FROM subscribers")
         }
     finally:
         connection.close()

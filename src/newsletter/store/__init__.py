@@ -15,11 +15,9 @@ def open_store(url: str) -> SQLiteStore:
     if url.startswith("sqlite:///"):
         return SQLiteStore(url[len("sqlite:///") :])
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(
-            "PostgreSQL databases are not supported by this version yet.",
-            "Use the default SQLite database: remove [database] url or "
-            "NEWSLETTER_DATABASE_URL, or set it to sqlite:///newsletter.db.",
-        )
+        from .postgres import PostgresStore
+
+        return PostgresStore(url)
     raise ConfigError(
         f"Database URL {url!r} is not understood.",
         "Use sqlite:///PATH (relative to newsletter.toml) or postgresql://...",
