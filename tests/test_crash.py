@@ -97,18 +97,39 @@ def test_sigkill_with_outbox_then_resume(project: Path) -> None:
     assert report(project)["counts"]["sent"] == 3000
 
 
-def test_second_sender_is_refused_while_one_runs(project: Path) -> None:
+def test_a_second_sender_shares_the_campaign(project: Path) -> None:
     import_many(project, 600)
     with FakePostmark(token="pm") as pm:
-        set_delivery(project, transport="postmark", base_url=pm.url)
-        pm.faults.append(("hang", 2.0))
-        proc = start_send(project, {"NEWSLETTER_API_KEY": "pm"})
+        set_delivery(project, transport="postmark", base_url=pm.url, batch_size=50, concurrency=1)
+        pm.latency = 0.05
+        first = start_send(project, {"NEWSLETTER_API_KEY": "pm"})
         wait_for(lambda: len(pm.batch_requests()) >= 1)
-        second = run_process(
-            "send", "2026-10-digest", "--yes", cwd=project, env={"NEWSLETTER_API_KEY": "pm"}
-        )
-        assert second.returncode == 1
-        assert "Another process" in second.stderr
-        assert proc.wait(timeout=60) == 0
+        second = start_send(project, {"NEWSLETTER_API_KEY": "pm"})
+        assert first.wait(timeout=120) == 0
+        assert second.wait(timeout=120) == 0
         accepted = pm.accepted_to()
-        assert len(accepted) == len(set(accepted)) == 600
+        assert len(accepted) == len(set(accepted)) == 600, "split, never doubled"
+        holders = {r.headers.get("X-Postmark-Server-Token") for r in pm.batch_requests()}
+        assert holders == {"pm"}
+        assert report(project)["counts"]["sent"] == 600
+
+
+def test_three_senders_one_killed_the_others_finish(project: Path) -> None:
+    import_many(project, 1500)
+    with FakePostmark(token="pm") as pm:
+        set_delivery(project, transport="postmark", base_url=pm.url, batch_size=50, concurrency=1)
+        pm.latency = 0.05
+        senders = [start_send(project, {"NEWSLETTER_API_KEY": "pm"}) for _ in range(3)]
+        wait_for(lambda: len(pm.batch_requests()) >= 6)
+        senders[1].send_signal(signal.SIGKILL)
+        senders[1].wait(timeout=30)  # reaped, as a shell or cron would
+        assert senders[0].wait(timeout=180) in (0, 3)
+        assert senders[2].wait(timeout=180) in (0, 3)
+        accepted = pm.accepted_to()
+        assert len(accepted) == len(set(accepted)), "nobody got it twice"
+        data = report(project)
+        statuses = {r["status"] for r in data["recipients"]}
+        assert statuses <= {"sent", "unknown"}, "nobody skipped, nobody left pending"
+        assert data["counts"]["sent"] + data["counts"]["unknown"] == 1500
+        assert data["counts"]["unknown"] <= 50, "at most the killed sender's batch in flight"
+        assert data["status"] == "sent"

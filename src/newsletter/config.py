@@ -64,6 +64,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "configuration_set": ((str,), None),
         "max_failure_rate": ((int, float), 0.2),
         "soft_bounce_limit": ((int,), 3),
+        # a sender on another host that stops renewing its claim is presumed dead after this
+        "lease_seconds": ((int,), 300),
     },
     "digest": {
         "subject": ((str,), "{{ newsletter.name }}: {{ period.strftime('%B %Y') }}"),

@@ -29,7 +29,6 @@ from .store.sqlite import CampaignRow
 from .tokens import LinkSigner
 
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
-LOCK_TTL = 1800  # seconds a send holds its campaign without showing signs of life
 
 
 @dataclass
@@ -289,20 +288,24 @@ class Project:
         store = self.store
         row = store.ensure_campaign(campaign.slug, campaign.subject)
         holder = holder_id()
-        lock = f"send:{campaign.slug}"
-        store.acquire_lock(lock, holder, LOCK_TTL)
+        # Senders share a campaign: each holds a lease of its own, renewed as it goes,
+        # and claims recipients row by row; one whose lease lapses is presumed dead.
+        lease_prefix = f"sender:{campaign.slug}:"
+        lock = lease_prefix + holder
+        lease = self.settings.get("delivery", "lease_seconds")
+        store.acquire_lock(lock, holder, lease)
         last_refresh = time.monotonic()
 
         def batch_done(results: list[SendResult]) -> None:
             nonlocal last_refresh
-            if time.monotonic() - last_refresh > LOCK_TTL / 10:
-                store.refresh_lock(lock, holder, LOCK_TTL)
+            if time.monotonic() - last_refresh > lease / 10:
+                store.refresh_lock(lock, holder, lease)
                 last_refresh = time.monotonic()
             if on_batch:
                 on_batch(results)
 
         try:
-            store.recover_abandoned(row.id, transport.resend_safe)
+            store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
             store.requeue(row.id, retry)
             store.enqueue(row, campaign.audience, transport.name)
             report = send_campaign(
@@ -315,6 +318,7 @@ class Project:
                 holder=holder,
                 on_batch=batch_done,
             )
+            store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
             store.finish_if_done(row.id)
         except SendPaused:
             store.set_campaign_status(row.id, "paused")

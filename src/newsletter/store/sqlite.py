@@ -342,26 +342,59 @@ class SQLiteStore:
                 )
             return cur.rowcount
 
-    def recover_abandoned(self, campaign_id: int, resend_safe: bool) -> int:
-        """Deliveries left ``sending`` by a process that died.
+    def recover_abandoned(self, campaign_id: int, resend_safe: bool, lease_prefix: str) -> int:
+        """Deliveries left ``sending`` by a sender that died.
 
-        Whether their request reached the provider is unknown, so they become
-        ``unknown`` (never re-sent without --retry-unknown), unless the
-        transport makes a repeat harmless, when they go back to the queue.
+        A live sender holds the lease ``<lease_prefix><holder>`` and renews it; a
+        claim whose lease is gone, expired, or held by a dead process on this host
+        is abandoned. Whether its request reached the provider is unknown, so it
+        becomes ``unknown`` (never re-sent without --retry-unknown), unless the
+        transport makes a repeat harmless, when it goes back to the queue.
         """
+        host = socket.gethostname()
+        now = dt.datetime.now(dt.UTC)
+        holders = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT claimed_by FROM deliveries WHERE campaign_id = ? "
+                "AND status = 'sending'",
+                (campaign_id,),
+            )
+        ]
+        stale = []
+        for holder in holders:
+            lease = self.db.execute(
+                "SELECT * FROM locks WHERE name = ?", (f"{lease_prefix}{holder}",)
+            ).fetchone()
+            if (
+                lease is None
+                or dt.datetime.fromisoformat(lease["expires_at"]) < now
+                or (lease["host"] == host and not _pid_alive(lease["pid"]))
+            ):
+                stale.append(holder)
         new_status = "pending" if resend_safe else "unknown"
         error = (
             None
             if resend_safe
             else ("the sending process stopped before the provider's answer was recorded")
         )
+        changed = 0
         with self.transaction():
-            cur = self.db.execute(
-                "UPDATE deliveries SET status = ?, error = ?, claimed_by = NULL, updated_at = ? "
-                "WHERE campaign_id = ? AND status = 'sending'",
-                (new_status, error, now_iso(), campaign_id),
-            )
-        return cur.rowcount
+            for holder in stale:
+                match = "claimed_by = ?" if holder is not None else "claimed_by IS NULL"
+                changed += self.db.execute(
+                    "UPDATE deliveries SET status = ?, error = ?, claimed_by = NULL, "
+                    f"updated_at = ? WHERE campaign_id = ? AND status = 'sending' AND {match}",
+                    (
+                        new_status,
+                        error,
+                        now_iso(),
+                        campaign_id,
+                        *((holder,) if holder is not None else ()),
+                    ),
+                ).rowcount
+                self.db.execute("DELETE FROM locks WHERE name = ?", (f"{lease_prefix}{holder}",))
+        return changed
 
     def pending_count(self, campaign_id: int) -> int:
         return self.db.execute(
