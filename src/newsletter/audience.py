@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-import io
+import functools
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -87,10 +88,32 @@ def _unneutralise(value: str) -> str:
     return value
 
 
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain(domain: str) -> str | None:
+    """The normalised domain if email-validator accepts it, else None (cached: a list has
+    few domains and many addresses)."""
+    try:
+        return validate_email(f"a@{domain}", check_deliverability=False).domain
+    except EmailNotValidError:
+        return None
+
+
 def validate_address(address: str) -> str:
-    """The normalised address, or EmailNotValidError. No DNS look-ups."""
+    """The normalised address, or EmailNotValidError. No DNS look-ups.
+
+    The common case (a plain ASCII local part at a domain already seen) is checked
+    here; everything else goes through email-validator in full.
+    """
     if any(c in address for c in "\r\n\x00"):
         raise EmailNotValidError("the address contains a line break")
+    local, at, domain = address.rpartition("@")
+    if at and len(local) <= 64 and len(address) <= 254 and _DOT_ATOM.fullmatch(local):
+        normal = _domain(domain)
+        if normal is not None:
+            return f"{local}@{normal}"
     return validate_email(address, check_deliverability=False).normalized
 
 
@@ -102,28 +125,17 @@ def read_subscribers(
     UTF-8 with or without BOM; comma or semicolon separated. ``default_status`` is
     the status of rows that give none (e.g. ``bounced`` for a "cleaned" export).
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist.", "Check the file name.") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"{path} is not UTF-8 text (line {line} has a byte that is not UTF-8).",
-            "Export the file as 'CSV UTF-8' from your spreadsheet or mailing tool.",
-        ) from None
-    if "\x00" in text:
-        raise InputError(f"{path} contains NUL bytes; it is not a CSV text file.")
-    first_line = text.split("\n", 1)[0]
+    if not path.is_file():
+        raise InputError(f"{path} does not exist.", "Check the file name.")
+    lines = _lines(path)  # streamed: a file of a million rows is never held whole
+    first_line = next(lines, "")
     if not first_line.strip():
         raise InputError(
             f"{path} is empty or has no header row.",
             "The first line must name the columns, e.g. email,first_name.",
         )
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(itertools.chain([first_line], lines), delimiter=delimiter)
     header = next(reader)
     columns: dict[str, str] = {}
     attributes: dict[int, str] = {}
@@ -147,6 +159,26 @@ def read_subscribers(
         path, reader, header, index, attributes, extra_tags, parsed.rejected, default_status
     )
     return parsed
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """The file's lines as text, checked as UTF-8 (a BOM is dropped) one line at a time."""
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            if b"\x00" in raw:
+                raise InputError(
+                    f"{path} contains NUL bytes (line {number}); it is not a CSV text file."
+                )
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(
+                    f"{path} is not UTF-8 text (line {number} has a byte that is not UTF-8).",
+                    "Export the file as 'CSV UTF-8' from your spreadsheet or mailing tool; "
+                    "nothing was imported.",
+                ) from None
 
 
 def _rows(

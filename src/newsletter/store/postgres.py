@@ -69,6 +69,13 @@ class PostgresStore(SQLiteStore):
     skip_locked = " FOR UPDATE OF d SKIP LOCKED"
     for_update = " FOR UPDATE"
 
+    def copy_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """New rows through COPY: the bulk path, many times faster than INSERTs."""
+        cursor = self.db.conn.cursor()  # type: ignore[attr-defined]
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def __init__(self, url: str) -> None:
         self.path = url
         self.db = _Connection(url)  # type: ignore[assignment]

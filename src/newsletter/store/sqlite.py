@@ -143,71 +143,141 @@ class SQLiteStore:
         return self.setting("link_secret") or ""
 
     # -- subscribers --------------------------------------------------------
+    IMPORT_CHUNK = 5000
+
     def import_subscribers(self, subscribers: Iterable[Subscriber]) -> ImportSummary:
-        """Insert or update, in one transaction; sticky statuses are never undone."""
+        """Insert or update, in one transaction, a chunk of rows at a time (bulk inserts;
+        COPY on PostgreSQL); sticky statuses are never undone."""
         summary = ImportSummary()
-        now = now_iso()
         forgotten = {r[0] for r in self.db.execute("SELECT email_hash FROM forgotten")}
+        chunk: dict[str, Subscriber] = {}
         with self.transaction():
             for sub in subscribers:
                 key = sub.email.lower()
                 if forgotten and email_hash(key) in forgotten:
                     summary.forgotten.append(sub.email)
                     continue
-                row = self.db.execute(
-                    "SELECT * FROM subscribers WHERE email_key = ?", (key,)
-                ).fetchone()
-                attributes = json.dumps(sub.attributes, sort_keys=True, ensure_ascii=False)
-                if row is None:
-                    cur = self.db.execute(
-                        "INSERT INTO subscribers (email, email_key, first_name, last_name, "
-                        "status, attributes, subscribed_at, consent_source, created_at, "
-                        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                        (
-                            sub.email,
-                            key,
-                            sub.first_name,
-                            sub.last_name,
-                            str(sub.status),
-                            attributes,
-                            sub.subscribed_at or now,
-                            sub.consent_source,
-                            now,
-                            now,
-                        ),
-                    )
-                    self._set_tags(cur.fetchone()[0], sub.tags, replace=False)
-                    summary.added += 1
-                    continue
-                status = SubscriberStatus(row["status"])
-                if status in _STICKY and sub.status != status:
-                    summary.kept_status.append(f"{sub.email} stays {status}")
-                    new_status = status
-                else:
-                    new_status = sub.status
-                merged_attrs = {**json.loads(row["attributes"]), **sub.attributes}
-                values = {
-                    "first_name": sub.first_name or row["first_name"],
-                    "last_name": sub.last_name or row["last_name"],
-                    "status": str(new_status),
-                    "attributes": json.dumps(merged_attrs, sort_keys=True, ensure_ascii=False),
-                    "subscribed_at": sub.subscribed_at or row["subscribed_at"],
-                    "consent_source": sub.consent_source or row["consent_source"],
-                }
-                old_tags = self._tags(row["id"])
-                tags_changed = not set(sub.tags) <= old_tags
-                if all(row[k] == v for k, v in values.items()) and not tags_changed:
-                    summary.unchanged += 1
-                    continue
-                self.db.execute(
-                    "UPDATE subscribers SET first_name = ?, last_name = ?, status = ?, "
-                    "attributes = ?, subscribed_at = ?, consent_source = ?, updated_at = ? "
-                    "WHERE id = ?",
-                    (*values.values(), now, row["id"]),
-                )
-                self._set_tags(row["id"], sub.tags, replace=False)
-                summary.updated += 1
+                if key in chunk or len(chunk) >= self.IMPORT_CHUNK:
+                    self._import_chunk(chunk, summary)  # a repeat updates what came before
+                    chunk = {}
+                chunk[key] = sub
+            if chunk:
+                self._import_chunk(chunk, summary)
         return summary
+
+    def _import_chunk(self, chunk: dict[str, Subscriber], summary: ImportSummary) -> None:
+        now = now_iso()
+        keys = list(chunk)
+        marks = ", ".join("?" * len(keys))
+        existing = {
+            r["email_key"]: r
+            for r in self.db.execute(
+                f"SELECT * FROM subscribers WHERE email_key IN ({marks})", keys
+            )
+        }
+        new = [chunk[k] for k in keys if k not in existing]
+        if new:
+            self.copy_rows(
+                "subscribers",
+                (
+                    "email",
+                    "email_key",
+                    "first_name",
+                    "last_name",
+                    "status",
+                    "attributes",
+                    "subscribed_at",
+                    "consent_source",
+                    "created_at",
+                    "updated_at",
+                ),
+                [
+                    (
+                        sub.email,
+                        sub.email.lower(),
+                        sub.first_name,
+                        sub.last_name,
+                        str(sub.status),
+                        json.dumps(sub.attributes, sort_keys=True, ensure_ascii=False),
+                        sub.subscribed_at or now,
+                        sub.consent_source,
+                        now,
+                        now,
+                    )
+                    for sub in new
+                ],
+            )
+            summary.added += len(new)
+            tagged = [sub for sub in new if sub.tags]
+            if tagged:
+                tmarks = ", ".join("?" * len(tagged))
+                ids = {
+                    r[1]: r[0]
+                    for r in self.db.execute(
+                        f"SELECT id, email_key FROM subscribers WHERE email_key IN ({tmarks})",
+                        [sub.email.lower() for sub in tagged],
+                    )
+                }
+                self.copy_rows(
+                    "subscriber_tags",
+                    ("subscriber_id", "tag"),
+                    [(ids[sub.email.lower()], tag) for sub in tagged for tag in sub.tags],
+                )
+        if not existing:
+            return
+        ids = [row["id"] for row in existing.values()]
+        tags: dict[int, set[str]] = {i: set() for i in ids}
+        for r in self.db.execute(
+            f"SELECT subscriber_id, tag FROM subscriber_tags WHERE subscriber_id IN "
+            f"({', '.join('?' * len(ids))})",
+            ids,
+        ):
+            tags[r[0]].add(r[1])
+        updates, new_tags = [], []
+        for key, row in existing.items():
+            sub = chunk[key]
+            status = SubscriberStatus(row["status"])
+            if status in _STICKY and sub.status != status:
+                summary.kept_status.append(f"{sub.email} stays {status}")
+                new_status = status
+            else:
+                new_status = sub.status
+            merged_attrs = {**json.loads(row["attributes"]), **sub.attributes}
+            values = {
+                "first_name": sub.first_name or row["first_name"],
+                "last_name": sub.last_name or row["last_name"],
+                "status": str(new_status),
+                "attributes": json.dumps(merged_attrs, sort_keys=True, ensure_ascii=False),
+                "subscribed_at": sub.subscribed_at or row["subscribed_at"],
+                "consent_source": sub.consent_source or row["consent_source"],
+            }
+            missing_tags = set(sub.tags) - tags[row["id"]]
+            if all(row[k] == v for k, v in values.items()) and not missing_tags:
+                summary.unchanged += 1
+                continue
+            updates.append((*values.values(), now, row["id"]))
+            new_tags += [(row["id"], t) for t in missing_tags]
+            summary.updated += 1
+        if updates:
+            self.db.executemany(
+                "UPDATE subscribers SET first_name = ?, last_name = ?, status = ?, "
+                "attributes = ?, subscribed_at = ?, consent_source = ?, updated_at = ? "
+                "WHERE id = ?",
+                updates,
+            )
+        if new_tags:
+            self.db.executemany(
+                "INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                new_tags,
+            )
+
+    def copy_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Insert many new rows at once (PostgreSQL overrides this with COPY)."""
+        self.db.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            rows,
+        )
 
     def _tags(self, subscriber_id: int) -> set[str]:
         return {
