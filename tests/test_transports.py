@@ -62,6 +62,19 @@ class Delivered:
     message_id: str
 
 
+def from_record(m: dict[str, Any], to: list[str], copies: list[str]) -> Delivered:
+    """A message as a JSON-speaking fake recorded it (SendGrid, Mailgun, Resend)."""
+    return Delivered(
+        to=to,
+        copies=copies,
+        text=m["text"],
+        html=m["html"],
+        list_unsubscribe=m["headers"]["List-Unsubscribe"],
+        list_unsubscribe_post=m["headers"]["List-Unsubscribe-Post"],
+        message_id=m["id"],
+    )
+
+
 class Provider:
     """A provider fake plus what `newsletter send` needs to talk to it."""
 
@@ -102,15 +115,7 @@ class SendGrid(Provider):
 
     def delivered(self) -> list[Delivered]:
         return [
-            Delivered(
-                to=[m["to"]] if isinstance(m["to"], str) else m["to"],
-                copies=m["cc"] + m["bcc"],
-                text=m["text"],
-                html=m["html"],
-                list_unsubscribe=m["headers"]["List-Unsubscribe"],
-                list_unsubscribe_post=m["headers"]["List-Unsubscribe-Post"],
-                message_id=m["id"],
-            )
+            from_record(m, [m["to"]] if isinstance(m["to"], str) else m["to"], m["cc"] + m["bcc"])
             for m in self.fake.accepted
         ]
 
@@ -132,18 +137,7 @@ class Mailgun(Provider):
         return {**super().delivery(), "domain": self.domain}
 
     def delivered(self) -> list[Delivered]:
-        return [
-            Delivered(
-                to=[m["to"]],
-                copies=m["cc"] + m["bcc"],
-                text=m["text"],
-                html=m["html"],
-                list_unsubscribe=m["headers"]["List-Unsubscribe"],
-                list_unsubscribe_post=m["headers"]["List-Unsubscribe-Post"],
-                message_id=m["id"],
-            )
-            for m in self.fake.accepted
-        ]
+        return [from_record(m, [m["to"]], m["cc"] + m["bcc"]) for m in self.fake.accepted]
 
     def request_sizes(self) -> list[int]:
         return [len(r.body["to"]) for r in self.fake.send_requests()]
@@ -160,14 +154,8 @@ class Resend(Provider):
 
     def delivered(self) -> list[Delivered]:
         return [
-            Delivered(
-                to=[bare_address(a) for a in m["to"]],
-                copies=[*(m.get("cc") or []), *(m.get("bcc") or [])],
-                text=m["text"],
-                html=m["html"],
-                list_unsubscribe=m["headers"]["List-Unsubscribe"],
-                list_unsubscribe_post=m["headers"]["List-Unsubscribe-Post"],
-                message_id=m["id"],
+            from_record(
+                m, [bare_address(a) for a in m["to"]], [*(m.get("cc") or []), *(m.get("bcc") or [])]
             )
             for m in self.fake.accepted
         ]
