@@ -32,6 +32,15 @@ class TemplateError(NewsletterError):
     """A template failed to render or compile."""
 
 
+class RecipientError(NewsletterError):
+    """One reader's message cannot be built or carried (an address the transport cannot
+    deliver, a template expression that fails on this reader's data).
+
+    The sender settles that reader ``invalid`` with this message and goes on with
+    everyone else.
+    """
+
+
 class DeliveryError(NewsletterError):
     """Sending must stop: the provider refused the request or cannot be reached.
 

@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .errors import DeliveryError, NewsletterError, SendPaused
+from .errors import DeliveryError, NewsletterError, RecipientError, SendPaused
 from .models import FAILURES, Audience, DeliveryStatus, Recipient, SendResult
 from .render import MessageFactory, OutgoingMessage
 
@@ -186,10 +186,21 @@ def send_campaign(
                 if not recipients:
                     exhausted = True
                     break
-                messages = [factory.message(r, personalize(r)) for r in recipients]
-                bucket.acquire(len(messages))
-                in_flight[pool.submit(transport.send_batch, messages)] = recipients
                 remaining -= len(recipients)
+                try:
+                    messages, refused = build_messages(factory, personalize, recipients)
+                except BaseException:
+                    ledger.release(campaign_id, [r.subscriber_id for r in recipients])
+                    raise
+                if refused:  # these readers alone: settled now, never sent
+                    settle([], refused)
+                if not messages:
+                    continue
+                bucket.acquire(len(messages))
+                by_id = {m.recipient.subscriber_id for m in messages}
+                in_flight[pool.submit(_send_batch, transport, messages)] = [
+                    r for r in recipients if r.subscriber_id in by_id
+                ]
             if not in_flight:
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -230,6 +241,56 @@ def send_campaign(
     if stop is not None:
         raise stop
     return report
+
+
+def build_messages(
+    factory: MessageFactory,
+    personalize: Callable[[Recipient], dict[str, str]],
+    recipients: list[Recipient],
+) -> tuple[list[OutgoingMessage], list[SendResult]]:
+    """Each reader's message; a reader whose message cannot be built is a result instead.
+
+    One bad record (an address the transport cannot carry, a template expression
+    that fails on that reader's data) never stops the send for anyone else.
+    """
+    messages: list[OutgoingMessage] = []
+    refused: list[SendResult] = []
+    for recipient in recipients:
+        try:
+            messages.append(factory.message(recipient, personalize(recipient)))
+        except RecipientError as exc:
+            refused.append(
+                SendResult(recipient.subscriber_id, DeliveryStatus.INVALID, error=exc.message)
+            )
+    return messages, refused
+
+
+def _send_batch(transport: Messenger, messages: list[OutgoingMessage]) -> list[SendResult]:
+    """``transport.send_batch``, where an unexpected exception becomes a DeliveryError.
+
+    The transport may have sent part of the batch before it failed, so those
+    messages are ``unknown``: never sent twice without ``--retry-unknown``.
+    """
+    try:
+        return transport.send_batch(messages)
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        problem = f"{exc.__class__.__name__}: {exc}"
+        raise DeliveryError(
+            f"The {transport.name} transport failed unexpectedly ({problem}).",
+            "The messages of that batch may or may not have gone out, so they are recorded "
+            "as unknown and will not be sent again without --retry-unknown. Please report "
+            "this problem with the output of the same command run with NEWSLETTER_DEBUG=1.",
+            partial=[
+                SendResult(
+                    m.recipient.subscriber_id,
+                    DeliveryStatus.UNKNOWN,
+                    error=f"the transport failed unexpectedly: {problem}",
+                )
+                for m in messages
+            ],
+        ) from exc
 
 
 def _too_many_failures(report: RunReport, options: SendOptions) -> bool:

@@ -165,7 +165,15 @@ class HTTPTransport(Transport):
     ) -> list[SendResult]: ...
 
     def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
-        request = self.build_request(messages)
+        try:
+            request = self.build_request(messages)
+        except Exception as exc:  # nothing was sent: the batch goes back to the queue
+            raise DeliveryError(
+                f"Could not prepare the {self.provider} request "
+                f"({exc.__class__.__name__}: {exc}); nothing in that batch was sent.",
+                "Please report this problem with the output of the same command run with "
+                "NEWSLETTER_DEBUG=1.",
+            ) from exc
         try:
             response = self.post(request)
         except Unknowable as exc:

@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import RecipientError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
 from .base import Transport
@@ -32,9 +33,18 @@ class OutboxTransport(Transport):
         results = []  # one file per message: a crash leaves whole files or none (rename)
         for message in messages:
             path = self.path_for(message)
+            try:
+                data = message.as_bytes()
+            except RecipientError as exc:
+                results.append(
+                    SendResult(
+                        message.recipient.subscriber_id, DeliveryStatus.INVALID, error=exc.message
+                    )
+                )
+                continue
             tmp = path.with_suffix(".eml.tmp")
             with open(tmp, "wb") as fh:
-                fh.write(message.as_bytes())
+                fh.write(data)
             os.replace(tmp, path)
             results.append(
                 SendResult(
