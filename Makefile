@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_DB := $(CURDIR)/demo.db
 
-.PHONY: venv demo test lint format bench screenshots clean
+.PHONY: venv node-peers demo test lint format bench screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,17 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 venv: $(BIN)/.installed
+
+# Second implementations the tests compare against (node mailparser, the reference
+# MJML compiler), when node and npm are on the machine; those tests skip without them.
+tests/node/node_modules/.installed: tests/node/package.json tests/node/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/node && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else \
+		echo "(npm not found: the tests that compare with node mailparser and mjml will skip)"; \
+	fi
+
+node-peers: tests/node/node_modules/.installed
 
 demo: venv
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
@@ -30,7 +41,7 @@ demo: venv
 	@echo "  outbox/2026-10-digest/*.eml       one message per subscriber, as it would be sent"
 	@echo "  demo.db                           the SQLite ledger: who got which campaign"
 
-test: venv
+test: venv node-peers
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
