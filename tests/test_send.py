@@ -36,7 +36,7 @@ def test_outbox_send_writes_one_eml_per_active_subscriber(project: Path, run) ->
         recipients.add(msg["To"].addresses[0].addr_spec)
         text = msg.get_body(("plain",)).get_content()
         first = msg["To"].addresses[0].display_name.split(" ")[0]
-        assert f"Hello {first}," in text or "Hello friend," in text
+        assert f"Hello {first}," in text or "Hello there," in text
     assert (
         "kai.moreno@example.com" not in recipients and "leah.goldberg@example.net" not in recipients
     )
@@ -159,7 +159,7 @@ def test_unknown_campaign_and_broken_campaign(project: Path) -> None:
 
 def test_undefined_variable_exits_1_before_any_request(project: Path) -> None:
     path = project / "campaigns" / "2026-10-digest.md"
-    path.write_text(path.read_text(encoding="utf-8").replace("Hello {{", "{{ sign_off }} {{"))
+    path.write_text(path.read_text(encoding="utf-8").replace("Warmly,", "{{ sign_off }},"))
     with FakePostmark(token="pm-test") as pm:
         set_delivery(project, transport="postmark", base_url=pm.url)
         run_process("subscribers", "import", "subscribers.example.csv", cwd=project)
@@ -204,7 +204,7 @@ def test_postmark_delivers_one_personalised_message_each_then_none(
         )
         assert headers["List-Unsubscribe"].split(">")[0][1:] in message["HtmlBody"]
         name = message["To"].split(" <")[0].strip('"').split(" ")[0]
-        assert f"Hello {name}," in message["TextBody"] or "Hello friend," in message["TextBody"]
+        assert f"Hello {name}," in message["TextBody"] or "Hello there," in message["TextBody"]
     data = report(run)
     ids = {m["_MessageID"] for m in postmark.accepted}
     assert {r["provider_message_id"] for r in data["recipients"]} == ids

@@ -143,7 +143,7 @@ def test_web_version_has_no_personal_data(sent: Path, serve) -> None:
     base = serve()
     page = requests.get(base + "/c/2026-10-digest", timeout=10)
     assert page.status_code == 200
-    assert "Clay on the Table" in page.text and "Hello friend," in page.text
+    assert "Clay on the Table" in page.text and "Hello there," in page.text
     assert "@example" not in page.text and "/u/" not in page.text
     assert requests.get(base + "/c/no-such-issue", timeout=10).status_code == 404
 

@@ -321,7 +321,7 @@ def test_each_active_subscriber_gets_one_message_of_their_own(
         assert len(message.to) == 1 and message.copies == [], "nobody sees another recipient"
         (address,) = message.to
         first = FIRST_NAMES[address]
-        assert f"Hello {first or 'friend'}," in message.text
+        assert f"Hello {first or 'there'}," in message.text
         for other in FIRST_NAMES.keys() - {address}:
             assert other not in message.text + message.html
         assert not LEFTOVER_PLACEHOLDER.search(

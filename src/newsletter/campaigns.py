@@ -10,7 +10,9 @@ from typing import Any
 from .config import Settings
 from .content import ArticleReader, excerpt_from_html, split_front_matter
 from .errors import InputError
-from .models import Article, Audience, Campaign
+from .models import DEFAULT_GREETING, Article, Audience, Campaign
+
+GREETING_EXAMPLE = '"Dear " ~ recipient.first_name_or("colleague") ~ ","'
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _FRONT_MATTER_KEYS = {
@@ -22,6 +24,7 @@ _FRONT_MATTER_KEYS = {
     "audience",
     "articles",
     "utm_campaign",
+    "greeting",
 }
 _ARTICLE_KEYS = {"path", "url", "feed", "excerpt", "image", "title"}
 _AUDIENCE_KEYS = {"tags_any", "tags_all", "exclude_tags"}
@@ -48,7 +51,10 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
     """Read and validate a campaign file, with its articles."""
     path = campaign_path(settings, campaign)
     source = str(path)
-    meta, body = split_front_matter(path.read_text(encoding="utf-8"), source)
+    text = path.read_text(encoding="utf-8").lstrip("\ufeff")
+    meta, body = split_front_matter(text, source)
+    stripped = body.lstrip()
+    body_line = 1 + text[: len(text) - len(stripped)].count("\n")
     slug = path.stem
     if not SLUG.match(slug):
         raise InputError(
@@ -82,7 +88,23 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
         audience=_audience(meta.get("audience"), source),
         articles=[_article(reader, item, source) for item in articles_meta],
         utm_campaign="" if utm_campaign is False else str(utm_campaign or slug).lower(),
+        greeting=_greeting(meta.get("greeting", True), source),
+        body_line=body_line,
     )
+
+
+def _greeting(value: Any, source: str) -> str:
+    """The greeting expression: the built-in one, the file's own, or "" for none."""
+    if value is True or value is None:
+        return DEFAULT_GREETING
+    if value is False:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(
+            f"{source}: `greeting` must be a Jinja2 expression over recipient, or false.",
+            f"For example: greeting: '{GREETING_EXAMPLE}'",
+        )
+    return value.strip()
 
 
 def _audience(value: Any, source: str) -> Audience:

@@ -21,7 +21,7 @@ import yaml
 from .errors import InputError, NewsletterError
 from .models import Article
 from .project import Project
-from .render.templates import make_environment, render_string
+from .render.templates import plain_environment, render_string
 
 
 @dataclass
@@ -85,7 +85,7 @@ def plan_digest(project: Project, period: dt.date, today: dt.date) -> DigestPlan
 def campaign_text(project: Project, plan: DigestPlan) -> str:
     """The campaign file for the plan: the same inputs always give the same bytes."""
     digest = project.settings.values["digest"]
-    env = make_environment(None)
+    env = plain_environment()
     context = {"period": plan.period, "newsletter": project.info(), "articles": plan.articles}
     subject = " ".join(render_string(env, digest["subject"], context, "[digest] subject").split())
     meta: dict[str, Any] = {"subject": subject}
@@ -95,10 +95,7 @@ def campaign_text(project: Project, plan: DigestPlan) -> str:
     if digest["audience"]:
         meta["audience"] = digest["audience"]
     meta["articles"] = [_article_item(project, a) for a in plan.articles]
-    intro = digest["intro"] or (
-        'Hello {{ recipient.first_name_or("friend") }},\n\n'
-        f"Here is what we published in {plan.period.strftime('%B %Y')}."
-    )
+    intro = digest["intro"] or f"Here is what we published in {plan.period.strftime('%B %Y')}."
     head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
     return f"---\n{head}---\n{intro.strip()}\n"
 

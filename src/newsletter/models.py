@@ -32,9 +32,17 @@ class Audience:
     exclude_tags: tuple[str, ...] = ()
 
 
+# The built-in templates' opening line: a Jinja2 expression over the reader.
+DEFAULT_GREETING = '"Hello " ~ recipient.first_name_or("there") ~ ","'
+
+
 @dataclass
 class Campaign:
-    """A campaign file, parsed: its slug is its identity in the database."""
+    """A campaign file, parsed: its slug is its identity in the database.
+
+    ``greeting`` is a Jinja2 expression over ``recipient`` ("" for none);
+    ``body_line`` is the file's line where ``body`` starts (for messages).
+    """
 
     slug: str
     subject: str
@@ -47,6 +55,8 @@ class Campaign:
     audience: Audience = field(default_factory=Audience)
     articles: list[Article] = field(default_factory=list)
     utm_campaign: str = ""
+    greeting: str = DEFAULT_GREETING
+    body_line: int = 1
 
 
 class SubscriberStatus(StrEnum):
@@ -131,6 +141,7 @@ class Recipient:
     first_name: str = ""
     last_name: str = ""
     attributes: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
 
 
 @dataclass

@@ -21,8 +21,22 @@ from .config import Settings, load_settings
 from .content import ArticleReader, Fetcher
 from .delivery import Transport, make_transport
 from .errors import ConfigError, NewsletterError, SendPaused
-from .models import FAILURES, Article, Campaign, DeliveryStatus, Recipient, SendResult
-from .render import CompiledCampaign, MessageFactory, NewsletterInfo, compile_campaign
+from .models import (
+    FAILURES,
+    Article,
+    Campaign,
+    DeliveryStatus,
+    Recipient,
+    SendResult,
+    Subscriber,
+)
+from .render import (
+    CompiledCampaign,
+    FieldCatalog,
+    MessageFactory,
+    NewsletterInfo,
+    compile_campaign,
+)
 from .sender import Plan, RunReport, SendOptions, holder_id, send_campaign, send_test
 from .store import ImportSummary, SQLiteStore, open_store
 from .store.sqlite import CampaignRow
@@ -102,8 +116,23 @@ class Project:
     def campaign(self, name: str) -> Campaign:
         return load_campaign(self.settings, name, self.reader())
 
-    def compile(self, campaign: Campaign) -> CompiledCampaign:
-        return compile_campaign(self.info(), campaign)
+    def compile(self, campaign: Campaign, sample: Recipient | None = None) -> CompiledCampaign:
+        """The campaign compiled once; ``sample``'s variant (the first reader's) at once."""
+        recipient = sample or self._sample_recipient(None)
+        fields = self.personalizer(campaign.slug)(recipient)
+        return compile_campaign(self.info(), campaign, self.field_catalog(), fields)
+
+    def field_catalog(self) -> FieldCatalog:
+        """The fields subscribers have beyond the standard ones, asked of the database."""
+        store = self.store
+        known: dict[str, bool] = {}
+
+        def has(name: str) -> bool:
+            if name not in known:
+                known[name] = store.has_attribute(name)
+            return known[name]
+
+        return FieldCatalog(has=has, names=store.attribute_names)
 
     def factory(
         self, compiled: CompiledCampaign, test: bool = False, auto_submitted: bool = False
@@ -127,6 +156,7 @@ class Project:
             token = signer.unsubscribe_token(recipient.subscriber_id, campaign_id)
             return {
                 **{k: str(v) for k, v in recipient.attributes.items()},
+                "tags": recipient.tags,
                 "email": recipient.email,
                 "first_name": recipient.first_name,
                 "last_name": recipient.last_name,
@@ -140,9 +170,9 @@ class Project:
     def build(self, name: str, out: Path | None = None, to: str | None = None) -> Built:
         """Write the campaign's HTML, text and one sample .eml into ``out``."""
         campaign = self.campaign(name)
-        compiled = self.compile(campaign)
-        out = out or self.settings.root / "build" / campaign.slug
         recipient = self._sample_recipient(to)
+        compiled = self.compile(campaign, recipient)
+        out = out or self.settings.root / "build" / campaign.slug
         fields = self.personalizer(campaign.slug)(recipient)
         message = self.factory(compiled).message(recipient, fields)
         out.mkdir(parents=True, exist_ok=True)
@@ -158,14 +188,10 @@ class Project:
             found = self.store.subscriber(to)
             if found is None:
                 return Recipient(subscriber_id=0, email=to)
-            return Recipient(
-                found.id or 0, found.email, found.first_name, found.last_name, found.attributes
-            )
+            return recipient_of(found)
         first = next(self.store.subscribers(status="active"), None)
         if first is not None:
-            return Recipient(
-                first.id or 0, first.email, first.first_name, first.last_name, first.attributes
-            )
+            return recipient_of(first)
         return Recipient(subscriber_id=0, email="reader@example.com", first_name="Sam")
 
     def check(self, name: str, links: bool = False) -> list[Problem]:
@@ -347,6 +373,18 @@ class Project:
             return 0
         counts = self.store.delivery_counts(row.id)
         return sum(counts.get(str(s), 0) for s in (*FAILURES, DeliveryStatus.UNKNOWN))
+
+
+def recipient_of(subscriber: Subscriber) -> Recipient:
+    """A subscriber as a delivery to make: their own fields and the ledger key."""
+    return Recipient(
+        subscriber.id or 0,
+        subscriber.email,
+        subscriber.first_name,
+        subscriber.last_name,
+        subscriber.attributes,
+        subscriber.tags,
+    )
 
 
 def init_project(folder: Path) -> list[Path]:

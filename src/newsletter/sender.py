@@ -45,6 +45,7 @@ class Messenger(Protocol):
 
     name: str
     resend_safe: bool
+    shared_body: bool
 
     @property
     def batch_size(self) -> int: ...
@@ -197,10 +198,11 @@ def send_campaign(
                 if not messages:
                     continue
                 bucket.acquire(len(messages))
-                by_id = {m.recipient.subscriber_id for m in messages}
-                in_flight[pool.submit(_send_batch, transport, messages)] = [
-                    r for r in recipients if r.subscriber_id in by_id
-                ]
+                for group in _by_variant(messages) if transport.shared_body else [messages]:
+                    by_id = {m.recipient.subscriber_id for m in group}
+                    in_flight[pool.submit(_send_batch, transport, group)] = [
+                        r for r in recipients if r.subscriber_id in by_id
+                    ]
             if not in_flight:
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -263,6 +265,14 @@ def build_messages(
                 SendResult(recipient.subscriber_id, DeliveryStatus.INVALID, error=exc.message)
             )
     return messages, refused
+
+
+def _by_variant(messages: list[OutgoingMessage]) -> list[list[OutgoingMessage]]:
+    """The messages grouped by campaign variant, for transports that share one body."""
+    groups: dict[int, list[OutgoingMessage]] = {}
+    for message in messages:
+        groups.setdefault(message.variant.number, []).append(message)
+    return list(groups.values())
 
 
 def _send_batch(transport: Messenger, messages: list[OutgoingMessage]) -> list[SendResult]:

@@ -40,6 +40,9 @@ class Transport(ABC):
     max_batch: int = 1
     # True when sending a message again after a crash cannot reach the reader twice.
     resend_safe: bool = False
+    # True when a request carries one body for all its messages (with per-reader
+    # substitutions): the sender then gives it batches of a single campaign variant.
+    shared_body: bool = False
 
     def __init__(self, batch_size: int | None = None) -> None:
         self._batch_size = min(batch_size or self.max_batch, self.max_batch)

@@ -27,6 +27,7 @@ def _placeholder(part: str, slot: int) -> str:
 
 
 class MailgunTransport(HTTPTransport):
+    shared_body = True  # one body per request: every message of a batch of one variant
     name = "mailgun"
     provider = "Mailgun"
     max_batch = 1000
@@ -52,7 +53,7 @@ class MailgunTransport(HTTPTransport):
     def form(self, messages: list[OutgoingMessage]) -> list[tuple[str, str]]:
         factory = messages[0].factory
         compiled = factory.compiled
-        shared = factory.shared_content(_placeholder)
+        shared = factory.shared_content(messages[0].variant, _placeholder)
         fields: list[tuple[str, str]] = [
             ("from", compiled.sender_display),
             ("subject", shared.subject),

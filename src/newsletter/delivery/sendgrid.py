@@ -30,6 +30,7 @@ def _placeholder(part: str, slot: int) -> str:
 
 
 class SendGridTransport(HTTPTransport):
+    shared_body = True  # one body per request: every message of a batch of one variant
     name = "sendgrid"
     provider = "SendGrid"
     max_batch = 1000
@@ -51,7 +52,7 @@ class SendGridTransport(HTTPTransport):
     def payload(self, messages: list[OutgoingMessage]) -> dict[str, Any]:
         factory = messages[0].factory
         compiled = factory.compiled
-        shared = factory.shared_content(_placeholder)
+        shared = factory.shared_content(messages[0].variant, _placeholder)
         name, address = _split(compiled.sender_display)
         payload: dict[str, Any] = {
             "from": {"email": address, **({"name": name} if name else {})},

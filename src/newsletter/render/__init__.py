@@ -1,38 +1,66 @@
-"""Rendering, each stage once per campaign.
+"""Rendering, each stage once per campaign variant.
 
-    context (Jinja2, StrictUndefined) -> MJML -> HTML (mjml-python)
-    -> CSS inlined (premailer) -> plain-text part -> split at merge tokens
+    context (Jinja2, sandboxed) -> MJML -> HTML (mjml-python)
+    -> CSS inlined (premailer) -> plain-text part -> split at per-reader tokens
 
-Per recipient only ``MergeTemplate.merge`` runs: no Jinja2, MJML or premailer.
+What depends on the reader is found in the templates' syntax before rendering
+(``personal``): printed expressions over ``recipient`` become slots that run
+per reader, and ``{% if %}``/``{% for %}`` over the reader choose a variant,
+compiled the first time a reader needs it. Per reader only the slots run and
+``MergeTemplate.merge`` joins: no MJML or premailer.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 from ..content.links import UTM
+from ..errors import RecipientError, TemplateError
 from ..models import Article, Campaign
-from .merge import MergeTemplate, RecipientFields, SlotRegistry
+from .merge import MergeTemplate
 from .message import MessageFactory, OutgoingMessage, display_address, format_address
 from .mjml import compile_mjml, extract_inline_css, inline_css
-from .templates import make_environment, render_string, render_template
+from .personal import (
+    NonceCollision,
+    Reader,
+    ReaderPlan,
+    RenderSession,
+    Slot,
+    Tokens,
+    UnknownFieldError,
+    draw_tokens,
+    known_fields_message,
+)
+from .templates import (
+    BODY,
+    BUILTIN_TEMPLATES,
+    GREETING,
+    SUBJECT,
+    make_environment,
+    render_template,
+)
 from .text import html_to_text
 
 __all__ = [
     "CompiledCampaign",
+    "FieldCatalog",
     "MessageFactory",
     "NewsletterInfo",
     "OutgoingMessage",
+    "Personal",
+    "Variant",
     "compile_campaign",
 ]
+
+DEFAULT_GREETING = '"Hello " ~ recipient.first_name_or("there") ~ ","'
 
 _markdown = MarkdownIt("commonmark", {"typographer": True, "breaks": True}).enable(
     ["replacements", "smartquotes"]
@@ -55,30 +83,109 @@ class NewsletterInfo:
     utm_medium: str = "email"
 
 
-@dataclass
-class CompiledCampaign:
-    """A campaign rendered once; ``registry`` maps merge tokens to recipient fields."""
+@dataclass(frozen=True)
+class FieldCatalog:
+    """Which fields subscribers have, beyond the standard ones (their file's extra columns)."""
 
-    slug: str
+    has: Callable[[str], bool] = field(default=lambda name: False)
+    names: Callable[[], Sequence[str]] = field(default=lambda: ())
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The campaign compiled for one set of decisions: outputs split at the reader's slots."""
+
+    number: int
     subject: MergeTemplate
     html: MergeTemplate
     text: MergeTemplate
-    registry: SlotRegistry
-    sender: str
-    sender_display: str
-    reply_to: str | None
-    list_id: str
-    preheader: str
+    slots: tuple[Slot, ...]  # the slots these outputs hold, in the order of ``slot_ids``
 
-    def preview(self, fields: dict[str, Any]) -> tuple[str, str, str]:
+
+@dataclass(frozen=True)
+class Personal:
+    """One reader's variant and values: what a message is merged from."""
+
+    variant: Variant
+    values: tuple[Any, ...]
+
+    def html_values(self) -> list[str]:
+        return [slot.html(v) for slot, v in zip(self.variant.slots, self.values, strict=True)]
+
+    def text_values(self) -> list[str]:
+        return [slot.text(v) for slot, v in zip(self.variant.slots, self.values, strict=True)]
+
+
+class CompiledCampaign:
+    """A campaign rendered once per variant; ``personalize`` gives a reader's parts."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        info: NewsletterInfo,
+        plan: ReaderPlan,
+        render: Callable[[RenderSession], Variant],
+    ) -> None:
+        self.slug = campaign.slug
+        self.preheader = campaign.preheader
+        sender = campaign.sender or info.sender
+        name, address = parseaddr(sender)
+        self.sender = format_address(name, address)
+        self.sender_display = display_address(name, address)
+        self.reply_to = campaign.reply_to or info.reply_to
+        self.list_id = list_id_for(info)
+        self.plan = plan
+        self._render = render
+
+    @property
+    def tokens(self) -> Tokens:
+        return self.plan.tokens
+
+    @property
+    def variants(self) -> list[Variant]:
+        """The variants compiled so far."""
+        return sorted(self.plan.variants, key=lambda v: v.number)
+
+    @property
+    def depends_on_decisions(self) -> bool:
+        return self.plan.decisions > 0
+
+    def personalize(self, fields: Mapping[str, Any]) -> Personal:
+        """The reader's variant and slot values; RecipientError if their data breaks it."""
+        reader = Reader(fields, self.plan.known)
+        variant = self.plan.variant_for(reader, self._render)
+        values = tuple(self._value(slot, fields, reader) for slot in variant.slots)
+        return Personal(variant, values)
+
+    def _value(self, slot: Slot, fields: Mapping[str, Any], reader: Reader) -> Any:
+        value = slot.value(self.plan, fields, reader)
+        if isinstance(value, str) and self.tokens.nonce in value:
+            return self._expand(value, fields, reader)
+        return value
+
+    def _expand(self, value: str, fields: Mapping[str, Any], reader: Reader) -> Any:
+        """A value that holds other slots' tokens (a captured greeting...), filled in."""
+        pieces = self.tokens.pattern.split(value)
+        slots = self.plan.slots
+        if isinstance(value, Markup):
+            return Markup("").join(
+                Markup(p) if i % 2 == 0 else self._value(slots[int(p)], fields, reader)
+                for i, p in enumerate(pieces)
+            )
+        return "".join(
+            p if i % 2 == 0 else slots[int(p)].text(self._value(slots[int(p)], fields, reader))
+            for i, p in enumerate(pieces)
+        )
+
+    def preview(self, fields: Mapping[str, Any]) -> tuple[str, str, str]:
         """(subject, html, text) for one set of fields, e.g. a sample reader."""
-        from .merge import escape_html
-
-        values = self.registry.values(fields)
+        personal = self.personalize(fields)
+        variant = personal.variant
+        text_values = personal.text_values()
         return (
-            self.subject.merge(values),
-            self.html.merge(values, escape_html),
-            self.text.merge(values),
+            variant.subject.merge(text_values),
+            variant.html.merge(personal.html_values()),
+            variant.text.merge(text_values),
         )
 
 
@@ -92,56 +199,143 @@ def list_id_for(info: NewsletterInfo) -> str:
     return f"{info.name} <{label}.{domain}>"
 
 
-def compile_campaign(info: NewsletterInfo, campaign: Campaign) -> CompiledCampaign:
-    """Render ``campaign`` once: every expensive stage of the pipeline runs here."""
-    env = make_environment(info.templates_dir)
-    registry = SlotRegistry()
-    context = build_context(env, info, campaign, registry)
-    subject = render_string(env, campaign.subject, context, f"{campaign.path} (subject)")
-    context["subject"] = subject
-    mjml_source = render_template(env, f"{campaign.template}.mjml", context)
-    mjml_source, css = extract_inline_css(mjml_source)
-    html = inline_css(compile_mjml(mjml_source, f"template '{campaign.template}'"), css)
-    text = _text_part(env, campaign.template, context, html)
-    sender = campaign.sender or info.sender
-    name, address = parseaddr(sender)
-    return CompiledCampaign(
-        slug=campaign.slug,
-        subject=MergeTemplate.split(" ".join(subject.split())),
-        html=MergeTemplate.split(html),
-        text=MergeTemplate.split(text),
-        registry=registry,
-        sender=format_address(name, address),
-        sender_display=display_address(name, address),
-        reply_to=campaign.reply_to or info.reply_to,
-        list_id=list_id_for(info),
-        preheader=campaign.preheader,
-    )
+def compile_campaign(
+    info: NewsletterInfo,
+    campaign: Campaign,
+    fields: FieldCatalog | None = None,
+    sample: Mapping[str, Any] | None = None,
+    nonces: Iterator[str] | None = None,
+) -> CompiledCampaign:
+    """Render ``campaign``: every expensive stage runs here, once per variant.
+
+    The variant of ``sample`` (a reader's fields; an anonymous reader by default)
+    is compiled at once, so a template that does not build fails here.
+    """
+    catalog = fields or FieldCatalog()
+    inputs = list(_inputs(info, campaign))
+    for _ in range(8):
+        tokens = draw_tokens(inputs, nonces)
+        try:
+            compiled = _compile(info, campaign, catalog, tokens)
+            try:
+                compiled.personalize(sample or {})
+            except RecipientError as exc:
+                raise TemplateError(
+                    f"{exc.message}", "The sample reader's message cannot be built."
+                ) from None
+            return compiled
+        except NonceCollision:
+            continue
+    raise TemplateError("Could not draw placeholders that occur in no template.")
 
 
-def build_context(
-    env: jinja2.Environment, info: NewsletterInfo, campaign: Campaign, registry: SlotRegistry
-) -> dict[str, Any]:
-    recipient = RecipientFields(registry)
+def _inputs(info: NewsletterInfo, campaign: Campaign) -> Iterable[str]:
+    """Every text a build starts from: a token's nonce must occur in none of them."""
+    for folder in (info.templates_dir, BUILTIN_TEMPLATES):
+        if folder is not None and folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and path.suffix in (".mjml", ".txt", ".html"):
+                    yield path.read_text(encoding="utf-8", errors="replace")
+    yield from (campaign.subject, campaign.body, campaign.preheader, str(campaign.greeting or ""))
+    yield from (info.name, info.sender, info.public_url, info.postal_address)
+    yield from (info.reply_to or "", info.list_id or "", campaign.sender or "")
+    for article in campaign.articles:
+        yield from (article.title, article.url or "", article.author or "", article.image or "")
+        yield from (article.excerpt, article.excerpt_html)
+
+
+def _compile(
+    info: NewsletterInfo, campaign: Campaign, catalog: FieldCatalog, tokens: Tokens
+) -> CompiledCampaign:
+    plan = ReaderPlan(tokens, catalog.has)
+    parts = {
+        BODY: "\n" * (campaign.body_line - 1) + campaign.body,
+        SUBJECT: campaign.subject,
+        GREETING: "{{ (" + str(campaign.greeting) + ") }}" if campaign.greeting else "",
+    }
+    names = {
+        BODY: campaign.path,
+        SUBJECT: f"{campaign.path} (subject)",
+        GREETING: f"{campaign.path} (greeting)",
+    }
+    env = make_environment(info.templates_dir, plan, parts, names)
     utm = (
         UTM(campaign.utm_campaign, info.utm_source.lower(), info.utm_medium.lower())
         if info.utm and campaign.utm_campaign
         else None
     )
-    context: dict[str, Any] = {
+    base: dict[str, Any] = {
         "newsletter": info,
         "campaign": campaign,
         "preheader": campaign.preheader,
         "articles": [_article_context(a, utm) for a in campaign.articles],
-        "recipient": recipient,
-        "unsubscribe_url": registry.token("unsubscribe_url"),
-        "web_url": registry.token("web_url"),
+        "unsubscribe_url": plan.field_token("unsubscribe_url"),
+        "web_url": f"{info.public_url.rstrip('/')}/c/{campaign.slug}",
     }
-    body_md = render_string(env, campaign.body, context, campaign.path)
-    context["body_text"] = body_md.strip()
-    body_html = _markdown.render(body_md)
-    context["body_html"] = Markup(utm.tag_html(body_html) if utm else body_html)
-    return context
+    count = 0
+
+    def render(session: RenderSession) -> Variant:
+        nonlocal count
+        context = dict(base)
+        try:
+            subject = " ".join(render_template(env, SUBJECT, context).split())
+            context["subject"] = subject
+            context["greeting"] = (
+                render_template(env, GREETING, context).strip() if campaign.greeting else ""
+            )
+            body_html = _markdown.render(render_template(env, BODY, context))
+            body_html = utm.tag_html(body_html) if utm else body_html
+            context["body_html"] = Markup(body_html)
+            context["body_text"] = html_to_text(body_html).strip()
+            mjml_source = render_template(env, f"{campaign.template}.mjml", context)
+            mjml_source, css = extract_inline_css(mjml_source)
+            html = inline_css(compile_mjml(mjml_source, f"template '{campaign.template}'"), css)
+            _check_survived(tokens, mjml_source, html, plan, campaign.template)
+            text = _text_part(env, campaign.template, context, html)
+        except UnknownFieldError as exc:
+            raise TemplateError(exc.message, known_fields_message(catalog.names())) from None
+        count += 1
+        return _variant(count, plan, subject, html, text, campaign.path)
+
+    return CompiledCampaign(campaign, info, plan, render)
+
+
+def _variant(
+    number: int, plan: ReaderPlan, subject: str, html: str, text: str, origin: str
+) -> Variant:
+    local: dict[int, int] = {}
+    for output in (subject, html, text):
+        for found in plan.tokens.pattern.finditer(output):
+            slot = int(found.group(1))
+            if slot < len(plan.slots):
+                local.setdefault(slot, len(local))
+    return Variant(
+        number,
+        MergeTemplate.split(subject, plan.tokens, local, f"{origin} (subject)"),
+        MergeTemplate.split(html, plan.tokens, local, f"{origin} (HTML)"),
+        MergeTemplate.split(text, plan.tokens, local, f"{origin} (text part)"),
+        tuple(plan.slots[slot] for slot in local),
+    )
+
+
+def _check_survived(
+    tokens: Tokens, mjml_source: str, html: str, plan: ReaderPlan, template: str
+) -> None:
+    """Every reader value placed in the MJML must still be in the HTML MJML made of it."""
+    before = {m.group(1) for m in tokens.pattern.finditer(mjml_source)}
+    after = {m.group(1) for m in tokens.pattern.finditer(html)}
+    lost = sorted(before - after, key=int)
+    if lost:
+        slot = plan.slots[int(lost[0])]
+        what = getattr(slot, "name", None) or str(
+            plan.expressions[getattr(slot, "expression", 0)].where
+        )
+        raise TemplateError(
+            f"template '{template}': a reader's value ({what}) is used where MJML computes "
+            "with it (an attribute such as a width or a colour), so it cannot differ per reader.",
+            "A reader's data can be text and link targets; to choose between fixed values, "
+            "use {% if recipient... %} around them.",
+        )
 
 
 def _article_context(article: Article, utm: UTM | None) -> dict[str, Any]:
@@ -158,7 +352,9 @@ def _article_context(article: Article, utm: UTM | None) -> dict[str, Any]:
     }
 
 
-def _text_part(env: jinja2.Environment, template: str, context: dict[str, Any], html: str) -> str:
+def _text_part(env: Any, template: str, context: dict[str, Any], html: str) -> str:
+    import jinja2
+
     try:
         env.get_template(f"{template}.txt")
     except jinja2.TemplateNotFound:

@@ -18,13 +18,13 @@ from email import quoprimime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..models import Recipient
-from .merge import MergeTemplate, escape_html
+from .merge import MergeTemplate
 
 if TYPE_CHECKING:
-    from . import CompiledCampaign
+    from . import CompiledCampaign, Personal, Variant
 
 CRLF = "\r\n"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -75,7 +75,12 @@ def _qp_value(value: str) -> str:
 
 @dataclass
 class MessageFactory:
-    """Builds each recipient's message from a compiled campaign."""
+    """Builds each recipient's message from a compiled campaign.
+
+    Each variant's literal text is encoded once (quoted-printable for MIME,
+    JSON-escaped for the HTTP APIs) the first time a reader of that variant
+    needs it; per message only the reader's values are encoded and joined.
+    """
 
     compiled: CompiledCampaign
     unsubscribe_mailto: str | None = None
@@ -86,8 +91,6 @@ class MessageFactory:
         c = self.compiled
         self.domain = parseaddr(c.sender)[1].rpartition("@")[2] or "localhost"
         self.boundary = f"=_nl_{secrets.token_hex(12)}"
-        self._html_qp = c.html.map_literals(lambda s: _qp(_crlf(s)))
-        self._text_qp = c.text.map_literals(lambda s: _qp(_crlf(s)))
         fixed = [
             encode_header("From", c.sender),
             *([encode_header("Reply-To", c.reply_to)] if c.reply_to else []),
@@ -111,47 +114,69 @@ class MessageFactory:
             f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
         )
         self._tail = f"{CRLF}--{self.boundary}--{CRLF}"
-        # JSON APIs: the body's literal text JSON-escaped once, values per recipient.
-        self._html_json = c.html.map_literals(lambda s: json_escape(s).encode("utf-8"))
-        self._text_json = c.text.map_literals(lambda s: json_escape(s).encode("utf-8"))
         # unique per message without a random number each: this factory's nonce + the subscriber
         self._nonce = secrets.token_hex(6)
         self.envelope_sender = parseaddr(c.sender_display)[1]
-        self._subject_header = (
-            None
-            if not c.subject.is_static or self.test
-            else encode_header("Subject", header_safe(c.subject.literals[0]))
-        )
-        self._shared: dict[str, SharedContent] = {}
+        self._encoded: dict[int, EncodedVariant] = {}
+        self._shared: dict[tuple[int, str], SharedContent] = {}
 
-    def shared_content(self, placeholder: Callable[[str, int], str]) -> SharedContent:
-        """The campaign once, with each merge field as a provider-side placeholder.
+    def encoded(self, variant: Variant) -> EncodedVariant:
+        """The variant's literal text encoded for each wire format, once."""
+        found = self._encoded.get(variant.number)
+        if found is None:
+            found = self._encoded[variant.number] = EncodedVariant(
+                html_qp=variant.html.map_literals(lambda s: _qp(_crlf(s))),
+                text_qp=variant.text.map_literals(lambda s: _qp(_crlf(s))),
+                html_json=variant.html.map_literals(lambda s: json_escape(s).encode("utf-8")),
+                text_json=variant.text.map_literals(lambda s: json_escape(s).encode("utf-8")),
+                subject_header=(
+                    None
+                    if not variant.subject.is_static or self.test
+                    else encode_header("Subject", header_safe(variant.subject.literals[0]))
+                ),
+            )
+        return found
+
+    def shared_content(
+        self, variant: Variant, placeholder: Callable[[str, int], str]
+    ) -> SharedContent:
+        """The variant once, with each merge field as a provider-side placeholder.
 
         For providers that take one body and per-recipient substitutions
-        (SendGrid's ``substitutions``, Mailgun's ``%recipient.x%``).
+        (SendGrid's ``substitutions``, Mailgun's ``%recipient.x%``); every message
+        of such a request must be of the same variant.
         ``placeholder(part, slot)`` names the placeholder; ``part`` is ``h``
         (HTML, values escaped), ``t`` (text) or ``s`` (subject, one line).
         """
-        key = placeholder("h", 0) + placeholder("t", 0) + placeholder("s", 0)
+        key = (variant.number, placeholder("h", 0) + placeholder("t", 0) + placeholder("s", 0))
         if key not in self._shared:
-            c = self.compiled
+            count = len(variant.slots)
+            prefix = "[TEST] " if self.test else ""
             self._shared[key] = SharedContent(
-                subject=c.subject.merge(
-                    [placeholder("s", i) for i in range(len(c.registry.slots))]
-                ),
-                html=c.html.merge([placeholder("h", i) for i in range(len(c.registry.slots))]),
-                text=c.text.merge([placeholder("t", i) for i in range(len(c.registry.slots))]),
+                subject=prefix + variant.subject.merge([placeholder("s", i) for i in range(count)]),
+                html=variant.html.merge([placeholder("h", i) for i in range(count)]),
+                text=variant.text.merge([placeholder("t", i) for i in range(count)]),
                 slots={
-                    "s": sorted(set(c.subject.slot_ids)),
-                    "h": sorted(set(c.html.slot_ids)),
-                    "t": sorted(set(c.text.slot_ids)),
+                    "s": sorted(set(variant.subject.slot_ids)),
+                    "h": sorted(set(variant.html.slot_ids)),
+                    "t": sorted(set(variant.text.slot_ids)),
                 },
                 placeholder=placeholder,
             )
         return self._shared[key]
 
-    def message(self, recipient: Recipient, fields: dict[str, str]) -> OutgoingMessage:
-        return OutgoingMessage(self, recipient, self.compiled.registry.values(fields), fields)
+    def message(self, recipient: Recipient, fields: dict[str, Any]) -> OutgoingMessage:
+        """The reader's message; RecipientError when their data cannot make one."""
+        return OutgoingMessage(self, recipient, self.compiled.personalize(fields), fields)
+
+
+@dataclass(frozen=True)
+class EncodedVariant:
+    html_qp: MergeTemplate
+    text_qp: MergeTemplate
+    html_json: MergeTemplate
+    text_json: MergeTemplate
+    subject_header: str | None
 
 
 @dataclass
@@ -166,10 +191,10 @@ class SharedContent:
 
     def substitutions(self, message: OutgoingMessage) -> dict[str, str]:
         """``placeholder -> value`` for one recipient, each value escaped for its part."""
-        values = message.values
-        out = {self.placeholder("h", i): escape_html(values[i]) for i in self.slots["h"]}
-        out.update({self.placeholder("t", i): values[i] for i in self.slots["t"]})
-        out.update({self.placeholder("s", i): header_safe(values[i]) for i in self.slots["s"]})
+        html, text = message.html_values, message.text_values
+        out = {self.placeholder("h", i): html[i] for i in self.slots["h"]}
+        out.update({self.placeholder("t", i): text[i] for i in self.slots["t"]})
+        out.update({self.placeholder("s", i): header_safe(text[i]) for i in self.slots["s"]})
         return out
 
 
@@ -189,13 +214,14 @@ class OutgoingMessage:
         self,
         factory: MessageFactory,
         recipient: Recipient,
-        values: list[str],
-        fields: dict[str, str],
+        personal: Personal,
+        fields: dict[str, Any],
     ) -> None:
         self.factory = factory
         self.recipient = recipient
-        self.values = values
-        self.unsubscribe_url = fields.get("unsubscribe_url", "")
+        self.personal = personal
+        self.variant = personal.variant
+        self.unsubscribe_url = str(fields.get("unsubscribe_url", ""))
         compiled = factory.compiled
         self.message_id = (
             f"<{compiled.slug}.{recipient.subscriber_id}.{factory._nonce}@{factory.domain}>"
@@ -205,24 +231,32 @@ class OutgoingMessage:
         self.to_display = display_address(name, recipient.email)
 
     @cached_property
+    def html_values(self) -> list[str]:
+        return self.personal.html_values()
+
+    @cached_property
+    def text_values(self) -> list[str]:
+        return self.personal.text_values()
+
+    @cached_property
     def subject(self) -> str:
-        subject = header_safe(self.factory.compiled.subject.merge(self.values))
+        subject = header_safe(self.variant.subject.merge(self.text_values))
         return f"[TEST] {subject}" if self.factory.test else subject
 
     @cached_property
     def html(self) -> str:
-        return self.factory.compiled.html.merge(self.values, escape_html)
+        return self.variant.html.merge(self.html_values)
 
     @cached_property
     def text(self) -> str:
-        return self.factory.compiled.text.merge(self.values)
+        return self.variant.text.merge(self.text_values)
 
     def html_json(self) -> bytes:
         """The HTML as the inside of a JSON string, UTF-8: joined from pre-escaped pieces."""
-        return self.factory._html_json.merge(self.values, _json_html)
+        return self.factory.encoded(self.variant).html_json.merge(self.html_values, _json_value)
 
     def text_json(self) -> bytes:
-        return self.factory._text_json.merge(self.values, _json_text)
+        return self.factory.encoded(self.variant).text_json.merge(self.text_values, _json_value)
 
     def _unsubscribe_links(self) -> list[str]:
         links = [f"<{header_safe(self.unsubscribe_url)}>"]
@@ -247,12 +281,13 @@ class OutgoingMessage:
     def as_bytes(self) -> bytes:
         """The whole RFC 5322 message, CRLF line ends, every line within 998 octets."""
         f = self.factory
-        html = _merge_qp(f._html_qp, self.values, escape_html)
-        text = _merge_qp(f._text_qp, self.values, None)
+        encoded = f.encoded(self.variant)
+        html = _merge_qp(encoded.html_qp, self.html_values)
+        text = _merge_qp(encoded.text_qp, self.text_values)
         head = CRLF.join(
             (
                 encode_header("To", self.to),
-                f._subject_header or encode_header("Subject", self.subject),
+                encoded.subject_header or encode_header("Subject", self.subject),
                 f"Date: {format_datetime(dt.datetime.now(dt.UTC), usegmt=True)}",
                 f"Message-ID: {self.message_id}",
                 # folded only between links, never inside one
@@ -264,22 +299,15 @@ class OutgoingMessage:
         ).encode("ascii")
 
 
-def _json_html(value: str) -> bytes:
-    return json_escape(escape_html(value)).encode("utf-8")
-
-
-def _json_text(value: str) -> bytes:
+def _json_value(value: str) -> bytes:
     return json_escape(value).encode("utf-8")
 
 
-def _merge_qp(
-    template: MergeTemplate, values: list[str], escape: Callable[[str], str] | None
-) -> str:
+def _merge_qp(template: MergeTemplate, values: list[str]) -> str:
     if template.is_static:
         return template.literals[0]
     parts = [template.literals[0]]
     for slot_id, literal in zip(template.slot_ids, template.literals[1:], strict=True):
-        value = values[slot_id]
-        parts.append(_qp_value(escape(value) if escape else value))
+        parts.append(_qp_value(values[slot_id]))
         parts.append(literal)
     return "".join(parts)

@@ -1,4 +1,11 @@
-"""The Jinja2 environment: a project's ``templates/`` overrides the built-in files."""
+"""The Jinja2 environment: a project's ``templates/`` overrides the built-in files.
+
+Templates render in Jinja2's sandbox, with every use of ``recipient`` rewritten
+as it is parsed (see ``personal``). Autoescaping applies to HTML only (``.mjml``,
+``.html``, ``.xml`` and the campaign's Markdown text, which becomes HTML); the
+subject, the greeting and the ``.txt`` templates show ``&``, ``<`` and quotes as
+typed.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +13,51 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 
 from ..errors import TemplateError
+from .personal import PersonalEnvironment, ReaderPlan
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
+# The campaign file's own parts, as templates: the extension chooses autoescaping.
+BODY, SUBJECT, GREETING = "campaign:body.html", "campaign:subject.txt", "campaign:greeting.txt"
 
-def make_environment(project_templates: Path | None) -> jinja2.Environment:
+
+def make_environment(
+    project_templates: Path | None,
+    plan: ReaderPlan,
+    campaign_parts: dict[str, str] | None = None,
+    display_names: dict[str, str] | None = None,
+) -> PersonalEnvironment:
+    """The environment for one build: the campaign's parts, the project's templates, ours."""
     loaders: list[jinja2.BaseLoader] = []
+    if campaign_parts:
+        loaders.append(jinja2.DictLoader(campaign_parts))
     if project_templates is not None and project_templates.is_dir():
         loaders.append(jinja2.FileSystemLoader(project_templates))
     loaders.append(jinja2.FileSystemLoader(BUILTIN_TEMPLATES))
-    env = jinja2.Environment(
+    env = PersonalEnvironment(
+        plan,
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,
-        autoescape=jinja2.select_autoescape(enabled_extensions=("mjml", "html", "xml")),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("mjml", "html", "xml"), default_for_string=False
+        ),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.display_names = dict(display_names or {})
+    env.filters["date"] = _format_date
+    env.guard()
+    return env
+
+
+def plain_environment() -> jinja2.Environment:
+    """A sandboxed environment for one-line settings such as ``[digest] subject``: no
+    autoescaping, no files, and nothing about readers."""
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["date"] = _format_date
     return env
 
@@ -33,8 +66,13 @@ def _format_date(value: Any, fmt: str = "%B %-d, %Y") -> str:
     return value.strftime(fmt) if value else ""
 
 
+def display_name(env: jinja2.Environment, name: str) -> str:
+    return getattr(env, "display_names", {}).get(name, name)
+
+
 def render_template(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
     """Render ``name``, turning any Jinja2 failure into a TemplateError with its place."""
+    shown = display_name(env, name)
     try:
         template = env.get_template(name)
     except jinja2.TemplateNotFound as exc:
@@ -44,39 +82,45 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, Any])
             "go in its templates/ folder as NAME.mjml (and optionally NAME.txt).",
         ) from None
     except jinja2.TemplateSyntaxError as exc:
+        where = display_name(env, exc.name) if exc.name else shown
         raise TemplateError(
-            f"{exc.filename or name}, line {exc.lineno}: template syntax error: {exc.message}."
+            f"{where}, line {exc.lineno}: template syntax error: {exc.message}."
         ) from None
-    return render_string_template(template, context, name)
+    return render_string_template(template, context, shown, env)
 
 
 def render_string(
     env: jinja2.Environment, source: str, context: dict[str, Any], origin: str
 ) -> str:
-    """Render Jinja2 text that is not a template file (a subject, a campaign's body)."""
+    """Render Jinja2 text that is not a template file."""
     try:
         template = env.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
             f"{origin}, line {exc.lineno}: template syntax error: {exc.message}."
         ) from None
-    return render_string_template(template, context, origin)
+    return render_string_template(template, context, origin, env)
 
 
-def render_string_template(template: jinja2.Template, context: dict[str, Any], origin: str) -> str:
+def render_string_template(
+    template: jinja2.Template,
+    context: dict[str, Any],
+    origin: str,
+    env: jinja2.Environment | None = None,
+) -> str:
     try:
         return template.render(context)
     except jinja2.UndefinedError as exc:
         raise TemplateError(
-            f"{origin}{_where(exc, origin)}: {exc.message}.",
+            f"{origin}{_where(exc, origin, env)}: {exc.message}.",
             "A template variable is not defined: check its spelling. A reader's own fields "
             "are under `recipient` (recipient.first_name, recipient.get('city', 'fallback')).",
         ) from None
     except jinja2.TemplateError as exc:
-        raise TemplateError(f"{origin}{_where(exc, origin)}: {exc}.") from None
+        raise TemplateError(f"{origin}{_where(exc, origin, env)}: {exc}.") from None
 
 
-def _where(exc: BaseException, origin: str) -> str:
+def _where(exc: BaseException, origin: str, env: jinja2.Environment | None = None) -> str:
     """', line N' (and the template file) from the traceback of a render error."""
     tb = exc.__traceback__
     found = ""
@@ -84,6 +128,10 @@ def _where(exc: BaseException, origin: str) -> str:
         filename = tb.tb_frame.f_code.co_filename
         if filename.endswith((".mjml", ".txt", ".html")) or filename == "<template>":
             name = Path(filename).name if filename != "<template>" else ""
+            if env is not None and name.startswith("campaign:"):
+                name = display_name(env, name)
+            elif env is not None and filename.startswith("campaign:"):
+                name = display_name(env, filename)
             found = (
                 f" ({name}, line {tb.tb_lineno})"
                 if name and name not in origin

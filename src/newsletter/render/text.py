@@ -31,7 +31,12 @@ _SKIP = {"style", "script", "head", "title"}
 
 
 def html_to_text(html: str, width: int = 72) -> str:
-    """Paragraphs wrapped at ``width``, links as "text (url)", headings underlined."""
+    """Paragraphs wrapped at ``width``, links as "text (url)", headings underlined.
+
+    Emphasis marks are dropped (only the words remain), a ``<br>`` is a line break
+    within its paragraph, list items start with "- " (or their number), and a URL
+    is never broken across lines.
+    """
     root = lxml_html.fromstring(html)
     for hidden in root.xpath('//*[contains(translate(@style, " ", ""), "display:none")]'):
         hidden.drop_tree()
@@ -39,30 +44,37 @@ def html_to_text(html: str, width: int = 72) -> str:
     current: list[str] = []
 
     def flush() -> None:
-        text = " ".join("".join(current).split())
+        lines = ("".join(current)).split(_BREAK)
         current.clear()
+        text = _BREAK.join(" ".join(line.split()) for line in lines).strip(_BREAK + " ")
         if text:
             blocks.append(text)
 
-    def walk(node: lxml_html.HtmlElement) -> None:
-        tag = node.tag if isinstance(node.tag, str) else ""
+    def walk(node: lxml_html.HtmlElement, number: int = 0) -> None:
+        if not isinstance(node.tag, str):  # a comment (MSO conditionals) or a processing step
+            return
+        tag = node.tag
         if tag in _SKIP:
             return
-        if tag in _BLOCKS or tag == "br":
+        if tag in _BLOCKS:
             flush()
+        if tag == "br":
+            current.append(_BREAK)
         if tag == "li":
-            current.append("- ")
-        if node.text and tag not in _SKIP:
+            current.append(f"{number}. " if number else "- ")
+        if node.text:
             current.append(node.text)
+        counter = 0
         for child in node:
-            walk(child)
+            if tag == "ol" and isinstance(child.tag, str) and child.tag == "li":
+                counter += 1
+                walk(child, counter)
+            else:
+                walk(child)
             if child.tail:
                 current.append(child.tail)
         if tag == "a":
-            href = node.get("href", "")
-            label = " ".join(node.text_content().split())
-            if href.startswith(("http://", "https://")) and href != label:
-                current.append(f" ({href})")
+            current.append(_link_suffix(node))
         if tag == "img" and node.get("alt"):
             current.append(node.get("alt", ""))
         if tag in _BLOCKS:
@@ -78,5 +90,22 @@ def html_to_text(html: str, width: int = 72) -> str:
             lines.append(block)
             continue
         lines.append("")
-        lines.extend(textwrap.wrap(block, width, break_long_words=False, break_on_hyphens=False))
+        for line in block.split(_BREAK):
+            wrapped = textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False)
+            lines.extend(wrapped or [""])
     return "\n".join(lines).strip() + "\n"
+
+
+_BREAK = "\x00"  # a <br>, until paragraphs are wrapped line by line
+
+
+def _link_suffix(node: lxml_html.HtmlElement) -> str:
+    """ " (url)" after a link's words, unless the words are the URL (or the address)."""
+    href = (node.get("href") or "").strip()
+    label = " ".join(node.text_content().split())
+    if href.startswith(("http://", "https://")):
+        return f" ({href})" if href != label else ""
+    if href.lower().startswith("mailto:"):
+        address = href[len("mailto:") :].split("?")[0]
+        return f" ({address})" if address and address != label else ""
+    return ""

@@ -505,6 +505,7 @@ class SQLiteStore:
                 "WHERE campaign_id = ? AND subscriber_id = ?",
                 [(holder, now, now, campaign_id, r["subscriber_id"]) for r in claimed],
             )
+        tags = self._tags_of([r["subscriber_id"] for r in claimed])
         return [
             Recipient(
                 subscriber_id=r["subscriber_id"],
@@ -512,9 +513,42 @@ class SQLiteStore:
                 first_name=r["first_name"],
                 last_name=r["last_name"],
                 attributes=json.loads(r["attributes"]),
+                tags=tuple(sorted(tags.get(r["subscriber_id"], ()))),
             )
             for r in claimed
         ]
+
+    def _tags_of(self, subscriber_ids: list[int]) -> dict[int, list[str]]:
+        """The tags of many subscribers in one query."""
+        found: dict[int, list[str]] = {}
+        if not subscriber_ids:
+            return found
+        marks = ", ".join("?" * len(subscriber_ids))
+        for sid, tag in self.db.execute(
+            f"SELECT subscriber_id, tag FROM subscriber_tags WHERE subscriber_id IN ({marks})",
+            subscriber_ids,
+        ):
+            found.setdefault(sid, []).append(tag)
+        return found
+
+    def has_attribute(self, name: str) -> bool:
+        """Whether any subscriber has the attribute ``name`` (an extra column of an import)."""
+        pattern = "%" + json.dumps(name, ensure_ascii=False)[:-1].replace("%", "_") + '":%'
+        return (
+            self.db.execute(
+                "SELECT 1 FROM subscribers WHERE attributes LIKE ? LIMIT 1", (pattern,)
+            ).fetchone()
+            is not None
+        )
+
+    def attribute_names(self) -> list[str]:
+        """Every attribute some subscriber has, sorted."""
+        names: set[str] = set()
+        for (attributes,) in self.db.execute(
+            "SELECT DISTINCT attributes FROM subscribers WHERE attributes != '{}'"
+        ):
+            names.update(json.loads(attributes))
+        return sorted(names)
 
     def settle(self, campaign_id: int, results: Iterable[SendResult]) -> None:
         """Record each recipient's outcome; suppress addresses the provider says are dead."""
