@@ -17,6 +17,8 @@ _INLINE_STYLE = re.compile(
 _UNKNOWN_TAG = re.compile(r"<(mj-[a-z-]+)")
 _STYLE_OPEN = re.compile(r"<style(?=[\s>])", re.I)
 _IGNORE_MARK = ' data-premailer="ignore"'
+# mj-button's cell gets vertical-align="middle", which is CSS, not an HTML attribute
+_STRAY_ATTRIBUTE = re.compile(r"(<[A-Za-z][^<>]*?)\s+vertical-align=\"[^\"<>]*\"")
 
 
 def extract_inline_css(mjml_source: str) -> tuple[str, str]:
@@ -46,7 +48,12 @@ def compile_mjml(source: str, origin: str) -> str:
             "so it would reach readers as raw markup.",
             "Check the tag's spelling against the MJML documentation.",
         )
-    return html
+    return _repair(html)
+
+
+def _repair(html: str) -> str:
+    """What mjml-python emits that is not HTML."""
+    return _STRAY_ATTRIBUTE.sub(r"\1", html)
 
 
 def _locate_xml_error(source: str) -> str:
