@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from example_emails import TEMPLATES, build_example
+from example_emails import CAMPAIGNS, TEMPLATES, build_example
 from newsletter.render import mjml as mjml_stage
+from newsletter.render.text import html_to_text
 
 NODE = Path(__file__).parent / "node"
 
@@ -104,3 +105,28 @@ def test_stray_attributes_go_but_css_and_text_stay() -> None:
     assert not re.search(r"<[^<>]*\svertical-align=", html)
     assert 'Set vertical-align="middle" in CSS' in html
     assert "vertical-align:top" in html.replace(" ", ""), "the column's CSS is untouched"
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_preheader_is_hidden_without_a_colour_and_comes_first(project: Path, template: str) -> None:
+    built = build_example(project, template)
+    html = (built / "email.html").read_text(encoding="utf-8")
+    body = lxml_html.document_fromstring(html).find("body")
+    preheader = body[0]
+    assert preheader.tag == "div" and not (body.text or "").strip()
+    style = preheader.get("style", "").replace(" ", "")
+    for rule in ("display:none", "max-height:0", "overflow:hidden", "mso-hide:all"):
+        assert rule in style, style
+    assert "color" not in style, "text the colour of the page is what spam filters flag"
+    words = campaign_preheader(project, template)
+    content = preheader.text_content()
+    assert content.startswith(words)
+    padding = content[len(words) :]
+    assert set(padding) <= {"\u034f", "\u200c", "\u00a0", " "}
+    assert padding.count("\u200c") >= 50, "padding keeps body text out of the inbox preview"
+    assert words not in html_to_text(html), "the text fallback leaves hidden text out"
+
+
+def campaign_preheader(project: Path, template: str) -> str:
+    campaign = (project / "campaigns" / f"{CAMPAIGNS[template]}.md").read_text(encoding="utf-8")
+    return re.search(r'^preheader: "(.*)"$', campaign, re.M).group(1)

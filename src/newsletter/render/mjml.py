@@ -19,6 +19,11 @@ _STYLE_OPEN = re.compile(r"<style(?=[\s>])", re.I)
 _IGNORE_MARK = ' data-premailer="ignore"'
 # mj-button's cell gets vertical-align="middle", which is CSS, not an HTML attribute
 _STRAY_ATTRIBUTE = re.compile(r"(<[A-Za-z][^<>]*?)\s+vertical-align=\"[^\"<>]*\"")
+# mj-preview: the first element in <body>, hidden, and white like the page it assumes
+_PREVIEW = re.compile(r'(<body\b[^>]*>\s*)<div style="display:none;[^"]*">(.*?)</div>', re.S)
+PREHEADER_STYLE = "display:none;max-height:0;overflow:hidden;mso-hide:all;"
+# after the preheader, so that inboxes do not fill the preview with the body's first words
+PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 90
 
 
 def extract_inline_css(mjml_source: str) -> tuple[str, str]:
@@ -52,8 +57,19 @@ def compile_mjml(source: str, origin: str) -> str:
 
 
 def _repair(html: str) -> str:
-    """What mjml-python emits that is not HTML."""
-    return _STRAY_ATTRIBUTE.sub(r"\1", html)
+    """What mjml-python emits that is not HTML, and a preheader hidden without a colour.
+
+    White text on the page is what spam filters call low-contrast text
+    (SpamAssassin's HTML_FONT_LOW_CONTRAST), hidden or not.
+    """
+    html = _STRAY_ATTRIBUTE.sub(r"\1", html)
+    return _PREVIEW.sub(
+        lambda m: (
+            f'{m.group(1)}<div style="{PREHEADER_STYLE}">{m.group(2)}{PREHEADER_PADDING}</div>'
+        ),
+        html,
+        count=1,
+    )
 
 
 def _locate_xml_error(source: str) -> str:
