@@ -1,4 +1,5 @@
-"""Screenshots of `newsletter preview` at desktop and phone widths, for the README.
+"""Screenshots of `newsletter preview` at desktop and phone widths, and of the email in
+dark mode (the reader's system set to dark, as Apple Mail and Outlook apply it), for the README.
 
 python docs/screenshots.py     (needs Debian's chromium and playwright)
 """
@@ -69,11 +70,15 @@ def main() -> None:
                 page.click("#phone")
                 page.wait_for_timeout(300)
                 page.screenshot(path=str(REPO / "docs" / "preview-phone.png"))
+                page.click("#desktop")
+                page.emulate_media(color_scheme="dark")
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(REPO / "docs" / "preview-dark.png"))
                 browser.close()
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=10)
-    print("wrote docs/preview-desktop.png and docs/preview-phone.png")
+    print("wrote docs/preview-desktop.png, docs/preview-phone.png and docs/preview-dark.png")
 
 
 if __name__ == "__main__":

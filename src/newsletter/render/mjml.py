@@ -17,6 +17,13 @@ _INLINE_STYLE = re.compile(
 _UNKNOWN_TAG = re.compile(r"<(mj-[a-z-]+)")
 _STYLE_OPEN = re.compile(r"<style(?=[\s>])", re.I)
 _IGNORE_MARK = ' data-premailer="ignore"'
+# mj-button's cell gets vertical-align="middle", which is CSS, not an HTML attribute
+_STRAY_ATTRIBUTE = re.compile(r"(<[A-Za-z][^<>]*?)\s+vertical-align=\"[^\"<>]*\"")
+# mj-preview: the first element in <body>, hidden, and white like the page it assumes
+_PREVIEW = re.compile(r'(<body\b[^>]*>\s*)<div style="display:none;[^"]*">(.*?)</div>', re.S)
+PREHEADER_STYLE = "display:none;max-height:0;overflow:hidden;mso-hide:all;"
+# after the preheader, so that inboxes do not fill the preview with the body's first words
+PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 90
 
 
 def extract_inline_css(mjml_source: str) -> tuple[str, str]:
@@ -46,7 +53,23 @@ def compile_mjml(source: str, origin: str) -> str:
             "so it would reach readers as raw markup.",
             "Check the tag's spelling against the MJML documentation.",
         )
-    return html
+    return _repair(html)
+
+
+def _repair(html: str) -> str:
+    """What mjml-python emits that is not HTML, and a preheader hidden without a colour.
+
+    White text on the page is what spam filters call low-contrast text
+    (SpamAssassin's HTML_FONT_LOW_CONTRAST), hidden or not.
+    """
+    html = _STRAY_ATTRIBUTE.sub(r"\1", html)
+    return _PREVIEW.sub(
+        lambda m: (
+            f'{m.group(1)}<div style="{PREHEADER_STYLE}">{m.group(2)}{PREHEADER_PADDING}</div>'
+        ),
+        html,
+        count=1,
+    )
 
 
 def _locate_xml_error(source: str) -> str:
