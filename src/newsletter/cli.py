@@ -660,7 +660,10 @@ def run_send(
     compiled = project.compile(loaded)
     project.check_sendable()
     errors = [p for p in project.check_compiled(loaded, compiled) if p.level == "error"]
-    if errors and project.settings.transport != "outbox":
+    # The outbox is a rehearsal: it only warns, except when some readers' email cannot be built.
+    if errors and (
+        project.settings.transport != "outbox" or any(p.code == "does-not-build" for p in errors)
+    ):
         raise NewsletterError(
             f"{loaded.slug} is not ready to send: " + "; ".join(p.message for p in errors),
             f"`newsletter check {loaded.slug}` shows where. Nothing was sent.",

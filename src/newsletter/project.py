@@ -20,7 +20,7 @@ from .checks import Problem, check_email, check_links, compile_problem, links_of
 from .config import Settings, load_settings
 from .content import ArticleReader, Fetcher
 from .delivery import Transport, make_transport
-from .errors import ConfigError, NewsletterError, SendPaused
+from .errors import ConfigError, NewsletterError, RecipientError, SendPaused, TemplateError
 from .models import (
     FAILURES,
     Article,
@@ -218,7 +218,10 @@ class Project:
             unsubscribe_url=message.unsubscribe_url,
             postal_address=self.settings.get("newsletter", "postal_address") or "",
         )
-        problems = check_email(built)
+        try:
+            problems = check_email(built) + self.reader_problems(campaign, compiled)
+        except TemplateError as exc:  # a variant some readers need does not build
+            return [compile_problem(exc)]
         if links:
             external = [
                 u
@@ -226,6 +229,40 @@ class Project:
                 if u != message.unsubscribe_url and not u.startswith(self.settings.public_url)
             ]
             problems += check_links(external, self.reader().fetcher.status)
+        return problems
+
+    def reader_problems(self, campaign: Campaign, compiled: CompiledCampaign) -> list[Problem]:
+        """Build every reader's parts when they depend on more than plain fields.
+
+        A campaign with ``{% if %}``/``{% for %}`` over the reader compiles each variant
+        its audience needs now, so a variant that does not build stops the send before
+        anything goes out; a reader whose own data breaks an expression is named (their
+        message will be settled ``invalid``, everyone else's sent).
+        """
+        if not compiled.depends_on_per_reader_code:
+            return []
+        personalize = self.personalizer(campaign.slug)
+        failed: list[str] = []
+        count = 0
+        for recipient in self.store.audience_recipients(campaign.audience):
+            count += 1
+            try:
+                compiled.personalize(personalize(recipient))
+            except RecipientError as exc:
+                failed.append(f"{recipient.email}: {exc.message}")
+        problems = []
+        if failed:
+            problems.append(
+                Problem(
+                    "warning",
+                    "reader-data",
+                    f"{len(failed)} of {count} readers' messages cannot be built from their "
+                    "data; they will be recorded invalid and everyone else sent to. "
+                    + "; ".join(failed[:3])
+                    + ("; ..." if len(failed) > 3 else ""),
+                    "subscribers",
+                )
+            )
         return problems
 
     # -- subscribers --------------------------------------------------------

@@ -29,6 +29,7 @@ from .merge import MergeTemplate
 from .message import MessageFactory, OutgoingMessage, display_address, format_address
 from .mjml import compile_mjml, extract_inline_css, inline_css
 from .personal import (
+    ExpressionSlot,
     NonceCollision,
     Reader,
     ReaderPlan,
@@ -104,16 +105,12 @@ class Variant:
 
 @dataclass(frozen=True)
 class Personal:
-    """One reader's variant and values: what a message is merged from."""
+    """One reader's variant and values (as HTML and as text): what a message is merged from."""
 
     variant: Variant
     values: tuple[Any, ...]
-
-    def html_values(self) -> list[str]:
-        return [slot.html(v) for slot, v in zip(self.variant.slots, self.values, strict=True)]
-
-    def text_values(self) -> list[str]:
-        return [slot.text(v) for slot, v in zip(self.variant.slots, self.values, strict=True)]
+    html_values: list[str]
+    text_values: list[str]
 
 
 class CompiledCampaign:
@@ -147,15 +144,25 @@ class CompiledCampaign:
         return sorted(self.plan.variants, key=lambda v: v.number)
 
     @property
-    def depends_on_decisions(self) -> bool:
-        return self.plan.decisions > 0
+    def depends_on_per_reader_code(self) -> bool:
+        """Whether readers differ by more than plain fields (decisions or expressions)."""
+        return self.plan.decisions > 0 or any(
+            isinstance(slot, ExpressionSlot) for slot in self.plan.slots
+        )
 
     def personalize(self, fields: Mapping[str, Any]) -> Personal:
         """The reader's variant and slot values; RecipientError if their data breaks it."""
         reader = Reader(fields, self.plan.known)
         variant = self.plan.variant_for(reader, self._render)
         values = tuple(self._value(slot, fields, reader) for slot in variant.slots)
-        return Personal(variant, values)
+        try:
+            html = [slot.html(v) for slot, v in zip(variant.slots, values, strict=True)]
+            text = [slot.text(v) for slot, v in zip(variant.slots, values, strict=True)]
+        except Exception as exc:
+            raise RecipientError(
+                f"{self.slug}: a value of this reader's cannot be shown ({exc})."
+            ) from None
+        return Personal(variant, values, html, text)
 
     def _value(self, slot: Slot, fields: Mapping[str, Any], reader: Reader) -> Any:
         value = slot.value(self.plan, fields, reader)
@@ -181,11 +188,10 @@ class CompiledCampaign:
         """(subject, html, text) for one set of fields, e.g. a sample reader."""
         personal = self.personalize(fields)
         variant = personal.variant
-        text_values = personal.text_values()
         return (
-            variant.subject.merge(text_values),
-            variant.html.merge(personal.html_values()),
-            variant.text.merge(text_values),
+            variant.subject.merge(personal.text_values),
+            variant.html.merge(personal.html_values),
+            variant.text.merge(personal.text_values),
         )
 
 

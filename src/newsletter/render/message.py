@@ -230,13 +230,13 @@ class OutgoingMessage:
         self.to = format_address(name, recipient.email)
         self.to_display = display_address(name, recipient.email)
 
-    @cached_property
+    @property
     def html_values(self) -> list[str]:
-        return self.personal.html_values()
+        return self.personal.html_values
 
-    @cached_property
+    @property
     def text_values(self) -> list[str]:
-        return self.personal.text_values()
+        return self.personal.text_values
 
     @cached_property
     def subject(self) -> str:

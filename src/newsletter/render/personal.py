@@ -371,7 +371,10 @@ class ReaderPlan:
         expr = self.expressions[expression]
         values = {name: self._resolve(value, reader) for name, value in captures}
         try:
-            return expr.evaluate(reader, values)
+            result = expr.evaluate(reader, values)
+            if isinstance(result, jinja2.Undefined):
+                result._fail_with_undefined_error()
+            return result
         except UnknownField as exc:
             raise RecipientError(
                 f"{expr.where}: no subscriber has the field {str(exc)!r}."
@@ -517,9 +520,9 @@ class PersonalEnvironment(SandboxedEnvironment):
         if self.plan.tokens.occurs_in(source):
             raise NonceCollision
         template = super()._parse(source, name, filename)
-        label = name or "<template>"
+        label = getattr(self, "display_names", {}).get(name, name or "<template>")
         self.sources[label] = source
-        _Rewriter(self, label, source).rewrite(template)
+        _Rewriter(self, name or "<template>", label, source).rewrite(template)
         return template
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -565,10 +568,11 @@ def _guarded(name: str, kind: str, func: Callable[..., Any], nonce: str) -> Call
 class _Rewriter:
     """Finds what depends on the reader in one template and rewrites it (see module doc)."""
 
-    def __init__(self, env: PersonalEnvironment, name: str, source: str) -> None:
+    def __init__(self, env: PersonalEnvironment, name: str, label: str, source: str) -> None:
         self.env = env
         self.plan = env.plan
-        self.name = name
+        self.name = name  # the name it was loaded by (its extension chooses autoescaping)
+        self.label = label  # the name people know it by, for messages
         self.lines = source.splitlines()
         self.tainted: set[str] = {"recipient"}
         self.callables: set[str] = {"caller", "self"}
@@ -615,7 +619,7 @@ class _Rewriter:
 
     def _check_fields(self, template: nodes.Template) -> None:
         """A field no subscriber has is an error now, naming the fields there are."""
-        for node in template.find_all((nodes.Getattr, nodes.Getitem)):
+        for node in _walk(template, (nodes.Getattr, nodes.Getitem)):
             target = node.node
             if not (isinstance(target, nodes.Name) and target.name == "recipient"):
                 continue
@@ -632,7 +636,7 @@ class _Rewriter:
     def _where(self, node: nodes.Node) -> Where:
         line = node.lineno
         text = self.lines[line - 1].strip() if 0 < line <= len(self.lines) else ""
-        return Where(self.name, line, text[:80])
+        return Where(self.label, line, text[:80])
 
     def _refuse(self, node: nodes.Node, problem: str, instead: str) -> TemplateError:
         return TemplateError(f"{self._where(node)}: {problem}", instead)
@@ -736,14 +740,14 @@ class _Rewriter:
             return [expr]
         if isinstance(expr, nodes.Concat):
             return [part for child in expr.nodes for part in self._output(child)]
-        for f in expr.find_all(nodes.Filter):
+        for f in _walk(expr, nodes.Filter):
             if f.name in ("safe",):
                 raise self._refuse(
                     expr,
                     "`| safe` on a reader's field would put their text into the email as HTML.",
                     "A reader's data is always escaped; remove `| safe`.",
                 )
-        for call in expr.find_all(nodes.Call):
+        for call in _walk(expr, nodes.Call):
             callee = call.node
             while isinstance(callee, nodes.Getattr):
                 callee = callee.node
@@ -770,10 +774,7 @@ class _Rewriter:
         )
         if function in (_DECIDE, _ITER):
             self.plan.decisions += 1
-        names = sorted(
-            {n.name for n in expr.find_all(nodes.Name) if n.ctx == "load"}
-            | ({expr.name} if isinstance(expr, nodes.Name) and expr.ctx == "load" else set())
-        )
+        names = sorted({n.name for n in _walk(expr, nodes.Name) if n.ctx == "load"})
         captures = nodes.Dict(
             [
                 nodes.Pair(nodes.Const(n), nodes.Name(n, "load"), lineno=expr.lineno)
@@ -800,6 +801,13 @@ class UnknownFieldError(TemplateError):
         self.name = name
         self.where = where
         super().__init__(f"{where}: no subscriber has the field {name!r}.", None)
+
+
+def _walk(node: nodes.Node, kind: type[nodes.Node] | tuple[type[nodes.Node], ...]) -> Iterator[Any]:
+    """``node`` itself and every node below it that is a ``kind``."""
+    if isinstance(node, kind):
+        yield node
+    yield from node.find_all(kind)
 
 
 def _field_access(expr: nodes.Node) -> tuple[str, Any] | None:

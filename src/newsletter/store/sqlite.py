@@ -343,6 +343,30 @@ class SQLiteStore:
             )
         ]
 
+    def audience_recipients(self, audience: Audience, chunk: int = 1000) -> Iterator[Recipient]:
+        """The campaign's audience as recipients (with tags), streamed in id order."""
+        where, params = _audience_sql(audience)
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT s.id, s.email, s.first_name, s.last_name, s.attributes "
+                f"FROM subscribers s WHERE {where} AND s.id > ? ORDER BY s.id LIMIT ?",
+                (*params, last, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            tags = self._tags_of([r["id"] for r in rows])
+            for r in rows:
+                yield Recipient(
+                    r["id"],
+                    r["email"],
+                    r["first_name"],
+                    r["last_name"],
+                    json.loads(r["attributes"]),
+                    tuple(sorted(tags.get(r["id"], ()))),
+                )
+            last = rows[-1]["id"]
+
     def count_audience(self, audience: Audience) -> int:
         where, params = _audience_sql(audience)
         return self.db.execute(
