@@ -3,7 +3,10 @@ campaign, to N synthetic subscribers, through the outbox or a local Postmark-com
 server. Wall time and peak RSS come from /usr/bin/time -v when it is installed.
 
     python benchmarks/bench_send.py [--subscribers 10000] [--transport outbox|postmark]
-                                    [--latency 0.05]
+                                    [--latency 0.05] [--personal]
+
+``--personal`` adds per-reader Jinja2 to the campaign: filters on reader fields, an
+inline ``if`` and an ``{% if %}`` block over the reader's tags (two compiled variants).
 """
 
 from __future__ import annotations
@@ -23,10 +26,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 
-def make_project(folder: Path, subscribers: int) -> None:
+PERSONAL = (
+    "{{ recipient.first_name | upper }}, {{ recipient.last_name | length }} letters: "
+    '{{ "a member" if "ce" in recipient.tags else "a reader" }}.\n\n'
+    '{% if "ce" in recipient.tags %}Your CE hours are waiting.{% else %}'
+    "Earn CE hours with us.{% endif %}\n\nWarmly,"
+)
+
+
+def make_project(folder: Path, subscribers: int, personal: bool = False) -> None:
     for name in ("newsletter.toml", "articles", "campaigns", "templates", ".newsletter"):
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
+    if personal:
+        campaign = folder / "campaigns" / "2026-10-digest.md"
+        text = campaign.read_text(encoding="utf-8")
+        campaign.write_text(text.replace("Warmly,", PERSONAL), encoding="utf-8")
     with open(folder / "subscribers.csv", "w", encoding="utf-8") as fh:
         fh.write("email,first_name,last_name,tags\n")
         for i in range(subscribers):
@@ -107,6 +122,9 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--transport", choices=["outbox", "postmark", "smtp"], default="outbox")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request (postmark)")
+    parser.add_argument(
+        "--personal", action="store_true", help="a campaign with per-reader filters and blocks"
+    )
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_API_KEY"] = "bench-token"
@@ -115,7 +133,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        make_project(folder, args.subscribers)
+        make_project(folder, args.subscribers, args.personal)
         server = smtp = None
         if args.transport == "postmark":
             from fakes.postmark import FakePostmark

@@ -275,11 +275,11 @@ REFUSED = {
     ),
     "a filter on text that holds a reader's field": (
         "{{ greeting | upper }}",
-        "the filter `upper` was taken of text that contains a reader's field",
+        "the filter `upper` is applied to text that holds a reader's field",
     ),
     "a method of text that holds a reader's field": (
         "{{ greeting.lower() }}",
-        "its .lower was taken of text that contains a reader's field",
+        "`.lower` is taken of text that holds a reader's field",
     ),
     "a reader's value where MJML computes": (
         '<mj-image src="https://example.org/a.png" width="{{ recipient.first_name }}px" />',

@@ -698,3 +698,46 @@ def test_unknown_mailgun_region_is_a_config_error(
     monkeypatch.setenv("NEWSLETTER_API_KEY", "key-test")
     with pytest.raises(ConfigError, match="not a Mailgun region"):
         make_transport(Project.load().settings, SLUG)
+
+
+def test_readers_of_different_variants_each_get_their_own_content(
+    project: Path, run, provider: Provider
+) -> None:
+    """`{% if %}` over the reader makes two compiled variants; providers that take one body
+    per request (SendGrid, Mailgun) get one request per variant, and nobody gets the other's."""
+    with (REPO / "subscribers.example.csv").open(encoding="utf-8", newline="") as f:
+        tags = {r["email"]: r["tags"].split(";") for r in csv.DictReader(f)}
+    path = project / "campaigns" / f"{SLUG}.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "Warmly,",
+            '{% if "ce" in recipient.tags %}Your CE hours are waiting.{% else %}'
+            "Earn CE hours with us.{% endif %} SHOUT {{ recipient.first_name | upper }}.\n\n"
+            "Warmly,",
+        ),
+        encoding="utf-8",
+    )
+    import_example(run)
+
+    result = send(run, provider)
+
+    assert result.exit_code == 0, result.stderr
+    assert received(provider) == Counter(FIRST_NAMES.keys())
+    for message in provider.delivered():
+        (address,) = message.to
+        text = " ".join(message.text.split())
+        wanted, other = (
+            ("Your CE hours are waiting.", "Earn CE hours")
+            if "ce" in tags[address]
+            else ("Earn CE hours with us.", "Your CE hours")
+        )
+        assert wanted in text and other not in text, address
+        assert wanted in message.html and other not in message.html, address
+        assert f"SHOUT {FIRST_NAMES[address].upper()}." in text, address
+    if provider.transport in ("sendgrid", "mailgun"):
+        assert sorted(provider.request_sizes()) == sorted(
+            [
+                sum("ce" in tags[a] for a in FIRST_NAMES),
+                sum("ce" not in tags[a] for a in FIRST_NAMES),
+            ]
+        )

@@ -526,11 +526,11 @@ class PersonalEnvironment(SandboxedEnvironment):
         return template
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        self._refuse_token_text(obj, f"its .{attribute}")
+        self._refuse_token_text(obj, f"`.{attribute}` is taken of")
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        self._refuse_token_text(obj, "a part of it ([...])")
+        self._refuse_token_text(obj, "a part (`[...]`) is taken of")
         return super().getitem(obj, argument)
 
     def _refuse_token_text(self, obj: Any, what: str) -> None:
@@ -541,11 +541,11 @@ class PersonalEnvironment(SandboxedEnvironment):
         return super().is_safe_callable(obj)
 
 
-def _token_text_message(what: str) -> str:
+def _token_text_message(action: str) -> str:
     return (
-        f"{what} was taken of text that contains a reader's field (for example the campaign's "
-        "text with a {{ recipient... }} in it), so it would see a placeholder instead of each "
-        "reader's value. Apply it to the field itself, e.g. {{ recipient.first_name | upper }}"
+        f"{action} text that holds a reader's field (the greeting, or text with a "
+        "{{ recipient... }} in it), so it would see a placeholder instead of each reader's "
+        "value. Apply it to the field itself, e.g. {{ recipient.first_name | upper }}"
     )
 
 
@@ -555,7 +555,7 @@ def _guarded(name: str, kind: str, func: Callable[..., Any], nonce: str) -> Call
     def guarded(*args: Any, **kwargs: Any) -> Any:
         for value in (*args, *kwargs.values()):
             if isinstance(value, str) and nonce in value:
-                raise _RefusedHere(_token_text_message(f"the {kind} `{name}`"))
+                raise _RefusedHere(_token_text_message(f"the {kind} `{name}` is applied to"))
         return func(*args, **kwargs)
 
     guarded.__dict__.update(getattr(func, "__dict__", {}))  # keeps jinja_pass_arg
