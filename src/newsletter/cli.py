@@ -1,18 +1,23 @@
 """The command line: parse options, call one library function, print.
 
 This is the only module that imports click. Library errors (NewsletterError)
-become one-paragraph messages and exit codes here, never tracebacks.
+become one-paragraph messages and exit codes here, never tracebacks; so does any
+other exception a command lets out (a bug, a full disk), unless -v or
+NEWSLETTER_DEBUG=1 asks for the traceback too.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import functools
 import json
+import os
 import sys
 import textwrap
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import NewsletterError
+from .errors import NewsletterError, os_error
 from .models import SETTLED_OK, Article, Campaign, DeliveryStatus, SendResult, SubscriberStatus
 from .project import Project, init_project
 
@@ -32,10 +37,31 @@ def say(message: str = "", **style: Any) -> None:
     click.secho(message, err=True, **style)
 
 
-class NewsletterGroup(click.Group):
-    """Turns library errors into messages with the right exit code."""
+_COMMAND = "newsletter.command"  # ctx.meta key: the words of the command that runs
+
+
+class NewsletterCommand(click.Command):
+    """Remembers which command runs, so that an unexpected failure can name it."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        names, outer = [], ctx
+        while outer.parent is not None:
+            names.append(outer.info_name or "")
+            outer = outer.parent
+        ctx.meta[_COMMAND] = " ".join(["newsletter", *reversed(names)])
+        return super().invoke(ctx)
+
+
+class NewsletterGroup(click.Group):
+    """Turns library errors, and anything else a command lets out, into messages with
+    the right exit code."""
+
+    command_class = NewsletterCommand
+    group_class = type  # sub-groups (subscribers, events) are NewsletterGroups too
+
+    def invoke(self, ctx: click.Context) -> Any:
+        if ctx.parent is not None:  # a sub-group: the outermost one handles errors
+            return super().invoke(ctx)
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
@@ -50,6 +76,83 @@ class NewsletterGroup(click.Group):
                 fg="yellow",
             )
             ctx.exit(130)
+        except (click.exceptions.Exit, click.Abort, click.ClickException, EOFError):
+            raise  # click's own: --help, usage errors, ctx.exit(n), a declined prompt
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # stdout closed early (`| head`): click exits quietly
+            _report_unexpected(ctx, exc)
+        except Exception as exc:
+            _report_unexpected(ctx, exc)
+
+
+def _report_unexpected(ctx: click.Context, exc: Exception) -> None:
+    """An exception no library code turned into a NewsletterError: one paragraph that
+    says which command failed and what to do (and, when asked, the traceback); exit 1.
+
+    A file or disk problem is the user's to fix; anything else is a bug in newsletter.
+    """
+    command = ctx.meta.get(_COMMAND) or "newsletter"
+    again = "`newsletter -v " + command.removeprefix("newsletter").strip() + " ...`"
+    details = f"run it again as {again} (or with NEWSLETTER_DEBUG=1) to see the details"
+    error = os_error(exc, f"`{command}`") if isinstance(exc, OSError) else None
+    if error is not None:
+        say(f"Error: {error.message}", fg="red")
+        say(f"{error.hint} If it persists, {details}.")
+    else:
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 400 else text[:400] + "..."
+        say(
+            f"Error: `{command}` failed unexpectedly: {type(exc).__name__}"
+            + (f": {text}" if text else "")
+            + ("" if text.endswith(".") else "."),
+            fg="red",
+        )
+        say(
+            "This is a bug in newsletter, not something you did wrong. Please report it "
+            f"with the command you ran; {details}."
+        )
+    if _debug(ctx):
+        click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+    ctx.exit(1)
+
+
+def _debug(ctx: click.Context) -> bool:
+    """-v before the command, or NEWSLETTER_DEBUG set to anything but 0/false/no/off."""
+    flag = os.environ.get("NEWSLETTER_DEBUG", "").strip().lower()
+    verbose = ctx.find_root().params.get("verbose")
+    return bool(verbose) or flag not in ("", "0", "false", "no", "off")
+
+
+def guard_wsgi(app: Callable[..., Any], command: str, debug: bool = False) -> Callable[..., Any]:
+    """``app`` for the servers `preview` and `serve` run: a request it fails on answers
+    500 and prints one paragraph (the traceback only with ``debug``), and the server
+    goes on, instead of wsgiref printing a traceback."""
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            return app(environ, start_response)
+        except Exception as exc:
+            request = f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')}"
+            text = " ".join(str(exc).split())[:400]
+            say(
+                f"Error: `{command}` could not answer {request}: {type(exc).__name__}"
+                + (f": {text}" if text else "")
+                + ". This is a bug in newsletter; the server goes on. Run it as "
+                f"`newsletter -v {command.removeprefix('newsletter ')} ...` (or with "
+                "NEWSLETTER_DEBUG=1) to see the details.",
+                fg="red",
+            )
+            if debug:
+                click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+            start_response(
+                "500 Internal Server Error",
+                [("Content-Type", "text/plain; charset=utf-8")],
+                sys.exc_info(),
+            )
+            return [f"newsletter failed on this request: {type(exc).__name__}.\n".encode()]
+
+    return guarded
 
 
 def with_project(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,9 +183,20 @@ def with_project(func: Callable[..., Any]) -> Callable[..., Any]:
     envvar="NEWSLETTER_CONFIG",
     help="The project's newsletter.toml (also $NEWSLETTER_CONFIG).",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="When a command fails unexpectedly, show the traceback after the message "
+    "(also NEWSLETTER_DEBUG=1). Goes before the command: newsletter -v send ...",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None) -> None:
-    """Turn a blog's articles into an email digest and send it, once, to every subscriber."""
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """Turn a blog's articles into an email digest and send it, once, to every subscriber.
+
+    Exit status: 0 success; 1 an error to fix (the message says what and how);
+    2 a usage error; 3 a send finished but some recipients failed.
+    """
     ctx.obj = {"config": config_path}
 
 
@@ -402,6 +516,15 @@ def digest(
     except NewsletterError as exc:
         outcome, code = f"error: {exc.message}", exc.exit_code
         raise
+    except KeyboardInterrupt:
+        outcome, code = "interrupted", 130
+        raise
+    except Exception as exc:  # the log must not say exit=0 for a run that crashed
+        outcome, code = (
+            f"failed unexpectedly: {type(exc).__name__}: {' '.join(str(exc).split())}",
+            1,
+        )
+        raise
     finally:
         store.release_lock(f"digest:{label}", holder)
         _digest_log(project, label, day, outcome, code)
@@ -471,8 +594,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         def log_message(self, format: str, *args: Any) -> None:
             say(f"{self.address_string()} {format % args}")
 
+    guarded = guard_wsgi(app, "newsletter serve", _debug(ctx))
     try:
-        server = make_server(host, port, app, server_class=Server, handler_class=Handler)
+        server = make_server(host, port, guarded, server_class=Server, handler_class=Handler)
     except OSError as exc:
         raise NewsletterError(
             f"Cannot listen on {host}:{port} ({exc.strerror}).",
@@ -568,8 +692,9 @@ def preview(project: Project, campaign: str, host: str, port: int, no_open: bool
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+    guarded = guard_wsgi(app, "newsletter preview", _debug(click.get_current_context()))
     try:
-        server = make_server(host, port, app, handler_class=QuietHandler)
+        server = make_server(host, port, guarded, handler_class=QuietHandler)
     except OSError as exc:
         raise NewsletterError(
             f"Cannot listen on {host}:{port} ({exc.strerror}).",
