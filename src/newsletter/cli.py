@@ -263,31 +263,44 @@ def subscribers_export(project: Project, file: Path, status: str | None) -> None
     """
     from .audience import KNOWN_COLUMNS
 
+    if not file.name or file.is_dir():
+        raise NewsletterError(
+            f"'{file}' is not a file to export to: it has no file name.",
+            "Give the path of the CSV file to write, e.g. subscribers-export.csv.",
+        )
+    if not file.parent.is_dir():
+        raise NewsletterError(
+            f"Cannot write {file}: the folder {file.parent} does not exist.",
+            "Create the folder first, or give another path.",
+        )
     columns = list(KNOWN_COLUMNS)
     count = 0
     tmp = file.with_name(file.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        extra: list[str] = []
-        rows = []
-        for sub in project.store.subscribers(status=status):
-            record = {
-                "email": sub.email,
-                "first_name": sub.first_name,
-                "last_name": sub.last_name,
-                "tags": ";".join(sub.tags),
-                "status": str(sub.status),
-                "subscribed_at": sub.subscribed_at,
-                "consent_source": sub.consent_source,
-                **sub.attributes,
-            }
-            extra += [k for k in sub.attributes if k not in extra and k not in columns]
-            rows.append(record)
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(columns + extra)
-        for record in rows:
-            writer.writerow([_cell(record.get(c)) for c in columns + extra])
-            count += 1
-    tmp.replace(file)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            extra: list[str] = []
+            rows = []
+            for sub in project.store.subscribers(status=status):
+                record = {
+                    "email": sub.email,
+                    "first_name": sub.first_name,
+                    "last_name": sub.last_name,
+                    "tags": ";".join(sub.tags),
+                    "status": str(sub.status),
+                    "subscribed_at": sub.subscribed_at,
+                    "consent_source": sub.consent_source,
+                    **sub.attributes,
+                }
+                extra += [k for k in sub.attributes if k not in extra and k not in columns]
+                rows.append(record)
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(columns + extra)
+            for record in rows:
+                writer.writerow([_cell(record.get(c)) for c in columns + extra])
+                count += 1
+        tmp.replace(file)
+    finally:
+        tmp.unlink(missing_ok=True)  # written half-way: nothing is left behind
     say(f"Exported {count} subscriber(s) to {file}.")
 
 
@@ -696,6 +709,7 @@ def preview(project: Project, campaign: str, host: str, port: int, no_open: bool
     try:
         server = make_server(host, port, guarded, handler_class=QuietHandler)
     except OSError as exc:
+        watcher.stop()
         raise NewsletterError(
             f"Cannot listen on {host}:{port} ({exc.strerror}).",
             "Another program may be using the port: pass --port with another number, or 0.",
