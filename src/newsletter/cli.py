@@ -240,8 +240,10 @@ def subscribers_import(project: Project, file: Path, tags: tuple[str, ...], stat
         say(f"  {note} (an import never re-subscribes anyone)")
     for address in summary.forgotten:
         say(f"  {address}: erased on request earlier; not imported", fg="yellow")
+    separated = "semicolon" if parsed.delimiter == ";" else "comma"
     say(
-        f"Imported {file}: {summary.added} added, {summary.updated} updated, "
+        f"Imported {file} ({parsed.encoding}, {separated}-separated): "
+        f"{summary.added} added, {summary.updated} updated, "
         f"{summary.unchanged} unchanged, "
         f"{len(parsed.rejected) + len(summary.forgotten)} rejected."
     )
