@@ -330,6 +330,8 @@ def test_what_a_person_sees_for_some_of_them(worlds, taken_port) -> None:
     )
     assert "the folder no-such-folder does not exist" in export.stderr
     assert not list(good.glob("**/*.csv.tmp"))
+    nobody = assert_clean_in_process(good, "subscribers", "forget", "", "--yes", expect={1})
+    assert "No address to erase" in nobody.stderr
 
 
 def test_the_real_entry_point_in_child_processes(worlds, taken_port) -> None:

@@ -329,6 +329,10 @@ def subscribers_forget(project: Project, email: str, yes: bool) -> None:
 
     Only a one-way hash of the address is kept, so it can never be imported again.
     """
+    if not email.strip():
+        raise NewsletterError(
+            "No address to erase: EMAIL is empty.", "Give the address, e.g. ana@example.com."
+        )
     if not yes:
         if not sys.stdin.isatty():
             raise NewsletterError(
