@@ -80,12 +80,18 @@ def test_file_without_email_column_exits_1_and_imports_nothing(project: Path) ->
     assert json.loads(listed.stdout) == []
 
 
-def test_not_utf8_exits_1(project: Path) -> None:
-    latin = project / "latin1.csv"
-    latin.write_bytes("email,first_name\nrenee@example.com,Ren\xe9e\n".encode("latin-1"))
-    result = run_process("subscribers", "import", str(latin), cwd=project)
+def test_utf8_but_for_one_line_exits_1_naming_the_line(project: Path) -> None:
+    # A whole file in a legacy encoding imports (test_import_encodings.py); a UTF-8
+    # file with one line pasted from a Latin-1 one would import as mojibake instead.
+    mixed = project / "mixed.csv"
+    mixed.write_bytes(
+        "email,first_name\nzoe@example.com,Zoë\nbjorn@example.com,Björn\n".encode()
+        + "renee@example.com,Ren\xe9e\n".encode("latin-1")
+    )
+    result = run_process("subscribers", "import", str(mixed), cwd=project)
     assert result.returncode == 1
-    assert "not UTF-8" in result.stderr and "line 2" in result.stderr
+    assert "not UTF-8" in result.stderr and "line 4" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_reimport_never_resubscribes(project: Path, run) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import itertools
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -58,6 +61,31 @@ _ALIASES = {
     "email_disabled": "email_disabled",  # Substack: true when they turned emails off
     "consent_source": "consent_source",
     "source": "consent_source",
+    # what people type in a German, French, Spanish, Italian or Dutch spreadsheet
+    # (accents are folded first: "Prénom" -> prenom, "Adresse électronique" -> ...)
+    "e_mail_adresse": "email",
+    "email_adresse": "email",
+    "mailadresse": "email",
+    "courriel": "email",
+    "adresse_e_mail": "email",
+    "adresse_email": "email",
+    "adresse_mail": "email",
+    "adresse_electronique": "email",
+    "correo": "email",
+    "correo_electronico": "email",
+    "vorname": "first_name",
+    "prenom": "first_name",
+    "nombre": "first_name",
+    "nome": "first_name",
+    "voornaam": "first_name",
+    "nachname": "last_name",
+    "familienname": "last_name",
+    "nom": "last_name",
+    "nom_de_famille": "last_name",
+    "apellido": "last_name",
+    "apellidos": "last_name",
+    "cognome": "last_name",
+    "achternaam": "last_name",
 }
 
 
@@ -70,15 +98,29 @@ class Rejected:
 
 @dataclass
 class ParsedFile:
-    """Valid subscribers (a lazy stream) and, once it is drained, the rejected rows."""
+    """Valid subscribers (a lazy stream) and, once it is drained, the rejected rows.
+
+    ``encoding`` names the file's encoding as people know it ("UTF-8",
+    "windows-1252"); ``delimiter`` is "," or ";".
+    """
 
     columns: dict[str, str]
     rows: Iterator[Subscriber]
     rejected: list[Rejected] = field(default_factory=list)
+    encoding: str = "UTF-8"
+    delimiter: str = ","
 
 
 def _canonical(header: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", header.strip().lower()).strip("_")
+
+
+def _known_column(header: str) -> str | None:
+    """The known column a header names, if any; accents do not matter ("Prénom")."""
+    folded = "".join(
+        c for c in unicodedata.normalize("NFKD", header) if not unicodedata.combining(c)
+    )
+    return _ALIASES.get(_canonical(header)) or _ALIASES.get(_canonical(folded))
 
 
 def _unneutralise(value: str) -> str:
@@ -122,12 +164,14 @@ def read_subscribers(
 ) -> ParsedFile:
     """Parse a subscribers CSV: header row required, ``email`` the only required column.
 
-    UTF-8 with or without BOM; comma or semicolon separated. ``default_status`` is
+    UTF-8 with or without BOM, or the legacy encoding a spreadsheet wrote (detected,
+    see ``detect_encoding``); comma or semicolon separated. ``default_status`` is
     the status of rows that give none (e.g. ``bounced`` for a "cleaned" export).
     """
     if not path.is_file():
         raise InputError(f"{path} does not exist.", "Check the file name.")
-    lines = _lines(path)  # streamed: a file of a million rows is never held whole
+    encoding = detect_encoding(path)
+    lines = _lines(path, encoding)  # streamed: a file of a million rows is never held whole
     first_line = next(lines, "")
     if not first_line.strip():
         raise InputError(
@@ -141,7 +185,7 @@ def read_subscribers(
     attributes: dict[int, str] = {}
     index: dict[str, int] = {}
     for i, name in enumerate(header):
-        canonical = _ALIASES.get(_canonical(name))
+        canonical = _known_column(name)
         if canonical and canonical not in index:
             index[canonical] = i
             columns[name] = canonical
@@ -154,15 +198,242 @@ def read_subscribers(
             "Name the column with the addresses 'email' (or 'Email Address', 'E-mail'); "
             f"known columns are {', '.join(KNOWN_COLUMNS)}.",
         )
-    parsed = ParsedFile(columns=columns, rows=iter(()))
+    parsed = ParsedFile(columns=columns, rows=iter(()), encoding=encoding.name, delimiter=delimiter)
     parsed.rows = _rows(
         path, reader, header, index, attributes, extra_tags, parsed.rejected, default_status
     )
     return parsed
 
 
-def _lines(path: Path) -> Iterator[str]:
-    """The file's lines as text, checked as UTF-8 (a BOM is dropped) one line at a time."""
+# -- encodings -------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextEncoding:
+    """How a subscribers file is decoded: Python's codec, and the name people know."""
+
+    codec: str
+    name: str
+
+
+UTF8 = TextEncoding("utf-8", "UTF-8")
+
+# Legacy encodings spreadsheets and mailing tools write, most likely first: ties in
+# detection go to the earlier one (Excel's Western cp1252 before ISO-8859-1, which
+# it extends with printable characters where ISO-8859-1 has control codes).
+_LEGACY = {
+    "cp1252": "windows-1252",
+    "cp1250": "windows-1250",
+    "cp1251": "windows-1251",
+    "cp1253": "windows-1253",
+    "cp1254": "windows-1254",
+    "cp1257": "windows-1257",
+    "cp1255": "windows-1255",
+    "cp1256": "windows-1256",
+    "cp1258": "windows-1258",
+    "cp874": "windows-874",
+    "mac_roman": "Mac OS Roman",
+    "cp850": "DOS code page 850",
+    "cp437": "DOS code page 437",
+    "koi8_r": "KOI8-R",
+    "koi8_u": "KOI8-U",
+    "cp932": "Shift_JIS (windows-31j)",
+    "shift_jis": "Shift_JIS",
+    "euc_jp": "EUC-JP",
+    "gb18030": "GB18030",
+    "gbk": "GBK",
+    "big5": "Big5",
+    "cp949": "windows-949 (Korean)",
+    "euc_kr": "EUC-KR",
+    "iso8859_2": "ISO-8859-2",
+    "iso8859_5": "ISO-8859-5",
+    "iso8859_7": "ISO-8859-7",
+    "iso8859_9": "ISO-8859-9",
+    "iso8859_15": "ISO-8859-15",
+    "latin_1": "ISO-8859-1",
+}
+_MULTI_BYTE = {"cp932", "shift_jis", "euc_jp", "gb18030", "gbk", "big5", "cp949", "euc_kr"}
+_CHUNK = 1 << 20  # the UTF-8 check reads this much at a time
+_SAMPLE = 64 * 1024  # at most this much of the non-ASCII lines goes to detection
+_ASCII = bytes(range(128))
+_SYMBOLS_IN_WORDS = set("„“”‘’‚«»‹›€–—…·•°¡¿")  # marks people do type next to words
+
+
+def detect_encoding(path: Path) -> TextEncoding:
+    """UTF-8 when every byte of the file is UTF-8 (a BOM or not); otherwise the legacy
+    encoding it was written in, detected (charset-normalizer) from its non-ASCII lines.
+
+    The file is read in chunks, never whole. A file that is neither (binary data,
+    NUL bytes, UTF-16) is refused with an InputError that says how to export it.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+        if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) or head.startswith(
+            (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        ):
+            raise InputError(
+                f"{path} is UTF-16 or UTF-32 text (what Excel calls 'Unicode Text').",
+                "Save it as 'CSV UTF-8 (Comma delimited)' and import that; nothing was imported.",
+            )
+        fh.seek(0)
+        bad_line = _first_line_not_utf8(fh, path)
+        if bad_line is None:
+            return UTF8
+        fh.seek(0)
+        sample, high_bytes = _non_ascii_sample(fh, path)
+    if _mostly_utf8(sample):
+        raise InputError(
+            f"{path} is UTF-8 text except for line {bad_line}, which has a byte that is "
+            "not UTF-8 (text pasted from a file in another encoding?).",
+            "Fix that line, or export the file again as 'CSV UTF-8'; nothing was imported.",
+        )
+    found = _legacy_encoding(sample, high_bytes)
+    if found is None:
+        raise InputError(
+            f"{path} is not UTF-8 text (line {bad_line} has a byte that is not UTF-8), "
+            "nor text in an encoding a spreadsheet writes; it may not be a CSV file at all.",
+            "Export the file as 'CSV UTF-8' from your spreadsheet or mailing tool; "
+            "nothing was imported.",
+        )
+    return found
+
+
+def _first_line_not_utf8(fh: BinaryIO, path: Path) -> int | None:
+    """The number of the first line with a byte that is not UTF-8, or None."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines_before = 0
+    while chunk := fh.read(_CHUNK):
+        _refuse_nul(chunk, lines_before, path)
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            return lines_before + chunk[: max(exc.start, 0)].count(b"\n") + 1
+        lines_before += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return lines_before + 1  # cut off in the middle of a character at the end
+    return None
+
+
+def _non_ascii_sample(fh: BinaryIO, path: Path) -> tuple[bytes, set[int]]:
+    """The header and the first lines that are not ASCII (up to _SAMPLE bytes): what
+    tells encodings apart; and every non-ASCII byte value in the whole file."""
+    sample = bytearray(fh.readline()[:_SAMPLE])
+    high: set[int] = set(sample.translate(None, _ASCII))
+    lines_before = sample.count(b"\n")
+    while chunk := fh.read(_CHUNK):
+        _refuse_nul(chunk, lines_before, path)
+        lines_before += chunk.count(b"\n")
+        if chunk.isascii():
+            continue
+        high.update(chunk.translate(None, _ASCII))
+        if len(sample) < _SAMPLE:
+            # lines whole: a character of a multi-byte encoding is never cut
+            rest = fh.readline()
+            lines_before += rest.count(b"\n")
+            high.update(rest.translate(None, _ASCII))
+            for line in (chunk + rest).splitlines(keepends=True):
+                if not line.isascii() and len(sample) < _SAMPLE:
+                    sample += line
+    return bytes(sample), high
+
+
+def _refuse_nul(chunk: bytes, lines_before: int, path: Path) -> None:
+    at = chunk.find(b"\x00")
+    if at >= 0:
+        line = lines_before + chunk[:at].count(b"\n") + 1
+        raise InputError(
+            f"{path} contains NUL bytes (line {line}); it is not a CSV text file.",
+            "Export the subscribers as CSV from your spreadsheet or mailing tool; "
+            "nothing was imported.",
+        )
+
+
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+
+
+def _mostly_utf8(sample: bytes) -> bool:
+    """True when most non-ASCII bytes form UTF-8 characters: a UTF-8 file with a stray
+    byte, which read as a legacy encoding would turn every 'é' into 'Ã©'."""
+    in_sequences = sum(len(m) for m in _UTF8_SEQUENCE.findall(sample))
+    return in_sequences * 2 > len(sample.translate(None, _ASCII))
+
+
+def _legacy_encoding(sample: bytes, high_bytes: set[int]) -> TextEncoding | None:
+    """The legacy encoding that reads ``sample`` most plausibly, or None.
+
+    charset-normalizer proposes encodings (and which others would read the sample
+    the same); of those, the one whose text has the fewest oddities wins (symbols
+    inside words, words mixing alphabets or made mostly of accented letters), then
+    the one charset-normalizer finds least chaotic and most coherent, then the one
+    earlier in _LEGACY.
+    """
+    import charset_normalizer
+
+    ranked = []
+    for match in charset_normalizer.from_bytes(sample, cp_isolation=list(_LEGACY)):
+        same_text = [c for c in match.could_be_from_charset if c in _LEGACY]
+        if not same_text:
+            continue
+        codec = min(same_text, key=list(_LEGACY).index)
+        if codec not in _MULTI_BYTE and not _decodes(bytes(sorted(high_bytes)), codec):
+            continue  # a byte further on that this encoding does not have
+        text = sample.decode(codec)
+        key = (
+            _oddities(text),
+            round(match.chaos, 2),  # finer differences are noise on a small sample
+            -round(match.coherence, 3),
+            list(_LEGACY).index(codec),
+        )
+        ranked.append((key, codec))
+    if not ranked:
+        return None
+    codec = min(ranked)[1]
+    return TextEncoding(codec, _LEGACY[codec])
+
+
+def _decodes(data: bytes, codec: str) -> bool:
+    try:
+        data.decode(codec)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_WORD = re.compile(r"[^\s,;\"'@.<>()\[\]/\\|:=+\-_0-9]+")
+
+
+def _oddities(text: str) -> int:
+    """How many things in ``text`` look like a wrong decoding: a symbol inside a word
+    ('W¹sowska'), a word mixing alphabets, a word made mostly of accented letters
+    ('Èâàí' is Russian read as windows-1252), a control character."""
+    odd = 0
+    for word in _WORD.findall(text):
+        if word.isascii():
+            continue
+        odd += sum(1 for c in word if _odd_character(c))
+        letters = [c for c in word if c.isalpha()]
+        scripts = {unicodedata.name(c, "?").split()[0] for c in letters}
+        if len(scripts & {"LATIN", "CYRILLIC", "GREEK"}) > 1:
+            odd += 1
+        accented = [c for c in letters if not c.isascii() and "LATIN" in unicodedata.name(c, "")]
+        if len(letters) >= 3 and len(accented) * 3 > len(letters) * 2:
+            odd += 1
+    return odd
+
+
+def _odd_character(c: str) -> bool:
+    if unicodedata.category(c) in ("Cc", "Co", "Cn"):
+        return True
+    if "\u02b0" <= c <= "\u02ff":  # a spacing accent: 'ˇHola' is '¡Hola' read as cp1250
+        return True
+    return not c.isascii() and not c.isalpha() and c not in _SYMBOLS_IN_WORDS
+
+
+def _lines(path: Path, encoding: TextEncoding = UTF8) -> Iterator[str]:
+    """The file's lines as text (a UTF-8 BOM is dropped), decoded one line at a time."""
+    codec = encoding.codec
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if number == 1:
@@ -172,10 +443,11 @@ def _lines(path: Path) -> Iterator[str]:
                     f"{path} contains NUL bytes (line {number}); it is not a CSV text file."
                 )
             try:
-                yield raw.decode("utf-8")
+                yield raw.decode(codec)
             except UnicodeDecodeError:
                 raise InputError(
-                    f"{path} is not UTF-8 text (line {number} has a byte that is not UTF-8).",
+                    f"{path} is not {encoding.name} text (line {number} has a byte that is "
+                    f"not {encoding.name}).",
                     "Export the file as 'CSV UTF-8' from your spreadsheet or mailing tool; "
                     "nothing was imported.",
                 ) from None

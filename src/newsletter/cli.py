@@ -1,18 +1,23 @@
 """The command line: parse options, call one library function, print.
 
 This is the only module that imports click. Library errors (NewsletterError)
-become one-paragraph messages and exit codes here, never tracebacks.
+become one-paragraph messages and exit codes here, never tracebacks; so does any
+other exception a command lets out (a bug, a full disk), unless -v or
+NEWSLETTER_DEBUG=1 asks for the traceback too.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import functools
 import json
+import os
 import sys
 import textwrap
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import NewsletterError
+from .errors import NewsletterError, os_error
 from .models import SETTLED_OK, Article, Campaign, DeliveryStatus, SendResult, SubscriberStatus
 from .project import Project, init_project
 
@@ -32,10 +37,31 @@ def say(message: str = "", **style: Any) -> None:
     click.secho(message, err=True, **style)
 
 
-class NewsletterGroup(click.Group):
-    """Turns library errors into messages with the right exit code."""
+_COMMAND = "newsletter.command"  # ctx.meta key: the words of the command that runs
+
+
+class NewsletterCommand(click.Command):
+    """Remembers which command runs, so that an unexpected failure can name it."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        names, outer = [], ctx
+        while outer.parent is not None:
+            names.append(outer.info_name or "")
+            outer = outer.parent
+        ctx.meta[_COMMAND] = " ".join(["newsletter", *reversed(names)])
+        return super().invoke(ctx)
+
+
+class NewsletterGroup(click.Group):
+    """Turns library errors, and anything else a command lets out, into messages with
+    the right exit code."""
+
+    command_class = NewsletterCommand
+    group_class = type  # sub-groups (subscribers, events) are NewsletterGroups too
+
+    def invoke(self, ctx: click.Context) -> Any:
+        if ctx.parent is not None:  # a sub-group: the outermost one handles errors
+            return super().invoke(ctx)
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
@@ -50,6 +76,83 @@ class NewsletterGroup(click.Group):
                 fg="yellow",
             )
             ctx.exit(130)
+        except (click.exceptions.Exit, click.Abort, click.ClickException, EOFError):
+            raise  # click's own: --help, usage errors, ctx.exit(n), a declined prompt
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # stdout closed early (`| head`): click exits quietly
+            _report_unexpected(ctx, exc)
+        except Exception as exc:
+            _report_unexpected(ctx, exc)
+
+
+def _report_unexpected(ctx: click.Context, exc: Exception) -> None:
+    """An exception no library code turned into a NewsletterError: one paragraph that
+    says which command failed and what to do (and, when asked, the traceback); exit 1.
+
+    A file or disk problem is the user's to fix; anything else is a bug in newsletter.
+    """
+    command = ctx.meta.get(_COMMAND) or "newsletter"
+    again = "`newsletter -v " + command.removeprefix("newsletter").strip() + " ...`"
+    details = f"run it again as {again} (or with NEWSLETTER_DEBUG=1) to see the details"
+    error = os_error(exc, f"`{command}`") if isinstance(exc, OSError) else None
+    if error is not None:
+        say(f"Error: {error.message}", fg="red")
+        say(f"{error.hint} If it persists, {details}.")
+    else:
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 400 else text[:400] + "..."
+        say(
+            f"Error: `{command}` failed unexpectedly: {type(exc).__name__}"
+            + (f": {text}" if text else "")
+            + ("" if text.endswith(".") else "."),
+            fg="red",
+        )
+        say(
+            "This is a bug in newsletter, not something you did wrong. Please report it "
+            f"with the command you ran; {details}."
+        )
+    if _debug(ctx):
+        click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+    ctx.exit(1)
+
+
+def _debug(ctx: click.Context) -> bool:
+    """-v before the command, or NEWSLETTER_DEBUG set to anything but 0/false/no/off."""
+    flag = os.environ.get("NEWSLETTER_DEBUG", "").strip().lower()
+    verbose = ctx.find_root().params.get("verbose")
+    return bool(verbose) or flag not in ("", "0", "false", "no", "off")
+
+
+def guard_wsgi(app: Callable[..., Any], command: str, debug: bool = False) -> Callable[..., Any]:
+    """``app`` for the servers `preview` and `serve` run: a request it fails on answers
+    500 and prints one paragraph (the traceback only with ``debug``), and the server
+    goes on, instead of wsgiref printing a traceback."""
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            return app(environ, start_response)
+        except Exception as exc:
+            request = f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')}"
+            text = " ".join(str(exc).split())[:400]
+            say(
+                f"Error: `{command}` could not answer {request}: {type(exc).__name__}"
+                + (f": {text}" if text else "")
+                + ". This is a bug in newsletter; the server goes on. Run it as "
+                f"`newsletter -v {command.removeprefix('newsletter ')} ...` (or with "
+                "NEWSLETTER_DEBUG=1) to see the details.",
+                fg="red",
+            )
+            if debug:
+                click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+            start_response(
+                "500 Internal Server Error",
+                [("Content-Type", "text/plain; charset=utf-8")],
+                sys.exc_info(),
+            )
+            return [f"newsletter failed on this request: {type(exc).__name__}.\n".encode()]
+
+    return guarded
 
 
 def with_project(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,9 +183,20 @@ def with_project(func: Callable[..., Any]) -> Callable[..., Any]:
     envvar="NEWSLETTER_CONFIG",
     help="The project's newsletter.toml (also $NEWSLETTER_CONFIG).",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="When a command fails unexpectedly, show the traceback after the message "
+    "(also NEWSLETTER_DEBUG=1). Goes before the command: newsletter -v send ...",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None) -> None:
-    """Turn a blog's articles into an email digest and send it, once, to every subscriber."""
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """Turn a blog's articles into an email digest and send it, once, to every subscriber.
+
+    Exit status: 0 success; 1 an error to fix (the message says what and how);
+    2 a usage error; 3 a send finished but some recipients failed.
+    """
     ctx.obj = {"config": config_path}
 
 
@@ -126,8 +240,10 @@ def subscribers_import(project: Project, file: Path, tags: tuple[str, ...], stat
         say(f"  {note} (an import never re-subscribes anyone)")
     for address in summary.forgotten:
         say(f"  {address}: erased on request earlier; not imported", fg="yellow")
+    separated = "semicolon" if parsed.delimiter == ";" else "comma"
     say(
-        f"Imported {file}: {summary.added} added, {summary.updated} updated, "
+        f"Imported {file} ({parsed.encoding}, {separated}-separated): "
+        f"{summary.added} added, {summary.updated} updated, "
         f"{summary.unchanged} unchanged, "
         f"{len(parsed.rejected) + len(summary.forgotten)} rejected."
     )
@@ -149,31 +265,44 @@ def subscribers_export(project: Project, file: Path, status: str | None) -> None
     """
     from .audience import KNOWN_COLUMNS
 
+    if not file.name or file.is_dir():
+        raise NewsletterError(
+            f"'{file}' is not a file to export to: it has no file name.",
+            "Give the path of the CSV file to write, e.g. subscribers-export.csv.",
+        )
+    if not file.parent.is_dir():
+        raise NewsletterError(
+            f"Cannot write {file}: the folder {file.parent} does not exist.",
+            "Create the folder first, or give another path.",
+        )
     columns = list(KNOWN_COLUMNS)
     count = 0
     tmp = file.with_name(file.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        extra: list[str] = []
-        rows = []
-        for sub in project.store.subscribers(status=status):
-            record = {
-                "email": sub.email,
-                "first_name": sub.first_name,
-                "last_name": sub.last_name,
-                "tags": ";".join(sub.tags),
-                "status": str(sub.status),
-                "subscribed_at": sub.subscribed_at,
-                "consent_source": sub.consent_source,
-                **sub.attributes,
-            }
-            extra += [k for k in sub.attributes if k not in extra and k not in columns]
-            rows.append(record)
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(columns + extra)
-        for record in rows:
-            writer.writerow([_cell(record.get(c)) for c in columns + extra])
-            count += 1
-    tmp.replace(file)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            extra: list[str] = []
+            rows = []
+            for sub in project.store.subscribers(status=status):
+                record = {
+                    "email": sub.email,
+                    "first_name": sub.first_name,
+                    "last_name": sub.last_name,
+                    "tags": ";".join(sub.tags),
+                    "status": str(sub.status),
+                    "subscribed_at": sub.subscribed_at,
+                    "consent_source": sub.consent_source,
+                    **sub.attributes,
+                }
+                extra += [k for k in sub.attributes if k not in extra and k not in columns]
+                rows.append(record)
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(columns + extra)
+            for record in rows:
+                writer.writerow([_cell(record.get(c)) for c in columns + extra])
+                count += 1
+        tmp.replace(file)
+    finally:
+        tmp.unlink(missing_ok=True)  # written half-way: nothing is left behind
     say(f"Exported {count} subscriber(s) to {file}.")
 
 
@@ -200,6 +329,10 @@ def subscribers_forget(project: Project, email: str, yes: bool) -> None:
 
     Only a one-way hash of the address is kept, so it can never be imported again.
     """
+    if not email.strip():
+        raise NewsletterError(
+            "No address to erase: EMAIL is empty.", "Give the address, e.g. ana@example.com."
+        )
     if not yes:
         if not sys.stdin.isatty():
             raise NewsletterError(
@@ -402,6 +535,15 @@ def digest(
     except NewsletterError as exc:
         outcome, code = f"error: {exc.message}", exc.exit_code
         raise
+    except KeyboardInterrupt:
+        outcome, code = "interrupted", 130
+        raise
+    except Exception as exc:  # the log must not say exit=0 for a run that crashed
+        outcome, code = (
+            f"failed unexpectedly: {type(exc).__name__}: {' '.join(str(exc).split())}",
+            1,
+        )
+        raise
     finally:
         store.release_lock(f"digest:{label}", holder)
         _digest_log(project, label, day, outcome, code)
@@ -471,8 +613,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         def log_message(self, format: str, *args: Any) -> None:
             say(f"{self.address_string()} {format % args}")
 
+    guarded = guard_wsgi(app, "newsletter serve", _debug(ctx))
     try:
-        server = make_server(host, port, app, server_class=Server, handler_class=Handler)
+        server = make_server(host, port, guarded, server_class=Server, handler_class=Handler)
     except OSError as exc:
         raise NewsletterError(
             f"Cannot listen on {host}:{port} ({exc.strerror}).",
@@ -568,9 +711,11 @@ def preview(project: Project, campaign: str, host: str, port: int, no_open: bool
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+    guarded = guard_wsgi(app, "newsletter preview", _debug(click.get_current_context()))
     try:
-        server = make_server(host, port, app, handler_class=QuietHandler)
+        server = make_server(host, port, guarded, handler_class=QuietHandler)
     except OSError as exc:
+        watcher.stop()
         raise NewsletterError(
             f"Cannot listen on {host}:{port} ({exc.strerror}).",
             "Another program may be using the port: pass --port with another number, or 0.",

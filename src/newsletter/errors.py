@@ -5,6 +5,8 @@ Library code raises these; only the CLI turns them into messages and exit codes.
 
 from __future__ import annotations
 
+import errno
+
 
 class NewsletterError(Exception):
     """An error the user can fix. ``hint`` says how."""
@@ -64,3 +66,48 @@ class SendConflict(NewsletterError):
 
 class SendPaused(NewsletterError):
     """Too many recipients failed: the campaign was paused before it burned the list."""
+
+
+# errno -> how to fix it. These come from the machine (permissions, a full disk, a
+# path that is not what the user said), not from a bug in newsletter.
+_OS_FIXES = {
+    errno.EACCES: "Check the permissions and owner of that path and of its folder, "
+    "or choose another path.",
+    errno.EPERM: "Check the permissions and owner of that path and of its folder, "
+    "or choose another path.",
+    errno.ENOSPC: "The disk is full: free some space, then run the command again.",
+    errno.EDQUOT: "Your disk quota is used up: free some space, then run the command again.",
+    errno.EROFS: "That file system is read-only: choose a path on another one.",
+    errno.EISDIR: "That path is a folder: give the path of a file.",
+    errno.ENOTDIR: "A part of that path is a file, not a folder: check the path.",
+    errno.ENOENT: "It, or a folder on its path, does not exist: check the path, or create "
+    "the folder first.",
+    errno.ENAMETOOLONG: "The name is too long for the file system: choose a shorter one.",
+    errno.EEXIST: "Something already exists there: move it away or choose another path.",
+    errno.EMFILE: "Too many files are open: close other programs or raise the limit "
+    "(ulimit -n), then run the command again.",
+    errno.ENFILE: "Too many files are open: close other programs or raise the limit "
+    "(ulimit -n), then run the command again.",
+    errno.EIO: "The disk reported an input/output error: check the disk, then run the "
+    "command again.",
+}
+
+
+def os_error(exc: OSError, doing: str = "newsletter") -> NewsletterError | None:
+    """An OSError about a file or the disk as an error the user can fix, saying which
+    path and how; None for one that is not (a network error, a bug)."""
+    fix = _OS_FIXES.get(exc.errno) if exc.errno is not None else None
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None and exc.filename2 is not None:
+        where = f"could not move {exc.filename} to {exc.filename2}"
+    elif exc.filename is not None:
+        where = f"could not read or write {exc.filename}"
+    elif fix is not None:
+        where = "could not read or write a file"
+    else:
+        return None
+    return NewsletterError(
+        f"{doing} {where}: {reason}.",
+        (fix or "Check the path, then run the command again.")
+        + " This is a problem with the file or the disk, not a bug in newsletter.",
+    )
