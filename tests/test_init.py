@@ -27,6 +27,11 @@ def test_init_then_import_build_send(tmp_path: Path) -> None:
     built = run_process("build", "welcome", cwd=folder)
     assert built.returncode == 0, built.stderr
     assert (folder / "build" / "welcome" / "sample.eml").is_file()
+    # the built-in template greets the reader; the scaffold's campaign does not do it again
+    welcome = (folder / "campaigns" / "welcome.md").read_text(encoding="utf-8")
+    assert "Hello" not in welcome and "first_name" not in welcome
+    text = (folder / "build" / "welcome" / "email.txt").read_text(encoding="utf-8")
+    assert text.count("Hello ") == 1
     sent = run_process("send", "welcome", "--yes", cwd=folder)
     assert sent.returncode == 0, sent.stderr
     assert len(list((folder / "outbox" / "welcome").glob("*.eml"))) == 3

@@ -51,7 +51,14 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
     """Read and validate a campaign file, with its articles."""
     path = campaign_path(settings, campaign)
     source = str(path)
-    text = path.read_text(encoding="utf-8").lstrip("\ufeff")
+    try:
+        text = path.read_text(encoding="utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{source} is not UTF-8 text (byte {exc.start}).",
+            "Save the campaign file as UTF-8 text (any editor can); it is Markdown with "
+            "YAML front matter.",
+        ) from None
     meta, body = split_front_matter(text, source)
     stripped = body.lstrip()
     body_line = 1 + text[: len(text) - len(stripped)].count("\n")
@@ -119,7 +126,12 @@ def _audience(value: Any, source: str) -> Audience:
         items = value.get(key) or []
         if isinstance(items, str):
             items = [items]
-        return tuple(str(t).strip().lower() for t in items if str(t).strip())
+        if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
+            raise InputError(
+                f"{source}: `audience: {key}` must be a tag or a list of tags, not {items!r}.",
+                f"For example: `{key}: [ce, therapist]`.",
+            )
+        return tuple(t.strip().lower() for t in items if t.strip())
 
     return Audience(tags("tags_any"), tags("tags_all"), tags("exclude_tags"))
 

@@ -221,4 +221,3 @@ def _snippet(element: lxml_html.HtmlElement) -> str:
     text = lxml_html.tostring(element, encoding="unicode", with_tail=False)
     text = " ".join(text.split())
     return text[:120] + ("..." if len(text) > 120 else "")
-

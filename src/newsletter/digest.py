@@ -40,10 +40,12 @@ class DigestPlan:
 def parse_period(text: str | None, today: dt.date) -> dt.date:
     """``YYYY-MM`` as its first day; by default the month before ``today``."""
     if text is None:
+        if today <= dt.date(1, 1, 31):
+            raise InputError(f"There is no month before {today}.", "Give --today a later date.")
         last_month = today.replace(day=1) - dt.timedelta(days=1)
         return last_month.replace(day=1)
     match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
-    if not match or not 1 <= int(match.group(2)) <= 12:
+    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
         raise InputError(f"--period {text!r} is not a month.", "Write it as YYYY-MM, e.g. 2026-10.")
     return dt.date(int(match.group(1)), int(match.group(2)), 1)
 

@@ -13,14 +13,23 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from .audience import ParsedFile, read_subscribers
+from email_validator import EmailNotValidError
+
+from .audience import ParsedFile, read_subscribers, validate_address
 from .campaigns import load_campaign
 from .checks import Built as CheckedEmail
 from .checks import Problem, check_email, check_links, compile_problem, links_of
 from .config import Settings, load_settings
 from .content import ArticleReader, Fetcher
 from .delivery import Transport, make_transport
-from .errors import ConfigError, NewsletterError, RecipientError, SendPaused, TemplateError
+from .errors import (
+    ConfigError,
+    InputError,
+    NewsletterError,
+    RecipientError,
+    SendPaused,
+    TemplateError,
+)
 from .models import (
     FAILURES,
     Article,
@@ -394,6 +403,15 @@ class Project:
     def send_tests(
         self, compiled: CompiledCampaign, transport: Transport, addresses: list[str]
     ) -> list[SendResult]:
+        for address in addresses:
+            try:
+                validate_address(address)
+            except EmailNotValidError as exc:
+                transport.close()
+                raise InputError(
+                    f"--test {address!r} is not an email address: {exc}",
+                    "Give the address to send the test copy to, e.g. --test you@example.org.",
+                ) from None
         try:
             return send_test(
                 transport,
