@@ -417,3 +417,23 @@ def test_a_reply_to_with_an_international_domain_goes_in_a_labels(
         ("Redaktion Bücher", "redaktion@xn--bcher-kva.de")
     ]
     assert msg["Reply-To"].defects == ()
+
+
+def test_sendgrid_takes_a_reader_whose_name_has_a_comma(project: Path, run) -> None:
+    # SendGrid documents that a name may not hold "," or ";": the name goes without them,
+    # rather than the whole request being refused for one reader
+    path = project / "names.csv"
+    path.write_text(
+        'email,first_name,last_name\nbell@example.com,Marcus,"Bell, PsyD; LCSW"\n'
+        "plain@example.com,Plain,Reader\n",
+        encoding="utf-8",
+    )
+    assert run("subscribers", "import", str(path)).exit_code == 0
+    provider = PROVIDERS["sendgrid"]()
+    with provider.fake:
+        set_delivery(project, **provider.delivery(), max_retries=1)
+        result = run("send", SLUG, "--yes", env=provider.env)
+        assert result.exit_code == 0, result.stderr
+        [request] = provider.fake.send_requests()
+        names = [p["to"][0].get("name") for p in request.body["personalizations"]]
+        assert sorted(names) == ["Marcus Bell PsyD LCSW", "Plain Reader"]
