@@ -27,6 +27,17 @@ class Received:
     recipients: list[str]
     message: EmailMessage
     raw: bytes
+    mail_options: list[str] = field(default_factory=list)  # e.g. SMTPUTF8, BODY=8BITMIME
+
+
+def parse_message(raw: bytes) -> EmailMessage:
+    """The message as Python's email reads it; UTF-8 headers (RFC 6532) read as UTF-8."""
+    if raw.isascii():
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+    else:
+        message = email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 @dataclass
@@ -80,11 +91,17 @@ class Handler:
             return "250 Message accepted for delivery"
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
-        message = email.message_from_bytes(raw, policy=email.policy.default)
+        message = parse_message(raw)
         with self.lock:
             self.received.append(
-                Received(str(envelope.mail_from), list(envelope.rcpt_tos), message, raw)
-            )  # type: ignore[arg-type]
+                Received(
+                    str(envelope.mail_from),
+                    list(envelope.rcpt_tos),
+                    message,
+                    raw,
+                    list(envelope.mail_options),
+                )
+            )
         if set(envelope.rcpt_tos) & self.drop_after_data:
             assert server.transport is not None
             server.transport.close()
@@ -104,10 +121,11 @@ class SMTPServer:
         users: dict[str, str] | None = None,
         tls: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
+        smtputf8: bool = False,
     ) -> None:
         self.handler = Handler()
         self.port = free_port()
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}  # offered in EHLO, or not
         if users is not None:
 
             def authenticate(

@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from email_validator import EmailNotValidError, validate_email
 
+from .addresses import Carrier, wire_form
 from .errors import InputError
 from .models import Subscriber, SubscriberStatus
 
@@ -147,26 +148,39 @@ def validate_address(address: str) -> str:
     """The normalised address, or EmailNotValidError. No DNS look-ups.
 
     The common case (a plain ASCII local part at a domain already seen) is checked
-    here; everything else goes through email-validator in full.
+    here; everything else goes through email-validator in full. The length limits
+    hold for the form the address is sent in (the domain in A-labels, UTF-8 octets).
     """
     if any(c in address for c in "\r\n\x00"):
         raise EmailNotValidError("the address contains a line break")
     local, at, domain = address.rpartition("@")
+    normal = None
     if at and len(local) <= 64 and len(address) <= 254 and _DOT_ATOM.fullmatch(local):
-        normal = _domain(domain)
-        if normal is not None:
-            return f"{local}@{normal}"
-    return validate_email(address, check_deliverability=False).normalized
+        known = _domain(domain)
+        normal = f"{local}@{known}" if known is not None else None
+    if normal is None:
+        normal = validate_email(address, check_deliverability=False).normalized
+    try:
+        wire_form(normal)
+    except ValueError as exc:
+        reason = str(exc)
+        raise EmailNotValidError(f"{reason[:1].upper()}{reason[1:]}.") from None
+    return normal
 
 
 def read_subscribers(
-    path: Path, extra_tags: tuple[str, ...] = (), default_status: str = "active"
+    path: Path,
+    extra_tags: tuple[str, ...] = (),
+    default_status: str = "active",
+    carrier: Carrier | None = None,
 ) -> ParsedFile:
     """Parse a subscribers CSV: header row required, ``email`` the only required column.
 
     UTF-8 with or without BOM, or the legacy encoding a spreadsheet wrote (detected,
     see ``detect_encoding``); comma or semicolon separated. ``default_status`` is
     the status of rows that give none (e.g. ``bounced`` for a "cleaned" export).
+    ``carrier``: the configured transport's; an address it can never carry is
+    rejected with the reason.
     """
     if not path.is_file():
         raise InputError(f"{path} does not exist.", "Check the file name.")
@@ -200,7 +214,15 @@ def read_subscribers(
         )
     parsed = ParsedFile(columns=columns, rows=iter(()), encoding=encoding.name, delimiter=delimiter)
     parsed.rows = _rows(
-        path, reader, header, index, attributes, extra_tags, parsed.rejected, default_status
+        path,
+        reader,
+        header,
+        index,
+        attributes,
+        extra_tags,
+        parsed.rejected,
+        default_status,
+        carrier,
     )
     return parsed
 
@@ -462,6 +484,7 @@ def _rows(
     extra_tags: tuple[str, ...],
     rejected: list[Rejected],
     default_status: str = "active",
+    carrier: Carrier | None = None,
 ) -> Iterator[Subscriber]:
     width = len(header)
     while True:
@@ -496,6 +519,10 @@ def _rows(
             email = validate_address(address)
         except EmailNotValidError as exc:
             rejected.append(Rejected(line, address, str(exc) if address else "no email address"))
+            continue
+        problem = carrier.problem(email) if carrier is not None else None
+        if problem is not None:
+            rejected.append(Rejected(line, address, problem))
             continue
         status_text = cell("status").lower() or default_status
         if cell("email_disabled").lower() in ("true", "yes", "1") and status_text == "active":

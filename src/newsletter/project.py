@@ -5,7 +5,6 @@ Every CLI command is one call here, so anything the CLI does a Python caller can
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -15,13 +14,15 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError
 
+from .addresses import Carrier
 from .audience import ParsedFile, read_subscribers, validate_address
 from .campaigns import load_campaign
 from .checks import Built as CheckedEmail
 from .checks import Problem, check_email, check_links, compile_problem, links_of
 from .config import Settings, load_settings
 from .content import ArticleReader, Fetcher
-from .delivery import Transport, make_transport
+from .delivery import Transport, carrier_for, make_transport
+from .delivery.outbox import file_name_part
 from .errors import (
     ConfigError,
     InputError,
@@ -144,14 +145,44 @@ class Project:
         return FieldCatalog(has=has, names=store.attribute_names)
 
     def factory(
-        self, compiled: CompiledCampaign, test: bool = False, auto_submitted: bool = False
+        self,
+        compiled: CompiledCampaign,
+        test: bool = False,
+        auto_submitted: bool = False,
+        carrier: Carrier | None = None,
     ) -> MessageFactory:
+        """Makes each reader's message. With a transport's ``carrier``, a reader it cannot
+        carry is refused as their message is made (and the newsletter's own addresses are
+        checked now); without one (build, preview, check), any reader's message is made."""
+        if carrier is not None:
+            carrier.check_sender("from", compiled.sender_display)
+            carrier.check_sender("reply_to", compiled.reply_to)
         return MessageFactory(
             compiled,
             unsubscribe_mailto=self.settings.get("newsletter", "unsubscribe_mailto"),
             test=test,
             auto_submitted=auto_submitted,
+            carrier=carrier or Carrier(),
         )
+
+    @property
+    def carrier(self) -> Carrier:
+        """What the configured transport can carry (known without its secrets)."""
+        return carrier_for(self.settings.transport)
+
+    def sendable_address(self, address: str) -> str:
+        """``address`` normalised, or an InputError saying why it cannot be sent to."""
+        try:
+            normal = validate_address(address.strip())
+        except EmailNotValidError as exc:
+            raise InputError(f"{address} is not a usable email address: {exc}") from None
+        problem = self.carrier.problem(normal)
+        if problem is not None:
+            raise InputError(
+                f"{address}: {problem}.",
+                "Use an address whose part before the @ is plain ASCII, or another transport.",
+            )
+        return normal
 
     def personalizer(
         self, campaign_slug: str, campaign_id: int = 0
@@ -195,8 +226,8 @@ class Project:
     def _sample_recipient(self, to: str | None) -> Recipient:
         if to:
             found = self.store.subscriber(to)
-            if found is None:
-                return Recipient(subscriber_id=0, email=to)
+            if found is None:  # checked as an import would check it
+                return Recipient(subscriber_id=0, email=self.sendable_address(to))
             return recipient_of(found)
         first = next(self.store.subscribers(status="active"), None)
         if first is not None:
@@ -284,7 +315,7 @@ class Project:
         removed = 0
         outbox = self.settings.outbox_dir
         if outbox.is_dir():
-            suffix = "-" + re.sub(r"[^A-Za-z0-9@._+-]", "_", email.strip()).lower() + ".eml"
+            suffix = "-" + file_name_part(email.strip()).lower() + ".eml"
             for path in outbox.glob("*/*.eml"):  # named <subscriber id>-<address>.eml
                 if path.name.lower().endswith(suffix):
                     path.unlink()
@@ -294,7 +325,7 @@ class Project:
     def import_subscribers(
         self, path: Path, tags: tuple[str, ...] = (), status: str = "active"
     ) -> tuple[ImportSummary, ParsedFile]:
-        parsed = read_subscribers(path, tags, status)
+        parsed = read_subscribers(path, tags, status, carrier=self.carrier)
         summary = self.store.import_subscribers(parsed.rows)
         return summary, parsed
 
@@ -383,7 +414,7 @@ class Project:
             report = send_campaign(
                 store,
                 transport,
-                self.factory(compiled, auto_submitted=auto_submitted),
+                self.factory(compiled, auto_submitted=auto_submitted, carrier=transport.carrier()),
                 row.id,
                 self.personalizer(campaign.slug, row.id),
                 self.send_options(limit),
@@ -403,20 +434,11 @@ class Project:
     def send_tests(
         self, compiled: CompiledCampaign, transport: Transport, addresses: list[str]
     ) -> list[SendResult]:
-        for address in addresses:
-            try:
-                validate_address(address)
-            except EmailNotValidError as exc:
-                transport.close()
-                raise InputError(
-                    f"--test {address!r} is not an email address: {exc}",
-                    "Give the address to send the test copy to, e.g. --test you@example.org.",
-                ) from None
         try:
             return send_test(
                 transport,
-                self.factory(compiled, test=True),
-                addresses,
+                self.factory(compiled, test=True, carrier=transport.carrier()),
+                [self.sendable_address(a) for a in addresses],
                 self.personalizer(compiled.slug),
             )
         finally:

@@ -149,8 +149,11 @@ def looks_like_email(addr: str) -> bool:
 
 
 def is_email(addr: str) -> bool:
-    """Stricter check: one ``@``, a dotted domain of valid labels, no spaces or brackets."""
-    return len(addr) <= 254 and _EMAIL.fullmatch(addr) is not None
+    """Stricter check: one ``@``, a dotted domain of valid labels, no spaces or brackets,
+    and ASCII only: the providers' HTTP APIs offer no SMTPUTF8, so a non-ASCII local part
+    is refused, and an internationalised domain must come as A-labels (punycode), as SES
+    documents."""
+    return len(addr) <= 254 and addr.isascii() and _EMAIL.fullmatch(addr) is not None
 
 
 def media_type(value: str | None) -> str:

@@ -146,6 +146,12 @@ class FakePostmark(FakeProvider):
         return [record["To"] if "To" in record else record["to"]]
 
 
+def _sendable(addr: str) -> bool:
+    """An address Postmark takes: no SMTPUTF8 through the API, so ASCII only (a non-ASCII
+    local part is an invalid address; an internationalised domain must be in A-labels)."""
+    return looks_like_email(addr) and addr.isascii()
+
+
 def _check_message(msg: Any, inactive: set[str], streams: set[str]) -> dict[str, Any] | None:
     """Return a per-item error result, or None if the message is acceptable.
 
@@ -158,7 +164,7 @@ def _check_message(msg: Any, inactive: set[str], streams: set[str]) -> dict[str,
     if not isinstance(sender, str) or not sender.strip():
         return _error(300, "Invalid 'From' address: ''.")
     senders = split_addresses(sender)
-    if len(senders) != 1 or not looks_like_email(bare_address(senders[0])):
+    if len(senders) != 1 or not _sendable(bare_address(senders[0])):
         return _error(300, f"Invalid 'From' address: '{sender}'.")
 
     to = msg.get("To")
@@ -173,7 +179,7 @@ def _check_message(msg: Any, inactive: set[str], streams: set[str]) -> dict[str,
             return _error(300, f"Invalid '{field}' address: '{value}'.")
         for entry in split_addresses(value):
             addr = bare_address(entry)
-            if not looks_like_email(addr):
+            if not _sendable(addr):
                 return _error(300, f"Invalid '{field}' address: '{entry}'.")
             recipients.append(addr)
     if len(recipients) > MAX_RECIPIENTS:

@@ -2,8 +2,9 @@
 
 Verifies AWS Signature Version 4 for real, by recomputing it with botocore over the
 request as received, and enforces the documented body contract (Simple, Raw or Template
-content, 50 recipients, 15 headers, tag syntax, 1000-character raw lines, sandbox
-``verified`` identities). Errors carry ``X-Amzn-ErrorType`` and ``{"message": ...}``.
+content, 50 recipients, 15 headers, tag syntax, 1000-character raw lines, an ASCII
+header section and ASCII addresses (a non-ASCII local part is refused, a domain must
+be in A-labels), sandbox ``verified`` identities). Errors carry ``X-Amzn-ErrorType`` and ``{"message": ...}``.
 Faults: see :mod:`fakes.base`; throttling looks like::
 
     ("status", 429, {"message": "Maximum sending rate exceeded."},
@@ -357,6 +358,9 @@ def _check_raw(raw: Any) -> tuple[bytes, EmailMessage]:
         raise _bad("Raw.Data is empty.")
     if len(data) > MAX_RAW_BYTES:
         raise _rejected(f"Message length exceeds {MAX_RAW_BYTES} bytes.")
+    if not data.split(b"\r\n\r\n", 1)[0].isascii():
+        # SES: header fields are 7-bit ASCII; non-ASCII text goes in MIME encoded-words
+        raise _bad("The raw message has non-ASCII characters in its header section.")
     for number, line in enumerate(data.split(b"\n"), 1):
         if len(line.rstrip(b"\r")) + 2 > MAX_LINE:
             raise _rejected(

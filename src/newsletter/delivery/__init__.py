@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import importlib
+
+from ..addresses import Carrier
 from ..config import Settings, secret
 from ..errors import ConfigError
 from .base import Transport
 from .outbox import OutboxTransport
 
-__all__ = ["Transport", "make_transport"]
+__all__ = ["Transport", "carrier_for", "make_transport", "transport_class"]
+
+_CLASSES = {
+    "outbox": "outbox:OutboxTransport",
+    "postmark": "postmark:PostmarkTransport",
+    "sendgrid": "sendgrid:SendGridTransport",
+    "mailgun": "mailgun:MailgunTransport",
+    "resend": "resend:ResendTransport",
+    "ses": "ses:SESTransport",
+    "smtp": "smtp:SMTPTransport",
+}
+
+
+def transport_class(name: str) -> type[Transport]:
+    """The class of the transport called ``name``, without making one (no secrets needed)."""
+    module, _, cls = _CLASSES[name].partition(":")
+    return getattr(importlib.import_module(f".{module}", __name__), cls)
+
+
+def carrier_for(name: str) -> Carrier:
+    """What the transport called ``name`` can carry (for imports and samples)."""
+    return transport_class(name).carrier()
 
 
 def make_transport(settings: Settings, campaign_slug: str) -> Transport:

@@ -24,6 +24,7 @@ from typing import Any
 import requests
 
 from .. import __version__
+from ..addresses import Carrier
 from ..errors import CredentialsError, DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
@@ -37,12 +38,21 @@ class Transport(ABC):
     """Sends batches of messages; subclasses set ``name`` and ``max_batch``."""
 
     name: str = ""
+    provider: str = ""  # how messages to the user name it
     max_batch: int = 1
     # True when sending a message again after a crash cannot reach the reader twice.
     resend_safe: bool = False
     # True when a request carries one body for all its messages (with per-reader
     # substitutions): the sender then gives it batches of a single campaign variant.
     shared_body: bool = False
+    # Can it carry a non-ASCII local part (RFC 6531 SMTPUTF8, RFC 6532 UTF-8 headers)?
+    # True, False, or None when only the connection can tell (SMTP: the server's EHLO).
+    smtputf8: bool | None = False
+
+    @classmethod
+    def carrier(cls) -> Carrier:
+        """What this transport can carry: the check every reader's address goes through."""
+        return Carrier(cls.provider or cls.name, cls.smtputf8)
 
     def __init__(self, batch_size: int | None = None) -> None:
         self._batch_size = min(batch_size or self.max_batch, self.max_batch)
@@ -116,7 +126,6 @@ class HTTPTransport(Transport):
     unless the transport's requests are idempotent."""
 
     default_base_url = ""
-    provider = ""
     credentials_hint = ""
     # True when the provider recognises a repeated request (an idempotency key),
     # so an unknowable outcome can be retried without a second copy.

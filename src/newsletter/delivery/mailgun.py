@@ -17,6 +17,7 @@ import requests
 from ..errors import ConfigError, DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
+from ..render.message import format_address
 from .base import HTTPRequest, HTTPTransport, json_or_none, results
 
 REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
@@ -55,7 +56,7 @@ class MailgunTransport(HTTPTransport):
         compiled = factory.compiled
         shared = factory.shared_content(messages[0].variant, _placeholder)
         fields: list[tuple[str, str]] = [
-            ("from", compiled.sender_display),
+            ("from", factory.sender_display),
             ("subject", shared.subject),
             ("text", shared.text),
             ("html", shared.html),
@@ -67,12 +68,12 @@ class MailgunTransport(HTTPTransport):
             ("v:campaign", compiled.slug),
             ("v:subscriber", "%recipient.subscriber%"),
         ]
-        if compiled.reply_to:
-            fields.append(("h:Reply-To", compiled.reply_to))
+        if factory.reply_to:
+            fields.append(("h:Reply-To", format_address(*factory.reply_to)))
         variables: dict[str, dict[str, str]] = {}
         for message in messages:
             fields.append(("to", message.to_display))
-            variables[message.recipient.email] = {
+            variables[message.to_address] = {
                 **shared.substitutions(message),
                 "list_unsubscribe": message.list_unsubscribe,
                 "subscriber": str(message.recipient.subscriber_id),

@@ -44,13 +44,14 @@ class PostmarkTransport(HTTPTransport):
 
     def payload_json(self, message: OutgoingMessage) -> bytes:
         """One message as JSON, its bodies joined from pieces escaped once per campaign."""
-        compiled = message.factory.compiled
+        factory = message.factory
+        compiled = factory.compiled
         headers = [
             {"Name": k, "Value": v}
             for k, v in {**message.list_headers(), "Message-ID": message.message_id}.items()
         ]
         fields: dict[str, Any] = {
-            "From": compiled.sender_display,
+            "From": factory.sender_display,
             "To": message.to_display,
             "Subject": message.subject,
             "MessageStream": self.message_stream,
@@ -63,8 +64,8 @@ class PostmarkTransport(HTTPTransport):
             "TrackOpens": False,
             "TrackLinks": "None",
         }
-        if compiled.reply_to:
-            fields["ReplyTo"] = compiled.reply_to
+        if factory.reply_to_display:
+            fields["ReplyTo"] = factory.reply_to_display
         head = json.dumps(fields, ensure_ascii=False)[:-1].encode("utf-8")
         return b"".join(
             (

@@ -51,9 +51,10 @@ class ResendTransport(HTTPTransport):
         return f"nl-{_TAG_VALUE.sub('-', compiled.slug)[:100]}-{digest.hexdigest()[:40]}"
 
     def email_json(self, message: OutgoingMessage) -> bytes:
-        compiled = message.factory.compiled
+        factory = message.factory
+        compiled = factory.compiled
         fields: dict[str, Any] = {
-            "from": compiled.sender_display,
+            "from": factory.sender_display,
             "to": [message.to_display],
             "subject": message.subject,
             "headers": {**message.list_headers(), "Message-ID": message.message_id},
@@ -62,8 +63,8 @@ class ResendTransport(HTTPTransport):
                 {"name": "subscriber", "value": str(message.recipient.subscriber_id)},
             ],
         }
-        if compiled.reply_to:
-            fields["reply_to"] = compiled.reply_to
+        if factory.reply_to_display:
+            fields["reply_to"] = factory.reply_to_display
         head = json.dumps(fields, ensure_ascii=False)[:-1].encode("utf-8")
         return b"".join(
             (head, b', "html": "', message.html_json(), b'", "text": "', message.text_json(), b'"}')

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from email.utils import parseaddr
 from typing import Any
 
 import requests
@@ -23,6 +22,7 @@ from ..render import OutgoingMessage
 from .base import HTTPRequest, HTTPTransport, json_or_none, results
 
 _BAD_EMAIL_FIELD = re.compile(r"^personalizations\.(\d+)\.to\.\d+\.email$")
+_NOT_IN_NAME = re.compile(r"[,;]")
 
 
 def _placeholder(part: str, slot: int) -> str:
@@ -53,9 +53,8 @@ class SendGridTransport(HTTPTransport):
         factory = messages[0].factory
         compiled = factory.compiled
         shared = factory.shared_content(messages[0].variant, _placeholder)
-        name, address = _split(compiled.sender_display)
         payload: dict[str, Any] = {
-            "from": {"email": address, **({"name": name} if name else {})},
+            "from": _email(*factory.sender),
             "subject": shared.subject,
             "content": [
                 {"type": "text/plain", "value": shared.text},
@@ -69,15 +68,14 @@ class SendGridTransport(HTTPTransport):
                 "open_tracking": {"enable": False},
             },
         }
-        if compiled.reply_to:
-            payload["reply_to"] = {"email": compiled.reply_to}
+        if factory.reply_to:
+            payload["reply_to"] = _email(*factory.reply_to)
         return payload
 
     @staticmethod
     def _personalization(message: OutgoingMessage, shared: Any) -> dict[str, Any]:
-        name, address = _split(message.to_display)
         return {
-            "to": [{"email": address, **({"name": name} if name else {})}],
+            "to": [_email(message.to_name, message.to_address)],
             "substitutions": shared.substitutions(message),
             "headers": message.list_headers(),
             "custom_args": {"subscriber": str(message.recipient.subscriber_id)},
@@ -152,6 +150,8 @@ class _BadAddresses(Exception):
         self.bad = bad
 
 
-def _split(display: str) -> tuple[str, str]:
-    """(name, address) of ``"Name" <address>`` or a bare address."""
-    return parseaddr(display)
+def _email(name: str, address: str) -> dict[str, str]:
+    """``{"email", "name"}``; SendGrid documents that a name may not hold ``,`` or ``;``
+    (its parser would take part of the name for the address), so those go."""
+    name = " ".join(w for w in _NOT_IN_NAME.sub(" ", name).split(" ") if w)
+    return {"email": address, **({"name": name} if name else {})}

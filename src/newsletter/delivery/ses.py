@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from email.utils import parseaddr
 from typing import Any
 
 from ..errors import ConfigError, CredentialsError, DeliveryError
@@ -46,6 +45,7 @@ _THROTTLED = {
 
 class SESTransport(OneAtATime):
     name = "ses"
+    provider = "Amazon SES"  # its API takes ASCII local parts only (SMTPUTF8 is not offered)
     max_batch = 50  # messages a worker sends one by one before the batch is settled
 
     def __init__(
@@ -106,8 +106,8 @@ class SESTransport(OneAtATime):
         sid = message.recipient.subscriber_id
         compiled = message.factory.compiled
         request: dict[str, Any] = {
-            "FromEmailAddress": parseaddr(compiled.sender_display)[1],
-            "Destination": {"ToAddresses": [message.recipient.email]},
+            "FromEmailAddress": message.factory.envelope_sender,
+            "Destination": {"ToAddresses": [message.to_address]},
             "Content": {"Raw": {"Data": message.as_bytes()}},
             "EmailTags": [
                 {"Name": "campaign", "Value": _tag(compiled.slug)},

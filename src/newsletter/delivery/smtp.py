@@ -5,6 +5,10 @@ address suppressed when the server says the mailbox does not exist); 4xx
 failed, except throttling replies (421, 451, 454), which are waited out and
 retried. A connection lost in the middle of a message makes that message
 ``unknown``; the rest of the batch goes on a new connection.
+
+A message that needs SMTPUTF8 (a reader's local part that is not ASCII) goes
+with the SMTPUTF8 option when the server offers it in its EHLO answer; when it
+does not, that reader is settled ``invalid`` without a transaction.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ SECURITY = ("starttls", "ssl", "none")
 
 class SMTPTransport(OneAtATime):
     name = "smtp"
+    provider = "SMTP"
     max_batch = 50  # messages a worker sends before the batch is settled
+    smtputf8 = None  # as the server says, per connection
 
     def __init__(
         self,
@@ -87,6 +93,7 @@ class SMTPTransport(OneAtATime):
                         conn.starttls(context=context)
                 if self.username:
                     conn.login(self.username, self.password or "")
+                conn.ehlo_or_helo_if_needed()  # what it offers (SMTPUTF8) is known from here
                 return conn
             except smtplib.SMTPAuthenticationError as exc:
                 raise CredentialsError(
@@ -132,9 +139,12 @@ class SMTPTransport(OneAtATime):
         attempt = 0
         while True:
             conn = self._connection()
+            options = self._mail_options(conn, message)
+            if options is None:
+                return self._cannot_carry(message)
             result: SendResult | None
             try:
-                refused = conn.sendmail(sender, [message.recipient.email], data)
+                refused = conn.sendmail(sender, [message.to_address], data, options)
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reply = next(iter(exc.recipients.values()))
                 result = self._refused(sid, code, reply, attempt)
@@ -165,6 +175,34 @@ class SMTPTransport(OneAtATime):
                 return result
             self._sleep(backoff(attempt))  # throttled: nothing was taken; wait, then again
             attempt += 1
+
+    def _mail_options(self, conn: smtplib.SMTP, message: OutgoingMessage) -> list[str] | None:
+        """MAIL FROM options for the message, or None when this server cannot take it."""
+        if not message.smtputf8:
+            return []
+        if not conn.has_extn("smtputf8"):
+            return None
+        return ["SMTPUTF8", *(["BODY=8BITMIME"] if conn.has_extn("8bitmime") else [])]
+
+    def _cannot_carry(self, message: OutgoingMessage) -> SendResult:
+        if message.factory.headers_utf8:  # our own address: no message can go
+            raise DeliveryError(
+                f"The SMTP server {self.host} does not offer SMTPUTF8, which the newsletter's "
+                "own address (a non-ASCII part before the @) needs; nothing was sent.",
+                "Use an ASCII address for [newsletter] from and reply_to, or a server that "
+                "offers SMTPUTF8.",
+            )
+        local = message.to_address.rpartition("@")[0]
+        return SendResult(
+            message.recipient.subscriber_id,
+            DeliveryStatus.INVALID,
+            error=(
+                f"The SMTP server {self.host} does not offer SMTPUTF8, which a non-ASCII local "
+                f"part ({local!r}) needs, so this reader could not be sent to. Ask the reader "
+                "for an address whose part before the @ is plain ASCII, or send through a "
+                "server that offers SMTPUTF8."
+            ),
+        )
 
     def _refused(self, sid: int, code: int, reply: bytes | str, attempt: int) -> SendResult | None:
         """A refusal as a result, or None for a throttling reply worth waiting out."""

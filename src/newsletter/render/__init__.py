@@ -22,9 +22,11 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
+from ..addresses import ascii_domain
 from ..content.links import UTM
 from ..errors import RecipientError, TemplateError
 from ..models import Article, Campaign
+from .headers import split_list_id
 from .merge import MergeTemplate
 from .message import MessageFactory, OutgoingMessage, display_address, format_address
 from .mjml import compile_mjml, extract_inline_css, inline_css
@@ -196,13 +198,29 @@ class CompiledCampaign:
 
 
 def list_id_for(info: NewsletterInfo) -> str:
-    """``Name <label.domain>``: stable, from ``list_id`` or the name and sender's domain."""
-    if info.list_id:
-        value = info.list_id.strip()
-        return value if "<" in value else f"{info.name} <{value.strip('<>')}>"
-    domain = parseaddr(info.sender)[1].rpartition("@")[2] or "localhost"
-    label = re.sub(r"[^a-z0-9]+", "-", info.name.lower()).strip("-") or "newsletter"
-    return f"{info.name} <{label}.{domain}>"
+    """``Name <label.domain>``: stable, from ``list_id`` or the name and sender's domain.
+
+    The ``<label.domain>`` part is ASCII (an internationalised domain in A-labels);
+    the name is encoded when the header is written.
+    """
+    if info.list_id and "<" in info.list_id:
+        name, list_id = split_list_id(info.list_id)
+    elif info.list_id:
+        name, list_id = info.name, info.list_id.strip().strip("<>").strip()
+    else:
+        domain = parseaddr(info.sender)[1].rpartition("@")[2] or "localhost"
+        label = re.sub(r"[^a-z0-9]+", "-", info.name.lower()).strip("-")
+        label = label[:63].rstrip("-") or "newsletter"  # like a host name: a DNS label's length
+        name, list_id = info.name, f"{label}.{_ascii_namespace(domain)}"
+    return f"{name} <{_ascii_namespace(list_id)}>".strip()
+
+
+def _ascii_namespace(domain: str) -> str:
+    """A domain (or list-id) in A-labels; what has none loses its non-ASCII characters."""
+    try:
+        return ascii_domain(domain)
+    except ValueError:
+        return re.sub(r"[^A-Za-z0-9.-]", "-", domain)
 
 
 def compile_campaign(

@@ -10,53 +10,46 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import quoprimime
-from email.header import Header
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from ..addresses import Carrier, domain_as_sent, own_wire_form, parse_mailbox
 from ..models import Recipient
+from .headers import (
+    CRLF,
+    address_header,
+    address_value,
+    clean_text,
+    display_value,
+    header_safe,
+    list_id_header,
+    list_id_value,
+    unstructured_header,
+)
 from .merge import MergeTemplate
 
 if TYPE_CHECKING:
     from . import CompiledCampaign, Personal, Variant
 
-CRLF = "\r\n"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def header_safe(value: str) -> str:
-    """A value with every control character (CR and LF among them) turned into a space."""
-    return _CONTROL.sub(" ", value).strip()
-
 
 def encode_header(name: str, value: str) -> str:
-    """``Name: value`` folded, RFC 2047-encoded when not ASCII."""
-    value = header_safe(value)
-    if value.isascii() and len(name) + len(value) <= 76 and "=?" not in value:
-        return f"{name}: {value}"  # nothing to fold or encode: the common case, kept cheap
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    encoded = Header(value, charset, header_name=name, maxlinelen=78).encode(linesep=CRLF)
-    return f"{name}: {encoded}"
+    """``Name: value`` for unstructured text (Subject): folded, encoded when it must be."""
+    return unstructured_header(name, value)
 
 
 def format_address(name: str, address: str) -> str:
-    """A To/From header value; the display name is encoded, never trusted."""
-    return formataddr((header_safe(name), header_safe(address)), charset="utf-8")
+    """A To/From header value, unfolded: the display name encoded, never the address."""
+    return address_value(name, domain_as_sent(header_safe(address)))
 
 
 def display_address(name: str, address: str) -> str:
     """``"Name" <address>`` in Unicode, for JSON APIs that take the address as text."""
-    name, address = header_safe(name), header_safe(address)
-    if not name:
-        return address
-    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{quoted}" <{address}>'
+    return display_value(name, domain_as_sent(header_safe(address)))
 
 
 def _qp(text: str) -> str:
@@ -86,15 +79,18 @@ class MessageFactory:
     unsubscribe_mailto: str | None = None
     test: bool = False
     auto_submitted: bool = False  # sent by a program on its own (cron): RFC 3834
+    # what the transport can carry: each reader's address is checked as the message is made
+    carrier: Carrier = field(default_factory=Carrier)
 
     def __post_init__(self) -> None:
         c = self.compiled
-        self.domain = parseaddr(c.sender)[1].rpartition("@")[2] or "localhost"
+        self._init_addresses()
+        self.domain = self.envelope_sender.rpartition("@")[2] or "localhost"
         self.boundary = f"=_nl_{secrets.token_hex(12)}"
         fixed = [
-            encode_header("From", c.sender),
-            *([encode_header("Reply-To", c.reply_to)] if c.reply_to else []),
-            encode_header("List-Id", c.list_id),
+            address_header("From", *self.sender),
+            *([address_header("Reply-To", *self.reply_to)] if self.reply_to else []),
+            list_id_header(c.list_id),
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
             "MIME-Version: 1.0",
             f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
@@ -116,9 +112,27 @@ class MessageFactory:
         self._tail = f"{CRLF}--{self.boundary}--{CRLF}"
         # unique per message without a random number each: this factory's nonce + the subscriber
         self._nonce = secrets.token_hex(6)
-        self.envelope_sender = parseaddr(c.sender_display)[1]
         self._encoded: dict[int, EncodedVariant] = {}
         self._shared: dict[tuple[int, str], SharedContent] = {}
+
+    def _init_addresses(self) -> None:
+        """The newsletter's own addresses, as they are sent (domains in A-labels)."""
+        c = self.compiled
+        name, address = parse_mailbox(c.sender_display)
+        sent, sender_utf8 = own_wire_form(address)
+        self.sender = (clean_text(name), sent)  # (display name, address) of From
+        self.envelope_sender = sent
+        self.sender_display = display_address(name, sent)
+        self.reply_to: tuple[str, str] | None = None
+        self.reply_to_display: str | None = None
+        reply_utf8 = False
+        if c.reply_to:
+            name, address = parse_mailbox(c.reply_to)
+            sent, reply_utf8 = own_wire_form(address)
+            self.reply_to = (clean_text(name), sent)
+            self.reply_to_display = display_address(name, sent)
+        # a non-ASCII local part of our own makes every message need SMTPUTF8
+        self.headers_utf8 = sender_utf8 or reply_utf8
 
     def encoded(self, variant: Variant) -> EncodedVariant:
         """The variant's literal text encoded for each wire format, once."""
@@ -132,7 +146,7 @@ class MessageFactory:
                 subject_header=(
                     None
                     if not variant.subject.is_static or self.test
-                    else encode_header("Subject", header_safe(variant.subject.literals[0]))
+                    else unstructured_header("Subject", variant.subject.literals[0])
                 ),
             )
         return found
@@ -227,8 +241,17 @@ class OutgoingMessage:
             f"<{compiled.slug}.{recipient.subscriber_id}.{factory._nonce}@{factory.domain}>"
         )
         name = " ".join(p for p in (recipient.first_name, recipient.last_name) if p)
-        self.to = format_address(name, recipient.email)
-        self.to_display = display_address(name, recipient.email)
+        # decided now, not in a transport's worker: a reader the transport cannot reach
+        # is refused here (RecipientError) and settled invalid alone
+        self.to_address, utf8 = factory.carrier.wire(recipient.email)
+        self.smtputf8 = utf8 or factory.headers_utf8  # the message needs SMTPUTF8 to go
+        self.to_name = clean_text(name) if name else ""
+        self.to_display = display_address(self.to_name, self.to_address)
+
+    @cached_property
+    def to(self) -> str:
+        """The To header's value, unfolded."""
+        return address_value(self.to_name, self.to_address)
 
     @property
     def html_values(self) -> list[str]:
@@ -275,7 +298,7 @@ class OutgoingMessage:
         return {
             "List-Unsubscribe": self.list_unsubscribe,
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            "List-Id": header_safe(self.factory.compiled.list_id),
+            "List-Id": list_id_value(self.factory.compiled.list_id),
         }
 
     def as_bytes(self) -> bytes:
@@ -286,8 +309,8 @@ class OutgoingMessage:
         text = _merge_qp(encoded.text_qp, self.text_values)
         head = CRLF.join(
             (
-                encode_header("To", self.to),
-                encoded.subject_header or encode_header("Subject", self.subject),
+                address_header("To", self.to_name, self.to_address),
+                encoded.subject_header or unstructured_header("Subject", self.subject),
                 f"Date: {format_datetime(dt.datetime.now(dt.UTC), usegmt=True)}",
                 f"Message-ID: {self.message_id}",
                 # folded only between links, never inside one
@@ -296,7 +319,7 @@ class OutgoingMessage:
         )
         return "".join(
             (head, CRLF, f._fixed_headers, CRLF, f._text_head, text, f._html_head, html, f._tail)
-        ).encode("ascii")
+        ).encode("utf-8" if self.smtputf8 else "ascii")  # RFC 6532 only when it must
 
 
 def _json_value(value: str) -> bytes:

@@ -140,7 +140,7 @@ class PreviewApp:
         if build.error:
             return {"version": build.version, "error": build.error, "recipients": recipients}
         message = self._message(build, subscriber)
-        raw = message.as_bytes().decode("ascii")
+        raw = message.as_bytes().decode("utf-8")  # RFC 6532 headers for a non-ASCII local part
         head = raw.split("\r\n\r\n", 1)[0]
         headers = [line.split(": ", 1) for line in head.replace("\r\n ", " ").split("\r\n")]
         problems = self.project.check_compiled(build.campaign, build.compiled)
