@@ -548,11 +548,11 @@ class SQLiteStore:
         if not subscriber_ids:
             return found
         marks = ", ".join("?" * len(subscriber_ids))
-        for sid, tag in self.db.execute(
+        for row in self.db.execute(
             f"SELECT subscriber_id, tag FROM subscriber_tags WHERE subscriber_id IN ({marks})",
             subscriber_ids,
         ):
-            found.setdefault(sid, []).append(tag)
+            found.setdefault(row[0], []).append(row[1])
         return found
 
     def has_attribute(self, name: str) -> bool:
@@ -568,10 +568,10 @@ class SQLiteStore:
     def attribute_names(self) -> list[str]:
         """Every attribute some subscriber has, sorted."""
         names: set[str] = set()
-        for (attributes,) in self.db.execute(
+        for row in self.db.execute(
             "SELECT DISTINCT attributes FROM subscribers WHERE attributes != '{}'"
         ):
-            names.update(json.loads(attributes))
+            names.update(json.loads(row[0]))
         return sorted(names)
 
     def settle(self, campaign_id: int, results: Iterable[SendResult]) -> None:
