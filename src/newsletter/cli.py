@@ -804,7 +804,8 @@ def run_send(
     note = (lambda *a, **k: None) if quiet else say
     compiled = project.compile(loaded)
     project.check_sendable()
-    errors = [p for p in project.check_compiled(loaded, compiled) if p.level == "error"]
+    problems = project.check_compiled(loaded, compiled, every_reader=False)
+    errors = [p for p in problems if p.level == "error"]
     # The outbox is a rehearsal: it only warns, except when some readers' email cannot be built.
     if errors and (
         project.settings.transport != "outbox" or any(p.code == "does-not-build" for p in errors)

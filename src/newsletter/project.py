@@ -244,8 +244,15 @@ class Project:
         return self.check_compiled(campaign, compiled, links)
 
     def check_compiled(
-        self, campaign: Campaign, compiled: CompiledCampaign, links: bool = False
+        self,
+        campaign: Campaign,
+        compiled: CompiledCampaign,
+        links: bool = False,
+        every_reader: bool = True,
     ) -> list[Problem]:
+        """Problems of the email as the sample reader gets it, and of the audience's own
+        variants and data. ``every_reader=False`` (a send about to go out) only builds
+        the variants; each reader's own values are judged as their message is made."""
         recipient = self._sample_recipient(None)
         message = self.factory(compiled).message(
             recipient, self.personalizer(campaign.slug)(recipient)
@@ -259,7 +266,7 @@ class Project:
             postal_address=self.settings.get("newsletter", "postal_address") or "",
         )
         try:
-            problems = check_email(built) + self.reader_problems(campaign, compiled)
+            problems = check_email(built) + self.reader_problems(campaign, compiled, every_reader)
         except TemplateError as exc:  # a variant some readers need does not build
             return [compile_problem(exc)]
         if links:
@@ -271,7 +278,9 @@ class Project:
             problems += check_links(external, self.reader().fetcher.status)
         return problems
 
-    def reader_problems(self, campaign: Campaign, compiled: CompiledCampaign) -> list[Problem]:
+    def reader_problems(
+        self, campaign: Campaign, compiled: CompiledCampaign, every_reader: bool = True
+    ) -> list[Problem]:
         """Build every reader's parts when they depend on more than plain fields.
 
         A campaign with ``{% if %}``/``{% for %}`` over the reader compiles each variant
@@ -281,13 +290,16 @@ class Project:
         """
         if not compiled.depends_on_per_reader_code:
             return []
+        if not every_reader and not compiled.depends_on_decisions:
+            return []  # one variant, already built: nothing can fail for everyone
+        build = compiled.personalize if every_reader else compiled.variant_of
         personalize = self.personalizer(campaign.slug)
         failed: list[str] = []
         count = 0
         for recipient in self.store.audience_recipients(campaign.audience):
             count += 1
             try:
-                compiled.personalize(personalize(recipient))
+                build(personalize(recipient))
             except RecipientError as exc:
                 failed.append(f"{recipient.email}: {exc.message}")
         problems = []

@@ -146,11 +146,20 @@ class CompiledCampaign:
         return sorted(self.plan.variants, key=lambda v: v.number)
 
     @property
+    def depends_on_decisions(self) -> bool:
+        """Whether ``{% if %}``/``{% for %}`` over the reader make several variants."""
+        return self.plan.decisions > 0
+
+    @property
     def depends_on_per_reader_code(self) -> bool:
         """Whether readers differ by more than plain fields (decisions or expressions)."""
         return self.plan.decisions > 0 or any(
             isinstance(slot, ExpressionSlot) for slot in self.plan.slots
         )
+
+    def variant_of(self, fields: Mapping[str, Any]) -> Variant:
+        """The reader's variant, compiled now if no reader needed it before."""
+        return self.plan.variant_for(Reader(fields, self.plan.known), self._render)
 
     def personalize(self, fields: Mapping[str, Any]) -> Personal:
         """The reader's variant and slot values; RecipientError if their data breaks it."""

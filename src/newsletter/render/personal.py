@@ -31,6 +31,7 @@ import copy
 import re
 import secrets
 import string
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -256,9 +257,15 @@ class ReaderExpression:
         body.set_environment(env)
         code = env.compile(body, name=template)
         self._template = env.template_class.from_code(env, code, env.make_globals(None), None)
+        self._contexts = threading.local()
 
     def evaluate(self, reader: Reader, captures: Mapping[str, Any]) -> Any:
-        context = self._template.new_context({**captures, "recipient": reader})
+        # One context per thread, its variables replaced each time: making a new one
+        # (a copy of every global) would cost more than running the expression.
+        context = getattr(self._contexts, "context", None)
+        if context is None:
+            context = self._contexts.context = self._template.new_context({})
+        context.vars = {**captures, "recipient": reader}
         for _ in self._template.root_render_func(context):
             pass
         return context.vars["__nl_result"]
