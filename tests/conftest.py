@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +18,19 @@ from click.testing import CliRunner, Result
 from newsletter.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Debian's Chromium, driven by Playwright; never a downloaded browser. Without the
+# background-networking flags it keeps trying hosts this closed network refuses.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 EXAMPLE_FILES = (
     "newsletter.toml",
     "articles",
@@ -78,11 +93,9 @@ def connect(root: Path):
     return open_store(load_settings(str(root / "newsletter.toml")).database_url).db
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the repository's example project, as the current folder."""
-    root = tmp_path / "project"
-    root.mkdir()
+def copy_example(root: Path) -> Path:
+    """A copy of the repository's example project at ``root`` (on its own database)."""
+    root.mkdir(parents=True)
     for name in EXAMPLE_FILES:
         source = REPO / name
         if source.is_dir():
@@ -90,6 +103,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         else:
             shutil.copy(source, root / name)
     prepare_database(root)
+    return root
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the repository's example project, as the current folder."""
+    root = copy_example(tmp_path / "project")
     monkeypatch.chdir(root)
     return root
 
@@ -137,7 +157,19 @@ def set_delivery(root: Path, **keys: object) -> None:
     path.write_text(head + "\n".join(lines) + "\n", encoding="utf-8")
 
 
+def set_newsletter(root: Path, **keys: str) -> None:
+    """Replace keys of [newsletter] in the project's newsletter.toml."""
+    path = root / "newsletter.toml"
+    text = path.read_text(encoding="utf-8")
+    for key, value in keys.items():
+        text, count = re.subn(
+            rf"(?m)^{re.escape(key)} = .*$", lambda _m, k=key, v=value: f"{k} = {_toml(v)}", text
+        )
+        assert count == 1, key
+    path.write_text(text, encoding="utf-8")
+
+
 def _toml(value: object) -> str:
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
     return str(value).lower() if isinstance(value, bool) else str(value)

@@ -17,18 +17,9 @@ from typing import Any
 
 import pytest
 
+from conftest import CHROMIUM, CHROMIUM_ARGS
 from example_emails import TEMPLATES, build_example
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BODY_TEXT = 4.5
 LARGE_TEXT = 3.0
 
@@ -130,7 +121,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE_FILES, REPO, prepare_database
+from conftest import EXAMPLE_FILES, REPO, prepare_database, set_newsletter
 from newsletter.models import Recipient
 from newsletter.project import Project
 from newsletter.render.headers import (
@@ -79,24 +79,8 @@ ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 ADDRESS_HEADERS = ("From", "To", "Reply-To", "List-Id")
 
 
-def _toml(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _quoted(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def set_newsletter(root: Path, **keys: str) -> None:
-    """Replace keys of [newsletter] in the project's newsletter.toml."""
-    path = root / "newsletter.toml"
-    text = path.read_text(encoding="utf-8")
-    for key, value in keys.items():
-        text, count = re.subn(
-            rf"(?m)^{re.escape(key)} = .*$", lambda _m, k=key, v=value: f"{k} = {_toml(v)}", text
-        )
-        assert count == 1, key
-    path.write_text(text, encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import set_delivery
+from conftest import set_delivery, set_newsletter
 from fakes.base import is_email
 from fakes.postmark import FakePostmark
 from node_peers import mailparser, needs_mailparser
@@ -83,17 +83,6 @@ def settled(run) -> dict[str, tuple[str, str | None]]:
     assert data["counts"].get("unknown", 0) == 0
     assert data["counts"].get("pending", 0) == 0
     return {r["email"]: (r["status"], r["error"]) for r in data["recipients"]}
-
-
-def set_newsletter(root: Path, **keys: str) -> None:
-    path = root / "newsletter.toml"
-    text = path.read_text(encoding="utf-8")
-    for key, value in keys.items():
-        text, count = re.subn(
-            rf"(?m)^{key} = .*$", lambda _m, k=key, v=value: f"{k} = {json.dumps(v)}", text
-        )
-        assert count == 1
-    path.write_text(text, encoding="utf-8")
 
 
 def header_section(raw: bytes) -> bytes:

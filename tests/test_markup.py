@@ -7,8 +7,6 @@ test peer in tests/node); those tests skip when node or the module is missing.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,30 +15,12 @@ from lxml import html as lxml_html
 from example_emails import CAMPAIGNS, TEMPLATES, build_example
 from newsletter.render import mjml as mjml_stage
 from newsletter.render.text import html_to_text
-
-NODE = Path(__file__).parent / "node"
+from node_peers import compile_with_reference, missing
 
 
 def reference_compiler() -> str | None:
     """Why the reference compiler cannot run here, or None when it can."""
-    if shutil.which("node") is None:
-        return "needs node"
-    if not (NODE / "node_modules" / "mjml").is_dir():
-        return "needs node mjml in tests/node/node_modules (make node-peers)"
-    return None
-
-
-def compile_with_reference(source: str) -> str:
-    done = subprocess.run(
-        ["node", str(NODE / "mjml.js")],
-        input=source,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return missing("mjml")
 
 
 def image_widths(html: str) -> list[tuple[str, str, str]]:

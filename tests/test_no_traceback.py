@@ -17,7 +17,6 @@ import json
 import os
 import random
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from conftest import EXAMPLE_FILES, REPO, prepare_database, run_process
+from conftest import REPO, copy_example, run_process
 from newsletter.cli import cli, guard_wsgi
 from newsletter.project import Project
 
@@ -77,15 +76,9 @@ COMMANDS = command_tree()
 
 
 # -- the hostile world ------------------------------------------------------------
-def copy_example(root: Path) -> Path:
-    root.mkdir(parents=True)
-    for name in EXAMPLE_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name)
-        else:
-            shutil.copy(source, root / name)
-    prepare_database(root)
+def hostile_example(root: Path) -> Path:
+    """The example project, plus a file where commands may expect a folder."""
+    copy_example(root)
     (root / "a-file").write_text("I am a file, not a folder.\n", encoding="utf-8")
     return root
 
@@ -115,7 +108,7 @@ BROKEN_MJML = (
 
 def hostile_project(root: Path) -> Path:
     """The example project, subscribers imported, with every hostile file beside."""
-    copy_example(root)
+    hostile_example(root)
     for name, text in CAMPAIGNS.items():
         (root / "campaigns" / f"{name}.md").write_text(text, encoding="utf-8")
     (root / "campaigns" / "binary.md").write_bytes(b"\xff\xfe" + garbage(600))
@@ -159,7 +152,7 @@ def worlds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
     found = {"empty": empty}
     for name, change in broken.items():
-        root = copy_example(base / name)
+        root = hostile_example(base / name)
         config = root / "newsletter.toml"
         config.write_text(change(config.read_text(encoding="utf-8")), encoding="utf-8")
         found[name] = root

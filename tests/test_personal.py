@@ -271,7 +271,11 @@ REFUSED = {
     "safe on a reader's field": ("{{ recipient.first_name | safe }}", "| safe"),
     "filter block": (
         "{% filter upper %}Hello {{ recipient.first_name }}{% endfilter %}",
-        "{% filter %} block",
+        "a filtered block ({% filter %}",
+    ),
+    "filtered set block": (
+        "{% set x | upper %}Hi {{ recipient.first_name }}{% endset %}{{ x }}",
+        "a filtered block ({% filter %}, or {% set %} with a filter)",
     ),
     "a filter on text that holds a reader's field": (
         "{{ greeting | upper }}",

@@ -680,26 +680,17 @@ class _Rewriter:
         elif isinstance(node, nodes.With):
             node.values = [self._call(_DEFER, v) if self._depends(v) else v for v in node.values]
             node.body = self._statements(node.body)
-        elif isinstance(node, nodes.FilterBlock):
-            if (
-                self._depends(node.filter)
-                or any(self._depends(n) for n in node.body if isinstance(n, nodes.Output))
-                or self._holds_reader_output(node.body)
+        elif isinstance(node, nodes.FilterBlock | nodes.AssignBlock):
+            # a block whose whole text goes through a filter: a token inside would be filtered
+            filtered = node.filter
+            if filtered is not None and (
+                self._depends(filtered) or self._holds_reader_output(node.body)
             ):
                 raise self._refuse(
                     node,
-                    "a {% filter %} block around a reader's field would filter a placeholder, "
-                    "not the reader's value.",
+                    "a filtered block ({% filter %}, or {% set %} with a filter) around a "
+                    "reader's field would filter a placeholder, not the reader's value.",
                     "Apply the filter to the field itself: {{ recipient.first_name | upper }}.",
-                )
-            node.body = self._statements(node.body)
-        elif isinstance(node, nodes.AssignBlock):
-            if node.filter is not None and self._holds_reader_output(node.body):
-                raise self._refuse(
-                    node,
-                    "a filtered {% set %} block around a reader's field would filter a "
-                    "placeholder, not the reader's value.",
-                    "Apply the filter to the field itself inside the block.",
                 )
             node.body = self._statements(node.body)
         elif isinstance(node, nodes.Macro | nodes.CallBlock):
