@@ -14,6 +14,7 @@ import errno
 import functools
 import json
 import os
+import re
 import sys
 import textwrap
 import time
@@ -25,16 +26,32 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import NewsletterError, os_error
+from .errors import NewsletterError, os_error, redact
 from .models import SETTLED_OK, Article, Campaign, DeliveryStatus, SendResult, SubscriberStatus
 from .project import Project, init_project
 
 EXIT_FAILED_RECIPIENTS = 3
 
 
+# Terminal control characters (escape sequences, C1 controls, bidirectional overrides)
+# in text that came from subscribers, pages or feeds: shown as U+FFFD, never obeyed.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def human(text: str) -> str:
+    """Text for a person's terminal: control characters neutralised, URL credentials
+    redacted. Data formats (JSON, CSV) are written as they are."""
+    return redact(_CONTROL.sub("\ufffd", text))
+
+
 def say(message: str = "", **style: Any) -> None:
     """Messages and progress go to stderr; stdout is for data scripts read."""
-    click.secho(message, err=True, **style)
+    click.secho(human(message), err=True, **style)
+
+
+def show(text: str = "", **style: Any) -> None:
+    """A line of human-readable output on stdout (tables, article listings)."""
+    click.secho(human(text), **style)
 
 
 _COMMAND = "newsletter.command"  # ctx.meta key: the words of the command that runs
@@ -411,21 +428,21 @@ def articles(project: Project, sources: tuple[str, ...], fmt: str, refresh: bool
         click.echo(json.dumps([_article_record(a) for a in found], indent=2, ensure_ascii=False))
         return
     for article in found:
-        click.secho(article.title, bold=True)
+        show(article.title, bold=True)
         byline = " · ".join(
             x for x in (article.author, article.date.isoformat() if article.date else None) if x
         )
         if byline:
-            click.echo(f"  {byline}")
-        click.echo(f"  url:   {article.url or '-'}")
-        click.echo(f"  image: {article.image or '-'}")
-        click.echo(f"  words: {article.word_count}  source: {article.source}")
+            show(f"  {byline}")
+        show(f"  url:   {article.url or '-'}")
+        show(f"  image: {article.image or '-'}")
+        show(f"  words: {article.word_count}  source: {article.source}")
         for number, paragraph in enumerate(article.excerpt.split("\n\n")):
             if number:
-                click.echo("  >")
+                show("  >")
             for line in textwrap.wrap(paragraph, 76):
-                click.echo(f"  > {line}")
-        click.echo()
+                show(f"  > {line}")
+        show()
     say(f"{len(found)} article(s).")
 
 
@@ -495,7 +512,7 @@ def digest(
         )
         if plan.articles:
             say(f"It would write {plan.path}:\n")
-            click.echo(campaign_text(project, plan), nl=False)
+            show(campaign_text(project, plan), nl=False)
         say("Dry run: nothing written or sent.")
         return
     store = project.store
@@ -1019,9 +1036,9 @@ def _emit(records: Any, fmt: str, columns: list[str]) -> None:
     rows = [[_plain(r.get(c)) for c in columns] for r in records]
     widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(columns)]
     widths = [min(w, 80) for w in widths]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    show("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in rows:
-        click.echo("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        show("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _plain(value: Any) -> str:

@@ -21,7 +21,7 @@ import yaml
 from .errors import InputError, NewsletterError
 from .models import Article
 from .project import Project
-from .render.templates import plain_environment, render_string
+from .render.templates import literal, plain_environment, render_string
 
 
 @dataclass
@@ -90,7 +90,9 @@ def campaign_text(project: Project, plan: DigestPlan) -> str:
     env = plain_environment()
     context = {"period": plan.period, "newsletter": project.info(), "articles": plan.articles}
     subject = " ".join(render_string(env, digest["subject"], context, "[digest] subject").split())
-    meta: dict[str, Any] = {"subject": subject}
+    # The subject holds article titles: written so that building the campaign prints
+    # them as they are, never runs them as template code.
+    meta: dict[str, Any] = {"subject": literal(subject)}
     if plan.articles:
         meta["preheader"] = _preheader(plan.articles)
     meta["template"] = digest["template"]

@@ -6,6 +6,23 @@ Library code raises these; only the CLI turns them into messages and exit codes.
 from __future__ import annotations
 
 import errno
+import re
+
+# userinfo in a URL: scheme://user:password@host -> scheme://***@host
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of any URL in it (a database URL's password, a token
+    in a base URL) replaced by ``***``: messages never carry secrets."""
+    return _CREDENTIALS.sub(_hide, text)
+
+
+def _hide(found: re.Match[str]) -> str:
+    userinfo = found.group(0)[len(found.group(1)) : -1]
+    if re.fullmatch(r"[A-Z_]+(:[A-Z_]+)?", userinfo):  # a placeholder in a hint: USER:PASSWORD
+        return found.group(0)
+    return found.group(1) + "***@"
 
 
 class NewsletterError(Exception):
@@ -14,6 +31,8 @@ class NewsletterError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, hint: str | None = None) -> None:
+        message = redact(message)
+        hint = redact(hint) if hint else hint
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -31,6 +31,7 @@ from .errors import (
     SendPaused,
     TemplateError,
 )
+from .files import write_private
 from .models import (
     FAILURES,
     Article,
@@ -500,6 +501,4 @@ def init_project(folder: Path) -> list[Path]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_private(path, data)  # a built sample holds a reader's name and address

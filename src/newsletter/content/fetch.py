@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import requests
 
 from .. import __version__
 from ..errors import InputError
+from ..files import write_private
 
 USER_AGENT = (
     f"newsletter/{__version__} (article excerpts for an email digest; "
@@ -76,7 +76,6 @@ class Fetcher:
         paths = self._paths(url)
         if paths is None:
             return
-        paths[0].parent.mkdir(parents=True, exist_ok=True)
         meta = {
             "url": url,
             "final_url": fetched.url,
@@ -90,9 +89,7 @@ class Fetcher:
             (paths[0], fetched.body),
             (paths[1], json.dumps(meta, indent=1).encode("utf-8")),
         ):
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            write_private(path, data, shared=True)
 
     def status(self, url: str) -> int | str:
         """A link's HTTP status (HEAD, else GET), or the reason it gave none; never cached."""

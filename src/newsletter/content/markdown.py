@@ -18,6 +18,39 @@ _md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
 )
 
 
+MAX_FRONT_MATTER = 64 * 1024  # characters
+MAX_DEPTH = 16
+
+
+class _Refused(yaml.YAMLError):
+    def __init__(self, problem: str, hint: str) -> None:
+        super().__init__(problem)
+        self.hint = hint
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases and with a nesting limit: a few hundred bytes
+    of anchors and aliases can expand to gigabytes, and deep nesting exhausts the stack."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise _Refused(
+                "uses a YAML alias (*name)",
+                "Write each value out in full: front matter does not use anchors or aliases.",
+            )
+        depth = getattr(self, "_depth", 0)
+        if depth >= MAX_DEPTH:
+            raise _Refused(
+                f"is nested more than {MAX_DEPTH} levels deep",
+                "Front matter is a flat list of keys with short lists under some of them.",
+            )
+        self._depth = depth + 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth = depth
+
+
 def split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
     """(front matter mapping, body) of a ``---``-delimited Markdown document."""
     text = text.lstrip("\ufeff")
@@ -33,8 +66,16 @@ def split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
             f"{source}: the front matter starts with '---' but never ends.",
             "Close it with a line containing only '---'.",
         )
+    if len(head) > MAX_FRONT_MATTER:
+        raise InputError(
+            f"{source}: the front matter is {len(head):,} characters long; at most "
+            f"{MAX_FRONT_MATTER:,} are read.",
+            "Front matter holds a few keys (title, date, articles...): move long text below it.",
+        )
     try:
-        meta = yaml.safe_load(head) or {}
+        meta = yaml.load(head, Loader=_FrontMatterLoader) or {}
+    except _Refused as exc:
+        raise InputError(f"{source}: the front matter {exc}.", exc.hint) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark else ""

@@ -7,11 +7,11 @@ reader whose local part is not ASCII, which a file can carry.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
 from ..errors import RecipientError
+from ..files import private_dir, write_private
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
 from .base import Transport
@@ -51,7 +51,7 @@ class OutboxTransport(Transport):
         return self.folder / f"{prefix}-{file_name_part(message.recipient.email)}.eml"
 
     def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         results = []  # one file per message: a crash leaves whole files or none (rename)
         for message in messages:
             path = self.path_for(message)
@@ -64,10 +64,7 @@ class OutboxTransport(Transport):
                     )
                 )
                 continue
-            tmp = path.with_suffix(".eml.tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
+            write_private(path, data)
             results.append(
                 SendResult(
                     message.recipient.subscriber_id,

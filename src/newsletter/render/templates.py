@@ -62,6 +62,21 @@ def plain_environment() -> jinja2.Environment:
     return env
 
 
+_TAG_START = ("{{", "{%", "{#")
+
+
+def literal(text: str) -> str:
+    """Template source that renders as ``text`` exactly: for values written into files
+    that are later rendered (a digest's subject), so text from articles and feeds is
+    printed, never run."""
+    if not any(tag in text for tag in _TAG_START):
+        return text
+    if "endraw" not in text.lower():
+        return "{% raw %}" + text + "{% endraw %}"
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '{{ "' + quoted + '" }}'
+
+
 def _format_date(value: Any, fmt: str = "%B %-d, %Y") -> str:
     return value.strftime(fmt) if value else ""
 

@@ -46,8 +46,8 @@ class _Connection:
         except psycopg.Error as exc:
             raise ConfigError(
                 f"Cannot connect to the PostgreSQL database: {str(exc).strip()}.",
-                "Check [database] url / NEWSLETTER_DATABASE_URL (postgresql://user:password@"
-                "host:5432/dbname) and that the server is running.",
+                "Check [database] url / NEWSLETTER_DATABASE_URL (postgresql://USER:PASSWORD@"
+                "HOST:5432/DBNAME) and that the server is running.",
             ) from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, SendConflict
+from ..files import create_private
 from ..models import (
     Audience,
     DeliveryStatus,
@@ -81,7 +82,7 @@ class SQLiteStore:
     def __init__(self, path: str) -> None:
         self.path = path
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(path))  # readers' data: the owner's alone (-wal/-shm follow)
         try:
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self.db.row_factory = sqlite3.Row
