@@ -173,3 +173,39 @@ def test_unreachable_server_sends_nothing_and_resumes(project: Path) -> None:
     assert result.returncode == 1
     assert "cannot connect to 127.0.0.1" in result.stderr
     assert report(project)["counts"]["pending"] == ACTIVE
+
+
+def test_local_relay_without_tls_or_password_just_works(project: Path) -> None:
+    """No `security` set, a relay that offers no STARTTLS and needs no login (Postfix on
+    localhost, a test sink): plain text is fine, as no password is sent."""
+    with SMTPServer() as smtp:
+        set_delivery(project, transport="smtp", host="127.0.0.1", port=smtp.port)
+        result = send(project)
+        assert result.returncode == 0, result.stderr
+        assert len(smtp.handler.to()) == ACTIVE
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_password_is_never_sent_unencrypted(project: Path) -> None:
+    with SMTPServer(users={"news": "s3cret"}) as smtp:
+        for security in (None, "none"):
+            keys = {"security": security} if security else {}
+            set_delivery(
+                project, transport="smtp", host="127.0.0.1", port=smtp.port, username="news", **keys
+            )
+            result = send(project, {"NEWSLETTER_SMTP_PASSWORD": "s3cret"})
+            assert result.returncode == 1, result.stderr
+            assert "a password is never sent unencrypted" in result.stderr
+            assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+            assert smtp.handler.received == []
+            assert report(project)["counts"].get("pending", 0) == ACTIVE
+            assert report(project)["counts"].get("unknown", 0) == 0
+
+
+def test_starttls_is_used_when_offered(project: Path, ca: tuple[trustme.CA, Path]) -> None:
+    authority, pem = ca
+    with SMTPServer(users={"news": "s3cret"}, tls=server_context(authority)) as smtp:
+        set_delivery(project, transport="smtp", host="localhost", port=smtp.port, username="news")
+        result = send(project, {"SSL_CERT_FILE": str(pem), "NEWSLETTER_SMTP_PASSWORD": "s3cret"})
+        assert result.returncode == 0, result.stderr
+        assert len(smtp.handler.to()) == ACTIVE

@@ -833,8 +833,9 @@ def run_send(
         )
     for problem in errors:
         say(f"warning (outbox only): {problem.message}", fg="yellow")
-    transport = project.transport(loaded.slug)
     if tests:
+        transport = project.transport(loaded.slug)
+        transport.on_retry = lambda text: say(text, fg="yellow")
         results = project.send_tests(compiled, transport, list(tests))
         for address, result in zip(tests, results, strict=True):
             say(
@@ -855,7 +856,7 @@ def run_send(
                 "`newsletter report` lists them."
             )
         return 0
-    plan = project.plan(loaded, transport, retry)
+    plan = project.plan(loaded, retry)
     count = min(plan.recipients, limit) if limit else plan.recipients
     batches = -(-count // plan.batch_size)
     note(
@@ -873,7 +874,9 @@ def run_send(
             note("For example: " + ", ".join(sample) + (", ..." if count > len(sample) else ""))
         note("Dry run: nothing was sent.")
         return 0
+    transport = project.transport(loaded.slug)  # its secret is needed from here on
     if count == 0:
+        transport.close()
         note("Nothing to send.")
         return 0
     if not yes:
@@ -883,6 +886,8 @@ def run_send(
                 "Add --yes to send from a script or cron.",
             )
         click.confirm(f"Send {loaded.slug!r} to {count} recipient(s) now?", abort=True, err=True)
+    if not quiet:
+        transport.on_retry = lambda text: say(text, fg="yellow")
     progress = Progress()
     with click.progressbar(
         length=count,

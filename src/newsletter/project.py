@@ -21,10 +21,11 @@ from .checks import Built as CheckedEmail
 from .checks import Problem, check_email, check_links, compile_problem, links_of
 from .config import Settings, load_settings
 from .content import ArticleReader, Fetcher
-from .delivery import Transport, carrier_for, make_transport
+from .delivery import Transport, carrier_for, make_transport, transport_class
 from .delivery.outbox import file_name_part
 from .errors import (
     ConfigError,
+    DeliveryError,
     InputError,
     NewsletterError,
     RecipientError,
@@ -48,7 +49,15 @@ from .render import (
     NewsletterInfo,
     compile_campaign,
 )
-from .sender import Plan, RunReport, SendOptions, holder_id, send_campaign, send_test
+from .sender import (
+    Plan,
+    RunReport,
+    SendOptions,
+    batch_size,
+    holder_id,
+    send_campaign,
+    send_test,
+)
 from .store import ImportSummary, SQLiteStore, open_store
 from .store.sqlite import CampaignRow
 from .tokens import LinkSigner
@@ -357,7 +366,8 @@ class Project:
     def transport(self, slug: str) -> Transport:
         return make_transport(self.settings, slug)
 
-    def plan(self, campaign: Campaign, transport: Transport, retry: list[DeliveryStatus]) -> Plan:
+    def plan(self, campaign: Campaign, retry: list[DeliveryStatus]) -> Plan:
+        """What a send would do; needs no transport, so no secret (a dry run)."""
         row = self.store.campaign(campaign.slug)
         if row is None or row.status == "draft":
             recipients = self.store.count_audience(campaign.audience)
@@ -370,15 +380,17 @@ class Project:
                 + sum(counts.get(str(s), 0) for s in retry)
             )
             settled = sum(counts.values()) - recipients
+        d = self.settings.values["delivery"]
+        rate = float(d["rate_limit"])
         return Plan(
             campaign.slug,
-            transport.name,
+            d["transport"],
             recipients,
-            transport.batch_size,
+            batch_size(transport_class(d["transport"]).max_batch, d["batch_size"], rate),
             settled,
             campaign.audience,
-            rate_limit=float(self.settings.get("delivery", "rate_limit")),
-            concurrency=self.settings.get("delivery", "concurrency"),
+            rate_limit=rate,
+            concurrency=d["concurrency"],
         )
 
     def send_options(self, limit: int | None = None) -> SendOptions:
@@ -447,6 +459,7 @@ class Project:
     def send_tests(
         self, compiled: CompiledCampaign, transport: Transport, addresses: list[str]
     ) -> list[SendResult]:
+        """Marked test copies to ``addresses``; nothing is recorded as a delivery."""
         try:
             return send_test(
                 transport,
@@ -454,6 +467,12 @@ class Project:
                 [self.sendable_address(a) for a in addresses],
                 self.personalizer(compiled.slug),
             )
+        except DeliveryError as exc:
+            raise DeliveryError(
+                f"The test copy could not be sent: {exc.message}",
+                "Nothing was recorded: a test copy is not a delivery. Check [delivery] in "
+                f"{self.settings.path} and the provider, then run the same `send --test` again.",
+            ) from None
         finally:
             transport.close()
 

@@ -138,6 +138,13 @@ class TokenBucket:
         return wait
 
 
+def batch_size(provider_max: int, configured: int | None, rate_limit: float) -> int:
+    """Messages per batch: the configured size within the provider's maximum, and at a
+    rate limit no more than one second's worth, so that progress moves every second."""
+    size = min(configured or provider_max, provider_max)
+    return min(size, max(1, int(rate_limit))) if rate_limit > 0 else size
+
+
 def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -181,9 +188,8 @@ def send_campaign(
                 and remaining > 0
                 and len(in_flight) < options.concurrency
             ):
-                recipients = ledger.claim(
-                    campaign_id, holder, int(min(transport.batch_size, remaining))
-                )
+                size = batch_size(transport.batch_size, None, options.rate_limit)
+                recipients = ledger.claim(campaign_id, holder, int(min(size, remaining)))
                 if not recipients:
                     exhausted = True
                     break

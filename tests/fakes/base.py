@@ -223,7 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self.send_response(reply.status)
             for name, value in all_headers.items():
-                self.send_header(name, str(value))
+                for one in value if isinstance(value, list) else [value]:
+                    self.send_header(name, str(one))  # a list: the header sent once per value
             self.send_header("Content-Length", str(len(body)))
             if self.close_connection:
                 self.send_header("Connection", "close")

@@ -13,6 +13,7 @@ HTTP transports follow one template (after django-anymail's backends):
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import threading
 import time
@@ -25,7 +26,7 @@ import requests
 
 from .. import __version__
 from ..addresses import Carrier
-from ..errors import CredentialsError, DeliveryError
+from ..errors import CredentialsError, DeliveryError, NewsletterError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
 
@@ -56,6 +57,13 @@ class Transport(ABC):
 
     def __init__(self, batch_size: int | None = None) -> None:
         self._batch_size = min(batch_size or self.max_batch, self.max_batch)
+        # told of each retry ("Postmark answered 503; retrying in 4 s (attempt 2 of 6)"),
+        # from the worker thread that waits: the CLI prints it
+        self.on_retry: Callable[[str], None] | None = None
+
+    def notify_retry(self, problem: str, wait: float, attempt: int, attempts: int) -> None:
+        if self.on_retry is not None:
+            self.on_retry(f"{problem}; retrying in {wait:.0f} s (attempt {attempt} of {attempts})")
 
     @property
     def batch_size(self) -> int:
@@ -84,6 +92,8 @@ class OneAtATime(Transport):
             except DeliveryError as exc:
                 exc.partial = done
                 raise
+            except NewsletterError as exc:  # e.g. a server that would take a password in clear
+                raise DeliveryError(exc.message, exc.hint, partial=done) from exc
         return done
 
     @abstractmethod
@@ -217,6 +227,7 @@ class HTTPTransport(Transport):
                     headers=request.headers,
                     auth=request.auth,
                     timeout=self.timeout,
+                    allow_redirects=False,  # never send a message (or a key) on elsewhere
                 )
             except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
                 problem = f"cannot connect to {self.base_url} ({exc.__class__.__name__})"
@@ -236,9 +247,11 @@ class HTTPTransport(Transport):
                 problem, delay = f"{self.base_url} did not answer within {self.timeout:g} s", None
                 maybe_sent = True
             else:
+                if 300 <= response.status_code < 400:
+                    raise self.redirect_error(response)
                 if response.status_code not in RETRY_STATUSES:
                     return response
-                problem = f"{self.base_url} answered HTTP {response.status_code}"
+                problem = f"{self.provider} answered HTTP {response.status_code}"
                 delay = retry_delay(response)
                 if response.status_code == 429:
                     self._pause_all(delay if delay is not None else backoff(attempt))
@@ -251,8 +264,21 @@ class HTTPTransport(Transport):
                     "provider's status and the network, then run the same `newsletter send` "
                     "again: it continues where it stopped.",
                 )
-            self._sleep(delay if delay is not None else backoff(attempt))
+            wait = delay if delay is not None else backoff(attempt)
+            self.notify_retry(problem, wait, attempt + 2, self.max_retries + 1)
+            self._sleep(wait)
             attempt += 1
+
+    def redirect_error(self, response: requests.Response) -> DeliveryError:
+        """An API that answers with a redirect did not take the request: nothing was sent,
+        and the request (with its key) is not sent on to wherever the redirect points."""
+        target = response.headers.get("Location") or "an address it did not give"
+        return DeliveryError(
+            f"{self.provider} answered HTTP {response.status_code}, a redirect to {target}; "
+            "nothing in the batch was sent, and it was not sent on there.",
+            f"Check [delivery] base_url ({self.base_url}): it must be the provider's API "
+            "address itself. A redirect usually means a wrong scheme or host, or a proxy.",
+        )
 
     def _pause_all(self, seconds: float) -> None:
         with self._pause_lock:
@@ -284,30 +310,58 @@ def backoff(attempt: int) -> float:
 
 
 def retry_delay(response: requests.Response) -> float | None:
-    """Seconds to wait, from Retry-After or a rate-limit reset header, if any."""
-    headers = response.headers
-    value = headers.get("Retry-After")
-    if value:
-        try:
-            return _clamp(float(value))
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(value)
-            if when is not None:
-                return _clamp(when.timestamp() - time.time())
+    """Seconds to wait, from Retry-After or a rate-limit reset header, if any can be read.
+
+    Garbage (``soon-ish``, ``nan``) is ignored, so backoff applies; several values (a
+    header sent twice arrives as ``1, 1``) take the largest; a date counts from now.
+    """
+    found = _seconds(response.headers.get("Retry-After"), reset=False)
     for name in ("X-RateLimit-Reset", "RateLimit-Reset", "X-Sib-RateLimit-Reset"):
-        value = headers.get(name)
-        if not value:
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        # an epoch timestamp in seconds (SendGrid) or milliseconds, or seconds from now
-        # (Resend, Brevo)
-        if number > 100_000_000_000:
-            number /= 1000
-        return _clamp(number - time.time() if number > 1_000_000_000 else number)
-    return None
+        if found is None:
+            found = _seconds(response.headers.get(name), reset=True)
+    return found
+
+
+def _seconds(value: str | None, reset: bool) -> float | None:
+    """The largest wait ``value`` gives: seconds, an HTTP date, or (``reset``) an epoch."""
+    if not value or not value.strip():
+        return None
+    waits = []
+    whole = _http_date(value)
+    parts = [value] if whole is not None else value.split(",")
+    for part in parts:
+        wait = _http_date(part)
+        if wait is None:
+            try:
+                number = float(part.strip())
+            except ValueError:
+                continue
+            if not math.isfinite(number) or number < 0:
+                continue
+            if reset:
+                # an epoch in seconds (SendGrid) or milliseconds, or seconds from now
+                # (Resend, Brevo)
+                if number > 100_000_000_000:
+                    number /= 1000
+                if number > 1_000_000_000:
+                    number -= time.time()
+            wait = number
+        waits.append(_clamp(wait))
+    return max(waits) if waits else None
+
+
+def _http_date(text: str) -> float | None:
+    """Seconds from now until an HTTP date, or None if ``text`` is not one."""
+    try:
+        when = email.utils.parsedate_to_datetime(text.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    try:
+        return when.timestamp() - time.time()
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _clamp(seconds: float) -> float:

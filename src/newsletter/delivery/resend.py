@@ -80,7 +80,11 @@ class ResendTransport(HTTPTransport):
             data = json_or_none(response)
             if not isinstance(data, dict) or data.get("name") != "concurrent_idempotent_requests":
                 return response
-            self._sleep(backoff(attempt))
+            wait = backoff(attempt)
+            self.notify_retry(
+                "Resend is still working on this batch", wait, attempt + 2, self.max_retries + 1
+            )
+            self._sleep(wait)
         return response
 
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:

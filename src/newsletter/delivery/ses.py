@@ -170,7 +170,9 @@ class SESTransport(OneAtATime):
                     "Messages without a result were not sent. Run the same send again later; "
                     "SES advises waiting up to 10 minutes after throttling.",
                 )
-            self._sleep(backoff(attempt))
+            wait = backoff(attempt)
+            self.notify_retry(f"SES answered {code}", wait, attempt + 2, self.max_retries + 1)
+            self._sleep(wait)
             attempt += 1
 
     def close(self) -> None:

@@ -27,10 +27,15 @@ from .base import OneAtATime, backoff
 
 _THROTTLE = {421, 451, 454}
 _NO_SUCH_MAILBOX = {550, 551, 553}
-SECURITY = ("starttls", "ssl", "none")
+SECURITY = ("starttls", "ssl", "none")  # and, when not set, "auto": see SMTPTransport
 
 
 class SMTPTransport(OneAtATime):
+    """``security``: ``ssl`` (implicit TLS), ``starttls`` (required), ``none``, or unset:
+    STARTTLS when the server offers it, plain text to a server that does not (a local
+    relay) — and in every mode a password is only ever sent over an encrypted connection.
+    """
+
     name = "smtp"
     provider = "SMTP"
     max_batch = 50  # messages a worker sends before the batch is settled
@@ -49,15 +54,15 @@ class SMTPTransport(OneAtATime):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(batch_size)
-        security = (security or "starttls").lower()
-        if security not in SECURITY:
+        security = (security or "auto").lower()
+        if security not in (*SECURITY, "auto"):
             raise ConfigError(
                 f"[delivery] security {security!r} is not understood.",
                 f"Use one of: {', '.join(SECURITY)}.",
             )
         self.host = host
         self.security = security
-        self.port = port or {"ssl": 465, "starttls": 587, "none": 25}[security]
+        self.port = port or {"ssl": 465, "starttls": 587, "auto": 587, "none": 25}[security]
         self.username = username
         self.password = password
         self.timeout = timeout
@@ -89,9 +94,14 @@ class SMTPTransport(OneAtATime):
                     )
                 else:
                     conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-                    if self.security == "starttls":
+                    conn.ehlo_or_helo_if_needed()
+                    if self.security == "starttls" or (
+                        self.security == "auto" and conn.has_extn("starttls")
+                    ):
                         conn.starttls(context=context)
+                        conn.ehlo()
                 if self.username:
+                    self._refuse_plaintext_password(conn)
                     conn.login(self.username, self.password or "")
                 conn.ehlo_or_helo_if_needed()  # what it offers (SMTPUTF8) is known from here
                 return conn
@@ -112,8 +122,21 @@ class SMTPTransport(OneAtATime):
                     f"SMTP: {problem}; gave up after {attempt + 1} attempts.",
                     "Check [delivery] host, port and security, then run the same send again.",
                 )
-            self._sleep(backoff(attempt))
+            wait = backoff(attempt)
+            self.notify_retry(f"SMTP: {problem}", wait, attempt + 2, self.max_retries + 1)
+            self._sleep(wait)
             attempt += 1
+
+    def _refuse_plaintext_password(self, conn: smtplib.SMTP) -> None:
+        if isinstance(conn.sock, ssl.SSLSocket):
+            return
+        conn.close()
+        raise ConfigError(
+            f"The SMTP server {self.host}:{self.port} offers no encryption "
+            f"(security = {self.security!r}), and a password is never sent unencrypted.",
+            'Use security = "ssl" (port 465) or "starttls" with a server that offers it; a '
+            "local relay that needs no login works without [delivery] username.",
+        )
 
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -173,7 +196,14 @@ class SMTPTransport(OneAtATime):
                 result = self._refused(sid, code, reply, attempt)
             if result is not None:
                 return result
-            self._sleep(backoff(attempt))  # throttled: nothing was taken; wait, then again
+            wait = backoff(attempt)  # throttled: nothing was taken; wait, then again
+            self.notify_retry(
+                f"The SMTP server {self.host} is throttling",
+                wait,
+                attempt + 2,
+                self.max_retries + 1,
+            )
+            self._sleep(wait)
             attempt += 1
 
     def _mail_options(self, conn: smtplib.SMTP, message: OutgoingMessage) -> list[str] | None:
