@@ -202,6 +202,42 @@ def links_of(html: str) -> list[str]:
     return [a.get("href") for a in doc.iter("a") if _absolute(a.get("href") or "")]
 
 
+# Domains reserved for examples and tests (RFC 2606, RFC 6761): no reader can reply to,
+# or follow a link to, an address there.
+_EXAMPLE_DOMAIN = re.compile(
+    r"(?i)(^|[.@/])(example\.(com|net|org)|[a-z0-9-]+\.(example|test|invalid|localhost)|"
+    r"localhost)(:\d+)?($|[/>\s])"
+)
+SCAFFOLD_POSTAL_ADDRESS = "214 Mill Street, Suite 3, Easthampton, MA 01027, USA"
+
+
+def check_settings(values: dict[str, object], path: str) -> list[Problem]:
+    """Warnings for the example values a scaffolded newsletter.toml starts with."""
+    problems = []
+    for key in ("from", "reply_to", "public_url", "list_id", "unsubscribe_mailto"):
+        value = str(values.get(key) or "")
+        if value and _EXAMPLE_DOMAIN.search(value):
+            problems.append(
+                Problem(
+                    "warning",
+                    "example-setting",
+                    f"[newsletter] {key} is still an example value ({value}): nobody can "
+                    "reply to it or open its links.",
+                    f"{path}: set your own {key} before a real send.",
+                )
+            )
+    if values.get("postal_address") == SCAFFOLD_POSTAL_ADDRESS:
+        problems.append(
+            Problem(
+                "warning",
+                "example-setting",
+                "[newsletter] postal_address is still the example's address.",
+                f"{path}: set the postal address where your organisation receives post.",
+            )
+        )
+    return problems
+
+
 def compile_problem(error: NewsletterError) -> Problem:
     """A campaign that does not even build: the reason is the one error to fix."""
     return Problem("error", "does-not-build", error.message, error.hint or "")

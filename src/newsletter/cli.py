@@ -833,6 +833,11 @@ def run_send(
         )
     for problem in errors:
         say(f"warning (outbox only): {problem.message}", fg="yellow")
+    for problem in problems:
+        if problem.code == "unknown-tag" or (
+            problem.code == "example-setting" and project.settings.transport != "outbox"
+        ):
+            say(f"warning: {problem.message} ({problem.where})", fg="yellow")
     if tests:
         transport = project.transport(loaded.slug)
         transport.on_retry = lambda text: say(text, fg="yellow")

@@ -18,7 +18,14 @@ from .addresses import Carrier
 from .audience import ParsedFile, read_subscribers, validate_address
 from .campaigns import load_campaign
 from .checks import Built as CheckedEmail
-from .checks import Problem, check_email, check_links, compile_problem, links_of
+from .checks import (
+    Problem,
+    check_email,
+    check_links,
+    check_settings,
+    compile_problem,
+    links_of,
+)
 from .config import Settings, load_settings
 from .content import ArticleReader, Fetcher
 from .delivery import Transport, carrier_for, make_transport, transport_class
@@ -277,6 +284,8 @@ class Project:
         )
         try:
             problems = check_email(built) + self.reader_problems(campaign, compiled, every_reader)
+            problems += check_settings(self.settings.values["newsletter"], str(self.settings.path))
+            problems += self.audience_problems(campaign)
         except TemplateError as exc:  # a variant some readers need does not build
             return [compile_problem(exc)]
         if links:
@@ -287,6 +296,26 @@ class Project:
             ]
             problems += check_links(external, self.reader().fetcher.status)
         return problems
+
+    def audience_problems(self, campaign: Campaign) -> list[Problem]:
+        """A tag in the campaign's audience that no subscriber has: most likely misspelt."""
+        audience = campaign.audience
+        named = {*audience.tags_any, *audience.tags_all, *audience.exclude_tags}
+        if not named:
+            return []
+        known = self.store.tags()
+        unknown = sorted(named - set(known))
+        if not unknown:
+            return []
+        return [
+            Problem(
+                "warning",
+                "unknown-tag",
+                f"No subscriber has the tag(s) {', '.join(unknown)} of the campaign's audience.",
+                "front matter: audience; the tags subscribers have: "
+                + (", ".join(sorted(known)) or "none"),
+            )
+        ]
 
     def reader_problems(
         self, campaign: Campaign, compiled: CompiledCampaign, every_reader: bool = True

@@ -556,6 +556,12 @@ class SQLiteStore:
             found.setdefault(row[0], []).append(row[1])
         return found
 
+    def tags(self) -> list[str]:
+        """Every tag some subscriber has."""
+        return [
+            r[0] for r in self.db.execute("SELECT DISTINCT tag FROM subscriber_tags ORDER BY 1")
+        ]
+
     def has_attribute(self, name: str) -> bool:
         """Whether any subscriber has the attribute ``name`` (an extra column of an import)."""
         pattern = "%" + json.dumps(name, ensure_ascii=False)[:-1].replace("%", "_") + '":%'
