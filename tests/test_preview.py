@@ -78,7 +78,10 @@ def test_preview_shows_the_email_its_text_and_headers(page) -> None:
     )
     headers = page.locator("#headers").inner_text()
     assert "List-Unsubscribe-Post" in headers and "dana.whitfield@example.org" in headers
-    assert "No problems found." in page.locator("#problems").inner_text()
+    shown = page.locator("#problems").inner_text()
+    # the example project is on example domains on purpose: those are its only warnings
+    assert "error" not in shown.lower()
+    assert all("is still" in line for line in shown.splitlines() if line.strip()), shown
 
 
 def test_phone_width_and_reader_chooser(page) -> None:
