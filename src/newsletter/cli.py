@@ -603,6 +603,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     from .web.serve import create_app
+    from .webhooks import unreported_notes, webhook_secrets
 
     app = create_app((ctx.obj or {}).get("config"))
 
@@ -622,6 +623,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
             "Pass --port with another number, or 0.",
         ) from None
     say(f"Serving {app.name} at http://{host}:{server.server_port}/ (Ctrl-C stops it)")
+    for note in unreported_notes(webhook_secrets(app.project.settings.transport)):
+        say(f"Warning: {note}", fg="yellow")
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
