@@ -557,3 +557,37 @@ def test_malformed_json_gets_400_and_changes_nothing(sent: Path, serve) -> None:
     assert event_counts(sent) == {}
     assert requests.get(server.url + "/health", timeout=10).text == "ok"
     assert "Traceback" not in server.stderr and "bug in newsletter" not in server.stderr
+
+
+# -- events import -----------------------------------------------------------------------
+def test_events_import_skips_records_whose_timestamp_is_not_a_time(sent: Path) -> None:
+    good = spamreport("jose.alvarez@example.org", "5", "ev-good")
+    records = [
+        json.dumps(good),
+        json.dumps(good | {"sg_event_id": "ev-abc", "timestamp": "abc"}),
+        json.dumps(good | {"sg_event_id": "ev-huge", "timestamp": 1e300}),
+        json.dumps(good | {"sg_event_id": "ev-negative", "timestamp": -5}),
+        '{"event": "spamreport", "sg_event_id": "ev-nan", "timestamp": NaN}',
+        json.dumps(good | {"sg_event_id": "ev-bool", "timestamp": True}),
+    ]
+    export = sent / "sendgrid.jsonl"
+    export.write_text("\n".join(records) + "\n", encoding="utf-8")
+    result = run_process("events", "import", str(export), "--provider", "sendgrid", cwd=sent)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    for line in (2, 3, 4, 5, 6):
+        assert f"line {line}: timestamp" in result.stderr, result.stderr
+    assert "1 event(s)" in result.stderr and "5 skipped" in result.stderr
+    assert status_of(sent, "jose.alvarez@example.org") == "complained"
+
+    only_bad = sent / "mailgun.json"
+    only_bad.write_text(
+        json.dumps(
+            [{"event-data": {"event": "failed", "severity": "permanent", "timestamp": "abc"}}]
+        ),
+        encoding="utf-8",
+    )
+    result = run_process("events", "import", str(only_bad), "--provider", "mailgun", cwd=sent)
+    assert result.returncode == 1
+    assert "record 1: timestamp 'abc' is not a Unix time" in result.stderr
+    assert "No record of" in result.stderr and "Traceback" not in result.stderr
