@@ -5,8 +5,6 @@ applied once, and a malformed request gets a 4xx with a reason, never a 5xx."""
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -20,17 +18,20 @@ from pathlib import Path
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
 
 from conftest import run_process, set_delivery
+from webhook_signers import (
+    P256_ORDER,
+    SendGrid,
+    mailgun_signature,
+    noncanonical,
+    svix_headers,
+)
 
-P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 POSTMARK_AUTH = ("hooks", "s3cret-pw")
 MAILGUN_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 RESEND_KEY = b"resend-webhook-secret-of-32-byte"
@@ -135,55 +136,10 @@ def delivered_id(project: Path, address: str) -> str:
     return next(r["provider_message_id"] for r in recipients if r["email"] == address)
 
 
-# -- how each provider signs -----------------------------------------------------------------
-def noncanonical(text: str) -> str:
-    """The same bytes in a base64 a lenient decoder accepts and a strict one refuses: the
-    unused low bits of the last character set."""
-    stripped = text.rstrip("=")
-    assert len(stripped) % 4, "needs padding bits to play with"
-    last = B64_ALPHABET.index(stripped[-1])
-    return stripped[:-1] + B64_ALPHABET[last | 1] + text[len(stripped) :]
-
-
-class SendGrid:
-    """SendGrid's side of the signed event webhook: an ECDSA P-256 key pair."""
-
-    def __init__(self) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.public = base64.b64encode(
-            self.key.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        ).decode()
-
-    def der(self, payload: bytes, timestamp: str, high_s: bool | None = None) -> bytes:
-        """A signature as `cryptography` makes it (high S about half the time), or in
-        the low-S or high-S form of the same signature."""
-        der = self.key.sign(timestamp.encode() + payload, ec.ECDSA(hashes.SHA256()))
-        if high_s is None:
-            return der
-        r, s = decode_dss_signature(der)
-        low = min(s, P256_ORDER - s)
-        return encode_dss_signature(r, P256_ORDER - low if high_s else low)
-
-    def headers(self, signature: str | bytes, timestamp: str) -> dict:
-        return {
-            "Content-Type": "application/json",
-            "X-Twilio-Email-Event-Webhook-Signature": signature,
-            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
-        }
-
-    def signed(self, payload: bytes, timestamp: str | None = None) -> dict:
-        timestamp = timestamp or str(int(time.time()))
-        signature = base64.b64encode(self.der(payload, timestamp)).decode()
-        return {"data": payload, "headers": self.headers(signature, timestamp)}
-
-
+# -- requests as each provider makes them ------------------------------------------------
 def mailgun_body(token: str, event_id: str, key: str = MAILGUN_KEY) -> dict:
-    timestamp = str(int(time.time()))
-    digest = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
     return {
-        "signature": {"token": token, "timestamp": timestamp, "signature": digest},
+        "signature": mailgun_signature(key, token),
         "event-data": {
             "event": "failed",
             "severity": "permanent",
@@ -201,17 +157,7 @@ def svix_signed(
     msg_id: str, payload: dict | bytes, key: bytes = RESEND_KEY, timestamp: int | None = None
 ) -> dict:
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    ts = str(timestamp or int(time.time()))
-    signature = base64.b64encode(
-        hmac.new(key, f"{msg_id}.{ts}.".encode() + raw, hashlib.sha256).digest()
-    ).decode()
-    headers = {
-        "svix-id": msg_id,
-        "svix-timestamp": ts,
-        "svix-signature": f"v1,{signature}",
-        "Content-Type": "application/json",
-    }
-    return {"data": raw, "headers": headers}
+    return {"data": raw, "headers": svix_headers(key, msg_id, raw, timestamp)}
 
 
 def postmark_bounce(project: Path, address: str, subscriber: str, **changes) -> dict:
