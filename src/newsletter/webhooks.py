@@ -298,9 +298,9 @@ VERIFIERS: dict[str, Verifier | None] = {
 
 @functools.lru_cache(maxsize=32)
 def _load_key(provider: str, secret: str) -> Any:
+    """``provider``'s key from its secret, parsed once (a provider with a verifier)."""
     verifier = VERIFIERS[provider]
-    if verifier is None:
-        raise ValueError(f"{provider} events are not received yet")
+    assert verifier is not None
     return verifier.load_key(secret)
 
 
