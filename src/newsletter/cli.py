@@ -589,21 +589,26 @@ def events() -> None:
 )
 @with_project
 def events_import(project: Project, file: Path, provider: str) -> None:
-    """Apply a provider's events from FILE (a JSON array, or JSON lines)."""
-    from .events import parse
+    """Apply a provider's events from FILE (a JSON array, or JSON lines).
 
-    data = file.read_bytes()
-    lines = [line for line in data.splitlines() if line.strip()]
-    if len(lines) > 1 and all(line.lstrip().startswith(b"{") for line in lines):
-        data = b"[" + b",".join(lines) + b"]"
-    outcomes: dict[str, int] = {}
-    for event in parse(provider, data):
-        outcome = project.store.record_event(event, project.soft_bounce_limit)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    A record that cannot be read (a timestamp that is no time, a field of the wrong
+    type) is skipped and listed; the others are applied."""
+    from .events import import_events
+
+    report = import_events(project.store, provider, file.read_bytes(), project.soft_bounce_limit)
+    for record in report.skipped:
+        say(f"  {record.where}: {record.problem}; skipped", fg="yellow")
+    outcomes = report.outcomes
     say(
         f"{sum(outcomes.values())} event(s) from {file}: "
         + (", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())) or "none")
+        + (f"; {len(report.skipped)} skipped" if report.skipped else "")
     )
+    if report.skipped and not report.read:
+        raise NewsletterError(
+            f"No record of {file} could be read.",
+            "Fix the records listed above and import the file again.",
+        )
 
 
 @cli.command()
@@ -620,6 +625,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     from .web.serve import create_app
+    from .webhooks import unreported_notes, webhook_secrets
 
     app = create_app((ctx.obj or {}).get("config"))
 
@@ -639,6 +645,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
             "Pass --port with another number, or 0.",
         ) from None
     say(f"Serving {app.name} at http://{host}:{server.server_port}/ (Ctrl-C stops it)")
+    for note in unreported_notes(webhook_secrets(app.project.settings.transport)):
+        say(f"Warning: {note}", fg="yellow")
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -1,363 +1,485 @@
-"""Provider events: verify each webhook, normalise it into ``Event``s, keep the raw.
+"""Provider events: each provider's records normalised into ``Event``s, the raw kept.
 
-One function per provider turns a verified body into events; ``verify`` checks
-the provider's own signing scheme (from ``../shared``-documented contracts):
-
-- Postmark: HTTP basic auth (Postmark does not sign), user:password in the secret.
-- SendGrid: ECDSA P-256 / SHA-256 over ``timestamp + body`` with the account's
-  verification key (the secret: base64 DER, or PEM).
-- Mailgun: hex HMAC-SHA256 of ``timestamp + token`` with the signing key; a token
-  is accepted once.
-- Resend (Svix): base64 HMAC-SHA256 of ``id.timestamp.body`` with the ``whsec_``
-  secret; an id is accepted once.
-SendGrid, Mailgun and Resend timestamps older than ``TOLERANCE`` are refused.
+A webhook body or an export file is JSON read with limits (``load_json``); each record
+of it is read by its provider's reader into events and the record's replay keys (the
+provider's own id for it). A record whose fields are not of the types the provider
+sends is *malformed*: it gives no events and says why, and the others are still read.
+Records of kinds we do not use (opens without tracking, SendGrid's ``processed``…)
+give no events. ``webhooks.py`` checks where a webhook comes from before any of this.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
-import hmac
 import json
-import time
-from collections.abc import Callable, Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from .errors import InputError
 from .models import Event, EventKind
 
-TOLERANCE = 600  # seconds
-PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend")
+PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend")  # whose events newsletter reads
+MAX_DEPTH = 64  # nesting of JSON arrays and objects; providers' events use fewer than 8
+MAX_ID = 2**63 - 1  # ids are stored in 64-bit integer columns
+LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z, the last second `datetime` can hold
 
 
-class Rejected(Exception):
-    """A webhook that is not genuine: bad signature, stale, or replayed."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+class Malformed(ValueError):
+    """A payload, or one record of it, that is not what its provider sends."""
 
 
-def verify(
-    provider: str,
-    secret: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    seen: Callable[[str], bool],
-    now: float | None = None,
-) -> None:
-    """Raise ``Rejected`` unless the request is a genuine, fresh webhook of ``provider``.
-
-    ``seen(nonce)`` records a nonce and says whether it was seen before.
-    """
-    now = time.time() if now is None else now
-    h = {k.lower(): v for k, v in headers.items()}
-    if provider == "postmark":
-        _verify_basic(secret, h.get("authorization", ""))
-    elif provider == "sendgrid":
-        _verify_sendgrid(secret, h, body, seen, now)
-    elif provider == "mailgun":
-        _verify_mailgun(secret, body, seen, now)
-    elif provider == "resend":
-        _verify_svix(secret, h, body, seen, now)
-    else:
-        raise Rejected(404, f"unknown provider {provider!r}")
-
-
-def _verify_basic(secret: str, header: str) -> None:
-    if not header.lower().startswith("basic "):
-        raise Rejected(401, "missing basic auth")
-    try:
-        given = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise Rejected(401, "malformed basic auth") from None
-    expected = secret if ":" in secret else None
-    ok = (
-        hmac.compare_digest(given, expected)
-        if expected
-        else hmac.compare_digest(given.partition(":")[2], secret)
-    )
-    if not ok:
-        raise Rejected(401, "wrong credentials")
-
-
-def _fresh(timestamp: str | float | None, now: float) -> None:
-    try:
-        ts = float(timestamp)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise Rejected(400, "no timestamp") from None
-    if abs(now - ts) > TOLERANCE:
-        raise Rejected(400, "stale timestamp (a replay, or the clocks disagree)")
-
-
-def _verify_sendgrid(
-    secret: str, h: dict[str, str], body: bytes, seen: Callable[[str], bool], now: float
-) -> None:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    signature = h.get("x-twilio-email-event-webhook-signature", "")
-    timestamp = h.get("x-twilio-email-event-webhook-timestamp", "")
-    if not signature or not timestamp:
-        raise Rejected(401, "missing signature headers")
-    _fresh(timestamp, now)
-    try:
-        if "BEGIN PUBLIC KEY" in secret:
-            key = serialization.load_pem_public_key(secret.encode())
-        else:
-            key = serialization.load_der_public_key(base64.b64decode(secret))
-        key.verify(
-            base64.b64decode(signature),
-            timestamp.encode() + body,  # type: ignore[union-attr]
-            ec.ECDSA(hashes.SHA256()),
-        )
-    except (InvalidSignature, ValueError, binascii.Error, TypeError):
-        raise Rejected(401, "bad signature") from None
-    if seen(signature):
-        raise Rejected(409, "replayed")
-
-
-def _verify_mailgun(secret: str, body: bytes, seen: Callable[[str], bool], now: float) -> None:
-    try:
-        signature = json.loads(body)["signature"]
-        token, timestamp, given = signature["token"], signature["timestamp"], signature["signature"]
-    except (ValueError, KeyError, TypeError):
-        raise Rejected(400, "no signature in the body") from None
-    expected = hmac.new(secret.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, str(given)):
-        raise Rejected(401, "bad signature")
-    _fresh(timestamp, now)
-    if seen(str(token)):
-        raise Rejected(409, "replayed")
-
-
-def _verify_svix(
-    secret: str, h: dict[str, str], body: bytes, seen: Callable[[str], bool], now: float
-) -> None:
-    msg_id, timestamp, signatures = (
-        h.get("svix-id"),
-        h.get("svix-timestamp"),
-        h.get("svix-signature"),
-    )
-    if not (msg_id and timestamp and signatures):
-        raise Rejected(401, "missing svix headers")
-    try:
-        key = base64.b64decode(secret.removeprefix("whsec_"))
-    except binascii.Error:
-        raise Rejected(500, "the webhook secret is not a whsec_ secret") from None
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    given = [part.partition(",")[2] for part in signatures.split() if part.startswith("v1,")]
-    if not any(hmac.compare_digest(expected, g) for g in given):
-        raise Rejected(401, "bad signature")
-    _fresh(timestamp, now)
-    if seen(msg_id):
-        raise Rejected(409, "replayed")
-
-
-# -- normalising ---------------------------------------------------------------------------
-def parse(provider: str, body: bytes) -> list[Event]:
-    """Events from a verified webhook body (or an export file) of ``provider``."""
+# -- JSON with limits ----------------------------------------------------------------------
+def load_json(body: bytes) -> Any:
+    """``body`` as JSON; ``Malformed`` when it is not JSON, is nested deeper than
+    MAX_DEPTH, or holds a string no database column can store (NUL, lone surrogate)."""
     try:
         data = json.loads(body)
-    except ValueError:
-        raise InputError(f"The {provider} events are not JSON.") from None
-    parser = {
-        "postmark": _postmark,
-        "sendgrid": _sendgrid,
-        "mailgun": _mailgun,
-        "resend": _resend,
-    }.get(provider)
-    if parser is None:
-        raise InputError(f"Unknown provider {provider!r}.", f"Use one of: {', '.join(PROVIDERS)}.")
-    items = data if isinstance(data, list) else [data]
-    return [e for item in items if isinstance(item, dict) for e in parser(item)]
+    except RecursionError:  # json gives up past the interpreter's recursion limit
+        raise Malformed(f"the JSON is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # not JSON, not UTF-8, or an integer of more than 4300 digits
+        raise Malformed("not JSON") from None
+    _check_tree(data)
+    return data
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+def _check_tree(data: Any) -> None:
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise Malformed(f"the JSON is nested deeper than {MAX_DEPTH} levels")
+            if isinstance(value, dict):
+                for key in value:
+                    _check_string(key)
+                value = value.values()
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            _check_string(value)
+
+
+def _check_string(text: str) -> None:
+    if "\x00" in text:
+        raise Malformed("a JSON string holds a NUL character")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Malformed("a JSON string holds a lone surrogate") from None
+
+
+# -- fields, as each provider documents them ---------------------------------------------------
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), "null")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(item: dict[str, Any], key: str) -> str | None:
+    """A string field; None when absent, null or empty."""
+    value = item.get(key)
+    if value is None or isinstance(value, str):
+        return value or None
+    raise Malformed(f"{key} is {_kind(value)}, not a string")
+
+
+def _object(item: dict[str, Any], key: str) -> dict[str, Any]:
+    value = item.get(key)
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    raise Malformed(f"{key} is {_kind(value)}, not an object")
+
+
+def _ident(item: dict[str, Any], key: str) -> str | None:
+    """A provider's id: a string, or a whole number that fits 64 bits."""
+    value = item.get(key)
+    if value is None or value == "":
         return None
+    if isinstance(value, str) and len(value) <= 1000:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
+        return str(value)
+    raise Malformed(f"{key} {_shown(value)} is not an id")
 
 
-def _postmark(item: dict[str, Any]) -> list[Event]:
-    record = item.get("RecordType")
-    meta = item.get("Metadata") or {}
-    common = {
-        "provider": "postmark",
-        "raw": item,
-        "provider_message_id": item.get("MessageID"),
-        "campaign": meta.get("campaign") or item.get("Tag"),
-        "subscriber_id": _int(meta.get("subscriber")),
-    }
-    email = item.get("Email") or item.get("Recipient")
+_DECIMAL = re.compile(r"[0-9]{1,15}(\.[0-9]{1,9})?")
+
+
+def _unix_time(item: dict[str, Any], key: str) -> str | None:
+    """A Unix time in seconds (a number, or a string of one), as ISO 8601 UTC."""
+    value = item.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Malformed(f"{key} {_shown(value)} is not a Unix time")
+    if not 0 <= value <= LATEST_TIME:  # also false for NaN
+        raise Malformed(f"{key} {_shown(value)} is out of range")
+    return dt.datetime.fromtimestamp(value, dt.UTC).isoformat()
+
+
+def _iso_time(item: dict[str, Any], key: str) -> str | None:
+    """An ISO 8601 time, kept as the provider wrote it."""
+    value = _text(item, key)
+    if value is None:
+        return None
+    try:
+        if len(value) > 64:
+            raise ValueError
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise Malformed(f"{key} {_shown(value)} is not an ISO 8601 time") from None
+    return value
+
+
+def _ours(value: Any) -> str | None:
+    """A value newsletter put in the message (campaign slug): unusable ones are ignored."""
+    return value if isinstance(value, str) and value else None
+
+
+def _subscriber(value: Any) -> int | None:
+    """The subscriber id newsletter put in the message, or None when it is not one."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
+        return value
+    return None
+
+
+def _key(kind: str, value: str) -> str:
+    """A replay key: readable when short, else a digest."""
+    if len(value) <= 200 and value.isascii() and value.isprintable():
+        return f"{kind}:{value}"
+    return f"{kind}:sha256:{hashlib.sha256(value.encode()).hexdigest()}"
+
+
+def _content_key(item: Any) -> str:
+    """A record without an id of its own is known by its content."""
+    text = json.dumps(item, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "content:sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+# -- the providers' records -------------------------------------------------------------------
+Read = tuple[list[Event], tuple[str, ...]]  # a record's events and its replay keys
+
+_POSTMARK_BOUNCES = {
+    "HardBounce": EventKind.BOUNCED,
+    "SpamComplaint": EventKind.COMPLAINED,
+    "BadEmailAddress": EventKind.BOUNCED,
+    "ManuallyDeactivated": EventKind.BOUNCED,
+    "Unsubscribe": EventKind.UNSUBSCRIBED,
+}  # any other bounce type is temporary
+_POSTMARK_RECORDS = {  # RecordType -> (time field, kind)
+    "Bounce": ("BouncedAt", None),
+    "SpamComplaint": ("BouncedAt", EventKind.COMPLAINED),
+    "Delivery": ("DeliveredAt", EventKind.DELIVERED),
+    "SubscriptionChange": ("ChangedAt", None),
+    "Open": ("ReceivedAt", EventKind.OPENED),
+    "Click": ("ReceivedAt", EventKind.CLICKED),
+}
+_POSTMARK_SUPPRESSIONS = {"HardBounce": EventKind.BOUNCED, "SpamComplaint": EventKind.COMPLAINED}
+
+
+def _postmark(item: dict[str, Any]) -> Read:
+    record = _text(item, "RecordType")
+    if record not in _POSTMARK_RECORDS:
+        return [], ()
+    time_field, kind = _POSTMARK_RECORDS[record]
+    occurred_at = _iso_time(item, time_field)
+    meta = _object(item, "Metadata")
+    record_id = _ident(item, "ID")
+    message_id = _text(item, "MessageID")
+    email = _text(item, "Email") or _text(item, "Recipient")
+    detail = None
     if record == "Bounce":
-        kind = {
-            "HardBounce": EventKind.BOUNCED,
-            "SpamComplaint": EventKind.COMPLAINED,
-            "BadEmailAddress": EventKind.BOUNCED,
-            "ManuallyDeactivated": EventKind.BOUNCED,
-            "Unsubscribe": EventKind.UNSUBSCRIBED,
-        }.get(item.get("Type", ""), EventKind.SOFT_BOUNCED)
-        return [
-            Event(
-                kind=kind,
-                email=email,
-                occurred_at=item.get("BouncedAt"),
-                provider_event_id=f"bounce-{item.get('ID')}" if item.get("ID") else None,
-                detail=item.get("Description") or item.get("Type"),
-                **common,
-            )
-        ]
-    if record == "SpamComplaint":
-        return [
-            Event(
-                kind=EventKind.COMPLAINED,
-                email=email,
-                occurred_at=item.get("BouncedAt"),
-                provider_event_id=f"complaint-{item.get('ID')}" if item.get("ID") else None,
-                **common,
-            )
-        ]
-    if record == "Delivery":
-        return [
-            Event(
-                kind=EventKind.DELIVERED, email=email, occurred_at=item.get("DeliveredAt"), **common
-            )
-        ]
-    if record == "SubscriptionChange" and item.get("SuppressSending"):
-        reason = item.get("SuppressionReason", "")
-        kind = {"HardBounce": EventKind.BOUNCED, "SpamComplaint": EventKind.COMPLAINED}.get(
-            reason, EventKind.UNSUBSCRIBED
-        )
-        return [
-            Event(
-                kind=kind, email=email, occurred_at=item.get("ChangedAt"), detail=reason, **common
-            )
-        ]
-    if record == "Open":
-        return [
-            Event(kind=EventKind.OPENED, email=email, occurred_at=item.get("ReceivedAt"), **common)
-        ]
-    if record == "Click":
-        return [
-            Event(
-                kind=EventKind.CLICKED,
-                email=email,
-                occurred_at=item.get("ReceivedAt"),
-                detail=item.get("OriginalLink"),
-                **common,
-            )
-        ]
-    return []
+        bounce_type = _text(item, "Type") or ""
+        kind = _POSTMARK_BOUNCES.get(bounce_type, EventKind.SOFT_BOUNCED)
+        detail = _text(item, "Description") or bounce_type or None
+    elif record == "SubscriptionChange":
+        if item.get("SuppressSending") is not True:
+            return [], ()
+        reason = _text(item, "SuppressionReason") or ""
+        kind = _POSTMARK_SUPPRESSIONS.get(reason, EventKind.UNSUBSCRIBED)
+        detail = reason or None
+    elif record == "Click":
+        detail = _text(item, "OriginalLink")
+    assert kind is not None
+    event_id = None
+    if record_id and record in ("Bounce", "SpamComplaint"):
+        event_id = f"{'bounce' if record == 'Bounce' else 'complaint'}-{record_id}"
+    event = Event(
+        provider="postmark",
+        kind=kind,
+        email=email,
+        provider_message_id=message_id,
+        provider_event_id=event_id,
+        occurred_at=occurred_at,
+        campaign=_ours(meta.get("campaign")) or _text(item, "Tag"),
+        subscriber_id=_subscriber(meta.get("subscriber")),
+        detail=detail,
+        raw=item,
+    )
+    if record_id:
+        key = _key("record", f"{record}:{record_id}")
+    elif message_id:  # Delivery, SubscriptionChange, Open, Click: no id of their own
+        key = _key("record", f"{record}:{message_id}:{occurred_at or ''}")
+    else:
+        key = _content_key(item)
+    return [event], (key,)
 
 
-def _sendgrid(item: dict[str, Any]) -> list[Event]:
-    event = item.get("event")
-    kind = {
-        "delivered": EventKind.DELIVERED,
-        "dropped": EventKind.DROPPED,
-        "spamreport": EventKind.COMPLAINED,
-        "unsubscribe": EventKind.UNSUBSCRIBED,
-        "group_unsubscribe": EventKind.UNSUBSCRIBED,
-        "open": EventKind.OPENED,
-        "click": EventKind.CLICKED,
-    }.get(str(event))
+_SENDGRID_EVENTS = {
+    "delivered": EventKind.DELIVERED,
+    "dropped": EventKind.DROPPED,
+    "spamreport": EventKind.COMPLAINED,
+    "unsubscribe": EventKind.UNSUBSCRIBED,
+    "group_unsubscribe": EventKind.UNSUBSCRIBED,
+    "open": EventKind.OPENED,
+    "click": EventKind.CLICKED,
+}
+
+
+def _sendgrid(item: dict[str, Any]) -> Read:
+    event = _text(item, "event")
+    event_id = _text(item, "sg_event_id")
+    key = _key("event", event_id) if event_id else _content_key(item)
+    kind = _SENDGRID_EVENTS.get(event or "")
     if event == "bounce":
-        kind = EventKind.SOFT_BOUNCED if item.get("type") == "blocked" else EventKind.BOUNCED
+        blocked = _text(item, "type") == "blocked"
+        kind = EventKind.SOFT_BOUNCED if blocked else EventKind.BOUNCED
     if kind is None:
-        return []
-    message_id = str(item.get("sg_message_id") or "").split(".")[0] or None
-    when = item.get("timestamp")
-    return [
-        Event(
-            provider="sendgrid",
-            kind=kind,
-            email=item.get("email"),
-            provider_message_id=message_id,
-            provider_event_id=item.get("sg_event_id"),
-            occurred_at=dt.datetime.fromtimestamp(float(when), dt.UTC).isoformat()
-            if when
-            else None,
-            campaign=item.get("campaign"),
-            subscriber_id=_int(item.get("subscriber")),
-            detail=item.get("reason") or item.get("url"),
-            raw=item,
-        )
-    ]
+        return [], (key,)
+    message_id = (_text(item, "sg_message_id") or "").split(".")[0] or None
+    found = Event(
+        provider="sendgrid",
+        kind=kind,
+        email=_text(item, "email"),
+        provider_message_id=message_id,
+        provider_event_id=event_id,
+        occurred_at=_unix_time(item, "timestamp"),
+        campaign=_ours(item.get("campaign")),
+        subscriber_id=_subscriber(item.get("subscriber")),
+        detail=_text(item, "reason") or _text(item, "url"),
+        raw=item,
+    )
+    return [found], (key,)
 
 
-def _mailgun(item: dict[str, Any]) -> list[Event]:
-    data = item.get("event-data", item)
-    event = data.get("event")
-    kind = {
-        "delivered": EventKind.DELIVERED,
-        "complained": EventKind.COMPLAINED,
-        "unsubscribed": EventKind.UNSUBSCRIBED,
-        "opened": EventKind.OPENED,
-        "clicked": EventKind.CLICKED,
-    }.get(str(event))
+_MAILGUN_EVENTS = {
+    "delivered": EventKind.DELIVERED,
+    "complained": EventKind.COMPLAINED,
+    "unsubscribed": EventKind.UNSUBSCRIBED,
+    "opened": EventKind.OPENED,
+    "clicked": EventKind.CLICKED,
+}
+
+
+def _mailgun(item: dict[str, Any]) -> Read:
+    data = _object(item, "event-data") if "event-data" in item else item
+    event = _text(data, "event")
+    event_id = _text(data, "id")
+    key = _key("event", event_id) if event_id else _content_key(data)
+    kind = _MAILGUN_EVENTS.get(event or "")
     if event == "failed":
-        kind = EventKind.BOUNCED if data.get("severity") == "permanent" else EventKind.SOFT_BOUNCED
+        permanent = _text(data, "severity") == "permanent"
+        kind = EventKind.BOUNCED if permanent else EventKind.SOFT_BOUNCED
     if kind is None:
-        return []
-    variables = data.get("user-variables") or {}
-    message_id = ((data.get("message") or {}).get("headers") or {}).get("message-id")
-    when = data.get("timestamp")
-    status = data.get("delivery-status") or {}
-    return [
-        Event(
-            provider="mailgun",
-            kind=kind,
-            email=data.get("recipient"),
-            provider_message_id=f"<{message_id.strip('<>')}>" if message_id else None,
-            provider_event_id=data.get("id"),
-            occurred_at=dt.datetime.fromtimestamp(float(when), dt.UTC).isoformat()
-            if when
-            else None,
-            campaign=variables.get("campaign"),
-            subscriber_id=_int(variables.get("subscriber")),
-            detail=data.get("reason") or status.get("description") or status.get("message"),
-            raw=item,
-        )
-    ]
+        return [], (key,)
+    variables = _object(data, "user-variables")
+    message_id = _text(_object(_object(data, "message"), "headers"), "message-id")
+    status = _object(data, "delivery-status")
+    found = Event(
+        provider="mailgun",
+        kind=kind,
+        email=_text(data, "recipient"),
+        provider_message_id=f"<{message_id.strip('<>')}>" if message_id else None,
+        provider_event_id=event_id,
+        occurred_at=_unix_time(data, "timestamp"),
+        campaign=_ours(variables.get("campaign")),
+        subscriber_id=_subscriber(variables.get("subscriber")),
+        detail=_text(data, "reason") or _text(status, "description") or _text(status, "message"),
+        raw=item,
+    )
+    return [found], (key,)
 
 
-def _resend(item: dict[str, Any]) -> list[Event]:
-    kind_name = str(item.get("type", ""))
-    data = item.get("data") or {}
-    kind = {
-        "email.delivered": EventKind.DELIVERED,
-        "email.complained": EventKind.COMPLAINED,
-        "email.opened": EventKind.OPENED,
-        "email.clicked": EventKind.CLICKED,
-        "email.suppressed": EventKind.DROPPED,
-    }.get(kind_name)
-    bounce = data.get("bounce") or {}
+_RESEND_EVENTS = {
+    "email.delivered": EventKind.DELIVERED,
+    "email.complained": EventKind.COMPLAINED,
+    "email.opened": EventKind.OPENED,
+    "email.clicked": EventKind.CLICKED,
+    "email.suppressed": EventKind.DROPPED,
+}
+
+
+def _resend(item: dict[str, Any]) -> Read:
+    """A Resend event; its replay key is the request's ``svix-id`` (no id in the body)."""
+    kind_name = _text(item, "type") or ""
+    kind = _RESEND_EVENTS.get(kind_name)
+    data = _object(item, "data")
+    bounce = _object(data, "bounce")
     if kind_name == "email.bounced":
-        kind = EventKind.BOUNCED if bounce.get("type") == "Permanent" else EventKind.SOFT_BOUNCED
+        permanent = _text(bounce, "type") == "Permanent"
+        kind = EventKind.BOUNCED if permanent else EventKind.SOFT_BOUNCED
     if kind is None:
-        return []
-    tags = data.get("tags") or {}
-    if isinstance(tags, list):
-        tags = {t.get("name"): t.get("value") for t in tags if isinstance(t, dict)}
-    recipients = data.get("to") or [None]
-    return [
-        Event(
-            provider="resend",
-            kind=kind,
-            email=email,
-            provider_message_id=data.get("email_id"),
-            occurred_at=item.get("created_at"),
-            campaign=tags.get("campaign"),
-            subscriber_id=_int(tags.get("subscriber")),
-            detail=bounce.get("message"),
-            raw=item,
+        return [], ()
+    tags = data.get("tags")
+    if isinstance(tags, list):  # the API's form, [{name, value}]
+        tags = {
+            t["name"]: t.get("value")
+            for t in tags
+            if isinstance(t, dict) and isinstance(t.get("name"), str)
+        }
+    tags = tags if isinstance(tags, dict) else {}
+    recipients = data.get("to")
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    if recipients is not None and not (
+        isinstance(recipients, list) and all(isinstance(r, str) for r in recipients)
+    ):
+        raise Malformed("data.to is not a list of addresses")
+    common = {
+        "provider": "resend",
+        "kind": kind,
+        "provider_message_id": _text(data, "email_id"),
+        "occurred_at": _iso_time(item, "created_at"),
+        "campaign": _ours(tags.get("campaign")),
+        "subscriber_id": _subscriber(tags.get("subscriber")),
+        "detail": _text(bounce, "message"),
+        "raw": item,
+    }
+    return [Event(email=email or None, **common) for email in recipients or [None]], ()
+
+
+READERS: dict[str, Callable[[dict[str, Any]], Read]] = {
+    "postmark": _postmark,
+    "sendgrid": _sendgrid,
+    "mailgun": _mailgun,
+    "resend": _resend,
+}
+
+
+# -- records --------------------------------------------------------------------------------
+@dataclass
+class Record:
+    """One record of a payload: its events and replay keys, or why it cannot be read."""
+
+    where: str  # "record 3", or "line 7" of a JSON-lines file
+    events: list[Event] = field(default_factory=list)
+    keys: tuple[str, ...] = ()
+    problem: str | None = None
+
+
+def read_records(provider: str, items: Iterable[Any], where: str = "record") -> list[Record]:
+    """Each item of a payload read by ``provider``'s reader."""
+    reader = _reader(provider)
+    records = []
+    for number, item in enumerate(items, 1):
+        record = Record(f"{where} {number}")
+        if not isinstance(item, dict):
+            record.problem = f"{_kind(item)}, not an event object"
+        else:
+            try:
+                record.events, record.keys = reader(item)
+            except Malformed as exc:
+                record.problem = str(exc)
+        records.append(record)
+    return records
+
+
+def _reader(provider: str) -> Callable[[dict[str, Any]], Read]:
+    try:
+        return READERS[provider]
+    except KeyError:
+        raise InputError(
+            f"Unknown provider {provider!r}.", f"Use one of: {', '.join(PROVIDERS)}."
+        ) from None
+
+
+def parse(provider: str, body: bytes) -> list[Event]:
+    """The events of a JSON array or object of ``provider``'s records; ``InputError``
+    when it is not JSON or one of its records is malformed."""
+    try:
+        data = load_json(body)
+    except Malformed as exc:
+        raise InputError(f"The {provider} events are not usable: {exc}.") from None
+    records = read_records(provider, data if isinstance(data, list) else [data])
+    for record in records:
+        if record.problem:
+            raise InputError(
+                f"The {provider} events are not usable: {record.where}: {record.problem}."
+            )
+    return [event for record in records for event in record.events]
+
+
+# -- export files ---------------------------------------------------------------------------
+def read_export(provider: str, data: bytes) -> list[Record]:
+    """The records of an export file: a JSON array, one JSON object, or JSON lines (then
+    a line that cannot be read is one record skipped, not the whole file)."""
+    _reader(provider)
+    try:
+        parsed = load_json(data)
+    except Malformed as exc:
+        numbered = [(n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip()]
+        if len(numbered) < 2 or not all(line.lstrip().startswith(b"{") for _, line in numbered):
+            raise InputError(
+                f"The {provider} events are not usable: {exc}.",
+                "Give a JSON array of the provider's event records, or one JSON object per line.",
+            ) from None
+        return [_export_line(provider, n, line) for n, line in numbered]
+    if isinstance(parsed, dict):
+        parsed = [parsed]
+    if not isinstance(parsed, list):
+        raise InputError(
+            f"The {provider} events are {_kind(parsed)}, not a JSON array or object.",
+            "Give a JSON array of the provider's event records, or one JSON object per line.",
         )
-        for email in recipients
-    ]
+    return read_records(provider, parsed)
+
+
+def _export_line(provider: str, number: int, line: bytes) -> Record:
+    try:
+        item = load_json(line)
+    except Malformed as exc:
+        return Record(f"line {number}", problem=str(exc))
+    record = read_records(provider, [item])[0]
+    record.where = f"line {number}"
+    return record
+
+
+class EventStore(Protocol):
+    def record_event(self, event: Event, soft_bounce_limit: int = 3) -> str: ...
+
+
+@dataclass
+class ImportReport:
+    outcomes: dict[str, int]  # what record_event did, and how often
+    skipped: list[Record]  # the malformed records, each with its problem
+    read: int  # records read (those of kinds newsletter does not use included)
+
+
+def import_events(
+    store: EventStore, provider: str, data: bytes, soft_bounce_limit: int = 3
+) -> ImportReport:
+    """Apply the events of an export file; malformed records are skipped and listed."""
+    records = read_export(provider, data)
+    outcomes: dict[str, int] = {}
+    for record in records:
+        for event in record.events:
+            outcome = store.record_event(event, soft_bounce_limit)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    skipped = [r for r in records if r.problem]
+    return ImportReport(outcomes, skipped, len(records) - len(skipped))

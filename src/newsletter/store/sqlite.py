@@ -744,20 +744,39 @@ class SQLiteStore:
         return True
 
     # -- events -------------------------------------------------------------
-    def seen_nonce(self, provider: str, nonce: str, keep_seconds: int = 86400) -> bool:
-        """True when this webhook nonce was seen before (a replay); records it otherwise."""
+    NONCE_DAYS = 30  # past every provider's retries; Postmark's requests have no timestamp
+    _nonces_purged_at: dt.datetime | None = None
+
+    def claim_nonces(self, provider: str, nonces: Iterable[str]) -> set[str]:
+        """Record webhook replay keys at once; those recorded before (replays) are returned."""
         now = dt.datetime.now(dt.UTC)
+        seen = set()
         with self.transaction():
-            self.db.execute(
-                "DELETE FROM webhook_nonces WHERE seen_at < ?",
-                ((now - dt.timedelta(seconds=keep_seconds)).isoformat(),),
-            )
-            cur = self.db.execute(
-                "INSERT INTO webhook_nonces (provider, nonce, seen_at) VALUES (?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (provider, nonce, now.isoformat()),
-            )
-        return cur.rowcount == 0
+            purged = self._nonces_purged_at
+            if purged is None or now - purged > dt.timedelta(hours=1):
+                self.db.execute(
+                    "DELETE FROM webhook_nonces WHERE seen_at < ?",
+                    ((now - dt.timedelta(days=self.NONCE_DAYS)).isoformat(),),
+                )
+                self._nonces_purged_at = now
+            for nonce in sorted(set(nonces)):  # one order: concurrent claims never deadlock
+                cur = self.db.execute(
+                    "INSERT INTO webhook_nonces (provider, nonce, seen_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (provider, nonce, now.isoformat()),
+                )
+                if cur.rowcount == 0:
+                    seen.add(nonce)
+        return seen
+
+    def release_nonces(self, provider: str, nonces: Iterable[str]) -> None:
+        """Forget replay keys claimed for events that could not be recorded."""
+        rows = [(provider, nonce) for nonce in nonces]
+        if rows:
+            with self.transaction():
+                self.db.executemany(
+                    "DELETE FROM webhook_nonces WHERE provider = ? AND nonce = ?", rows
+                )
 
     def campaign_for_message(
         self, provider_message_id: str, email: str | None

@@ -12,17 +12,16 @@ NEWSLETTER_CONFIG pointing at the project's newsletter.toml.
 from __future__ import annotations
 
 import html
-import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
 from ..errors import NewsletterError
-from ..events import PROVIDERS, Rejected, parse, verify
 from ..models import Event, EventKind, SubscriberStatus
 from ..project import Project
 from ..tokens import LinkSigner
+from ..webhooks import receive_webhook, webhook_secrets
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 MAX_BODY = 5 * 1024 * 1024
@@ -162,28 +161,19 @@ class ServeApp:
 
     # -- webhooks ---------------------------------------------------------------------
     def webhook(self, provider: str, environ: dict[str, Any]) -> tuple[str, str]:
-        provider = provider.strip("/")
-        if provider not in PROVIDERS:
-            return "404 Not Found", "unknown provider"
-        secret = os.environ.get("NEWSLETTER_WEBHOOK_SECRET", "")
-        if not secret:
-            return "503 Service Unavailable", "NEWSLETTER_WEBHOOK_SECRET is not set"
-        body = _body(environ)
         headers = {
             k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
         }
-        store = self.project.store
-        try:
-            verify(provider, secret, headers, body, lambda n: store.seen_nonce(provider, n))
-        except Rejected as exc:
-            return f"{exc.status} {'Unauthorized' if exc.status == 401 else 'Rejected'}", exc.reason
-        try:
-            events = parse(provider, body)
-        except NewsletterError as exc:
-            return "400 Bad Request", exc.message
-        for event in events:
-            store.record_event(event, self.soft_bounce_limit)
-        return "200 OK", f"{len(events)} event(s)"
+        project = self.project
+        answer = receive_webhook(
+            provider.strip("/"),
+            headers,
+            _body(environ),
+            webhook_secrets(project.settings.transport),
+            project.store,
+            self.soft_bounce_limit,
+        )
+        return answer.status_line, answer.text
 
 
 def create_app(config: str | None = None) -> ServeApp:
