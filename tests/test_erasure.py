@@ -477,6 +477,44 @@ def wait_for(condition, timeout: float = 60) -> None:
         time.sleep(0.01)
 
 
+def test_forget_while_her_batch_waits_its_turn_sends_her_nothing(project: Path, run) -> None:
+    # given: a rate-limited send through a slow provider, two batches in flight; her
+    # batch is claimed (built in memory) and waits ~2 s for the rate limit
+    many_readers(project, run, 150, victim_at=70)
+    with FakePostmark(token="pm", latency=0.3) as pm:
+        set_delivery(
+            project,
+            transport="postmark",
+            base_url=pm.url,
+            batch_size=50,
+            concurrency=2,
+            rate_limit=25,
+        )
+        sender = start_send(project)
+        try:
+            wait_for(lambda: delivery_status(project, VICTIM) == "sending")
+            assert VICTIM not in " ".join(pm.accepted_to()).lower()
+
+            # when: she is forgotten from another process's point of view (this one)
+            forget(run, VICTIM)
+            assert sender.wait(timeout=120) == 0, sender.stderr.read()
+        finally:
+            if sender.poll() is None:
+                sender.kill()
+
+        # then: she got nothing, everyone else got theirs, and her row names no one
+        accepted = " ".join(pm.accepted_to()).lower()
+        assert VICTIM not in accepted
+        assert accepted.count("@example.com") == 149, "her batch went out, without her"
+    rows = execute(
+        project,
+        "SELECT d.status, d.error, d.response FROM deliveries d "
+        "JOIN subscribers s ON s.id = d.subscriber_id WHERE s.erased_at IS NOT NULL",
+    )
+    assert [tuple(r) for r in rows] == [("skipped", "subscriber was erased", None)]
+    assert cells_naming(project, VICTIM, "Quist") == []
+
+
 def test_forget_while_her_message_is_on_the_wire_keeps_no_trace_of_the_answer(
     project: Path, run
 ) -> None:

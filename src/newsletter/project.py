@@ -50,7 +50,7 @@ from .render import (
     compile_campaign,
 )
 from .sender import Plan, RunReport, SendOptions, holder_id, send_campaign, send_test
-from .store import ImportSummary, SQLiteStore, open_store
+from .store import ImportSummary, SQLiteStore, now_iso, open_store
 from .store.sqlite import CampaignRow, Erasure
 from .tokens import LinkSigner
 
@@ -464,6 +464,7 @@ class Project:
             if on_batch:
                 on_batch(results)
 
+        started = now_iso()
         try:
             store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
             store.requeue(row.id, retry)
@@ -486,7 +487,15 @@ class Project:
         finally:
             store.release_lock(lock, holder)
             transport.close()
+            if transport.name == "outbox":  # a file written as its reader was being erased
+                self._remove_files_of(store.erased_during(row.id, started), campaign.slug)
         return report, store.campaign(campaign.slug) or row
+
+    def _remove_files_of(self, subscriber_ids: list[int], slug: str) -> None:
+        folder = self.settings.outbox_dir / slug
+        for sid in subscriber_ids:
+            for path in folder.glob(f"{sid:08d}-*.eml*"):  # the id part names one reader
+                path.unlink()
 
     def send_tests(
         self, compiled: CompiledCampaign, transport: Transport, addresses: list[str]

@@ -703,6 +703,39 @@ class SQLiteStore:
                 suppress,
             )
 
+    def inactive(self, subscriber_ids: list[int]) -> dict[int, str]:
+        """Of these subscribers, those no longer active (erased, unsubscribed, bounced,
+        removed), with why: asked once per batch, just before it is sent."""
+        if not subscriber_ids:
+            return {}
+        current = {
+            r["id"]: r
+            for r in self.db.execute(
+                "SELECT id, status, erased_at FROM subscribers WHERE id IN "
+                f"({', '.join('?' * len(subscriber_ids))})",
+                subscriber_ids,
+            )
+        }
+        gone = {}
+        for sid in subscriber_ids:
+            row = current.get(sid)
+            if row is None:
+                gone[sid] = "subscriber was removed"
+            elif row["status"] != "active" or row["erased_at"]:
+                gone[sid] = _gone(row["status"], row["erased_at"])
+        return gone
+
+    def erased_during(self, campaign_id: int, since: str) -> list[int]:
+        """Recipients of the campaign erased since ``since`` (while it was being sent)."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT d.subscriber_id FROM deliveries d JOIN subscribers s "
+                "ON s.id = d.subscriber_id WHERE d.campaign_id = ? AND s.erased_at >= ?",
+                (campaign_id, since),
+            )
+        ]
+
     def release(self, campaign_id: int, subscriber_ids: Iterable[int]) -> None:
         """Give claimed deliveries back to the queue: their request was never made."""
         now = now_iso()
