@@ -11,7 +11,9 @@ import, or settled ``invalid`` alone when the message is made.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import unicodedata
 from dataclasses import dataclass
 from email.utils import parseaddr
 
@@ -88,6 +90,42 @@ def own_wire_form(address: str) -> tuple[str, bool]:
         return wire_form(address.strip())
     except ValueError:
         return domain_as_sent(address.strip()), False
+
+
+def canonical_address(address: str) -> str:
+    """One spelling per mailbox, for matching: lowercased, NFC, the domain in Unicode.
+
+    ``Ana@XN--BCHER-KVA.de``, ``ana@Bücher.de`` and ``ana@bücher.de`` are one person
+    here (the list already treats addresses as case-insensitive). Text that is not an
+    address comes back stripped and lowercased.
+    """
+    text = unicodedata.normalize("NFC", address.strip()).lower()
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return text
+    return f"{local}@{_unicode_domain(domain)}"
+
+
+def address_forms(address: str) -> set[str]:
+    """The lowercased spellings one address takes: as given, canonical, domain in A-labels."""
+    given = address.strip().lower()
+    canonical = canonical_address(address)
+    forms = {given, canonical}
+    local, at, domain = canonical.rpartition("@")
+    if at:
+        with contextlib.suppress(ValueError):  # no A-label form: the others will do
+            forms.add(f"{local}@{ascii_domain(domain).lower()}")
+    return {f for f in forms if f}
+
+
+@functools.lru_cache(maxsize=4096)
+def _unicode_domain(domain: str) -> str:
+    import idna  # email-validator's own IDNA library
+
+    try:
+        return idna.decode(idna.encode(domain, uts46=True))
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return domain
 
 
 def parse_mailbox(text: str) -> tuple[str, str]:

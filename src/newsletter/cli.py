@@ -344,7 +344,7 @@ def subscribers_unsubscribe(project: Project, email: str) -> None:
 def subscribers_forget(project: Project, email: str, yes: bool) -> None:
     """Erase EMAIL's personal data for good (GDPR erasure).
 
-    Only a one-way hash of the address is kept, so it can never be imported again.
+    Only a keyed hash of the address is kept, so it can never be imported again.
     """
     if not email.strip():
         raise NewsletterError(
@@ -360,7 +360,7 @@ def subscribers_forget(project: Project, email: str, yes: bool) -> None:
         )
     known, removed = project.forget(email)
     if removed:
-        say(f"Removed {removed} message file(s) addressed to {email} from the outbox.")
+        say(f"Removed {removed} file(s) made for {email} (outbox messages, build samples).")
     if known:
         say(f"{email} is erased; its address can never be imported again.")
     else:

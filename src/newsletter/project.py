@@ -9,12 +9,14 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.parser import HeaderParser
+from email.utils import getaddresses
 from functools import cached_property
 from pathlib import Path
 
 from email_validator import EmailNotValidError
 
-from .addresses import Carrier
+from .addresses import Carrier, canonical_address
 from .audience import ParsedFile, read_subscribers, validate_address
 from .campaigns import load_campaign
 from .checks import Built as CheckedEmail
@@ -65,8 +67,8 @@ from .sender import (
     send_campaign,
     send_test,
 )
-from .store import ImportSummary, SQLiteStore, open_store
-from .store.sqlite import CampaignRow
+from .store import ImportSummary, SQLiteStore, now_iso, open_store
+from .store.sqlite import CampaignRow, Erasure
 from .tokens import LinkSigner
 
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
@@ -358,20 +360,66 @@ class Project:
 
     # -- subscribers --------------------------------------------------------
     def forget(self, email: str) -> tuple[bool, int]:
-        """Erase a person from the database and from the outbox's message files.
+        """Erase a person from the database and from the files made for them.
 
-        (was on the list, outbox files removed)
+        (was on the list, files removed): their outbox messages and the build samples
+        made for them. Raises when a copy could not be cleared from the database's log.
         """
-        known = self.store.forget(email)
-        removed = 0
+        erasure = self.store.forget(email)
+        removed = self._remove_outbox_files(erasure) + self._remove_build_samples(erasure)
+        if not self.store.purge_erased():
+            raise NewsletterError(
+                f"{email} is erased, but another process kept reading the database, so an "
+                "old copy of the rows may stay in its log file until it lets go.",
+                "Stop `newsletter serve` (or whatever holds the database) for a moment and "
+                "run the same `subscribers forget` again.",
+            )
+        return erasure.known, removed
+
+    def _remove_outbox_files(self, erasure: Erasure) -> int:
+        """The outbox's message files made for them, by exact name (``<subscriber id>-
+        <address>.eml``, ``test-<address>.eml``), and any other addressed to them."""
         outbox = self.settings.outbox_dir
-        if outbox.is_dir():
-            suffix = "-" + file_name_part(email.strip()).lower() + ".eml"
-            for path in outbox.glob("*/*.eml"):  # named <subscriber id>-<address>.eml
-                if path.name.lower().endswith(suffix):
-                    path.unlink()
-                    removed += 1
-        return known, removed
+        if not outbox.is_dir():
+            return 0
+        names = {
+            name
+            for sid in erasure.subscriber_ids
+            for address in erasure.addresses
+            for name in (
+                f"{sid:08d}-{file_name_part(address)}.eml",
+                f".{sid:08d}-{file_name_part(address)}.eml.tmp",  # a write cut short
+            )
+        }
+        # a test copy is named after the address as typed; only a name the address
+        # survives in whole (no character replaced, not cut) says whose it is
+        test_names = {
+            f"test-{form}.eml"
+            for form in erasure.trace.forms
+            if "@" in form and file_name_part(form) == form
+        }
+        removed = 0
+        for path in sorted([*outbox.glob("*/*.eml*"), *outbox.glob("*/.*.eml.tmp")]):
+            if (
+                path.name in names
+                or path.name.lower() in test_names
+                or erasure.trace.canonical & _addressed_to(path)
+            ):
+                path.unlink()
+                removed += 1
+        return removed
+
+    def _remove_build_samples(self, erasure: Erasure) -> int:
+        """``build``'s sample files that were made for them (they name their address)."""
+        removed = 0
+        for folder in sorted((self.settings.root / "build").glob("*/")):
+            files = [folder / n for n in ("sample.eml", "email.html", "email.txt")]
+            files = [f for f in files if f.is_file()]
+            if any(erasure.trace.mentions(f.read_text("utf-8", "replace")) for f in files):
+                for f in files:
+                    f.unlink()
+                removed += len(files)
+        return removed
 
     def import_subscribers(
         self, path: Path, tags: tuple[str, ...] = (), status: str = "active"
@@ -461,6 +509,7 @@ class Project:
             if on_batch:
                 on_batch(results)
 
+        started = now_iso()
         try:
             store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
             store.requeue(row.id, retry)
@@ -483,7 +532,15 @@ class Project:
         finally:
             store.release_lock(lock, holder)
             transport.close()
+            if transport.name == "outbox":  # a file written as its reader was being erased
+                self._remove_files_of(store.erased_during(row.id, started), campaign.slug)
         return report, store.campaign(campaign.slug) or row
+
+    def _remove_files_of(self, subscriber_ids: list[int], slug: str) -> None:
+        folder = self.settings.outbox_dir / slug
+        for sid in subscriber_ids:
+            for path in folder.glob(f"{sid:08d}-*.eml*"):  # the id part names one reader
+                path.unlink()
 
     def send_tests(
         self, compiled: CompiledCampaign, transport: Transport, addresses: list[str]
@@ -546,6 +603,16 @@ def init_project(folder: Path) -> list[Path]:
         written.append(target)
     (folder / "templates").mkdir(exist_ok=True)
     return written
+
+
+def _addressed_to(path: Path) -> set[str]:
+    """The canonical addresses a message file's To, Cc and Bcc headers name."""
+    with open(path, "rb") as fh:
+        head = fh.read(256 * 1024)
+    end = min((i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0), default=-1)
+    headers = HeaderParser().parsestr(head[: end if end >= 0 else None].decode("utf-8", "replace"))
+    values = [v for name in ("To", "Cc", "Bcc") for v in headers.get_all(name, [])]
+    return {canonical_address(a) for _, a in getaddresses(values) if "@" in a}
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

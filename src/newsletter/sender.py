@@ -5,7 +5,9 @@ claimed (``sending``) in the database before its request is made and settled
 after the answer. A process killed in between leaves ``sending`` rows that
 the next run turns into ``unknown`` (or back into ``pending`` when the
 transport makes a repeat harmless), so nothing confirmed is sent twice and
-nothing is silently skipped.
+nothing is silently skipped. Right before a batch goes to the transport its
+readers' statuses are read again: anyone erased or unsubscribed since the
+claim is settled ``skipped`` and their message is dropped.
 
 Only this thread touches the database; worker threads only run
 ``transport.send_batch``. A token bucket keeps the average rate at
@@ -36,6 +38,7 @@ class Ledger(Protocol):
     """What the sender needs from the database."""
 
     def claim(self, campaign_id: int, holder: str, limit: int) -> list[Recipient]: ...
+    def inactive(self, subscriber_ids: list[int]) -> dict[int, str]: ...
     def settle(self, campaign_id: int, results: list[SendResult]) -> None: ...
     def release(self, campaign_id: int, subscriber_ids: list[int]) -> None: ...
 
@@ -204,6 +207,9 @@ def send_campaign(
                 if not messages:
                     continue
                 bucket.acquire(len(messages))
+                messages = _still_wanted(ledger, messages, settle)
+                if not messages:
+                    continue
                 for group in _by_variant(messages) if transport.shared_body else [messages]:
                     by_id = {m.recipient.subscriber_id for m in group}
                     in_flight[pool.submit(_send_batch, transport, group)] = [
@@ -271,6 +277,24 @@ def build_messages(
                 SendResult(recipient.subscriber_id, DeliveryStatus.INVALID, error=exc.message)
             )
     return messages, refused
+
+
+def _still_wanted(
+    ledger: Ledger,
+    messages: list[OutgoingMessage],
+    settle: Callable[[list[Recipient], list[SendResult]], None],
+) -> list[OutgoingMessage]:
+    """The messages whose readers are still active, asked just before they go.
+
+    A batch is claimed, built and paced before it is handed to the transport; a
+    reader erased or unsubscribed meanwhile is settled ``skipped`` and their
+    message, built in memory, is dropped.
+    """
+    gone = ledger.inactive([m.recipient.subscriber_id for m in messages])
+    if not gone:
+        return messages
+    settle([], [SendResult(sid, DeliveryStatus.SKIPPED, error=why) for sid, why in gone.items()])
+    return [m for m in messages if m.recipient.subscriber_id not in gone]
 
 
 def _by_variant(messages: list[OutgoingMessage]) -> list[list[OutgoingMessage]]:

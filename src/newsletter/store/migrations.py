@@ -121,3 +121,23 @@ MIGRATIONS.append(
         """,
     )
 )
+
+# Erasure: an erased row is marked (a later event cannot unmark it), and the
+# hashes of erased addresses are keyed with the project secret. Hashes made before
+# are unkeyed ("sha256"): they cannot be converted without the address, so they are
+# kept for matching only and replaced by a keyed hash when the address is seen again.
+# Rows erased before, which a late complaint may have relisted, are marked too.
+MIGRATIONS.append(
+    (
+        "005_erasure",
+        """
+        ALTER TABLE subscribers ADD COLUMN erased_at TEXT;
+        UPDATE subscribers SET erased_at = coalesce(status_changed_at, updated_at),
+            status = 'unsubscribed', status_reason = 'forgotten'
+            WHERE status_reason = 'forgotten' OR (substr(email_key, 1, 10) = 'forgotten-'
+            AND substr(email_key, length(email_key) - 7) = '@invalid');
+        ALTER TABLE forgotten ADD COLUMN scheme TEXT NOT NULL DEFAULT 'sha256';
+        ALTER TABLE forgotten ADD COLUMN key_id TEXT
+        """,
+    )
+)

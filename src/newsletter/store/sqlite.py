@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import secrets
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..addresses import address_forms, canonical_address
 from ..errors import ConfigError, SendConflict
 from ..files import create_private
 from ..models import (
@@ -26,7 +26,20 @@ from ..models import (
     Subscriber,
     SubscriberStatus,
 )
+from .erasure import (
+    ERASABLE,
+    KEYED,
+    LEGACY,
+    NOT_PERSONAL,
+    Trace,
+    addresses_in,
+    email_hash,
+    key_id,
+    legacy_email_hash,
+)
 from .migrations import MIGRATIONS
+
+__all__ = ["ERASABLE", "NOT_PERSONAL", "CampaignRow", "Erasure", "ImportSummary", "SQLiteStore"]
 
 # Statuses an import may never turn back into "active".
 _STICKY = {
@@ -49,9 +62,39 @@ class ImportSummary:
     forgotten: list[str] = field(default_factory=list)
 
 
-def email_hash(email: str) -> str:
-    """A one-way hash of an address: enough to refuse it again, not to recover it."""
-    return hashlib.sha256(f"newsletter-forgotten:{email.strip().lower()}".encode()).hexdigest()
+@dataclass
+class Erasure:
+    """What ``forget`` found: whether the person was on the list, their rows' ids and
+    addresses (for the files made for them), and their ``Trace``."""
+
+    known: bool
+    subscriber_ids: list[int]
+    addresses: list[str]
+    trace: Trace
+
+
+class _Blocklist:
+    """The ``forgotten`` table as a check of addresses being imported."""
+
+    def __init__(self, rows: list[Any], secrets: list[str]) -> None:
+        usable = {key_id(s): s for s in secrets}
+        self.keyed = {r[0] for r in rows if r[1] == KEYED and r[2] in usable}
+        self.legacy = {r[0] for r in rows if r[1] == LEGACY}
+        self.secrets = [s for k, s in usable.items() if any(r[2] == k for r in rows)]
+        self.unreadable = sum(1 for r in rows if r[1] == KEYED and r[2] not in usable)
+
+    def __bool__(self) -> bool:
+        return bool(self.keyed or self.legacy)
+
+    def match(self, address: str) -> tuple[bool, str | None]:
+        """(blocked, the unkeyed hash that blocked it, to be replaced)."""
+        if any(email_hash(address, s) in self.keyed for s in self.secrets):
+            return True, None
+        if self.legacy:
+            for form in address_forms(address):
+                if legacy_email_hash(form) in self.legacy:
+                    return True, legacy_email_hash(form)
+        return False, None
 
 
 @dataclass
@@ -78,6 +121,7 @@ class SQLiteStore:
     primary_key = "INTEGER PRIMARY KEY"
     skip_locked = ""  # PostgreSQL: rows another sender holds are skipped, not waited for
     for_update = ""
+    like = "LIKE"  # folds ASCII case in SQLite; PostgreSQL needs ILIKE for that
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -125,6 +169,10 @@ class SQLiteStore:
     def transaction(self) -> _Transaction:
         return _Transaction(self.db, self.begin)
 
+    def _lock(self, tables: tuple[str, ...], mode: str) -> None:
+        """Take table locks at the start of a transaction (PostgreSQL). SQLite needs
+        none: BEGIN IMMEDIATE already lets one writer in at a time."""
+
     # -- settings and secrets -----------------------------------------------
     def setting(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
@@ -143,6 +191,12 @@ class SQLiteStore:
             )
         return self.setting("link_secret") or ""
 
+    def _secrets(self) -> list[str]:
+        """Every secret an erased address may have been hashed with: $NEWSLETTER_SECRET
+        and the one kept in the database (a project that moved to the first)."""
+        found = [os.environ.get("NEWSLETTER_SECRET", "").strip(), self.setting("link_secret")]
+        return list(dict.fromkeys(s for s in found if s))
+
     # -- subscribers --------------------------------------------------------
     IMPORT_CHUNK = 5000
 
@@ -150,14 +204,31 @@ class SQLiteStore:
         """Insert or update, in one transaction, a chunk of rows at a time (bulk inserts;
         COPY on PostgreSQL); sticky statuses are never undone."""
         summary = ImportSummary()
-        forgotten = {r[0] for r in self.db.execute("SELECT email_hash FROM forgotten")}
+        secret = self.link_secret()
         chunk: dict[str, Subscriber] = {}
         with self.transaction():
+            self._lock(("subscribers",), "ROW EXCLUSIVE")  # a forget under way finishes first
+            blocked = _Blocklist(
+                self.db.execute("SELECT email_hash, scheme, key_id FROM forgotten").fetchall(),
+                self._secrets(),
+            )
+            if blocked.unreadable:
+                raise ConfigError(
+                    f"{blocked.unreadable} erased address(es) were recorded with another "
+                    "secret, so this import cannot tell whether it brings them back; nothing "
+                    "was imported.",
+                    "Set NEWSLETTER_SECRET to the value it had when they were erased (or unset "
+                    "it, if it was not set then) and import again.",
+                )
             for sub in subscribers:
                 key = sub.email.lower()
-                if forgotten and email_hash(key) in forgotten:
-                    summary.forgotten.append(sub.email)
-                    continue
+                if blocked:
+                    found, legacy = blocked.match(sub.email)
+                    if found:
+                        summary.forgotten.append(sub.email)
+                        if legacy:
+                            self._record_forgotten(sub.email, secret)
+                        continue
                 if key in chunk or len(chunk) >= self.IMPORT_CHUNK:
                     self._import_chunk(chunk, summary)  # a repeat updates what came before
                     chunk = {}
@@ -300,7 +371,7 @@ class SQLiteStore:
         self, status: str | None = None, tag: str | None = None
     ) -> Iterator[Subscriber]:
         """Subscribers in id order, streamed."""
-        sql = "SELECT s.* FROM subscribers s WHERE coalesce(s.status_reason, '') != 'forgotten'"
+        sql = "SELECT s.* FROM subscribers s WHERE s.erased_at IS NULL"
         params: list[Any] = []
         if status:
             sql += " AND s.status = ?"
@@ -316,10 +387,19 @@ class SQLiteStore:
             yield self._subscriber(row)
 
     def subscriber(self, email: str) -> Subscriber | None:
-        row = self.db.execute(
-            "SELECT * FROM subscribers WHERE email_key = ?", (email.strip().lower(),)
-        ).fetchone()
+        row = self._subscriber_row(email)
         return self._subscriber(row) if row else None
+
+    def _subscriber_row(self, email: str) -> Any:
+        """The subscriber with this address, in any of its spellings (never an erased row)."""
+        forms = sorted(address_forms(email))
+        if not forms:
+            return None
+        return self.db.execute(
+            f"SELECT * FROM subscribers WHERE email_key IN ({', '.join('?' * len(forms))}) "
+            "AND erased_at IS NULL ORDER BY id LIMIT 1",
+            forms,
+        ).fetchone()
 
     def _subscriber(self, row: sqlite3.Row) -> Subscriber:
         return Subscriber(
@@ -507,13 +587,14 @@ class SQLiteStore:
         with self.transaction():
             rows = self.db.execute(
                 "SELECT d.subscriber_id, s.email, s.first_name, s.last_name, s.status, "
-                "s.attributes FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+                "s.erased_at, s.attributes FROM deliveries d "
+                "JOIN subscribers s ON s.id = d.subscriber_id "
                 "WHERE d.campaign_id = ? AND d.status = 'pending' ORDER BY d.subscriber_id LIMIT ?"
                 + self.skip_locked,
                 (campaign_id, limit),
             ).fetchall()
             skipped = [
-                (now, f"subscriber is {r['status']}", campaign_id, r["subscriber_id"])
+                (now, _gone(r["status"], r["erased_at"]), campaign_id, r["subscriber_id"])
                 for r in rows
                 if r["status"] != "active"
             ]
@@ -582,28 +663,41 @@ class SQLiteStore:
         return sorted(names)
 
     def settle(self, campaign_id: int, results: Iterable[SendResult]) -> None:
-        """Record each recipient's outcome; suppress addresses the provider says are dead."""
+        """Record each recipient's outcome; suppress addresses the provider says are dead.
+
+        Someone erased while their message was out keeps no answer: their row records
+        the outcome only, and the batch's other answers lose their address.
+        """
         now = now_iso()
+        results = list(results)
         rows = []
         suppress = []
-        for r in results:
-            raw = None if r.raw is None else json.dumps(r.raw, ensure_ascii=False, default=str)
-            sent_at = now if r.status in (DeliveryStatus.SENT, DeliveryStatus.QUEUED) else None
-            rows.append(
-                (
-                    str(r.status),
-                    r.message_id,
-                    r.error,
-                    raw,
-                    sent_at,
-                    now,
-                    campaign_id,
-                    r.subscriber_id,
-                )
-            )
-            if r.suppress:
-                suppress.append((now, r.subscriber_id))
         with self.transaction():
+            self._lock(("subscribers", "deliveries"), "ROW EXCLUSIVE")  # after a forget
+            erased = self._erased_among([r.subscriber_id for r in results])
+            trace = self._trace_of_erased([(r.raw, r.error) for r in results]) if erased else None
+            for r in results:
+                raw = None if r.raw is None else json.dumps(r.raw, ensure_ascii=False, default=str)
+                error = r.error
+                if r.subscriber_id in erased:
+                    raw, error = None, error if r.status == DeliveryStatus.SKIPPED else None
+                elif trace is not None:
+                    raw, error = trace.scrub_stored(raw, "json"), trace.scrub_stored(error, "text")
+                sent_at = now if r.status in (DeliveryStatus.SENT, DeliveryStatus.QUEUED) else None
+                rows.append(
+                    (
+                        str(r.status),
+                        r.message_id,
+                        error,
+                        raw,
+                        sent_at,
+                        now,
+                        campaign_id,
+                        r.subscriber_id,
+                    )
+                )
+                if r.suppress:
+                    suppress.append((now, r.subscriber_id))
             self.db.executemany(
                 "UPDATE deliveries SET status = ?, provider_message_id = ?, error = ?, "
                 "response = ?, sent_at = ?, updated_at = ?, claimed_by = NULL "
@@ -615,6 +709,39 @@ class SQLiteStore:
                 "WHERE id = ? AND status = 'active'",
                 suppress,
             )
+
+    def inactive(self, subscriber_ids: list[int]) -> dict[int, str]:
+        """Of these subscribers, those no longer active (erased, unsubscribed, bounced,
+        removed), with why: asked once per batch, just before it is sent."""
+        if not subscriber_ids:
+            return {}
+        current = {
+            r["id"]: r
+            for r in self.db.execute(
+                "SELECT id, status, erased_at FROM subscribers WHERE id IN "
+                f"({', '.join('?' * len(subscriber_ids))})",
+                subscriber_ids,
+            )
+        }
+        gone = {}
+        for sid in subscriber_ids:
+            row = current.get(sid)
+            if row is None:
+                gone[sid] = "subscriber was removed"
+            elif row["status"] != "active" or row["erased_at"]:
+                gone[sid] = _gone(row["status"], row["erased_at"])
+        return gone
+
+    def erased_during(self, campaign_id: int, since: str) -> list[int]:
+        """Recipients of the campaign erased since ``since`` (while it was being sent)."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT d.subscriber_id FROM deliveries d JOIN subscribers s "
+                "ON s.id = d.subscriber_id WHERE d.campaign_id = ? AND s.erased_at >= ?",
+                (campaign_id, since),
+            )
+        ]
 
     def release(self, campaign_id: int, subscriber_ids: Iterable[int]) -> None:
         """Give claimed deliveries back to the queue: their request was never made."""
@@ -673,7 +800,7 @@ class SQLiteStore:
         """Change a subscriber's status (recording why); True when it changed."""
         sql = (
             "UPDATE subscribers SET status = ?, status_reason = ?, status_changed_at = ?, "
-            "updated_at = ? WHERE id = ? AND status != ?"
+            "updated_at = ? WHERE id = ? AND status != ? AND erased_at IS NULL"
         )
         if only_if_active:
             sql += " AND status = 'active'"
@@ -683,10 +810,8 @@ class SQLiteStore:
         return cur.rowcount > 0
 
     def subscriber_id(self, email: str) -> int | None:
-        row = self.db.execute(
-            "SELECT id FROM subscribers WHERE email_key = ?", (email.strip().lower(),)
-        ).fetchone()
-        return row[0] if row else None
+        row = self._subscriber_row(email)
+        return row["id"] if row else None
 
     def history(self, subscriber_id: int) -> list[dict[str, Any]]:
         """Every campaign this subscriber was part of, and what happened to it."""
@@ -705,43 +830,164 @@ class SQLiteStore:
             events.setdefault(r[0], []).append(r[1])
         return [dict(r) | {"events": events.get(r["campaign"], [])} for r in rows]
 
-    def forget(self, email: str) -> bool:
-        """Erase a person: personal data blanked everywhere, a one-way hash kept so
-        the address can never be imported again. Aggregate counts survive."""
-        key = email.strip().lower()
+    def forget(self, email: str) -> Erasure:
+        """Erase a person: their own rows blanked, every other row that mentions their
+        address rewritten without it (and without their names), and only a keyed hash
+        kept so the address can never be imported again. Aggregate counts survive.
+
+        Call ``purge_erased`` afterwards: old copies of the rows may still be on disk.
+        """
+        secret = self.link_secret()
+        forms = sorted(address_forms(email))
         now = now_iso()
         with self.transaction():
-            self.db.execute(
-                "INSERT INTO forgotten (email_hash, forgotten_at) VALUES (?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (email_hash(key), now),
+            # nothing may record them (an import, an event, an answer) while this runs
+            self._lock(("subscribers", "deliveries", "events"), "SHARE ROW EXCLUSIVE")
+            people = (
+                self.db.execute(
+                    "SELECT id, email, first_name, last_name FROM subscribers WHERE email_key "
+                    f"IN ({', '.join('?' * len(forms))}) AND erased_at IS NULL ORDER BY id",
+                    forms,
+                ).fetchall()
+                if forms
+                else []
             )
-            row = self.db.execute(
-                "SELECT id FROM subscribers WHERE email_key = ?", (key,)
-            ).fetchone()
-            if row is None:
-                return False
-            sid = row[0]
-            placeholder = f"forgotten-{sid}@invalid"
+            names = [n for p in people for n in (p["first_name"], p["last_name"])]
+            names += [f"{p['first_name']} {p['last_name']}" for p in people]
+            trace = Trace([email, *(p["email"] for p in people)], names)
+            self._record_forgotten(email, secret)
+            ids = [p["id"] for p in people]
+            for sid in ids:
+                placeholder = f"forgotten-{sid}@invalid"
+                self.db.execute(
+                    "UPDATE subscribers SET email = ?, email_key = ?, first_name = '', "
+                    "last_name = '', attributes = '{}', subscribed_at = NULL, "
+                    "consent_source = NULL, soft_bounces = 0, status = 'unsubscribed', "
+                    "status_reason = 'forgotten', status_changed_at = ?, updated_at = ?, "
+                    "erased_at = ? WHERE id = ?",
+                    (placeholder, placeholder, now, now, now, sid),
+                )
+                self.db.execute("DELETE FROM subscriber_tags WHERE subscriber_id = ?", (sid,))
+                self.db.execute(
+                    "UPDATE deliveries SET email = ?, response = NULL, error = NULL "
+                    "WHERE subscriber_id = ?",
+                    (placeholder, sid),
+                )
+                self.db.execute(
+                    "UPDATE deliveries SET status = 'skipped', error = 'subscriber was erased', "
+                    "updated_at = ? WHERE subscriber_id = ? AND status = 'pending'",
+                    (now, sid),
+                )
+                self.db.execute(
+                    "UPDATE events SET email = NULL, raw = '{}', detail = NULL "
+                    "WHERE subscriber_id = ?",
+                    (sid,),
+                )
+            self._erase_events_addressed_to(trace, ids[0] if ids else None)
+            self._erase_mentions(trace)
+        return Erasure(bool(people), ids, [p["email"] for p in people], trace)
+
+    def purge_erased(self) -> bool:
+        """Leave no old copy of erased rows on disk: SQLite's log is checkpointed and
+        truncated (every page it held is written to the database, where secure_delete
+        has zeroed the old contents). False when a connection kept reading an older
+        snapshot past the busy timeout, so the log could not be emptied."""
+        busy = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        return not busy
+
+    def _record_forgotten(self, address: str, secret: str) -> None:
+        """Keep the keyed hash of ``address``; an unkeyed one of it goes."""
+        self.db.execute(
+            "INSERT INTO forgotten (email_hash, forgotten_at, scheme, key_id) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (email_hash(address, secret), now_iso(), KEYED, key_id(secret)),
+        )
+        for form in address_forms(address):
             self.db.execute(
-                "UPDATE subscribers SET email = ?, email_key = ?, first_name = '', "
-                "last_name = '', attributes = '{}', subscribed_at = NULL, "
-                "consent_source = NULL, status = 'unsubscribed', status_reason = 'forgotten', "
-                "status_changed_at = ?, updated_at = ? WHERE id = ?",
-                (placeholder, placeholder, now, now, sid),
+                "DELETE FROM forgotten WHERE scheme = ? AND email_hash = ?",
+                (LEGACY, legacy_email_hash(form)),
             )
-            self.db.execute("DELETE FROM subscriber_tags WHERE subscriber_id = ?", (sid,))
-            self.db.execute(
-                "UPDATE deliveries SET email = ?, response = NULL, error = NULL "
-                "WHERE subscriber_id = ?",
-                (placeholder, sid),
+
+    def _mentioning(self, table: str, columns: list[str], trace: Trace) -> list[Any]:
+        """Rows of ``table`` where one of ``columns`` may mention the person (a superset)."""
+        patterns = trace.like_patterns()
+        if not patterns:
+            return []
+        spec = ERASABLE[table]
+        where = " OR ".join(f"{c} {self.like} ? ESCAPE '\\'" for c in columns for _ in patterns)
+        return self.db.execute(
+            f"SELECT {', '.join((*spec.key, *columns))} FROM {table} WHERE {where}",
+            [p for _ in columns for p in patterns],
+        ).fetchall()
+
+    def _erase_events_addressed_to(self, trace: Trace, subscriber_id: int | None) -> None:
+        """Events about the address that no subscriber row claimed (recorded before an
+        import, or under another spelling) are theirs too: kept as a count only."""
+        for row in self._mentioning("events", ["email"], trace):
+            if trace.is_address(row["email"]):
+                self.db.execute(
+                    "UPDATE events SET email = NULL, raw = '{}', detail = NULL, "
+                    "subscriber_id = coalesce(subscriber_id, ?) WHERE id = ?",
+                    (subscriber_id, row["id"]),
+                )
+
+    def _erase_mentions(self, trace: Trace) -> None:
+        """Other rows that mention the person (a batch's answer, another reader's event)
+        keep their own data; the address and names in them become a placeholder."""
+        for table, spec in ERASABLE.items():
+            columns = spec.scanned()
+            for row in self._mentioning(table, columns, trace):
+                changed = {
+                    c: new
+                    for c in columns
+                    if (new := trace.scrub_stored(row[c], spec.columns[c])) is not row[c]
+                }
+                if changed:
+                    self.db.execute(
+                        f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in changed)} "
+                        f"WHERE {' AND '.join(f'{k} = ?' for k in spec.key)}",
+                        (*changed.values(), *(row[k] for k in spec.key)),
+                    )
+
+    def _erased_among(self, subscriber_ids: list[int]) -> set[int]:
+        if not subscriber_ids:
+            return set()
+        return {
+            r[0]
+            for r in self.db.execute(
+                f"SELECT id FROM subscribers WHERE id IN ({', '.join('?' * len(subscriber_ids))}) "
+                "AND erased_at IS NOT NULL",
+                subscriber_ids,
             )
-            self.db.execute(
-                "UPDATE events SET email = NULL, raw = '{}', detail = NULL "
-                "WHERE subscriber_id = ? OR email = ?",
-                (sid, key),
+        }
+
+    def _forgotten_among(self, addresses: Iterable[str]) -> set[str]:
+        """Which of these addresses were erased (by their keyed or unkeyed hash)."""
+        hashes: dict[str, str] = {}
+        secrets_known = self._secrets()
+        for address in {a for a in addresses if a and "@" in a}:
+            for secret in secrets_known:
+                hashes[email_hash(address, secret)] = address
+            for form in address_forms(address):
+                hashes[legacy_email_hash(form)] = address
+        found: set[str] = set()
+        keys = list(hashes)
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            found.update(
+                hashes[r[0]]
+                for r in self.db.execute(
+                    f"SELECT email_hash FROM forgotten WHERE email_hash IN "
+                    f"({', '.join('?' * len(part))})",
+                    part,
+                )
             )
-        return True
+        return found
+
+    def _trace_of_erased(self, values: Iterable[Any]) -> Trace | None:
+        """The erased addresses these payloads mention, as one Trace (None: none)."""
+        erased = self._forgotten_among(addresses_in(list(values)))
+        return Trace(erased) if erased else None
 
     # -- events -------------------------------------------------------------
     NONCE_DAYS = 30  # past every provider's retries; Postmark's requests have no timestamp
@@ -792,12 +1038,89 @@ class SQLiteStore:
             return None
         if len(rows) == 1:
             return rows[0][0], rows[0][1]
-        key = (email or "").lower()
-        match = next((r for r in rows if r[2].lower() == key), None)
+        key = canonical_address(email or "")
+        match = next((r for r in rows if canonical_address(r[2]) == key), None)
         return rows[0][0], match[1] if match else None
 
     def record_event(self, event: Event, soft_bounce_limit: int = 3) -> str:
-        """Store an event (once) and apply it to the subscriber; what was done, in words."""
+        """Store an event (once) and apply it to the subscriber; what was done, in words.
+
+        An event about an erased person is kept as a count only (no address, detail or
+        payload) and changes nothing; erased addresses another event's payload lists
+        are replaced there.
+        """
+        with self.transaction():
+            self._lock(("events",), "ROW EXCLUSIVE")  # a forget under way finishes first
+            campaign_id, subscriber_id = self._event_target(event)
+            erased = self._about_erased(subscriber_id, event.email)
+            email, detail, raw = event.email, event.detail, event.raw
+            if erased:
+                email, detail, raw = None, None, {}
+            elif mentioned := self._forgotten_among(addresses_in([raw, detail])):
+                trace = Trace(mentioned)
+                raw, detail = trace.scrub_json(raw), trace.scrub_json(detail)
+            cur = self.db.execute(
+                "INSERT INTO events (provider, kind, email, subscriber_id, campaign_id, "
+                "provider_message_id, provider_event_id, occurred_at, detail, raw, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    event.provider,
+                    str(event.kind),
+                    email,
+                    subscriber_id,
+                    campaign_id,
+                    event.provider_message_id,
+                    event.provider_event_id,
+                    event.occurred_at,
+                    detail,
+                    json.dumps(raw, ensure_ascii=False, default=str),
+                    now_iso(),
+                ),
+            )
+        if cur.rowcount == 0:
+            return "already recorded"
+        if erased:
+            return "recorded (about an erased person: kept as a count only)"
+        if subscriber_id is None:
+            return "recorded (no matching subscriber)"
+        reason = f"{event.provider} {event.kind}" + (f": {detail}" if detail else "")
+        if event.kind in (EventKind.BOUNCED, EventKind.DROPPED):
+            changed = self.set_status(subscriber_id, SubscriberStatus.BOUNCED, reason, True)
+            return "suppressed (bounced)" if changed else "recorded"
+        if event.kind == EventKind.COMPLAINED:
+            changed = self.set_status(subscriber_id, SubscriberStatus.COMPLAINED, reason)
+            return "suppressed (complained)" if changed else "recorded"
+        if event.kind == EventKind.UNSUBSCRIBED:
+            changed = self.set_status(subscriber_id, SubscriberStatus.UNSUBSCRIBED, reason)
+            return "unsubscribed" if changed else "recorded"
+        if event.kind == EventKind.SOFT_BOUNCED:
+            with self.transaction():
+                self.db.execute(
+                    "UPDATE subscribers SET soft_bounces = soft_bounces + 1 "
+                    "WHERE id = ? AND erased_at IS NULL",
+                    (subscriber_id,),
+                )
+            count = self.db.execute(
+                "SELECT soft_bounces FROM subscribers WHERE id = ?", (subscriber_id,)
+            ).fetchone()[0]
+            if count >= soft_bounce_limit and self.set_status(
+                subscriber_id,
+                SubscriberStatus.BOUNCED,
+                f"{count} soft bounces (limit {soft_bounce_limit})",
+                True,
+            ):
+                return f"suppressed after {count} soft bounces"
+            return f"soft bounce {count} of {soft_bounce_limit}"
+        return "recorded"
+
+    def _about_erased(self, subscriber_id: int | None, email: str | None) -> bool:
+        if subscriber_id is not None and self._erased_among([subscriber_id]):
+            return True
+        return bool(email) and bool(self._forgotten_among([email or ""]))
+
+    def _event_target(self, event: Event) -> tuple[int | None, int | None]:
+        """(campaign, subscriber) an event is about: by the provider's message id, else
+        by the ids our own headers carried, else by the address."""
         campaign_id = subscriber_id = None
         if event.provider_message_id:
             found = self.campaign_for_message(event.provider_message_id, event.email)
@@ -813,66 +1136,7 @@ class SQLiteStore:
             subscriber_id = exists[0] if exists else None
         if subscriber_id is None and event.email:
             subscriber_id = self.subscriber_id(event.email)
-        raw = json.dumps(event.raw, ensure_ascii=False, default=str)
-        if (
-            event.email
-            and self.db.execute(
-                "SELECT 1 FROM forgotten WHERE email_hash = ?", (email_hash(event.email),)
-            ).fetchone()
-        ):
-            # a late event about an erased person: counted, but nothing that identifies them
-            event.email, event.detail, raw, subscriber_id = None, None, "{}", None
-        with self.transaction():
-            cur = self.db.execute(
-                "INSERT INTO events (provider, kind, email, subscriber_id, campaign_id, "
-                "provider_message_id, provider_event_id, occurred_at, detail, raw, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (
-                    event.provider,
-                    str(event.kind),
-                    event.email,
-                    subscriber_id,
-                    campaign_id,
-                    event.provider_message_id,
-                    event.provider_event_id,
-                    event.occurred_at,
-                    event.detail,
-                    raw,
-                    now_iso(),
-                ),
-            )
-        if cur.rowcount == 0:
-            return "already recorded"
-        if subscriber_id is None:
-            return "recorded (no matching subscriber)"
-        reason = f"{event.provider} {event.kind}" + (f": {event.detail}" if event.detail else "")
-        if event.kind in (EventKind.BOUNCED, EventKind.DROPPED):
-            changed = self.set_status(subscriber_id, SubscriberStatus.BOUNCED, reason, True)
-            return "suppressed (bounced)" if changed else "recorded"
-        if event.kind == EventKind.COMPLAINED:
-            changed = self.set_status(subscriber_id, SubscriberStatus.COMPLAINED, reason)
-            return "suppressed (complained)" if changed else "recorded"
-        if event.kind == EventKind.UNSUBSCRIBED:
-            changed = self.set_status(subscriber_id, SubscriberStatus.UNSUBSCRIBED, reason)
-            return "unsubscribed" if changed else "recorded"
-        if event.kind == EventKind.SOFT_BOUNCED:
-            with self.transaction():
-                self.db.execute(
-                    "UPDATE subscribers SET soft_bounces = soft_bounces + 1 WHERE id = ?",
-                    (subscriber_id,),
-                )
-            count = self.db.execute(
-                "SELECT soft_bounces FROM subscribers WHERE id = ?", (subscriber_id,)
-            ).fetchone()[0]
-            if count >= soft_bounce_limit and self.set_status(
-                subscriber_id,
-                SubscriberStatus.BOUNCED,
-                f"{count} soft bounces (limit {soft_bounce_limit})",
-                True,
-            ):
-                return f"suppressed after {count} soft bounces"
-            return f"soft bounce {count} of {soft_bounce_limit}"
-        return "recorded"
+        return campaign_id, subscriber_id
 
     def event_counts(self, campaign_id: int) -> dict[str, int]:
         return {
@@ -956,6 +1220,11 @@ class SQLiteStore:
             self.db.execute("DELETE FROM locks WHERE name = ? AND holder = ?", (name, holder))
 
 
+def _gone(status: str, erased_at: str | None) -> str:
+    """Why a delivery is skipped: its reader's status, or their erasure."""
+    return "subscriber was erased" if erased_at else f"subscriber is {status}"
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -967,7 +1236,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _audience_sql(audience: Audience) -> tuple[str, list[Any]]:
-    where = ["s.status = 'active'"]
+    where = ["s.status = 'active'", "s.erased_at IS NULL"]
     params: list[Any] = []
     exists = "EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id AND t.tag {})"
     if audience.tags_any:
