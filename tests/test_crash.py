@@ -62,7 +62,8 @@ def test_sigkill_during_a_request_then_resume(project: Path) -> None:
         resumed = run_process(
             "send", "2026-10-digest", "--yes", cwd=project, env={"NEWSLETTER_API_KEY": "pm"}
         )
-        assert resumed.returncode == 3, resumed.stderr
+        assert resumed.returncode == 0, resumed.stderr  # unknown is not a failure
+        assert "is unknown" in resumed.stderr
         accepted = pm.accepted_to()
         assert len(accepted) == len(set(accepted)), "nobody got a second copy"
         data = report(project)

@@ -116,3 +116,39 @@ def test_progress_moves_every_second_at_a_rate_limit(project: Path) -> None:
         result = send(project)
         assert result.returncode == 0, result.stderr
         assert [len(r.body) for r in pm.batch_requests()] == [4, 4, 2]
+
+
+def test_a_lost_response_among_sixty_is_unknown_not_a_failure(project: Path) -> None:
+    """One dropped answer among 60 readers: the send finishes (exit 0), those readers are
+    `unknown` with their own advice, and nothing pauses the campaign."""
+    (project / "sixty.csv").write_text(
+        "email,first_name\n" + "".join(f"reader{i}@example.org,R{i}\n" for i in range(50)),
+        encoding="utf-8",
+    )
+    with FakePostmark(token="pm-test") as pm:
+        set_delivery(project, transport="postmark", base_url=pm.url, batch_size=5)
+        run_process("subscribers", "import", "subscribers.example.csv", cwd=project)
+        run_process("subscribers", "import", "sixty.csv", cwd=project)
+        pm.faults.append(("drop_after_read",))
+        result = send(project)
+        assert result.returncode == 0, result.stderr
+        assert "paused" not in result.stderr
+        assert "The outcome for 5 recipient(s) is unknown" in result.stderr
+        assert "--retry-unknown would send to them again, possibly twice" in result.stderr
+        counted = list(statuses(project).values())
+        assert counted.count("unknown") == 5 and counted.count("sent") == 55
+
+
+def test_a_run_of_unknown_answers_pauses_with_its_own_advice(project: Path) -> None:
+    (project / "sixty.csv").write_text(
+        "email,first_name\n" + "".join(f"reader{i}@example.org,R{i}\n" for i in range(50)),
+        encoding="utf-8",
+    )
+    with FakePostmark(token="pm-test") as pm:
+        set_delivery(project, transport="postmark", base_url=pm.url, batch_size=5, concurrency=1)
+        run_process("subscribers", "import", "sixty.csv", cwd=project)
+        pm.faults.extend([("drop_after_read",)] * 10)
+        result = send(project)
+        assert result.returncode == 1
+        assert "is unknown: the connection dropped" in result.stderr
+        assert "were not delivered" not in result.stderr

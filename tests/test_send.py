@@ -297,7 +297,8 @@ def test_dropped_connection_is_unknown_and_never_resent(project: Path, run, post
     import_example(run)
     postmark.faults.append(("drop_after_read",))
     result = run("send", "2026-10-digest", "--yes", env=KEY)
-    assert result.exit_code == 3
+    assert result.exit_code == 0  # not a failure: most likely delivered, and said so
+    assert f"The outcome for {ACTIVE} recipient(s) is unknown" in result.stderr
     assert report(run)["counts"]["unknown"] == ACTIVE
     assert len(postmark.accepted) == ACTIVE  # the provider did take them
     again = run("send", "2026-10-digest", "--yes", env=KEY)
@@ -312,7 +313,7 @@ def test_dropped_connection_is_unknown_and_never_resent(project: Path, run, post
 def test_garbage_answer_is_unknown(project: Path, run, postmark) -> None:
     import_example(run)
     postmark.faults.append(("garbage",))
-    assert run("send", "2026-10-digest", "--yes", env=KEY).exit_code == 3
+    assert run("send", "2026-10-digest", "--yes", env=KEY).exit_code == 0
     errors = {r["error"] for r in report(run)["recipients"]}
     assert len(errors) == 1 and "not with one result per message" in errors.pop()
 

@@ -579,7 +579,8 @@ def test_unanswered_request_is_unknown_and_never_sent_again_unasked(
 
     result = send(run, provider)
 
-    assert result.exit_code == 3
+    assert result.exit_code == 0, result.stderr  # unknown: most likely delivered, not failed
+    assert "is unknown" in result.stderr
     # SES sends one message per request: only the message that met the fault is unknown
     in_the_request = 1 if name == "ses" else ACTIVE
     rows = report(run)["recipients"]
@@ -649,7 +650,7 @@ def test_garbage_answer_is_unknown(project: Path, run, provider: Provider) -> No
 
     result = send(run, provider)
 
-    assert result.exit_code == 3
+    assert result.exit_code == 0, result.stderr
     rows = report(run)["recipients"]
     unknown = [r for r in rows if r["status"] == "unknown"]
     assert len(unknown) == (1 if provider.transport == "ses" else ACTIVE)

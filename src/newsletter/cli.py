@@ -863,7 +863,7 @@ def run_send(
             f"Campaign {loaded.slug} was already sent (finished {row.finished_at}); "
             f"nothing to send. {_counts_text(counts)}."
         )
-        if project.campaign_failures(loaded.slug):
+        if project.campaign_failures(loaded.slug) or project.campaign_unknown(loaded.slug):
             note(
                 "Use --retry-failed or --retry-unknown to try those recipients again; "
                 "`newsletter report` lists them."
@@ -930,6 +930,15 @@ def run_send(
     )
     if row.status != "sent":
         say("Some recipients are still pending: run the same command again to continue.")
+    unknown = project.campaign_unknown(loaded.slug)
+    if unknown:
+        say(
+            f"The outcome for {unknown} recipient(s) is unknown (the connection dropped after "
+            "the request went out): they most likely got it. `newsletter report "
+            f"{loaded.slug}` lists them; --retry-unknown would send to them again, possibly "
+            "twice.",
+            fg="yellow",
+        )
     if project.campaign_failures(loaded.slug):
         say(
             f"Some recipients were not delivered: `newsletter report {loaded.slug}` lists them.",

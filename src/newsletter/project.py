@@ -563,11 +563,17 @@ class Project:
             transport.close()
 
     def campaign_failures(self, slug: str) -> int:
+        """Recipients the campaign definitely did not reach (rejected, invalid, failed)."""
         row = self.store.campaign(slug)
         if row is None:
             return 0
         counts = self.store.delivery_counts(row.id)
-        return sum(counts.get(str(s), 0) for s in (*FAILURES, DeliveryStatus.UNKNOWN))
+        return sum(counts.get(str(s), 0) for s in FAILURES)
+
+    def campaign_unknown(self, slug: str) -> int:
+        """Recipients whose outcome is unknown: most likely delivered, never resent unasked."""
+        row = self.store.campaign(slug)
+        return self.store.delivery_counts(row.id).get(str(DeliveryStatus.UNKNOWN), 0) if row else 0
 
 
 def recipient_of(subscriber: Subscriber) -> Recipient:

@@ -228,15 +228,8 @@ def send_campaign(
                     stop = stop or exc
                     continue
                 settle(recipients, results)
-                if stop is None and _too_many_failures(report, options):
-                    stop = SendPaused(
-                        f"{report.failed + report.unknown} of the {report.settled} recipients "
-                        "settled so far in this run were not delivered, more than "
-                        f"{options.max_failure_rate:.0%}; the send was paused.",
-                        "`newsletter report` shows the errors. Fix their cause (the list, the "
-                        "sender domain, the provider account), then run the same send again to "
-                        "continue; raise [delivery] max_failure_rate to allow more.",
-                    )
+                if stop is None:
+                    stop = _pause_for(report, options)
     except BaseException:
         # Ctrl-C or a crash: batches not yet started go back; those under way finish.
         for future, recipients in list(in_flight.items()):
@@ -333,10 +326,35 @@ def _send_batch(transport: Messenger, messages: list[OutgoingMessage]) -> list[S
         ) from exc
 
 
-def _too_many_failures(report: RunReport, options: SendOptions) -> bool:
-    if not options.max_failure_rate or report.settled < options.failure_sample:
-        return False
-    return (report.failed + report.unknown) / report.settled > options.max_failure_rate
+def _pause_for(report: RunReport, options: SendOptions) -> SendPaused | None:
+    """Why to stop before working through the rest of the list, if there is a reason.
+
+    Only definite failures (rejected, invalid, failed) count as not delivered. An
+    ``unknown`` answer (the connection dropped after the request went out) most likely
+    was delivered: a run of them is a different problem, with its own advice.
+    """
+    limit = options.max_failure_rate
+    if not limit or report.settled < options.failure_sample:
+        return None
+    if report.failed / report.settled > limit:
+        return SendPaused(
+            f"{report.failed} of the {report.settled} recipients settled so far in this run "
+            f"were not delivered (rejected, invalid or failed), more than {limit:.0%}; the "
+            "send was paused.",
+            "`newsletter report` shows the errors. Fix their cause (the list, the sender "
+            "domain, the provider account), then run the same send again to continue; raise "
+            "[delivery] max_failure_rate to allow more.",
+        )
+    if report.unknown / report.settled > limit:
+        return SendPaused(
+            f"The outcome of {report.unknown} of the {report.settled} recipients settled so "
+            "far in this run is unknown: the connection dropped after their requests went "
+            "out, so they most likely got the email. The send was paused.",
+            "Check the network and the provider's status and activity log, then run the same "
+            "send again to continue. Those recipients are not sent to again unless you add "
+            "--retry-unknown, which may give some of them a second copy.",
+        )
+    return None
 
 
 def send_test(
