@@ -485,8 +485,8 @@ def digest(
     Quiet on success (for cron) unless -v; every run adds a line to
     .newsletter/digest.log. Running it twice sends nothing twice.
     """
+    from .content import article_key
     from .digest import (
-        article_key,
         campaign_text,
         parse_period,
         plan_digest,
@@ -857,7 +857,8 @@ def run_send(
             )
         return 0
     row = project.store.campaign(loaded.slug)
-    if row is not None and row.status == "sent" and not retry:
+    rehearsal = row is not None and project.store.only_rehearsed(row, project.settings.transport)
+    if row is not None and row.status == "sent" and not retry and not rehearsal:
         counts = project.store.delivery_counts(row.id)
         note(
             f"Campaign {loaded.slug} was already sent (finished {row.finished_at}); "
@@ -871,6 +872,12 @@ def run_send(
         return 0
     plan = project.plan(loaded, retry)
     count = min(plan.recipients, limit) if limit else plan.recipients
+    if plan.rehearsed is not None:
+        note(
+            f"{loaded.slug} went only to the outbox so far (a rehearsal: {plan.rehearsed} "
+            f"message file(s)); this is its first send through {plan.transport}. The "
+            "rehearsal stays in `newsletter report`."
+        )
     batches = -(-count // plan.batch_size)
     note(
         f"Campaign {plan.campaign}: {count} recipient(s) via {plan.transport}, in {batches} "
@@ -1025,17 +1032,21 @@ def report(project: Project, campaign: str | None, fmt: str) -> None:
             "provider_message_id": d["provider_message_id"],
             "error": d["error"],
             "sent_at": d["sent_at"],
+            "transport": d["transport"],
         }
         for d in store.deliveries(row.id)
     ]
+    rehearsals = store.rehearsals(row.id)
     if fmt == "json":
         click.echo(
             json.dumps(
                 {
                     "campaign": slug,
                     "status": row.status,
+                    "transport": row.transport,
                     "counts": counts,
                     "events": events,
+                    "rehearsals": rehearsals,
                     "recipients": recipients,
                 },
                 indent=2,
@@ -1044,9 +1055,20 @@ def report(project: Project, campaign: str | None, fmt: str) -> None:
         )
         return
     if fmt == "table":
-        say(f"{slug}: {row.status}. " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        via = f" via {row.transport}" if row.transport else ""
+        say(
+            f"{slug}: {row.status}{via}. "
+            + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        )
+        for r in rehearsals:
+            say(
+                f"Rehearsed to the outbox first: {r['messages']} message file(s), "
+                f"{r['started_at'] or '?'} to {r['finished_at'] or '?'}."
+            )
         say("Events: " + ", ".join(f"{n} {kind}" for kind, n in events.items()))
-    _emit(recipients, fmt, ["email", "status", "provider_message_id", "error", "sent_at"])
+    _emit(
+        recipients, fmt, ["email", "status", "transport", "provider_message_id", "error", "sent_at"]
+    )
 
 
 # -- output helpers ---------------------------------------------------------

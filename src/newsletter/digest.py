@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .content import article_key
 from .errors import InputError, NewsletterError
 from .models import Article
 from .project import Project
@@ -52,11 +53,6 @@ def parse_period(text: str | None, today: dt.date) -> dt.date:
 
 def period_end(period: dt.date) -> dt.date:
     return period.replace(day=calendar.monthrange(period.year, period.month)[1])
-
-
-def article_key(article: Article) -> str:
-    """What identifies an article across digests: its URL, else its source."""
-    return (article.url or article.source).split("#")[0].split("?")[0].rstrip("/")
 
 
 def plan_digest(project: Project, period: dt.date, today: dt.date) -> DigestPlan:

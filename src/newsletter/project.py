@@ -29,7 +29,7 @@ from .checks import (
     links_of,
 )
 from .config import Settings, load_settings
-from .content import ArticleReader, Fetcher
+from .content import ArticleReader, Fetcher, article_key
 from .delivery import Transport, carrier_for, make_transport, transport_class
 from .delivery.outbox import file_name_part
 from .errors import (
@@ -446,7 +446,11 @@ class Project:
     def plan(self, campaign: Campaign, retry: list[DeliveryStatus]) -> Plan:
         """What a send would do; needs no transport, so no secret (a dry run)."""
         row = self.store.campaign(campaign.slug)
-        if row is None or row.status == "draft":
+        d = self.settings.values["delivery"]
+        rehearsed = None
+        if row is not None and self.store.only_rehearsed(row, d["transport"]):
+            rehearsed = self.store.delivery_counts(row.id).get("sent", 0)
+        if row is None or row.status == "draft" or rehearsed is not None:
             recipients = self.store.count_audience(campaign.audience)
             settled = 0
         else:
@@ -457,7 +461,6 @@ class Project:
                 + sum(counts.get(str(s), 0) for s in retry)
             )
             settled = sum(counts.values()) - recipients
-        d = self.settings.values["delivery"]
         rate = float(d["rate_limit"])
         return Plan(
             campaign.slug,
@@ -468,6 +471,7 @@ class Project:
             campaign.audience,
             rate_limit=rate,
             concurrency=d["concurrency"],
+            rehearsed=rehearsed,
         )
 
     def send_options(self, limit: int | None = None) -> SendOptions:
@@ -492,6 +496,11 @@ class Project:
         """Send the campaign's pending deliveries under an exclusive lock."""
         store = self.store
         row = store.ensure_campaign(campaign.slug, campaign.subject)
+        if store.only_rehearsed(row, transport.name):
+            # it went only to the outbox: a rehearsal, kept as a summary; now the real send
+            store.archive_rehearsal(row)
+            row = store.campaign(campaign.slug) or row
+        store.record_campaign_articles(row.id, [article_key(a) for a in campaign.articles])
         holder = holder_id()
         # Senders share a campaign: each holds a lease of its own, renewed as it goes,
         # and claims recipients row by row; one whose lease lapses is presumed dead.

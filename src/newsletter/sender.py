@@ -37,7 +37,9 @@ from .render import MessageFactory, OutgoingMessage
 class Ledger(Protocol):
     """What the sender needs from the database."""
 
-    def claim(self, campaign_id: int, holder: str, limit: int) -> list[Recipient]: ...
+    def claim(
+        self, campaign_id: int, holder: str, limit: int, transport: str | None = None
+    ) -> list[Recipient]: ...
     def inactive(self, subscriber_ids: list[int]) -> dict[int, str]: ...
     def settle(self, campaign_id: int, results: list[SendResult]) -> None: ...
     def release(self, campaign_id: int, subscriber_ids: list[int]) -> None: ...
@@ -76,6 +78,7 @@ class Plan:
     audience: Audience = field(default_factory=Audience)
     rate_limit: float = 0.0
     concurrency: int = 1
+    rehearsed: int | None = None  # messages an outbox rehearsal wrote, before a real send
 
     @property
     def batches(self) -> int:
@@ -192,7 +195,9 @@ def send_campaign(
                 and len(in_flight) < options.concurrency
             ):
                 size = batch_size(transport.batch_size, None, options.rate_limit)
-                recipients = ledger.claim(campaign_id, holder, int(min(size, remaining)))
+                recipients = ledger.claim(
+                    campaign_id, holder, int(min(size, remaining)), transport=transport.name
+                )
                 if not recipients:
                     exhausted = True
                     break

@@ -126,3 +126,8 @@ class ArticleReader:
 
 def _same_link(a: str, b: str) -> bool:
     return a.split("#")[0].rstrip("/") == b.split("#")[0].rstrip("/")
+
+
+def article_key(article: Article) -> str:
+    """What identifies an article across campaigns and digests: its URL, else its source."""
+    return (article.url or article.source).split("#")[0].split("?")[0].rstrip("/")

@@ -141,3 +141,34 @@ MIGRATIONS.append(
         """,
     )
 )
+
+# The outbox is a rehearsal: each delivery says which transport settled it, and a
+# campaign that went only to the outbox keeps a summary of that rehearsal when it is
+# then sent for real. Each campaign's articles are recorded, so a digest never features
+# an article a campaign already sent.
+MIGRATIONS.append(
+    (
+        "006_rehearsals_and_featured",
+        """
+        ALTER TABLE deliveries ADD COLUMN transport TEXT;
+        UPDATE deliveries SET transport = (
+            SELECT c.transport FROM campaigns c WHERE c.id = deliveries.campaign_id
+        ) WHERE status NOT IN ('pending', 'sending', 'skipped');
+        CREATE TABLE rehearsals (
+            campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+            transport TEXT NOT NULL,
+            messages INTEGER NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            archived_at TEXT NOT NULL
+        );
+        CREATE INDEX rehearsals_campaign ON rehearsals (campaign_id);
+        CREATE TABLE campaign_articles (
+            campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+            article TEXT NOT NULL,
+            PRIMARY KEY (campaign_id, article)
+        );
+        CREATE INDEX campaign_articles_article ON campaign_articles (article)
+        """,
+    )
+)

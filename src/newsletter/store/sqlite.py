@@ -577,8 +577,11 @@ class SQLiteStore:
             (campaign_id,),
         ).fetchone()[0]
 
-    def claim(self, campaign_id: int, holder: str, limit: int) -> list[Recipient]:
-        """Take up to ``limit`` pending deliveries for this process, lowest id first.
+    def claim(
+        self, campaign_id: int, holder: str, limit: int, transport: str | None = None
+    ) -> list[Recipient]:
+        """Take up to ``limit`` pending deliveries for this process, lowest id first, for
+        ``transport`` (recorded on each delivery).
 
         Recipients who left the audience since it was frozen (unsubscribed,
         bounced) are settled as ``skipped`` instead of claimed.
@@ -607,9 +610,9 @@ class SQLiteStore:
             claimed = [r for r in rows if r["status"] == "active"]
             self.db.executemany(
                 "UPDATE deliveries SET status = 'sending', claimed_by = ?, claimed_at = ?, "
-                "attempts = attempts + 1, updated_at = ? "
+                "attempts = attempts + 1, updated_at = ?, transport = coalesce(?, transport) "
                 "WHERE campaign_id = ? AND subscriber_id = ?",
-                [(holder, now, now, campaign_id, r["subscriber_id"]) for r in claimed],
+                [(holder, now, now, transport, campaign_id, r["subscriber_id"]) for r in claimed],
             )
         tags = self._tags_of([r["subscriber_id"] for r in claimed])
         return [
@@ -785,7 +788,8 @@ class SQLiteStore:
     def deliveries(self, campaign_id: int) -> Iterator[sqlite3.Row]:
         yield from self.db.execute(
             "SELECT d.email, d.status, d.provider_message_id, d.error, d.sent_at, d.attempts, "
-            "d.subscriber_id FROM deliveries d WHERE d.campaign_id = ? ORDER BY d.subscriber_id",
+            "d.subscriber_id, d.transport FROM deliveries d WHERE d.campaign_id = ? "
+            "ORDER BY d.subscriber_id",
             (campaign_id,),
         )
 
@@ -1151,13 +1155,93 @@ class SQLiteStore:
 
     # -- digests --------------------------------------------------------------
     def featured_before(self, period: str) -> set[str]:
-        """Articles featured in digests of other periods."""
-        return {
+        """Articles featured in digests of other periods, or in any campaign sent for real
+        (not only rehearsed to the outbox) other than this period's digest."""
+        found = {
             r[0]
             for r in self.db.execute(
                 "SELECT article FROM digest_articles WHERE period != ?", (period,)
             )
         }
+        found.update(
+            r[0]
+            for r in self.db.execute(
+                "SELECT a.article FROM campaign_articles a JOIN campaigns c "
+                "ON c.id = a.campaign_id WHERE c.status != 'draft' "
+                "AND coalesce(c.transport, 'outbox') != 'outbox' AND c.slug != ?",
+                (f"digest-{period}",),
+            )
+        )
+        return found
+
+    def record_campaign_articles(self, campaign_id: int, articles: Iterable[str]) -> None:
+        """The articles a campaign features (once per campaign and article)."""
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO campaign_articles (campaign_id, article) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [(campaign_id, a) for a in articles],
+            )
+
+    # -- rehearsals ---------------------------------------------------------
+    def only_rehearsed(self, campaign: CampaignRow, transport: str) -> bool:
+        """Whether sending ``campaign`` through ``transport`` would be its first real send
+        after it went only to the outbox (a rehearsal)."""
+        if transport == "outbox" or campaign.transport != "outbox":
+            return False
+        other = self.db.execute(
+            "SELECT 1 FROM deliveries WHERE campaign_id = ? "
+            "AND coalesce(transport, 'outbox') != 'outbox' LIMIT 1",
+            (campaign.id,),
+        ).fetchone()
+        return other is None
+
+    def archive_rehearsal(self, campaign: CampaignRow) -> int:
+        """Keep a summary of the outbox rehearsal and clear the ledger for the real send;
+        the number of messages the rehearsal wrote."""
+        with self.transaction():
+            row = self.db.execute(
+                f"SELECT status, transport FROM campaigns WHERE id = ?{self.for_update}",
+                (campaign.id,),
+            ).fetchone()
+            if row["transport"] != "outbox":
+                return 0  # another sender archived it first
+            busy = self.db.execute(
+                "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'sending'",
+                (campaign.id,),
+            ).fetchone()[0]
+            if busy:
+                raise SendConflict(
+                    f"{campaign.slug} is still being written to the outbox ({busy} message(s) "
+                    "under way).",
+                    "Wait for that rehearsal to finish, then send it again.",
+                )
+            written = self.db.execute(
+                "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'sent'",
+                (campaign.id,),
+            ).fetchone()[0]
+            self.db.execute(
+                "INSERT INTO rehearsals (campaign_id, transport, messages, started_at, "
+                "finished_at, archived_at) VALUES (?, 'outbox', ?, ?, ?, ?)",
+                (campaign.id, written, campaign.started_at, campaign.finished_at, now_iso()),
+            )
+            self.db.execute("DELETE FROM deliveries WHERE campaign_id = ?", (campaign.id,))
+            self.db.execute(
+                "UPDATE campaigns SET status = 'draft', transport = NULL, started_at = NULL, "
+                "finished_at = NULL WHERE id = ?",
+                (campaign.id,),
+            )
+        return written
+
+    def rehearsals(self, campaign_id: int) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in self.db.execute(
+                "SELECT transport, messages, started_at, finished_at, archived_at "
+                "FROM rehearsals WHERE campaign_id = ? ORDER BY archived_at",
+                (campaign_id,),
+            )
+        ]
 
     def record_digest(self, period: str, articles: list[str]) -> None:
         with self.transaction():
