@@ -171,3 +171,56 @@ def test_example_campaign_builds_offline_from_the_cache(project: Path) -> None:
     assert result.returncode == 0, result.stderr
     text = (project / "build" / "2026-10-digest" / "email.txt").read_text(encoding="utf-8")
     assert "Clay on the Table" in text and "Gifts, Gratitude & Gray Areas" in text
+
+
+FEED = "https://blog.riverbend-clinicians.example/feed.xml"  # in the example project's cache
+ETHICS = "https://blog.riverbend-clinicians.example/blog/gifts-gratitude-gray-areas"
+ETHICS_TITLE = "Gifts, Gratitude & Gray Areas: An Ethics Corner"
+
+
+def _feature(project: Path, slug: str, *overrides: str) -> None:
+    """A campaign featuring the ethics-corner feed entry once per override."""
+    items = "".join(f"  - feed: {FEED}\n    url: {ETHICS}\n    {o}\n" for o in overrides)
+    (project / "campaigns" / f"{slug}.md").write_text(
+        f"---\nsubject: {slug}\narticles:\n{items}---\nHello.\n", encoding="utf-8"
+    )
+
+
+def test_overrides_never_change_the_shared_feed_entry(project: Path) -> None:
+    """serve and preview keep one Project: a campaign's overrides must not leak into the
+    next campaign that features the same feed entry, nor into the entry itself."""
+    from newsletter.project import Project
+
+    _feature(project, "one", "title: Only in one")
+    _feature(project, "two", "excerpt: Only in two.")
+    proj = Project.load(str(project / "newsletter.toml"))
+    entry = proj.reader().feed_entry(FEED, ETHICS)
+    original = (entry.title, entry.excerpt, entry.excerpt_html, entry.image)
+    for _ in range(2):  # one after the other, and again
+        [one] = proj.campaign("one").articles
+        [two] = proj.campaign("two").articles
+        assert (one.title, one.excerpt) == ("Only in one", entry.excerpt)
+        assert (two.title, two.excerpt) == (ETHICS_TITLE, "Only in two.")
+    again = proj.reader().feed_entry(FEED, ETHICS)
+    assert (again.title, again.excerpt, again.excerpt_html, again.image) == original
+    assert again.title == ETHICS_TITLE
+    with pytest.raises(AttributeError):  # records handed out cannot be changed
+        again.title = "changed"  # type: ignore[misc]
+    assert isinstance(proj.reader().feed(FEED), tuple)
+
+
+def test_one_entry_featured_twice_with_different_overrides(project: Path) -> None:
+    _feature(project, "twice", "title: A shorter title", "excerpt: A note from the editor.")
+    _feature(project, "plain", "image: https://cdn.example.org/ethics.jpg")
+    result = run_process("build", "twice", cwd=project)
+    assert result.returncode == 0, result.stderr
+    text = (project / "build" / "twice" / "email.txt").read_text(encoding="utf-8")
+    # each card has its own override and the entry's own other fields
+    assert text.count("A shorter title") == 1 and text.count(ETHICS_TITLE) == 1
+    assert text.count("A note from the editor.") == 1
+    assert text.count("Near the end of treatment, a client once handed me") == 1
+    result = run_process("build", "plain", cwd=project)
+    assert result.returncode == 0, result.stderr
+    text = (project / "build" / "plain" / "email.txt").read_text(encoding="utf-8")
+    assert ETHICS_TITLE in text and "A shorter title" not in text
+    assert "A note from the editor." not in text

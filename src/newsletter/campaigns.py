@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from pathlib import Path
@@ -160,11 +161,12 @@ def _article(reader: ArticleReader, item: Any, source: str) -> Article:
                 "To feature a feed's entry, write `- feed: FEED` with `url: ENTRY-LINK`.",
             )
         article = found[0]
-    for key in ("title", "image"):
-        if item.get(key):
-            setattr(article, key, str(item[key]).strip())
+    overrides: dict[str, str] = {
+        key: str(item[key]).strip() for key in ("title", "image") if item.get(key)
+    }
     if item.get("excerpt"):
-        article.excerpt_html, article.excerpt = excerpt_from_html(
+        overrides["excerpt_html"], overrides["excerpt"] = excerpt_from_html(
             f"<p>{html.escape(str(item['excerpt']).strip())}</p>", None
         )
-    return article
+    # a new record: the one read may be shared (a feed's entry serves every campaign)
+    return dataclasses.replace(article, **overrides) if overrides else article

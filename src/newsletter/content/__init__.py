@@ -52,14 +52,16 @@ class ArticleReader:
     root: Path
     fetcher: Fetcher
     excerpt_words: int = 60
-    _feeds: dict[str, list[Article]] = field(default_factory=dict, repr=False)
+    # Feeds are read once per run; the cached entries are frozen records in a tuple, so
+    # no campaign can change what the next one gets.
+    _feeds: dict[str, tuple[Article, ...]] = field(default_factory=dict, repr=False)
 
     def read(self, source: str) -> list[Article]:
         """Every article a source yields: one for a page or file, all for a feed or folder."""
         if is_url(source):
             fetched = self.fetcher.get(source)
             if looks_like_feed(fetched.body, fetched.content_type):
-                return self.feed(source)
+                return list(self.feed(source))
             from .htmlpage import read_html_page
 
             return [
@@ -82,7 +84,7 @@ class ArticleReader:
             return [read_markdown_article(path, self.excerpt_words)]
         data = path.read_bytes()
         if suffix in FEED_SUFFIXES or looks_like_feed(data):
-            return self.feed(source)
+            return list(self.feed(source))
         if suffix in HTML_SUFFIXES or b"<html" in data[:4096].lower():
             from .htmlpage import read_html_page
 
@@ -92,8 +94,8 @@ class ArticleReader:
             "Use a Markdown (.md) or HTML (.html) file, an RSS/Atom feed, or an article URL.",
         )
 
-    def feed(self, source: str) -> list[Article]:
-        """A feed's entries, read once per run."""
+    def feed(self, source: str) -> tuple[Article, ...]:
+        """A feed's entries, newest first, read once per run."""
         if source not in self._feeds:
             from .feed import read_feed
 
@@ -105,7 +107,7 @@ class ArticleReader:
                 if not path.is_file():
                     raise InputError(f"Feed {source} does not exist.", "Check the path.")
                 data, base = path.read_bytes(), None
-            self._feeds[source] = read_feed(data, source, base, self.excerpt_words)
+            self._feeds[source] = tuple(read_feed(data, source, base, self.excerpt_words))
         return self._feeds[source]
 
     def feed_entry(self, feed: str, link: str | None) -> Article:

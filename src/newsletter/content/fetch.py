@@ -27,7 +27,7 @@ USER_AGENT = (
 MAX_BYTES = 10 * 1024 * 1024
 
 
-@dataclass
+@dataclass(frozen=True)
 class Fetched:
     url: str  # after redirects
     body: bytes
