@@ -52,6 +52,8 @@ def test_page_yields_a_clean_excerpt_card(project: Path, blog: Blog, name: str) 
     assert article["date"] == expected["date"]
     image = expected.get("image") or blog.url + expected["image_path"]
     assert article["image"] == image
+    # the page's own address; a site-relative one is resolved against where it was fetched
+    assert article["url"] == (expected.get("url") or blog.url + expected["url_path"])
     excerpt = article["excerpt"]
     assert excerpt.startswith(expected["first_sentence"]), excerpt[:200]
     assert SENTENCE_END.search(excerpt), f"ends mid-sentence: {excerpt[-80:]!r}"
@@ -224,3 +226,167 @@ def test_one_entry_featured_twice_with_different_overrides(project: Path) -> Non
     text = (project / "build" / "plain" / "email.txt").read_text(encoding="utf-8")
     assert ETHICS_TITLE in text and "A shorter title" not in text
     assert "A note from the editor." not in text
+
+
+JEKYLL = PAGES["jekyll.html"]
+HOSTILE = "javascript:alert(document.cookie)"
+
+
+def test_relative_canonical_resolves_against_the_address_after_redirects(
+    project: Path, blog: Blog
+) -> None:
+    """A site-relative canonical belongs to the site that served the page: after a redirect
+    to another origin, that one."""
+    with Blog() as short:  # a link shortener or an old domain: another origin
+        short.redirects["/healers"] = blog.url + JEKYLL["serve_path"]
+        [article] = articles(project, short.url + "/healers")
+    assert article["url"] == blog.url + JEKYLL["url_path"]
+    assert article["image"] == blog.url + JEKYLL["image_path"]
+    assert short.url not in article["excerpt_html"]
+
+
+def test_relative_canonical_in_a_campaign_builds_and_checks(project: Path, blog: Blog) -> None:
+    campaign = project / "campaigns" / "jekyll.md"
+    campaign.write_text(
+        f"---\nsubject: From Jekyll\npreheader: One read.\narticles:\n"
+        f"  - {blog.url}{JEKYLL['serve_path']}\n---\nHello.\n",
+        encoding="utf-8",
+    )
+    result = run_process("check", "jekyll", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert run_process("build", "jekyll", cwd=project).returncode == 0
+    text = (project / "build" / "jekyll" / "email.txt").read_text(encoding="utf-8")
+    assert f"Read more: {blog.url}{JEKYLL['url_path']}?utm_source=newsletter" in text
+
+
+def test_saved_page_resolves_against_its_absolute_canonical_or_is_refused(
+    project: Path,
+) -> None:
+    saved = project / "saved"
+    saved.mkdir()
+    shutil.copy(DATA / "pages/seed-like.html", saved / "healing.html")
+    [article] = articles(project, "saved/healing.html")
+    seed = PAGES["seed-like.html"]
+    assert article["url"] == seed["url"]
+    assert article["image"] == seed["image_if_resolved_against_canonical"]
+    shutil.copy(DATA / "pages/jekyll.html", saved / "healers.html")
+    result = run_process("articles", "saved/healers.html", cwd=project)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "healers.html: the page's address '/blog/healers-need-healers-too' is a relative" in (
+        " ".join(result.stderr.split())
+    )
+    assert "Give the article's URL instead of a saved file" in result.stderr
+
+
+def _hostile_page() -> bytes:
+    page = (DATA / "pages/jekyll.html").read_text(encoding="utf-8")
+    page = page.replace('href="/blog/healers-need-healers-too"', f'href="{HOSTILE}"')
+    page = page.replace('content="/blog/healers-need-healers-too"', 'content="file:///etc/passwd"')
+    page = page.replace('"url":"/blog/healers-need-healers-too"', '"url":"JavaScript:alert(1)"')
+    page = page.replace('"@id":"/blog/healers-need-healers-too"', f'"@id":"{HOSTILE}"')
+    page = page.replace(
+        'content="/assets/images/2026/healers-need-healers-too.jpg"',
+        'content="data:image/svg+xml;base64,PHN2Zy8+"',
+    )
+    page = page.replace(
+        '"image":"/assets/images/2026/healers-need-healers-too.jpg"', f'"image":"{HOSTILE}"'
+    )
+    assert "/blog/healers-need-healers-too" not in page.split("<body>")[0]
+    return page.encode("utf-8")
+
+
+def test_page_with_script_and_data_addresses_uses_none_of_them(project: Path, blog: Blog) -> None:
+    blog.routes["/hostile/post/"] = ("text/html; charset=utf-8", _hostile_page())
+    [article] = articles(project, blog.url + "/hostile/post/")
+    assert article["url"] == blog.url + "/hostile/post/"  # the address it was fetched from
+    assert article["image"] == blog.url + JEKYLL["content_image_src"]  # the next image
+    for value in (article["url"], article["image"], article["excerpt_html"]):
+        assert not re.search(r"(?i)javascript:|data:|file:", value), value
+    saved = project / "saved"
+    saved.mkdir()
+    (saved / "hostile.html").write_bytes(
+        _hostile_page().replace(b'src="/assets/images/2026/circle-of-chairs.jpg"', b"")
+    )
+    [article] = articles(project, "saved/hostile.html")
+    assert article["url"] is None and article["image"] is None
+
+
+HOSTILE_FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel>
+<title>Riverbend</title><link>https://blog.riverbend-clinicians.example/</link>
+<item><title>Script link</title><link>javascript:alert(document.cookie)</link>
+<guid isPermaLink="false">post-1</guid><pubDate>Thu, 12 Nov 2026 09:00:00 +0000</pubDate>
+<media:content url="javascript:alert(2)" medium="image"/>
+<enclosure url="data:image/png;base64,iVBORw0KGgo=" type="image/png" length="8"/>
+<description>&lt;p&gt;&lt;img src="/images/fallback.jpg"&gt;A first sentence about rest. &lt;a href="javascript:alert(3)"&gt;A link&lt;/a&gt; that is not one.&lt;/p&gt;</description>
+</item>
+<item><title>Data link</title><link>data:text/html,&lt;script&gt;alert(4)&lt;/script&gt;</link>
+<guid isPermaLink="false">post-2</guid><pubDate>Wed, 11 Nov 2026 09:00:00 +0000</pubDate>
+<media:thumbnail url="file:///etc/passwd"/>
+<description>&lt;p&gt;Another first sentence.&lt;/p&gt;</description>
+</item>
+<item><title>Relative link</title><link>/blog/relative-post</link>
+<guid isPermaLink="false">post-3</guid><pubDate>Tue, 10 Nov 2026 09:00:00 +0000</pubDate>
+<description>&lt;p&gt;A third first sentence.&lt;/p&gt;</description>
+</item>
+</channel></rss>
+"""
+
+
+def test_feed_with_script_and_data_links_uses_none_of_them(project: Path, blog: Blog) -> None:
+    blog.routes["/hostile.rss"] = ("application/rss+xml", HOSTILE_FEED.encode("utf-8"))
+    site = "https://blog.riverbend-clinicians.example"
+    found = articles(project, blog.url + "/hostile.rss")
+    assert [(a["title"], a["url"], a["image"]) for a in found] == [
+        ("Script link", None, site + "/images/fallback.jpg"),
+        ("Data link", None, None),
+        ("Relative link", site + "/blog/relative-post", None),
+    ]
+    assert "javascript:" not in json.dumps(found) and "data:" not in json.dumps(found)
+    campaign = project / "campaigns" / "hostile.md"
+    campaign.write_text(
+        f"---\nsubject: Hostile\narticles:\n  - feed: {blog.url}/hostile.rss\n---\nHello.\n",
+        encoding="utf-8",
+    )
+    result = run_process("build", "hostile", cwd=project)
+    assert result.returncode == 0, result.stderr
+    html = (project / "build" / "hostile" / "email.html").read_text(encoding="utf-8")
+    assert "Script link" in html and "javascript:" not in html.lower()
+    # an entry without a usable link is chosen by its id (as a digest writes it)
+    campaign.write_text(
+        f"---\nsubject: Hostile\narticles:\n  - feed: {blog.url}/hostile.rss\n"
+        "    url: post-2\n---\nHello.\n",
+        encoding="utf-8",
+    )
+    result = run_process("build", "hostile", cwd=project)
+    assert result.returncode == 0, result.stderr
+    text = (project / "build" / "hostile" / "email.txt").read_text(encoding="utf-8")
+    assert "Data link" in text and "data:" not in text
+
+
+def test_written_addresses_that_are_not_web_addresses_are_refused(project: Path) -> None:
+    """Front matter and a campaign's overrides are a person's words: an address that is
+    no web address is an error naming the file and the key, never a link in an email."""
+    article = project / "articles" / "2026-10-06-the-case-for-rest-between-sessions.md"
+    original = article.read_text(encoding="utf-8")
+    article.write_text(
+        re.sub(r"(?m)^url: .*$", "url: javascript:alert(document.cookie)", original),
+        encoding="utf-8",
+    )
+    result = run_process("articles", str(article.relative_to(project)), cwd=project)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "`url: javascript:alert(document.cookie)` is not a web address" in result.stderr
+    assert article.name in result.stderr and "https://" in result.stderr
+    article.write_text(original, encoding="utf-8")
+    campaign = project / "campaigns" / "override.md"
+    campaign.write_text(
+        "---\nsubject: Override\narticles:\n"
+        f"  - path: {article.relative_to(project)}\n    image: 'data:image/png;base64,AAAA'\n"
+        "---\nHello.\n",
+        encoding="utf-8",
+    )
+    result = run_process("build", "override", cwd=project)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "override.md: `image: data:image/png;base64,AAAA` is not a web address" in (
+        result.stderr
+    )

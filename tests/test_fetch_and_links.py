@@ -121,3 +121,33 @@ def test_unreachable_url_and_broken_sources_exit_1(project: Path, tmp_path: Path
     assert "'/img/space.jpg' is a relative address" in result.stderr
     for output in (result.stderr,):
         assert "Traceback" not in output
+
+
+def test_only_web_addresses_are_article_links() -> None:
+    from newsletter.content.urls import is_relative, web_address
+
+    page = "https://blog.example.org/2026/11/post/"
+    assert web_address("/blog/slug", page) == "https://blog.example.org/blog/slug"
+    assert web_address("../other/", page) == "https://blog.example.org/2026/11/other/"
+    assert web_address("//cdn.example.org/a.jpg", page) == "https://cdn.example.org/a.jpg"
+    assert web_address("//cdn.example.org/a.jpg", None) == "https://cdn.example.org/a.jpg"
+    assert web_address("  https://blog.example.org/a b\n", None) == (
+        "https://blog.example.org/a%20b"
+    )
+    for hostile in (
+        "javascript:alert(1)",
+        " JavaScript:alert(1)",
+        "java\tscript:alert(1)",
+        "\x01javascript:alert(1)",
+        "data:image/png;base64,AAAA",
+        "mailto:editor@example.org",
+        "file:///etc/passwd",
+        "vbscript:msgbox(1)",
+        "https://",
+        "http://[::1",
+        "",
+        None,
+    ):
+        assert web_address(hostile, page) is None, hostile
+    assert web_address("/blog/slug", None) is None and is_relative("/blog/slug")
+    assert not is_relative("javascript:alert(1)") and not is_relative("https://x.example/")

@@ -111,7 +111,8 @@ class ArticleReader:
         return self._feeds[source]
 
     def feed_entry(self, feed: str, link: str | None) -> Article:
-        """The entry of ``feed`` whose link is ``link``; the newest one without a link."""
+        """The entry of ``feed`` whose link is ``link`` (for an entry without a usable link,
+        its id); the newest one without ``link``."""
         entries = self.feed(feed)
         if not entries:
             raise InputError(f"The feed {feed} has no entries.")
@@ -119,6 +120,9 @@ class ArticleReader:
             return entries[0]
         for article in entries:
             if article.url and _same_link(article.url, link):
+                return article
+        for article in entries:  # an entry without a usable link, by its id
+            if not article.url and article.source == f"{feed}#{link}":
                 return article
         raise InputError(
             f"The feed {feed} has no entry linking to {link}.",
