@@ -102,8 +102,9 @@ def test_atom_feed(project: Path, blog: Blog) -> None:
 
 
 def test_feed_files_and_broken_ones(project: Path) -> None:
-    assert len(articles(project, str(DATA / "feeds/blog.atom"))) == 4
-    broken = run_process("articles", str(DATA / "feeds/broken.rss"), cwd=project)
+    shutil.copytree(DATA / "feeds", project / "feeds")  # files are read inside the project
+    assert len(articles(project, str(project / "feeds/blog.atom"))) == 4
+    broken = run_process("articles", "feeds/broken.rss", cwd=project)
     assert broken.returncode == 1
     assert "broken.rss is not a feed that can be read" in broken.stderr
     assert "Traceback" not in broken.stderr
@@ -390,3 +391,73 @@ def test_written_addresses_that_are_not_web_addresses_are_refused(project: Path)
     assert "override.md: `image: data:image/png;base64,AAAA` is not a web address" in (
         result.stderr
     )
+
+
+SECRET = "---\ntitle: Not for the newsletter\n---\nThe contents of a file outside the project.\n"
+
+
+@pytest.fixture
+def outside(project: Path) -> Path:
+    """A Markdown file beside the project folder, not in it."""
+    folder = project.parent / "outside"
+    folder.mkdir()
+    (folder / "secret.md").write_text(SECRET, encoding="utf-8")
+    return folder
+
+
+def _refused(result, shown: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert re.search(
+        rf"{re.escape(shown)} (\(which leads to \S+\) )?is outside the project folder", message
+    ), message
+    assert "[content] articles" in message  # how to allow a folder kept elsewhere
+    assert "Not for the newsletter" not in result.stdout + result.stderr
+
+
+def test_article_files_outside_the_project_are_not_read(project: Path, outside: Path) -> None:
+    secret = str(outside / "secret.md")
+    _refused(run_process("articles", "../outside/secret.md", cwd=project), "../outside/secret.md")
+    _refused(run_process("articles", secret, cwd=project), secret)
+    _refused(run_process("articles", "../outside", cwd=project), "../outside")
+    (project / "articles" / "2026-10-30-link.md").symlink_to(outside / "secret.md")
+    shown = "articles/2026-10-30-link.md"
+    result = run_process("articles", shown, cwd=project)
+    _refused(result, shown)
+    assert f"(which leads to {outside / 'secret.md'})" in result.stderr
+    _refused(run_process("articles", cwd=project), "2026-10-30-link.md")  # the folder
+    for item in (f"  - {shown}\n", "  - path: ../outside/secret.md\n    title: Hi\n"):
+        (project / "campaigns" / "leak.md").write_text(
+            f"---\nsubject: Leak\narticles:\n{item}---\nHello.\n", encoding="utf-8"
+        )
+        _refused(run_process("build", "leak", cwd=project), shown if shown in item else "secret.md")
+
+
+def test_digest_sources_outside_the_project_are_not_read(project: Path, outside: Path) -> None:
+    config = project / "newsletter.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "[delivery]", '[digest]\nsources = ["articles", "../outside"]\n\n[delivery]'
+        ),
+        encoding="utf-8",
+    )
+    result = run_process("digest", "--period", "2026-10", "--today", "2026-11-01", cwd=project)
+    _refused(result, "../outside")
+
+
+def test_a_folder_named_in_content_may_be_read(project: Path, outside: Path) -> None:
+    """[content] articles may name a folder kept elsewhere (the blog's own posts): its
+    files are read, through any path that leads there; feed files it names are read."""
+    shutil.copy(DATA / "feeds/blog.atom", outside.parent / "journal.atom")
+    config = project / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    text = text.replace('articles = "articles"', f'articles = "{outside}"')
+    text = text.replace("feeds = [", f'feeds = ["{outside.parent / "journal.atom"}", ')
+    config.write_text(text, encoding="utf-8")
+    found = articles(project)
+    assert "Not for the newsletter" in [a["title"] for a in found]
+    assert len(found) == 1 + 4 + 7  # the folder, the journal feed, the blog's feed (cached)
+    [secret] = articles(project, "../outside/secret.md")
+    assert secret["title"] == "Not for the newsletter"
+    assert len(articles(project, "articles")) == 5  # the project's own folder still is

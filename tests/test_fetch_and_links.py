@@ -98,23 +98,25 @@ def test_articles_command_for_a_page_url(project: Path) -> None:
             assert chrome not in article["excerpt"]
 
 
-def test_unreachable_url_and_broken_sources_exit_1(project: Path, tmp_path: Path) -> None:
+def test_unreachable_url_and_broken_sources_exit_1(project: Path) -> None:
     with Blog() as blog:
         gone = blog.url + "/gone/"
     result = run_process("articles", gone, cwd=project)
     assert result.returncode == 1 and "cannot be reached" in result.stderr and gone in result.stderr
-    broken = tmp_path / "broken.rss"
+    saved = project / "saved"  # files are read inside the project
+    saved.mkdir()
+    broken = saved / "broken.rss"
     broken.write_text(
         '<?xml version="1.0"?><rss version="2.0"><channel><title>x</title><item><title>cut'
     )
     result = run_process("articles", str(broken), cwd=project)
     assert result.returncode == 1
     assert "is not a feed that can be read" in result.stderr and "broken.rss" in result.stderr
-    empty = tmp_path / "empty.html"
+    empty = saved / "empty.html"
     empty.write_text("<html><head><title>Shop</title></head><body><nav>Home</nav></body></html>")
     result = run_process("articles", str(empty), cwd=project)
     assert result.returncode == 1 and "no article text" in result.stderr
-    relative = tmp_path / "relative.html"
+    relative = saved / "relative.html"
     relative.write_text(PAGE)
     result = run_process("articles", str(relative), cwd=project)
     assert result.returncode == 1

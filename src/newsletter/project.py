@@ -20,7 +20,7 @@ from .campaigns import load_campaign
 from .checks import Built as CheckedEmail
 from .checks import Problem, check_email, check_links, compile_problem, links_of
 from .config import Settings, load_settings
-from .content import ArticleReader, Fetcher
+from .content import ArticleReader, reader_for
 from .delivery import Transport, carrier_for, make_transport
 from .delivery.outbox import file_name_part
 from .errors import (
@@ -109,11 +109,7 @@ class Project:
     def reader(self) -> ArticleReader:
         """Reads article sources; URLs through the project's cache (``--refresh`` skips it)."""
         if self._reader is None:
-            s = self.settings
-            fetcher = Fetcher(
-                s.cache_dir, refresh=self.refresh, timeout=float(s.get("content", "fetch_timeout"))
-            )
-            self._reader = ArticleReader(s.root, fetcher, s.get("content", "excerpt_words"))
+            self._reader = reader_for(self.settings, self.refresh)
         return self._reader
 
     def articles(self, sources: list[str]) -> list[Article]:

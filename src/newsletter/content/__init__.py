@@ -10,8 +10,10 @@ URLs are fetched through ``fetch.Fetcher`` and its on-disk cache.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..models import Article
@@ -19,11 +21,15 @@ from .excerpt import excerpt_from_html
 from .fetch import Fetcher
 from .markdown import read_markdown_article, split_front_matter
 
+if TYPE_CHECKING:
+    from ..config import Settings
+
 __all__ = [
     "ArticleReader",
     "Fetcher",
     "excerpt_from_html",
     "read_markdown_article",
+    "reader_for",
     "split_front_matter",
 ]
 
@@ -45,13 +51,30 @@ def looks_like_feed(data: bytes, content_type: str = "") -> bool:
     return head.startswith(b"<?xml") and any(t in head for t in (b"<rss", b"<feed", b"<rdf"))
 
 
+def reader_for(settings: Settings, refresh: bool = False) -> ArticleReader:
+    """The project's reader: its ``[content]`` settings, its fetch cache, and the files
+    outside the project it may read (the ``articles`` folder and feed files named)."""
+    content = settings.values["content"]
+    fetcher = Fetcher(settings.cache_dir, refresh=refresh, timeout=float(content["fetch_timeout"]))
+    named = [settings.resolve(feed) for feed in content["feeds"] if not is_url(feed)]
+    return ArticleReader(
+        settings.root, fetcher, content["excerpt_words"], (settings.articles_dir, *named)
+    )
+
+
 @dataclass
 class ArticleReader:
-    """Reads articles from paths (relative to ``root``) and URLs."""
+    """Reads articles from paths (relative to ``root``, the project folder) and URLs.
+
+    Files are read only inside ``root`` or ``elsewhere`` (the folders and feed files
+    ``[content]`` names outside the project), links followed: a campaign file names its
+    articles, and what they say goes out by email, so ``../../home/...`` is refused.
+    """
 
     root: Path
     fetcher: Fetcher
     excerpt_words: int = 60
+    elsewhere: tuple[Path, ...] = ()
     # Feeds are read once per run; the cached entries are frozen records in a tuple, so
     # no campaign can change what the next one gets.
     _feeds: dict[str, tuple[Article, ...]] = field(default_factory=dict, repr=False)
@@ -69,7 +92,7 @@ class ArticleReader:
                     fetched.body, source, fetched.url, self.excerpt_words, fetched.charset
                 )
             ]
-        path = (self.root / source).resolve()
+        path = self.local_path(source)
         if path.is_dir():
             files = sorted(
                 p
@@ -94,6 +117,22 @@ class ArticleReader:
             "Use a Markdown (.md) or HTML (.html) file, an RSS/Atom feed, or an article URL.",
         )
 
+    def local_path(self, source: str) -> Path:
+        """The file or folder ``source`` names, links followed, if it may be read."""
+        path = (self.root / source).resolve()
+        allowed = (self.root.resolve(), *(p.resolve() for p in self.elsewhere))
+        if any(path == folder or path.is_relative_to(folder) for folder in allowed):
+            return path
+        written = Path(os.path.normpath(self.root / source))
+        link = f" (which leads to {path})" if written != path else ""
+        raise InputError(
+            f"{source}{link} is outside the project folder {self.root}, so it is not read: "
+            "articles, feeds and pages are read from the project's own files.",
+            "Move or copy it into the project. A folder of articles kept elsewhere (the "
+            "blog's own posts) can be named in newsletter.toml: [content] articles = "
+            '"/path/to/posts"; its files are then read too.',
+        )
+
     def feed(self, source: str) -> tuple[Article, ...]:
         """A feed's entries, newest first, read once per run."""
         if source not in self._feeds:
@@ -103,7 +142,7 @@ class ArticleReader:
                 fetched = self.fetcher.get(source)
                 data, base = fetched.body, fetched.url
             else:
-                path = (self.root / source).resolve()
+                path = self.local_path(source)
                 if not path.is_file():
                     raise InputError(f"Feed {source} does not exist.", "Check the path.")
                 data, base = path.read_bytes(), None
