@@ -124,7 +124,10 @@ class ArticleReader:
 
     def local_path(self, source: str) -> Path:
         """The file or folder ``source`` names, links followed, if it may be read."""
-        path = (self.root / source).resolve()
+        try:
+            path = (self.root / source).resolve()
+        except (OSError, ValueError):  # a NUL byte, a name too long
+            raise InputError(f"{source!r} is not a usable path.", "Check the path.") from None
         allowed = (self.root.resolve(), *(p.resolve() for p in self.elsewhere))
         if any(path == folder or path.is_relative_to(folder) for folder in allowed):
             return path

@@ -53,11 +53,6 @@ def image_sources(fragment: str) -> list[str]:
     return [src for src in sources if src.strip()]
 
 
-def first_image(fragment: str, base: str | None) -> str | None:
-    """The first image in an HTML fragment whose address is a web address."""
-    return first_web_address(image_sources(fragment), base)
-
-
 def decode_page(data: bytes, charset: str | None) -> lxml_html.HtmlElement:
     """The parsed page: the server's charset, else the page's own <meta charset>."""
     if charset:
