@@ -52,6 +52,8 @@ def test_page_yields_a_clean_excerpt_card(project: Path, blog: Blog, name: str) 
     assert article["date"] == expected["date"]
     image = expected.get("image") or blog.url + expected["image_path"]
     assert article["image"] == image
+    # the page's own address; a site-relative one is resolved against where it was fetched
+    assert article["url"] == (expected.get("url") or blog.url + expected["url_path"])
     excerpt = article["excerpt"]
     assert excerpt.startswith(expected["first_sentence"]), excerpt[:200]
     assert SENTENCE_END.search(excerpt), f"ends mid-sentence: {excerpt[-80:]!r}"
@@ -100,8 +102,9 @@ def test_atom_feed(project: Path, blog: Blog) -> None:
 
 
 def test_feed_files_and_broken_ones(project: Path) -> None:
-    assert len(articles(project, str(DATA / "feeds/blog.atom"))) == 4
-    broken = run_process("articles", str(DATA / "feeds/broken.rss"), cwd=project)
+    shutil.copytree(DATA / "feeds", project / "feeds")  # files are read inside the project
+    assert len(articles(project, str(project / "feeds/blog.atom"))) == 4
+    broken = run_process("articles", "feeds/broken.rss", cwd=project)
     assert broken.returncode == 1
     assert "broken.rss is not a feed that can be read" in broken.stderr
     assert "Traceback" not in broken.stderr
@@ -171,3 +174,290 @@ def test_example_campaign_builds_offline_from_the_cache(project: Path) -> None:
     assert result.returncode == 0, result.stderr
     text = (project / "build" / "2026-10-digest" / "email.txt").read_text(encoding="utf-8")
     assert "Clay on the Table" in text and "Gifts, Gratitude & Gray Areas" in text
+
+
+FEED = "https://blog.riverbend-clinicians.example/feed.xml"  # in the example project's cache
+ETHICS = "https://blog.riverbend-clinicians.example/blog/gifts-gratitude-gray-areas"
+ETHICS_TITLE = "Gifts, Gratitude & Gray Areas: An Ethics Corner"
+
+
+def _feature(project: Path, slug: str, *overrides: str) -> None:
+    """A campaign featuring the ethics-corner feed entry once per override."""
+    items = "".join(f"  - feed: {FEED}\n    url: {ETHICS}\n    {o}\n" for o in overrides)
+    (project / "campaigns" / f"{slug}.md").write_text(
+        f"---\nsubject: {slug}\narticles:\n{items}---\nHello.\n", encoding="utf-8"
+    )
+
+
+def test_overrides_never_change_the_shared_feed_entry(project: Path) -> None:
+    """serve and preview keep one Project: a campaign's overrides must not leak into the
+    next campaign that features the same feed entry, nor into the entry itself."""
+    from newsletter.project import Project
+
+    _feature(project, "one", "title: Only in one")
+    _feature(project, "two", "excerpt: Only in two.")
+    proj = Project.load(str(project / "newsletter.toml"))
+    entry = proj.reader().feed_entry(FEED, ETHICS)
+    original = (entry.title, entry.excerpt, entry.excerpt_html, entry.image)
+    for _ in range(2):  # one after the other, and again
+        [one] = proj.campaign("one").articles
+        [two] = proj.campaign("two").articles
+        assert (one.title, one.excerpt) == ("Only in one", entry.excerpt)
+        assert (two.title, two.excerpt) == (ETHICS_TITLE, "Only in two.")
+    again = proj.reader().feed_entry(FEED, ETHICS)
+    assert (again.title, again.excerpt, again.excerpt_html, again.image) == original
+    assert again.title == ETHICS_TITLE
+    with pytest.raises(AttributeError):  # records handed out cannot be changed
+        again.title = "changed"  # type: ignore[misc]
+    assert isinstance(proj.reader().feed(FEED), tuple)
+
+
+def test_one_entry_featured_twice_with_different_overrides(project: Path) -> None:
+    _feature(project, "twice", "title: A shorter title", "excerpt: A note from the editor.")
+    _feature(project, "plain", "image: https://cdn.example.org/ethics.jpg")
+    result = run_process("build", "twice", cwd=project)
+    assert result.returncode == 0, result.stderr
+    text = (project / "build" / "twice" / "email.txt").read_text(encoding="utf-8")
+    # each card has its own override and the entry's own other fields
+    assert text.count("A shorter title") == 1 and text.count(ETHICS_TITLE) == 1
+    assert text.count("A note from the editor.") == 1
+    assert text.count("Near the end of treatment, a client once handed me") == 1
+    result = run_process("build", "plain", cwd=project)
+    assert result.returncode == 0, result.stderr
+    text = (project / "build" / "plain" / "email.txt").read_text(encoding="utf-8")
+    assert ETHICS_TITLE in text and "A shorter title" not in text
+    assert "A note from the editor." not in text
+
+
+JEKYLL = PAGES["jekyll.html"]
+HOSTILE = "javascript:alert(document.cookie)"
+
+
+def test_relative_canonical_resolves_against_the_address_after_redirects(
+    project: Path, blog: Blog
+) -> None:
+    """A site-relative canonical belongs to the site that served the page: after a redirect
+    to another origin, that one."""
+    with Blog() as short:  # a link shortener or an old domain: another origin
+        short.redirects["/healers"] = blog.url + JEKYLL["serve_path"]
+        [article] = articles(project, short.url + "/healers")
+    assert article["url"] == blog.url + JEKYLL["url_path"]
+    assert article["image"] == blog.url + JEKYLL["image_path"]
+    assert short.url not in article["excerpt_html"]
+
+
+def test_relative_canonical_in_a_campaign_builds_and_checks(project: Path, blog: Blog) -> None:
+    campaign = project / "campaigns" / "jekyll.md"
+    campaign.write_text(
+        f"---\nsubject: From Jekyll\npreheader: One read.\narticles:\n"
+        f"  - {blog.url}{JEKYLL['serve_path']}\n---\nHello.\n",
+        encoding="utf-8",
+    )
+    result = run_process("check", "jekyll", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert run_process("build", "jekyll", cwd=project).returncode == 0
+    text = (project / "build" / "jekyll" / "email.txt").read_text(encoding="utf-8")
+    assert f"Read more: {blog.url}{JEKYLL['url_path']}?utm_source=newsletter" in text
+
+
+def test_saved_page_resolves_against_its_absolute_canonical_or_is_refused(
+    project: Path,
+) -> None:
+    saved = project / "saved"
+    saved.mkdir()
+    shutil.copy(DATA / "pages/seed-like.html", saved / "healing.html")
+    [article] = articles(project, "saved/healing.html")
+    seed = PAGES["seed-like.html"]
+    assert article["url"] == seed["url"]
+    assert article["image"] == seed["image_if_resolved_against_canonical"]
+    shutil.copy(DATA / "pages/jekyll.html", saved / "healers.html")
+    result = run_process("articles", "saved/healers.html", cwd=project)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "healers.html: the page's address '/blog/healers-need-healers-too' is a relative" in (
+        " ".join(result.stderr.split())
+    )
+    assert "Give the article's URL instead of a saved file" in result.stderr
+
+
+def _hostile_page() -> bytes:
+    page = (DATA / "pages/jekyll.html").read_text(encoding="utf-8")
+    page = page.replace('href="/blog/healers-need-healers-too"', f'href="{HOSTILE}"')
+    page = page.replace('content="/blog/healers-need-healers-too"', 'content="file:///etc/passwd"')
+    page = page.replace('"url":"/blog/healers-need-healers-too"', '"url":"JavaScript:alert(1)"')
+    page = page.replace('"@id":"/blog/healers-need-healers-too"', f'"@id":"{HOSTILE}"')
+    page = page.replace(
+        'content="/assets/images/2026/healers-need-healers-too.jpg"',
+        'content="data:image/svg+xml;base64,PHN2Zy8+"',
+    )
+    page = page.replace(
+        '"image":"/assets/images/2026/healers-need-healers-too.jpg"', f'"image":"{HOSTILE}"'
+    )
+    assert "/blog/healers-need-healers-too" not in page.split("<body>")[0]
+    return page.encode("utf-8")
+
+
+def test_page_with_script_and_data_addresses_uses_none_of_them(project: Path, blog: Blog) -> None:
+    blog.routes["/hostile/post/"] = ("text/html; charset=utf-8", _hostile_page())
+    [article] = articles(project, blog.url + "/hostile/post/")
+    assert article["url"] == blog.url + "/hostile/post/"  # the address it was fetched from
+    assert article["image"] == blog.url + JEKYLL["content_image_src"]  # the next image
+    for value in (article["url"], article["image"], article["excerpt_html"]):
+        assert not re.search(r"(?i)javascript:|data:|file:", value), value
+    saved = project / "saved"
+    saved.mkdir()
+    (saved / "hostile.html").write_bytes(
+        _hostile_page().replace(b'src="/assets/images/2026/circle-of-chairs.jpg"', b"")
+    )
+    [article] = articles(project, "saved/hostile.html")
+    assert article["url"] is None and article["image"] is None
+
+
+HOSTILE_FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel>
+<title>Riverbend</title><link>https://blog.riverbend-clinicians.example/</link>
+<item><title>Script link</title><link>javascript:alert(document.cookie)</link>
+<guid isPermaLink="false">post-1</guid><pubDate>Thu, 12 Nov 2026 09:00:00 +0000</pubDate>
+<media:content url="javascript:alert(2)" medium="image"/>
+<enclosure url="data:image/png;base64,iVBORw0KGgo=" type="image/png" length="8"/>
+<description>&lt;p&gt;&lt;img src="/images/fallback.jpg"&gt;A first sentence about rest. &lt;a href="javascript:alert(3)"&gt;A link&lt;/a&gt; that is not one.&lt;/p&gt;</description>
+</item>
+<item><title>Data link</title><link>data:text/html,&lt;script&gt;alert(4)&lt;/script&gt;</link>
+<guid isPermaLink="false">post-2</guid><pubDate>Wed, 11 Nov 2026 09:00:00 +0000</pubDate>
+<media:thumbnail url="file:///etc/passwd"/>
+<description>&lt;p&gt;Another first sentence.&lt;/p&gt;</description>
+</item>
+<item><title>Relative link</title><link>/blog/relative-post</link>
+<guid isPermaLink="false">post-3</guid><pubDate>Tue, 10 Nov 2026 09:00:00 +0000</pubDate>
+<description>&lt;p&gt;A third first sentence.&lt;/p&gt;</description>
+</item>
+</channel></rss>
+"""
+
+
+def test_feed_with_script_and_data_links_uses_none_of_them(project: Path, blog: Blog) -> None:
+    blog.routes["/hostile.rss"] = ("application/rss+xml", HOSTILE_FEED.encode("utf-8"))
+    site = "https://blog.riverbend-clinicians.example"
+    found = articles(project, blog.url + "/hostile.rss")
+    assert [(a["title"], a["url"], a["image"]) for a in found] == [
+        ("Script link", None, site + "/images/fallback.jpg"),
+        ("Data link", None, None),
+        ("Relative link", site + "/blog/relative-post", None),
+    ]
+    assert "javascript:" not in json.dumps(found) and "data:" not in json.dumps(found)
+    campaign = project / "campaigns" / "hostile.md"
+    campaign.write_text(
+        f"---\nsubject: Hostile\narticles:\n  - feed: {blog.url}/hostile.rss\n---\nHello.\n",
+        encoding="utf-8",
+    )
+    result = run_process("build", "hostile", cwd=project)
+    assert result.returncode == 0, result.stderr
+    html = (project / "build" / "hostile" / "email.html").read_text(encoding="utf-8")
+    assert "Script link" in html and "javascript:" not in html.lower()
+    # an entry without a usable link is chosen by its id (as a digest writes it)
+    campaign.write_text(
+        f"---\nsubject: Hostile\narticles:\n  - feed: {blog.url}/hostile.rss\n"
+        "    url: post-2\n---\nHello.\n",
+        encoding="utf-8",
+    )
+    result = run_process("build", "hostile", cwd=project)
+    assert result.returncode == 0, result.stderr
+    text = (project / "build" / "hostile" / "email.txt").read_text(encoding="utf-8")
+    assert "Data link" in text and "data:" not in text
+
+
+def test_written_addresses_that_are_not_web_addresses_are_refused(project: Path) -> None:
+    """Front matter and a campaign's overrides are a person's words: an address that is
+    no web address is an error naming the file and the key, never a link in an email."""
+    article = project / "articles" / "2026-10-06-the-case-for-rest-between-sessions.md"
+    original = article.read_text(encoding="utf-8")
+    article.write_text(
+        re.sub(r"(?m)^url: .*$", "url: javascript:alert(document.cookie)", original),
+        encoding="utf-8",
+    )
+    result = run_process("articles", str(article.relative_to(project)), cwd=project)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "`url: javascript:alert(document.cookie)` is not a web address" in result.stderr
+    assert article.name in result.stderr and "https://" in result.stderr
+    article.write_text(original, encoding="utf-8")
+    campaign = project / "campaigns" / "override.md"
+    campaign.write_text(
+        "---\nsubject: Override\narticles:\n"
+        f"  - path: {article.relative_to(project)}\n    image: 'data:image/png;base64,AAAA'\n"
+        "---\nHello.\n",
+        encoding="utf-8",
+    )
+    result = run_process("build", "override", cwd=project)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "override.md: `image: data:image/png;base64,AAAA` is not a web address" in (
+        result.stderr
+    )
+
+
+SECRET = "---\ntitle: Not for the newsletter\n---\nThe contents of a file outside the project.\n"
+
+
+@pytest.fixture
+def outside(project: Path) -> Path:
+    """A Markdown file beside the project folder, not in it."""
+    folder = project.parent / "outside"
+    folder.mkdir()
+    (folder / "secret.md").write_text(SECRET, encoding="utf-8")
+    return folder
+
+
+def _refused(result, shown: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert re.search(
+        rf"{re.escape(shown)} (\(which leads to \S+\) )?is outside the project folder", message
+    ), message
+    assert "[content] articles" in message  # how to allow a folder kept elsewhere
+    assert "Not for the newsletter" not in result.stdout + result.stderr
+
+
+def test_article_files_outside_the_project_are_not_read(project: Path, outside: Path) -> None:
+    secret = str(outside / "secret.md")
+    _refused(run_process("articles", "../outside/secret.md", cwd=project), "../outside/secret.md")
+    _refused(run_process("articles", secret, cwd=project), secret)
+    _refused(run_process("articles", "../outside", cwd=project), "../outside")
+    (project / "articles" / "2026-10-30-link.md").symlink_to(outside / "secret.md")
+    shown = "articles/2026-10-30-link.md"
+    result = run_process("articles", shown, cwd=project)
+    _refused(result, shown)
+    assert f"(which leads to {outside / 'secret.md'})" in result.stderr
+    _refused(run_process("articles", cwd=project), "2026-10-30-link.md")  # the folder
+    for item in (f"  - {shown}\n", "  - path: ../outside/secret.md\n    title: Hi\n"):
+        (project / "campaigns" / "leak.md").write_text(
+            f"---\nsubject: Leak\narticles:\n{item}---\nHello.\n", encoding="utf-8"
+        )
+        _refused(run_process("build", "leak", cwd=project), shown if shown in item else "secret.md")
+
+
+def test_digest_sources_outside_the_project_are_not_read(project: Path, outside: Path) -> None:
+    config = project / "newsletter.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "[delivery]", '[digest]\nsources = ["articles", "../outside"]\n\n[delivery]'
+        ),
+        encoding="utf-8",
+    )
+    result = run_process("digest", "--period", "2026-10", "--today", "2026-11-01", cwd=project)
+    _refused(result, "../outside")
+
+
+def test_a_folder_named_in_content_may_be_read(project: Path, outside: Path) -> None:
+    """[content] articles may name a folder kept elsewhere (the blog's own posts): its
+    files are read, through any path that leads there; feed files it names are read."""
+    shutil.copy(DATA / "feeds/blog.atom", outside.parent / "journal.atom")
+    config = project / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    text = text.replace('articles = "articles"', f'articles = "{outside}"')
+    text = text.replace("feeds = [", f'feeds = ["{outside.parent / "journal.atom"}", ')
+    config.write_text(text, encoding="utf-8")
+    found = articles(project)
+    assert "Not for the newsletter" in [a["title"] for a in found]
+    assert len(found) == 1 + 4 + 7  # the folder, the journal feed, the blog's feed (cached)
+    [secret] = articles(project, "../outside/secret.md")
+    assert secret["title"] == "Not for the newsletter"
+    assert len(articles(project, "articles")) == 5  # the project's own folder still is

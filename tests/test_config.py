@@ -61,6 +61,10 @@ def test_database_url_from_environment(project: Path, monkeypatch: pytest.Monkey
         ),
         (lambda t: t.replace("[content]", "[content\n"), "is not valid TOML"),
         (lambda t: t.replace('public_url = "https', 'public_url = "ftp'), "public_url"),
+        (
+            lambda t: t.replace("[content]", "[content]\nfetch_deadline = 0"),
+            "[content] fetch_deadline",
+        ),
     ],
 )
 def test_bad_config_exits_1_naming_key_and_file(project: Path, edit, message: str) -> None:

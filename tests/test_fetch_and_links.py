@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from blog_server import Blog
+from blog_server import Blog, Faulty
 from conftest import run_process
 from newsletter.content import Fetcher
 from newsletter.content.links import UTM
@@ -98,26 +99,127 @@ def test_articles_command_for_a_page_url(project: Path) -> None:
             assert chrome not in article["excerpt"]
 
 
-def test_unreachable_url_and_broken_sources_exit_1(project: Path, tmp_path: Path) -> None:
+def test_unreachable_url_and_broken_sources_exit_1(project: Path) -> None:
     with Blog() as blog:
         gone = blog.url + "/gone/"
     result = run_process("articles", gone, cwd=project)
     assert result.returncode == 1 and "cannot be reached" in result.stderr and gone in result.stderr
-    broken = tmp_path / "broken.rss"
+    saved = project / "saved"  # files are read inside the project
+    saved.mkdir()
+    broken = saved / "broken.rss"
     broken.write_text(
         '<?xml version="1.0"?><rss version="2.0"><channel><title>x</title><item><title>cut'
     )
     result = run_process("articles", str(broken), cwd=project)
     assert result.returncode == 1
     assert "is not a feed that can be read" in result.stderr and "broken.rss" in result.stderr
-    empty = tmp_path / "empty.html"
+    empty = saved / "empty.html"
     empty.write_text("<html><head><title>Shop</title></head><body><nav>Home</nav></body></html>")
     result = run_process("articles", str(empty), cwd=project)
     assert result.returncode == 1 and "no article text" in result.stderr
-    relative = tmp_path / "relative.html"
+    relative = saved / "relative.html"
     relative.write_text(PAGE)
     result = run_process("articles", str(relative), cwd=project)
     assert result.returncode == 1
     assert "'/img/space.jpg' is a relative address" in result.stderr
     for output in (result.stderr,):
         assert "Traceback" not in output
+
+
+def test_only_web_addresses_are_article_links() -> None:
+    from newsletter.content.urls import is_relative, web_address
+
+    page = "https://blog.example.org/2026/11/post/"
+    assert web_address("/blog/slug", page) == "https://blog.example.org/blog/slug"
+    assert web_address("../other/", page) == "https://blog.example.org/2026/11/other/"
+    assert web_address("//cdn.example.org/a.jpg", page) == "https://cdn.example.org/a.jpg"
+    assert web_address("//cdn.example.org/a.jpg", None) == "https://cdn.example.org/a.jpg"
+    assert web_address("  https://blog.example.org/a b\n", None) == (
+        "https://blog.example.org/a%20b"
+    )
+    for hostile in (
+        "javascript:alert(1)",
+        " JavaScript:alert(1)",
+        "java\tscript:alert(1)",
+        "\x01javascript:alert(1)",
+        "data:image/png;base64,AAAA",
+        "mailto:editor@example.org",
+        "file:///etc/passwd",
+        "vbscript:msgbox(1)",
+        "https://",
+        "http://[::1",
+        "",
+        None,
+    ):
+        assert web_address(hostile, page) is None, hostile
+    assert web_address("/blog/slug", None) is None and is_relative("/blog/slug")
+    assert not is_relative("javascript:alert(1)") and not is_relative("https://x.example/")
+
+
+def test_a_server_that_drips_fails_within_the_deadline(tmp_path: Path) -> None:
+    """A server that sends its headers and then one byte a second never trips a
+    per-read timeout: the whole fetch has a deadline ([content] fetch_deadline)."""
+    with Faulty() as faulty:
+        started = time.monotonic()
+        with pytest.raises(InputError) as caught:
+            Fetcher(tmp_path, timeout=5, deadline=2).get(faulty.url + "/drip")
+        elapsed = time.monotonic() - started
+        assert 1.5 < elapsed < 4, elapsed
+        assert str(caught.value.message) == (
+            f"{faulty.url}/drip did not send the whole page within 2 s."
+        )
+        assert "[content] fetch_deadline" in caught.value.hint
+        started = time.monotonic()  # ... and so does one that drips its headers
+        with pytest.raises(InputError, match=r"/drip-headers did not send the whole page"):
+            Fetcher(tmp_path, timeout=5, deadline=2).get(faulty.url + "/drip-headers")
+        assert 1.5 < time.monotonic() - started < 4
+        fetcher = Fetcher(tmp_path, timeout=5, deadline=2)  # `check --links` too
+        assert fetcher.status(faulty.url + "/drip-headers") == "no whole answer within 2 s"
+        # a server that stops sending half-way is given the deadline, not the timeout
+        started = time.monotonic()
+        with pytest.raises(InputError, match=r"did not send the whole page within 1\.5 s"):
+            Fetcher(tmp_path, timeout=30, deadline=1.5).get(faulty.url + "/stall")
+        assert time.monotonic() - started < 3
+        with pytest.raises(InputError, match=r"/stall stopped sending for 0.5 s"):
+            Fetcher(tmp_path, timeout=0.5, deadline=10).get(faulty.url + "/stall")
+    assert not list(tmp_path.iterdir()), "nothing half-fetched is cached"
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/reset", "broke off the connection in the middle of the page"),
+        ("/short", "broke off the connection in the middle of the page"),
+        ("/garbage", "did not answer with HTTP"),
+        ("/bad-gzip", "sent a compressed page that cannot be decoded"),
+        ("/huge", "is larger than 10 MB"),
+        ("/image", "is image/jpeg, not a web page or a feed"),
+    ],
+)
+def test_every_fetch_failure_is_one_line_naming_the_url(
+    tmp_path: Path, path: str, says: str
+) -> None:
+    with Faulty() as faulty, pytest.raises(InputError) as caught:
+        Fetcher(tmp_path, timeout=5, deadline=10).get(faulty.url + path)
+    error = caught.value
+    assert error.message.startswith(faulty.url + path + " "), error.message
+    assert says in error.message
+    assert "\n" not in error.message and error.hint and "\n" not in error.hint
+    assert "object at 0x" not in str(error) and "HTTPConnection" not in str(error)
+
+
+def test_articles_command_on_a_dripping_server_exits_1(project: Path) -> None:
+    config = project / "newsletter.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("[content]", "[content]\nfetch_deadline = 2"),
+        encoding="utf-8",
+    )
+    with Faulty() as faulty:
+        started = time.monotonic()
+        result = run_process("articles", faulty.url + "/drip", cwd=project)
+        assert time.monotonic() - started < 10
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {faulty.url}/drip did not send the whole page within 2 s."
+    )
+    assert "Traceback" not in result.stderr and "urllib3" not in result.stderr

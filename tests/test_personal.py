@@ -9,6 +9,7 @@ same reader-independent stages (Markdown, MJML, premailer, text part).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import email
 import email.policy
 import json
@@ -388,7 +389,9 @@ def test_old_style_tokens_in_article_text_are_just_text(project: Path, run: Runn
 def test_text_that_holds_the_nonce_is_detected_and_another_is_drawn(proj_plain: Project) -> None:
     proj = proj_plain
     campaign = proj.campaign("2026-10-digest")
-    campaign.articles[0].title = "A title with qqqqqqqqqqqq and zzzzzz in it"
+    campaign.articles[0] = dataclasses.replace(
+        campaign.articles[0], title="A title with qqqqqqqqqqqq and zzzzzz in it"
+    )
     nonces = iter(["qqqqqqqqqqqq", "zzzzzzzzzzzz", "abcdefghijkl"])
     from newsletter.render import compile_campaign
 
@@ -405,8 +408,11 @@ def test_a_made_up_token_in_text_cannot_consume_a_reader_value(proj_plain: Proje
     campaign = proj.campaign("2026-10-digest")
     compiled = proj.compile(campaign)
     guess = compiled.tokens.nonce  # a guess would have to be this; it is drawn per build
-    campaign.articles[0].excerpt = f"steal {guess}0q here"
-    campaign.articles[0].excerpt_html = f"<p>steal {guess}0q here</p>"
+    campaign.articles[0] = dataclasses.replace(
+        campaign.articles[0],
+        excerpt=f"steal {guess}0q here",
+        excerpt_html=f"<p>steal {guess}0q here</p>",
+    )
     again = proj.compile(campaign)
     assert again.tokens.nonce != guess
     html = again.preview({"first_name": "Ana", "unsubscribe_url": "https://secret/u/1"})[1]

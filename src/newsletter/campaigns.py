@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from .config import Settings
 from .content import ArticleReader, excerpt_from_html, split_front_matter
+from .content.urls import written_address
 from .errors import InputError
 from .models import DEFAULT_GREETING, Article, Audience, Campaign
 
@@ -150,7 +152,8 @@ def _article(reader: ArticleReader, item: Any, source: str) -> Article:
             f"path, url or feed (and optionally title, excerpt, image); got {item!r}.",
         )
     if "feed" in item:
-        article = reader.feed_entry(str(item["feed"]), item.get("url"))
+        link = item.get("url")
+        article = reader.feed_entry(str(item["feed"]), None if link is None else str(link))
     else:
         found = reader.read(str(item.get("path") or item.get("url")))
         if len(found) != 1:
@@ -160,11 +163,15 @@ def _article(reader: ArticleReader, item: Any, source: str) -> Article:
                 "To feature a feed's entry, write `- feed: FEED` with `url: ENTRY-LINK`.",
             )
         article = found[0]
-    for key in ("title", "image"):
-        if item.get(key):
-            setattr(article, key, str(item[key]).strip())
+    overrides: dict[str, str] = {}
+    if item.get("title"):
+        overrides["title"] = str(item["title"]).strip()
+    image = written_address(str(item.get("image") or ""), "image", source)
+    if image:
+        overrides["image"] = image
     if item.get("excerpt"):
-        article.excerpt_html, article.excerpt = excerpt_from_html(
+        overrides["excerpt_html"], overrides["excerpt"] = excerpt_from_html(
             f"<p>{html.escape(str(item['excerpt']).strip())}</p>", None
         )
-    return article
+    # a new record: the one read may be shared (a feed's entry serves every campaign)
+    return dataclasses.replace(article, **overrides) if overrides else article

@@ -37,7 +37,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "feeds": ((list,), []),
         "excerpt_words": ((int,), 60),
         "cache": ((str,), ".newsletter/cache"),
+        # seconds a server may stay silent at any one moment, and for a whole fetch
         "fetch_timeout": ((int, float), 15),
+        "fetch_deadline": ((int, float), 30),
         "utm": ((bool,), True),
         "utm_source": ((str,), "newsletter"),
         "utm_medium": ((str,), "email"),
@@ -293,6 +295,14 @@ def _check_values(values: dict[str, dict[str, Any]], path: Path) -> None:
         )
     if delivery["rate_limit"] < 0 or delivery["timeout"] <= 0:
         raise ConfigError(f"[delivery] rate_limit and timeout in {path} must be positive.")
+    for key in ("fetch_timeout", "fetch_deadline"):
+        if values["content"][key] <= 0:
+            raise ConfigError(
+                f"[content] {key} in {path} must be a number of seconds above 0 "
+                f"(got {values['content'][key]}).",
+                "fetch_timeout is how long a server may stay silent, fetch_deadline how long "
+                "a whole page or feed may take (default 15 and 30).",
+            )
     feeds = values["content"]["feeds"]
     if not all(isinstance(f, str) for f in feeds):
         raise ConfigError(f"[content] feeds in {path} must be a list of strings.")

@@ -8,9 +8,14 @@ from enum import StrEnum
 from typing import Any
 
 
-@dataclass
+@dataclass(frozen=True)
 class Article:
-    """One article as a card in an email: what the reader sees before "Read more"."""
+    """One article as a card in an email: what the reader sees before "Read more".
+
+    Frozen: readers cache what they read (a feed's entries serve every campaign of a
+    run, and ``serve`` and ``preview`` keep one reader), so a campaign's overrides make
+    a new record (``dataclasses.replace``) and never change the one read.
+    """
 
     title: str
     url: str | None = None

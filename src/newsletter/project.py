@@ -29,7 +29,7 @@ from .checks import (
     links_of,
 )
 from .config import Settings, load_settings
-from .content import ArticleReader, Fetcher, article_key
+from .content import ArticleReader, article_key, reader_for
 from .delivery import Transport, carrier_for, make_transport, transport_class
 from .delivery.outbox import file_name_part
 from .errors import (
@@ -127,11 +127,7 @@ class Project:
     def reader(self) -> ArticleReader:
         """Reads article sources; URLs through the project's cache (``--refresh`` skips it)."""
         if self._reader is None:
-            s = self.settings
-            fetcher = Fetcher(
-                s.cache_dir, refresh=self.refresh, timeout=float(s.get("content", "fetch_timeout"))
-            )
-            self._reader = ArticleReader(s.root, fetcher, s.get("content", "excerpt_words"))
+            self._reader = reader_for(self.settings, self.refresh)
         return self._reader
 
     def articles(self, sources: list[str]) -> list[Article]:

@@ -9,7 +9,8 @@ from xml.sax import SAXException
 from ..errors import InputError
 from ..models import Article
 from .excerpt import excerpt_from_html, word_count
-from .htmlpage import absolute, first_image
+from .htmlpage import image_sources
+from .urls import first_web_address
 
 
 def read_feed(data: bytes, source: str, base_url: str | None, excerpt_words: int) -> list[Article]:
@@ -44,39 +45,47 @@ def read_feed(data: bytes, source: str, base_url: str | None, excerpt_words: int
 
 
 def _entry(entry: Any, source: str, base: str | None, excerpt_words: int) -> Article:
-    link = entry.get("link") or ""
+    # The entry's link, else another of its alternate links: only a web address is an
+    # article's link (a javascript: or data: one is passed over), a relative one is
+    # resolved against the channel's link or where the feed was fetched from.
+    url = first_web_address(
+        [entry.get("link")]
+        + [
+            link.get("href")
+            for link in entry.get("links", [])
+            if link.get("rel", "alternate") == "alternate"
+        ],
+        base,
+    )
     content = ""
     if entry.get("content"):
         content = max((c.get("value", "") for c in entry.content), key=len)
     summary = entry.get("summary", "")
     body = content or summary
-    entry_base = link or base
+    entry_base = url or base
     # A feed's summary beside full content is as often the platform's automatic cut as
     # the author's words, so the excerpt comes from the content by the usual rules
     # (a <!-- more --> marker, else the opening paragraphs); a campaign file can still
     # give its own `excerpt:`.
     excerpt_html, excerpt = excerpt_from_html(body, excerpt_words, entry_base)
-    image = None
-    for media in entry.get("media_content", []) + entry.get("media_thumbnail", []):
-        if media.get("url"):
-            image = media["url"]
-            break
-    if image is None:
-        for enclosure in entry.get("enclosures", []):
-            if str(enclosure.get("type", "")).startswith("image/"):
-                image = enclosure.get("href")
-                break
-    if image is None:
-        image = first_image(body, entry_base)
+    images = [
+        media.get("url")
+        for media in entry.get("media_content", []) + entry.get("media_thumbnail", [])
+    ]
+    images += [
+        enclosure.get("href")
+        for enclosure in entry.get("enclosures", [])
+        if str(enclosure.get("type", "")).startswith("image/")
+    ]
     when = entry.get("published_parsed") or entry.get("updated_parsed")
     return Article(
         title=" ".join(str(entry.get("title", "")).split()) or "(untitled)",
-        url=absolute(link, base) if link else None,
+        url=url,
         author=entry.get("author") or None,
         date=dt.date(*when[:3]) if when else None,
-        image=absolute(image, entry_base) if image else None,
+        image=first_web_address(images + image_sources(body), entry_base),
         excerpt=excerpt,
         excerpt_html=excerpt_html,
-        source=f"{source}#{link or entry.get('id', '')}",
+        source=f"{source}#{url or entry.get('id', '')}",
         word_count=word_count(body),
     )

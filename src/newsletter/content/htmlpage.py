@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import re
 from typing import Any
-from urllib.parse import urljoin
 
 from lxml import etree
 from lxml import html as lxml_html
@@ -21,6 +20,7 @@ from lxml import html as lxml_html
 from ..errors import InputError
 from ..models import Article
 from .excerpt import excerpt_from_html, word_count
+from .urls import first_web_address, is_relative, web_address
 
 _CHROME = re.compile(
     r"(^|[\s_-])(nav|navbar|menu|breadcrumbs?|header|footer|sidebar|widget|share|sharing|"
@@ -44,26 +44,13 @@ ARTICLE_TYPES = {
 }
 
 
-def absolute(url: str | None, base: str | None) -> str | None:
-    if not url:
-        return None
-    url = url.strip()
-    if url.startswith(("http://", "https://")):
-        return url
-    if url.startswith("//"):
-        return "https:" + url
-    return urljoin(base, url) if base else url
-
-
-def first_image(fragment: str, base: str | None) -> str | None:
+def image_sources(fragment: str) -> list[str]:
+    """The ``src`` of every image in an HTML fragment, in order."""
     if not fragment.strip():
-        return None
+        return []
     root = lxml_html.fragment_fromstring(fragment, create_parent="div")
-    for img in root.iter("img"):
-        src = img.get("src") or img.get("data-src") or ""
-        if src and not src.startswith("data:"):
-            return absolute(src, base)
-    return None
+    sources = (img.get("src") or img.get("data-src") or "" for img in root.iter("img"))
+    return [src for src in sources if src.strip()]
 
 
 def decode_page(data: bytes, charset: str | None) -> lxml_html.HtmlElement:
@@ -98,7 +85,7 @@ def read_html_page(
     """An Article from an HTML page; InputError when the page holds no article."""
     doc = decode_page(data, charset)
     meta = _metadata(doc)
-    base = url or meta.get("url")
+    base = page_address(doc, url, meta["urls"])
     title = meta.get("title") or _h1(doc)
     author = meta.get("author") or _byline(doc)
     date = meta.get("date") or _time_date(doc)
@@ -117,17 +104,17 @@ def read_html_page(
             f"{source}: no article text was found on this page.",
             "Check that the address is an article, not a listing or a sign-in page.",
         )
-    image = absolute(meta.get("image"), base) or first_image(body, base)
-    if image and not image.startswith(("http://", "https://")):
-        raise InputError(
-            f"{source}: the image {image!r} is a relative address and the page's own "
-            "address is unknown.",
-            "Give the article's URL instead of a saved file, or set `image:` for it in the "
-            "campaign file.",
-        )
+    own = _resolved(meta["urls"], base, source, "the page's address", "")
+    image = _resolved(
+        [*meta["images"], *image_sources(body)],
+        base,
+        source,
+        "the image",
+        ", or set `image:` for it in the campaign file",
+    )
     return Article(
         title=title,
-        url=meta.get("url") or url,
+        url=own or web_address(url, None),
         author=author,
         date=date,
         image=image,
@@ -138,6 +125,40 @@ def read_html_page(
     )
 
 
+def page_address(
+    doc: lxml_html.HtmlElement, fetched_from: str | None, own: list[str]
+) -> str | None:
+    """What relative addresses on the page are resolved against, as a browser would:
+    the address it was fetched from (after redirects), or for a saved page its own
+    absolute address (canonical, og:url or JSON-LD url); a ``<base href>`` applies to
+    either. None when nothing says where the page lives."""
+    address = web_address(fetched_from, None) or first_web_address(own, None)
+    declared = doc.find(".//base[@href]")
+    if declared is not None:
+        return web_address(declared.get("href"), address) or address
+    return address
+
+
+def _resolved(
+    candidates: list[str], base: str | None, source: str, what: str, fix: str
+) -> str | None:
+    """The first candidate that is a web address once resolved against ``base``; those
+    that are not (``javascript:``, ``data:``, ...) are passed over. A relative one with
+    no ``base`` to resolve it against is an InputError: the page says where, but not
+    where from."""
+    for candidate in candidates:
+        if base is None and is_relative(candidate):
+            raise InputError(
+                f"{source}: {what} {candidate.strip()!r} is a relative address and the "
+                "page's own address is unknown.",
+                f"Give the article's URL instead of a saved file{fix}.",
+            )
+        found = web_address(candidate, base)
+        if found:
+            return found
+    return None
+
+
 # -- metadata -----------------------------------------------------------------------------
 def _metadata(doc: lxml_html.HtmlElement) -> dict[str, Any]:
     found: dict[str, Any] = {}
@@ -146,8 +167,8 @@ def _metadata(doc: lxml_html.HtmlElement) -> dict[str, Any]:
         found["title"] = _clean(ld.get("headline") or ld.get("name"))
         found["author"] = _ld_author(ld.get("author"))
         found["date"] = _date(ld.get("datePublished") or ld.get("dateCreated"))
-        found["image"] = _ld_image(ld.get("image"))
-        found["url"] = ld.get("url") if isinstance(ld.get("url"), str) else None
+        found["images"] = [_ld_image(ld.get("image"))]
+        found["urls"] = [ld.get("url")]
         found["description"] = _clean(ld.get("description"))
     metas = {
         (m.get("property") or m.get("name") or "").lower(): m.get("content")
@@ -176,8 +197,12 @@ def _metadata(doc: lxml_html.HtmlElement) -> dict[str, Any]:
         or _date(metas.get("date"))
         or _date(metas.get("dc.date"))
     )
-    found["image"] = found.get("image") or metas.get("og:image") or metas.get("twitter:image")
-    found["url"] = found.get("url") or canonical or metas.get("og:url")
+    # Where the page lives and its image, best source first: each may be relative, or
+    # not a web address at all; read_html_page takes the first that can be used.
+    found["images"] = _strings(
+        [*found.get("images", []), metas.get("og:image"), metas.get("twitter:image")]
+    )
+    found["urls"] = _strings([*found.get("urls", []), canonical, metas.get("og:url")])
     found["description"] = (
         found.get("description")
         or _clean(metas.get("og:description"))
@@ -187,7 +212,11 @@ def _metadata(doc: lxml_html.HtmlElement) -> dict[str, Any]:
         title = doc.find(".//title")
         if title is not None and title.text:
             found["title"] = _strip_site(_clean(title.text), metas, force=True)
-    return {k: v for k, v in found.items() if v}
+    return {k: v for k, v in found.items() if v or k in ("urls", "images")}
+
+
+def _strings(values: list[Any]) -> list[str]:
+    return [v for v in values if isinstance(v, str) and v.strip()]
 
 
 def _json_ld_article(doc: lxml_html.HtmlElement) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from markdown_it import MarkdownIt
 from ..errors import InputError
 from ..models import Article
 from .excerpt import excerpt_from_html, word_count
+from .urls import written_address
 
 _md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
     ["replacements", "smartquotes"]
@@ -131,10 +132,10 @@ def read_markdown_article(path: Path, excerpt_words: int = 60) -> Article:
         excerpt_html, excerpt = excerpt_from_html(body_html, excerpt_words, _text(meta, "url"))
     return Article(
         title=title,
-        url=_text(meta, "url"),
+        url=written_address(_text(meta, "url"), "url", source),
         author=_text(meta, "author"),
         date=_as_date(meta.get("date"), source),
-        image=_text(meta, "image"),
+        image=written_address(_text(meta, "image"), "image", source),
         excerpt=excerpt,
         excerpt_html=excerpt_html,
         source=source,
