@@ -402,6 +402,9 @@ class Project:
         """Send the campaign's pending deliveries under an exclusive lock."""
         store = self.store
         row = store.ensure_campaign(campaign.slug, campaign.subject)
+        if store.campaign_page(campaign.slug) is None:  # a resumed send keeps the first
+            subject, html = self.web_version(compiled)
+            store.save_campaign_page(row.id, subject, campaign.preheader, html)
         holder = holder_id()
         # Senders share a campaign: each holds a lease of its own, renewed as it goes,
         # and claims recipients row by row; one whose lease lapses is presumed dead.
@@ -442,6 +445,25 @@ class Project:
             store.release_lock(lock, holder)
             transport.close()
         return report, store.campaign(campaign.slug) or row
+
+    def web_version(self, compiled: CompiledCampaign) -> tuple[str, str]:
+        """(subject, HTML) of the campaign as shown on the web: the email for no one, with
+        no reader's name, address or unsubscribe token."""
+        public = self.settings.public_url
+        anonymous = {
+            "web_url": f"{public}/c/{compiled.slug}",
+            "unsubscribe_url": f"{public}/unsubscribe",
+        }
+        try:
+            subject, html, _text = compiled.preview(anonymous)
+        except RecipientError as exc:
+            raise TemplateError(
+                f"{compiled.slug}: the web version (the email for a reader with no data) "
+                f"cannot be built: {exc.message}",
+                "Make the template work for a reader without a name or attributes, e.g. "
+                "{{ recipient.first_name or 'there' }}.",
+            ) from None
+        return subject, html
 
     def send_tests(
         self, compiled: CompiledCampaign, transport: Transport, addresses: list[str]

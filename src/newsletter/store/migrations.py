@@ -121,3 +121,18 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        "004_campaign_pages",
+        """
+        CREATE TABLE campaign_pages (
+            campaign_id BIGINT PRIMARY KEY REFERENCES campaigns (id),
+            subject TEXT NOT NULL,
+            preheader TEXT NOT NULL DEFAULT '',
+            html TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """,
+    )
+)
