@@ -596,38 +596,39 @@ def events_import(project: Project, file: Path, provider: str) -> None:
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the public endpoints: unsubscribe, web version, provider webhooks.
 
-    For production run it under a WSGI server behind HTTPS, e.g.
-    gunicorn 'newsletter.web.serve:create_app()' (see the README).
+    Runs on waitress with [serve] threads, timeouts and size limits; put an HTTPS
+    proxy in front (see the README).
     """
-    from socketserver import ThreadingMixIn
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
     from .web.serve import create_app
+    from .web.server import Limits
 
     app = create_app((ctx.obj or {}).get("config"))
-
-    class Server(ThreadingMixIn, WSGIServer):
-        daemon_threads = True
-
-    class Handler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            say(f"{self.address_string()} {format % args}")
-
-    guarded = guard_wsgi(app, "newsletter serve", _debug(ctx))
+    limits = Limits.from_settings(app.settings.values["serve"])
+    server = _listen(guard_wsgi(app, "newsletter serve", _debug(ctx)), host, port, limits)
+    say(
+        f"Serving {app.name} at http://{host}:{server.port}/ ({limits.threads} threads; "
+        "Ctrl-C stops it)"
+    )
     try:
-        server = make_server(host, port, guarded, server_class=Server, handler_class=Handler)
-    except OSError as exc:
-        raise NewsletterError(
-            f"Cannot listen on {host}:{port} ({exc.strerror}).",
-            "Pass --port with another number, or 0.",
-        ) from None
-    say(f"Serving {app.name} at http://{host}:{server.server_port}/ (Ctrl-C stops it)")
-    try:
-        server.serve_forever(poll_interval=0.2)
+        server.serve_forever()
     except KeyboardInterrupt:
         say("Stopped.")
     finally:
-        server.server_close()
+        server.close()
+
+
+def _listen(app: Callable[..., Any], host: str, port: int, limits: Any) -> Any:
+    """A bound server for `serve` and `preview`, or an error a person can act on."""
+    from .web.server import Server
+
+    try:
+        return Server(app, host, port, limits)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise NewsletterError(
+            f"Cannot listen on {host}:{port} ({reason}).",
+            "Another program may be using the port: pass --port with another number, or 0.",
+        ) from None
 
 
 # -- build ------------------------------------------------------------------
