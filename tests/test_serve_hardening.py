@@ -544,3 +544,68 @@ def test_requests_over_the_size_limits(sent: Path, serve) -> None:
     assert fits.status_code == 200
     assert status_of(sent, "renee.castillo@example.net") == "unsubscribed"
     assert re.search(r"413|431", running.stderr) is None, "a refusal is not an error to log"
+
+
+# -- preview: only for its own address, and not one client at a time ----------------------
+@pytest.fixture
+def preview(project: Path) -> Iterator[Running]:
+    assert (
+        run_process("subscribers", "import", "subscribers.example.csv", cwd=project).returncode == 0
+    )
+    running = Running(["preview", "2026-10-digest", "--port", "0", "--no-open"], project)
+    yield running
+    running.stop()
+    assert "Traceback" not in running.stderr, running.stderr
+
+
+def get(url: str, **headers: str) -> requests.Response:
+    return requests.get(url, headers=headers, timeout=60)
+
+
+def test_preview_answers_only_requests_for_its_own_address(preview: Running) -> None:
+    """DNS rebinding: a page on attacker.example whose name now resolves to 127.0.0.1 asks
+    for /state.json (every reader's name and address); its Host gives it away."""
+    port = preview.port
+    mine = f"127.0.0.1:{port}"
+    state = get(preview.url + "/state.json", Host=mine)
+    assert state.status_code == 200 and "dana.whitfield@example.org" in state.text
+    assert get(preview.url + "/state.json", Host=f"localhost:{port}").status_code == 200
+    assert get(preview.url + "/version", Host=mine, Origin=f"http://{mine}").status_code == 200
+    refused = [
+        {"Host": "attacker.example"},
+        {"Host": f"attacker.example:{port}"},
+        {"Host": "127.0.0.1:1"},
+        {"Host": f"127.0.0.1.attacker.example:{port}"},
+        {"Host": mine, "Origin": "http://attacker.example"},
+        {"Host": mine, "Origin": f"http://attacker.example:{port}"},
+        {"Host": mine, "Origin": "null"},
+        {"Host": mine, "Origin": f"https://{mine}"},
+    ]
+    for headers in refused:
+        for path in ("/state.json", "/email", "/", "/version"):
+            response = get(preview.url + path, **headers)
+            assert response.status_code == 403, (headers, path)
+            assert "@example" not in response.text and "This preview answers only" in response.text
+    status, answer = raw_request(port, b"GET /state.json HTTP/1.0\r\n\r\n")  # no Host at all
+    assert status == 403 and b"@example" not in answer
+
+
+def test_a_slow_client_does_not_hold_up_the_preview(preview: Running) -> None:
+    assert get(preview.url + "/state.json").status_code == 200  # built once
+    trickles = [
+        Trickle(
+            preview.port,
+            f"GET /state.json HTTP/1.1\r\nHost: 127.0.0.1:{preview.port}\r\n\r\n".encode(),
+            interval=0.5,
+        )
+        for _ in range(10)
+    ]
+    try:
+        time.sleep(1)
+        for path in ("/version", "/state.json", "/email"):
+            started = time.monotonic()
+            assert get(preview.url + path).status_code == 200
+            assert time.monotonic() - started < 2, path
+    finally:
+        for trickle in trickles:
+            trickle.stop()

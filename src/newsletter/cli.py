@@ -699,39 +699,33 @@ def check(ctx: click.Context, project: Project, campaign: str, links: bool, fmt:
 def preview(project: Project, campaign: str, host: str, port: int, no_open: bool) -> None:
     """Show CAMPAIGN in the browser as a subscriber gets it; reloads when files change."""
     import webbrowser
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     from .campaigns import campaign_path
-    from .web.preview import PreviewApp, Watcher, watched_paths
+    from .web.preview import PREVIEW_LIMITS, PreviewApp, Watcher, watched_paths
 
     campaign_path(project.settings, campaign)  # a missing campaign is an error now, not a page
     watcher = Watcher(watched_paths(project)).start()
     app = PreviewApp(project, campaign, watcher)
-
-    class QuietHandler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
     guarded = guard_wsgi(app, "newsletter preview", _debug(click.get_current_context()))
     try:
-        server = make_server(host, port, guarded, handler_class=QuietHandler)
-    except OSError as exc:
+        server = _listen(guarded, host, port, PREVIEW_LIMITS)
+    except NewsletterError:
         watcher.stop()
-        raise NewsletterError(
-            f"Cannot listen on {host}:{port} ({exc.strerror}).",
-            "Another program may be using the port: pass --port with another number, or 0.",
-        ) from None
-    url = f"http://{host}:{server.server_port}/"
+        app.close()
+        raise
+    app.listening_on(host, server.port)
+    url = f"http://{host}:{server.port}/"
     say(f"Preview of {campaign} at {url} (it reloads when a file changes; Ctrl-C stops it)")
     if not no_open:
         webbrowser.open(url)
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.serve_forever()
     except KeyboardInterrupt:
         say("Stopped.")
     finally:
         watcher.stop()
-        server.server_close()
+        server.close()
+        app.close()
 
 
 # -- send -------------------------------------------------------------------

@@ -82,8 +82,10 @@ class Project:
         return open_store(self.settings.database_url)
 
     def close(self) -> None:
-        if "store" in self.__dict__:
-            self.store.close()
+        """Close the database, if it was opened; a later use opens it again."""
+        store = self.__dict__.pop("store", None)
+        if store is not None:
+            store.close()
 
     # -- rendering ----------------------------------------------------------
     def info(self) -> NewsletterInfo:
