@@ -609,3 +609,51 @@ def test_a_slow_client_does_not_hold_up_the_preview(preview: Running) -> None:
     finally:
         for trickle in trickles:
             trickle.stop()
+
+
+def test_at_the_connection_limit_the_slowest_make_room(server, monkeypatch) -> None:
+    """More slow clients than connections allowed: those that have kept a connection
+    longest without a request are closed, and a normal request still gets in."""
+    from newsletter.web import server as server_module
+
+    monkeypatch.setattr(server_module, "SHED_AFTER", 0.5)
+    srv = server(threads=2, connection_limit=20)
+    threads = threading.active_count()
+    slow = []
+    try:
+        for _ in range(80):
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            sock.sendall(SLOW_HEADERS[:20])
+            slow.append(sock)
+        assert quick_get(srv.port) < 8
+        assert threading.active_count() == threads
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_a_campaign_whose_web_version_cannot_be_built_is_still_sent(project: Path) -> None:
+    """An expression that fails for a reader with no data fails for the web version too:
+    `check` warns, every reader still gets the email, and /c/ answers 404."""
+    (project / "people.csv").write_text("email,first_name,tags\na@example.org,Ana,members\n")
+    assert run_process("subscribers", "import", "people.csv", cwd=project).returncode == 0
+    path = project / "campaigns" / "2026-10-digest.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "Warmly,", "Your first group: {{ recipient.tags[0] }}.\n\nWarmly,"
+        )
+    )
+    check = run_process("check", "2026-10-digest", cwd=project)
+    assert check.returncode == 0, check.stderr + check.stdout
+    assert "The web version (the email for a reader with no data) cannot be built" in (
+        check.stdout + check.stderr
+    )
+    sent = run_process("send", "2026-10-digest", "--yes", cwd=project)
+    assert sent.returncode == 0, sent.stderr
+    assert len(list((project / "outbox" / "2026-10-digest").glob("*.eml"))) == 1
+    assert rows(project, "SELECT count(*) FROM campaign_pages") == [(0,)]
+    running = Running(["serve", "--port", "0"], project)
+    try:
+        assert requests.get(running.url + "/c/2026-10-digest", timeout=10).status_code == 404
+    finally:
+        running.stop()

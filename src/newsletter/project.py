@@ -271,6 +271,17 @@ class Project:
             problems = check_email(built) + self.reader_problems(campaign, compiled, every_reader)
         except TemplateError as exc:  # a variant some readers need does not build
             return [compile_problem(exc)]
+        try:
+            self.web_version(compiled)
+        except TemplateError as exc:
+            problems.append(
+                Problem(
+                    "warning",
+                    "web-version",
+                    f"{exc.message} Its web-version link will answer 'not found'.",
+                    "campaign",
+                )
+            )
         if links:
             external = [
                 u
@@ -405,8 +416,12 @@ class Project:
         store = self.store
         row = store.ensure_campaign(campaign.slug, campaign.subject)
         if store.campaign_page(campaign.slug) is None:  # a resumed send keeps the first
-            subject, html = self.web_version(compiled)
-            store.save_campaign_page(row.id, subject, campaign.preheader, html)
+            try:
+                subject, html = self.web_version(compiled)
+            except TemplateError:  # `check` warns of it; readers still get their email
+                pass
+            else:
+                store.save_campaign_page(row.id, subject, campaign.preheader, html)
         holder = holder_id()
         # Senders share a campaign: each holds a lease of its own, renewed as it goes,
         # and claims recipients row by row; one whose lease lapses is presumed dead.
@@ -460,8 +475,8 @@ class Project:
             subject, html, _text = compiled.preview(anonymous)
         except RecipientError as exc:
             raise TemplateError(
-                f"{compiled.slug}: the web version (the email for a reader with no data) "
-                f"cannot be built: {exc.message}",
+                f"The web version (the email for a reader with no data) cannot be built: "
+                f"{exc.message}",
                 "Make the template work for a reader without a name or attributes, e.g. "
                 "{{ recipient.first_name or 'there' }}.",
             ) from None
