@@ -53,28 +53,58 @@ class Limits:
 
 
 class _TimedParser(HTTPRequestParser):
-    """A request being read, and when its first byte came."""
+    """A request being read, and when its first byte came (``time.time``, as waitress
+    keeps a connection's last activity)."""
 
     def __init__(self, adj: Adjustments) -> None:
         super().__init__(adj)
-        self.started = time.monotonic()
+        self.started = time.time()
 
 
 class _Channel(HTTPChannel):
     parser_class = _TimedParser
 
+    def waiting_since(self) -> float | None:
+        """Since when the connection holds a socket with no request to answer (a request
+        still arriving, or nothing at all); None while one is being answered."""
+        if self.requests or self.will_close or self.close_when_flushed:
+            return None
+        request = self.request
+        return request.started if request is not None else self.last_activity
+
+
+SHED_AFTER = 2.0  # seconds a connection may wait on its client before it can be shed
+
 
 class _Listener(TcpWSGIServer):
     channel_class = _Channel
     request_timeout: float = 30.0
+    _next_shed = 0.0
 
     def maintenance(self, now: float) -> None:
         """Waitress closes idle connections; also close those whose request is overdue."""
         super().maintenance(now)
-        overdue = time.monotonic() - self.request_timeout
+        overdue = now - self.request_timeout
         for channel in list(self.active_channels.values()):
             request = channel.request
-            if request is not None and getattr(request, "started", overdue) < overdue:
+            if request is not None and getattr(request, "started", now) < overdue:
+                channel.will_close = True
+
+    def readable(self) -> bool:
+        if self.accepting and len(self._map) >= self.adj.connection_limit:
+            self.shed(time.time())
+        return bool(super().readable())
+
+    def shed(self, now: float) -> None:
+        """At the connection limit, make room: close every connection that has waited
+        on its client for more than SHED_AFTER seconds (a request trickling in, or
+        nothing sent), so that many slow clients cannot shut everyone else out."""
+        if now < self._next_shed:
+            return
+        self._next_shed = now + 0.5
+        for channel in list(self.active_channels.values()):
+            since = channel.waiting_since() if isinstance(channel, _Channel) else None
+            if since is not None and since < now - SHED_AFTER:
                 channel.will_close = True
 
 
@@ -149,6 +179,22 @@ class Server:
         self.dispatcher.shutdown(timeout=5)
 
 
+class _Once(logging.Filter):
+    """The same warning at most once a minute (a connection limit reached again and
+    again under a flood of clients)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now, text = time.monotonic(), record.getMessage()
+        if now - self.last.get(text, -60.0) < 60:
+            return False
+        self.last[text] = now
+        return True
+
+
 class _OneLine(logging.Formatter):
     """waitress's warnings as one line each, without a traceback."""
 
@@ -170,6 +216,7 @@ def _quiet_waitress(name: str) -> None:
     if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler._newsletter = True  # type: ignore[attr-defined]
+        handler.addFilter(_Once())
         logger.addHandler(handler)
     handler.setFormatter(_OneLine(name))
     logger.setLevel(logging.WARNING)
