@@ -255,7 +255,7 @@ class Snapshot:
     def take(self) -> tuple:
         statuses = self.db.execute("SELECT id, status FROM subscribers ORDER BY id").fetchall()
         events = self.db.execute("SELECT count(*) FROM events").fetchone()[0]
-        return tuple(tuple(r) for r in statuses), events
+        return tuple((r[0], r[1]) for r in statuses), events
 
     def close(self) -> None:
         self.db.close()

@@ -609,11 +609,16 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         f"Serving {app.name} at http://{host}:{server.port}/ ({limits.threads} threads; "
         "Ctrl-C stops it)"
     )
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: server.stop_soon())  # systemd stop
     try:
         server.serve_forever()
+        say("Stopped.")
     except KeyboardInterrupt:
         say("Stopped.")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.close()
 
 
@@ -625,9 +630,12 @@ def _listen(app: Callable[..., Any], host: str, port: int, limits: Any) -> Any:
         return Server(app, host, port, limits)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        in_use = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
         raise NewsletterError(
-            f"Cannot listen on {host}:{port} ({reason}).",
-            "Another program may be using the port: pass --port with another number, or 0.",
+            f"Cannot listen on {host}:{port} ({reason.rstrip('.')}).",
+            "Another program may be using the port: pass --port with another number, or 0."
+            if in_use
+            else "Pass --host an address of this machine (127.0.0.1, or 0.0.0.0 for all).",
         ) from None
 
 

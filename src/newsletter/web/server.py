@@ -137,7 +137,8 @@ class Server:
         self.dispatcher = ThreadedTaskDispatcher()
         self._listeners: list[_Listener] = []
         self._stop = threading.Event()
-        self._running = False
+        self._running = self._closed = False
+        self._closing = threading.Lock()
         try:
             for sockinfo in adj.listen:
                 listener = _Listener(
@@ -160,12 +161,15 @@ class Server:
             while not self._stop.is_set() and self._map:
                 wasyncore.loop(timeout=1, map=self._map, use_poll=True, count=1)
         finally:
+            self._running = False
             self._shutdown()
+
+    def stop_soon(self) -> None:
+        """Have the loop stop within a second; safe in a signal handler."""
+        self._stop.set()
 
     def close(self) -> None:
         """Stop serving: the loop ends (from any thread), sockets close, threads finish."""
-        if self._stop.is_set():
-            return
         self._stop.set()
         if not self._running:
             self._shutdown()
@@ -174,7 +178,10 @@ class Server:
             self._listeners[0].pull_trigger()
 
     def _shutdown(self) -> None:
-        self._stop.set()
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
         wasyncore.close_all(self._map)
         self.dispatcher.shutdown(timeout=5)
 
