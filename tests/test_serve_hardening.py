@@ -11,7 +11,6 @@ clients and many of them, and requests over the size limits.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import socket
 import threading
@@ -543,7 +542,7 @@ def test_requests_over_the_size_limits(sent: Path, serve) -> None:
     )
     assert fits.status_code == 200
     assert status_of(sent, "renee.castillo@example.net") == "unsubscribed"
-    assert re.search(r"413|431", running.stderr) is None, "a refusal is not an error to log"
+    assert running.lines[1:] == [], "a refusal is not an error to log"
 
 
 # -- preview: only for its own address, and not one client at a time ----------------------
