@@ -13,12 +13,14 @@ from typing import Any
 
 class Blog:
     """``routes``: path -> (content type, body bytes). Also ``redirects`` (path -> target),
-    ``slow`` (path -> seconds). Everything else is 404."""
+    ``slow`` (path -> seconds), ``errors`` (path -> (status, reason phrase), sent as
+    given, markup and all). Everything else is 404."""
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[str, bytes]] = {}
         self.redirects: dict[str, str] = {}
         self.slow: dict[str, float] = {}
+        self.errors: dict[str, tuple[int, str]] = {}
         self.hits: Counter[str] = Counter()
         self.conditional: Counter[str] = Counter()  # requests answered 304
         self.user_agents: list[str] = []
@@ -46,7 +48,7 @@ class Blog:
                     return
                 if path not in blog.routes:
                     body = b"<html><body><h1>Not found</h1></body></html>"
-                    self.send_response(404)
+                    self.send_response(*blog.errors.get(path, (404,)))
                     self.send_header("Content-Type", "text/html")
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()

@@ -123,3 +123,26 @@ def test_page_updates_when_the_campaign_or_a_template_changes(page, project: Pat
     while page.locator("#build-error").is_visible() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not page.locator("#build-error").is_visible()
+
+
+def test_a_page_on_a_rebound_dns_name_reads_nothing(preview: str) -> None:
+    """DNS rebinding in a real browser: attacker.example resolves to 127.0.0.1, so a page
+    there could fetch the preview's /state.json as same-origin; the Host gives it away."""
+    from playwright.sync_api import sync_playwright
+
+    port = int(preview.rstrip("/").rsplit(":", 1)[1])
+    rules = "--host-resolver-rules=MAP attacker.example 127.0.0.1"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--no-proxy-server", rules]
+        )
+        try:
+            page = browser.new_page()
+            refused = page.goto(f"http://attacker.example:{port}/state.json")
+            assert refused is not None and refused.status == 403
+            assert "@example" not in page.content()
+            answered = page.goto(preview + "state.json")
+            assert answered is not None and answered.status == 200
+            assert "dana.whitfield@example.org" in page.content()
+        finally:
+            browser.close()

@@ -618,41 +618,49 @@ def events_import(project: Project, file: Path, provider: str) -> None:
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the public endpoints: unsubscribe, web version, provider webhooks.
 
-    For production run it under a WSGI server behind HTTPS, e.g.
-    gunicorn 'newsletter.web.serve:create_app()' (see the README).
+    Runs on waitress with [serve] threads, timeouts and size limits; put an HTTPS
+    proxy in front (see the README).
     """
-    from socketserver import ThreadingMixIn
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
     from .web.serve import create_app
-    from .webhooks import unreported_notes, webhook_secrets
+    from .web.server import Limits
 
-    app = create_app((ctx.obj or {}).get("config"))
-
-    class Server(ThreadingMixIn, WSGIServer):
-        daemon_threads = True
-
-    class Handler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            say(f"{self.address_string()} {format % args}")
-
-    guarded = guard_wsgi(app, "newsletter serve", _debug(ctx))
-    try:
-        server = make_server(host, port, guarded, server_class=Server, handler_class=Handler)
-    except OSError as exc:
-        raise NewsletterError(
-            f"Cannot listen on {host}:{port} ({exc.strerror}).",
-            "Pass --port with another number, or 0.",
-        ) from None
-    say(f"Serving {app.name} at http://{host}:{server.server_port}/ (Ctrl-C stops it)")
-    for note in unreported_notes(webhook_secrets(app.project.settings.transport)):
+    app = create_app((ctx.obj or {}).get("config"), warn=False)
+    limits = Limits.from_settings(app.settings.values["serve"])
+    server = _listen(guard_wsgi(app, "newsletter serve", _debug(ctx)), host, port, limits)
+    say(
+        f"Serving {app.name} at http://{host}:{server.port}/ ({limits.threads} threads; "
+        "Ctrl-C stops it)"
+    )
+    for note in app.startup_notes():
         say(f"Warning: {note}", fg="yellow")
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: server.stop_soon())  # systemd stop
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.serve_forever()
+        say("Stopped.")
     except KeyboardInterrupt:
         say("Stopped.")
     finally:
-        server.server_close()
+        signal.signal(signal.SIGTERM, previous)
+        server.close()
+
+
+def _listen(app: Callable[..., Any], host: str, port: int, limits: Any) -> Any:
+    """A bound server for `serve` and `preview`, or an error a person can act on."""
+    from .web.server import Server
+
+    try:
+        return Server(app, host, port, limits)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        in_use = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+        raise NewsletterError(
+            f"Cannot listen on {host}:{port} ({reason.rstrip('.')}).",
+            "Another program may be using the port: pass --port with another number, or 0."
+            if in_use
+            else "Pass --host an address of this machine (127.0.0.1, or 0.0.0.0 for all).",
+        ) from None
 
 
 # -- build ------------------------------------------------------------------
@@ -723,39 +731,33 @@ def check(ctx: click.Context, project: Project, campaign: str, links: bool, fmt:
 def preview(project: Project, campaign: str, host: str, port: int, no_open: bool) -> None:
     """Show CAMPAIGN in the browser as a subscriber gets it; reloads when files change."""
     import webbrowser
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     from .campaigns import campaign_path
-    from .web.preview import PreviewApp, Watcher, watched_paths
+    from .web.preview import PREVIEW_LIMITS, PreviewApp, Watcher, watched_paths
 
     campaign_path(project.settings, campaign)  # a missing campaign is an error now, not a page
     watcher = Watcher(watched_paths(project)).start()
     app = PreviewApp(project, campaign, watcher)
-
-    class QuietHandler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
     guarded = guard_wsgi(app, "newsletter preview", _debug(click.get_current_context()))
     try:
-        server = make_server(host, port, guarded, handler_class=QuietHandler)
-    except OSError as exc:
+        server = _listen(guarded, host, port, PREVIEW_LIMITS)
+    except NewsletterError:
         watcher.stop()
-        raise NewsletterError(
-            f"Cannot listen on {host}:{port} ({exc.strerror}).",
-            "Another program may be using the port: pass --port with another number, or 0.",
-        ) from None
-    url = f"http://{host}:{server.server_port}/"
+        app.close()
+        raise
+    app.listening_on(host, server.port)
+    url = f"http://{host}:{server.port}/"
     say(f"Preview of {campaign} at {url} (it reloads when a file changes; Ctrl-C stops it)")
     if not no_open:
         webbrowser.open(url)
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.serve_forever()
     except KeyboardInterrupt:
         say("Stopped.")
     finally:
         watcher.stop()
-        server.server_close()
+        server.close()
+        app.close()
 
 
 # -- send -------------------------------------------------------------------

@@ -78,6 +78,14 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "sources": ((list,), None),
         "max_lateness_days": ((int,), 7),
     },
+    # `newsletter serve`: how much the server takes on at once (see web/server.py)
+    "serve": {
+        "threads": ((int,), 8),
+        "connection_limit": ((int,), 500),
+        "max_request_bytes": ((int,), 1024 * 1024),
+        "request_timeout": ((int,), 30),
+        "idle_timeout": ((int,), 30),
+    },
 }
 
 _TYPE_NAMES = {
@@ -285,6 +293,9 @@ def _check_values(values: dict[str, dict[str, Any]], path: Path) -> None:
     for key in ("concurrency", "max_retries"):
         if delivery[key] < (1 if key == "concurrency" else 0):
             raise ConfigError(f"[delivery] {key} in {path} is out of range: {delivery[key]}.")
+    for key, value in values["serve"].items():
+        if value < 1:
+            raise ConfigError(f"[serve] {key} in {path} must be at least 1, not {value}.")
     if delivery["batch_size"] is not None and delivery["batch_size"] < 1:
         raise ConfigError(f"[delivery] batch_size in {path} must be at least 1.")
     if not 0 <= delivery["max_failure_rate"] <= 1:

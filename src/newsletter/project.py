@@ -101,8 +101,10 @@ class Project:
         return open_store(self.settings.database_url)
 
     def close(self) -> None:
-        if "store" in self.__dict__:
-            self.store.close()
+        """Close the database, if it was opened; a later use opens it again."""
+        store = self.__dict__.pop("store", None)
+        if store is not None:
+            store.close()
 
     # -- rendering ----------------------------------------------------------
     def info(self) -> NewsletterInfo:
@@ -286,6 +288,17 @@ class Project:
             problems += self.audience_problems(campaign)
         except TemplateError as exc:  # a variant some readers need does not build
             return [compile_problem(exc)]
+        try:
+            self.web_version(compiled)
+        except TemplateError as exc:
+            problems.append(
+                Problem(
+                    "warning",
+                    "web-version",
+                    f"{exc.message} Its web-version link will answer 'not found'.",
+                    "campaign",
+                )
+            )
         if links:
             external = [
                 u
@@ -497,6 +510,13 @@ class Project:
             store.archive_rehearsal(row)
             row = store.campaign(campaign.slug) or row
         store.record_campaign_articles(row.id, [article_key(a) for a in campaign.articles])
+        if store.campaign_page(campaign.slug) is None:  # a resumed send keeps the first
+            try:
+                subject, html = self.web_version(compiled)
+            except TemplateError:  # `check` warns of it; readers still get their email
+                pass
+            else:
+                store.save_campaign_page(row.id, subject, campaign.preheader, html)
         holder = holder_id()
         # Senders share a campaign: each holds a lease of its own, renewed as it goes,
         # and claims recipients row by row; one whose lease lapses is presumed dead.
@@ -546,6 +566,25 @@ class Project:
         for sid in subscriber_ids:
             for path in folder.glob(f"{sid:08d}-*.eml*"):  # the id part names one reader
                 path.unlink()
+
+    def web_version(self, compiled: CompiledCampaign) -> tuple[str, str]:
+        """(subject, HTML) of the campaign as shown on the web: the email for no one, with
+        no reader's name, address or unsubscribe token."""
+        public = self.settings.public_url
+        anonymous = {
+            "web_url": f"{public}/c/{compiled.slug}",
+            "unsubscribe_url": f"{public}/unsubscribe",
+        }
+        try:
+            subject, html, _text = compiled.preview(anonymous)
+        except RecipientError as exc:
+            raise TemplateError(
+                f"The web version (the email for a reader with no data) cannot be built: "
+                f"{exc.message}",
+                "Make the template work for a reader without a name or attributes, e.g. "
+                "{{ recipient.first_name or 'there' }}.",
+            ) from None
+        return subject, html
 
     def send_tests(
         self, compiled: CompiledCampaign, transport: Transport, addresses: list[str]

@@ -34,7 +34,7 @@ class LinkSigner:
     def verify_unsubscribe(self, token: str) -> tuple[int, int] | None:
         """(subscriber id, campaign id) of a genuine token, else None."""
         parts = token.split(".")
-        if len(parts) != 3 or len(token) > 80:
+        if len(parts) != 3 or len(token) > 80 or not token.isascii():
             return None
         payload = f"{parts[0]}.{parts[1]}"
         if not hmac.compare_digest(self._signature(payload), parts[2]):

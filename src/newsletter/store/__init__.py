@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .sqlite import ImportSummary, SQLiteStore, now_iso
+from .sqlite import CampaignPage, ImportSummary, SQLiteStore, now_iso
 
 Store = SQLiteStore
 
-__all__ = ["ImportSummary", "SQLiteStore", "Store", "now_iso", "open_store"]
+__all__ = ["CampaignPage", "ImportSummary", "SQLiteStore", "Store", "now_iso", "open_store"]
 
 
 def open_store(url: str) -> SQLiteStore:

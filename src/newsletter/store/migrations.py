@@ -122,6 +122,21 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        "004_campaign_pages",
+        """
+        CREATE TABLE campaign_pages (
+            campaign_id BIGINT PRIMARY KEY REFERENCES campaigns (id),
+            subject TEXT NOT NULL,
+            preheader TEXT NOT NULL DEFAULT '',
+            html TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """,
+    )
+)
+
 # Erasure: an erased row is marked (a later event cannot unmark it), and the
 # hashes of erased addresses are keyed with the project secret. Hashes made before
 # are unkeyed ("sha256"): they cannot be converted without the address, so they are

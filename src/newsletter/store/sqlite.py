@@ -109,6 +109,17 @@ class CampaignRow:
     finished_at: str | None
 
 
+@dataclass(frozen=True)
+class CampaignPage:
+    """A campaign's web version as stored when its send began: the email for no one."""
+
+    slug: str
+    subject: str
+    preheader: str
+    html: str
+    created_at: str
+
+
 class SQLiteStore:
     """The database behind every command; ``path`` is created with its folder.
 
@@ -474,6 +485,25 @@ class SQLiteStore:
         row = self.campaign(slug)
         assert row is not None
         return row
+
+    def save_campaign_page(self, campaign_id: int, subject: str, preheader: str, html: str) -> bool:
+        """Keep a campaign's web version; the first one stays (True when this one was kept)."""
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT INTO campaign_pages (campaign_id, subject, preheader, html, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (campaign_id, subject, preheader, html, now_iso()),
+            )
+        return cur.rowcount > 0
+
+    def campaign_page(self, slug: str) -> CampaignPage | None:
+        """The web version stored for ``slug``, or None for a campaign never sent."""
+        row = self.db.execute(
+            "SELECT c.slug, p.subject, p.preheader, p.html, p.created_at "
+            "FROM campaign_pages p JOIN campaigns c ON c.id = p.campaign_id WHERE c.slug = ?",
+            (slug,),
+        ).fetchone()
+        return CampaignPage(**dict(row)) if row else None
 
     def enqueue(self, campaign: CampaignRow, audience: Audience, transport: str) -> int:
         """Freeze the audience: one pending delivery per recipient, made once per campaign."""

@@ -5,6 +5,12 @@ widths, the plain-text part, the headers, the `check` results, and a chooser of
 the subscriber to render it for. It asks ``/version`` every second; a change to
 the campaign, a template, an article or the settings bumps the version, and the
 page fetches the new build. A build error is shown on the page, not raised.
+
+The page shows readers' names and addresses, so it answers only requests addressed
+to where it listens (``Host`` 127.0.0.1:PORT, localhost:PORT or the --host given,
+and the same ``Origin`` when there is one): a web page elsewhere cannot read it
+through a DNS name rebound to 127.0.0.1. It runs on the same bounded server as
+`serve`; builds and the database stay on one thread of their own.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import html
 import json
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +28,11 @@ from urllib.parse import parse_qs
 from ..errors import NewsletterError
 from ..models import Recipient
 from ..project import Project
+from .server import Limits
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+PREVIEW_LIMITS = Limits(threads=4, connection_limit=100, max_request_bytes=64 * 1024)
+_LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 @dataclass
@@ -59,13 +69,49 @@ class Watcher:
 
 
 class PreviewApp:
-    """The WSGI application. Not thread-safe: serve it with a single-threaded server."""
+    """The WSGI application, for any number of server threads: what touches the project
+    (builds, the database) runs on one thread of the app's own, so call ``close`` at the
+    end. Until ``listening_on`` says the port, any port of 127.0.0.1/localhost passes."""
 
     def __init__(self, project: Project, campaign: str, watcher: Watcher | None = None) -> None:
         self.project = project
         self.campaign_name = campaign
         self.watcher = watcher
         self._build: Build | None = None
+        self._hosts: set[str] | None = None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview-build")
+
+    def listening_on(self, host: str, port: int) -> None:
+        """Answer only requests for ``host``:``port`` (and 127.0.0.1/localhost there)."""
+        host = f"[{host}]" if ":" in host else host
+        names = {*_LOCAL_NAMES, host.lower()}
+        self._hosts = {f"{name}:{port}" for name in names}
+        if port == 80:
+            self._hosts |= names
+
+    def close(self) -> None:
+        """Close the project's database on the thread that used it, and that thread."""
+        self._worker.submit(self.project.close).result()
+        self._worker.shutdown()
+
+    def refusal(self, environ: dict[str, Any]) -> str | None:
+        """Why a request is not for this preview (another Host or Origin), or None."""
+        host = environ.get("HTTP_HOST", "").strip().lower()
+        if self._hosts is not None:
+            allowed = host in self._hosts
+        else:
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            allowed = name in _LOCAL_NAMES
+        origin = environ.get("HTTP_ORIGIN")
+        if allowed and origin is not None:
+            allowed = origin.strip().lower() == f"http://{host}"
+        if allowed:
+            return None
+        where = sorted(self._hosts or _LOCAL_NAMES)[0]
+        return (
+            f"This preview answers only requests for the address it was started on "
+            f"(http://{where}/ and the like); open that address instead."
+        )
 
     @property
     def version(self) -> int:
@@ -84,25 +130,41 @@ class PreviewApp:
 
     # -- WSGI -----------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        refusal = self.refusal(environ)
+        if refusal is not None:
+            return _plain(start_response, "403 Forbidden", refusal)
         path = environ.get("PATH_INFO", "/")
-        query = parse_qs(environ.get("QUERY_STRING", ""))
+        try:
+            query = parse_qs(environ.get("QUERY_STRING", ""), max_num_fields=20)
+        except ValueError:  # more fields than any page of ours asks with
+            query = {}
         subscriber = (query.get("subscriber") or [""])[0]
-        routes = {
+        on_worker = self._worker.submit
+        routes: dict[str, Callable[[], tuple[str, str]]] = {
             "/": lambda: (
                 "text/html",
                 PAGE.replace("__CAMPAIGN__", html.escape(self.campaign_name)),
             ),
             "/version": lambda: ("application/json", json.dumps({"version": self.version})),
-            "/state.json": lambda: ("application/json", json.dumps(self.state(subscriber))),
-            "/email": lambda: ("text/html", self.email_html(subscriber)),
+            "/state.json": lambda: (
+                "application/json",
+                json.dumps(on_worker(self.state, subscriber).result()),
+            ),
+            "/email": lambda: ("text/html", on_worker(self.email_html, subscriber).result()),
         }
-        if environ.get("REQUEST_METHOD", "GET") != "GET" or path not in routes:
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found"]
+        if path not in routes:
+            return _plain(start_response, "404 Not Found", "not found")
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            return _plain(start_response, "405 Method Not Allowed", "only GET", [("Allow", "GET")])
         content_type, body = routes[path]()
         start_response(
             "200 OK",
-            [("Content-Type", f"{content_type}; charset=utf-8"), ("Cache-Control", "no-store")],
+            [
+                ("Content-Type", f"{content_type}; charset=utf-8"),
+                ("Cache-Control", "no-store"),
+                ("X-Content-Type-Options", "nosniff"),
+                ("Referrer-Policy", "no-referrer"),
+            ],
         )
         return [body.encode("utf-8")]
 
@@ -154,6 +216,23 @@ class PreviewApp:
             "problems": [p.as_dict() for p in problems],
             "recipients": recipients,
         }
+
+
+def _plain(
+    start_response: StartResponse,
+    status: str,
+    text: str,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    start_response(
+        status,
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("X-Content-Type-Options", "nosniff"),
+            *(headers or []),
+        ],
+    )
+    return [text.encode("utf-8")]
 
 
 def watched_paths(project: Project) -> list[Path]:

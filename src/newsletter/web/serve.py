@@ -1,43 +1,89 @@
 """`newsletter serve`: the public endpoints, as a WSGI app a production server can host.
 
-    POST /u/<token>          one-click unsubscribe (RFC 8058): List-Unsubscribe=One-Click
+    POST /u/<token>          one-click unsubscribe (RFC 8058): List-Unsubscribe=One-Click,
+                             multipart/form-data or urlencoded; recorded once
     GET  /u/<token>          a page with a button; never unsubscribes by itself
-    GET  /c/<slug>           the web version of a sent campaign, with no one's data
+    GET  /c/<slug>           the web version of a sent campaign, as stored when its send
+                             began: never rebuilt, never fetched, with no one's data
     POST /webhooks/<provider> provider events, verified, normalised, applied
 
-For gunicorn: ``gunicorn 'newsletter.web.serve:create_app()'`` with
-NEWSLETTER_CONFIG pointing at the project's newsletter.toml.
+Every answer is a page of our own words (anything from a request or the outside world
+is escaped), under a Content-Security-Policy, with no path of the server's and no
+exception text in it: a request the app fails on gets a plain 500 page, and the
+reason goes to stderr as one line. `newsletter serve` runs it on waitress
+(``web/server.py``); for gunicorn: ``gunicorn 'newsletter.web.serve:create_app()'``
+with NEWSLETTER_CONFIG pointing at the project's newsletter.toml.
 """
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.utils
 import html
+import io
+import re
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
-from ..errors import NewsletterError
+from ..errors import redact
 from ..models import Event, EventKind, SubscriberStatus
 from ..project import Project
 from ..tokens import LinkSigner
-from ..webhooks import receive_webhook, webhook_secrets
+from ..webhooks import receive_webhook, unreported_notes, webhook_secrets
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-MAX_BODY = 5 * 1024 * 1024
+MAX_BODY = 1024 * 1024  # the default of [serve] max_request_bytes
+MAX_FIELDS = 20  # form fields read from an unsubscribe POST
+
+# The web version of a campaign needs inline styles and remote images; nothing runs.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+# <subscriber>.<campaign>.<signature> (tokens.py): base-36 ids, a base64url HMAC
+_TOKEN = re.compile(r"[0-9a-z]{1,12}\.[0-9a-z]{1,12}\.[A-Za-z0-9_-]{1,43}")
+_ROUTES: dict[str, tuple[str, ...]] = {  # path prefix -> methods it answers
+    "/u/": ("GET", "HEAD", "POST"),
+    "/c/": ("GET", "HEAD"),
+    "/webhooks/": ("POST",),
+    "/health": ("GET", "HEAD"),
+    "/unsubscribe": ("GET", "HEAD"),
+}
+
+
+class Refused(Exception):
+    """A request answered with an error page: ``status`` and what to tell the person."""
+
+    def __init__(
+        self, status: str, title: str, message: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        super().__init__(title)
+        self.status, self.title, self.message, self.headers = status, title, message, headers
 
 
 class ServeApp:
     """One project's public endpoints. A database connection per thread."""
 
-    def __init__(self, config: str | None = None) -> None:
+    def __init__(self, config: str | None = None, warn: bool = True) -> None:
         self.config = config
         self._local = threading.local()
         project = self.project
+        self.settings = project.settings
         self.soft_bounce_limit = project.soft_bounce_limit
         self.name = project.settings.name
+        self.max_body = int(project.settings.get("serve", "max_request_bytes"))
         self.signer = LinkSigner(project.store.link_secret())
-        self._web_versions: dict[str, str] = {}
+        if warn:  # at start-up under any WSGI server (`newsletter serve` says them itself)
+            for note in self.startup_notes():
+                print(f"Warning: {redact(note)}", file=sys.stderr, flush=True)
+
+    def startup_notes(self) -> list[str]:
+        """What an operator should hear at start-up (webhook secrets), once per process."""
+        return list(unreported_notes(webhook_secrets(self.settings.transport)))
 
     @property
     def project(self) -> Project:
@@ -48,18 +94,24 @@ class ServeApp:
         return project
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET")
-        path = environ.get("PATH_INFO", "/")
+        headers: tuple[tuple[str, str], ...] = ()
+        content_type = "text/html"
+        cache = "no-store"
         try:
-            if path.startswith("/u/"):
-                status, body = self.unsubscribe(method, path[3:], environ)
-            elif path.startswith("/c/") and method == "GET":
-                status, body = self.web_version(path[3:])
-            elif path.startswith("/webhooks/") and method == "POST":
-                status, body = self.webhook(path[len("/webhooks/") :], environ)
-            elif path == "/health":
+            route, rest = _route(environ, self.max_body)
+            if route == "/webhooks/":
+                content_type = "text/plain"
+                status, body = self.webhook(rest, environ)
+            elif route == "/health":
+                content_type = "text/plain"
                 status, body = "200 OK", "ok"
-            elif path == "/unsubscribe":
+            elif route == "/u/":
+                status, body = self.unsubscribe(environ["REQUEST_METHOD"], rest, environ)
+            elif route == "/c/":
+                status, body = self.web_version(rest)
+                if status.startswith("200"):
+                    cache = "public, max-age=300"
+            else:  # /unsubscribe
                 status, body = (
                     "200 OK",
                     _page(
@@ -68,27 +120,37 @@ class ServeApp:
                         "without asking for your address.",
                     ),
                 )
-            else:
-                status, body = "404 Not Found", _page("Not found", "There is nothing here.")
-        except NewsletterError as exc:
-            status, body = "500 Internal Server Error", _page("Error", exc.message)
-        plain = path.startswith("/webhooks/") or path == "/health"
-        content_type = "text/plain" if plain else "text/html"
+        except Refused as refusal:
+            status, body = refusal.status, _page(refusal.title, refusal.message)
+            content_type, headers = "text/html", refusal.headers
+        except Exception as exc:  # a bug, the database gone: the reason goes to the log only
+            _log_failure(environ, exc)
+            status, content_type = "500 Internal Server Error", "text/html"
+            body = _page(
+                "Something went wrong",
+                "This page cannot be shown right now because of a problem on our side. "
+                "Please try again later.",
+            )
+        data = body.encode("utf-8")
         start_response(
             status,
             [
                 ("Content-Type", f"{content_type}; charset=utf-8"),
-                ("Cache-Control", "no-store"),
+                ("Content-Length", str(len(data))),
+                ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+                ("Cache-Control", cache),
                 ("X-Content-Type-Options", "nosniff"),
+                ("X-Frame-Options", "DENY"),
                 ("Referrer-Policy", "no-referrer"),
+                *headers,
             ],
         )
-        return [body.encode("utf-8")]
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [data]
 
     # -- unsubscribe ------------------------------------------------------------
     def unsubscribe(self, method: str, token: str, environ: dict[str, Any]) -> tuple[str, str]:
-        found = self.signer.verify_unsubscribe(token.strip("/"))
-        store = self.project.store
+        token = token.rstrip("/")
+        found = self.signer.verify_unsubscribe(token) if _TOKEN.fullmatch(token) else None
         if found is None:
             return "400 Bad Request", _page(
                 "This link is not valid",
@@ -96,6 +158,7 @@ class ServeApp:
                 "email itself, or reply to the email and we will remove you by hand.",
             )
         subscriber_id, campaign_id = found
+        store = self.project.store
         exists = store.db.execute(
             "SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)
         ).fetchone()
@@ -107,57 +170,56 @@ class ServeApp:
             confirmed = form.get("confirm") == "yes"
             if not (one_click or confirmed):
                 return "400 Bad Request", _page("Not understood", "Nothing was changed.")
-            campaign = store.db.execute(
-                "SELECT slug FROM campaigns WHERE id = ?", (campaign_id,)
-            ).fetchone()
-            reason = "one-click unsubscribe" if one_click else "unsubscribe page"
-            if campaign:
-                reason += f" from {campaign[0]}"
-            store.set_status(subscriber_id, SubscriberStatus.UNSUBSCRIBED, reason)
-            store.record_event(
-                Event(
-                    provider="newsletter",
-                    kind=EventKind.UNSUBSCRIBED,
-                    subscriber_id=subscriber_id,
-                    campaign=campaign[0] if campaign else None,
-                    detail=reason,
-                    raw={"via": reason},
-                )
-            )
+            self._unsubscribe(subscriber_id, campaign_id, one_click)
             return "200 OK", _page(
                 "You are unsubscribed",
-                f"You will not get {html.escape(self.name)} again. If this was a mistake, "
+                f"You will not get {self.name} again. If this was a mistake, "
                 "reply to any of our emails.",
             )
         if exists[0] != "active":
-            return "200 OK", _page(
-                "You are unsubscribed", f"You no longer get {html.escape(self.name)}."
-            )
+            return "200 OK", _page("You are unsubscribed", f"You no longer get {self.name}.")
         return "200 OK", _page(
-            f"Unsubscribe from {html.escape(self.name)}?",
-            "<form method='post'><input type='hidden' name='confirm' value='yes'>"
+            f"Unsubscribe from {self.name}?",
+            "",
+            markup="<form method='post'><input type='hidden' name='confirm' value='yes'>"
             "<button type='submit'>Unsubscribe</button></form>",
-            raw=True,
+        )
+
+    def _unsubscribe(self, subscriber_id: int, campaign_id: int, one_click: bool) -> None:
+        """An active reader becomes unsubscribed, with one event; anyone else stays as is
+        (a repeated POST, a mailbox provider's retry, someone who bounced meanwhile)."""
+        store = self.project.store
+        campaign = store.db.execute(
+            "SELECT slug FROM campaigns WHERE id = ?", (campaign_id,)
+        ).fetchone()
+        reason = "one-click unsubscribe" if one_click else "unsubscribe page"
+        if campaign:
+            reason += f" from {campaign[0]}"
+        if not store.set_status(
+            subscriber_id, SubscriberStatus.UNSUBSCRIBED, reason, only_if_active=True
+        ):
+            return
+        store.record_event(
+            Event(
+                provider="newsletter",
+                kind=EventKind.UNSUBSCRIBED,
+                subscriber_id=subscriber_id,
+                campaign=campaign[0] if campaign else None,
+                detail=reason,
+                raw={"via": reason},
+            )
         )
 
     # -- web version ----------------------------------------------------------------
     def web_version(self, slug: str) -> tuple[str, str]:
+        """The page stored when the campaign's send began; nothing is built or fetched."""
         slug = slug.strip("/")
-        store = self.project.store
-        row = store.campaign(slug)
-        if row is None or row.status == "draft":
+        found = None
+        if 0 < len(slug) <= 200 and slug.isprintable() and "/" not in slug:
+            found = self.project.store.campaign_page(slug)
+        if found is None:
             return "404 Not Found", _page("Not found", "There is no such newsletter issue.")
-        if slug not in self._web_versions:
-            project = self.project
-            campaign = project.campaign(slug)
-            compiled = project.compile(campaign)
-            public = project.settings.public_url
-            anonymous = {
-                "web_url": f"{public}/c/{slug}",
-                "unsubscribe_url": f"{public}/unsubscribe",
-            }
-            self._web_versions[slug] = compiled.preview(anonymous)[1]
-        return "200 OK", self._web_versions[slug]
+        return "200 OK", found.html
 
     # -- webhooks ---------------------------------------------------------------------
     def webhook(self, provider: str, environ: dict[str, Any]) -> tuple[str, str]:
@@ -176,31 +238,158 @@ class ServeApp:
         return answer.status_line, answer.text
 
 
-def create_app(config: str | None = None) -> ServeApp:
+def create_app(config: str | None = None, warn: bool = True) -> ServeApp:
     """The WSGI application (for gunicorn or any WSGI server)."""
-    return ServeApp(config)
+    return ServeApp(config, warn)
+
+
+def _route(environ: dict[str, Any], max_body: int = MAX_BODY) -> tuple[str, str]:
+    """(route, the rest of the path) of a request it answers; Refused otherwise. A POST's
+    body is read here, whole and within the limit, whatever the server's framing."""
+    try:  # PEP 3333: the path's bytes, as latin-1; they must be UTF-8
+        path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise Refused("400 Bad Request", "Not understood", "This address is not valid.") from None
+    method = environ.get("REQUEST_METHOD", "GET")
+    for prefix, methods in _ROUTES.items():
+        if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
+            if method not in methods:
+                raise Refused(
+                    "405 Method Not Allowed",
+                    "Not allowed",
+                    f"This address answers {', '.join(methods)}.",
+                    (("Allow", ", ".join(methods)),),
+                )
+            if method == "POST":
+                _read_body(environ, max_body)
+            return prefix, path[len(prefix) :]
+    raise Refused("404 Not Found", "Not found", "There is nothing here.")
+
+
+def _read_body(environ: dict[str, Any], limit: int) -> None:
+    """Read the request body once and hand it on as ``wsgi.input`` with its length, so
+    whoever reads it gets all of it: a Content-Length body, or a chunked one (waitress
+    de-chunks it; gunicorn gives it as ``wsgi.input_terminated``). Over the limit: 413."""
+    stream = environ.get("wsgi.input") or io.BytesIO()
+    length = (environ.get("CONTENT_LENGTH") or "").strip()
+    if length:
+        if not length.isdigit():
+            raise Refused("400 Bad Request", "Not understood", "The request's length is wrong.")
+        wanted = int(length)
+    elif environ.get("wsgi.input_terminated") or "chunked" in environ.get(
+        "HTTP_TRANSFER_ENCODING", ""
+    ):
+        wanted = limit + 1  # read to the end, and see whether it is too long
+    else:
+        wanted = 0
+    if length and wanted > limit:
+        raise _too_large(limit)
+    chunks, got = [], 0
+    while got < wanted:
+        chunk = stream.read(min(65536, wanted - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    if got > limit:
+        raise _too_large(limit)
+    body = b"".join(chunks)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+
+
+def _too_large(limit: int) -> Refused:
+    return Refused(
+        "413 Content Too Large", "Too large", f"A request may carry at most {limit} bytes."
+    )
 
 
 def _body(environ: dict[str, Any]) -> bytes:
+    """The request body (read whole by ``_read_body`` before any handler runs)."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    return environ["wsgi.input"].read(min(length, MAX_BODY)) if length > 0 else b""
+    return environ["wsgi.input"].read(length) if length > 0 else b""
 
 
 def _form(environ: dict[str, Any]) -> dict[str, str]:
-    body = _body(environ).decode("utf-8", errors="replace")
-    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+    """The fields of a form POST: application/x-www-form-urlencoded or, as RFC 8058 asks
+    of one-click unsubscribes, multipart/form-data. The first value of a name counts."""
+    header = " ".join(environ.get("CONTENT_TYPE", "").split())
+    kind = email.message.Message()
+    kind["Content-Type"] = header
+    content_type = kind.get_content_type() if header else ""
+    body = _body(environ)
+    if content_type in ("", "application/x-www-form-urlencoded"):
+        try:
+            pairs = parse_qsl(
+                body.decode("utf-8", errors="replace"),
+                keep_blank_values=True,
+                max_num_fields=MAX_FIELDS,
+            )
+        except ValueError:
+            raise Refused("400 Bad Request", "Not understood", "Nothing was changed.") from None
+    elif content_type == "multipart/form-data":
+        pairs = _multipart(header, body)
+    else:
+        raise Refused(
+            "415 Unsupported Media Type",
+            "Not understood",
+            "Send the form as multipart/form-data or application/x-www-form-urlencoded.",
+        )
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        fields.setdefault(name, value)
+    return fields
 
 
-def _page(title: str, message: str, raw: bool = False) -> str:
-    content = message if raw else f"<p>{message}</p>"
+def _multipart(content_type: str, body: bytes) -> list[tuple[str, str]]:
+    """multipart/form-data parts, read by the standard library's MIME parser (the body is
+    already within the size limit); at most MAX_FIELDS of them, files ignored."""
+    head = f"MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n"
+    try:
+        message = email.message_from_bytes(head.encode("latin-1", errors="replace") + body)
+        parts = message.get_payload() if message.is_multipart() else []
+        pairs = []
+        for part in parts[:MAX_FIELDS]:
+            if part.is_multipart() or part.get_filename() is not None:
+                continue
+            name = part.get_param("name", header="content-disposition")
+            if isinstance(name, tuple):  # RFC 2231
+                name = email.utils.collapse_rfc2231_value(name)
+            if isinstance(name, str):
+                value = part.get_payload(decode=True) or b""
+                pairs.append((name, value.decode("utf-8", errors="replace")))
+        return pairs
+    except Exception:  # a body the parser cannot make sense of: no fields
+        return []
+
+
+def _log_failure(environ: dict[str, Any], exc: BaseException) -> None:
+    """One line on stderr for the operator; unsubscribe tokens left out."""
+    path = environ.get("PATH_INFO", "/")
+    if path.startswith("/u/"):
+        path = "/u/..."
+    text = " ".join(str(exc).split())[:400]
+    print(
+        f"newsletter serve: could not answer {environ.get('REQUEST_METHOD', 'GET')} "
+        f"{path!r}: {type(exc).__name__}" + (f": {text}" if text else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _page(title: str, message: str, markup: str = "") -> str:
+    """A page of the site: ``title`` and ``message`` are text (escaped here); ``markup`` is
+    HTML of our own, never anything from a request."""
+    title, message = html.escape(title), html.escape(message)
+    paragraph = f"<p>{message}</p>" if message else ""
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{title}</title><style>body{{font:17px/1.5 Georgia,serif;max-width:34em;"
         "margin:4em auto;padding:0 1em;color:#222}button{font:inherit;padding:.5em 1.4em;"
         "background:#2f6f5e;color:#fff;border:0;border-radius:4px;cursor:pointer}</style>"
-        f"</head><body><h1>{title}</h1>{content}</body></html>"
+        f"</head><body><h1>{title}</h1>{paragraph}{markup}</body></html>"
     )
