@@ -331,10 +331,12 @@ def test_records_of_the_wrong_shape_say_why() -> None:
         "DeliveredAt is a number, not a string",
         None,  # our own metadata: unusable values are ignored
         "a string, not an event object",
-        None,  # a record of a kind we do not read: no events
+        None,  # a record of a type no table names: its fields are not read
     ]
     assert records[5].events[0].subscriber_id is None and records[5].events[0].campaign is None
-    assert records[7].events == []
+    (unknown,) = records[7].events
+    assert (unknown.kind, unknown.detail) == ("unknown", "RecordType Inbound")
+    assert unknown.raw == {"RecordType": "Inbound", "Metadata": [1]}
 
 
 # -- anything a client can send ---------------------------------------------------------------

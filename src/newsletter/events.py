@@ -175,29 +175,76 @@ def _content_key(item: Any) -> str:
 # -- the providers' records -------------------------------------------------------------------
 Read = tuple[list[Event], tuple[str, ...]]  # a record's events and its replay keys
 
-_POSTMARK_BOUNCES = {
-    "HardBounce": EventKind.BOUNCED,
-    "SpamComplaint": EventKind.COMPLAINED,
-    "BadEmailAddress": EventKind.BOUNCED,
-    "ManuallyDeactivated": EventKind.BOUNCED,
-    "Unsubscribe": EventKind.UNSUBSCRIBED,
-}  # any other bounce type is temporary
-_POSTMARK_RECORDS = {  # RecordType -> (time field, kind)
-    "Bounce": ("BouncedAt", None),
-    "SpamComplaint": ("BouncedAt", EventKind.COMPLAINED),
-    "Delivery": ("DeliveredAt", EventKind.DELIVERED),
-    "SubscriptionChange": ("ChangedAt", None),
-    "Open": ("ReceivedAt", EventKind.OPENED),
-    "Click": ("ReceivedAt", EventKind.CLICKED),
+K = EventKind
+
+# What a provider's event does to the reader follows from its kind (``EventKind``):
+# bounced and dropped suppress, complained and unsubscribed change the status, a soft
+# bounce counts toward [delivery] soft_bounce_limit, every other kind is only recorded.
+# A type no table names is ``unknown``: recorded with its raw record, never suppressing.
+
+
+# -- Postmark ---------------------------------------------------------------------------
+# Bounce `Type` -> kind, with its TypeCode (Postmark's bounce API reference, "Bounce types",
+# postmarkapp.com/developer/api/bounce-api; postmark.js src/client/models/bounces/Bounce.ts).
+POSTMARK_BOUNCE_TYPES: dict[str, tuple[int, EventKind]] = {
+    "HardBounce": (1, K.BOUNCED),  # unknown user, mailbox not found
+    "Transient": (2, K.DEFERRED),  # message delayed (network trouble): Postmark retries
+    "Unsubscribe": (16, K.UNSUBSCRIBED),  # the reader asked by email to be removed
+    "Subscribe": (32, K.SUBSCRIBED),  # an emailed request to join: joining takes consent
+    "AutoResponder": (64, K.AUTOREPLIED),  # out of office, on vacation
+    "AddressChange": (128, K.AUTOREPLIED),  # "I have a new address": for a person to act on
+    "DnsError": (256, K.DEFERRED),  # a temporary DNS error
+    "SpamNotification": (512, K.FILTERED),  # a spam filter refused it: about our mail
+    "OpenRelayTest": (1024, K.AUTOREPLIED),  # the receiving server testing for open relay
+    "Unknown": (2048, K.UNKNOWN),  # Postmark could not classify it
+    "SoftBounce": (4096, K.SOFT_BOUNCED),  # mailbox full, account disabled, over quota
+    "VirusNotification": (8192, K.FILTERED),  # a virus scanner's warning
+    "ChallengeVerification": (16384, K.AUTOREPLIED),  # "prove you are a sender" challenge
+    "BadEmailAddress": (100000, K.BOUNCED),  # not a valid address
+    "SpamComplaint": (100001, K.COMPLAINED),  # the reader marked it as spam
+    "ManuallyDeactivated": (100002, K.DROPPED),  # inactive at Postmark: every send refused
+    "Unconfirmed": (100003, K.FAILED),  # registration not confirmed at Postmark: not sent
+    "Blocked": (100006, K.FILTERED),  # ISP block for content or blacklisting: about us
+    "SMTPApiError": (100007, K.FAILED),  # Postmark's SMTP API refused the message
+    "InboundError": (100008, K.UNKNOWN),  # an inbound message Postmark could not deliver
+    "DMARCPolicy": (100009, K.FILTERED),  # refused under our domain's DMARC policy
+    "TemplateRenderingFailed": (100010, K.FAILED),  # a Postmark template did not render
 }
-_POSTMARK_SUPPRESSIONS = {"HardBounce": EventKind.BOUNCED, "SpamComplaint": EventKind.COMPLAINED}
+_POSTMARK_TYPE_CODES = {code: name for name, (code, _) in POSTMARK_BOUNCE_TYPES.items()}
+# SubscriptionChange with SuppressSending true: its SuppressionReason (Postmark's webhook
+# reference, "Subscription change webhook"); SuppressSending false is a reactivation.
+POSTMARK_SUPPRESSION_REASONS: dict[str, EventKind] = {
+    "HardBounce": K.BOUNCED,
+    "SpamComplaint": K.COMPLAINED,
+    "ManualSuppression": K.UNSUBSCRIBED,  # the reader unsubscribed through Postmark's link
+}
+POSTMARK_REACTIVATED = K.SUBSCRIBED  # recorded: coming back takes `subscribers resubscribe`
+# RecordType -> (its time field, its kind; None: read from Type or SuppressionReason)
+POSTMARK_RECORD_TYPES: dict[str, tuple[str, EventKind | None]] = {
+    "Bounce": ("BouncedAt", None),
+    "SpamComplaint": ("BouncedAt", K.COMPLAINED),
+    "Delivery": ("DeliveredAt", K.DELIVERED),
+    "SubscriptionChange": ("ChangedAt", None),
+    "Open": ("ReceivedAt", K.OPENED),
+    "Click": ("ReceivedAt", K.CLICKED),
+}
+
+
+def _postmark_bounce(item: dict[str, Any]) -> tuple[EventKind, str]:
+    name = _text(item, "Type")
+    code = item.get("TypeCode")
+    if name not in POSTMARK_BOUNCE_TYPES and isinstance(code, int) and not isinstance(code, bool):
+        name = _POSTMARK_TYPE_CODES.get(code, name)
+    kind = POSTMARK_BOUNCE_TYPES[name][1] if name in POSTMARK_BOUNCE_TYPES else K.UNKNOWN
+    return kind, name or f"TypeCode {_shown(code)}"
 
 
 def _postmark(item: dict[str, Any]) -> Read:
     record = _text(item, "RecordType")
-    if record not in _POSTMARK_RECORDS:
-        return [], ()
-    time_field, kind = _POSTMARK_RECORDS[record]
+    if record not in POSTMARK_RECORD_TYPES:
+        what = f"RecordType {record}" if record else None
+        return _unknown("postmark", item, what, ("Email", "Recipient"), ("MessageID",))
+    time_field, kind = POSTMARK_RECORD_TYPES[record]
     occurred_at = _iso_time(item, time_field)
     meta = _object(item, "Metadata")
     record_id = _ident(item, "ID")
@@ -205,15 +252,15 @@ def _postmark(item: dict[str, Any]) -> Read:
     email = _text(item, "Email") or _text(item, "Recipient")
     detail = None
     if record == "Bounce":
-        bounce_type = _text(item, "Type") or ""
-        kind = _POSTMARK_BOUNCES.get(bounce_type, EventKind.SOFT_BOUNCED)
-        detail = _text(item, "Description") or bounce_type or None
+        kind, bounce_type = _postmark_bounce(item)
+        detail = _text(item, "Description") or bounce_type
     elif record == "SubscriptionChange":
-        if item.get("SuppressSending") is not True:
-            return [], ()
         reason = _text(item, "SuppressionReason") or ""
-        kind = _POSTMARK_SUPPRESSIONS.get(reason, EventKind.UNSUBSCRIBED)
-        detail = reason or None
+        if item.get("SuppressSending") is True:
+            kind = POSTMARK_SUPPRESSION_REASONS.get(reason, K.UNKNOWN)
+        else:
+            kind = POSTMARK_REACTIVATED
+        detail = reason or _text(item, "Origin")
     elif record == "Click":
         detail = _text(item, "OriginalLink")
     assert kind is not None
@@ -239,6 +286,31 @@ def _postmark(item: dict[str, Any]) -> Read:
     else:
         key = _content_key(item)
     return [event], (key,)
+
+
+def _unknown(
+    provider: str,
+    item: dict[str, Any],
+    what: str | None,
+    email_fields: tuple[str, ...] = (),
+    id_fields: tuple[str, ...] = (),
+) -> Read:
+    """A record of a type no table names: recorded as it came, known by its content. Its
+    fields' types are not known, so only a string where an address or id may be is read."""
+    event = Event(
+        provider=provider,
+        kind=K.UNKNOWN,
+        email=_first_string(item, email_fields),
+        provider_message_id=_first_string(item, id_fields),
+        detail=what and what[:200],
+        raw=item,
+    )
+    return [event], (_content_key(item),)
+
+
+def _first_string(item: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    found = (item.get(key) for key in keys)
+    return next((v for v in found if isinstance(v, str) and 0 < len(v) <= 1000), None)
 
 
 _SENDGRID_EVENTS = {
