@@ -8,8 +8,11 @@ leaves the reader active, with no soft bounce counted."""
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +26,12 @@ from newsletter.config import load_settings
 from newsletter.models import Subscriber
 from newsletter.store import open_store
 from newsletter.web.serve import create_app
-from webhook_signers import basic_auth
+from webhook_signers import SendGrid, basic_auth, mailgun_signature, svix_headers
 
 POSTMARK_SECRET = "hooks:s3cret-pw"
+SENDGRID = SendGrid()
+MAILGUN_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
+RESEND_KEY = b"resend-webhook-secret-of-32-byte"
 AFTER_THREE = {
     "suppress": ["bounced"] * 3,
     "complain": ["complained"] * 3,
@@ -64,6 +70,14 @@ class Hooks:
         ).fetchall()
         return [row[0] for row in rows]
 
+    def recorded_unknown(self, provider: str, email: str) -> int:
+        """Events of ``provider`` recorded as unknown whose raw record names ``email``."""
+        row = self.store.db.execute(
+            "SELECT count(*) FROM events WHERE provider = ? AND kind = 'unknown' AND raw LIKE ?",
+            (provider, f"%{email}%"),
+        ).fetchone()
+        return row[0]
+
     def soft_bounces(self, email: str) -> int:
         row = self.store.db.execute(
             "SELECT soft_bounces FROM subscribers WHERE email = ?", (email,)
@@ -96,6 +110,11 @@ def hooks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hooks]:
 def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """The providers' webhook secrets, read by the app at each request."""
     monkeypatch.setenv("NEWSLETTER_WEBHOOK_SECRET_POSTMARK", POSTMARK_SECRET)
+    monkeypatch.setenv("NEWSLETTER_WEBHOOK_SECRET_SENDGRID", SENDGRID.public)
+    monkeypatch.setenv("NEWSLETTER_WEBHOOK_SECRET_MAILGUN", MAILGUN_KEY)
+    monkeypatch.setenv(
+        "NEWSLETTER_WEBHOOK_SECRET_RESEND", "whsec_" + base64.b64encode(RESEND_KEY).decode()
+    )
 
 
 def three_times(
@@ -110,6 +129,17 @@ def three_times(
         assert (answer.status_code, answer.text) == (200, "1 event(s)"), answer.text
         statuses.append(hooks.status(email))
     return email, statuses
+
+
+def unknown_three_times(
+    hooks: Hooks, provider: str, request: Callable[[str, int, int], dict]
+) -> None:
+    email, subscriber = hooks.reader()
+    for n in range(3):
+        answer = hooks.post(provider, **request(email, subscriber, n))
+        assert (answer.status_code, answer.text) == (200, "1 event(s)"), answer.text
+    assert hooks.recorded_unknown(provider, email) == 3
+    assert hooks.status(email) == "active"
 
 
 def assert_row(hooks: Hooks, email: str, statuses: list[str], kind: str, effect: str) -> None:
@@ -282,3 +312,189 @@ def test_three_out_of_office_replies_leave_a_reader_active(hooks, secrets) -> No
     assert statuses == ["active", "active", "bounced"]
     email, statuses = three_times(hooks, "postmark", postmark_bounce("HardBounce", 1))
     assert statuses[0] == "bounced"
+
+
+# -- SendGrid ------------------------------------------------------------------------------
+# Its event webhook reference: the events, a bounce's `type` and a drop's `reason`.
+SENDGRID_ROWS = [
+    ("processed", {}, "queued", "record"),
+    ("deferred", {"response": "400 try again later", "attempt": "5"}, "deferred", "record"),
+    ("delivered", {"response": "250 OK"}, "delivered", "record"),
+    ("bounce", {"type": "bounce", "reason": "500 unknown recipient"}, "bounced", "suppress"),
+    ("bounce", {"reason": "500 unknown recipient"}, "bounced", "suppress"),  # no `type`
+    ("bounce", {"type": "blocked", "reason": "421 try later"}, "soft_bounced", "count"),
+    ("bounce", {"type": "expired"}, "soft_bounced", "count"),
+    ("dropped", {"reason": "Bounced Address"}, "dropped", "suppress"),
+    ("dropped", {"reason": "Invalid"}, "dropped", "suppress"),
+    ("dropped", {"reason": "Unsubscribed Address"}, "unsubscribed", "unsubscribe"),
+    ("dropped", {"reason": "Spam Reporting Address"}, "complained", "complain"),
+    ("dropped", {"reason": "Spam Content"}, "filtered", "record"),
+    ("dropped", {"reason": "Invalid SMTPAPI header"}, "failed", "record"),
+    ("dropped", {"reason": "Recipient List over Package Quota"}, "failed", "record"),
+    ("dropped", {"reason": "A reason from next year"}, "unknown", "record"),
+    ("open", {"useragent": "Mozilla/5.0"}, "opened", "record"),
+    ("click", {"url": "https://example.org/a"}, "clicked", "record"),
+    ("spamreport", {}, "complained", "complain"),
+    ("unsubscribe", {}, "unsubscribed", "unsubscribe"),
+    ("group_unsubscribe", {"asm_group_id": 10}, "unsubscribed", "unsubscribe"),
+    ("group_resubscribe", {"asm_group_id": 10}, "subscribed", "record"),
+    ("an_event_from_next_year", {}, "unknown", "record"),
+]
+
+
+def _row_id(row: tuple) -> str:
+    """The event, and what further decides its kind: `type`, `severity`, `reason`."""
+    fields = row[1]
+    keys = ("type", "severity", "reason")
+    return "-".join([row[0], *(str(fields[k]) for k in keys if k in fields)]).replace(" ", "_")
+
+
+@pytest.mark.parametrize(
+    ("event", "fields", "kind", "effect"), SENDGRID_ROWS, ids=[_row_id(r) for r in SENDGRID_ROWS]
+)
+def test_sendgrid_event_types(hooks, secrets, event, fields, kind, effect) -> None:
+    def request(email: str, subscriber: int, n: int) -> dict:
+        record = {
+            "email": email,
+            "timestamp": int(time.time()),
+            "event": event,
+            "sg_event_id": f"sg-{next(_numbers)}",
+            "sg_message_id": f"sgm{next(_numbers)}.filter0001.16648.5515E0B88.0",
+            "subscriber": str(subscriber),
+        } | fields
+        return SENDGRID.signed(json.dumps([record]).encode())
+
+    email, statuses = three_times(hooks, "sendgrid", request)
+    assert_row(hooks, email, statuses, kind, effect)
+
+
+# -- Mailgun -------------------------------------------------------------------------------
+# Its event types, and a failure's severity and reason.
+MAILGUN_ROWS = [
+    ("accepted", {}, "queued", "record"),
+    (
+        "rejected",
+        {"reject": {"reason": "Sandbox subdomains are for test purposes only"}},
+        "failed",
+        "record",
+    ),
+    ("delivered", {}, "delivered", "record"),
+    ("failed", {"severity": "permanent", "reason": "bounce"}, "bounced", "suppress"),
+    ("failed", {"severity": "permanent", "reason": "delayed-bounce"}, "bounced", "suppress"),
+    ("failed", {"severity": "permanent", "reason": "generic"}, "bounced", "suppress"),
+    ("failed", {"severity": "permanent", "reason": "suppress-bounce"}, "dropped", "suppress"),
+    (
+        "failed",
+        {"severity": "permanent", "reason": "suppress-unsubscribe"},
+        "unsubscribed",
+        "unsubscribe",
+    ),
+    ("failed", {"severity": "permanent", "reason": "suppress-complaint"}, "complained", "complain"),
+    ("failed", {"severity": "permanent", "reason": "old"}, "soft_bounced", "count"),
+    ("failed", {"severity": "permanent", "reason": "next-year"}, "soft_bounced", "count"),
+    ("failed", {"severity": "temporary", "reason": "generic"}, "deferred", "record"),
+    ("failed", {"severity": "temporary", "reason": "espblock"}, "deferred", "record"),
+    ("failed", {"severity": "temporary", "reason": "greylisted"}, "deferred", "record"),
+    ("failed", {"severity": "temporary", "reason": "next-year"}, "deferred", "record"),
+    ("opened", {}, "opened", "record"),
+    ("clicked", {"url": "https://example.org/a"}, "clicked", "record"),
+    ("unsubscribed", {}, "unsubscribed", "unsubscribe"),
+    ("complained", {}, "complained", "complain"),
+    ("stored", {}, "unknown", "record"),
+    ("list_member_uploaded", {}, "unknown", "record"),
+    ("list_member_upload_error", {}, "unknown", "record"),
+    ("an_event_from_next_year", {}, "unknown", "record"),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "fields", "kind", "effect"), MAILGUN_ROWS, ids=[_row_id(r) for r in MAILGUN_ROWS]
+)
+def test_mailgun_event_types(hooks, secrets, event, fields, kind, effect) -> None:
+    def request(email: str, subscriber: int, n: int) -> dict:
+        data = {
+            "event": event,
+            "id": f"mg-{next(_numbers)}",
+            "timestamp": time.time(),
+            "recipient": email,
+            "user-variables": {"subscriber": str(subscriber)},
+            "message": {"headers": {"message-id": f"{next(_numbers)}@mg.example.org"}},
+        } | fields
+        token = f"token-{next(_numbers)}".ljust(50, "x")
+        return {"json": {"signature": mailgun_signature(MAILGUN_KEY, token), "event-data": data}}
+
+    if kind == "unknown":  # not about our messages: recorded with the raw record, no reader
+        unknown_three_times(hooks, "mailgun", request)
+        return
+    email, statuses = three_times(hooks, "mailgun", request)
+    assert_row(hooks, email, statuses, kind, effect)
+
+
+# -- Resend --------------------------------------------------------------------------------
+# Its event types, and a bounce's type and subType.
+RESEND_ROWS = [
+    ("email.sent", {}, "sent", "record"),
+    ("email.delivered", {}, "delivered", "record"),
+    ("email.delivery_delayed", {}, "deferred", "record"),
+    ("email.bounced", {"type": "Permanent", "subType": "General"}, "bounced", "suppress"),
+    ("email.bounced", {"type": "Permanent", "subType": "NoEmail"}, "bounced", "suppress"),
+    ("email.bounced", {"type": "Permanent", "subType": "Suppressed"}, "dropped", "suppress"),
+    (
+        "email.bounced",
+        {"type": "Permanent", "subType": "OnAccountSuppressionList"},
+        "dropped",
+        "suppress",
+    ),
+    ("email.bounced", {"type": "Transient", "subType": "General"}, "soft_bounced", "count"),
+    ("email.bounced", {"type": "Transient", "subType": "MailboxFull"}, "soft_bounced", "count"),
+    ("email.bounced", {"type": "Transient", "subType": "MessageTooLarge"}, "failed", "record"),
+    ("email.bounced", {"type": "Transient", "subType": "ContentRejected"}, "filtered", "record"),
+    ("email.bounced", {"type": "Transient", "subType": "AttachmentRejected"}, "filtered", "record"),
+    ("email.bounced", {"type": "Temporary"}, "soft_bounced", "count"),
+    ("email.bounced", {"type": "Undetermined", "subType": "Undetermined"}, "soft_bounced", "count"),
+    ("email.bounced", {"type": "NextYear"}, "soft_bounced", "count"),
+    ("email.complained", {}, "complained", "complain"),
+    ("email.opened", {}, "opened", "record"),
+    ("email.clicked", {}, "clicked", "record"),
+    ("email.failed", {}, "failed", "record"),
+    ("email.suppressed", {}, "dropped", "suppress"),
+    ("email.scheduled", {}, "queued", "record"),
+    ("email.received", {}, "unknown", "record"),
+    ("contact.created", {}, "unknown", "record"),
+    ("contact.updated", {}, "unknown", "record"),
+    ("contact.deleted", {}, "unknown", "record"),
+    ("domain.created", {}, "unknown", "record"),
+    ("email.from_next_year", {}, "unknown", "record"),
+]
+
+
+def _resend_id(row: tuple) -> str:
+    bounce = row[1]
+    return "-".join([row[0], *(bounce[k] for k in ("type", "subType") if k in bounce)])
+
+
+@pytest.mark.parametrize(
+    ("event", "bounce", "kind", "effect"), RESEND_ROWS, ids=[_resend_id(r) for r in RESEND_ROWS]
+)
+def test_resend_event_types(hooks, secrets, event, bounce, kind, effect) -> None:
+    def request(email: str, subscriber: int, n: int) -> dict:
+        payload = {
+            "type": event,
+            "created_at": "2026-11-03T10:00:00Z",
+            "data": {
+                "email_id": f"re-{next(_numbers)}",
+                "to": [email],
+                "tags": {"subscriber": str(subscriber)},
+            },
+        }
+        if bounce:
+            payload["data"]["bounce"] = bounce | {"message": "a bounce"}
+        raw = json.dumps(payload).encode()
+        msg_id = f"msg_{next(_numbers)}"
+        return {"data": raw, "headers": svix_headers(RESEND_KEY, msg_id, raw)}
+
+    if kind == "unknown":  # not about our messages: recorded with the raw record, no reader
+        unknown_three_times(hooks, "resend", request)
+        return
+    email, statuses = three_times(hooks, "resend", request)
+    assert_row(hooks, email, statuses, kind, effect)

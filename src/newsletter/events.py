@@ -4,8 +4,10 @@ A webhook body or an export file is JSON read with limits (``load_json``); each 
 of it is read by its provider's reader into events and the record's replay keys (the
 provider's own id for it). A record whose fields are not of the types the provider
 sends is *malformed*: it gives no events and says why, and the others are still read.
-Records of kinds we do not use (opens without tracking, SendGrid's ``processed``…)
-give no events. ``webhooks.py`` checks where a webhook comes from before any of this.
+Each provider's documented event and bounce types map to a kind in that provider's
+tables below, with the reason beside each row; a type no table names is recorded as
+``unknown``, its raw record kept, and never suppresses anyone. ``webhooks.py`` checks
+where a webhook comes from before any of this.
 """
 
 from __future__ import annotations
@@ -294,9 +296,11 @@ def _unknown(
     what: str | None,
     email_fields: tuple[str, ...] = (),
     id_fields: tuple[str, ...] = (),
+    keys: tuple[str, ...] | None = None,
 ) -> Read:
-    """A record of a type no table names: recorded as it came, known by its content. Its
-    fields' types are not known, so only a string where an address or id may be is read."""
+    """A record of a type no table names: recorded as it came, known by ``keys`` (else by
+    its content). Its fields' types are not known: only a string where an address or an
+    id may be is read."""
     event = Event(
         provider=provider,
         kind=K.UNKNOWN,
@@ -305,7 +309,7 @@ def _unknown(
         detail=what and what[:200],
         raw=item,
     )
-    return [event], (_content_key(item),)
+    return [event], (_content_key(item),) if keys is None else keys
 
 
 def _first_string(item: dict[str, Any], keys: tuple[str, ...]) -> str | None:
@@ -313,27 +317,63 @@ def _first_string(item: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return next((v for v in found if isinstance(v, str) and 0 < len(v) <= 1000), None)
 
 
-_SENDGRID_EVENTS = {
-    "delivered": EventKind.DELIVERED,
-    "dropped": EventKind.DROPPED,
-    "spamreport": EventKind.COMPLAINED,
-    "unsubscribe": EventKind.UNSUBSCRIBED,
-    "group_unsubscribe": EventKind.UNSUBSCRIBED,
-    "open": EventKind.OPENED,
-    "click": EventKind.CLICKED,
+# -- SendGrid ---------------------------------------------------------------------------
+# `event` -> kind (SendGrid's Event Webhook reference, "Delivery events" and "Engagement
+# events": twilio.com/docs/sendgrid/for-developers/tracking-events/event).
+SENDGRID_EVENTS: dict[str, EventKind | None] = {
+    "processed": K.QUEUED,  # received and ready to be delivered
+    "deferred": K.DEFERRED,  # the receiving server said later: SendGrid retries for 72 h
+    "delivered": K.DELIVERED,
+    "bounce": None,  # by its `type`: SENDGRID_BOUNCE_TYPES
+    "dropped": None,  # by its `reason`: SENDGRID_DROP_REASONS
+    "open": K.OPENED,
+    "click": K.CLICKED,
+    "spamreport": K.COMPLAINED,
+    "unsubscribe": K.UNSUBSCRIBED,  # "Opt Out of All Emails"
+    "group_unsubscribe": K.UNSUBSCRIBED,  # out of the group the newsletter goes out in
+    "group_resubscribe": K.SUBSCRIBED,  # coming back takes `subscribers resubscribe`
 }
+# A bounce's `type` (the reference's Bounce and Blocked rows; "expired" as anymail reads it).
+SENDGRID_BOUNCE_TYPES: dict[str, EventKind] = {
+    "bounce": K.BOUNCED,  # "could not or would not accept mail to this recipient permanently"
+    "blocked": K.SOFT_BOUNCED,  # "... the message temporarily": not retried, so counted
+    "expired": K.SOFT_BOUNCED,  # still deferred after 72 hours of retries
+}
+SENDGRID_UNTYPED_BOUNCE = K.BOUNCED  # a bounce without `type`, as SendGrid's older events
+SENDGRID_OTHER_BOUNCE = K.SOFT_BOUNCED  # a `type` not listed: counted, never at once
+# A drop's `reason`, compared in lower case (the reference's Dropped row; glossary, "Drops").
+SENDGRID_DROP_REASONS: dict[str, EventKind] = {
+    "bounced address": K.DROPPED,  # on SendGrid's bounce list
+    "invalid": K.DROPPED,  # on its invalid emails list
+    "unsubscribed address": K.UNSUBSCRIBED,  # on its unsubscribe list
+    "spam reporting address": K.COMPLAINED,  # on its spam report list
+    "spam content": K.FILTERED,  # its spam checker objected to our content
+    "invalid smtpapi header": K.FAILED,  # our request was malformed
+    "recipient list over package quota": K.FAILED,  # the account's quota
+}
+SENDGRID_OTHER_DROP = K.UNKNOWN  # a reason not listed: recorded, never suppressing
+
+
+def _sendgrid_kind(event: str, item: dict[str, Any]) -> EventKind | None:
+    if event == "bounce":
+        bounce_type = _text(item, "type")
+        if bounce_type is None:
+            return SENDGRID_UNTYPED_BOUNCE
+        return SENDGRID_BOUNCE_TYPES.get(bounce_type, SENDGRID_OTHER_BOUNCE)
+    if event == "dropped":
+        reason = (_text(item, "reason") or "").strip().lower()
+        return SENDGRID_DROP_REASONS.get(reason, SENDGRID_OTHER_DROP)
+    return SENDGRID_EVENTS.get(event)
 
 
 def _sendgrid(item: dict[str, Any]) -> Read:
-    event = _text(item, "event")
+    event = _text(item, "event") or ""
     event_id = _text(item, "sg_event_id")
     key = _key("event", event_id) if event_id else _content_key(item)
-    kind = _SENDGRID_EVENTS.get(event or "")
-    if event == "bounce":
-        blocked = _text(item, "type") == "blocked"
-        kind = EventKind.SOFT_BOUNCED if blocked else EventKind.BOUNCED
+    kind = _sendgrid_kind(event, item)
     if kind is None:
-        return [], (key,)
+        what = f"event {event}" if event else None
+        return _unknown("sendgrid", item, what, ("email",), ("sg_message_id",), (key,))
     message_id = (_text(item, "sg_message_id") or "").split(".")[0] or None
     found = Event(
         provider="sendgrid",
@@ -344,32 +384,66 @@ def _sendgrid(item: dict[str, Any]) -> Read:
         occurred_at=_unix_time(item, "timestamp"),
         campaign=_ours(item.get("campaign")),
         subscriber_id=_subscriber(item.get("subscriber")),
-        detail=_text(item, "reason") or _text(item, "url"),
+        detail=_text(item, "reason") or _text(item, "response") or _text(item, "url"),
         raw=item,
     )
     return [found], (key,)
 
 
-_MAILGUN_EVENTS = {
-    "delivered": EventKind.DELIVERED,
-    "complained": EventKind.COMPLAINED,
-    "unsubscribed": EventKind.UNSUBSCRIBED,
-    "opened": EventKind.OPENED,
-    "clicked": EventKind.CLICKED,
+# -- Mailgun ----------------------------------------------------------------------------
+# `event` -> kind (Mailgun's "Event types": documentation.mailgun.com, user-manual/events).
+MAILGUN_EVENTS: dict[str, EventKind | None] = {
+    "accepted": K.QUEUED,  # queued at Mailgun
+    "rejected": K.FAILED,  # Mailgun refused the request (our setup): nothing was sent
+    "delivered": K.DELIVERED,
+    "failed": None,  # by `severity` and `reason`: MAILGUN_FAILURES
+    "opened": K.OPENED,
+    "clicked": K.CLICKED,
+    "unsubscribed": K.UNSUBSCRIBED,
+    "complained": K.COMPLAINED,
+    "stored": K.UNKNOWN,  # an incoming message Mailgun stored: not about our mail
+    "list_member_uploaded": K.UNKNOWN,  # Mailgun's own mailing lists: not ours
+    "list_member_upload_error": K.UNKNOWN,
 }
+# A failure's (`severity`, `reason`): "permanent" when Mailgun stops trying, "temporary"
+# when it retries (event types; reasons from its events API samples and stats counters).
+MAILGUN_FAILURES: dict[tuple[str, str], EventKind] = {
+    ("permanent", "bounce"): K.BOUNCED,  # a hard bounce
+    ("permanent", "delayed-bounce"): K.BOUNCED,  # a hard bounce that came back later
+    ("permanent", "generic"): K.BOUNCED,  # refused for good (e.g. a delayed 5.1.1 bounce);
+    # Mailgun lists the address as bounced, so later sends fail as suppress-bounce
+    ("permanent", "suppress-bounce"): K.DROPPED,  # not sent: it bounced before
+    ("permanent", "suppress-unsubscribe"): K.UNSUBSCRIBED,  # not sent: unsubscribed there
+    ("permanent", "suppress-complaint"): K.COMPLAINED,  # not sent: complained before
+    ("permanent", "old"): K.SOFT_BOUNCED,  # gave up after retrying temporary failures
+    ("temporary", "generic"): K.DEFERRED,  # Mailgun retries
+    ("temporary", "espblock"): K.DEFERRED,  # the receiving ESP blocked it for now; retried
+    ("temporary", "greylisted"): K.DEFERRED,  # greylisting; retried
+}
+MAILGUN_OTHER_FAILURES: dict[str, EventKind] = {  # by severity, for a reason not listed
+    "permanent": K.SOFT_BOUNCED,  # a cause Mailgun does not name: counted, never at once
+    "temporary": K.DEFERRED,
+}
+
+
+def _mailgun_kind(event: str, data: dict[str, Any]) -> EventKind | None:
+    if event != "failed":
+        return MAILGUN_EVENTS.get(event)
+    severity = _text(data, "severity") or ""
+    reason = _text(data, "reason") or ""
+    found = MAILGUN_FAILURES.get((severity, reason))
+    return found or MAILGUN_OTHER_FAILURES.get(severity, K.UNKNOWN)
 
 
 def _mailgun(item: dict[str, Any]) -> Read:
     data = _object(item, "event-data") if "event-data" in item else item
-    event = _text(data, "event")
+    event = _text(data, "event") or ""
     event_id = _text(data, "id")
     key = _key("event", event_id) if event_id else _content_key(data)
-    kind = _MAILGUN_EVENTS.get(event or "")
-    if event == "failed":
-        permanent = _text(data, "severity") == "permanent"
-        kind = EventKind.BOUNCED if permanent else EventKind.SOFT_BOUNCED
-    if kind is None:
-        return [], (key,)
+    kind = _mailgun_kind(event, data)
+    if kind is None or (kind == K.UNKNOWN and event != "failed"):
+        what = f"event {event}" if event else None
+        return _unknown("mailgun", item, what, keys=(key,))
     variables = _object(data, "user-variables")
     message_id = _text(_object(_object(data, "message"), "headers"), "message-id")
     status = _object(data, "delivery-status")
@@ -388,26 +462,66 @@ def _mailgun(item: dict[str, Any]) -> Read:
     return [found], (key,)
 
 
-_RESEND_EVENTS = {
-    "email.delivered": EventKind.DELIVERED,
-    "email.complained": EventKind.COMPLAINED,
-    "email.opened": EventKind.OPENED,
-    "email.clicked": EventKind.CLICKED,
-    "email.suppressed": EventKind.DROPPED,
+# -- Resend -----------------------------------------------------------------------------
+# `type` -> kind (Resend's "Event types": resend.com/docs/webhooks/event-types).
+RESEND_EVENTS: dict[str, EventKind | None] = {
+    "email.sent": K.SENT,  # the API request succeeded; Resend will deliver
+    "email.delivered": K.DELIVERED,
+    "email.delivery_delayed": K.DEFERRED,  # a temporary issue (full inbox): still trying
+    "email.bounced": None,  # by `data.bounce.type` and `subType`: RESEND_BOUNCES
+    "email.complained": K.COMPLAINED,
+    "email.opened": K.OPENED,
+    "email.clicked": K.CLICKED,
+    "email.failed": K.FAILED,  # not sent: API key, domain, quota, or a request error
+    "email.suppressed": K.DROPPED,  # on Resend's suppression list: it bounced or complained
+    "email.scheduled": K.QUEUED,
+    "email.received": K.UNKNOWN,  # inbound mail: not about our messages
+    "contact.created": K.UNKNOWN,  # Resend's audiences: newsletter keeps its own list
+    "contact.updated": K.UNKNOWN,
+    "contact.deleted": K.UNKNOWN,
+    "domain.created": K.UNKNOWN,  # account events
+    "domain.updated": K.UNKNOWN,
+    "domain.deleted": K.UNKNOWN,
 }
+# A bounce's (type, subType) (Resend's "Email bounces" page, "Bounce types and subtypes").
+RESEND_BOUNCES: dict[tuple[str, str], EventKind] = {
+    ("Permanent", "General"): K.BOUNCED,
+    ("Permanent", "NoEmail"): K.BOUNCED,
+    ("Permanent", "Suppressed"): K.DROPPED,  # a history of hard bounces
+    ("Permanent", "OnAccountSuppressionList"): K.DROPPED,  # it hard bounced before
+    ("Transient", "General"): K.SOFT_BOUNCED,  # "you might be able to send ... in the future"
+    ("Transient", "MailboxFull"): K.SOFT_BOUNCED,
+    ("Transient", "MessageTooLarge"): K.FAILED,  # about our message, not the address
+    ("Transient", "ContentRejected"): K.FILTERED,  # our content
+    ("Transient", "AttachmentRejected"): K.FILTERED,  # our attachment
+    ("Undetermined", "Undetermined"): K.SOFT_BOUNCED,  # no reason given: counted
+}
+RESEND_OTHER_BOUNCES: dict[str, EventKind] = {  # by type, for a subType not listed
+    "Permanent": K.BOUNCED,
+    "Transient": K.SOFT_BOUNCED,
+    "Temporary": K.SOFT_BOUNCED,  # the spelling of Resend's SDK
+    "Undetermined": K.SOFT_BOUNCED,
+}
+RESEND_OTHER_BOUNCE = K.SOFT_BOUNCED  # a bounce type not listed: counted, never at once
+
+
+def _resend_kind(name: str, bounce: dict[str, Any]) -> EventKind | None:
+    if name != "email.bounced":
+        return RESEND_EVENTS.get(name)
+    bounce_type = _text(bounce, "type") or ""
+    found = RESEND_BOUNCES.get((bounce_type, _text(bounce, "subType") or ""))
+    return found or RESEND_OTHER_BOUNCES.get(bounce_type, RESEND_OTHER_BOUNCE)
 
 
 def _resend(item: dict[str, Any]) -> Read:
     """A Resend event; its replay key is the request's ``svix-id`` (no id in the body)."""
-    kind_name = _text(item, "type") or ""
-    kind = _RESEND_EVENTS.get(kind_name)
+    name = _text(item, "type") or ""
     data = _object(item, "data")
     bounce = _object(data, "bounce")
-    if kind_name == "email.bounced":
-        permanent = _text(bounce, "type") == "Permanent"
-        kind = EventKind.BOUNCED if permanent else EventKind.SOFT_BOUNCED
-    if kind is None:
-        return [], ()
+    kind = _resend_kind(name, bounce)
+    if kind is None or kind == K.UNKNOWN:
+        events, _ = _unknown("resend", item, f"type {name}" if name else None)
+        return events, ()
     tags = data.get("tags")
     if isinstance(tags, list):  # the API's form, [{name, value}]
         tags = {
