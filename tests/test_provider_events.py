@@ -11,12 +11,10 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 import requests
@@ -25,13 +23,14 @@ from conftest import copy_example
 from newsletter.config import load_settings
 from newsletter.models import Subscriber
 from newsletter.store import open_store
-from newsletter.web.serve import create_app
-from webhook_signers import SendGrid, basic_auth, mailgun_signature, svix_headers
+from serve_app import serve_in_process
+from webhook_signers import SNS, SendGrid, basic_auth, mailgun_signature, ses_event, svix_headers
 
 POSTMARK_SECRET = "hooks:s3cret-pw"
 SENDGRID = SendGrid()
 MAILGUN_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 RESEND_KEY = b"resend-webhook-secret-of-32-byte"
+SNS_SIDE = SNS()
 AFTER_THREE = {
     "suppress": ["bounced"] * 3,
     "complain": ["complained"] * 3,
@@ -40,11 +39,6 @@ AFTER_THREE = {
     "record": ["active"] * 3,
 }
 _numbers = itertools.count(1)
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @dataclass
@@ -92,18 +86,14 @@ class Hooks:
 def hooks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hooks]:
     root = copy_example(tmp_path_factory.mktemp("events") / "project")
     config = str(root / "newsletter.toml")
-    app = create_app(config)
-    server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    store = open_store(load_settings(config).database_url)
+    settings = load_settings(config)
+    SNS_SIDE.cache_in(settings.cache_dir)  # AWS cannot be reached from here
+    store = open_store(settings.database_url)
     try:
-        yield Hooks(root, f"http://127.0.0.1:{server.server_port}", store)
+        with serve_in_process(config) as url:
+            yield Hooks(root, url, store)
     finally:
-        server.shutdown()
-        server.server_close()
         store.close()
-        app.project.close()
 
 
 @pytest.fixture
@@ -115,6 +105,7 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
         "NEWSLETTER_WEBHOOK_SECRET_RESEND", "whsec_" + base64.b64encode(RESEND_KEY).decode()
     )
+    monkeypatch.setenv("NEWSLETTER_WEBHOOK_SECRET_SES", SNS.TOPIC)
 
 
 def three_times(
@@ -498,3 +489,99 @@ def test_resend_event_types(hooks, secrets, event, bounce, kind, effect) -> None
         return
     email, statuses = three_times(hooks, "resend", request)
     assert_row(hooks, email, statuses, kind, effect)
+
+
+# -- Amazon SES, through SNS ---------------------------------------------------------------
+# Its event types, a bounce's bounceType and bounceSubType, a complaint's feedback type.
+def _bounce(bounce_type: str, subtype: str) -> dict:
+    return {"bounce": {"bounceType": bounce_type, "bounceSubType": subtype}}
+
+
+def _complaint(feedback: str | None = None, subtype: str | None = None) -> dict:
+    complaint = {"complaintSubType": subtype}
+    if feedback:
+        complaint["complaintFeedbackType"] = feedback
+    return {"complaint": complaint}
+
+
+SES_ROWS = [
+    ("Bounce", _bounce("Permanent", "General"), "bounced", "suppress"),
+    ("Bounce", _bounce("Permanent", "NoEmail"), "bounced", "suppress"),
+    ("Bounce", _bounce("Permanent", "Suppressed"), "dropped", "suppress"),
+    ("Bounce", _bounce("Permanent", "OnAccountSuppressionList"), "dropped", "suppress"),
+    ("Bounce", _bounce("Transient", "General"), "soft_bounced", "count"),
+    ("Bounce", _bounce("Transient", "MailboxFull"), "soft_bounced", "count"),
+    ("Bounce", _bounce("Transient", "MessageTooLarge"), "failed", "record"),
+    ("Bounce", _bounce("Transient", "ContentRejected"), "filtered", "record"),
+    ("Bounce", _bounce("Transient", "AttachmentRejected"), "filtered", "record"),
+    ("Bounce", _bounce("Undetermined", "Undetermined"), "soft_bounced", "count"),
+    ("Complaint", _complaint("abuse"), "complained", "complain"),
+    ("Complaint", _complaint("fraud"), "complained", "complain"),
+    ("Complaint", _complaint("other"), "complained", "complain"),
+    ("Complaint", _complaint(), "complained", "complain"),  # no feedback report
+    ("Complaint", _complaint(subtype="OnAccountSuppressionList"), "complained", "complain"),
+    ("Complaint", _complaint("virus"), "filtered", "record"),
+    ("Complaint", _complaint("auth-failure"), "filtered", "record"),
+    ("Complaint", _complaint("not-spam"), "unknown", "record"),
+    ("Delivery", {"delivery": {"smtpResponse": "250 2.6.0 ok"}}, "delivered", "record"),
+    ("Send", {"send": {}}, "sent", "record"),
+    ("Reject", {"reject": {"reason": "Bad content"}}, "failed", "record"),
+    ("Open", {"open": {"ipAddress": "192.0.2.1"}}, "opened", "record"),
+    ("Click", {"click": {"link": "https://example.org/a"}}, "clicked", "record"),
+    ("Rendering Failure", {"failure": {"errorMessage": "no such var"}}, "failed", "record"),
+    ("DeliveryDelay", {"deliveryDelay": {"delayType": "MailboxFull"}}, "deferred", "record"),
+    (
+        "Subscription",
+        {"subscription": {"contactList": "news", "newTopicPreferences": {"unsubscribeAll": True}}},
+        "unsubscribed",
+        "unsubscribe",
+    ),
+    (
+        "Subscription",
+        {"subscription": {"contactList": "news", "newTopicPreferences": {"unsubscribeAll": False}}},
+        "unknown",
+        "record",
+    ),
+]
+
+
+def _ses_id(row: tuple) -> str:
+    own = next(iter(row[1].values()), {})
+    words = [own.get(k) for k in ("bounceType", "bounceSubType", "complaintFeedbackType")]
+    words += [own.get("complaintSubType")]
+    if "newTopicPreferences" in own:
+        words.append(f"unsubscribeAll={own['newTopicPreferences']['unsubscribeAll']}")
+    return "-".join([row[0].replace(" ", "_"), *(w for w in words if w)])
+
+
+@pytest.mark.parametrize(
+    ("event", "objects", "kind", "effect"), SES_ROWS, ids=[_ses_id(r) for r in SES_ROWS]
+)
+def test_ses_event_types(hooks, secrets, event, objects, kind, effect) -> None:
+    def request(email: str, subscriber: int, n: int) -> dict:
+        record = ses_event(event, email, subscriber, **objects)
+        own = next(iter(objects.values()))
+        recipients = {
+            "Bounce": "bouncedRecipients",
+            "Complaint": "complainedRecipients",
+            "DeliveryDelay": "delayedRecipients",
+        }
+        if event in recipients:
+            own = own | {recipients[event]: [{"emailAddress": email}]}
+            own["feedbackId"] = f"feedback-{next(_numbers)}"
+        elif event == "Delivery":
+            own = own | {"recipients": [email]}
+        record[next(iter(objects))] = own | {"timestamp": "2026-11-02T16:31:00.000Z"}
+        return {"json": SNS_SIDE.notification(record)}
+
+    email, statuses = three_times(hooks, "ses", request)
+    assert_row(hooks, email, statuses, kind, effect)
+
+
+@pytest.mark.parametrize("event", ["AmazonSnsSubscriptionSucceeded", "AnEventFromNextYear"])
+def test_ses_messages_not_about_our_mail(hooks, secrets, event) -> None:
+    def request(email: str, subscriber: int, n: int) -> dict:
+        record = {"notificationType": event, "message": f"about {email}"}
+        return {"json": SNS_SIDE.notification(record)}
+
+    unknown_three_times(hooks, "ses", request)

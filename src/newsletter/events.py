@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from .errors import InputError
 from .models import Event, EventKind
 
-PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend")  # whose events newsletter reads
+PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend", "ses")  # whose events are read
 MAX_DEPTH = 64  # nesting of JSON arrays and objects; providers' events use fewer than 8
 MAX_ID = 2**63 - 1  # ids are stored in 64-bit integer columns
 LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z, the last second `datetime` can hold
@@ -550,11 +550,194 @@ def _resend(item: dict[str, Any]) -> Read:
     return [Event(email=email or None, **common) for email in recipients or [None]], ()
 
 
+# -- Amazon SES (through SNS) -------------------------------------------------------------
+# `eventType` (configuration-set event publishing) or `notificationType` (identity
+# notifications) -> kind (SES developer guide, "Contents of event data that Amazon SES
+# publishes to Amazon SNS" and "Amazon SNS notification contents for Amazon SES").
+SES_EVENTS: dict[str, EventKind | None] = {
+    "Bounce": None,  # by bounceType and bounceSubType: SES_BOUNCES
+    "Complaint": None,  # by complaintSubType and complaintFeedbackType: SES_COMPLAINTS
+    "Delivery": K.DELIVERED,
+    "Send": K.SENT,  # the request succeeded and SES will try to deliver
+    "Reject": K.FAILED,  # SES found a virus in our message and did not send it
+    "Open": K.OPENED,
+    "Click": K.CLICKED,
+    "Rendering Failure": K.FAILED,  # a template did not render: not sent
+    "DeliveryDelay": K.DEFERRED,  # a temporary issue (its delayType): SES keeps trying
+    "Subscription": None,  # SES list management: by newTopicPreferences.unsubscribeAll
+    "AmazonSnsSubscriptionSucceeded": K.UNKNOWN,  # SES's test message for a new topic
+}
+# A bounce's (bounceType, bounceSubType), "Bounce types". SES publishes only hard bounces
+# and soft bounces it no longer retries.
+SES_BOUNCES: dict[tuple[str, str], EventKind] = {
+    ("Permanent", "General"): K.BOUNCED,  # "remove the recipient's address from your list"
+    ("Permanent", "NoEmail"): K.BOUNCED,  # the address does not exist
+    ("Permanent", "Suppressed"): K.DROPPED,  # on SES's suppression list: not sent
+    ("Permanent", "OnAccountSuppressionList"): K.DROPPED,  # on the account's list: not sent
+    ("Transient", "General"): K.SOFT_BOUNCED,  # "you may be able to send ... in the future"
+    ("Transient", "MailboxFull"): K.SOFT_BOUNCED,
+    ("Transient", "MessageTooLarge"): K.FAILED,  # about our message, not the address
+    ("Transient", "ContentRejected"): K.FILTERED,  # our content
+    ("Transient", "AttachmentRejected"): K.FILTERED,  # our attachment
+    ("Undetermined", "Undetermined"): K.SOFT_BOUNCED,  # SES could not tell why: counted
+}
+SES_OTHER_BOUNCES: dict[str, EventKind] = {  # by bounceType, for a subtype not listed
+    "Permanent": K.BOUNCED,
+    "Transient": K.SOFT_BOUNCED,
+    "Undetermined": K.SOFT_BOUNCED,
+}
+SES_OTHER_BOUNCE = K.SOFT_BOUNCED  # a bounceType not listed: counted, never at once
+# A complaint's complaintFeedbackType, "Complaint types" (the IANA feedback types).
+SES_COMPLAINTS: dict[str, EventKind] = {
+    "abuse": K.COMPLAINED,  # unsolicited email
+    "fraud": K.COMPLAINED,  # reported as fraud or phishing
+    "other": K.COMPLAINED,  # any other complaint
+    "virus": K.FILTERED,  # a virus report on the message, not the reader's wish
+    "auth-failure": K.FILTERED,  # a report that our authentication failed
+    "not-spam": K.UNKNOWN,  # a correction: "not spam"; recorded, nobody resubscribed by it
+}
+SES_UNTYPED_COMPLAINT = K.COMPLAINED  # no feedback report, as most ISPs send: a complaint
+SES_SUPPRESSED_COMPLAINT = K.COMPLAINED  # complaintSubType OnAccountSuppressionList
+SES_UNSUBSCRIBED_ALL = K.UNSUBSCRIBED  # Subscription with unsubscribeAll: out of every topic
+SES_TOPICS_CHANGED = K.UNKNOWN  # other topic preferences: newsletter uses no SES topics
+# Where each event type keeps its own object (with its timestamp) and its recipients.
+_SES_OBJECTS = {
+    "Bounce": ("bounce", "bouncedRecipients"),
+    "Complaint": ("complaint", "complainedRecipients"),
+    "Delivery": ("delivery", "recipients"),
+    "Send": ("send", None),
+    "Reject": ("reject", None),
+    "Open": ("open", None),
+    "Click": ("click", None),
+    "Rendering Failure": ("failure", None),
+    "DeliveryDelay": ("deliveryDelay", "delayedRecipients"),
+    "Subscription": ("subscription", None),
+}
+
+
+def _ses_kind(name: str, data: dict[str, Any]) -> EventKind | None:
+    if name == "Bounce":
+        bounce = _object(data, "bounce")
+        bounce_type = _text(bounce, "bounceType") or ""
+        found = SES_BOUNCES.get((bounce_type, _text(bounce, "bounceSubType") or ""))
+        return found or SES_OTHER_BOUNCES.get(bounce_type, SES_OTHER_BOUNCE)
+    if name == "Complaint":
+        complaint = _object(data, "complaint")
+        if _text(complaint, "complaintSubType") == "OnAccountSuppressionList":
+            return SES_SUPPRESSED_COMPLAINT
+        feedback = _text(complaint, "complaintFeedbackType")
+        return (
+            SES_UNTYPED_COMPLAINT if feedback is None else SES_COMPLAINTS.get(feedback, K.UNKNOWN)
+        )
+    if name == "Subscription":
+        topics = _object(_object(data, "subscription"), "newTopicPreferences")
+        return SES_UNSUBSCRIBED_ALL if topics.get("unsubscribeAll") is True else SES_TOPICS_CHANGED
+    return SES_EVENTS.get(name)
+
+
+def _ses_message(item: dict[str, Any]) -> dict[str, Any]:
+    """The SES event of an SNS envelope (as posted, or as saved from a queue), or the SES
+    event itself (as exported from a Firehose stream)."""
+    if item.get("Type") != "Notification":
+        return item
+    text = _text(item, "Message")
+    if text is None:
+        raise Malformed("Message is empty")
+    data = load_json(text.encode("utf-8"))
+    if not isinstance(data, dict):
+        raise Malformed("Message is not a JSON object")
+    return data
+
+
+def _ses_recipients(data: dict[str, Any], name: str, mail: dict[str, Any]) -> list[Any]:
+    """Each recipient the event is about: an object with emailAddress, or an address."""
+    holder, field_name = _SES_OBJECTS[name]
+    where = f"{holder}.{field_name}" if field_name else "mail.destination"
+    found = _object(data, holder).get(field_name) if field_name else mail.get("destination")
+    if found is None:
+        return [None]
+    if not isinstance(found, list):
+        raise Malformed(f"{where} is {_kind(found)}, not a list")
+    for recipient in found:
+        if not isinstance(recipient, str | dict):
+            raise Malformed(f"{where} holds {_kind(recipient)}")
+    return found or [None]
+
+
+def _ses_tag(tags: dict[str, Any], name: str) -> Any:
+    """The first value of an SES message tag (tags are lists of values)."""
+    values = tags.get(name)
+    return values[0] if isinstance(values, list) and values else None
+
+
+def _ses(item: dict[str, Any]) -> Read:
+    """An SES event; a webhook's replay key is the SNS ``MessageId`` (``webhooks.py``)."""
+    data = _ses_message(item)
+    name = _text(data, "eventType") or _text(data, "notificationType") or ""
+    kind = _ses_kind(name, data)
+    if kind is None or name not in _SES_OBJECTS:
+        what = f"eventType {name}" if name else None
+        events, _ = _unknown("ses", data, what)
+        return events, ()
+    mail = _object(data, "mail")
+    tags = _object(mail, "tags")
+    own = _object(data, _SES_OBJECTS[name][0])
+    occurred_at = _iso_time(own, "timestamp") or _iso_time(mail, "timestamp")
+    feedback_id = _text(own, "feedbackId")
+    summary = _ses_summary(name, own)
+    events = []
+    for recipient in _ses_recipients(data, name, mail):
+        email = recipient if isinstance(recipient, str) else None
+        detail = summary
+        if isinstance(recipient, dict):
+            email = _text(recipient, "emailAddress")
+            detail = _text(recipient, "diagnosticCode") or summary
+        events.append(
+            Event(
+                provider="ses",
+                kind=kind,
+                email=email or None,
+                provider_message_id=_text(mail, "messageId"),
+                provider_event_id=f"{feedback_id}:{email or ''}" if feedback_id else None,
+                occurred_at=occurred_at,
+                campaign=_ours(_ses_tag(tags, "campaign")),
+                subscriber_id=_subscriber(_ses_tag(tags, "subscriber")),
+                detail=detail,
+                raw=data,
+            )
+        )
+    return events, ()
+
+
+def _ses_summary(name: str, own: dict[str, Any]) -> str | None:
+    """What the event's own object says, in a few words."""
+    if name == "Bounce":
+        parts = (_text(own, "bounceType"), _text(own, "bounceSubType"))
+    elif name == "Complaint":
+        parts = (_text(own, "complaintFeedbackType"), _text(own, "complaintSubType"))
+    elif name == "DeliveryDelay":
+        parts = (_text(own, "delayType"),)
+    elif name == "Reject":
+        parts = (_text(own, "reason"),)
+    elif name == "Rendering Failure":
+        parts = (_text(own, "errorMessage"),)
+    elif name == "Click":
+        parts = (_text(own, "link"),)
+    elif name == "Delivery":
+        parts = (_text(own, "smtpResponse"),)
+    elif name == "Subscription":
+        parts = (_text(own, "contactList"),)
+    else:
+        parts = ()
+    return " ".join(p for p in parts if p) or None
+
+
 READERS: dict[str, Callable[[dict[str, Any]], Read]] = {
     "postmark": _postmark,
     "sendgrid": _sendgrid,
     "mailgun": _mailgun,
     "resend": _resend,
+    "ses": _ses,
 }
 
 
