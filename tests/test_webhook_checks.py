@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from newsletter import sns
 from newsletter.config import load_settings
 from newsletter.events import MAX_DEPTH, load_json, read_records
 from newsletter.store import SQLiteStore, open_store
@@ -30,10 +31,12 @@ from newsletter.webhooks import (
 )
 from webhook_signers import (
     P256_ORDER,
+    SNS,
     SendGrid,
     basic_auth,
     mailgun_signature,
     noncanonical,
+    ses_event,
     svix_headers,
 )
 
@@ -41,12 +44,29 @@ SENDGRID = SendGrid()
 MAILGUN_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 RESEND_KEY = b"resend-webhook-secret-of-32-byte"
 RESEND_SECRET = "whsec_" + base64.b64encode(RESEND_KEY).decode()
+SNS_SIDE = SNS()
 SECRETS = {
     "postmark": "hooks:pw",
     "sendgrid": SENDGRID.public,
     "mailgun": MAILGUN_KEY,
     "resend": RESEND_SECRET,
+    "ses": SNS.TOPIC,
 }
+SES_DELIVERY = ses_event(
+    "Delivery", "reader@example.org", delivery={"recipients": ["reader@example.org"]}
+)
+
+
+@pytest.fixture(autouse=True)
+def sns_certificate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SNS's signing certificate, as the network would give it (``sns.fetch``)."""
+
+    def fetch(url: str) -> bytes:
+        if url == SNS_SIDE.cert_url:
+            return SNS_SIDE.pem
+        raise sns.FetchFailed("HTTP 404", temporary=False)
+
+    monkeypatch.setattr(sns, "fetch", fetch)
 
 
 @pytest.fixture
@@ -73,6 +93,9 @@ def signed(provider: str, payload: object, *, msg_id: str = "msg_1") -> tuple[by
         return body, SENDGRID.signed(body)["headers"]
     if provider == "resend":
         return body, svix_headers(RESEND_KEY, msg_id, body)
+    if provider == "ses":  # an SNS envelope around the SES event
+        message = SNS_SIDE.notification(body.decode("utf-8", "replace"), message_id=msg_id)
+        return json.dumps(message).encode(), {}
     return body, {}
 
 
@@ -163,12 +186,17 @@ def test_sendgrid_accepts_its_key_as_pem(store) -> None:
     assert answer.text == "1 event(s)"
 
 
-def test_ses_is_a_known_name_with_no_endpoint_yet(store) -> None:
-    secrets = webhook_secrets("ses", {"NEWSLETTER_WEBHOOK_SECRET_SES": "anything"})
-    assert "answers 404" in secrets.notes[0]
-    answer = receive_webhook("ses", {}, b"{}", secrets, store)
-    unknown = receive_webhook("nosuch", {}, b"{}", secrets, store)
-    assert answer == unknown and answer.status_line == "404 Not Found"
+def test_the_ses_secret_is_our_topics_arn(store) -> None:
+    topics = f"{SNS.TOPIC}, arn:aws-us-gov:sns:us-gov-west-1:123456789012:news"
+    assert webhook_secrets("ses", {"NEWSLETTER_WEBHOOK_SECRET_SES": topics}).notes == ()
+    for unusable in ("anything", "hooks:pw", f"{SNS.TOPIC},arn:aws:sns:eu-west-1:1:x", ","):
+        secrets = webhook_secrets("ses", {"NEWSLETTER_WEBHOOK_SECRET_SES": unusable})
+        assert "NEWSLETTER_WEBHOOK_SECRET_SES is not usable" in secrets.notes[0], unusable
+        body, headers = signed("ses", SES_DELIVERY)
+        assert receive_webhook("ses", headers, body, secrets, store).status == 503
+    none = receive_webhook("ses", {}, b"{}", webhook_secrets("ses", {}), store)
+    unknown = receive_webhook("nosuch", {}, b"{}", webhook_secrets("ses", {}), store)
+    assert none == unknown and none.status_line == "404 Not Found"
 
 
 def test_notes_are_reported_once_per_process(store, caplog) -> None:
@@ -281,13 +309,14 @@ class FailingOnce:
         return self.store.record_event(event, soft_bounce_limit)
 
 
-@pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "resend"])
+@pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "resend", "ses"])
 def test_a_failure_releases_the_keys_so_the_providers_retry_is_applied(store, provider) -> None:
     payload = {
         "postmark": {"RecordType": "Bounce", "ID": 7, "Type": "HardBounce", "Email": "a@b.org"},
         "sendgrid": [SPAMREPORT],
         "mailgun": {"event-data": {"event": "complained", "id": "e1", "recipient": "a@b.org"}},
         "resend": {"type": "email.complained", "data": {"to": ["a@b.org"]}},
+        "ses": SES_DELIVERY,
     }[provider]
     body, headers = signed(provider, payload)
     with pytest.raises(ConnectionError):
@@ -331,10 +360,12 @@ def test_records_of_the_wrong_shape_say_why() -> None:
         "DeliveredAt is a number, not a string",
         None,  # our own metadata: unusable values are ignored
         "a string, not an event object",
-        None,  # a record of a kind we do not read: no events
+        None,  # a record of a type no table names: its fields are not read
     ]
     assert records[5].events[0].subscriber_id is None and records[5].events[0].campaign is None
-    assert records[7].events == []
+    (unknown,) = records[7].events
+    assert (unknown.kind, unknown.detail) == ("unknown", "RecordType Inbound")
+    assert unknown.raw == {"RecordType": "Inbound", "Metadata": [1]}
 
 
 # -- anything a client can send ---------------------------------------------------------------
@@ -421,6 +452,28 @@ SHAPED = {
             tags=st.one_of(OURS, st.lists(fields(name=JSON, value=JSON), max_size=2)),
             bounce=fields(type=st.sampled_from(["Permanent", "Temporary"]), message=JSON),
         ),
+    ),
+    "ses": fields(
+        eventType=st.sampled_from(["Bounce", "Complaint", "Delivery", "Send", "DeliveryDelay"]),
+        notificationType=st.sampled_from(["Bounce", "AmazonSnsSubscriptionSucceeded"]),
+        mail=fields(
+            messageId=IDS,
+            timestamp=TIMES,
+            destination=st.lists(EMAILS, max_size=2),
+            tags=fields(campaign=st.lists(JSON, max_size=2), subscriber=st.lists(JSON)),
+        ),
+        bounce=fields(
+            bounceType=st.sampled_from(["Permanent", "Transient", "Undetermined"]),
+            bounceSubType=st.sampled_from(["General", "MailboxFull", "Suppressed"]),
+            bouncedRecipients=st.lists(fields(emailAddress=EMAILS), max_size=2),
+            feedbackId=IDS,
+            timestamp=TIMES,
+        ),
+        complaint=fields(
+            complaintFeedbackType=st.sampled_from(["abuse", "not-spam", "virus"]),
+            complainedRecipients=st.lists(fields(emailAddress=EMAILS), max_size=2),
+        ),
+        delivery=fields(recipients=st.lists(EMAILS, max_size=2), timestamp=TIMES),
     ),
 }
 FUZZ = settings(

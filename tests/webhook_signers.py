@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
+import json
 import time
+import uuid
+from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+from cryptography.x509.oid import NameOID
+
+from newsletter.files import write_private
+from newsletter.sns import certificate_file
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -84,4 +93,134 @@ def svix_headers(key: bytes, msg_id: str, raw: bytes, timestamp: int | None = No
         "svix-timestamp": ts,
         "svix-signature": f"v1,{signature}",
         "Content-Type": "application/json",
+    }
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+class SNS:
+    """Amazon SNS's side, made locally: a CA, the signing certificate it issued at an
+    ``https://sns.<region>.amazonaws.com/SimpleNotificationService-<id>.pem`` URL (which
+    the tests cannot fetch: they put it in the project's cache), and signed messages."""
+
+    REGION = "eu-west-1"
+    TOPIC = "arn:aws:sns:eu-west-1:123456789012:newsletter-events"
+
+    def __init__(self, valid_days: int = 30) -> None:
+        now = dt.datetime.now(dt.UTC)
+        ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(_name("Test Amazon RSA CA"))
+            .issuer_name(_name("Test Amazon RSA CA"))
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(_name("sns.amazonaws.com"))
+            .issuer_name(ca.subject)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=valid_days))
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.pem = certificate.public_bytes(serialization.Encoding.PEM)
+        self.cert_url = (
+            f"https://sns.{self.REGION}.amazonaws.com/"
+            f"SimpleNotificationService-{uuid.uuid4().hex}.pem"
+        )
+
+    def cache_in(self, cache_dir: Path, url: str | None = None) -> None:
+        """Put the certificate where newsletter keeps the one of ``url``."""
+        write_private(certificate_file(cache_dir, url or self.cert_url), self.pem)
+
+    def sign(self, message: dict, version: str = "2", url: str | None = None) -> dict:
+        """``message`` with the Signature SNS computes (AWS, "Verifying the signatures of
+        Amazon SNS messages": each signed field's name and value, a newline after each)."""
+        names = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+        if message["Type"] != "Notification":
+            names = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token"]
+            names += ["TopicArn", "Type"]
+        text = "".join(f"{n}\n{message[n]}\n" for n in names if message.get(n) is not None)
+        digest = hashes.SHA1() if version == "1" else hashes.SHA256()
+        signature = self.key.sign(text.encode(), padding.PKCS1v15(), digest)
+        return message | {
+            "SignatureVersion": version,
+            "Signature": base64.b64encode(signature).decode(),
+            "SigningCertURL": url or self.cert_url,
+        }
+
+    def notification(
+        self,
+        event: dict | str,
+        topic: str = TOPIC,
+        message_id: str | None = None,
+        timestamp: str | None = None,
+        version: str = "2",
+        **changes,
+    ) -> dict:
+        message = {
+            "Type": "Notification",
+            "MessageId": message_id or str(uuid.uuid4()),
+            "TopicArn": topic,
+            "Message": event if isinstance(event, str) else json.dumps(event),
+            "Timestamp": timestamp or _now(),
+            "UnsubscribeURL": f"https://sns.{self.REGION}.amazonaws.com/?Action=Unsubscribe"
+            f"&SubscriptionArn={topic}:c9135db0-26c4-47ec-8998-413945fb5a96",
+        } | changes
+        return self.sign(message, version)
+
+    def confirmation(
+        self, topic: str = TOPIC, kind: str = "SubscriptionConfirmation", **changes
+    ) -> dict:
+        token = "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a"
+        message = {
+            "Type": kind,
+            "MessageId": str(uuid.uuid4()),
+            "Token": token,
+            "TopicArn": topic,
+            "Message": f"You have chosen to subscribe to the topic {topic}.\n"
+            "To confirm the subscription, visit the SubscribeURL included in this message.",
+            "SubscribeURL": f"https://sns.{self.REGION}.amazonaws.com/"
+            f"?Action=ConfirmSubscription&TopicArn={topic}&Token={token}",
+            "Timestamp": _now(),
+        } | changes
+        return self.sign(message)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def ses_event(
+    event_type: str,
+    email: str,
+    subscriber: int | str | None = None,
+    message_id: str | None = None,
+    **objects,
+) -> dict:
+    """An SES event record as configuration-set event publishing sends it to SNS."""
+    tags = {"campaign": ["2026-10-digest"]}
+    if subscriber is not None:
+        tags["subscriber"] = [str(subscriber)]
+    return {
+        "eventType": event_type,
+        "mail": {
+            "timestamp": "2026-11-02T16:30:00.000Z",
+            "source": "news@riverbend-clinicians.example",
+            "sendingAccountId": "123456789012",
+            "messageId": message_id or f"0100018{uuid.uuid4().hex}-000000",
+            "destination": [email],
+            "tags": tags,
+        },
+        **objects,
     }

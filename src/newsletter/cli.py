@@ -585,7 +585,9 @@ def events() -> None:
 @events.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
-    "--provider", required=True, type=click.Choice(["postmark", "sendgrid", "mailgun", "resend"])
+    "--provider",
+    required=True,
+    type=click.Choice(["postmark", "sendgrid", "mailgun", "resend", "ses"]),
 )
 @with_project
 def events_import(project: Project, file: Path, provider: str) -> None:

@@ -109,16 +109,30 @@ FAILURES = frozenset({DeliveryStatus.INVALID, DeliveryStatus.REJECTED, DeliveryS
 
 
 class EventKind(StrEnum):
-    """Provider events, normalised (after anymail's tracking events)."""
+    """Provider events, normalised (after anymail's tracking events).
 
+    What each does to the subscriber (``store.record_event``): ``bounced`` and ``dropped``
+    suppress the address, ``complained`` and ``unsubscribed`` change its status,
+    ``soft_bounced`` counts toward ``[delivery] soft_bounce_limit``; every other kind is
+    only recorded. Each provider's table in ``events.py`` says which of its types is which.
+    """
+
+    QUEUED = "queued"  # the provider accepted the message and will send it
+    SENT = "sent"  # the provider handed the message on to the receiving server
     DELIVERED = "delivered"
+    DEFERRED = "deferred"  # delayed; the provider is still trying
     BOUNCED = "bounced"  # hard: the address does not exist or refuses for good
     SOFT_BOUNCED = "soft_bounced"  # temporary: full mailbox, server down
+    DROPPED = "dropped"  # the provider would not send (already suppressed there)
+    FILTERED = "filtered"  # a spam, virus or DMARC filter stopped or flagged the message
+    FAILED = "failed"  # not sent because of something on our side (template, setup, size)
+    AUTOREPLIED = "autoreplied"  # a machine answered: out of office, challenge, address change
     COMPLAINED = "complained"  # marked as spam
     UNSUBSCRIBED = "unsubscribed"
+    SUBSCRIBED = "subscribed"  # asked to join or rejoin (joining takes consent, not an event)
     OPENED = "opened"
     CLICKED = "clicked"
-    DROPPED = "dropped"  # the provider would not send (already suppressed there)
+    UNKNOWN = "unknown"  # a type we do not know, or one not about our messages; raw kept
 
 
 @dataclass

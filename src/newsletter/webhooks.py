@@ -12,14 +12,21 @@ provider's own id that a replay is known by:
   and ``event-data.id``.
 - resend: Svix, base64 HMAC-SHA256 of ``id.timestamp.body`` with the ``whsec_`` key;
   ``svix-id``.
-- ses: the name is reserved; its events come through SNS, not built yet: no endpoint.
+- ses: SES events come through Amazon SNS; the secret is the ARN of the SNS topic SES
+  publishes to (several: separated by commas). The SNS signature is checked against the
+  signing certificate (``sns.py``), and only messages of those topics are taken: AWS
+  signs every topic's messages alike. A SubscriptionConfirmation is confirmed; replays are
+  known by the SNS ``MessageId``.
 
 A provider without a secret has no endpoint: 404, the same answer as an unknown name.
 The old single NEWSLETTER_WEBHOOK_SECRET is still taken for one provider only, that of
-``[delivery] transport``. Signed timestamps must be within ``TOLERANCE``. A request whose
+``[delivery] transport`` (never for SES, which came later). Signed timestamps must be
+within ``TOLERANCE`` (SNS's, which retries keep, within ``SNS_MAX_AGE``). A request whose
 events were all seen before is acknowledged (200 ``already received``) and changes
 nothing: providers retry until they get a 2xx, and an attacker's replay must not count.
-A malformed request gets 400 or 401 with a short reason, never a 5xx.
+A malformed request gets 400 or 401 with a short reason, never a 5xx; a 5xx says that
+something on our side failed (an SNS certificate or confirmation that could not be
+fetched), so that the provider tries again.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import datetime as dt
 import functools
 import hashlib
 import hmac
@@ -38,12 +46,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, Protocol
 
+from . import sns
 from .events import Malformed, Record, load_json, read_records
 from .models import Event
 
 TOLERANCE = 600  # seconds between a signed timestamp and our clock
+SNS_MAX_AGE = 7 * 24 * 3600  # SNS retries keep a message's Timestamp: past those, well
+# within the 30 days replay keys are kept
 LEGACY_SECRET = "NEWSLETTER_WEBHOOK_SECRET"
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
@@ -77,6 +89,14 @@ class Rejected(Exception):
         self.reason = reason
 
 
+class Answered(Exception):
+    """A genuine request that its check handled whole (an SNS subscription confirmed)."""
+
+    def __init__(self, answer: WebhookAnswer) -> None:
+        super().__init__(answer.text)
+        self.answer = answer
+
+
 # -- reading a request ----------------------------------------------------------------------
 _UNREAD = object()
 
@@ -86,6 +106,7 @@ class Request:
     headers: Mapping[str, str]  # names in lower case
     body: bytes
     now: float
+    cache_dir: Path | None = None  # where fetched things (SNS certificates) are kept
     _json: Any = field(default=_UNREAD, repr=False)
 
     def header(self, name: str, limit: int = 256) -> str:
@@ -277,6 +298,82 @@ def _check_svix(key: bytes, request: Request) -> tuple[str, ...]:
     return (f"svix:{msg_id}",)
 
 
+# -- SES: SNS messages of our topic ---------------------------------------------------------
+_SNS_MESSAGE_ID = re.compile(r"[\x21-\x7e]{1,100}")
+_SNS_AUTH_FIELDS = ("Signature", "SignatureVersion", "SigningCertURL")
+
+
+def _ses_key(secret: str) -> frozenset[str]:
+    topics = frozenset(part.strip() for part in secret.split(",") if part.strip())
+    if not topics or not all(sns.topic_region(topic) for topic in topics):
+        raise ValueError(
+            "it must be the ARN of the SNS topic SES publishes events to "
+            "(arn:aws:sns:REGION:ACCOUNT:TOPIC), or several separated by commas"
+        )
+    return topics
+
+
+def _check_ses(topics: frozenset[str], request: Request) -> tuple[str, ...]:
+    message = request.json()
+    if not isinstance(message, dict):
+        raise Rejected(400, "expected a JSON object")
+    kind = message.get("Type")
+    if not isinstance(kind, str) or kind not in sns.SIGNED_FIELDS:
+        raise Rejected(400, "not an SNS message")
+    for name in _SNS_AUTH_FIELDS:
+        if not isinstance(message.get(name), str):
+            raise Rejected(401, f"no {name}")
+    for name in sns.SIGNED_FIELDS[kind]:
+        value = message.get(name)
+        if not (isinstance(value, str) or (name == "Subject" and value is None)):
+            raise Rejected(400, f"{name} is not a string")
+    if not _SNS_MESSAGE_ID.fullmatch(message["MessageId"]):
+        raise Rejected(400, "malformed MessageId")
+    if message["TopicArn"] not in topics:
+        raise Rejected(401, "not a topic of NEWSLETTER_WEBHOOK_SECRET_SES")
+    signature = strict_b64decode(message["Signature"])
+    if signature is None:
+        raise Rejected(401, "malformed signature")
+    try:
+        sns.verify(message, signature, sns.Certificates(request.cache_dir))
+    except sns.NotGenuine as exc:
+        raise Rejected(exc.status, exc.reason) from None
+    _fresh_sns(message["Timestamp"], request.now)
+    if kind == "SubscriptionConfirmation":
+        raise Answered(_confirm(message))
+    if kind == "UnsubscribeConfirmation":
+        log.warning("Warning: SNS unsubscribed /webhooks/ses from %s.", message["TopicArn"])
+        raise Answered(WebhookAnswer(200, "unsubscribe confirmation noted"))
+    return (f"sns:{message['MessageId']}",)
+
+
+def _fresh_sns(timestamp: str, now: float) -> None:
+    try:
+        signed_at = dt.datetime.fromisoformat(timestamp) if len(timestamp) <= 64 else None
+    except ValueError:
+        signed_at = None
+    if signed_at is None or signed_at.tzinfo is None:
+        raise Rejected(400, "malformed Timestamp")
+    age = now - signed_at.timestamp()
+    if age > SNS_MAX_AGE or age < -TOLERANCE:
+        raise Rejected(400, "stale Timestamp (a replay, or the clocks disagree)")
+
+
+def _confirm(message: dict[str, Any]) -> WebhookAnswer:
+    """Confirm a verified subscription of our topic by following its SubscribeURL."""
+    try:
+        sns.confirm_subscription(message)
+    except sns.NotGenuine as exc:
+        raise Rejected(exc.status, exc.reason) from None
+    except sns.FetchFailed as exc:
+        log.warning(
+            "Warning: the SNS subscription to %s was not confirmed: %s", message["TopicArn"], exc
+        )
+        return WebhookAnswer(502, f"the subscription could not be confirmed ({exc})")
+    log.warning("Confirmed the SNS subscription of /webhooks/ses to %s.", message["TopicArn"])
+    return WebhookAnswer(200, "subscription confirmed")
+
+
 # -- the providers ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Verifier:
@@ -285,23 +382,22 @@ class Verifier:
     load_key: Callable[[str], Any]  # ValueError: the secret is not usable, and why
     check: Callable[[Any, Request], tuple[str, ...]]  # Rejected, or the request's replay keys
     batch: bool = False  # the body is a JSON array of events, not one event
+    legacy: bool = True  # the old single NEWSLETTER_WEBHOOK_SECRET may serve it
 
 
-VERIFIERS: dict[str, Verifier | None] = {
+VERIFIERS: dict[str, Verifier] = {
     "postmark": Verifier(_postmark_key, _check_postmark),
     "sendgrid": Verifier(_sendgrid_key, _check_sendgrid, batch=True),
     "mailgun": Verifier(_mailgun_key, _check_mailgun),
     "resend": Verifier(_svix_key, _check_svix),
-    "ses": None,  # events arrive through SNS; not built yet
+    "ses": Verifier(_ses_key, _check_ses, legacy=False),
 }
 
 
 @functools.lru_cache(maxsize=32)
 def _load_key(provider: str, secret: str) -> Any:
-    """``provider``'s key from its secret, parsed once (a provider with a verifier)."""
-    verifier = VERIFIERS[provider]
-    assert verifier is not None
-    return verifier.load_key(secret)
+    """``provider``'s key from its secret, parsed once."""
+    return VERIFIERS[provider].load_key(secret)
 
 
 # -- secrets --------------------------------------------------------------------------------
@@ -328,8 +424,14 @@ def webhook_secrets(transport: str, environ: Mapping[str, str] | None = None) ->
             found[provider], source[provider] = value, secret_variable(provider)
     notes = []
     legacy = env.get(LEGACY_SECRET, "").strip()
+    legacy_verifier = VERIFIERS.get(transport)
     if legacy:
-        if VERIFIERS.get(transport) is None:
+        if legacy_verifier is not None and not legacy_verifier.legacy:
+            notes.append(
+                f"{LEGACY_SECRET} is ignored: /webhooks/{transport} takes only "
+                f"{secret_variable(transport)}. Set that, and remove {LEGACY_SECRET}."
+            )
+        elif legacy_verifier is None:
             notes.append(
                 f"{LEGACY_SECRET} is ignored: the {transport} transport gets no webhooks here. "
                 "Set NEWSLETTER_WEBHOOK_SECRET_<PROVIDER> for the provider whose events you "
@@ -347,12 +449,6 @@ def webhook_secrets(transport: str, environ: Mapping[str, str] | None = None) ->
                 "provider needs its own NEWSLETTER_WEBHOOK_SECRET_<PROVIDER>."
             )
     for provider, secret in found.items():
-        if VERIFIERS[provider] is None:
-            notes.append(
-                f"{source[provider]} is set, but {provider} events are not received yet: "
-                f"/webhooks/{provider} answers 404."
-            )
-            continue
         try:
             _load_key(provider, secret)
         except ValueError as exc:
@@ -392,8 +488,10 @@ def receive_webhook(
     store: WebhookStore,
     soft_bounce_limit: int = 3,
     now: float | None = None,
+    cache_dir: Path | None = None,
 ) -> WebhookAnswer:
-    """Check a webhook request of ``provider``, and apply the events not seen before."""
+    """Check a webhook request of ``provider``, and apply the events not seen before.
+    ``cache_dir`` keeps what a check fetches (SNS signing certificates) across processes."""
     for note in unreported_notes(secrets):
         log.warning("Warning: %s", note)
     verifier = VERIFIERS.get(provider)
@@ -408,12 +506,15 @@ def receive_webhook(
         {name.lower(): value for name, value in headers.items()},
         body,
         time.time() if now is None else now,
+        cache_dir,
     )
     try:
         request_keys = verifier.check(key, request)
         records = _records(provider, verifier, request)
     except Rejected as exc:
         return WebhookAnswer(exc.status, exc.reason)
+    except Answered as exc:
+        return exc.answer
     return _apply(provider, request_keys, records, store, soft_bounce_limit)
 
 

@@ -234,6 +234,7 @@ class ServeApp:
             webhook_secrets(project.settings.transport),
             project.store,
             self.soft_bounce_limit,
+            cache_dir=project.settings.cache_dir,
         )
         return answer.status_line, answer.text
 
