@@ -43,7 +43,7 @@ demo: venv
 
 test: venv node-peers
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest
+	TEST_POSTGRES_URL= $(BIN)/python -m pytest
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
 		echo "== the whole suite again, on PostgreSQL"; \
 		$(BIN)/python -m pytest; \
