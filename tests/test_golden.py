@@ -7,6 +7,7 @@ After an intended change to a template, an article or the pipeline, regenerate w
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,7 @@ def test_built_email_matches_golden(
 ) -> None:
     monkeypatch.setenv("NEWSLETTER_SECRET", "golden-secret")
     proj = Project.load()
-    campaign = proj.campaign("2026-10-digest")
-    campaign.template = template
+    campaign = replace(proj.campaign("2026-10-digest"), template=template)
     compiled = proj.compile(campaign)
     fields = proj.personalizer(campaign.slug, 7)(READER)
     subject, html, text = compiled.preview(fields)

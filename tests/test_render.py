@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,7 @@ def test_no_mjml_or_premailer_call_per_recipient(
 
 def test_every_built_in_template_compiles(proj: Project, project: Path) -> None:
     for template in ("digest", "announcement", "plain"):
-        campaign = proj.campaign("2026-10-digest")
-        campaign.template = template
+        campaign = replace(proj.campaign("2026-10-digest"), template=template)
         compiled = proj.compile(campaign)
         _subject, html, text = compiled.preview(
             {"first_name": "Ana", "unsubscribe_url": "https://u", "web_url": "https://w"}

@@ -90,8 +90,10 @@ _ALIASES = {
 }
 
 
-@dataclass
-class Rejected:
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row of a subscribers file that was not imported, and why."""
+
     line: int
     value: str
     reason: str
@@ -107,7 +109,7 @@ class ParsedFile:
 
     columns: dict[str, str]
     rows: Iterator[Subscriber]
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
     encoding: str = "UTF-8"
     delimiter: str = ","
 
@@ -482,7 +484,7 @@ def _rows(
     index: dict[str, int],
     attributes: dict[int, str],
     extra_tags: tuple[str, ...],
-    rejected: list[Rejected],
+    rejected: list[RejectedRow],
     default_status: str = "active",
     carrier: Carrier | None = None,
 ) -> Iterator[Subscriber]:
@@ -502,7 +504,7 @@ def _rows(
             continue
         if len(row) > width and any(c.strip() for c in row[width:]):
             rejected.append(
-                Rejected(
+                RejectedRow(
                     line,
                     row[index["email"]] if len(row) > index["email"] else "",
                     f"{len(row)} fields but the header has {width}",
@@ -518,11 +520,11 @@ def _rows(
         try:
             email = validate_address(address)
         except EmailNotValidError as exc:
-            rejected.append(Rejected(line, address, str(exc) if address else "no email address"))
+            rejected.append(RejectedRow(line, address, str(exc) if address else "no email address"))
             continue
         problem = carrier.problem(email) if carrier is not None else None
         if problem is not None:
-            rejected.append(Rejected(line, address, problem))
+            rejected.append(RejectedRow(line, address, problem))
             continue
         status_text = cell("status").lower() or default_status
         if cell("email_disabled").lower() in ("true", "yes", "1") and status_text == "active":
@@ -531,7 +533,7 @@ def _rows(
             status = SubscriberStatus(status_text)
         except ValueError:
             rejected.append(
-                Rejected(
+                RejectedRow(
                     line,
                     address,
                     f"unknown status {status_text!r} (use "

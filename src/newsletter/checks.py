@@ -18,7 +18,6 @@ from .errors import NewsletterError
 GMAIL_CLIP_BYTES = 102_000
 LONG_SUBJECT = 70
 LARGE_IMAGE_PX = 1200
-LARGE_IMAGE_BYTES = 1_000_000
 
 
 @dataclass
@@ -37,8 +36,8 @@ class Problem:
         }
 
 
-@dataclass
-class Built:
+@dataclass(frozen=True)
+class CheckedEmail:
     """What the checks look at: the email as a sample reader would get it."""
 
     subject: str
@@ -49,21 +48,21 @@ class Built:
     postal_address: str
 
 
-def check_email(built: Built) -> list[Problem]:
+def check_email(email: CheckedEmail) -> list[Problem]:
     problems: list[Problem] = []
     add = problems.append
-    if not built.subject.strip():
+    if not email.subject.strip():
         add(Problem("error", "empty-subject", "The subject is empty.", "front matter: subject"))
-    elif len(built.subject) > LONG_SUBJECT:
+    elif len(email.subject) > LONG_SUBJECT:
         add(
             Problem(
                 "warning",
                 "long-subject",
-                f"The subject is {len(built.subject)} characters; inboxes show about 60-70.",
+                f"The subject is {len(email.subject)} characters; inboxes show about 60-70.",
                 "front matter: subject",
             )
         )
-    if not built.preheader.strip():
+    if not email.preheader.strip():
         add(
             Problem(
                 "warning",
@@ -72,7 +71,7 @@ def check_email(built: Built) -> list[Problem]:
                 "front matter: preheader",
             )
         )
-    size = len(built.html.encode("utf-8"))
+    size = len(email.html.encode("utf-8"))
     if size > GMAIL_CLIP_BYTES:
         add(
             Problem(
@@ -83,10 +82,10 @@ def check_email(built: Built) -> list[Problem]:
                 "fewer or shorter articles, or a lighter template",
             )
         )
-    doc = lxml_html.document_fromstring(built.html)
+    doc = lxml_html.document_fromstring(email.html)
     body = doc.find("body")
     links = [(a.get("href") or "").strip() for a in doc.iter("a")]
-    if not built.unsubscribe_url or built.unsubscribe_url not in links:
+    if not email.unsubscribe_url or email.unsubscribe_url not in links:
         add(
             Problem(
                 "error",
@@ -95,7 +94,7 @@ def check_email(built: Built) -> list[Problem]:
                 "template footer: link to {{ unsubscribe_url }}",
             )
         )
-    if built.unsubscribe_url and built.unsubscribe_url not in built.text:
+    if email.unsubscribe_url and email.unsubscribe_url not in email.text:
         add(
             Problem(
                 "error",
@@ -104,7 +103,7 @@ def check_email(built: Built) -> list[Problem]:
                 "template .txt footer",
             )
         )
-    if not built.postal_address.strip():
+    if not email.postal_address.strip():
         add(
             Problem(
                 "error",
@@ -114,7 +113,7 @@ def check_email(built: Built) -> list[Problem]:
                 "newsletter.toml [newsletter] postal_address",
             )
         )
-    elif " ".join(built.postal_address.split()) not in " ".join(doc.text_content().split()):
+    elif " ".join(email.postal_address.split()) not in " ".join(doc.text_content().split()):
         add(
             Problem(
                 "error",

@@ -28,7 +28,7 @@ class Article:
     word_count: int = 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class Audience:
     """Which subscribers a campaign goes to: active ones, filtered by tags."""
 
@@ -41,7 +41,7 @@ class Audience:
 DEFAULT_GREETING = '"Hello " ~ recipient.first_name_or("there") ~ ","'
 
 
-@dataclass
+@dataclass(frozen=True)
 class Campaign:
     """A campaign file, parsed: its slug is its identity in the database.
 
@@ -72,7 +72,7 @@ class SubscriberStatus(StrEnum):
     PENDING = "pending"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Subscriber:
     email: str
     first_name: str = ""
@@ -151,7 +151,7 @@ class Event:
     raw: Any = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Recipient:
     """One delivery to make: the subscriber's own fields and the ledger key."""
 
@@ -163,7 +163,7 @@ class Recipient:
     tags: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class SendResult:
     """What the provider said about one recipient, normalised; ``raw`` is kept."""
 

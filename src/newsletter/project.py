@@ -19,8 +19,8 @@ from email_validator import EmailNotValidError
 from .addresses import Carrier, canonical_address
 from .audience import ParsedFile, read_subscribers, validate_address
 from .campaigns import load_campaign
-from .checks import Built as CheckedEmail
 from .checks import (
+    CheckedEmail,
     Problem,
     check_email,
     check_links,
@@ -74,8 +74,8 @@ from .tokens import LinkSigner
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
 
 
-@dataclass
-class Built:
+@dataclass(frozen=True)
+class BuiltFiles:
     """What ``build`` wrote."""
 
     html: Path
@@ -224,7 +224,7 @@ class Project:
 
         return fields
 
-    def build(self, name: str, out: Path | None = None, to: str | None = None) -> Built:
+    def build(self, name: str, out: Path | None = None, to: str | None = None) -> BuiltFiles:
         """Write the campaign's HTML, text and one sample .eml into ``out``."""
         campaign = self.campaign(name)
         recipient = self._sample_recipient(to)
@@ -233,12 +233,12 @@ class Project:
         fields = self.personalizer(campaign.slug)(recipient)
         message = self.factory(compiled).message(recipient, fields)
         out.mkdir(parents=True, exist_ok=True)
-        paths = Built(out / "email.html", out / "email.txt", out / "sample.eml", 0)
-        _write_atomic(paths.html, message.html.encode("utf-8"))
-        _write_atomic(paths.text, message.text.encode("utf-8"))
-        _write_atomic(paths.eml, message.as_bytes())
-        paths.html_bytes = len(message.html.encode("utf-8"))
-        return paths
+        html = message.html.encode("utf-8")
+        built = BuiltFiles(out / "email.html", out / "email.txt", out / "sample.eml", len(html))
+        _write_atomic(built.html, html)
+        _write_atomic(built.text, message.text.encode("utf-8"))
+        _write_atomic(built.eml, message.as_bytes())
+        return built
 
     def _sample_recipient(self, to: str | None) -> Recipient:
         if to:

@@ -7,7 +7,6 @@ in email (bold, italic, links, code) is kept; everything else becomes text.
 from __future__ import annotations
 
 import copy
-import html as html_lib
 import re
 from urllib.parse import urljoin
 
@@ -299,7 +298,3 @@ def _truncate(element: etree._Element, length: int) -> etree._Element:
 def _serialise(element: etree._Element) -> str:
     text = etree.tostring(element, encoding="unicode", method="html", with_tail=False)
     return " ".join(text.split()).replace(" </p>", "</p>").replace("<p> ", "<p>")
-
-
-def escape_text(text: str) -> str:
-    return html_lib.escape(text, quote=False)

@@ -52,7 +52,6 @@ class Fetched:
     body: bytes
     content_type: str
     charset: str | None
-    from_cache: bool = False
 
 
 class Fetcher:
@@ -90,11 +89,7 @@ class Fetcher:
         except (OSError, ValueError):
             return None
         fetched = Fetched(
-            meta["final_url"],
-            body,
-            meta.get("content_type", ""),
-            meta.get("charset"),
-            from_cache=True,
+            meta["final_url"], body, meta.get("content_type", ""), meta.get("charset")
         )
         return fetched, meta
 
