@@ -8,7 +8,7 @@ import functools
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -131,6 +131,63 @@ def _unneutralise(value: str) -> str:
     if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
         return value[1:]
     return value
+
+
+def csv_cell(value: object) -> str:
+    """A CSV cell a spreadsheet will show, never run: a formula (=, +, -, @, tab, CR at
+    the start) gets a quote before it, which an import takes off again."""
+    if value is None:
+        text = ""
+    elif isinstance(value, list | tuple):
+        text = ";".join(map(str, value))
+    else:
+        text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def write_subscribers(path: Path, subscribers: Iterable[Subscriber]) -> int:
+    """Write ``subscribers`` to a CSV file that imports back; how many were written.
+
+    The known columns come first, then every attribute any subscriber has. The file is
+    written beside ``path`` and renamed into place, so a failed export leaves nothing.
+    """
+    if not path.name or path.is_dir():
+        raise InputError(
+            f"'{path}' is not a file to export to: it has no file name.",
+            "Give the path of the CSV file to write, e.g. subscribers-export.csv.",
+        )
+    if not path.parent.is_dir():
+        raise InputError(
+            f"Cannot write {path}: the folder {path.parent} does not exist.",
+            "Create the folder first, or give another path.",
+        )
+    columns = list(KNOWN_COLUMNS)
+    records = []
+    for sub in subscribers:
+        records.append(
+            {
+                "email": sub.email,
+                "first_name": sub.first_name,
+                "last_name": sub.last_name,
+                "tags": ";".join(sub.tags),
+                "status": str(sub.status),
+                "subscribed_at": sub.subscribed_at,
+                "consent_source": sub.consent_source,
+                **sub.attributes,
+            }
+        )
+        columns += [k for k in sub.attributes if k not in columns]
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(columns)
+            for record in records:
+                writer.writerow([csv_cell(record.get(c)) for c in columns])
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # written half-way: nothing is left behind
+    return len(records)
 
 
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")

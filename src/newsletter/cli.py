@@ -20,18 +20,29 @@ import textwrap
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import __version__
+from .audience import csv_cell
 from .errors import NewsletterError, os_error, redact
-from .models import SETTLED_OK, Article, Campaign, DeliveryStatus, SendResult, SubscriberStatus
+from .models import Article, SubscriberStatus
 from .project import Project, init_project
-
-EXIT_FAILED_RECIPIENTS = 3
-
+from .report import campaign_report, campaign_reports
+from .sending import (
+    OutcomeKind,
+    SendHooks,
+    SendOutcome,
+    SendPlan,
+    SendProgress,
+    prepare_send,
+    retry_statuses,
+    run_send,
+    send_test_copies,
+)
 
 # Terminal control characters (escape sequences, C1 controls, bidirectional overrides)
 # in text that came from subscribers, pages or feeds: shown as U+FFFD, never obeyed.
@@ -191,6 +202,26 @@ def with_project(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def format_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--format, for the commands whose output scripts read (``fmt``; the first is the
+    default)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help="How to print the result: a table for people, "
+        + " or ".join(c for c in choices if c != "table")
+        + " for scripts.",
+    )
+
+
+def yes_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--yes: do not ask before ``what`` (for scripts and cron)."""
+    return click.option("--yes", is_flag=True, help=f"Do not ask before {what}.")
+
+
 @click.group(cls=NewsletterGroup)
 @click.version_option(__version__, prog_name="newsletter")
 @click.option(
@@ -250,76 +281,38 @@ def subscribers() -> None:
 @with_project
 def subscribers_import(project: Project, file: Path, tags: tuple[str, ...], status: str) -> None:
     """Import subscribers from a CSV file (header row required; `email` column required)."""
-    summary, parsed = project.import_subscribers(file, tags, status)
-    for r in parsed.rejected:
+    result = project.import_subscribers(file, tags, status)
+    for r in result.rejected:
         say(f"  line {r.line}: {r.value or '(empty)'}: {r.reason}", fg="yellow")
-    for note in summary.kept_status:
+    for note in result.kept_status:
         say(f"  {note} (an import never re-subscribes anyone)")
-    for address in summary.forgotten:
+    for address in result.forgotten:
         say(f"  {address}: erased on request earlier; not imported", fg="yellow")
-    separated = "semicolon" if parsed.delimiter == ";" else "comma"
+    separated = "semicolon" if result.delimiter == ";" else "comma"
     say(
-        f"Imported {file} ({parsed.encoding}, {separated}-separated): "
-        f"{summary.added} added, {summary.updated} updated, "
-        f"{summary.unchanged} unchanged, "
-        f"{len(parsed.rejected) + len(summary.forgotten)} rejected."
+        f"Imported {file} ({result.encoding}, {separated}-separated): "
+        f"{result.added} added, {result.updated} updated, "
+        f"{result.unchanged} unchanged, {result.refused} rejected."
     )
-    if parsed.rejected and not (summary.added or summary.updated or summary.unchanged):
-        raise NewsletterError(
-            f"No row of {file} could be imported.",
-            "Fix the rows listed above and import the file again.",
-        )
+    error = result.error()
+    if error is not None:
+        raise error
 
 
 @subscribers.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--status", type=click.Choice([s.value for s in SubscriberStatus]))
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in SubscriberStatus]),
+    help="Only subscribers with this status.",
+)
 @with_project
 def subscribers_export(project: Project, file: Path, status: str | None) -> None:
     """Write every subscriber (or those with STATUS) to a CSV FILE that imports back.
 
     Cells a spreadsheet would run as a formula (=, +, -, @) are neutralised.
     """
-    from .audience import KNOWN_COLUMNS
-
-    if not file.name or file.is_dir():
-        raise NewsletterError(
-            f"'{file}' is not a file to export to: it has no file name.",
-            "Give the path of the CSV file to write, e.g. subscribers-export.csv.",
-        )
-    if not file.parent.is_dir():
-        raise NewsletterError(
-            f"Cannot write {file}: the folder {file.parent} does not exist.",
-            "Create the folder first, or give another path.",
-        )
-    columns = list(KNOWN_COLUMNS)
-    count = 0
-    tmp = file.with_name(file.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            extra: list[str] = []
-            rows = []
-            for sub in project.store.subscribers(status=status):
-                record = {
-                    "email": sub.email,
-                    "first_name": sub.first_name,
-                    "last_name": sub.last_name,
-                    "tags": ";".join(sub.tags),
-                    "status": str(sub.status),
-                    "subscribed_at": sub.subscribed_at,
-                    "consent_source": sub.consent_source,
-                    **sub.attributes,
-                }
-                extra += [k for k in sub.attributes if k not in extra and k not in columns]
-                rows.append(record)
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(columns + extra)
-            for record in rows:
-                writer.writerow([_cell(record.get(c)) for c in columns + extra])
-                count += 1
-        tmp.replace(file)
-    finally:
-        tmp.unlink(missing_ok=True)  # written half-way: nothing is left behind
+    count = project.export_subscribers(file, status)
     say(f"Exported {count} subscriber(s) to {file}.")
 
 
@@ -328,10 +321,7 @@ def subscribers_export(project: Project, file: Path, status: str | None) -> None
 @with_project
 def subscribers_unsubscribe(project: Project, email: str) -> None:
     """Unsubscribe EMAIL (by hand, e.g. after a reply asking for it)."""
-    sid = project.store.subscriber_id(email)
-    if sid is None:
-        raise NewsletterError(f"{email} is not a subscriber.", "Check the address.")
-    if project.store.set_status(sid, SubscriberStatus.UNSUBSCRIBED, "unsubscribed by hand"):
+    if project.unsubscribe(email):
         say(f"{email} is unsubscribed; no campaign will be sent to them again.")
     else:
         say(f"{email} was already unsubscribed.")
@@ -339,29 +329,30 @@ def subscribers_unsubscribe(project: Project, email: str) -> None:
 
 @subscribers.command("forget")
 @click.argument("email")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option("erasing them")
 @with_project
 def subscribers_forget(project: Project, email: str, yes: bool) -> None:
     """Erase EMAIL's personal data for good (GDPR erasure).
 
     Only a keyed hash of the address is kept, so it can never be imported again.
     """
-    if not email.strip():
-        raise NewsletterError(
-            "No address to erase: EMAIL is empty.", "Give the address, e.g. ana@example.com."
+
+    def confirm(address: str) -> bool:
+        return yes or _confirm(
+            f"Erase everything about {address}? This cannot be undone.",
+            "Refusing to erase without confirmation: no terminal.",
+            "Add --yes.",
         )
-    if not yes:
-        if not sys.stdin.isatty():
-            raise NewsletterError(
-                "Refusing to erase without confirmation: no terminal.", "Add --yes."
-            )
-        click.confirm(
-            f"Erase everything about {email}? This cannot be undone.", abort=True, err=True
+
+    forgotten = project.forget(email, confirm)
+    if forgotten is None:
+        raise click.Abort()
+    if forgotten.files_removed:
+        say(
+            f"Removed {forgotten.files_removed} file(s) made for {email} "
+            "(outbox messages, build samples)."
         )
-    known, removed = project.forget(email)
-    if removed:
-        say(f"Removed {removed} file(s) made for {email} (outbox messages, build samples).")
-    if known:
+    if forgotten.known:
         say(f"{email} is erased; its address can never be imported again.")
     else:
         say(f"{email} was not on the list; it is now blocked from future imports.")
@@ -369,20 +360,17 @@ def subscribers_forget(project: Project, email: str, yes: bool) -> None:
 
 @subscribers.command("history")
 @click.argument("email")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option("table", "json")
 @with_project
 def subscribers_history(project: Project, email: str, fmt: str) -> None:
     """Which campaigns EMAIL got, and what happened to each."""
-    sub = project.store.subscriber(email)
-    if sub is None or sub.id is None:
-        raise NewsletterError(f"{email} is not a subscriber.", "Check the address.")
-    records = project.store.history(sub.id)
+    history = project.history(email)
     if fmt == "json":
-        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(list(history.campaigns), indent=2, ensure_ascii=False))
         return
-    say(f"{sub.email}: {sub.status}")
+    say(f"{history.subscriber.email}: {history.subscriber.status}")
     _emit(
-        [r | {"events": ", ".join(r["events"])} for r in records],
+        [r | {"events": ", ".join(r["events"])} for r in history.campaigns],
         "table",
         ["campaign", "status", "sent_at", "events", "error"],
     )
@@ -393,7 +381,7 @@ def subscribers_history(project: Project, email: str, fmt: str) -> None:
     "--status", type=click.Choice(["active", "unsubscribed", "bounced", "complained", "pending"])
 )
 @click.option("--tag", help="Only subscribers with this tag.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@format_option("table", "csv", "json")
 @with_project
 def subscribers_list(project: Project, status: str | None, tag: str | None, fmt: str) -> None:
     """List subscribers."""
@@ -406,7 +394,7 @@ def subscribers_list(project: Project, status: str | None, tag: str | None, fmt:
             "tags": list(s.tags),
             "subscribed_at": s.subscribed_at,
         }
-        for s in project.store.subscribers(status=status, tag=tag)
+        for s in project.subscribers(status=status, tag=tag)
     )
     _emit(records, fmt, ["email", "first_name", "last_name", "status", "tags", "subscribed_at"])
 
@@ -414,7 +402,7 @@ def subscribers_list(project: Project, status: str | None, tag: str | None, fmt:
 # -- articles ---------------------------------------------------------------
 @cli.command()
 @click.argument("sources", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option("table", "json")
 @click.option("--refresh", is_flag=True, help="Fetch URLs again instead of using the cache.")
 @with_project
 def articles(project: Project, sources: tuple[str, ...], fmt: str, refresh: bool) -> None:
@@ -465,7 +453,7 @@ def _article_record(article: Article) -> dict[str, Any]:
 @click.option("--period", metavar="YYYY-MM", help="The month to cover (default: the previous one).")
 @click.option("--today", metavar="YYYY-MM-DD", help="Run as if on this date (default: today).")
 @click.option("--send", "send_it", is_flag=True, help="Send the digest after writing it.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation (cron).")
+@yes_option("sending (for cron)")
 @click.option("--dry-run", is_flag=True, help="Show what the digest would hold; write nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="Say what was done even when all went well.")
 @with_project
@@ -485,15 +473,7 @@ def digest(
     Quiet on success (for cron) unless -v; every run adds a line to
     .newsletter/digest.log. Running it twice sends nothing twice.
     """
-    from .content import article_key
-    from .digest import (
-        campaign_text,
-        parse_period,
-        plan_digest,
-        refuse_if_late,
-        write_campaign,
-    )
-    from .sender import holder_id
+    from .digest import DigestFile, preview_digest, run_digest
 
     try:
         day = dt.date.fromisoformat(today) if today else dt.date.today()
@@ -501,79 +481,37 @@ def digest(
         raise NewsletterError(
             f"--today {today!r} is not a date.", "Write it as YYYY-MM-DD."
         ) from None
-    start = parse_period(period, day)
-    label = start.strftime("%Y-%m")
     if dry_run:
-        plan = plan_digest(project, start, day)
+        preview = preview_digest(project, period, day)
+        plan = preview.plan
         say(
-            f"Digest {label} (as on {day}): {len(plan.articles)} new article(s)"
+            f"Digest {preview.label} (as on {day}): {len(plan.articles)} new article(s)"
             + (f"; {plan.late_by} day(s) too late to send" if plan.late_by else "")
             + "."
         )
-        if plan.articles:
+        if preview.text:
             say(f"It would write {plan.path}:\n")
-            show(campaign_text(project, plan), nl=False)
+            show(preview.text, nl=False)
         say("Dry run: nothing written or sent.")
         return
-    store = project.store
-    holder = holder_id()
-    store.acquire_lock(f"digest:{label}", holder, ttl_seconds=3600)
-    outcome, code = "", 0
-    try:
-        plan = plan_digest(project, start, day)
-        if not plan.articles:
-            outcome = f"no new articles for {label}; nothing written or sent"
-            say(outcome.capitalize() + ".")
-            return
-        if send_it:
-            refuse_if_late(plan, project)
-        written = write_campaign(project, plan)
-        store.record_digest(label, [article_key(a) for a in plan.articles])
-        outcome = f"{len(plan.articles)} article(s), {plan.path.name} {written}"
+
+    def written(file: DigestFile) -> None:
         if verbose or not send_it:
-            say(f"{plan.path}: {written} with {len(plan.articles)} article(s):")
-            for article in plan.articles:
+            say(f"{file.path}: {file.state} with {len(file.articles)} article(s):")
+            for article in file.articles:
                 say(f"  {article.date} {article.title}")
-            if written == "kept":
+            if file.state == "kept":
                 say("  (the file was edited by hand: it is kept as it is)")
-        if send_it:
-            code = run_send(
-                project,
-                project.campaign(plan.slug),
-                yes=yes,
-                quiet=not verbose,
-                auto_submitted=True,
-            )
-            row = store.campaign(plan.slug)
-            counts = store.delivery_counts(row.id) if row else {}
-            outcome += f"; campaign {row.status if row else 'not sent'}, " + (
-                ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no deliveries"
-            )
-    except NewsletterError as exc:
-        outcome, code = f"error: {exc.message}", exc.exit_code
-        raise
-    except KeyboardInterrupt:
-        outcome, code = "interrupted", 130
-        raise
-    except Exception as exc:  # the log must not say exit=0 for a run that crashed
-        outcome, code = (
-            f"failed unexpectedly: {type(exc).__name__}: {' '.join(str(exc).split())}",
-            1,
+
+    with _SendDisplay(yes, quiet=not verbose) as display:
+        outcome = run_digest(
+            project, period, day, send=send_it, hooks=display.hooks(), on_written=written
         )
-        raise
-    finally:
-        store.release_lock(f"digest:{label}", holder)
-        _digest_log(project, label, day, outcome, code)
-    ctx.exit(code)
-
-
-def _digest_log(project: Project, label: str, day: dt.date, outcome: str, code: int) -> None:
-    """One line per run in .newsletter/digest.log: what was selected and sent."""
-    log = project.settings.root / ".newsletter" / "digest.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    with open(log, "a", encoding="utf-8") as fh:
-        fh.write(f"{stamp} period={label} today={day} exit={code} {outcome}\n")
+    if outcome.file is None:
+        say(outcome.summary.capitalize() + ".")
+    if outcome.send is not None:
+        _show_outcome(outcome.send, quiet=not verbose)
+    ctx.exit(outcome.exit_status)
 
 
 # -- events and serve -------------------------------------------------------
@@ -595,22 +533,18 @@ def events_import(project: Project, file: Path, provider: str) -> None:
 
     A record that cannot be read (a timestamp that is no time, a field of the wrong
     type) is skipped and listed; the others are applied."""
-    from .events import import_events
-
-    report = import_events(project.store, provider, file.read_bytes(), project.soft_bounce_limit)
-    for record in report.skipped:
+    result = project.import_events(file, provider)
+    for record in result.skipped:
         say(f"  {record.where}: {record.problem}; skipped", fg="yellow")
-    outcomes = report.outcomes
+    outcomes = result.outcomes
     say(
         f"{sum(outcomes.values())} event(s) from {file}: "
         + (", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())) or "none")
-        + (f"; {len(report.skipped)} skipped" if report.skipped else "")
+        + (f"; {len(result.skipped)} skipped" if result.skipped else "")
     )
-    if report.skipped and not report.read:
-        raise NewsletterError(
-            f"No record of {file} could be read.",
-            "Fix the records listed above and import the file again.",
-        )
+    error = result.error()
+    if error is not None:
+        raise error
 
 
 @cli.command()
@@ -693,7 +627,7 @@ def build(project: Project, campaign: str, to: str | None, out: Path | None, ref
 @cli.command()
 @click.argument("campaign")
 @click.option("--links", is_flag=True, help="Also request every link and report those that fail.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option("table", "json")
 @with_project
 @click.pass_context
 def check(ctx: click.Context, project: Project, campaign: str, links: bool, fmt: str) -> None:
@@ -773,7 +707,7 @@ def preview(project: Project, campaign: str, host: str, port: int, no_open: bool
     metavar="EMAIL",
     help="Send a marked test copy to EMAIL instead (not recorded as a delivery).",
 )
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option("sending (for scripts)")
 @click.option("--limit", type=click.IntRange(min=1), help="Send to at most N recipients this run.")
 @click.option("--retry-failed", is_flag=True, help="Send again to recipients that failed.")
 @click.option(
@@ -795,186 +729,157 @@ def send(
     retry_unknown: bool,
 ) -> None:
     """Send CAMPAIGN to its subscribers, each at most once."""
-    retry = [
-        *(
-            (DeliveryStatus.FAILED, DeliveryStatus.INVALID, DeliveryStatus.REJECTED)
-            if retry_failed
-            else ()
-        ),
-        *((DeliveryStatus.UNKNOWN,) if retry_unknown else ()),
-    ]
-    ctx.exit(
-        run_send(
-            project,
-            project.campaign(campaign),
-            dry_run=dry_run,
-            tests=tests,
-            yes=yes,
-            limit=limit,
-            retry=retry,
-        )
-    )
-
-
-def run_send(
-    project: Project,
-    loaded: Campaign,
-    *,
-    dry_run: bool = False,
-    tests: tuple[str, ...] = (),
-    yes: bool = False,
-    limit: int | None = None,
-    retry: list[DeliveryStatus] | None = None,
-    quiet: bool = False,
-    auto_submitted: bool = False,
-) -> int:
-    """The send command's work, shared with `digest --send`; the exit status."""
-    retry = retry or []
-    note = (lambda *a, **k: None) if quiet else say
-    compiled = project.compile(loaded)
-    project.check_sendable()
-    problems = project.check_compiled(loaded, compiled, every_reader=False)
-    errors = [p for p in problems if p.level == "error"]
-    # The outbox is a rehearsal: it only warns, except when some readers' email cannot be built.
-    if errors and (
-        project.settings.transport != "outbox" or any(p.code == "does-not-build" for p in errors)
-    ):
-        raise NewsletterError(
-            f"{loaded.slug} is not ready to send: " + "; ".join(p.message for p in errors),
-            f"`newsletter check {loaded.slug}` shows where. Nothing was sent.",
-        )
-    for problem in errors:
-        say(f"warning (outbox only): {problem.message}", fg="yellow")
-    for problem in problems:
-        if problem.code == "unknown-tag" or (
-            problem.code == "example-setting" and project.settings.transport != "outbox"
-        ):
-            say(f"warning: {problem.message} ({problem.where})", fg="yellow")
+    retry = retry_statuses(failed=retry_failed, unknown=retry_unknown)
+    plan = prepare_send(project, campaign, retry=retry, limit=limit)
     if tests:
-        transport = project.transport(loaded.slug)
-        transport.on_retry = lambda text: say(text, fg="yellow")
-        results = project.send_tests(compiled, transport, list(tests))
-        for address, result in zip(tests, results, strict=True):
+        _show_warnings(plan)
+        for copy in send_test_copies(project, plan, tests, on_retry=_warn):
             say(
-                f"Test copy to {address}: {result.status}"
-                + (f" ({result.error})" if result.error else "")
+                f"Test copy to {copy.address}: {copy.status}"
+                + (f" ({copy.error})" if copy.error else "")
             )
-        return 0
-    row = project.store.campaign(loaded.slug)
-    rehearsal = row is not None and project.store.only_rehearsed(row, project.settings.transport)
-    if row is not None and row.status == "sent" and not retry and not rehearsal:
-        counts = project.store.delivery_counts(row.id)
+        return
+    if dry_run:
+        _show_plan(plan, say)
+        if plan.already_sent is None:
+            if plan.sample:
+                more = ", ..." if plan.recipients > len(plan.sample) else ""
+                say("For example: " + ", ".join(plan.sample) + more)
+            say("Dry run: nothing was sent.")
+        return
+    with _SendDisplay(yes, quiet=False) as display:
+        outcome = run_send(project, plan, display.hooks())
+    ctx.exit(_show_outcome(outcome, quiet=False))
+
+
+def _warn(text: str) -> None:
+    say(text, fg="yellow")
+
+
+def _show_warnings(plan: SendPlan) -> None:
+    for problem in plan.outbox_errors:
+        say(f"warning (outbox only): {problem.message}", fg="yellow")
+    for problem in plan.warnings:
+        say(f"warning: {problem.message} ({problem.where})", fg="yellow")
+
+
+def _show_plan(plan: SendPlan, note: Callable[[str], None]) -> None:
+    """The plan's warnings (always) and what it will do (``note``: quiet or not)."""
+    _show_warnings(plan)
+    done = plan.already_sent
+    if done is not None:
         note(
-            f"Campaign {loaded.slug} was already sent (finished {row.finished_at}); "
-            f"nothing to send. {_counts_text(counts)}."
+            f"Campaign {plan.slug} was already sent (finished {done.finished_at}); "
+            f"nothing to send. {_counts_text(done.totals)}."
         )
-        if project.campaign_failures(loaded.slug) or project.campaign_unknown(loaded.slug):
+        if done.failed or done.unknown:
             note(
                 "Use --retry-failed or --retry-unknown to try those recipients again; "
                 "`newsletter report` lists them."
             )
-        return 0
-    plan = project.plan(loaded, retry)
-    count = min(plan.recipients, limit) if limit else plan.recipients
+        return
     if plan.rehearsed is not None:
         note(
-            f"{loaded.slug} went only to the outbox so far (a rehearsal: {plan.rehearsed} "
+            f"{plan.slug} went only to the outbox so far (a rehearsal: {plan.rehearsed} "
             f"message file(s)); this is its first send through {plan.transport}. The "
             "rehearsal stays in `newsletter report`."
         )
-    batches = -(-count // plan.batch_size)
     note(
-        f"Campaign {plan.campaign}: {count} recipient(s) via {plan.transport}, in {batches} "
-        f"batch(es) of up to {plan.batch_size}, {plan.concurrency} at a time"
+        f"Campaign {plan.slug}: {plan.recipients} recipient(s) via {plan.transport}, in "
+        f"{plan.batches} batch(es) of up to {plan.batch_size}, {plan.concurrency} at a time"
         + (f"; {plan.already_settled} already settled" if plan.already_settled else "")
         + "."
     )
-    if plan.rate_limit:
-        estimate = _duration(count / plan.rate_limit)
+    if plan.estimated_seconds is not None:
+        estimate = _duration(plan.estimated_seconds)
         note(f"At {plan.rate_limit:g} messages/s this takes about {estimate}.")
-    if dry_run:
-        sample = project.store.audience_sample(loaded.audience, 5)
-        if sample and plan.already_settled == 0:
-            note("For example: " + ", ".join(sample) + (", ..." if count > len(sample) else ""))
-        note("Dry run: nothing was sent.")
-        return 0
-    transport = project.transport(loaded.slug)  # its secret is needed from here on
-    if count == 0:
-        transport.close()
+
+
+class _SendDisplay:
+    """The terminal side of a send: the plan, the question, the progress bar."""
+
+    def __init__(self, yes: bool, quiet: bool) -> None:
+        self.yes, self.quiet = yes, quiet
+        self.bar: Any = None
+
+    def __enter__(self) -> _SendDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def hooks(self) -> SendHooks:
+        note = (lambda text: None) if self.quiet else say
+        return SendHooks(
+            on_plan=lambda plan: _show_plan(plan, note),
+            confirm=self.confirm,
+            progress=self.progress,
+            on_retry=None if self.quiet else _warn,
+        )
+
+    def confirm(self, plan: SendPlan) -> bool:
+        return self.yes or _confirm(
+            f"Send {plan.slug!r} to {plan.recipients} recipient(s) now?",
+            "Refusing to send without confirmation: no terminal to ask on.",
+            "Add --yes to send from a script or cron.",
+        )
+
+    def progress(self, progress: SendProgress) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(
+                length=progress.total,
+                label="Sending",
+                file=sys.stderr,
+                show_pos=True,
+                show_eta=True,
+                item_show_func=lambda text: text,
+                hidden=self.quiet,
+            ).__enter__()
+        line = (
+            f"{progress.delivered} sent · {progress.not_delivered} not sent · "
+            f"{progress.rate:,.0f}/s"
+        )
+        self.bar.update(progress.batch, line)
+
+
+def _show_outcome(outcome: SendOutcome, quiet: bool) -> int:
+    """What a run did, worded; its exit status."""
+    note = (lambda text: None) if quiet else say
+    if outcome.kind is OutcomeKind.DECLINED:
+        raise click.Abort()
+    if outcome.kind is OutcomeKind.NOTHING_TO_SEND:
         note("Nothing to send.")
-        return 0
-    if not yes:
-        if not sys.stdin.isatty():
-            raise NewsletterError(
-                "Refusing to send without confirmation: no terminal to ask on.",
-                "Add --yes to send from a script or cron.",
-            )
-        click.confirm(f"Send {loaded.slug!r} to {count} recipient(s) now?", abort=True, err=True)
-    if not quiet:
-        transport.on_retry = lambda text: say(text, fg="yellow")
-    progress = Progress()
-    with click.progressbar(
-        length=count,
-        label="Sending",
-        file=sys.stderr,
-        show_pos=True,
-        show_eta=True,
-        item_show_func=lambda text: text,
-        hidden=quiet,
-    ) as bar:
-
-        def on_batch(results: list[SendResult]) -> None:
-            bar.update(len(results), progress.add(results))
-
-        report, row = project.send(
-            loaded,
-            compiled,
-            transport,
-            retry,
-            limit,
-            on_batch=on_batch,
-            auto_submitted=auto_submitted,
-        )
+    if outcome.kind is not OutcomeKind.SENT:
+        return outcome.exit_status
     note(
-        f"Done: {report.delivered} sent, {report.failed} failed, {report.unknown} unknown"
-        f" in this run. {_counts_text(project.store.delivery_counts(row.id))}."
+        f"Done: {outcome.delivered} sent, {outcome.failed} failed, {outcome.unknown} unknown"
+        f" in this run. {_counts_text(outcome.totals)}."
     )
-    if row.status != "sent":
+    if outcome.pending:
         say("Some recipients are still pending: run the same command again to continue.")
-    unknown = project.campaign_unknown(loaded.slug)
-    if unknown:
+    if outcome.campaign_unknown:
         say(
-            f"The outcome for {unknown} recipient(s) is unknown (the connection dropped after "
-            "the request went out): they most likely got it. `newsletter report "
-            f"{loaded.slug}` lists them; --retry-unknown would send to them again, possibly "
-            "twice.",
+            f"The outcome for {outcome.campaign_unknown} recipient(s) is unknown (the "
+            "connection dropped after the request went out): they most likely got it. "
+            f"`newsletter report {outcome.campaign}` lists them; --retry-unknown would send "
+            "to them again, possibly twice.",
             fg="yellow",
         )
-    if project.campaign_failures(loaded.slug):
+    if outcome.campaign_failed:
         say(
-            f"Some recipients were not delivered: `newsletter report {loaded.slug}` lists them.",
+            f"Some recipients were not delivered: `newsletter report {outcome.campaign}` "
+            "lists them.",
             fg="yellow",
         )
-        return EXIT_FAILED_RECIPIENTS
-    return 0
+    return outcome.exit_status
 
 
-class Progress:
-    """Running totals for the progress line: delivered, not delivered, rate."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.delivered = 0
-        self.failed = 0
-
-    def add(self, results: list[SendResult]) -> str:
-        for r in results:
-            if r.status in SETTLED_OK:
-                self.delivered += 1
-            else:
-                self.failed += 1
-        rate = (self.delivered + self.failed) / max(time.monotonic() - self.started, 1e-6)
-        return f"{self.delivered} sent · {self.failed} not sent · {rate:,.0f}/s"
+def _confirm(question: str, refusal: str, hint: str) -> bool:
+    """Ask on the terminal (no answers abort); without one, refuse: no one can answer."""
+    if not sys.stdin.isatty():
+        raise NewsletterError(refusal, hint)
+    return click.confirm(question, abort=True, err=True)
 
 
 def _duration(seconds: float) -> str:
@@ -994,84 +899,39 @@ def _counts_text(counts: dict[str, int]) -> str:
 # -- report -----------------------------------------------------------------
 @cli.command()
 @click.argument("campaign", required=False)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@format_option("table", "csv", "json")
 @with_project
 def report(project: Project, campaign: str | None, fmt: str) -> None:
     """Who got CAMPAIGN, who did not and why (all campaigns without CAMPAIGN)."""
-    store = project.store
     if campaign is None:
-        records = [
-            {
-                "campaign": c.slug,
-                "status": c.status,
-                "started_at": c.started_at,
-                "finished_at": c.finished_at,
-                "counts": store.delivery_counts(c.id),
-            }
-            for c in store.campaigns()
-        ]
+        summaries = [s.as_dict() for s in campaign_reports(project)]
         if fmt == "json":
-            click.echo(json.dumps(records, indent=2))
-        else:
-            for r in records:
-                r["counts"] = ", ".join(f"{n} {s}" for s, n in sorted(r["counts"].items()))
-            _emit(records, fmt, ["campaign", "status", "started_at", "finished_at", "counts"])
+            click.echo(json.dumps(summaries, indent=2))
+            return
+        for r in summaries:
+            r["counts"] = ", ".join(f"{n} {s}" for s, n in sorted(r["counts"].items()))
+        _emit(summaries, fmt, ["campaign", "status", "started_at", "finished_at", "counts"])
         return
-    slug = Path(campaign).stem
-    row = store.campaign(slug)
-    if row is None:
-        raise NewsletterError(
-            f"Campaign {slug!r} has not been sent yet.",
-            "Run `newsletter report` to see the campaigns that have.",
-        )
-    counts = {s: 0 for s in ("sent", "failed", "unknown", "skipped")} | store.delivery_counts(
-        row.id
-    )
-    events = {k: 0 for k in ("delivered", "bounced", "complained", "unsubscribed")}
-    events |= store.event_counts(row.id)
-    recipients = [
-        {
-            "email": d["email"],
-            "status": d["status"],
-            "provider_message_id": d["provider_message_id"],
-            "error": d["error"],
-            "sent_at": d["sent_at"],
-            "transport": d["transport"],
-        }
-        for d in store.deliveries(row.id)
-    ]
-    rehearsals = store.rehearsals(row.id)
+    found = campaign_report(project, campaign)
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "campaign": slug,
-                    "status": row.status,
-                    "transport": row.transport,
-                    "counts": counts,
-                    "events": events,
-                    "rehearsals": rehearsals,
-                    "recipients": recipients,
-                },
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
+        click.echo(json.dumps(found.as_dict(), indent=2, ensure_ascii=False))
         return
     if fmt == "table":
-        via = f" via {row.transport}" if row.transport else ""
+        via = f" via {found.transport}" if found.transport else ""
         say(
-            f"{slug}: {row.status}{via}. "
-            + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            f"{found.campaign}: {found.status}{via}. "
+            + ", ".join(f"{n} {s}" for s, n in sorted(found.counts.items()))
         )
-        for r in rehearsals:
+        for r in found.rehearsals:
             say(
-                f"Rehearsed to the outbox first: {r['messages']} message file(s), "
-                f"{r['started_at'] or '?'} to {r['finished_at'] or '?'}."
+                f"Rehearsed to the outbox first: {r.messages} message file(s), "
+                f"{r.started_at or '?'} to {r.finished_at or '?'}."
             )
-        say("Events: " + ", ".join(f"{n} {kind}" for kind, n in events.items()))
+        say("Events: " + ", ".join(f"{n} {kind}" for kind, n in found.events.items()))
     _emit(
-        recipients, fmt, ["email", "status", "transport", "provider_message_id", "error", "sent_at"]
+        (asdict(r) for r in found.recipients),
+        fmt,
+        ["email", "status", "transport", "provider_message_id", "error", "sent_at"],
     )
 
 
@@ -1084,7 +944,7 @@ def _emit(records: Any, fmt: str, columns: list[str]) -> None:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         for r in records:
-            writer.writerow([_cell(r.get(c)) for c in columns])
+            writer.writerow([csv_cell(r.get(c)) for c in columns])
         return
     rows = [[_plain(r.get(c)) for c in columns] for r in records]
     widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(columns)]
@@ -1100,12 +960,6 @@ def _plain(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ";".join(map(str, value))
     return str(value)
-
-
-def _cell(value: Any) -> str:
-    """A CSV cell a spreadsheet will show, never run: formulas are neutralised."""
-    text = _plain(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def main() -> None:

@@ -1,5 +1,10 @@
 """The monthly digest: period -> the period's new articles -> a campaign file -> a send.
 
+``run_digest`` is the whole of it in one call (what `newsletter digest` and a Python
+cron job run): it holds the period's lock, plans, writes the campaign file, records
+the articles, sends it through ``sending`` when asked, and adds a line to
+``.newsletter/digest.log`` however the run ends.
+
 Safe to repeat and to overlap: the campaign's identity is the period
 (``digest-YYYY-MM``), so the delivery ledger sends it at most once; a lock in
 the database keeps two runs from working on one period at the same time; an
@@ -12,25 +17,32 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .content import article_key
 from .errors import InputError, NewsletterError
 from .models import Article
-from .project import Project
 from .render.templates import literal, plain_environment, render_string
+from .sender import holder_id
+from .sending import OutcomeKind, SendHooks, SendOutcome, prepare_send, run_send
+
+if TYPE_CHECKING:
+    from .project import Project
+
+LOCK_SECONDS = 3600
 
 
-@dataclass
+@dataclass(frozen=True)
 class DigestPlan:
     period: dt.date  # the first day of the month
     slug: str
     path: Path
-    articles: list[Article]
+    articles: tuple[Article, ...]
     late_by: int  # days past the period's end + max_lateness_days (0 = on time)
 
     @property
@@ -77,7 +89,8 @@ def plan_digest(project: Project, period: dt.date, today: dt.date) -> DigestPlan
     chosen.sort(key=lambda a: (a.date, a.title), reverse=True)
     chosen = chosen[: digest["max_articles"]]
     slug = f"digest-{label}"
-    return DigestPlan(period, slug, settings.campaigns_dir / f"{slug}.md", chosen, max(late_by, 0))
+    path = settings.campaigns_dir / f"{slug}.md"
+    return DigestPlan(period, slug, path, tuple(chosen), max(late_by, 0))
 
 
 def campaign_text(project: Project, plan: DigestPlan) -> str:
@@ -100,7 +113,7 @@ def campaign_text(project: Project, plan: DigestPlan) -> str:
     return f"---\n{head}---\n{intro.strip()}\n"
 
 
-def _preheader(articles: list[Article], limit: int = 110) -> str:
+def _preheader(articles: tuple[Article, ...], limit: int = 110) -> str:
     """ "3 new reads: A; B; and more", cut at a title, never mid-word."""
     text = f"{len(articles)} new read{'s' if len(articles) != 1 else ''}: "
     for number, article in enumerate(articles):
@@ -151,3 +164,119 @@ def refuse_if_late(plan: DigestPlan, project: Project) -> None:
             "as stale. Send it by hand with `newsletter send " + plan.slug + "` if you still "
             "want it, or raise [digest] max_lateness_days.",
         )
+
+
+# -- the whole run ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DigestFile:
+    """The campaign file a run wrote (or found): ``state`` is 'written', 'unchanged' (the
+    same bytes were there) or 'kept' (edited by hand: left as it is)."""
+
+    path: Path
+    slug: str
+    articles: tuple[Article, ...]
+    state: str
+
+
+@dataclass(frozen=True)
+class DigestOutcome:
+    """What one run did; ``summary`` is its line in ``.newsletter/digest.log``."""
+
+    period: str  # YYYY-MM
+    today: dt.date
+    file: DigestFile | None  # None: the period had no new articles; nothing was written
+    send: SendOutcome | None  # None: not asked to send (or nothing to send it with)
+    summary: str
+
+    @property
+    def exit_status(self) -> int:
+        return self.send.exit_status if self.send else 0
+
+
+@dataclass(frozen=True)
+class DigestPreview:
+    """What a run would do (``--dry-run``): the plan and the campaign file it would write."""
+
+    plan: DigestPlan
+    text: str  # "" when the period has no new articles
+
+    @property
+    def label(self) -> str:
+        return self.plan.label
+
+
+def preview_digest(
+    project: Project, period: str | None = None, today: dt.date | None = None
+) -> DigestPreview:
+    """The digest a run would write for ``period`` (default: the month before ``today``)."""
+    day = today or dt.date.today()
+    plan = plan_digest(project, parse_period(period, day), day)
+    return DigestPreview(plan, campaign_text(project, plan) if plan.articles else "")
+
+
+def run_digest(
+    project: Project,
+    period: str | None = None,
+    today: dt.date | None = None,
+    *,
+    send: bool = False,
+    hooks: SendHooks | None = None,
+    on_written: Callable[[DigestFile], None] | None = None,
+) -> DigestOutcome:
+    """Write the digest of ``period`` (default: the month before ``today``) and, with
+    ``send``, send it; one line in ``.newsletter/digest.log`` however it ends.
+
+    ``on_written`` hears of the file before anything is sent; ``hooks`` are the send's
+    (see ``sending.run_send``). Errors are raised after the log line is written.
+    """
+    day = today or dt.date.today()
+    start = parse_period(period, day)
+    label = start.strftime("%Y-%m")
+    store = project.store
+    holder = holder_id()
+    store.acquire_lock(f"digest:{label}", holder, ttl_seconds=LOCK_SECONDS)
+    summary, code = "", 0
+    try:
+        plan = plan_digest(project, start, day)
+        if not plan.articles:
+            summary = f"no new articles for {label}; nothing written or sent"
+            return DigestOutcome(label, day, None, None, summary)
+        if send:
+            refuse_if_late(plan, project)
+        file = DigestFile(plan.path, plan.slug, plan.articles, write_campaign(project, plan))
+        store.record_digest(label, [article_key(a) for a in plan.articles])
+        summary = f"{len(plan.articles)} article(s), {plan.path.name} {file.state}"
+        if on_written is not None:
+            on_written(file)
+        sent = None
+        if send:
+            sent = run_send(project, prepare_send(project, plan.slug), hooks, auto_submitted=True)
+            summary += f"; campaign {sent.status or 'not sent'}, " + (
+                ", ".join(f"{n} {k}" for k, n in sorted(sent.totals.items())) or "no deliveries"
+            )
+            if sent.kind is OutcomeKind.DECLINED:
+                summary += "; the send was declined"
+            code = sent.exit_status
+        return DigestOutcome(label, day, file, sent, summary)
+    except NewsletterError as exc:
+        summary, code = f"error: {exc.message}", exc.exit_code
+        raise
+    except KeyboardInterrupt:
+        summary, code = "interrupted", 130
+        raise
+    except Exception as exc:  # the log must not say exit=0 for a run that crashed
+        detail = " ".join(str(exc).split())
+        summary, code = f"failed unexpectedly: {type(exc).__name__}: {detail}", 1
+        raise
+    finally:
+        store.release_lock(f"digest:{label}", holder)
+        log_digest_run(project, label, day, summary, code)
+
+
+def log_digest_run(project: Project, label: str, day: dt.date, summary: str, code: int) -> None:
+    """One line per run in .newsletter/digest.log: what was selected and sent."""
+    log = project.settings.root / ".newsletter" / "digest.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"{stamp} period={label} today={day} exit={code} {summary}\n")

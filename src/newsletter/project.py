@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from email.utils import getaddresses
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from email_validator import EmailNotValidError
 
 from .addresses import Carrier, canonical_address
-from .audience import ParsedFile, read_subscribers, validate_address
+from .audience import RejectedRow, read_subscribers, validate_address, write_subscribers
 from .campaigns import load_campaign
 from .checks import (
     CheckedEmail,
@@ -41,15 +42,18 @@ from .errors import (
     SendPaused,
     TemplateError,
 )
+from .events import Record, import_events
 from .files import write_private
 from .models import (
-    FAILURES,
     Article,
     Campaign,
     DeliveryStatus,
+    Event,
+    EventKind,
     Recipient,
     SendResult,
     Subscriber,
+    SubscriberStatus,
 )
 from .render import (
     CompiledCampaign,
@@ -59,7 +63,6 @@ from .render import (
     compile_campaign,
 )
 from .sender import (
-    Plan,
     RunReport,
     SendOptions,
     batch_size,
@@ -67,7 +70,7 @@ from .sender import (
     send_campaign,
     send_test,
 )
-from .store import ImportSummary, SQLiteStore, now_iso, open_store
+from .store import SQLiteStore, now_iso, open_store
 from .store.sqlite import CampaignRow, Erasure
 from .tokens import LinkSigner
 
@@ -82,6 +85,79 @@ class BuiltFiles:
     text: Path
     eml: Path
     html_bytes: int
+
+
+@dataclass(frozen=True)
+class CampaignRun:
+    """What ``Project.send`` did: this run's counts, and the campaign's row after it."""
+
+    report: RunReport
+    campaign: CampaignRow
+
+
+@dataclass(frozen=True)
+class SubscriberImport:
+    """What ``import_subscribers`` did with a file."""
+
+    path: Path
+    added: int
+    updated: int
+    unchanged: int
+    rejected: tuple[RejectedRow, ...]  # rows that were not valid, with the reason
+    kept_status: tuple[str, ...]  # an unsubscribed (or bounced...) address kept as it was
+    forgotten: tuple[str, ...]  # addresses erased on request earlier: never imported again
+    encoding: str  # as people name it: "UTF-8", "windows-1252"
+    delimiter: str  # "," or ";"
+
+    @property
+    def refused(self) -> int:
+        return len(self.rejected) + len(self.forgotten)
+
+    def error(self) -> NewsletterError | None:
+        """The error to stop on: no row of the file could be imported."""
+        if self.rejected and not (self.added or self.updated or self.unchanged):
+            return InputError(
+                f"No row of {self.path} could be imported.",
+                "Fix the rows listed above and import the file again.",
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What ``forget`` erased: whether the address was on the list, and how many files
+    made for them (outbox messages, build samples) were removed."""
+
+    email: str
+    known: bool
+    files_removed: int
+
+
+@dataclass(frozen=True)
+class SubscriberHistory:
+    """A subscriber and every campaign they were part of (campaign, status, sent_at,
+    error, provider_message_id, events)."""
+
+    subscriber: Subscriber
+    campaigns: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class EventFileImport:
+    """What ``import_events`` did with an export file."""
+
+    path: Path
+    outcomes: dict[str, int]  # what applying the events did, and how often
+    skipped: tuple[Record, ...]  # records that could not be read, each with its problem
+    read: int
+
+    def error(self) -> NewsletterError | None:
+        if self.skipped and not self.read:
+            return InputError(
+                f"No record of {self.path} could be read.",
+                "Fix the records listed above and import the file again.",
+            )
+        return None
 
 
 class Project:
@@ -368,12 +444,75 @@ class Project:
         return problems
 
     # -- subscribers --------------------------------------------------------
-    def forget(self, email: str) -> tuple[bool, int]:
+    def subscribers(
+        self, status: str | None = None, tag: str | None = None
+    ) -> Iterator[Subscriber]:
+        """Subscribers (not erased ones) in id order, streamed; by status and tag."""
+        return self.store.subscribers(status=status, tag=tag)
+
+    def _subscriber(self, email: str) -> Subscriber:
+        found = self.store.subscriber(email)
+        if found is None or found.id is None:
+            raise InputError(f"{email} is not a subscriber.", "Check the address.")
+        return found
+
+    def history(self, email: str) -> SubscriberHistory:
+        """Which campaigns ``email`` was part of, and what happened to each."""
+        subscriber = self._subscriber(email)
+        assert subscriber.id is not None
+        return SubscriberHistory(subscriber, tuple(self.store.history(subscriber.id)))
+
+    def unsubscribe(self, email: str) -> bool:
+        """Unsubscribe ``email`` by hand; False when they already were."""
+        subscriber = self._subscriber(email)
+        assert subscriber.id is not None
+        return self.store.set_status(
+            subscriber.id, SubscriberStatus.UNSUBSCRIBED, "unsubscribed by hand"
+        )
+
+    def unsubscribe_by_link(self, subscriber_id: int, campaign_id: int, one_click: bool) -> bool:
+        """A signed unsubscribe link was used: an active reader becomes unsubscribed, with
+        one event; anyone else stays as is (a repeated POST, a mailbox provider's retry,
+        someone who bounced meanwhile). True when the status changed."""
+        store = self.store
+        slug = store.campaign_slug(campaign_id)
+        reason = "one-click unsubscribe" if one_click else "unsubscribe page"
+        if slug:
+            reason += f" from {slug}"
+        if not store.set_status(
+            subscriber_id, SubscriberStatus.UNSUBSCRIBED, reason, only_if_active=True
+        ):
+            return False
+        store.record_event(
+            Event(
+                provider="newsletter",
+                kind=EventKind.UNSUBSCRIBED,
+                subscriber_id=subscriber_id,
+                campaign=slug,
+                detail=reason,
+                raw={"via": reason},
+            )
+        )
+        return True
+
+    def export_subscribers(self, path: Path, status: str | None = None) -> int:
+        """Every subscriber (or those with ``status``) to a CSV file that imports back, with
+        formula cells neutralised; how many were written."""
+        return write_subscribers(path, self.store.subscribers(status=status))
+
+    def forget(self, email: str, confirm: Callable[[str], bool] | None = None) -> Forgotten | None:
         """Erase a person from the database and from the files made for them.
 
-        (was on the list, files removed): their outbox messages and the build samples
-        made for them. Raises when a copy could not be cleared from the database's log.
+        Their outbox messages and the build samples made for them are removed too.
+        ``confirm`` is asked first (None when it says no). Raises when a copy could not
+        be cleared from the database's log.
         """
+        if not email.strip():
+            raise InputError(
+                "No address to erase: EMAIL is empty.", "Give the address, e.g. ana@example.com."
+            )
+        if confirm is not None and not confirm(email):
+            return None
         erasure = self.store.forget(email)
         removed = self._remove_outbox_files(erasure) + self._remove_build_samples(erasure)
         if not self.store.purge_erased():
@@ -383,7 +522,7 @@ class Project:
                 "Stop `newsletter serve` (or whatever holds the database) for a moment and "
                 "run the same `subscribers forget` again.",
             )
-        return erasure.known, removed
+        return Forgotten(email, erasure.known, removed)
 
     def _remove_outbox_files(self, erasure: Erasure) -> int:
         """The outbox's message files made for them, by exact name (``<subscriber id>-
@@ -432,10 +571,28 @@ class Project:
 
     def import_subscribers(
         self, path: Path, tags: tuple[str, ...] = (), status: str = "active"
-    ) -> tuple[ImportSummary, ParsedFile]:
+    ) -> SubscriberImport:
+        """Import a subscribers CSV file: validated, merged, never re-subscribing anyone."""
         parsed = read_subscribers(path, tags, status, carrier=self.carrier)
-        summary = self.store.import_subscribers(parsed.rows)
-        return summary, parsed
+        summary = self.store.import_subscribers(parsed.rows)  # drains parsed.rows
+        return SubscriberImport(
+            path,
+            summary.added,
+            summary.updated,
+            summary.unchanged,
+            tuple(parsed.rejected),
+            tuple(summary.kept_status),
+            tuple(summary.forgotten),
+            parsed.encoding,
+            parsed.delimiter,
+        )
+
+    # -- events ---------------------------------------------------------------
+    def import_events(self, path: Path, provider: str) -> EventFileImport:
+        """Apply a provider's events from an export file (a JSON array, one JSON object, or
+        JSON lines); records that cannot be read are skipped and listed."""
+        report = import_events(self.store, provider, path.read_bytes(), self.soft_bounce_limit)
+        return EventFileImport(path, dict(report.outcomes), tuple(report.skipped), report.read)
 
     # -- sending ------------------------------------------------------------
     def check_sendable(self) -> None:
@@ -452,35 +609,11 @@ class Project:
     def transport(self, slug: str) -> Transport:
         return make_transport(self.settings, slug)
 
-    def plan(self, campaign: Campaign, retry: list[DeliveryStatus]) -> Plan:
-        """What a send would do; needs no transport, so no secret (a dry run)."""
-        row = self.store.campaign(campaign.slug)
+    def batch_size(self) -> int:
+        """Messages per batch: ``[delivery] batch_size`` within the transport's maximum."""
         d = self.settings.values["delivery"]
-        rehearsed = None
-        if row is not None and self.store.only_rehearsed(row, d["transport"]):
-            rehearsed = self.store.delivery_counts(row.id).get("sent", 0)
-        if row is None or row.status == "draft" or rehearsed is not None:
-            recipients = self.store.count_audience(campaign.audience)
-            settled = 0
-        else:
-            counts = self.store.delivery_counts(row.id)
-            recipients = (
-                counts.get("pending", 0)
-                + counts.get("sending", 0)
-                + sum(counts.get(str(s), 0) for s in retry)
-            )
-            settled = sum(counts.values()) - recipients
-        rate = float(d["rate_limit"])
-        return Plan(
-            campaign.slug,
-            d["transport"],
-            recipients,
-            batch_size(transport_class(d["transport"]).max_batch, d["batch_size"], rate),
-            settled,
-            campaign.audience,
-            rate_limit=rate,
-            concurrency=d["concurrency"],
-            rehearsed=rehearsed,
+        return batch_size(
+            transport_class(d["transport"]).max_batch, d["batch_size"], float(d["rate_limit"])
         )
 
     def send_options(self, limit: int | None = None) -> SendOptions:
@@ -501,8 +634,8 @@ class Project:
         limit: int | None = None,
         on_batch: Callable[[list[SendResult]], None] | None = None,
         auto_submitted: bool = False,
-    ) -> tuple[RunReport, CampaignRow]:
-        """Send the campaign's pending deliveries under an exclusive lock."""
+    ) -> CampaignRun:
+        """Send the campaign's pending deliveries, holding a lease of this sender's own."""
         store = self.store
         row = store.ensure_campaign(campaign.slug, campaign.subject)
         if store.only_rehearsed(row, transport.name):
@@ -559,7 +692,7 @@ class Project:
             transport.close()
             if transport.name == "outbox":  # a file written as its reader was being erased
                 self._remove_files_of(store.erased_during(row.id, started), campaign.slug)
-        return report, store.campaign(campaign.slug) or row
+        return CampaignRun(report, store.campaign(campaign.slug) or row)
 
     def _remove_files_of(self, subscriber_ids: list[int], slug: str) -> None:
         folder = self.settings.outbox_dir / slug
@@ -605,19 +738,6 @@ class Project:
             ) from None
         finally:
             transport.close()
-
-    def campaign_failures(self, slug: str) -> int:
-        """Recipients the campaign definitely did not reach (rejected, invalid, failed)."""
-        row = self.store.campaign(slug)
-        if row is None:
-            return 0
-        counts = self.store.delivery_counts(row.id)
-        return sum(counts.get(str(s), 0) for s in FAILURES)
-
-    def campaign_unknown(self, slug: str) -> int:
-        """Recipients whose outcome is unknown: most likely delivered, never resent unasked."""
-        row = self.store.campaign(slug)
-        return self.store.delivery_counts(row.id).get(str(DeliveryStatus.UNKNOWN), 0) if row else 0
 
 
 def recipient_of(subscriber: Subscriber) -> Recipient:

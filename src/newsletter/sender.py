@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import DeliveryError, NewsletterError, RecipientError, SendPaused
-from .models import FAILURES, Audience, DeliveryStatus, Recipient, SendResult
+from .models import FAILURES, DeliveryStatus, Recipient, SendResult
 from .render import MessageFactory, OutgoingMessage
 
 
@@ -64,30 +64,6 @@ class SendOptions:
     limit: int | None = None
     max_failure_rate: float = 0.2  # 0 = never pause
     failure_sample: int = 50  # settled recipients before the failure rate is judged
-
-
-@dataclass
-class Plan:
-    """What a send would do, before it does it."""
-
-    campaign: str
-    transport: str
-    recipients: int
-    batch_size: int
-    already_settled: int = 0
-    audience: Audience = field(default_factory=Audience)
-    rate_limit: float = 0.0
-    concurrency: int = 1
-    rehearsed: int | None = None  # messages an outbox rehearsal wrote, before a real send
-
-    @property
-    def batches(self) -> int:
-        return math.ceil(self.recipients / self.batch_size) if self.recipients else 0
-
-    @property
-    def estimated_seconds(self) -> float | None:
-        """At the configured rate; None when the rate is the provider's to set."""
-        return self.recipients / self.rate_limit if self.rate_limit else None
 
 
 @dataclass

@@ -1333,6 +1333,19 @@ class SQLiteStore:
         with self.transaction():
             self.db.execute("DELETE FROM locks WHERE name = ? AND holder = ?", (name, holder))
 
+    # -- lookups by id, for the unsubscribe link (`serve`) ---------------------------
+    def subscriber_status(self, subscriber_id: int) -> str | None:
+        """The status of the subscriber row with this id (an erased one too), or None."""
+        row = self.db.execute(
+            "SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def campaign_slug(self, campaign_id: int) -> str | None:
+        """The slug of the campaign with this id, or None."""
+        row = self.db.execute("SELECT slug FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+        return row[0] if row else None
+
 
 def _gone(status: str, erased_at: str | None) -> str:
     """Why a delivery is skipped: its reader's status, or their erasure."""

@@ -30,7 +30,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import redact
-from ..models import Event, EventKind, SubscriberStatus
 from ..project import Project
 from ..tokens import LinkSigner
 from ..webhooks import receive_webhook, unreported_notes, webhook_secrets
@@ -158,11 +157,8 @@ class ServeApp:
                 "email itself, or reply to the email and we will remove you by hand.",
             )
         subscriber_id, campaign_id = found
-        store = self.project.store
-        exists = store.db.execute(
-            "SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)
-        ).fetchone()
-        if exists is None:
+        status = self.project.store.subscriber_status(subscriber_id)
+        if status is None:
             return "404 Not Found", _page("Already removed", "This address is not on the list.")
         if method == "POST":
             form = _form(environ)
@@ -170,44 +166,19 @@ class ServeApp:
             confirmed = form.get("confirm") == "yes"
             if not (one_click or confirmed):
                 return "400 Bad Request", _page("Not understood", "Nothing was changed.")
-            self._unsubscribe(subscriber_id, campaign_id, one_click)
+            self.project.unsubscribe_by_link(subscriber_id, campaign_id, one_click)
             return "200 OK", _page(
                 "You are unsubscribed",
                 f"You will not get {self.name} again. If this was a mistake, "
                 "reply to any of our emails.",
             )
-        if exists[0] != "active":
+        if status != "active":
             return "200 OK", _page("You are unsubscribed", f"You no longer get {self.name}.")
         return "200 OK", _page(
             f"Unsubscribe from {self.name}?",
             "",
             markup="<form method='post'><input type='hidden' name='confirm' value='yes'>"
             "<button type='submit'>Unsubscribe</button></form>",
-        )
-
-    def _unsubscribe(self, subscriber_id: int, campaign_id: int, one_click: bool) -> None:
-        """An active reader becomes unsubscribed, with one event; anyone else stays as is
-        (a repeated POST, a mailbox provider's retry, someone who bounced meanwhile)."""
-        store = self.project.store
-        campaign = store.db.execute(
-            "SELECT slug FROM campaigns WHERE id = ?", (campaign_id,)
-        ).fetchone()
-        reason = "one-click unsubscribe" if one_click else "unsubscribe page"
-        if campaign:
-            reason += f" from {campaign[0]}"
-        if not store.set_status(
-            subscriber_id, SubscriberStatus.UNSUBSCRIBED, reason, only_if_active=True
-        ):
-            return
-        store.record_event(
-            Event(
-                provider="newsletter",
-                kind=EventKind.UNSUBSCRIBED,
-                subscriber_id=subscriber_id,
-                campaign=campaign[0] if campaign else None,
-                detail=reason,
-                raw={"via": reason},
-            )
         )
 
     # -- web version ----------------------------------------------------------------

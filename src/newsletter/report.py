@@ -1,0 +1,115 @@
+"""`newsletter report`: who got a campaign, who did not and why; or every campaign in short."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    from .project import Project
+
+# Shown even when nothing has that status or kind yet.
+ALWAYS_COUNTED = ("sent", "failed", "unknown", "skipped")
+ALWAYS_EVENTS = ("delivered", "bounced", "complained", "unsubscribed")
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """A send to the outbox before the campaign's first real send, kept as a summary."""
+
+    transport: str
+    messages: int
+    started_at: str | None
+    finished_at: str | None
+    archived_at: str | None
+
+
+@dataclass(frozen=True)
+class RecipientStatus:
+    """One recipient of a campaign and what happened to their message."""
+
+    email: str
+    status: str
+    provider_message_id: str | None
+    error: str | None
+    sent_at: str | None
+    transport: str | None
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    """One campaign: its delivery counts, the events about it, its rehearsals and every
+    recipient."""
+
+    campaign: str
+    status: str
+    transport: str | None
+    counts: dict[str, int]  # deliveries by status
+    events: dict[str, int]  # recipients by event kind
+    rehearsals: tuple[Rehearsal, ...]
+    recipients: tuple[RecipientStatus, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {
+            "rehearsals": [asdict(r) for r in self.rehearsals],
+            "recipients": [asdict(r) for r in self.recipients],
+        }
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """One line of the report on every campaign."""
+
+    campaign: str
+    status: str
+    started_at: str | None
+    finished_at: str | None
+    counts: dict[str, int]  # deliveries by status
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def campaign_report(project: Project, campaign: str) -> CampaignReport:
+    """The report on ``campaign`` (a slug, or its file's path); an error if never sent."""
+    store = project.store
+    slug = Path(campaign).stem
+    row = store.campaign(slug)
+    if row is None:
+        raise InputError(
+            f"Campaign {slug!r} has not been sent yet.",
+            "Run `newsletter report` to see the campaigns that have.",
+        )
+    counts = dict.fromkeys(ALWAYS_COUNTED, 0) | store.delivery_counts(row.id)
+    events = dict.fromkeys(ALWAYS_EVENTS, 0) | store.event_counts(row.id)
+    return CampaignReport(
+        slug,
+        row.status,
+        row.transport,
+        counts,
+        events,
+        tuple(Rehearsal(**r) for r in store.rehearsals(row.id)),
+        tuple(
+            RecipientStatus(
+                d["email"],
+                d["status"],
+                d["provider_message_id"],
+                d["error"],
+                d["sent_at"],
+                d["transport"],
+            )
+            for d in store.deliveries(row.id)
+        ),
+    )
+
+
+def campaign_reports(project: Project) -> list[CampaignSummary]:
+    """Every campaign with its delivery counts, oldest first."""
+    store = project.store
+    return [
+        CampaignSummary(c.slug, c.status, c.started_at, c.finished_at, store.delivery_counts(c.id))
+        for c in store.campaigns()
+    ]
