@@ -217,6 +217,13 @@ def format_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[...,
     )
 
 
+status_filter_option = click.option(
+    "--status",
+    type=click.Choice([s.value for s in SubscriberStatus]),
+    help="Only subscribers with this status.",
+)
+
+
 def yes_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--yes: do not ask before ``what`` (for scripts and cron)."""
     return click.option("--yes", is_flag=True, help=f"Do not ask before {what}.")
@@ -301,11 +308,7 @@ def subscribers_import(project: Project, file: Path, tags: tuple[str, ...], stat
 
 @subscribers.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--status",
-    type=click.Choice([s.value for s in SubscriberStatus]),
-    help="Only subscribers with this status.",
-)
+@status_filter_option
 @with_project
 def subscribers_export(project: Project, file: Path, status: str | None) -> None:
     """Write every subscriber (or those with STATUS) to a CSV FILE that imports back.
@@ -377,9 +380,7 @@ def subscribers_history(project: Project, email: str, fmt: str) -> None:
 
 
 @subscribers.command("list")
-@click.option(
-    "--status", type=click.Choice(["active", "unsubscribed", "bounced", "complained", "pending"])
-)
+@status_filter_option
 @click.option("--tag", help="Only subscribers with this tag.")
 @format_option("table", "csv", "json")
 @with_project
@@ -526,6 +527,7 @@ def events() -> None:
     "--provider",
     required=True,
     type=click.Choice(["postmark", "sendgrid", "mailgun", "resend", "ses"]),
+    help="The provider whose export FILE is (its own event format).",
 )
 @with_project
 def events_import(project: Project, file: Path, provider: str) -> None:
@@ -548,8 +550,19 @@ def events_import(project: Project, file: Path, provider: str) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (behind an HTTPS proxy: 127.0.0.1).",
+)
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0: any free one).",
+)
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the public endpoints: unsubscribe, web version, provider webhooks.
