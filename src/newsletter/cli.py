@@ -27,7 +27,15 @@ import click
 
 from . import __version__
 from .errors import NewsletterError, os_error, redact
-from .models import SETTLED_OK, Article, Campaign, DeliveryStatus, SendResult, SubscriberStatus
+from .models import (
+    SETTLED_OK,
+    Article,
+    Campaign,
+    CampaignStatus,
+    DeliveryStatus,
+    SendResult,
+    SubscriberStatus,
+)
 from .project import Project, init_project
 
 EXIT_FAILED_RECIPIENTS = 3
@@ -493,7 +501,6 @@ def digest(
         refuse_if_late,
         write_campaign,
     )
-    from .sender import holder_id
 
     try:
         day = dt.date.fromisoformat(today) if today else dt.date.today()
@@ -516,8 +523,7 @@ def digest(
         say("Dry run: nothing written or sent.")
         return
     store = project.store
-    holder = holder_id()
-    store.acquire_lock(f"digest:{label}", holder, ttl_seconds=3600)
+    ctx.with_resource(store.lease(f"digest:{label}", 3600))  # let go as the command ends
     outcome, code = "", 0
     try:
         plan = plan_digest(project, start, day)
@@ -562,7 +568,6 @@ def digest(
         )
         raise
     finally:
-        store.release_lock(f"digest:{label}", holder)
         _digest_log(project, label, day, outcome, code)
     ctx.exit(code)
 
@@ -600,10 +605,10 @@ def events_import(project: Project, file: Path, provider: str) -> None:
     report = import_events(project.store, provider, file.read_bytes(), project.soft_bounce_limit)
     for record in report.skipped:
         say(f"  {record.where}: {record.problem}; skipped", fg="yellow")
-    outcomes = report.outcomes
+    outcomes = sorted((str(outcome), n) for outcome, n in report.outcomes.items())
     say(
-        f"{sum(outcomes.values())} event(s) from {file}: "
-        + (", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())) or "none")
+        f"{sum(n for _, n in outcomes)} event(s) from {file}: "
+        + (", ".join(f"{n} {what}" for what, n in outcomes) or "none")
         + (f"; {len(report.skipped)} skipped" if report.skipped else "")
     )
     if report.skipped and not report.read:
@@ -862,7 +867,7 @@ def run_send(
         return 0
     row = project.store.campaign(loaded.slug)
     rehearsal = row is not None and project.store.only_rehearsed(row, project.settings.transport)
-    if row is not None and row.status == "sent" and not retry and not rehearsal:
+    if row is not None and row.status == CampaignStatus.SENT and not retry and not rehearsal:
         counts = project.store.delivery_counts(row.id)
         note(
             f"Campaign {loaded.slug} was already sent (finished {row.finished_at}); "
@@ -939,7 +944,7 @@ def run_send(
         f"Done: {report.delivered} sent, {report.failed} failed, {report.unknown} unknown"
         f" in this run. {_counts_text(project.store.delivery_counts(row.id))}."
     )
-    if row.status != "sent":
+    if row.status != CampaignStatus.SENT:
         say("Some recipients are still pending: run the same command again to continue.")
     unknown = project.campaign_unknown(loaded.slug)
     if unknown:

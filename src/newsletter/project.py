@@ -6,7 +6,6 @@ Every CLI command is one call here, so anything the CLI does a Python caller can
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -46,6 +45,7 @@ from .models import (
     FAILURES,
     Article,
     Campaign,
+    CampaignStatus,
     DeliveryStatus,
     Recipient,
     SendResult,
@@ -67,8 +67,7 @@ from .sender import (
     send_campaign,
     send_test,
 )
-from .store import ImportSummary, SQLiteStore, now_iso, open_store
-from .store.sqlite import CampaignRow, Erasure
+from .store import CampaignRow, Erasure, ImportSummary, SQLiteStore, now_iso, open_store
 from .tokens import LinkSigner
 
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
@@ -459,7 +458,7 @@ class Project:
         rehearsed = None
         if row is not None and self.store.only_rehearsed(row, d["transport"]):
             rehearsed = self.store.delivery_counts(row.id).get("sent", 0)
-        if row is None or row.status == "draft" or rehearsed is not None:
+        if row is None or row.status == CampaignStatus.DRAFT or rehearsed is not None:
             recipients = self.store.count_audience(campaign.audience)
             settled = 0
         else:
@@ -521,44 +520,40 @@ class Project:
         # Senders share a campaign: each holds a lease of its own, renewed as it goes,
         # and claims recipients row by row; one whose lease lapses is presumed dead.
         lease_prefix = f"sender:{campaign.slug}:"
-        lock = lease_prefix + holder
-        lease = self.settings.get("delivery", "lease_seconds")
-        store.acquire_lock(lock, holder, lease)
-        last_refresh = time.monotonic()
+        lease_seconds = self.settings.get("delivery", "lease_seconds")
+        with store.lease(lease_prefix + holder, lease_seconds, holder) as lease:
 
-        def batch_done(results: list[SendResult]) -> None:
-            nonlocal last_refresh
-            if time.monotonic() - last_refresh > lease / 10:
-                store.refresh_lock(lock, holder, lease)
-                last_refresh = time.monotonic()
-            if on_batch:
-                on_batch(results)
+            def batch_done(results: list[SendResult]) -> None:
+                lease.renew()
+                if on_batch:
+                    on_batch(results)
 
-        started = now_iso()
-        try:
-            store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
-            store.requeue(row.id, retry)
-            store.enqueue(row, campaign.audience, transport.name)
-            report = send_campaign(
-                store,
-                transport,
-                self.factory(compiled, auto_submitted=auto_submitted, carrier=transport.carrier()),
-                row.id,
-                self.personalizer(campaign.slug, row.id),
-                self.send_options(limit),
-                holder=holder,
-                on_batch=batch_done,
-            )
-            store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
-            store.finish_if_done(row.id)
-        except SendPaused:
-            store.set_campaign_status(row.id, "paused")
-            raise
-        finally:
-            store.release_lock(lock, holder)
-            transport.close()
-            if transport.name == "outbox":  # a file written as its reader was being erased
-                self._remove_files_of(store.erased_during(row.id, started), campaign.slug)
+            started = now_iso()
+            try:
+                store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
+                store.requeue(row.id, retry)
+                store.enqueue(row, campaign.audience, transport.name)
+                report = send_campaign(
+                    store,
+                    transport,
+                    self.factory(
+                        compiled, auto_submitted=auto_submitted, carrier=transport.carrier()
+                    ),
+                    row.id,
+                    self.personalizer(campaign.slug, row.id),
+                    self.send_options(limit),
+                    holder=holder,
+                    on_batch=batch_done,
+                )
+                store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
+                store.finish_if_done(row.id)
+            except SendPaused:
+                store.set_campaign_status(row.id, CampaignStatus.PAUSED)
+                raise
+            finally:
+                transport.close()
+                if transport.name == "outbox":  # a file written as its reader was being erased
+                    self._remove_files_of(store.erased_during(row.id, started), campaign.slug)
         return report, store.campaign(campaign.slug) or row
 
     def _remove_files_of(self, subscriber_ids: list[int], slug: str) -> None:
