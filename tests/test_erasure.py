@@ -272,13 +272,13 @@ def test_hashes_of_an_older_version_still_block_and_become_keyed(
 ) -> None:
     # given: a database of the previous version, with an unkeyed hash and an erased
     # row that a late complaint had brought back into the list
-    import newsletter.store.sqlite as sqlite_store
+    import newsletter.store.migrations as migrations
     from newsletter.config import load_settings
     from newsletter.store import open_store
 
-    old = [m for m in sqlite_store.MIGRATIONS if m[0] < "004"]
+    old = [m for m in migrations.MIGRATIONS if m[0] < "004"]
     with monkeypatch.context() as patched:
-        patched.setattr(sqlite_store, "MIGRATIONS", old)
+        patched.setattr(migrations, "MIGRATIONS", old)
         store = open_store(load_settings(str(project / "newsletter.toml")).database_url)
     legacy = hashlib.sha256(f"newsletter-forgotten:{VICTIM}".encode()).hexdigest()
     with store.transaction():
@@ -312,9 +312,10 @@ def _people(project: Path) -> Path:
 
 def test_every_text_column_is_either_erased_or_free_of_personal_data() -> None:
     """A new table or column must say whether forget has to look at it."""
-    from newsletter.store.sqlite import ERASABLE, NOT_PERSONAL, SQLiteStore
+    from newsletter.store import open_store
+    from newsletter.store.erasure import ERASABLE, NOT_PERSONAL
 
-    store = SQLiteStore(":memory:")
+    store = open_store("sqlite:///:memory:")
     columns = set()
     for (table,) in store.db.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"

@@ -28,7 +28,6 @@ from .content import article_key
 from .errors import InputError, NewsletterError
 from .models import Article
 from .render.templates import literal, plain_environment, render_string
-from .sender import holder_id
 from .sending import OutcomeKind, SendHooks, SendOutcome, prepare_send, run_send
 
 if TYPE_CHECKING:
@@ -233,44 +232,44 @@ def run_digest(
     start = parse_period(period, day)
     label = start.strftime("%Y-%m")
     store = project.store
-    holder = holder_id()
-    store.acquire_lock(f"digest:{label}", holder, ttl_seconds=LOCK_SECONDS)
-    summary, code = "", 0
-    try:
-        plan = plan_digest(project, start, day)
-        if not plan.articles:
-            summary = f"no new articles for {label}; nothing written or sent"
-            return DigestOutcome(label, day, None, None, summary)
-        if send:
-            refuse_if_late(plan, project)
-        file = DigestFile(plan.path, plan.slug, plan.articles, write_campaign(project, plan))
-        store.record_digest(label, [article_key(a) for a in plan.articles])
-        summary = f"{len(plan.articles)} article(s), {plan.path.name} {file.state}"
-        if on_written is not None:
-            on_written(file)
-        sent = None
-        if send:
-            sent = run_send(project, prepare_send(project, plan.slug), hooks, auto_submitted=True)
-            summary += f"; campaign {sent.status or 'not sent'}, " + (
-                ", ".join(f"{n} {k}" for k, n in sorted(sent.totals.items())) or "no deliveries"
-            )
-            if sent.kind is OutcomeKind.DECLINED:
-                summary += "; the send was declined"
-            code = sent.exit_status
-        return DigestOutcome(label, day, file, sent, summary)
-    except NewsletterError as exc:
-        summary, code = f"error: {exc.message}", exc.exit_code
-        raise
-    except KeyboardInterrupt:
-        summary, code = "interrupted", 130
-        raise
-    except Exception as exc:  # the log must not say exit=0 for a run that crashed
-        detail = " ".join(str(exc).split())
-        summary, code = f"failed unexpectedly: {type(exc).__name__}: {detail}", 1
-        raise
-    finally:
-        store.release_lock(f"digest:{label}", holder)
-        log_digest_run(project, label, day, summary, code)
+    with store.lease(f"digest:{label}", LOCK_SECONDS):  # a second run at once is refused
+        summary, code = "", 0
+        try:
+            plan = plan_digest(project, start, day)
+            if not plan.articles:
+                summary = f"no new articles for {label}; nothing written or sent"
+                return DigestOutcome(label, day, None, None, summary)
+            if send:
+                refuse_if_late(plan, project)
+            file = DigestFile(plan.path, plan.slug, plan.articles, write_campaign(project, plan))
+            store.record_digest(label, [article_key(a) for a in plan.articles])
+            summary = f"{len(plan.articles)} article(s), {plan.path.name} {file.state}"
+            if on_written is not None:
+                on_written(file)
+            sent = None
+            if send:
+                sent = run_send(
+                    project, prepare_send(project, plan.slug), hooks, auto_submitted=True
+                )
+                summary += f"; campaign {sent.status or 'not sent'}, " + (
+                    ", ".join(f"{n} {k}" for k, n in sorted(sent.totals.items())) or "no deliveries"
+                )
+                if sent.kind is OutcomeKind.DECLINED:
+                    summary += "; the send was declined"
+                code = sent.exit_status
+            return DigestOutcome(label, day, file, sent, summary)
+        except NewsletterError as exc:
+            summary, code = f"error: {exc.message}", exc.exit_code
+            raise
+        except KeyboardInterrupt:
+            summary, code = "interrupted", 130
+            raise
+        except Exception as exc:  # the log must not say exit=0 for a run that crashed
+            detail = " ".join(str(exc).split())
+            summary, code = f"failed unexpectedly: {type(exc).__name__}: {detail}", 1
+            raise
+        finally:
+            log_digest_run(project, label, day, summary, code)
 
 
 def log_digest_run(project: Project, label: str, day: dt.date, summary: str, code: int) -> None:

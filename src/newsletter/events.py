@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import InputError
-from .models import Event, EventKind
+from .models import Event, EventKind, RecordedEvent
 
 PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend", "ses")  # whose events are read
 MAX_DEPTH = 64  # nesting of JSON arrays and objects; providers' events use fewer than 8
@@ -830,12 +830,12 @@ def _export_line(provider: str, number: int, line: bytes) -> Record:
 
 
 class EventStore(Protocol):
-    def record_event(self, event: Event, soft_bounce_limit: int = 3) -> str: ...
+    def record_event(self, event: Event, soft_bounce_limit: int = 3) -> RecordedEvent: ...
 
 
 @dataclass
 class ImportReport:
-    outcomes: dict[str, int]  # what record_event did, and how often
+    outcomes: dict[RecordedEvent, int]  # what record_event did, and how often
     skipped: list[Record]  # the malformed records, each with its problem
     read: int  # records read (those of kinds newsletter does not use included)
 
@@ -845,7 +845,7 @@ def import_events(
 ) -> ImportReport:
     """Apply the events of an export file; malformed records are skipped and listed."""
     records = read_export(provider, data)
-    outcomes: dict[str, int] = {}
+    outcomes: dict[RecordedEvent, int] = {}
     for record in records:
         for event in record.events:
             outcome = store.record_event(event, soft_bounce_limit)

@@ -64,6 +64,20 @@ class Campaign:
     body_line: int = 1
 
 
+class CampaignStatus(StrEnum):
+    """Where a campaign stands in the database.
+
+    ``draft`` until its first send freezes the audience; ``sending`` while deliveries
+    are pending or in flight; ``paused`` when too many failed; ``sent`` once none is
+    left (a ``--retry-*`` run makes it ``sending`` again).
+    """
+
+    DRAFT = "draft"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+
+
 class SubscriberStatus(StrEnum):
     ACTIVE = "active"
     UNSUBSCRIBED = "unsubscribed"
@@ -111,10 +125,11 @@ FAILURES = frozenset({DeliveryStatus.INVALID, DeliveryStatus.REJECTED, DeliveryS
 class EventKind(StrEnum):
     """Provider events, normalised (after anymail's tracking events).
 
-    What each does to the subscriber (``store.record_event``): ``bounced`` and ``dropped``
-    suppress the address, ``complained`` and ``unsubscribed`` change its status,
-    ``soft_bounced`` counts toward ``[delivery] soft_bounce_limit``; every other kind is
-    only recorded. Each provider's table in ``events.py`` says which of its types is which.
+    What each does to the subscriber is ``event_rules.py``'s table: ``bounced`` and
+    ``dropped`` suppress the address, ``complained`` and ``unsubscribed`` change its
+    status, ``soft_bounced`` counts toward ``[delivery] soft_bounce_limit``; every other
+    kind is only recorded. Each provider's table in ``events.py`` says which of its types
+    is which.
     """
 
     QUEUED = "queued"  # the provider accepted the message and will send it
@@ -149,6 +164,41 @@ class Event:
     subscriber_id: int | None = None
     detail: str | None = None
     raw: Any = None
+
+
+class EventOutcome(StrEnum):
+    """What recording one event did (``store.record_event``)."""
+
+    RECORDED = "recorded"  # stored; the subscriber stays as they were
+    ALREADY_RECORDED = "already recorded"  # its provider event id was recorded before
+    NO_SUBSCRIBER = "no matching subscriber"  # stored, about no one on the list
+    ERASED = "erased"  # about an erased person: stored as a count only
+    BOUNCED = "bounced"  # the subscriber is suppressed as bounced
+    COMPLAINED = "complained"  # the subscriber is suppressed as complained
+    UNSUBSCRIBED = "unsubscribed"
+    SOFT_BOUNCE = "soft bounce"  # counted toward the soft bounce limit
+    SOFT_BOUNCE_LIMIT = "soft bounce limit"  # the count reached the limit: bounced
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """What ``store.record_event`` did, with the subscriber's soft bounce count after the
+    event when it was a soft bounce; ``str()`` says it in words."""
+
+    outcome: EventOutcome
+    soft_bounces: int = 0
+    soft_bounce_limit: int = 0
+
+    def __str__(self) -> str:
+        n, limit = self.soft_bounces, self.soft_bounce_limit
+        return {
+            EventOutcome.NO_SUBSCRIBER: "recorded (no matching subscriber)",
+            EventOutcome.ERASED: "recorded (about an erased person: kept as a count only)",
+            EventOutcome.BOUNCED: "suppressed (bounced)",
+            EventOutcome.COMPLAINED: "suppressed (complained)",
+            EventOutcome.SOFT_BOUNCE: f"soft bounce {n} of {limit}",
+            EventOutcome.SOFT_BOUNCE_LIMIT: f"suppressed after {n} soft bounces",
+        }.get(self.outcome, str(self.outcome))
 
 
 @dataclass(frozen=True)

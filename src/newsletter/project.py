@@ -9,7 +9,6 @@ a Python caller can do.
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -50,6 +49,7 @@ from .files import write_private
 from .models import (
     Article,
     Campaign,
+    CampaignStatus,
     DeliveryStatus,
     Event,
     EventKind,
@@ -73,8 +73,7 @@ from .sender import (
     send_campaign,
     send_test,
 )
-from .store import SQLiteStore, now_iso, open_store
-from .store.sqlite import CampaignRow, Erasure
+from .store import CampaignRow, Erasure, SQLiteStore, now_iso, open_store
 from .tokens import LinkSigner
 
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
@@ -150,7 +149,7 @@ class EventFileImport:
     """What ``import_events`` did with an export file."""
 
     path: Path
-    outcomes: dict[str, int]  # what applying the events did, and how often
+    outcomes: dict[str, int]  # what applying the events did (in words), and how often
     skipped: tuple[Record, ...]  # records that could not be read, each with its problem
     read: int
 
@@ -595,7 +594,8 @@ class Project:
         """Apply a provider's events from an export file (a JSON array, one JSON object, or
         JSON lines); records that cannot be read are skipped and listed."""
         report = import_events(self.store, provider, path.read_bytes(), self.soft_bounce_limit)
-        return EventFileImport(path, dict(report.outcomes), tuple(report.skipped), report.read)
+        outcomes = {str(outcome): n for outcome, n in report.outcomes.items()}
+        return EventFileImport(path, outcomes, tuple(report.skipped), report.read)
 
     # -- sending ------------------------------------------------------------
     def check_sendable(self) -> None:
@@ -657,44 +657,40 @@ class Project:
         # Senders share a campaign: each holds a lease of its own, renewed as it goes,
         # and claims recipients row by row; one whose lease lapses is presumed dead.
         lease_prefix = f"sender:{campaign.slug}:"
-        lock = lease_prefix + holder
-        lease = self.settings.get("delivery", "lease_seconds")
-        store.acquire_lock(lock, holder, lease)
-        last_refresh = time.monotonic()
+        lease_seconds = self.settings.get("delivery", "lease_seconds")
+        with store.lease(lease_prefix + holder, lease_seconds, holder) as lease:
 
-        def batch_done(results: list[SendResult]) -> None:
-            nonlocal last_refresh
-            if time.monotonic() - last_refresh > lease / 10:
-                store.refresh_lock(lock, holder, lease)
-                last_refresh = time.monotonic()
-            if on_batch:
-                on_batch(results)
+            def batch_done(results: list[SendResult]) -> None:
+                lease.renew()
+                if on_batch:
+                    on_batch(results)
 
-        started = now_iso()
-        try:
-            store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
-            store.requeue(row.id, retry)
-            store.enqueue(row, campaign.audience, transport.name)
-            report = send_campaign(
-                store,
-                transport,
-                self.factory(compiled, auto_submitted=auto_submitted, carrier=transport.carrier()),
-                row.id,
-                self.personalizer(campaign.slug, row.id),
-                self.send_options(limit),
-                holder=holder,
-                on_batch=batch_done,
-            )
-            store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
-            store.finish_if_done(row.id)
-        except SendPaused:
-            store.set_campaign_status(row.id, "paused")
-            raise
-        finally:
-            store.release_lock(lock, holder)
-            transport.close()
-            if transport.name == "outbox":  # a file written as its reader was being erased
-                self._remove_files_of(store.erased_during(row.id, started), campaign.slug)
+            started = now_iso()
+            try:
+                store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
+                store.requeue(row.id, retry)
+                store.enqueue(row, campaign.audience, transport.name)
+                report = send_campaign(
+                    store,
+                    transport,
+                    self.factory(
+                        compiled, auto_submitted=auto_submitted, carrier=transport.carrier()
+                    ),
+                    row.id,
+                    self.personalizer(campaign.slug, row.id),
+                    self.send_options(limit),
+                    holder=holder,
+                    on_batch=batch_done,
+                )
+                store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
+                store.finish_if_done(row.id)
+            except SendPaused:
+                store.set_campaign_status(row.id, CampaignStatus.PAUSED)
+                raise
+            finally:
+                transport.close()
+                if transport.name == "outbox":  # a file written as its reader was being erased
+                    self._remove_files_of(store.erased_during(row.id, started), campaign.slug)
         return CampaignRun(report, store.campaign(campaign.slug) or row)
 
     def _remove_files_of(self, subscriber_ids: list[int], slug: str) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from .checks import Problem
 from .errors import NewsletterError
-from .models import FAILURES, SETTLED_OK, Campaign, DeliveryStatus, SendResult
+from .models import FAILURES, SETTLED_OK, Campaign, CampaignStatus, DeliveryStatus, SendResult
 from .render import CompiledCampaign
 from .sender import RunReport
 
@@ -143,7 +143,7 @@ class SendOutcome:
     @property
     def pending(self) -> bool:
         """Recipients are left for another run (a limit, a pause, another sender)."""
-        return self.kind is OutcomeKind.SENT and self.status != "sent"
+        return self.kind is OutcomeKind.SENT and self.status != CampaignStatus.SENT
 
     @property
     def exit_status(self) -> int:
@@ -203,9 +203,9 @@ def prepare_send(
     if row is not None and store.only_rehearsed(row, transport):
         rehearsed = store.delivery_counts(row.id).get("sent", 0)
     already_sent = None
-    if row is None or row.status == "draft" or rehearsed is not None:
+    if row is None or row.status == CampaignStatus.DRAFT or rehearsed is not None:
         recipients, settled = store.count_audience(campaign.audience), 0
-    elif row.status == "sent" and not retry:
+    elif row.status == CampaignStatus.SENT and not retry:
         already_sent = AlreadySent(row.finished_at, store.delivery_counts(row.id))
         recipients, settled = 0, sum(already_sent.totals.values())
     else:

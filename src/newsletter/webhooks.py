@@ -51,7 +51,7 @@ from typing import Any, Protocol
 
 from . import sns
 from .events import Malformed, Record, load_json, read_records
-from .models import Event
+from .models import Event, RecordedEvent
 
 TOLERANCE = 600  # seconds between a signed timestamp and our clock
 SNS_MAX_AGE = 7 * 24 * 3600  # SNS retries keep a message's Timestamp: past those, well
@@ -477,7 +477,7 @@ class WebhookStore(Protocol):
 
     def release_nonces(self, provider: str, nonces: Sequence[str]) -> None: ...
 
-    def record_event(self, event: Event, soft_bounce_limit: int = 3) -> str: ...
+    def record_event(self, event: Event, soft_bounce_limit: int = 3) -> RecordedEvent: ...
 
 
 def receive_webhook(

@@ -1,24 +1,40 @@
-"""The database: subscribers, campaigns and the delivery ledger."""
+"""The database: subscribers, campaigns and the delivery ledger, on SQLite or PostgreSQL.
+
+``open_store(url)`` is the way in; the modules, one concern each, are listed in
+docs/architecture.md.
+"""
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from .sqlite import CampaignPage, ImportSummary, SQLiteStore, now_iso
+from .connection import connect
+from .facade import SQLiteStore
+from .leases import Lease, new_holder
+from .records import (
+    CampaignPage,
+    CampaignRow,
+    Erasure,
+    ImportSummary,
+    KeptStatus,
+    MessageTarget,
+    now_iso,
+)
 
-Store = SQLiteStore
-
-__all__ = ["CampaignPage", "ImportSummary", "SQLiteStore", "Store", "now_iso", "open_store"]
+__all__ = [
+    "CampaignPage",
+    "CampaignRow",
+    "Erasure",
+    "ImportSummary",
+    "KeptStatus",
+    "Lease",
+    "MessageTarget",
+    "SQLiteStore",
+    "new_holder",
+    "now_iso",
+    "open_store",
+]
 
 
 def open_store(url: str) -> SQLiteStore:
-    """A store for a database URL; the schema is migrated on open."""
-    if url.startswith("sqlite:///"):
-        return SQLiteStore(url[len("sqlite:///") :])
-    if url.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStore
-
-        return PostgresStore(url)
-    raise ConfigError(
-        f"Database URL {url!r} is not understood.",
-        "Use sqlite:///PATH (relative to newsletter.toml) or postgresql://...",
-    )
+    """The store for a database URL (sqlite:///PATH or postgresql://...); the schema is
+    migrated on open."""
+    return SQLiteStore(connect(url))

@@ -1,6 +1,17 @@
-"""Ordered, named schema migrations; each runs once and is recorded."""
+"""Ordered, named schema migrations; each runs once and is recorded.
+
+They are written for SQLite; ``Dialect.schema`` gives each table's own integer key
+its PostgreSQL form.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .records import now_iso
+
+if TYPE_CHECKING:
+    from .connection import Connection
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -187,3 +198,32 @@ MIGRATIONS.append(
         """,
     )
 )
+
+
+def pending(db: Connection) -> list[str]:
+    """The migrations not yet applied to this database, in order."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done = {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
+    return [name for name, _ in MIGRATIONS if name not in done]
+
+
+def migrate(db: Connection) -> list[str]:
+    """Apply every migration not yet recorded, in order, each in a transaction of its
+    own; return their names."""
+    applied = []
+    todo = set(pending(db))
+    for name, sql in MIGRATIONS:
+        if name not in todo:
+            continue
+        with db.transaction():
+            for statement in filter(str.strip, sql.split(";")):
+                db.execute(db.dialect.schema(statement))
+            db.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                (name, now_iso()),
+            )
+        applied.append(name)
+    return applied

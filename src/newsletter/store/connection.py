@@ -1,0 +1,190 @@
+"""One connection to the database, SQLite or PostgreSQL, with sqlite3's API.
+
+``execute`` and ``executemany`` take SQL with ``?`` parameters on both (the dialect
+binds them); rows read by column name and by position on both. What the two drivers
+do differently beyond SQL words is here: opening, bulk inserts (COPY on PostgreSQL),
+table locks, and clearing old copies of erased rows from disk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..files import create_private
+from .dialect import POSTGRESQL, SQLITE, Dialect
+
+
+class Connection:
+    """A database connection in autocommit mode; ``transaction()`` groups statements."""
+
+    dialect: Dialect
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self._depth = 0  # open transaction() blocks
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(self.dialect.bind(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        return self.raw.executemany(self.dialect.bind(sql), [tuple(r) for r in rows])
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """BEGIN ... COMMIT, or ROLLBACK on error. A transaction opened inside another
+        joins it: its statements commit or roll back with the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self.raw.execute(self.dialect.begin)
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self.raw.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.raw.execute("COMMIT")
+
+    def lock(self, tables: tuple[str, ...], mode: str) -> None:
+        """Take table locks at the start of a transaction, where the database has them.
+
+        Writers that record a person take ROW EXCLUSIVE, ``forget`` takes SHARE ROW
+        EXCLUSIVE (always in the order subscribers, deliveries, events): whichever
+        comes second sees what the first committed. SQLite needs none: BEGIN
+        IMMEDIATE already lets one writer in at a time.
+        """
+        if self.dialect.table_locks:
+            self.execute(f"LOCK TABLE {', '.join(tables)} IN {mode} MODE")
+
+    def copy_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Insert many new rows at once."""
+        marks = ", ".join("?" * len(columns))
+        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def purge(self) -> bool:
+        """Leave no old copy of erased rows on disk; False when that could not be done."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class SQLiteConnection(Connection):
+    """One file, WAL mode; erased data leaves no bytes behind (``secure_delete``)."""
+
+    dialect = SQLITE
+
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            create_private(Path(path))  # readers' data: the owner's alone (-wal/-shm follow)
+        try:
+            raw = sqlite3.connect(path, timeout=30, isolation_level=None)
+            raw.row_factory = sqlite3.Row
+            raw.execute("PRAGMA journal_mode=WAL")
+            raw.execute("PRAGMA foreign_keys=ON")
+            raw.execute("PRAGMA synchronous=NORMAL")
+            raw.execute("PRAGMA secure_delete=ON")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"The database {path} cannot be opened: {exc}.",
+                "Check [database] url in newsletter.toml; the file must be a SQLite database.",
+            ) from None
+        super().__init__(raw)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(sql, params)  # sqlite3 takes ``?`` as it is
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        return self.raw.executemany(sql, rows)
+
+    def purge(self) -> bool:
+        """The log is checkpointed and truncated: every page it held is written to the
+        database, where secure_delete has zeroed the old contents. False when a
+        connection kept reading an older snapshot past the busy timeout."""
+        busy = self.raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        return not busy
+
+
+class Row(dict):  # type: ignore[type-arg]
+    """A row readable by column name and by position, like sqlite3.Row (by position
+    also where two columns have one name)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, names: list[str], values: Sequence[Any]) -> None:
+        super().__init__(zip(names, values, strict=True))
+        self._values = values
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, int):
+            return self._values[key]
+        return super().__getitem__(key)
+
+
+def _row_factory(cursor: Any) -> Any:
+    names = [c.name for c in cursor.description or ()]
+    return lambda values: Row(names, values)
+
+
+class PostgresConnection(Connection):
+    """psycopg 3, in autocommit mode; rows as ``Row``."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise ConfigError(
+                "A postgresql:// database needs psycopg, which is not installed.",
+                "Install it with: pip install 'newsletter[postgres]'",
+            ) from None
+        try:
+            raw = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
+        except psycopg.Error as exc:
+            raise ConfigError(
+                f"Cannot connect to the PostgreSQL database: {str(exc).strip()}.",
+                "Check [database] url / NEWSLETTER_DATABASE_URL (postgresql://USER:PASSWORD@"
+                "HOST:5432/DBNAME) and that the server is running.",
+            ) from None
+        super().__init__(raw)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        cursor = self.raw.cursor()
+        cursor.executemany(self.dialect.bind(sql), [tuple(r) for r in rows])
+        return cursor
+
+    def copy_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """New rows through COPY: the bulk path, many times faster than INSERTs."""
+        with self.raw.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def purge(self) -> bool:
+        """Old row versions go now rather than at the next autovacuum (the server's own
+        WAL and backups follow its retention)."""
+        self.execute("VACUUM subscribers, subscriber_tags, deliveries, events")
+        return True
+
+
+def connect(url: str) -> Connection:
+    """A connection for a database URL: sqlite:///PATH or postgresql://..."""
+    if url.startswith("sqlite:///"):
+        return SQLiteConnection(url[len("sqlite:///") :])
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresConnection(url)
+    raise ConfigError(
+        f"Database URL {url!r} is not understood.",
+        "Use sqlite:///PATH (relative to newsletter.toml) or postgresql://...",
+    )

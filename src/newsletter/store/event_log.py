@@ -1,0 +1,171 @@
+"""Provider events as recorded: each stored once, applied to its subscriber by the rules
+of ``event_rules.py``, and the webhook replay keys that keep a request from counting
+twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from ..event_rules import effect_of, status_reason
+from ..models import Event, EventOutcome, RecordedEvent, SubscriberStatus
+from .connection import Connection
+from .forgotten import Forgotten
+from .ledger import Ledger
+from .records import MessageTarget, now_iso
+from .subscribers import Subscribers
+
+
+class EventLog:
+    """The ``events`` and ``webhook_nonces`` tables."""
+
+    NONCE_DAYS = 30  # past every provider's retries; Postmark's requests have no timestamp
+
+    def __init__(
+        self, db: Connection, subscribers: Subscribers, ledger: Ledger, forgotten: Forgotten
+    ) -> None:
+        self.db = db
+        self.subscribers = subscribers
+        self.ledger = ledger
+        self.forgotten = forgotten
+        self._nonces_purged_at: dt.datetime | None = None
+
+    # -- replay keys ------------------------------------------------------------------
+    def claim_nonces(self, provider: str, nonces: Iterable[str]) -> set[str]:
+        """Record webhook replay keys at once; those recorded before (replays) are returned."""
+        now = dt.datetime.now(dt.UTC)
+        seen = set()
+        with self.db.transaction():
+            purged = self._nonces_purged_at
+            if purged is None or now - purged > dt.timedelta(hours=1):
+                self.db.execute(
+                    "DELETE FROM webhook_nonces WHERE seen_at < ?",
+                    ((now - dt.timedelta(days=self.NONCE_DAYS)).isoformat(),),
+                )
+                self._nonces_purged_at = now
+            for nonce in sorted(set(nonces)):  # one order: concurrent claims never deadlock
+                cur = self.db.execute(
+                    "INSERT INTO webhook_nonces (provider, nonce, seen_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (provider, nonce, now.isoformat()),
+                )
+                if cur.rowcount == 0:
+                    seen.add(nonce)
+        return seen
+
+    def release_nonces(self, provider: str, nonces: Iterable[str]) -> None:
+        """Forget replay keys claimed for events that could not be recorded."""
+        rows = [(provider, nonce) for nonce in nonces]
+        if rows:
+            with self.db.transaction():
+                self.db.executemany(
+                    "DELETE FROM webhook_nonces WHERE provider = ? AND nonce = ?", rows
+                )
+
+    # -- events -------------------------------------------------------------------------
+    def record(self, event: Event, soft_bounce_limit: int = 3) -> RecordedEvent:
+        """Store an event (once) and apply it to its subscriber, in one transaction.
+
+        An event about an erased person is kept as a count only (no address, detail or
+        payload) and changes nothing; erased addresses another event's payload lists
+        are replaced there.
+        """
+        db = self.db
+        with db.transaction():
+            # a forget under way finishes first (the order forget takes them in)
+            db.lock(("subscribers", "events"), "ROW EXCLUSIVE")
+            target = self._target(event)
+            subscriber_id = target.subscriber_id
+            erased = self.forgotten.about_erased(subscriber_id, event.email)
+            email, detail, raw = event.email, event.detail, event.raw
+            if erased:
+                email, detail, raw = None, None, {}
+            elif mentioned := self.forgotten.trace_in([raw, detail]):
+                raw, detail = mentioned.scrub_json(raw), mentioned.scrub_json(detail)
+            if not self._insert(event, target, email, detail, raw):
+                return RecordedEvent(EventOutcome.ALREADY_RECORDED)
+            if erased:
+                return RecordedEvent(EventOutcome.ERASED)
+            if subscriber_id is None:
+                return RecordedEvent(EventOutcome.NO_SUBSCRIBER)
+            return self._apply(event, subscriber_id, detail, soft_bounce_limit)
+
+    def _insert(
+        self, event: Event, target: MessageTarget, email: str | None, detail: Any, raw: Any
+    ) -> bool:
+        """Store the event; False when the provider's event id was stored before."""
+        cur = self.db.execute(
+            "INSERT INTO events (provider, kind, email, subscriber_id, campaign_id, "
+            "provider_message_id, provider_event_id, occurred_at, detail, raw, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                event.provider,
+                str(event.kind),
+                email,
+                target.subscriber_id,
+                target.campaign_id,
+                event.provider_message_id,
+                event.provider_event_id,
+                event.occurred_at,
+                detail,
+                json.dumps(raw, ensure_ascii=False, default=str),
+                now_iso(),
+            ),
+        )
+        return cur.rowcount > 0
+
+    def _apply(
+        self, event: Event, subscriber_id: int, detail: str | None, limit: int
+    ) -> RecordedEvent:
+        """What the rules say the event does to the subscriber, done."""
+        db = self.db
+        row = db.execute(
+            db.dialect.locked("SELECT status, soft_bounces FROM subscribers WHERE id = ?"),
+            (subscriber_id,),
+        ).fetchone()
+        effect = effect_of(event.kind, SubscriberStatus(row[0]), row[1], limit)
+        if effect.soft_bounces is not None:
+            db.execute(
+                "UPDATE subscribers SET soft_bounces = ? WHERE id = ?",
+                (effect.soft_bounces, subscriber_id),
+            )
+        if effect.status is not None:
+            reason = status_reason(effect, event.provider, event.kind, detail, limit)
+            self.subscribers.set_status(subscriber_id, effect.status, reason)
+        if effect.soft_bounces is None:
+            return RecordedEvent(effect.outcome)
+        return RecordedEvent(effect.outcome, effect.soft_bounces, limit)
+
+    def _target(self, event: Event) -> MessageTarget:
+        """The (campaign, subscriber) an event is about: by the provider's message id, else
+        by the ids our own headers carried, else by the address."""
+        campaign_id = subscriber_id = None
+        if event.provider_message_id:
+            found = self.ledger.message_target(event.provider_message_id, event.email)
+            if found:
+                campaign_id, subscriber_id = found.campaign_id, found.subscriber_id
+        if campaign_id is None and event.campaign:
+            row = self.ledger.campaign(event.campaign)
+            campaign_id = row.id if row else None
+        if (
+            subscriber_id is None
+            and event.subscriber_id is not None
+            and self.subscribers.exists(event.subscriber_id)
+        ):
+            subscriber_id = event.subscriber_id
+        if subscriber_id is None and event.email:
+            subscriber_id = self.subscribers.id_of(event.email)
+        return MessageTarget(campaign_id, subscriber_id)
+
+    def event_counts(self, campaign_id: int) -> dict[str, int]:
+        """How many subscribers (or addresses) each kind of event of a campaign concerns."""
+        return {
+            r[0]: r[1]
+            for r in self.db.execute(
+                "SELECT kind, count(DISTINCT coalesce(CAST(subscriber_id AS TEXT), email)) "
+                "FROM events WHERE campaign_id = ? GROUP BY kind",
+                (campaign_id,),
+            )
+        }

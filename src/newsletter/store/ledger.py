@@ -1,0 +1,489 @@
+"""The delivery ledger: campaigns, one delivery per (campaign, subscriber), claims and
+settlements, outbox rehearsals, each campaign's web version and featured articles.
+
+Statuses of a delivery: ``models.DeliveryStatus``; of a campaign: ``CampaignStatus``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..addresses import canonical_address
+from ..errors import SendConflict
+from ..models import Audience, CampaignStatus, DeliveryStatus, Recipient, SendResult
+from .connection import Connection
+from .forgotten import Forgotten
+from .leases import Leases, is_lost
+from .records import CampaignPage, CampaignRow, MessageTarget, now_iso
+from .subscribers import Subscribers, audience_sql
+
+
+class Ledger:
+    """The ``campaigns``, ``deliveries``, ``rehearsals``, ``campaign_pages``,
+    ``campaign_articles`` and ``digest_articles`` tables."""
+
+    def __init__(
+        self, db: Connection, subscribers: Subscribers, leases: Leases, forgotten: Forgotten
+    ) -> None:
+        self.db = db
+        self.subscribers = subscribers
+        self.leases = leases
+        self.forgotten = forgotten
+
+    # -- campaigns ----------------------------------------------------------------
+    def campaign(self, slug: str) -> CampaignRow | None:
+        row = self.db.execute("SELECT * FROM campaigns WHERE slug = ?", (slug,)).fetchone()
+        return CampaignRow.of(row) if row else None
+
+    def campaigns(self) -> list[CampaignRow]:
+        return [CampaignRow.of(r) for r in self.db.execute("SELECT * FROM campaigns ORDER BY id")]
+
+    def campaign_slug(self, campaign_id: int) -> str | None:
+        """The slug of campaign ``campaign_id`` (None: no such campaign)."""
+        row = self.db.execute("SELECT slug FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+        return row[0] if row else None
+
+    def ensure_campaign(self, slug: str, subject: str) -> CampaignRow:
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO campaigns (slug, subject, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (slug, subject, now_iso()),
+            )
+        row = self.campaign(slug)
+        assert row is not None
+        return row
+
+    def set_campaign_status(self, campaign_id: int, status: CampaignStatus) -> None:
+        with self.db.transaction():
+            self.db.execute("UPDATE campaigns SET status = ? WHERE id = ?", (status, campaign_id))
+
+    def finish_if_done(self, campaign_id: int) -> bool:
+        """Mark the campaign sent once nothing is pending or in flight."""
+        with self.db.transaction():
+            left = self.db.execute(
+                "SELECT count(*) FROM deliveries WHERE campaign_id = ? "
+                "AND status IN ('pending', 'sending')",
+                (campaign_id,),
+            ).fetchone()[0]
+            if left:
+                return False
+            self.db.execute(
+                "UPDATE campaigns SET status = ?, finished_at = ? WHERE id = ?",
+                (CampaignStatus.SENT, now_iso(), campaign_id),
+            )
+        return True
+
+    # -- the web version ------------------------------------------------------------
+    def save_campaign_page(self, campaign_id: int, subject: str, preheader: str, html: str) -> bool:
+        """Keep a campaign's web version; the first one stays (True when this one was kept)."""
+        with self.db.transaction():
+            cur = self.db.execute(
+                "INSERT INTO campaign_pages (campaign_id, subject, preheader, html, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (campaign_id, subject, preheader, html, now_iso()),
+            )
+        return cur.rowcount > 0
+
+    def campaign_page(self, slug: str) -> CampaignPage | None:
+        """The web version stored for ``slug``, or None for a campaign never sent."""
+        row = self.db.execute(
+            "SELECT c.slug, p.subject, p.preheader, p.html, p.created_at "
+            "FROM campaign_pages p JOIN campaigns c ON c.id = p.campaign_id WHERE c.slug = ?",
+            (slug,),
+        ).fetchone()
+        return CampaignPage(**dict(row)) if row else None
+
+    # -- the queue --------------------------------------------------------------------
+    def enqueue(self, campaign: CampaignRow, audience: Audience, transport: str) -> int:
+        """Freeze the audience: one pending delivery per recipient, made once per campaign."""
+        where, params = audience_sql(audience)
+        now = now_iso()
+        db = self.db
+        with db.transaction():
+            status = db.execute(
+                db.dialect.locked("SELECT status FROM campaigns WHERE id = ?"), (campaign.id,)
+            ).fetchone()[0]
+            if status != CampaignStatus.DRAFT:
+                return 0
+            cur = db.execute(
+                "INSERT INTO deliveries (campaign_id, subscriber_id, email, status, updated_at) "
+                f"SELECT ?, s.id, s.email, 'pending', ? FROM subscribers s WHERE {where} "
+                "ORDER BY s.id",
+                (campaign.id, now, *params),
+            )
+            db.execute(
+                "UPDATE campaigns SET status = ?, transport = ?, started_at = ? WHERE id = ?",
+                (CampaignStatus.SENDING, transport, now, campaign.id),
+            )
+            return cur.rowcount
+
+    def requeue(self, campaign_id: int, statuses: Iterable[DeliveryStatus]) -> int:
+        """Put settled deliveries with these statuses back in the queue (--retry-*)."""
+        wanted = [str(s) for s in statuses]
+        if not wanted:
+            return 0
+        marks = ", ".join("?" * len(wanted))
+        with self.db.transaction():
+            cur = self.db.execute(
+                f"UPDATE deliveries SET status = 'pending', updated_at = ? "
+                f"WHERE campaign_id = ? AND status IN ({marks})",
+                (now_iso(), campaign_id, *wanted),
+            )
+            if cur.rowcount:
+                self.db.execute(
+                    "UPDATE campaigns SET status = ?, finished_at = NULL WHERE id = ?",
+                    (CampaignStatus.SENDING, campaign_id),
+                )
+            return cur.rowcount
+
+    def recover_abandoned(self, campaign_id: int, resend_safe: bool, lease_prefix: str) -> int:
+        """Deliveries left ``sending`` by a sender that died.
+
+        A live sender holds the lease ``<lease_prefix><holder>`` and renews it; a
+        claim whose lease is gone, expired, or held by a dead process on this host
+        is abandoned. Whether its request reached the provider is unknown, so it
+        becomes ``unknown`` (never re-sent without --retry-unknown), unless the
+        transport makes a repeat harmless, when it goes back to the queue.
+        """
+        holders = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT claimed_by FROM deliveries WHERE campaign_id = ? "
+                "AND status = 'sending'",
+                (campaign_id,),
+            )
+        ]
+        stale = []
+        for holder in holders:
+            lease = self.leases.find(f"{lease_prefix}{holder}")
+            if lease is None or is_lost(lease):
+                stale.append(holder)
+        new_status = DeliveryStatus.PENDING if resend_safe else DeliveryStatus.UNKNOWN
+        error = (
+            None
+            if resend_safe
+            else "the sending process stopped before the provider's answer was recorded"
+        )
+        changed = 0
+        with self.db.transaction():
+            for holder in stale:
+                match = "claimed_by = ?" if holder is not None else "claimed_by IS NULL"
+                changed += self.db.execute(
+                    "UPDATE deliveries SET status = ?, error = ?, claimed_by = NULL, "
+                    f"updated_at = ? WHERE campaign_id = ? AND status = 'sending' AND {match}",
+                    (
+                        str(new_status),
+                        error,
+                        now_iso(),
+                        campaign_id,
+                        *((holder,) if holder is not None else ()),
+                    ),
+                ).rowcount
+                self.db.execute("DELETE FROM locks WHERE name = ?", (f"{lease_prefix}{holder}",))
+        return changed
+
+    def claim(
+        self, campaign_id: int, holder: str, limit: int, transport: str | None = None
+    ) -> list[Recipient]:
+        """Take up to ``limit`` pending deliveries for this process, lowest id first, for
+        ``transport`` (recorded on each delivery).
+
+        Recipients who left the audience since it was frozen (unsubscribed,
+        bounced) are settled as ``skipped`` instead of claimed.
+        """
+        now = now_iso()
+        db = self.db
+        with db.transaction():
+            rows = db.execute(
+                db.dialect.locked(
+                    "SELECT d.subscriber_id, s.email, s.first_name, s.last_name, s.status, "
+                    "s.erased_at, s.attributes FROM deliveries d "
+                    "JOIN subscribers s ON s.id = d.subscriber_id "
+                    "WHERE d.campaign_id = ? AND d.status = 'pending' "
+                    "ORDER BY d.subscriber_id LIMIT ?",
+                    of="d",
+                    skip_locked=True,
+                ),
+                (campaign_id, limit),
+            ).fetchall()
+            skipped = [
+                (now, _gone(r["status"], r["erased_at"]), campaign_id, r["subscriber_id"])
+                for r in rows
+                if r["status"] != "active"
+            ]
+            if skipped:
+                db.executemany(
+                    "UPDATE deliveries SET status = 'skipped', updated_at = ?, error = ? "
+                    "WHERE campaign_id = ? AND subscriber_id = ?",
+                    skipped,
+                )
+            claimed = [r for r in rows if r["status"] == "active"]
+            db.executemany(
+                "UPDATE deliveries SET status = 'sending', claimed_by = ?, claimed_at = ?, "
+                "attempts = attempts + 1, updated_at = ?, transport = coalesce(?, transport) "
+                "WHERE campaign_id = ? AND subscriber_id = ?",
+                [(holder, now, now, transport, campaign_id, r["subscriber_id"]) for r in claimed],
+            )
+        tags = self.subscribers.tags_of([r["subscriber_id"] for r in claimed])
+        return [
+            Recipient(
+                subscriber_id=r["subscriber_id"],
+                email=r["email"],
+                first_name=r["first_name"],
+                last_name=r["last_name"],
+                attributes=json.loads(r["attributes"]),
+                tags=tuple(tags.get(r["subscriber_id"], ())),
+            )
+            for r in claimed
+        ]
+
+    def inactive(self, subscriber_ids: list[int]) -> dict[int, str]:
+        """Of these subscribers, those no longer active (erased, unsubscribed, bounced,
+        removed), with why: asked once per batch, just before it is sent."""
+        if not subscriber_ids:
+            return {}
+        current = {
+            r["id"]: r
+            for r in self.db.execute(
+                "SELECT id, status, erased_at FROM subscribers WHERE id IN "
+                f"({', '.join('?' * len(subscriber_ids))})",
+                subscriber_ids,
+            )
+        }
+        gone = {}
+        for sid in subscriber_ids:
+            row = current.get(sid)
+            if row is None:
+                gone[sid] = "subscriber was removed"
+            elif row["status"] != "active" or row["erased_at"]:
+                gone[sid] = _gone(row["status"], row["erased_at"])
+        return gone
+
+    def settle(self, campaign_id: int, results: Iterable[SendResult]) -> None:
+        """Record each recipient's outcome; suppress addresses the provider says are dead.
+
+        Someone erased while their message was out keeps no answer: their row records
+        the outcome only, and the batch's other answers lose their address.
+        """
+        now = now_iso()
+        results = list(results)
+        rows = []
+        suppress = []
+        db = self.db
+        with db.transaction():
+            db.lock(("subscribers", "deliveries"), "ROW EXCLUSIVE")  # after a forget
+            erased = self.forgotten.erased_among([r.subscriber_id for r in results])
+            trace = self.forgotten.trace_in([(r.raw, r.error) for r in results]) if erased else None
+            for r in results:
+                raw = None if r.raw is None else json.dumps(r.raw, ensure_ascii=False, default=str)
+                error = r.error
+                if r.subscriber_id in erased:
+                    raw, error = None, error if r.status == DeliveryStatus.SKIPPED else None
+                elif trace is not None:
+                    raw, error = trace.scrub_stored(raw, "json"), trace.scrub_stored(error, "text")
+                sent_at = now if r.status in (DeliveryStatus.SENT, DeliveryStatus.QUEUED) else None
+                rows.append(
+                    (
+                        str(r.status),
+                        r.message_id,
+                        error,
+                        raw,
+                        sent_at,
+                        now,
+                        campaign_id,
+                        r.subscriber_id,
+                    )
+                )
+                if r.suppress:
+                    suppress.append((now, r.subscriber_id))
+            db.executemany(
+                "UPDATE deliveries SET status = ?, provider_message_id = ?, error = ?, "
+                "response = ?, sent_at = ?, updated_at = ?, claimed_by = NULL "
+                "WHERE campaign_id = ? AND subscriber_id = ?",
+                rows,
+            )
+            db.executemany(
+                "UPDATE subscribers SET status = 'bounced', updated_at = ? "
+                "WHERE id = ? AND status = 'active'",
+                suppress,
+            )
+
+    def release(self, campaign_id: int, subscriber_ids: Iterable[int]) -> None:
+        """Give claimed deliveries back to the queue: their request was never made."""
+        now = now_iso()
+        with self.db.transaction():
+            self.db.executemany(
+                "UPDATE deliveries SET status = 'pending', claimed_by = NULL, updated_at = ? "
+                "WHERE campaign_id = ? AND subscriber_id = ? AND status = 'sending'",
+                [(now, campaign_id, sid) for sid in subscriber_ids],
+            )
+
+    def erased_during(self, campaign_id: int, since: str) -> list[int]:
+        """Recipients of the campaign erased since ``since`` (while it was being sent)."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT d.subscriber_id FROM deliveries d JOIN subscribers s "
+                "ON s.id = d.subscriber_id WHERE d.campaign_id = ? AND s.erased_at >= ?",
+                (campaign_id, since),
+            )
+        ]
+
+    # -- reading the ledger -------------------------------------------------------------
+    def delivery_counts(self, campaign_id: int) -> dict[str, int]:
+        return {
+            r[0]: r[1]
+            for r in self.db.execute(
+                "SELECT status, count(*) FROM deliveries WHERE campaign_id = ? GROUP BY status",
+                (campaign_id,),
+            )
+        }
+
+    def deliveries(self, campaign_id: int) -> Iterator[Any]:
+        yield from self.db.execute(
+            "SELECT d.email, d.status, d.provider_message_id, d.error, d.sent_at, d.attempts, "
+            "d.subscriber_id, d.transport FROM deliveries d WHERE d.campaign_id = ? "
+            "ORDER BY d.subscriber_id",
+            (campaign_id,),
+        )
+
+    def message_target(self, provider_message_id: str, email: str | None) -> MessageTarget | None:
+        """The delivery of a provider message id; providers that give one id to a whole
+        batch (SendGrid, Mailgun) need the address to tell the subscriber."""
+        rows = self.db.execute(
+            "SELECT campaign_id, subscriber_id, email FROM deliveries "
+            "WHERE provider_message_id = ? LIMIT 1001",
+            (provider_message_id,),
+        ).fetchall()
+        if not rows:
+            return None
+        if len(rows) == 1:
+            return MessageTarget(rows[0][0], rows[0][1])
+        key = canonical_address(email or "")
+        match = next((r for r in rows if canonical_address(r[2]) == key), None)
+        return MessageTarget(rows[0][0], match[1] if match else None)
+
+    def history(self, subscriber_id: int) -> list[dict[str, Any]]:
+        """Every campaign this subscriber was part of, and what happened to it."""
+        rows = self.db.execute(
+            "SELECT c.slug AS campaign, d.status, d.sent_at, d.error, d.provider_message_id "
+            "FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id "
+            "WHERE d.subscriber_id = ? ORDER BY d.campaign_id",
+            (subscriber_id,),
+        ).fetchall()
+        events: dict[str, list[str]] = {}
+        for r in self.db.execute(
+            "SELECT c.slug, e.kind FROM events e JOIN campaigns c ON c.id = e.campaign_id "
+            "WHERE e.subscriber_id = ? ORDER BY e.id",
+            (subscriber_id,),
+        ):
+            events.setdefault(r[0], []).append(r[1])
+        return [dict(r) | {"events": events.get(r["campaign"], [])} for r in rows]
+
+    # -- rehearsals -------------------------------------------------------------------
+    def only_rehearsed(self, campaign: CampaignRow, transport: str) -> bool:
+        """Whether sending ``campaign`` through ``transport`` would be its first real send
+        after it went only to the outbox (a rehearsal)."""
+        if transport == "outbox" or campaign.transport != "outbox":
+            return False
+        other = self.db.execute(
+            "SELECT 1 FROM deliveries WHERE campaign_id = ? "
+            "AND coalesce(transport, 'outbox') != 'outbox' LIMIT 1",
+            (campaign.id,),
+        ).fetchone()
+        return other is None
+
+    def archive_rehearsal(self, campaign: CampaignRow) -> int:
+        """Keep a summary of the outbox rehearsal and clear the ledger for the real send;
+        the number of messages the rehearsal wrote."""
+        db = self.db
+        with db.transaction():
+            row = db.execute(
+                db.dialect.locked("SELECT status, transport FROM campaigns WHERE id = ?"),
+                (campaign.id,),
+            ).fetchone()
+            if row["transport"] != "outbox":
+                return 0  # another sender archived it first
+            busy = db.execute(
+                "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'sending'",
+                (campaign.id,),
+            ).fetchone()[0]
+            if busy:
+                raise SendConflict(
+                    f"{campaign.slug} is still being written to the outbox ({busy} message(s) "
+                    "under way).",
+                    "Wait for that rehearsal to finish, then send it again.",
+                )
+            written = db.execute(
+                "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'sent'",
+                (campaign.id,),
+            ).fetchone()[0]
+            db.execute(
+                "INSERT INTO rehearsals (campaign_id, transport, messages, started_at, "
+                "finished_at, archived_at) VALUES (?, 'outbox', ?, ?, ?, ?)",
+                (campaign.id, written, campaign.started_at, campaign.finished_at, now_iso()),
+            )
+            db.execute("DELETE FROM deliveries WHERE campaign_id = ?", (campaign.id,))
+            db.execute(
+                "UPDATE campaigns SET status = ?, transport = NULL, started_at = NULL, "
+                "finished_at = NULL WHERE id = ?",
+                (CampaignStatus.DRAFT, campaign.id),
+            )
+        return written
+
+    def rehearsals(self, campaign_id: int) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in self.db.execute(
+                "SELECT transport, messages, started_at, finished_at, archived_at "
+                "FROM rehearsals WHERE campaign_id = ? ORDER BY archived_at",
+                (campaign_id,),
+            )
+        ]
+
+    # -- featured articles --------------------------------------------------------------
+    def featured_before(self, period: str) -> set[str]:
+        """Articles featured in digests of other periods, or in any campaign sent for real
+        (not only rehearsed to the outbox) other than this period's digest."""
+        found = {
+            r[0]
+            for r in self.db.execute(
+                "SELECT article FROM digest_articles WHERE period != ?", (period,)
+            )
+        }
+        found.update(
+            r[0]
+            for r in self.db.execute(
+                "SELECT a.article FROM campaign_articles a JOIN campaigns c "
+                "ON c.id = a.campaign_id WHERE c.status != ? "
+                "AND coalesce(c.transport, 'outbox') != 'outbox' AND c.slug != ?",
+                (CampaignStatus.DRAFT, f"digest-{period}"),
+            )
+        )
+        return found
+
+    def record_campaign_articles(self, campaign_id: int, articles: Iterable[str]) -> None:
+        """The articles a campaign features (once per campaign and article)."""
+        with self.db.transaction():
+            self.db.executemany(
+                "INSERT INTO campaign_articles (campaign_id, article) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [(campaign_id, a) for a in articles],
+            )
+
+    def record_digest(self, period: str, articles: list[str]) -> None:
+        """The articles of a period's digest."""
+        with self.db.transaction():
+            self.db.executemany(
+                "INSERT INTO digest_articles (period, article) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [(period, a) for a in articles],
+            )
+
+
+def _gone(status: str, erased_at: str | None) -> str:
+    """Why a delivery is skipped: its reader's status, or their erasure."""
+    return "subscriber was erased" if erased_at else f"subscriber is {status}"

@@ -1,0 +1,82 @@
+"""What the store hands back: named records, and the time as it is stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import CampaignStatus, SubscriberStatus
+from .erasure import Trace
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class KeptStatus:
+    """A subscriber an import did not re-subscribe: their status stays."""
+
+    email: str
+    status: SubscriberStatus
+
+    def __str__(self) -> str:
+        return f"{self.email} stays {self.status}"
+
+
+@dataclass
+class ImportSummary:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept_status: list[KeptStatus] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)  # erased earlier: not imported
+
+
+@dataclass
+class Erasure:
+    """What ``forget`` found: whether the person was on the list, their rows' ids and
+    addresses (for the files made for them), and their ``Trace``."""
+
+    known: bool
+    subscriber_ids: list[int]
+    addresses: list[str]
+    trace: Trace
+
+
+@dataclass
+class CampaignRow:
+    id: int
+    slug: str
+    subject: str
+    status: CampaignStatus
+    transport: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> CampaignRow:
+        values = dict(row)
+        return cls(**values | {"status": CampaignStatus(values["status"])})
+
+
+@dataclass(frozen=True)
+class CampaignPage:
+    """A campaign's web version as stored when its send began: the email for no one."""
+
+    slug: str
+    subject: str
+    preheader: str
+    html: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class MessageTarget:
+    """The campaign and the subscriber a message (or an event about one) concerns; None
+    where that is not known (a batch's message id whose address matched no one in it)."""
+
+    campaign_id: int | None
+    subscriber_id: int | None
