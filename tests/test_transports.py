@@ -21,8 +21,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-import newsletter.delivery.base
-import newsletter.delivery.ses
+import newsletter.delivery.retry
 from conftest import REPO, set_delivery
 from fakes.base import FakeProvider, bare_address
 from fakes.mailgun import FakeMailgun
@@ -247,8 +246,7 @@ def backoffs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         used.append(attempt)
         return 0.0
 
-    monkeypatch.setattr(newsletter.delivery.base, "backoff", instant)
-    monkeypatch.setattr(newsletter.delivery.ses, "backoff", instant)
+    monkeypatch.setattr(newsletter.delivery.retry, "backoff", instant)
     return used
 
 

@@ -19,7 +19,8 @@ import requests
 from ..errors import DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
-from .base import HTTPRequest, HTTPTransport, backoff, json_array, json_or_none, results
+from .base import HTTPRequest, HTTPTransport, json_array, json_or_none, results
+from .retry import TryAgain
 
 _TAG_VALUE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -73,19 +74,15 @@ class ResendTransport(HTTPTransport):
     def post(self, request: HTTPRequest) -> requests.Response:
         """As the base, and a 409 ``concurrent_idempotent_requests`` (the same batch still
         in progress at Resend, after a timeout) is waited out and asked again."""
-        for attempt in range(self.max_retries + 1):
-            response = super().post(request)
-            if response.status_code != 409 or attempt == self.max_retries:
-                return response
-            data = json_or_none(response)
-            if not isinstance(data, dict) or data.get("name") != "concurrent_idempotent_requests":
-                return response
-            wait = backoff(attempt)
-            self.notify_retry(
-                "Resend is still working on this batch", wait, attempt + 2, self.max_retries + 1
-            )
-            self._sleep(wait)
-        return response
+
+        def attempt(_number: int) -> requests.Response:
+            response = HTTPTransport.post(self, request)
+            data = json_or_none(response) if response.status_code == 409 else None
+            if isinstance(data, dict) and data.get("name") == "concurrent_idempotent_requests":
+                raise TryAgain("Resend is still working on this batch", outcome=response)
+            return response
+
+        return self.retry.run(attempt, lambda last, _attempts: last.outcome, self.notify_retry)
 
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
         headers = {**self.headers, "Idempotency-Key": self.idempotency_key(messages)}

@@ -17,7 +17,8 @@ from typing import Any
 from ..errors import ConfigError, CredentialsError, DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
-from .base import OneAtATime, backoff
+from .base import OneAtATime
+from .retry import RetryPolicy, TryAgain
 
 _CREDENTIALS = {
     "SignatureDoesNotMatch",
@@ -91,9 +92,8 @@ class SESTransport(OneAtATime):
         self.client = session.create_client(
             "sesv2", region_name=region, endpoint_url=base_url or None, config=config
         )
-        self.max_retries = max_retries
+        self.retry = RetryPolicy(max_retries, sleep)
         self.configuration_set = configuration_set
-        self._sleep = sleep
 
     def send_one(self, message: OutgoingMessage) -> SendResult:
         from botocore.exceptions import (
@@ -116,17 +116,10 @@ class SESTransport(OneAtATime):
         }
         if self.configuration_set:
             request["ConfigurationSetName"] = self.configuration_set
-        attempt = 0
-        while True:
+
+        def attempt(_number: int) -> SendResult:
             try:
                 answer = self.client.send_email(**request)
-                if not answer.get("MessageId"):  # e.g. a 200 whose body was not JSON
-                    return SendResult(
-                        sid,
-                        DeliveryStatus.UNKNOWN,
-                        error="SES: the outcome is unknown (an answer without a MessageId)",
-                    )
-                return SendResult(sid, DeliveryStatus.SENT, message_id=answer["MessageId"])
             except (ReadTimeoutError, ConnectionClosedError) as exc:
                 return SendResult(
                     sid,
@@ -134,46 +127,60 @@ class SESTransport(OneAtATime):
                     error=f"SES: the outcome is unknown ({exc.__class__.__name__})",
                 )
             except EndpointConnectionError as exc:
-                code, text, status = "EndpointConnectionError", str(exc), 0
+                code = "EndpointConnectionError"
+                raise TryAgain(f"SES answered {code}", outcome=(code, str(exc))) from None
             except ClientError as exc:
-                error = exc.response.get("Error", {})
-                code = str(error.get("Code", ""))
-                text = str(error.get("Message", ""))
-                status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-                if code in _CREDENTIALS or status == 403:
-                    raise CredentialsError(
-                        f"SES refused the credentials ({code}: {text}).",
-                        "Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that the identity "
-                        "may call ses:SendEmail in this region.",
-                    ) from None
-                if code in _STOP:
-                    raise DeliveryError(
-                        f"SES cannot send for this account ({code}: {text}).",
-                        "Fix it in the SES console, then run the same send again.",
-                    ) from None
-                if code == "MessageRejected" or (status == 400 and code not in _THROTTLED):
-                    bad = "address" in text.lower() or "identit" in text.lower()
+                refusal = exc.response
+            else:
+                if not answer.get("MessageId"):  # e.g. a 200 whose body was not JSON
                     return SendResult(
                         sid,
-                        DeliveryStatus.REJECTED
-                        if code == "MessageRejected"
-                        else DeliveryStatus.FAILED,
-                        error=f"SES {code}: {text}",
-                        suppress=bad and "not verified" not in text.lower(),
-                        raw=exc.response.get("Error"),
+                        DeliveryStatus.UNKNOWN,
+                        error="SES: the outcome is unknown (an answer without a MessageId)",
                     )
-                if code not in _THROTTLED and status < 500:
-                    return SendResult(sid, DeliveryStatus.FAILED, error=f"SES {code}: {text}")
-            if attempt >= self.max_retries:
-                raise DeliveryError(
-                    f"SES kept failing ({code}: {text}); stopped after {attempt + 1} attempts.",
-                    "Messages without a result were not sent. Run the same send again later; "
-                    "SES advises waiting up to 10 minutes after throttling.",
-                )
-            wait = backoff(attempt)
-            self.notify_retry(f"SES answered {code}", wait, attempt + 2, self.max_retries + 1)
-            self._sleep(wait)
-            attempt += 1
+                return SendResult(sid, DeliveryStatus.SENT, message_id=answer["MessageId"])
+            return self._refused(sid, refusal)
+
+        def give_up(last: TryAgain, attempts: int) -> SendResult:
+            code, text = last.outcome
+            raise DeliveryError(
+                f"SES kept failing ({code}: {text}); stopped after {attempts} attempts.",
+                "Messages without a result were not sent. Run the same send again later; "
+                "SES advises waiting up to 10 minutes after throttling.",
+            )
+
+        return self.retry.run(attempt, give_up, self.notify_retry)
+
+    @staticmethod
+    def _refused(sid: int, response: dict[str, Any]) -> SendResult:
+        """SES's refusal as a result; ``TryAgain`` for throttling and its own errors."""
+        error = response.get("Error", {})
+        code = str(error.get("Code", ""))
+        text = str(error.get("Message", ""))
+        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if code in _CREDENTIALS or status == 403:
+            raise CredentialsError(
+                f"SES refused the credentials ({code}: {text}).",
+                "Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that the identity "
+                "may call ses:SendEmail in this region.",
+            )
+        if code in _STOP:
+            raise DeliveryError(
+                f"SES cannot send for this account ({code}: {text}).",
+                "Fix it in the SES console, then run the same send again.",
+            )
+        if code == "MessageRejected" or (status == 400 and code not in _THROTTLED):
+            bad = "address" in text.lower() or "identit" in text.lower()
+            return SendResult(
+                sid,
+                DeliveryStatus.REJECTED if code == "MessageRejected" else DeliveryStatus.FAILED,
+                error=f"SES {code}: {text}",
+                suppress=bad and "not verified" not in text.lower(),
+                raw=response.get("Error"),
+            )
+        if code not in _THROTTLED and status < 500:
+            return SendResult(sid, DeliveryStatus.FAILED, error=f"SES {code}: {text}")
+        raise TryAgain(f"SES answered {code}", outcome=(code, text))
 
     def close(self) -> None:
         self.client.close()
