@@ -31,7 +31,7 @@ from .checks import (
 from .config import Settings, load_settings
 from .content import ArticleReader, article_key, reader_for
 from .delivery import Transport, carrier_for, make_transport, transport_class
-from .delivery.outbox import file_name_part
+from .delivery.outbox import OutboxTransport
 from .errors import (
     ConfigError,
     DeliveryError,
@@ -386,34 +386,17 @@ class Project:
         return erasure.known, removed
 
     def _remove_outbox_files(self, erasure: Erasure) -> int:
-        """The outbox's message files made for them, by exact name (``<subscriber id>-
-        <address>.eml``, ``test-<address>.eml``), and any other addressed to them."""
+        """The outbox's message files made for them, by name (the outbox transport's), and
+        any other addressed to them."""
         outbox = self.settings.outbox_dir
-        if not outbox.is_dir():
-            return 0
-        names = {
-            name
-            for sid in erasure.subscriber_ids
-            for address in erasure.addresses
-            for name in (
-                f"{sid:08d}-{file_name_part(address)}.eml",
-                f".{sid:08d}-{file_name_part(address)}.eml.tmp",  # a write cut short
+        named = set(
+            OutboxTransport.reader_files(
+                outbox, erasure.subscriber_ids, erasure.addresses, erasure.trace.forms
             )
-        }
-        # a test copy is named after the address as typed; only a name the address
-        # survives in whole (no character replaced, not cut) says whose it is
-        test_names = {
-            f"test-{form}.eml"
-            for form in erasure.trace.forms
-            if "@" in form and file_name_part(form) == form
-        }
+        )
         removed = 0
-        for path in sorted([*outbox.glob("*/*.eml*"), *outbox.glob("*/.*.eml.tmp")]):
-            if (
-                path.name in names
-                or path.name.lower() in test_names
-                or erasure.trace.canonical & _addressed_to(path)
-            ):
+        for path in OutboxTransport.message_files(outbox):
+            if path in named or erasure.trace.canonical & _addressed_to(path):
                 path.unlink()
                 removed += 1
         return removed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import RecipientError
@@ -20,7 +21,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
 _MAX_PART = 200  # a file name is at most 255 bytes: room for the id, ".eml" and ".tmp"
 
 
-def file_name_part(address: str) -> str:
+def _name_part(address: str) -> str:
     """The address as part of a file name: safe characters only, and short enough.
 
     A long address (up to 254 characters) is cut and ends in a hash of the whole
@@ -46,9 +47,53 @@ class OutboxTransport(Transport):
         super().__init__(batch_size)
         self.folder = folder
 
+    # -- file names: made here only -------------------------------------------
+    @staticmethod
+    def file_name(subscriber_id: int | None, address: str) -> str:
+        """``<subscriber id>-<address>.eml``; a test copy (no subscriber) is
+        ``test-<address>.eml``, named after the address as typed."""
+        prefix = "test" if subscriber_id is None else f"{subscriber_id:08d}"
+        return f"{prefix}-{_name_part(address)}.eml"
+
     def path_for(self, message: OutgoingMessage) -> Path:
-        prefix = "test" if message.factory.test else f"{message.recipient.subscriber_id:08d}"
-        return self.folder / f"{prefix}-{file_name_part(message.recipient.email)}.eml"
+        sid = None if message.factory.test else message.recipient.subscriber_id
+        return self.folder / self.file_name(sid, message.recipient.email)
+
+    @staticmethod
+    def message_files(outbox: Path) -> list[Path]:
+        """Every message file under ``outbox`` (a folder per campaign), with the
+        temporary file of a write cut short."""
+        if not outbox.is_dir():
+            return []
+        return sorted([*outbox.glob("*/*.eml*"), *outbox.glob("*/.*.eml.tmp")])
+
+    @classmethod
+    def reader_files(
+        cls,
+        outbox: Path,
+        subscriber_ids: Iterable[int],
+        addresses: Iterable[str],
+        typed: Iterable[str] = (),
+    ) -> list[Path]:
+        """The message files under ``outbox`` whose names say they were made for a reader
+        known by these ids and addresses: ``<id>-<address>.eml`` (and its temporary file),
+        and a test copy ``test-<address>.eml`` for an address ``typed`` that survives
+        whole in the name (no character replaced, not cut), the file's name in lower case."""
+        addresses = list(addresses)
+        names = {
+            name
+            for sid in subscriber_ids
+            for address in addresses
+            for name in (cls.file_name(sid, address), f".{cls.file_name(sid, address)}.tmp")
+        }
+        tests = {
+            cls.file_name(None, form) for form in typed if "@" in form and _name_part(form) == form
+        }
+        return [
+            path
+            for path in cls.message_files(outbox)
+            if path.name in names or path.name.lower() in tests
+        ]
 
     def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
         private_dir(self.folder)
