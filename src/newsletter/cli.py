@@ -25,7 +25,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, providers
 from .errors import NewsletterError, os_error, redact
 from .models import SETTLED_OK, Article, Campaign, DeliveryStatus, SendResult, SubscriberStatus
 from .project import Project, init_project
@@ -587,7 +587,7 @@ def events() -> None:
 @click.option(
     "--provider",
     required=True,
-    type=click.Choice(["postmark", "sendgrid", "mailgun", "resend", "ses"]),
+    type=click.Choice([p.name for p in providers.with_events()]),
 )
 @with_project
 def events_import(project: Project, file: Path, provider: str) -> None:

@@ -31,7 +31,6 @@ from .checks import (
 from .config import Settings, load_settings
 from .content import ArticleReader, article_key, reader_for
 from .delivery import Transport, carrier_for, make_transport, transport_class
-from .delivery.outbox import OutboxTransport
 from .errors import (
     ConfigError,
     DeliveryError,
@@ -51,6 +50,7 @@ from .models import (
     SendResult,
     Subscriber,
 )
+from .providers.outbox import OutboxTransport
 from .render import (
     CompiledCampaign,
     FieldCatalog,

@@ -11,11 +11,12 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..delivery.base import Transport
 from ..errors import RecipientError
 from ..files import private_dir, write_private
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
-from .base import Transport
+from . import Provider, Setup
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
 _MAX_PART = 200  # a file name is at most 255 bytes: room for the id, ".eml" and ".tmp"
@@ -118,3 +119,12 @@ class OutboxTransport(Transport):
                 )
             )
         return results
+
+
+def _build(setup: Setup) -> OutboxTransport:
+    folder = setup.settings.outbox_dir / setup.campaign
+    return OutboxTransport(folder, batch_size=setup.delivery.batch_size)
+
+
+# its folder is [delivery] outbox, which `subscribers forget` reads whatever the transport
+PROVIDER = Provider(name="outbox", transport=OutboxTransport, build=_build)

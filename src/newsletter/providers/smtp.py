@@ -20,11 +20,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..delivery.base import OneAtATime
+from ..delivery.retry import RetryPolicy, TryAgain
 from ..errors import ConfigError, CredentialsError, DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
-from .base import OneAtATime
-from .retry import RetryPolicy, TryAgain
+from . import Option, Provider, Secret, Setup
 
 _THROTTLE = {421, 451, 454}
 _NO_SUCH_MAILBOX = {550, 551, 553}
@@ -241,3 +242,38 @@ class SMTPTransport(OneAtATime):
 
 def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
+def _build(setup: Setup) -> SMTPTransport:
+    host, username = setup.option("host"), setup.option("username")
+    password = None
+    if username:
+        password = setup.secret("NEWSLETTER_SMTP_PASSWORD", f"to log in to {host} as {username}")
+    return SMTPTransport(
+        host,
+        setup.option("port"),
+        setup.option("security"),
+        username,
+        password,
+        timeout=float(setup.delivery.timeout),
+        max_retries=setup.delivery.max_retries,
+        batch_size=setup.delivery.batch_size,
+    )
+
+
+PROVIDER = Provider(
+    name="smtp",
+    transport=SMTPTransport,
+    build=_build,
+    options=(
+        Option(
+            "host",
+            required=True,
+            hint='Add host = "smtp.example.org" (and port, security, username) under [delivery].',
+        ),
+        Option("port", (int,)),
+        Option("username"),
+        Option("security"),  # see SMTPTransport; unset: STARTTLS when the server offers it
+    ),
+    secrets=(Secret("NEWSLETTER_SMTP_PASSWORD", "to log in as [delivery] username"),),
+)
