@@ -4,7 +4,7 @@ Each story: given the example project and a provider fake on 127.0.0.1, when `se
 runs, then these requests, delivered messages and delivery rows exist. The fakes enforce
 each provider's contract (auth, limits, per-message errors); ``faults`` inject 429s, 500s,
 hangs, dropped connections and garbage answers. What a story needs of a provider is its
-fake module's ``Contract`` (``fakes/contract.py``); ``PROVIDERS`` lists them.
+fake module's ``Contract`` (``fakes/contract.py``); ``PROVIDERS`` holds every one of them.
 """
 
 from __future__ import annotations
@@ -22,12 +22,9 @@ import pytest
 
 import newsletter.delivery.retry
 from conftest import REPO, set_delivery
-from fakes.contract import Contract
-from fakes.mailgun import FakeMailgun, MailgunContract
-from fakes.postmark import PostmarkContract
-from fakes.resend import ResendContract
-from fakes.sendgrid import SendGridContract
-from fakes.ses import FakeSES, SESContract
+from fakes.contract import Contract, contracts
+from fakes.mailgun import FakeMailgun
+from fakes.ses import FakeSES
 from newsletter.delivery import make_transport, transport_class
 from newsletter.errors import ConfigError
 from newsletter.project import Project
@@ -47,16 +44,7 @@ FIRST_NAMES = _active_first_names()  # email -> first name of the 10 active subs
 ACTIVE = len(FIRST_NAMES)
 
 
-PROVIDERS: dict[str, type[Contract]] = {
-    p.transport: p
-    for p in (
-        SendGridContract,
-        MailgunContract,
-        ResendContract,
-        SESContract,
-        PostmarkContract,
-    )
-}
+PROVIDERS: dict[str, type[Contract]] = contracts()
 
 
 @pytest.fixture(autouse=True)

@@ -3,12 +3,14 @@
 Each fake module ends in a ``Contract`` subclass: the fake, the ``[delivery]`` keys and
 environment that point `newsletter send` at it, how it answers a rate limit and an
 outage, and what it delivered, in one shape (``Delivered``). The contract tests run
-every story against every one of them; a new provider joins them by adding its class to
-``PROVIDERS`` there.
+every story against every one of them (``contracts()``): a new provider joins them by
+having its fake, ``fakes/<name>.py``, end in its ``Contract``.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -85,3 +87,28 @@ class Contract:
     def server_error(self) -> Fault:
         """A 500 as the provider sends it."""
         raise NotImplementedError
+
+
+def contracts() -> dict[str, type[Contract]]:
+    """Each provider's ``Contract``, by transport name: the one its fake module,
+    ``fakes/<name>.py``, declares (providers without an HTTP fake, such as smtp and
+    outbox, have none)."""
+    from newsletter import providers
+
+    found: dict[str, type[Contract]] = {}
+    for name in providers.names():
+        module_name = f"{__package__}.{name}"
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        module = importlib.import_module(module_name)
+        declared = [
+            c
+            for c in vars(module).values()
+            if isinstance(c, type) and issubclass(c, Contract) and c.__module__ == module_name
+        ]
+        if len(declared) != 1:
+            raise TypeError(f"fakes/{name}.py must declare one Contract, not {len(declared)}")
+        if declared[0].transport != name:
+            raise TypeError(f"fakes/{name}.py declares the transport {declared[0].transport!r}")
+        found[name] = declared[0]
+    return found
