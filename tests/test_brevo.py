@@ -207,6 +207,29 @@ def test_the_account_stops_the_send_and_says_why(brevo, run, setup: dict, said: 
     assert len(brevo.accepted) == ACTIVE
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "email is not valid in sender",
+        "valid sender email required",
+        "email is not valid in replyTo",
+    ],
+)
+def test_a_400_about_our_own_address_stops_the_send_and_suppresses_nobody(
+    brevo, run, message: str
+) -> None:
+    brevo.faults.append(("status", 400, {"code": "invalid_parameter", "message": message}))
+    before = run("subscribers", "list", "--format", "json").stdout
+
+    result = send(run)
+
+    assert result.exit_code == 1
+    assert f"Brevo rejected the request (HTTP 400 invalid_parameter: {message})" in result.stderr
+    assert len(brevo.send_requests()) == 1, "not split: no reader is to blame"
+    assert set(statuses(run).values()) == {"pending"}
+    assert run("subscribers", "list", "--format", "json").stdout == before, "nobody suppressed"
+
+
 def test_a_429_waits_as_brevo_says_and_is_sent_once(brevo, run, instant: list[int]) -> None:
     brevo.faults.append(
         (

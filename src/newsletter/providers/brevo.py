@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from typing import Any
 
 import requests
@@ -44,6 +45,10 @@ from ..webhooks import Rejected, Request, Verifier, authorization, digest
 from . import Provider, Secret, Setup
 
 MAX_VERSIONS = 1000  # messageVersions per request
+# A 400 about a reader's address ("email is not valid in to"), never ours (sender, replyTo):
+# only then is the batch split to find the reader.
+_READER_ADDRESS = re.compile(r"\bemail\b.*\b(?:in|of) (?:messageVersions\[\d+\]\.)?to\b", re.I)
+_OUR_ADDRESS = re.compile(r"sender|reply", re.I)
 # What Brevo's names cannot hold as they are: a non-ASCII name with one of these is
 # dropped silently (django-anymail's Brevo backend works around it the same way).
 _SPECIALS = frozenset('()<>[]:;@\\,."')
@@ -160,7 +165,12 @@ class BrevoTransport(HTTPTransport):
                 "Account > Plan & usage), then run the same send again: it continues where "
                 "it stopped.",
             )
-        if status == 400 and code == "invalid_parameter" and "email" in text.lower():
+        if (
+            status == 400
+            and code == "invalid_parameter"
+            and _READER_ADDRESS.search(text)
+            and not _OUR_ADDRESS.search(text)
+        ):
             raise _BadAddress(f"Brevo: {text}")
         raise DeliveryError(
             f"Brevo rejected the request (HTTP {status} {code or ''}: {text}).",
