@@ -10,7 +10,7 @@ import requests
 from conftest import run_process, set_delivery
 from fakes.postmark import FakePostmark
 from newsletter.delivery.base import retry_delay
-from newsletter.delivery.postmark import PostmarkTransport
+from newsletter.providers.postmark import PostmarkTransport
 from newsletter.sender import TokenBucket
 
 

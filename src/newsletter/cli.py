@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, providers
 from .audience import csv_cell
 from .errors import NewsletterError, os_error, redact
 from .models import Article, SubscriberStatus
@@ -526,7 +526,7 @@ def events() -> None:
 @click.option(
     "--provider",
     required=True,
-    type=click.Choice(["postmark", "sendgrid", "mailgun", "resend", "ses"]),
+    type=click.Choice([p.name for p in providers.with_events()]),
     help="The provider whose export FILE is (its own event format).",
 )
 @with_project
@@ -574,7 +574,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from .web.server import Limits
 
     app = create_app((ctx.obj or {}).get("config"), warn=False)
-    limits = Limits.from_settings(app.settings.values["serve"])
+    limits = Limits.from_settings(app.settings.serve)
     server = _listen(guard_wsgi(app, "newsletter serve", _debug(ctx)), host, port, limits)
     say(
         f"Serving {app.name} at http://{host}:{server.port}/ ({limits.threads} threads; "

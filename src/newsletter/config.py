@@ -1,91 +1,163 @@
 """newsletter.toml -> a typed, validated Settings object.
 
-Every key is declared once in ``SCHEMA``; an unknown key, a wrong type or a
-missing required key is an error naming the key and the file. Secrets are
-never read from the file, only from the environment.
+Every key is declared once: the common ones as fields of their section's frozen
+dataclass (``NewsletterSettings`` ... ``ServeSettings``), each provider's ``[delivery]``
+keys in its module (``providers``). An unknown key, a wrong type or a missing required
+key is an error naming the key and the file. Secrets are never read from the file, only
+from the environment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+from . import providers
 from .errors import ConfigError
 
 CONFIG_NAME = "newsletter.toml"
-TRANSPORTS = ("outbox", "smtp", "postmark", "sendgrid", "mailgun", "ses", "resend")
 
 _REQUIRED = object()
 
-# section -> key -> (accepted python types, default)
+
+def _key(types: type | tuple[type, ...], default: Any = None, *, name: str = "") -> Any:
+    """A key of the section: the TOML types it takes and its default (``_REQUIRED``:
+    none); ``name`` when the key is not the field's name (``from``)."""
+    accepted = types if isinstance(types, tuple) else (types,)
+    return field(metadata={"types": accepted, "default": default, "key": name})
+
+
+def _frozen(value: Any) -> Any:
+    """A TOML list or table as an immutable value."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return MappingProxyType(value)
+    return value
+
+
+class _Section:
+    """A section of newsletter.toml as a frozen dataclass (see ``_key``)."""
+
+    @classmethod
+    def keys(cls) -> dict[str, tuple[tuple[type, ...], Any]]:
+        """key -> (accepted types, default) of the keys this section declares."""
+        return {
+            f.metadata["key"] or f.name: (f.metadata["types"], f.metadata["default"])
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if "types" in f.metadata
+        }
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], **extra: Any) -> Any:
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        given = {
+            f.name: _frozen(values[f.metadata["key"] or f.name])
+            for f in fields
+            if "types" in f.metadata
+        }
+        return cls(**given, **extra)
+
+
+@dataclass(frozen=True)
+class NewsletterSettings(_Section):
+    """[newsletter]: who sends it, and where readers reach it."""
+
+    name: str = _key(str, _REQUIRED)
+    from_: str = _key(str, _REQUIRED, name="from")
+    reply_to: str | None = _key(str)
+    postal_address: str | None = _key(str)
+    public_url: str | None = _key(str)
+    list_id: str | None = _key(str)
+    unsubscribe_mailto: str | None = _key(str)
+
+
+@dataclass(frozen=True)
+class ContentSettings(_Section):
+    """[content]: where articles come from, and how they are read and linked."""
+
+    articles: str = _key(str, "articles")
+    feeds: tuple[str, ...] = _key(list, [])
+    excerpt_words: int = _key(int, 60)
+    cache: str = _key(str, ".newsletter/cache")
+    # seconds a server may stay silent at any one moment, and for a whole fetch
+    fetch_timeout: float = _key((int, float), 15)
+    fetch_deadline: float = _key((int, float), 30)
+    utm: bool = _key(bool, True)
+    utm_source: str = _key(str, "newsletter")
+    utm_medium: str = _key(str, "email")
+
+
+@dataclass(frozen=True)
+class DatabaseSettings(_Section):
+    """[database]"""
+
+    url: str = _key(str, "sqlite:///newsletter.db")
+
+
+@dataclass(frozen=True)
+class DeliverySettings(_Section):
+    """[delivery]: the transport and how hard it is driven. ``options`` holds the
+    provider-specific keys (every provider's, each validated as its module declares it)."""
+
+    transport: str = _key(str, "outbox")
+    base_url: str | None = _key(str)
+    rate_limit: float = _key((int, float), 0)
+    concurrency: int = _key(int, 4)
+    batch_size: int | None = _key(int)
+    timeout: float = _key((int, float), 30)
+    max_retries: int = _key(int, 5)
+    outbox: str = _key(str, "outbox")
+    max_failure_rate: float = _key((int, float), 0.2)
+    soft_bounce_limit: int = _key(int, 3)
+    # a sender on another host that stops renewing its claim is presumed dead after this
+    lease_seconds: int = _key(int, 300)
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class DigestSettings(_Section):
+    """[digest]: the monthly digest campaign."""
+
+    subject: str = _key(str, "{{ newsletter.name }}: {{ period.strftime('%B %Y') }}")
+    template: str = _key(str, "digest")
+    intro: str = _key(str, "")
+    max_articles: int = _key(int, 6)
+    audience: Mapping[str, Any] = _key(dict, {})
+    sources: tuple[str, ...] | None = _key(list)
+    max_lateness_days: int = _key(int, 7)
+
+
+@dataclass(frozen=True)
+class ServeSettings(_Section):
+    """[serve]: how much `newsletter serve` takes on at once (see web/server.py)."""
+
+    threads: int = _key(int, 8)
+    connection_limit: int = _key(int, 500)
+    max_request_bytes: int = _key(int, 1024 * 1024)
+    request_timeout: int = _key(int, 30)
+    idle_timeout: int = _key(int, 30)
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "newsletter": NewsletterSettings,
+    "content": ContentSettings,
+    "database": DatabaseSettings,
+    "delivery": DeliverySettings,
+    "digest": DigestSettings,
+    "serve": ServeSettings,
+}
+
+# section -> key -> (accepted python types, default): the keys every project has
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
-    "newsletter": {
-        "name": ((str,), _REQUIRED),
-        "from": ((str,), _REQUIRED),
-        "reply_to": ((str,), None),
-        "postal_address": ((str,), None),
-        "public_url": ((str,), None),
-        "list_id": ((str,), None),
-        "unsubscribe_mailto": ((str,), None),
-    },
-    "content": {
-        "articles": ((str,), "articles"),
-        "feeds": ((list,), []),
-        "excerpt_words": ((int,), 60),
-        "cache": ((str,), ".newsletter/cache"),
-        # seconds a server may stay silent at any one moment, and for a whole fetch
-        "fetch_timeout": ((int, float), 15),
-        "fetch_deadline": ((int, float), 30),
-        "utm": ((bool,), True),
-        "utm_source": ((str,), "newsletter"),
-        "utm_medium": ((str,), "email"),
-    },
-    "database": {
-        "url": ((str,), "sqlite:///newsletter.db"),
-    },
-    "delivery": {
-        "transport": ((str,), "outbox"),
-        "base_url": ((str,), None),
-        "rate_limit": ((int, float), 0),
-        "concurrency": ((int,), 4),
-        "batch_size": ((int,), None),
-        "timeout": ((int, float), 30),
-        "max_retries": ((int,), 5),
-        "outbox": ((str,), "outbox"),
-        "message_stream": ((str,), "broadcast"),
-        "domain": ((str,), None),
-        "region": ((str,), None),
-        "host": ((str,), None),
-        "port": ((int,), None),
-        "username": ((str,), None),
-        "security": ((str,), None),
-        "configuration_set": ((str,), None),
-        "max_failure_rate": ((int, float), 0.2),
-        "soft_bounce_limit": ((int,), 3),
-        # a sender on another host that stops renewing its claim is presumed dead after this
-        "lease_seconds": ((int,), 300),
-    },
-    "digest": {
-        "subject": ((str,), "{{ newsletter.name }}: {{ period.strftime('%B %Y') }}"),
-        "template": ((str,), "digest"),
-        "intro": ((str,), ""),
-        "max_articles": ((int,), 6),
-        "audience": ((dict,), {}),
-        "sources": ((list,), None),
-        "max_lateness_days": ((int,), 7),
-    },
-    # `newsletter serve`: how much the server takes on at once (see web/server.py)
-    "serve": {
-        "threads": ((int,), 8),
-        "connection_limit": ((int,), 500),
-        "max_request_bytes": ((int,), 1024 * 1024),
-        "request_timeout": ((int,), 30),
-        "idle_timeout": ((int,), 30),
-    },
+    name: section.keys() for name, section in SECTIONS.items()
 }
 
 _TYPE_NAMES = {
@@ -100,10 +172,32 @@ _TYPE_NAMES = {
 
 @dataclass(frozen=True)
 class Settings:
-    """The project's configuration, validated, with paths made absolute."""
+    """The project's configuration, validated, with paths made absolute.
+
+    Each section is a typed, frozen record (``settings.delivery.rate_limit``);
+    ``values`` and ``get`` give the same values by name."""
 
     path: Path
     values: dict[str, dict[str, Any]] = field(repr=False)
+    newsletter: NewsletterSettings = field(init=False, repr=False)
+    content: ContentSettings = field(init=False, repr=False)
+    database: DatabaseSettings = field(init=False, repr=False)
+    delivery: DeliverySettings = field(init=False, repr=False)
+    digest: DigestSettings = field(init=False, repr=False)
+    serve: ServeSettings = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, section in SECTIONS.items():
+            extra = {}
+            if section is DeliverySettings:
+                given = self.values[name]
+                extra["options"] = MappingProxyType(
+                    {
+                        key: _frozen(given.get(key, option.default))
+                        for key, option in providers.delivery_options().items()
+                    }
+                )
+            object.__setattr__(self, name, section.from_values(self.values[name], **extra))
 
     @property
     def root(self) -> Path:
@@ -119,16 +213,16 @@ class Settings:
     # -- [newsletter] -------------------------------------------------------
     @property
     def name(self) -> str:
-        return self.values["newsletter"]["name"]
+        return self.newsletter.name
 
     @property
     def sender(self) -> tuple[str, str]:
         """(display name, address) of ``from``."""
-        return parseaddr(self.values["newsletter"]["from"])
+        return parseaddr(self.newsletter.from_)
 
     @property
     def public_url(self) -> str:
-        url = self.values["newsletter"]["public_url"]
+        url = self.newsletter.public_url
         if not url:
             raise ConfigError(
                 f"[newsletter] public_url is not set in {self.path}.",
@@ -141,7 +235,7 @@ class Settings:
     # -- [database] ---------------------------------------------------------
     @property
     def database_url(self) -> str:
-        url = os.environ.get("NEWSLETTER_DATABASE_URL") or self.values["database"]["url"]
+        url = os.environ.get("NEWSLETTER_DATABASE_URL") or self.database.url
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             relative = url[len("sqlite:///") :]
             if relative != ":memory:":
@@ -151,11 +245,11 @@ class Settings:
     # -- paths --------------------------------------------------------------
     @property
     def articles_dir(self) -> Path:
-        return self.resolve(self.values["content"]["articles"])
+        return self.resolve(self.content.articles)
 
     @property
     def cache_dir(self) -> Path:
-        return self.resolve(self.values["content"]["cache"])
+        return self.resolve(self.content.cache)
 
     @property
     def campaigns_dir(self) -> Path:
@@ -167,11 +261,11 @@ class Settings:
 
     @property
     def outbox_dir(self) -> Path:
-        return self.resolve(self.values["delivery"]["outbox"])
+        return self.resolve(self.delivery.outbox)
 
     @property
     def transport(self) -> str:
-        return self.values["delivery"]["transport"]
+        return self.delivery.transport
 
 
 def secret(name: str, purpose: str) -> str:
@@ -225,18 +319,25 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
     return Settings(path=path, values=validate(raw, path))
 
 
+def schema() -> dict[str, dict[str, tuple[tuple[type, ...], Any]]]:
+    """SCHEMA, with every provider's [delivery] keys."""
+    options = {o.key: (o.types, o.default) for o in providers.delivery_options().values()}
+    return {**SCHEMA, "delivery": {**SCHEMA["delivery"], **options}}
+
+
 def validate(raw: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
-    """Check ``raw`` against SCHEMA; return every key with its default filled in."""
+    """Check ``raw`` against the schema; return every key with its default filled in."""
     values: dict[str, dict[str, Any]] = {}
+    full = schema()
     for section in raw:
-        if section not in SCHEMA:
+        if section not in full:
             raise ConfigError(
                 f"Unknown section [{section}] in {path}.",
-                f"Known sections: {', '.join(f'[{s}]' for s in SCHEMA)}.",
+                f"Known sections: {', '.join(f'[{s}]' for s in full)}.",
             )
         if not isinstance(raw[section], dict):
             raise ConfigError(f"{section} in {path} must be a [section] table.")
-    for section, keys in SCHEMA.items():
+    for section, keys in full.items():
         given = raw.get(section, {})
         for key in given:
             if key not in keys:
@@ -284,11 +385,11 @@ def _check_values(values: dict[str, dict[str, Any]], path: Path) -> None:
             f"[newsletter] public_url in {path} must start with https:// (got {url!r}).",
         )
     delivery = values["delivery"]
-    if delivery["transport"] not in TRANSPORTS:
+    if providers.find(delivery["transport"]) is None:
         raise ConfigError(
             f"[delivery] transport in {path} is {delivery['transport']!r}, which is not a "
             "known transport.",
-            f"Use one of: {', '.join(TRANSPORTS)}.",
+            f"Use one of: {', '.join(providers.names())}.",
         )
     for key in ("concurrency", "max_retries"):
         if delivery[key] < (1 if key == "concurrency" else 0):

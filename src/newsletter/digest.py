@@ -68,11 +68,11 @@ def period_end(period: dt.date) -> dt.date:
 
 def plan_digest(project: Project, period: dt.date, today: dt.date) -> DigestPlan:
     settings = project.settings
-    digest = settings.values["digest"]
-    content = settings.values["content"]
-    sources = digest["sources"] or [content["articles"], *content["feeds"]]
+    digest = settings.digest
+    content = settings.content
+    sources = digest.sources or [content.articles, *content.feeds]
     end = period_end(period)
-    late_by = (today - end).days - digest["max_lateness_days"]
+    late_by = (today - end).days - digest.max_lateness_days
     label = period.strftime("%Y-%m")
     featured = project.store.featured_before(label)
     seen: set[str] = set()
@@ -86,7 +86,7 @@ def plan_digest(project: Project, period: dt.date, today: dt.date) -> DigestPlan
         seen.add(key)
         chosen.append(article)
     chosen.sort(key=lambda a: (a.date, a.title), reverse=True)
-    chosen = chosen[: digest["max_articles"]]
+    chosen = chosen[: digest.max_articles]
     slug = f"digest-{label}"
     path = settings.campaigns_dir / f"{slug}.md"
     return DigestPlan(period, slug, path, tuple(chosen), max(late_by, 0))
@@ -94,20 +94,20 @@ def plan_digest(project: Project, period: dt.date, today: dt.date) -> DigestPlan
 
 def campaign_text(project: Project, plan: DigestPlan) -> str:
     """The campaign file for the plan: the same inputs always give the same bytes."""
-    digest = project.settings.values["digest"]
+    digest = project.settings.digest
     env = plain_environment()
     context = {"period": plan.period, "newsletter": project.info(), "articles": plan.articles}
-    subject = " ".join(render_string(env, digest["subject"], context, "[digest] subject").split())
+    subject = " ".join(render_string(env, digest.subject, context, "[digest] subject").split())
     # The subject holds article titles: written so that building the campaign prints
     # them as they are, never runs them as template code.
     meta: dict[str, Any] = {"subject": literal(subject)}
     if plan.articles:
         meta["preheader"] = _preheader(plan.articles)
-    meta["template"] = digest["template"]
-    if digest["audience"]:
-        meta["audience"] = digest["audience"]
+    meta["template"] = digest.template
+    if digest.audience:
+        meta["audience"] = dict(digest.audience)
     meta["articles"] = [_article_item(project, a) for a in plan.articles]
-    intro = digest["intro"] or f"Here is what we published in {plan.period.strftime('%B %Y')}."
+    intro = digest.intro or f"Here is what we published in {plan.period.strftime('%B %Y')}."
     head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
     return f"---\n{head}---\n{intro.strip()}\n"
 
@@ -155,7 +155,7 @@ def write_campaign(project: Project, plan: DigestPlan) -> str:
 
 def refuse_if_late(plan: DigestPlan, project: Project) -> None:
     if plan.late_by > 0:
-        days = project.settings.get("digest", "max_lateness_days")
+        days = project.settings.digest.max_lateness_days
         raise NewsletterError(
             f"The {plan.label} digest is {plan.late_by} day(s) past its deadline "
             f"({days} days after the month ended); it was not sent.",

@@ -34,7 +34,6 @@ from .checks import (
 from .config import Settings, load_settings
 from .content import ArticleReader, article_key, reader_for
 from .delivery import Transport, carrier_for, make_transport, transport_class
-from .delivery.outbox import file_name_part
 from .errors import (
     ConfigError,
     DeliveryError,
@@ -58,6 +57,7 @@ from .models import (
     Subscriber,
     SubscriberStatus,
 )
+from .providers.outbox import OutboxTransport
 from .render import (
     CompiledCampaign,
     FieldCatalog,
@@ -202,7 +202,7 @@ class Project:
 
     @property
     def soft_bounce_limit(self) -> int:
-        return self.settings.get("delivery", "soft_bounce_limit")
+        return self.settings.delivery.soft_bounce_limit
 
     def reader(self) -> ArticleReader:
         """Reads article sources; URLs through the project's cache (``--refresh`` skips it)."""
@@ -213,8 +213,8 @@ class Project:
     def articles(self, sources: list[str]) -> list[Article]:
         """What the sources yield: the given ones, or the configured folder and feeds."""
         if not sources:
-            content = self.settings.values["content"]
-            sources = [content["articles"], *content["feeds"]]
+            content = self.settings.content
+            sources = [content.articles, *content.feeds]
         reader = self.reader()
         return [article for source in sources for article in reader.read(source)]
 
@@ -254,7 +254,7 @@ class Project:
             carrier.check_sender("reply_to", compiled.reply_to)
         return MessageFactory(
             compiled,
-            unsubscribe_mailto=self.settings.get("newsletter", "unsubscribe_mailto"),
+            unsubscribe_mailto=self.settings.newsletter.unsubscribe_mailto,
             test=test,
             auto_submitted=auto_submitted,
             carrier=carrier or Carrier(),
@@ -358,7 +358,7 @@ class Project:
             html=message.html,
             text=message.text,
             unsubscribe_url=message.unsubscribe_url,
-            postal_address=self.settings.get("newsletter", "postal_address") or "",
+            postal_address=self.settings.newsletter.postal_address or "",
         )
         try:
             problems = check_email(built) + self.reader_problems(campaign, compiled, every_reader)
@@ -527,34 +527,17 @@ class Project:
         return Forgotten(email, erasure.known, removed)
 
     def _remove_outbox_files(self, erasure: Erasure) -> int:
-        """The outbox's message files made for them, by exact name (``<subscriber id>-
-        <address>.eml``, ``test-<address>.eml``), and any other addressed to them."""
+        """The outbox's message files made for them, by name (the outbox transport's), and
+        any other addressed to them."""
         outbox = self.settings.outbox_dir
-        if not outbox.is_dir():
-            return 0
-        names = {
-            name
-            for sid in erasure.subscriber_ids
-            for address in erasure.addresses
-            for name in (
-                f"{sid:08d}-{file_name_part(address)}.eml",
-                f".{sid:08d}-{file_name_part(address)}.eml.tmp",  # a write cut short
+        named = set(
+            OutboxTransport.reader_files(
+                outbox, erasure.subscriber_ids, erasure.addresses, erasure.trace.forms
             )
-        }
-        # a test copy is named after the address as typed; only a name the address
-        # survives in whole (no character replaced, not cut) says whose it is
-        test_names = {
-            f"test-{form}.eml"
-            for form in erasure.trace.forms
-            if "@" in form and file_name_part(form) == form
-        }
+        )
         removed = 0
-        for path in sorted([*outbox.glob("*/*.eml*"), *outbox.glob("*/.*.eml.tmp")]):
-            if (
-                path.name in names
-                or path.name.lower() in test_names
-                or erasure.trace.canonical & _addressed_to(path)
-            ):
+        for path in OutboxTransport.message_files(outbox):
+            if path in named or erasure.trace.canonical & _addressed_to(path):
                 path.unlink()
                 removed += 1
         return removed
@@ -614,18 +597,16 @@ class Project:
 
     def batch_size(self) -> int:
         """Messages per batch: ``[delivery] batch_size`` within the transport's maximum."""
-        d = self.settings.values["delivery"]
-        return batch_size(
-            transport_class(d["transport"]).max_batch, d["batch_size"], float(d["rate_limit"])
-        )
+        d = self.settings.delivery
+        return batch_size(transport_class(d.transport).max_batch, d.batch_size, float(d.rate_limit))
 
     def send_options(self, limit: int | None = None) -> SendOptions:
-        d = self.settings.values["delivery"]
+        d = self.settings.delivery
         return SendOptions(
-            concurrency=d["concurrency"],
-            rate_limit=float(d["rate_limit"]),
+            concurrency=d.concurrency,
+            rate_limit=float(d.rate_limit),
             limit=limit,
-            max_failure_rate=float(d["max_failure_rate"]),
+            max_failure_rate=float(d.max_failure_rate),
         )
 
     def send(
@@ -657,7 +638,7 @@ class Project:
         # Senders share a campaign: each holds a lease of its own, renewed as it goes,
         # and claims recipients row by row; one whose lease lapses is presumed dead.
         lease_prefix = f"sender:{campaign.slug}:"
-        lease_seconds = self.settings.get("delivery", "lease_seconds")
+        lease_seconds = self.settings.delivery.lease_seconds
         with store.lease(lease_prefix + holder, lease_seconds, holder) as lease:
 
             def batch_done(results: list[SendResult]) -> None:

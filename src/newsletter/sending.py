@@ -195,8 +195,8 @@ def prepare_send(
             f"`newsletter check {campaign.slug}` shows where. Nothing was sent.",
         )
     retry = tuple(retry)
-    delivery = settings.values["delivery"]
-    rate = float(delivery["rate_limit"])
+    delivery = settings.delivery
+    rate = float(delivery.rate_limit)
     store = project.store
     row = store.campaign(campaign.slug)
     rehearsed = None
@@ -220,7 +220,7 @@ def prepare_send(
         transport,
         recipients,
         project.batch_size(),
-        concurrency=delivery["concurrency"],
+        concurrency=delivery.concurrency,
         rate_limit=rate,
         retry=retry,
         limit=limit,

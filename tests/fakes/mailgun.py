@@ -20,7 +20,17 @@ from email.parser import BytesParser
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
-from .base import FakeProvider, Incoming, Reply, bare_address, is_email, media_type, split_addresses
+from .base import (
+    FakeProvider,
+    Fault,
+    Incoming,
+    Reply,
+    bare_address,
+    is_email,
+    media_type,
+    split_addresses,
+)
+from .contract import Contract, Delivered, from_record
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -308,3 +318,32 @@ def _deliver(
         "recipient_variables": variables,
         "id": message_id,
     }
+
+
+# -- for the shared contract tests (test_transports.py) -----------------------------------
+class MailgunContract(Contract):
+    transport, label, status, batch_limit = "mailgun", "Mailgun", "queued", 1000
+    env: ClassVar = {"NEWSLETTER_API_KEY": "key-right"}
+    wrong_env: ClassVar = {"NEWSLETTER_API_KEY": "key-wrong-4711"}
+    wrong_secret, missing_names = "key-wrong-4711", "NEWSLETTER_API_KEY"
+    batching = (1203, [203, 1000])
+    domain = "mg.riverbend-clinicians.example"
+    fake: FakeMailgun
+
+    def __init__(self) -> None:
+        self.fake = FakeMailgun(api_key="key-right", domain=self.domain)
+
+    def delivery(self) -> dict[str, Any]:
+        return {**super().delivery(), "domain": self.domain}
+
+    def delivered(self) -> list[Delivered]:
+        return [from_record(m, [m["to"]], m["cc"] + m["bcc"]) for m in self.fake.accepted]
+
+    def request_sizes(self) -> list[int]:
+        return [len(r.body["to"]) for r in self.fake.send_requests()]
+
+    def rate_limited(self) -> Fault:
+        return ("status", 429, {"message": "Too many requests"}, {"Retry-After": "0"})
+
+    def server_error(self) -> Fault:
+        return ("status", 500, {"message": "Internal Server Error"})

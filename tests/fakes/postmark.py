@@ -26,6 +26,7 @@ from .base import (
     media_type,
     split_addresses,
 )
+from .contract import Contract, Delivered
 
 __all__ = [
     "BATCH_PATH",
@@ -224,3 +225,44 @@ def _check_message(msg: Any, inactive: set[str], streams: set[str]) -> dict[str,
         addrs = ", ".join(blocked)
         return _error(406, _INACTIVE_MSG.format(addrs=addrs), To=addrs)
     return None
+
+
+# -- for the shared contract tests (test_transports.py) -----------------------------------
+class PostmarkContract(Contract):
+    transport, label, status, batch_limit = "postmark", "Postmark", "sent", 500
+    env: ClassVar = {"NEWSLETTER_API_KEY": "pm-right"}
+    wrong_env: ClassVar = {"NEWSLETTER_API_KEY": "pm-wrong-4711"}
+    wrong_secret, missing_names = "pm-wrong-4711", "NEWSLETTER_API_KEY"
+    batching = (1203, [203, 500, 500])
+    says_when = False  # Postmark documents no Retry-After or rate-limit header
+    fake: FakePostmark
+
+    def __init__(self) -> None:
+        self.fake = FakePostmark(token="pm-right")
+
+    def delivered(self) -> list[Delivered]:
+        out = []
+        for m in self.fake.accepted:
+            headers = {h["Name"]: h["Value"] for h in m.get("Headers") or []}
+            copies = [m[f] for f in ("Cc", "Bcc") if m.get(f)]
+            out.append(
+                Delivered(
+                    to=[bare_address(a) for a in split_addresses(m["To"])],
+                    copies=[bare_address(a) for c in copies for a in split_addresses(c)],
+                    text=m["TextBody"],
+                    html=m["HtmlBody"],
+                    list_unsubscribe=headers["List-Unsubscribe"],
+                    list_unsubscribe_post=headers["List-Unsubscribe-Post"],
+                    message_id=m["_MessageID"],
+                )
+            )
+        return out
+
+    def request_sizes(self) -> list[int]:
+        return [len(r.body) for r in self.fake.send_requests()]
+
+    def rate_limited(self) -> Fault:
+        return ("status", 429, {"ErrorCode": 429, "Message": "Rate limit exceeded."})
+
+    def server_error(self) -> Fault:
+        return ("status", 500, {"ErrorCode": 0, "Message": "Internal server error."})

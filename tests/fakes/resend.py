@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .base import FakeProvider, Incoming, Reply, bare_address, is_email
+from .base import FakeProvider, Fault, Incoming, Reply, bare_address, is_email
+from .contract import Contract, Delivered, from_record
 
 __all__ = [
     "BATCH_PATH",
@@ -346,3 +347,48 @@ def _check_tags(tags: Any) -> None:
                     f"(a-z, A-Z), numbers (0-9), underscores (_), or dashes (-), and be at "
                     f"most {MAX_TAG_CHARS} characters long."
                 )
+
+
+# -- for the shared contract tests (test_transports.py) -----------------------------------
+class ResendContract(Contract):
+    transport, label, status, batch_limit = "resend", "Resend", "sent", 100
+    env: ClassVar = {"NEWSLETTER_API_KEY": "re_right"}
+    wrong_env: ClassVar = {"NEWSLETTER_API_KEY": "re_wrong_4711"}
+    wrong_secret, missing_names = "re_wrong_4711", "NEWSLETTER_API_KEY"
+    batching = (250, [50, 100, 100])
+    idempotent = True
+    # in permissive mode it sends the rest and reports the bad one by its index
+    refuses_typo = ("invalid", "Resend: Invalid `to` field.", [11])
+    fake: FakeResend
+
+    def __init__(self) -> None:
+        self.fake = FakeResend(api_key="re_right")
+
+    def delivered(self) -> list[Delivered]:
+        return [
+            from_record(
+                m, [bare_address(a) for a in m["to"]], [*(m.get("cc") or []), *(m.get("bcc") or [])]
+            )
+            for m in self.fake.accepted
+        ]
+
+    def request_sizes(self) -> list[int]:
+        return [len(r.body) for r in self.fake.send_requests()]
+
+    def rate_limited(self) -> Fault:
+        # ratelimit-reset and retry-after are seconds from now
+        return (
+            "status",
+            429,
+            {"statusCode": 429, "message": "Too many requests.", "name": "rate_limit_exceeded"},
+            {
+                "ratelimit-limit": "2",
+                "ratelimit-remaining": "0",
+                "ratelimit-reset": "0",
+                "retry-after": "0",
+            },
+        )
+
+    def server_error(self) -> Fault:
+        body = {"statusCode": 500, "message": "Internal error", "name": "internal_server_error"}
+        return ("status", 500, body)

@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from .base import FakeProvider, Incoming, Reply, is_email
+from .base import FakeProvider, Fault, Incoming, Reply, is_email
+from .contract import Contract, Delivered, from_record
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -410,3 +411,43 @@ def _asm(value: Any) -> None:
             "The asm.groups_to_display must be an array of at most 25 integers.",
             "asm.groups_to_display",
         )
+
+
+# -- for the shared contract tests (test_transports.py) -----------------------------------
+class SendGridContract(Contract):
+    transport, label, status, batch_limit = "sendgrid", "SendGrid", "queued", 1000
+    env: ClassVar = {"NEWSLETTER_API_KEY": "SG.right-key"}
+    wrong_env: ClassVar = {"NEWSLETTER_API_KEY": "SG.wrong-key-4711"}
+    wrong_secret, missing_names = "SG.wrong-key-4711", "NEWSLETTER_API_KEY"
+    batching = (1203, [203, 1000])
+    # SendGrid refuses the whole request, naming personalizations.10.to.0.email; the
+    # transport marks that one invalid and sends the other ten again.
+    refuses_typo = ("invalid", "SendGrid: Does not contain a valid address.", [11, 10])
+
+    def __init__(self) -> None:
+        self.fake = FakeSendGrid(api_key="SG.right-key")
+
+    def delivered(self) -> list[Delivered]:
+        return [
+            from_record(m, [m["to"]] if isinstance(m["to"], str) else m["to"], m["cc"] + m["bcc"])
+            for m in self.fake.accepted
+        ]
+
+    def request_sizes(self) -> list[int]:
+        return [len(r.body["personalizations"]) for r in self.fake.send_requests()]
+
+    def rate_limited(self) -> Fault:
+        # X-RateLimit-Reset is an epoch timestamp, here already past
+        return (
+            "status",
+            429,
+            {"errors": [{"field": None, "message": "too many requests"}]},
+            {
+                "X-RateLimit-Limit": "600",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(time.time()) - 1),
+            },
+        )
+
+    def server_error(self) -> Fault:
+        return ("status", 500, {"errors": [{"field": None, "message": "Internal server error"}]})

@@ -32,7 +32,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from .base import FakeProvider, Incoming, Reply, bare_address, is_email
+from .base import FakeProvider, Fault, Incoming, Reply, bare_address, is_email
+from .contract import Contract, Delivered
 
 __all__ = [
     "MAX_HEADERS",
@@ -401,3 +402,60 @@ def _check_tags(tags: Any) -> dict[str, str]:
         assert isinstance(name, str) and isinstance(value, str)
         out[name] = value
     return out
+
+
+# -- for the shared contract tests (test_transports.py) -----------------------------------
+class SESContract(Contract):
+    transport, label, status, batch_limit = "ses", "SES", "sent", 1  # one SendEmail each
+    env: ClassVar = {"AWS_ACCESS_KEY_ID": "AKIDRIVERBEND", "AWS_SECRET_ACCESS_KEY": "right/secret"}
+    wrong_env: ClassVar = {**env, "AWS_SECRET_ACCESS_KEY": "wrong/secret/4711"}
+    wrong_secret, missing_names = "wrong/secret/4711", "AWS_ACCESS_KEY_ID"
+    batching = (60, [1] * 60)  # one SendEmail per message
+    says_when = False  # SES throttling carries no header saying how long to wait
+    refuses_typo = ("rejected", "SES MessageRejected: Illegal address", [1] * 11)
+    fake: FakeSES
+
+    def __init__(self) -> None:
+        self.fake = FakeSES(
+            access_key="AKIDRIVERBEND", secret_key="right/secret", region="eu-west-1"
+        )
+
+    def delivery(self) -> dict[str, Any]:
+        return {**super().delivery(), "region": "eu-west-1"}
+
+    def delivered(self) -> list[Delivered]:
+        out = []
+        for m in self.fake.accepted:
+            message = m["message"]  # the raw MIME message as SES received it
+            assert [a.addr_spec for a in message["To"].addresses] == m["to"]
+            out.append(
+                Delivered(
+                    to=m["to"],
+                    copies=m["cc"] + m["bcc"],
+                    text=message.get_body(("plain",)).get_content(),
+                    html=message.get_body(("html",)).get_content(),
+                    list_unsubscribe=str(message["List-Unsubscribe"]),
+                    list_unsubscribe_post=str(message["List-Unsubscribe-Post"]),
+                    message_id=m["id"],
+                )
+            )
+        return out
+
+    def request_sizes(self) -> list[int]:
+        return [len(r.body["Destination"]["ToAddresses"]) for r in self.fake.send_requests()]
+
+    def rate_limited(self) -> Fault:
+        return (
+            "status",
+            429,
+            {"message": "Maximum sending rate exceeded."},
+            {"X-Amzn-ErrorType": "TooManyRequestsException"},
+        )
+
+    def server_error(self) -> Fault:
+        return (
+            "status",
+            500,
+            {"message": "Internal failure."},
+            {"X-Amzn-ErrorType": "InternalFailure"},
+        )

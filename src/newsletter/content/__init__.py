@@ -54,16 +54,16 @@ def looks_like_feed(data: bytes, content_type: str = "") -> bool:
 def reader_for(settings: Settings, refresh: bool = False) -> ArticleReader:
     """The project's reader: its ``[content]`` settings, its fetch cache, and the files
     outside the project it may read (the ``articles`` folder and feed files named)."""
-    content = settings.values["content"]
+    content = settings.content
     fetcher = Fetcher(
         settings.cache_dir,
         refresh=refresh,
-        timeout=float(content["fetch_timeout"]),
-        deadline=float(content["fetch_deadline"]),
+        timeout=float(content.fetch_timeout),
+        deadline=float(content.fetch_deadline),
     )
-    named = [settings.resolve(feed) for feed in content["feeds"] if not is_url(feed)]
+    named = [settings.resolve(feed) for feed in content.feeds if not is_url(feed)]
     return ArticleReader(
-        settings.root, fetcher, content["excerpt_words"], (settings.articles_dir, *named)
+        settings.root, fetcher, content.excerpt_words, (settings.articles_dir, *named)
     )
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import email.utils
 import math
-import random
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -29,6 +28,7 @@ from ..addresses import Carrier
 from ..errors import CredentialsError, DeliveryError, NewsletterError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
+from .retry import RetryPolicy, TryAgain
 
 USER_AGENT = f"newsletter/{__version__}"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -152,8 +152,7 @@ class HTTPTransport(Transport):
         super().__init__(batch_size)
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.timeout = timeout
-        self.max_retries = max_retries
-        self._sleep = sleep
+        self.retry = RetryPolicy(max_retries, sleep)
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._pause_lock = threading.Lock()
@@ -215,9 +214,10 @@ class HTTPTransport(Transport):
     def post(self, request: HTTPRequest) -> requests.Response:
         """POST, retrying what is safe to retry. Raises ``Unknowable`` or DeliveryError."""
         url = self.base_url + request.path
-        attempt = 0
         maybe_sent = False  # an earlier attempt may have reached the provider
-        while True:
+
+        def attempt(number: int) -> requests.Response:
+            nonlocal maybe_sent
             self._wait_for_pause()
             try:
                 response = self.session.post(
@@ -230,44 +230,43 @@ class HTTPTransport(Transport):
                     allow_redirects=False,  # never send a message (or a key) on elsewhere
                 )
             except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
-                problem = f"cannot connect to {self.base_url} ({exc.__class__.__name__})"
-                delay = None
+                raise TryAgain(
+                    f"cannot connect to {self.base_url} ({exc.__class__.__name__})"
+                ) from exc
             except requests.ConnectionError as exc:
                 if not _never_connected(exc) and not self.idempotent_requests:
                     raise Unknowable(
                         f"the connection to {self.base_url} dropped after the request was sent"
                     ) from exc
-                problem, delay = f"cannot connect to {self.base_url}", None
                 maybe_sent = maybe_sent or not _never_connected(exc)
+                raise TryAgain(f"cannot connect to {self.base_url}") from exc
             except requests.Timeout as exc:
+                problem = f"{self.base_url} did not answer within {self.timeout:g} s"
                 if not self.idempotent_requests:
-                    raise Unknowable(
-                        f"{self.base_url} did not answer within {self.timeout:g} s"
-                    ) from exc
-                problem, delay = f"{self.base_url} did not answer within {self.timeout:g} s", None
+                    raise Unknowable(problem) from exc
                 maybe_sent = True
-            else:
-                if 300 <= response.status_code < 400:
-                    raise self.redirect_error(response)
-                if response.status_code not in RETRY_STATUSES:
-                    return response
-                problem = f"{self.provider} answered HTTP {response.status_code}"
-                delay = retry_delay(response)
-                if response.status_code == 429:
-                    self._pause_all(delay if delay is not None else backoff(attempt))
-            if attempt >= self.max_retries:
-                if maybe_sent:
-                    raise Unknowable(f"{problem}, after {attempt + 1} attempts")
-                raise DeliveryError(
-                    f"{problem}; gave up after {attempt + 1} attempts and stopped sending.",
-                    "Nothing in the failed batch was sent. Check [delivery] base_url, the "
-                    "provider's status and the network, then run the same `newsletter send` "
-                    "again: it continues where it stopped.",
-                )
-            wait = delay if delay is not None else backoff(attempt)
-            self.notify_retry(problem, wait, attempt + 2, self.max_retries + 1)
-            self._sleep(wait)
-            attempt += 1
+                raise TryAgain(problem) from exc
+            if 300 <= response.status_code < 400:
+                raise self.redirect_error(response)
+            if response.status_code not in RETRY_STATUSES:
+                return response
+            delay = retry_delay(response)
+            if response.status_code == 429:  # every worker waits it out
+                delay = self.retry.wait_before(number, delay)
+                self._pause_all(delay)
+            raise TryAgain(f"{self.provider} answered HTTP {response.status_code}", delay)
+
+        def give_up(last: TryAgain, attempts: int) -> requests.Response:
+            if maybe_sent:
+                raise Unknowable(f"{last.problem}, after {attempts} attempts")
+            raise DeliveryError(
+                f"{last.problem}; gave up after {attempts} attempts and stopped sending.",
+                "Nothing in the failed batch was sent. Check [delivery] base_url, the "
+                "provider's status and the network, then run the same `newsletter send` "
+                "again: it continues where it stopped.",
+            )
+
+        return self.retry.run(attempt, give_up, self.notify_retry)
 
     def redirect_error(self, response: requests.Response) -> DeliveryError:
         """An API that answers with a redirect did not take the request: nothing was sent,
@@ -288,7 +287,7 @@ class HTTPTransport(Transport):
         with self._pause_lock:
             wait = self._pause_until - time.monotonic()
         if wait > 0:
-            self._sleep(wait)
+            self.retry.sleep(wait)
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:
@@ -302,11 +301,6 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
             "Failed to establish",
         )
     )
-
-
-def backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter: 0.5-1 s, 1-2 s, 2-4 s, ... up to 60 s."""
-    return min(2.0**attempt, 60.0) * (0.5 + random.random() / 2)
 
 
 def retry_delay(response: requests.Response) -> float | None:

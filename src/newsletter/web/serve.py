@@ -74,7 +74,7 @@ class ServeApp:
         self.settings = project.settings
         self.soft_bounce_limit = project.soft_bounce_limit
         self.name = project.settings.name
-        self.max_body = int(project.settings.get("serve", "max_request_bytes"))
+        self.max_body = int(project.settings.serve.max_request_bytes)
         self.signer = LinkSigner(project.store.link_secret())
         if warn:  # at start-up under any WSGI server (`newsletter serve` says them itself)
             for note in self.startup_notes():

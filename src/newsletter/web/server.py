@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
@@ -25,6 +25,9 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
+
+if TYPE_CHECKING:
+    from ..config import ServeSettings
 
 WSGIApp = Callable[..., Any]
 
@@ -41,14 +44,14 @@ class Limits:
     idle_timeout: int = 30  # seconds a connection with nothing to do is kept open
 
     @classmethod
-    def from_settings(cls, values: dict[str, Any]) -> Limits:
+    def from_settings(cls, serve: ServeSettings) -> Limits:
         """``[serve]`` of newsletter.toml."""
         return cls(
-            threads=values["threads"],
-            connection_limit=values["connection_limit"],
-            max_request_bytes=values["max_request_bytes"],
-            request_timeout=values["request_timeout"],
-            idle_timeout=values["idle_timeout"],
+            threads=serve.threads,
+            connection_limit=serve.connection_limit,
+            max_request_bytes=serve.max_request_bytes,
+            request_timeout=serve.request_timeout,
+            idle_timeout=serve.idle_timeout,
         )
 
 

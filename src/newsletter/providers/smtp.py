@@ -20,10 +20,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..delivery.base import OneAtATime
+from ..delivery.retry import RetryPolicy, TryAgain
 from ..errors import ConfigError, CredentialsError, DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
-from .base import OneAtATime, backoff
+from . import Option, Provider, Secret, Setup
 
 _THROTTLE = {421, 451, 454}
 _NO_SUCH_MAILBOX = {550, 551, 553}
@@ -66,8 +68,7 @@ class SMTPTransport(OneAtATime):
         self.username = username
         self.password = password
         self.timeout = timeout
-        self.max_retries = max_retries
-        self._sleep = sleep
+        self.retry = RetryPolicy(max_retries, sleep)
         self._local = threading.local()
         self._connections: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
@@ -85,26 +86,10 @@ class SMTPTransport(OneAtATime):
 
     def _connect(self) -> smtplib.SMTP:
         context = ssl.create_default_context()
-        attempt = 0
-        while True:
+
+        def attempt(_number: int) -> smtplib.SMTP:
             try:
-                if self.security == "ssl":
-                    conn: smtplib.SMTP = smtplib.SMTP_SSL(
-                        self.host, self.port, timeout=self.timeout, context=context
-                    )
-                else:
-                    conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-                    conn.ehlo_or_helo_if_needed()
-                    if self.security == "starttls" or (
-                        self.security == "auto" and conn.has_extn("starttls")
-                    ):
-                        conn.starttls(context=context)
-                        conn.ehlo()
-                if self.username:
-                    self._refuse_plaintext_password(conn)
-                    conn.login(self.username, self.password or "")
-                conn.ehlo_or_helo_if_needed()  # what it offers (SMTPUTF8) is known from here
-                return conn
+                return self._open(context)
             except smtplib.SMTPAuthenticationError as exc:
                 raise CredentialsError(
                     f"The SMTP server {self.host} refused the login ({exc.smtp_code}).",
@@ -116,16 +101,35 @@ class SMTPTransport(OneAtATime):
                     'Use security = "ssl" (port 465) or, only on a trusted network, "none".',
                 ) from None
             except (OSError, smtplib.SMTPException) as exc:
-                problem = f"cannot connect to {self.host}:{self.port} ({exc})"
-            if attempt >= self.max_retries:
-                raise DeliveryError(
-                    f"SMTP: {problem}; gave up after {attempt + 1} attempts.",
-                    "Check [delivery] host, port and security, then run the same send again.",
-                )
-            wait = backoff(attempt)
-            self.notify_retry(f"SMTP: {problem}", wait, attempt + 2, self.max_retries + 1)
-            self._sleep(wait)
-            attempt += 1
+                raise TryAgain(f"SMTP: cannot connect to {self.host}:{self.port} ({exc})") from None
+
+        def give_up(last: TryAgain, attempts: int) -> smtplib.SMTP:
+            raise DeliveryError(
+                f"{last.problem}; gave up after {attempts} attempts.",
+                "Check [delivery] host, port and security, then run the same send again.",
+            )
+
+        return self.retry.run(attempt, give_up, self.notify_retry)
+
+    def _open(self, context: ssl.SSLContext) -> smtplib.SMTP:
+        """A connection, secured as ``security`` says and logged in."""
+        if self.security == "ssl":
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=context
+            )
+        else:
+            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            conn.ehlo_or_helo_if_needed()
+            if self.security == "starttls" or (
+                self.security == "auto" and conn.has_extn("starttls")
+            ):
+                conn.starttls(context=context)
+                conn.ehlo()
+        if self.username:
+            self._refuse_plaintext_password(conn)
+            conn.login(self.username, self.password or "")
+        conn.ehlo_or_helo_if_needed()  # what it offers (SMTPUTF8) is known from here
+        return conn
 
     def _refuse_plaintext_password(self, conn: smtplib.SMTP) -> None:
         if isinstance(conn.sock, ssl.SSLSocket):
@@ -159,20 +163,19 @@ class SMTPTransport(OneAtATime):
         sid = message.recipient.subscriber_id
         sender = message.factory.envelope_sender
         data = message.as_bytes()
-        attempt = 0
-        while True:
+
+        def attempt(_number: int) -> SendResult:
             conn = self._connection()
             options = self._mail_options(conn, message)
             if options is None:
                 return self._cannot_carry(message)
-            result: SendResult | None
             try:
                 refused = conn.sendmail(sender, [message.to_address], data, options)
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reply = next(iter(exc.recipients.values()))
-                result = self._refused(sid, code, reply, attempt)
+                return self._refused(sid, code, reply)
             except smtplib.SMTPDataError as exc:
-                result = self._refused(sid, exc.smtp_code, exc.smtp_error, attempt)
+                return self._refused(sid, exc.smtp_code, exc.smtp_error)
             except smtplib.SMTPSenderRefused as exc:
                 if exc.smtp_code not in _THROTTLE:
                     raise DeliveryError(
@@ -180,7 +183,7 @@ class SMTPTransport(OneAtATime):
                         f"{_text(exc.smtp_error)}).",
                         "Check [newsletter] from: the server must accept it as a sender.",
                     ) from None
-                result = self._refused(sid, exc.smtp_code, exc.smtp_error, attempt)
+                return self._refused(sid, exc.smtp_code, exc.smtp_error)
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
                 # The message may have been taken before the line dropped.
                 self._drop_connection()
@@ -189,22 +192,13 @@ class SMTPTransport(OneAtATime):
                     DeliveryStatus.UNKNOWN,
                     error=f"SMTP connection lost while sending ({exc.__class__.__name__})",
                 )
-            else:
-                if not refused:
-                    return SendResult(sid, DeliveryStatus.SENT, message_id=message.message_id)
-                code, reply = next(iter(refused.values()))
-                result = self._refused(sid, code, reply, attempt)
-            if result is not None:
-                return result
-            wait = backoff(attempt)  # throttled: nothing was taken; wait, then again
-            self.notify_retry(
-                f"The SMTP server {self.host} is throttling",
-                wait,
-                attempt + 2,
-                self.max_retries + 1,
-            )
-            self._sleep(wait)
-            attempt += 1
+            if not refused:
+                return SendResult(sid, DeliveryStatus.SENT, message_id=message.message_id)
+            code, reply = next(iter(refused.values()))
+            return self._refused(sid, code, reply)
+
+        # throttled to the last attempt: the last refusal is the result (nothing was taken)
+        return self.retry.run(attempt, lambda last, _attempts: last.outcome, self.notify_retry)
 
     def _mail_options(self, conn: smtplib.SMTP, message: OutgoingMessage) -> list[str] | None:
         """MAIL FROM options for the message, or None when this server cannot take it."""
@@ -234,16 +228,52 @@ class SMTPTransport(OneAtATime):
             ),
         )
 
-    def _refused(self, sid: int, code: int, reply: bytes | str, attempt: int) -> SendResult | None:
-        """A refusal as a result, or None for a throttling reply worth waiting out."""
+    def _refused(self, sid: int, code: int, reply: bytes | str) -> SendResult:
+        """A refusal as a result; ``TryAgain`` for a throttling reply worth waiting out."""
         text = f"SMTP {code} {_text(reply)}"
-        if code in _THROTTLE and attempt < self.max_retries:
-            return None
         if 500 <= code < 600:
             suppress = code in _NO_SUCH_MAILBOX or " 5.1." in f" {_text(reply)}"
             return SendResult(sid, DeliveryStatus.REJECTED, error=text, suppress=suppress)
-        return SendResult(sid, DeliveryStatus.FAILED, error=text)
+        result = SendResult(sid, DeliveryStatus.FAILED, error=text)
+        if code in _THROTTLE:  # nothing was taken: wait, then again
+            raise TryAgain(f"The SMTP server {self.host} is throttling", outcome=result)
+        return result
 
 
 def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
+def _build(setup: Setup) -> SMTPTransport:
+    host, username = setup.option("host"), setup.option("username")
+    password = None
+    if username:
+        password = setup.secret("NEWSLETTER_SMTP_PASSWORD", f"to log in to {host} as {username}")
+    return SMTPTransport(
+        host,
+        setup.option("port"),
+        setup.option("security"),
+        username,
+        password,
+        timeout=float(setup.delivery.timeout),
+        max_retries=setup.delivery.max_retries,
+        batch_size=setup.delivery.batch_size,
+    )
+
+
+PROVIDER = Provider(
+    name="smtp",
+    transport=SMTPTransport,
+    build=_build,
+    options=(
+        Option(
+            "host",
+            required=True,
+            hint='Add host = "smtp.example.org" (and port, security, username) under [delivery].',
+        ),
+        Option("port", (int,)),
+        Option("username"),
+        Option("security"),  # see SMTPTransport; unset: STARTTLS when the server offers it
+    ),
+    secrets=(Secret("NEWSLETTER_SMTP_PASSWORD", "to log in as [delivery] username"),),
+)

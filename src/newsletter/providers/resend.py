@@ -1,0 +1,288 @@
+"""Resend's batch API: up to 100 emails a request, an Idempotency-Key per batch.
+
+The key is derived from the campaign and the batch's recipients, so a retry
+after a timeout or a dropped connection is recognised by Resend and never
+delivers twice; ``x-batch-validation: permissive`` makes one bad address fail
+alone instead of the whole batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from typing import Any
+
+import requests
+
+from ..delivery.base import HTTPRequest, HTTPTransport, json_array, json_or_none, results
+from ..delivery.retry import TryAgain
+from ..errors import DeliveryError
+from ..events import (
+    Malformed,
+    Read,
+    iso_time,
+    mapping,
+    our_subscriber,
+    ours,
+    string,
+    unknown_event,
+)
+from ..models import DeliveryStatus, Event, EventKind, SendResult
+from ..render import OutgoingMessage
+from ..webhooks import Rejected, Request, Verifier, checked_timestamp, fresh, strict_b64decode
+from . import Provider, Secret, Setup
+
+_TAG_VALUE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class ResendTransport(HTTPTransport):
+    name = "resend"
+    provider = "Resend"
+    max_batch = 100
+    default_base_url = "https://api.resend.com"
+    idempotent_requests = True
+    credentials_hint = "Set NEWSLETTER_API_KEY to a Resend API key with sending access (re_...)."
+
+    def __init__(self, api_key: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "x-batch-validation": "permissive",
+        }
+
+    @staticmethod
+    def idempotency_key(messages: list[OutgoingMessage]) -> str:
+        compiled = messages[0].factory.compiled
+        ids = ",".join(f"{m.recipient.subscriber_id}:{m.recipient.email}" for m in messages)
+        # a test copy is meant to arrive each time it is asked for
+        nonce = secrets.token_hex(8) if messages[0].factory.test else ""
+        digest = hashlib.sha256(f"{compiled.slug}\n{ids}\n{nonce}".encode())
+        return f"nl-{_TAG_VALUE.sub('-', compiled.slug)[:100]}-{digest.hexdigest()[:40]}"
+
+    def email_json(self, message: OutgoingMessage) -> bytes:
+        factory = message.factory
+        compiled = factory.compiled
+        fields: dict[str, Any] = {
+            "from": factory.sender_display,
+            "to": [message.to_display],
+            "subject": message.subject,
+            "headers": {**message.list_headers(), "Message-ID": message.message_id},
+            "tags": [
+                {"name": "campaign", "value": _TAG_VALUE.sub("_", compiled.slug)[:256]},
+                {"name": "subscriber", "value": str(message.recipient.subscriber_id)},
+            ],
+        }
+        if factory.reply_to_display:
+            fields["reply_to"] = factory.reply_to_display
+        head = json.dumps(fields, ensure_ascii=False)[:-1].encode("utf-8")
+        return b"".join(
+            (head, b', "html": "', message.html_json(), b'", "text": "', message.text_json(), b'"}')
+        )
+
+    def post(self, request: HTTPRequest) -> requests.Response:
+        """As the base, and a 409 ``concurrent_idempotent_requests`` (the same batch still
+        in progress at Resend, after a timeout) is waited out and asked again."""
+
+        def attempt(_number: int) -> requests.Response:
+            response = HTTPTransport.post(self, request)
+            data = json_or_none(response) if response.status_code == 409 else None
+            if isinstance(data, dict) and data.get("name") == "concurrent_idempotent_requests":
+                raise TryAgain("Resend is still working on this batch", outcome=response)
+            return response
+
+        return self.retry.run(attempt, lambda last, _attempts: last.outcome, self.notify_retry)
+
+    def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
+        headers = {**self.headers, "Idempotency-Key": self.idempotency_key(messages)}
+        return HTTPRequest(
+            "/emails/batch", json_array(self.email_json(m) for m in messages), headers
+        )
+
+    def parse_response(
+        self, response: requests.Response, messages: list[OutgoingMessage]
+    ) -> list[SendResult]:
+        data = json_or_none(response)
+        if response.status_code not in (200, 201, 202):
+            name = data.get("name") if isinstance(data, dict) else None
+            message = data.get("message") if isinstance(data, dict) else response.text[:200]
+            raise DeliveryError(
+                f"Resend rejected the batch (HTTP {response.status_code} {name or ''}: {message}).",
+                "Nothing in this batch was sent. Fix the cause and run the same send again.",
+            )
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            return results(
+                messages,
+                DeliveryStatus.UNKNOWN,
+                f"Resend answered without results: {response.text[:200]!r}",
+            )
+        errors = {
+            e.get("index"): str(e.get("message"))
+            for e in data.get("errors") or []
+            if isinstance(e, dict)
+        }
+        ids = iter(data["data"])
+        out = []
+        for index, message in enumerate(messages):
+            sid = message.recipient.subscriber_id
+            if index in errors:
+                error = errors[index]
+                bad_address = "email" in error.lower() or "address" in error.lower()
+                out.append(
+                    SendResult(
+                        sid,
+                        DeliveryStatus.INVALID if bad_address else DeliveryStatus.FAILED,
+                        error=f"Resend: {error}",
+                        suppress=bad_address,
+                    )
+                )
+                continue
+            item = next(ids, None)
+            if not isinstance(item, dict) or not item.get("id"):
+                out.append(SendResult(sid, DeliveryStatus.UNKNOWN, error="Resend returned no id"))
+                continue
+            out.append(SendResult(sid, DeliveryStatus.SENT, message_id=str(item["id"]), raw=item))
+        return out
+
+
+K = EventKind
+
+
+# -- events -------------------------------------------------------------------------------
+# `type` -> kind (Resend's "Event types": resend.com/docs/webhooks/event-types).
+RESEND_EVENTS: dict[str, EventKind | None] = {
+    "email.sent": K.SENT,  # the API request succeeded; Resend will deliver
+    "email.delivered": K.DELIVERED,
+    "email.delivery_delayed": K.DEFERRED,  # a temporary issue (full inbox): still trying
+    "email.bounced": None,  # by `data.bounce.type` and `subType`: RESEND_BOUNCES
+    "email.complained": K.COMPLAINED,
+    "email.opened": K.OPENED,
+    "email.clicked": K.CLICKED,
+    "email.failed": K.FAILED,  # not sent: API key, domain, quota, or a request error
+    "email.suppressed": K.DROPPED,  # on Resend's suppression list: it bounced or complained
+    "email.scheduled": K.QUEUED,
+    "email.received": K.UNKNOWN,  # inbound mail: not about our messages
+    "contact.created": K.UNKNOWN,  # Resend's audiences: newsletter keeps its own list
+    "contact.updated": K.UNKNOWN,
+    "contact.deleted": K.UNKNOWN,
+    "domain.created": K.UNKNOWN,  # account events
+    "domain.updated": K.UNKNOWN,
+    "domain.deleted": K.UNKNOWN,
+}
+# A bounce's (type, subType) (Resend's "Email bounces" page, "Bounce types and subtypes").
+RESEND_BOUNCES: dict[tuple[str, str], EventKind] = {
+    ("Permanent", "General"): K.BOUNCED,
+    ("Permanent", "NoEmail"): K.BOUNCED,
+    ("Permanent", "Suppressed"): K.DROPPED,  # a history of hard bounces
+    ("Permanent", "OnAccountSuppressionList"): K.DROPPED,  # it hard bounced before
+    ("Transient", "General"): K.SOFT_BOUNCED,  # "you might be able to send ... in the future"
+    ("Transient", "MailboxFull"): K.SOFT_BOUNCED,
+    ("Transient", "MessageTooLarge"): K.FAILED,  # about our message, not the address
+    ("Transient", "ContentRejected"): K.FILTERED,  # our content
+    ("Transient", "AttachmentRejected"): K.FILTERED,  # our attachment
+    ("Undetermined", "Undetermined"): K.SOFT_BOUNCED,  # no reason given: counted
+}
+RESEND_OTHER_BOUNCES: dict[str, EventKind] = {  # by type, for a subType not listed
+    "Permanent": K.BOUNCED,
+    "Transient": K.SOFT_BOUNCED,
+    "Temporary": K.SOFT_BOUNCED,  # the spelling of Resend's SDK
+    "Undetermined": K.SOFT_BOUNCED,
+}
+RESEND_OTHER_BOUNCE = K.SOFT_BOUNCED  # a bounce type not listed: counted, never at once
+
+
+def _resend_kind(name: str, bounce: dict[str, Any]) -> EventKind | None:
+    if name != "email.bounced":
+        return RESEND_EVENTS.get(name)
+    bounce_type = string(bounce, "type") or ""
+    found = RESEND_BOUNCES.get((bounce_type, string(bounce, "subType") or ""))
+    return found or RESEND_OTHER_BOUNCES.get(bounce_type, RESEND_OTHER_BOUNCE)
+
+
+def _read_event(item: dict[str, Any]) -> Read:
+    """A Resend event; its replay key is the request's ``svix-id`` (no id in the body)."""
+    name = string(item, "type") or ""
+    data = mapping(item, "data")
+    bounce = mapping(data, "bounce")
+    kind = _resend_kind(name, bounce)
+    if kind is None or kind == K.UNKNOWN:
+        events, _ = unknown_event("resend", item, f"type {name}" if name else None)
+        return events, ()
+    tags = data.get("tags")
+    if isinstance(tags, list):  # the API's form, [{name, value}]
+        tags = {
+            t["name"]: t.get("value")
+            for t in tags
+            if isinstance(t, dict) and isinstance(t.get("name"), str)
+        }
+    tags = tags if isinstance(tags, dict) else {}
+    recipients = data.get("to")
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    if recipients is not None and not (
+        isinstance(recipients, list) and all(isinstance(r, str) for r in recipients)
+    ):
+        raise Malformed("data.to is not a list of addresses")
+    common = {
+        "provider": "resend",
+        "kind": kind,
+        "provider_message_id": string(data, "email_id"),
+        "occurred_at": iso_time(item, "created_at"),
+        "campaign": ours(tags.get("campaign")),
+        "subscriber_id": our_subscriber(tags.get("subscriber")),
+        "detail": string(bounce, "message"),
+        "raw": item,
+    }
+    return [Event(email=email or None, **common) for email in recipients or [None]], ()
+
+
+# -- webhooks: Svix -----------------------------------------------------------------------
+_SVIX_ID = re.compile(r"[\x21-\x7e]{1,256}")
+_MAX_SIGNATURES = 16
+
+
+def _webhook_key(secret: str) -> bytes:
+    key = strict_b64decode(secret.removeprefix("whsec_")) if secret.startswith("whsec_") else None
+    if key is None or len(key) < 16:
+        raise ValueError("it must be the whsec_... signing secret Resend shows")
+    return key
+
+
+def _check_webhook(key: bytes, request: Request) -> tuple[str, ...]:
+    msg_id = request.header("svix-id")
+    if not _SVIX_ID.fullmatch(msg_id):
+        raise Rejected(401, "malformed svix-id header")
+    timestamp = checked_timestamp(request.header("svix-timestamp"))
+    signatures = request.header("svix-signature", limit=4096).split()
+    signed = f"{msg_id}.{timestamp}.".encode() + request.body
+    expected = hmac.new(key, signed, hashlib.sha256).digest()
+    given = [
+        strict_b64decode(part[3:])
+        for part in signatures[:_MAX_SIGNATURES]
+        if part.startswith("v1,")
+    ]
+    # compare with each, so that the time taken says nothing of which one matched
+    matches = [hmac.compare_digest(expected, g) for g in given if g is not None]
+    if not any(matches):
+        raise Rejected(401, "bad signature")
+    fresh(timestamp, request.now)
+    return (f"svix:{msg_id}",)
+
+
+# -- the provider -------------------------------------------------------------------------
+def _build(setup: Setup) -> ResendTransport:
+    return ResendTransport(setup.secret("NEWSLETTER_API_KEY"), **setup.http())
+
+
+PROVIDER = Provider(
+    name="resend",
+    transport=ResendTransport,
+    build=_build,
+    secrets=(Secret("NEWSLETTER_API_KEY", "to send through Resend (an API key, re_...)"),),
+    webhook=Verifier(_webhook_key, _check_webhook),
+    read_event=_read_event,
+)
