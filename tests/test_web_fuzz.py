@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import connect, run_process
+from newsletter import providers
 from test_serve import unsubscribe_path
 from web_servers import SERVE_SECRET, Running, raw_request
 
@@ -292,7 +293,7 @@ def test_fuzz_serve(sent: Path) -> None:
         "/c/",
         "/c/2026-10-digest",
         "/webhooks/",
-        *(f"/webhooks/{p}" for p in ("postmark", "sendgrid", "mailgun", "resend", "ses")),
+        *(f"/webhooks/{p.name}" for p in providers.with_webhooks()),
         "/health",
         "/unsubscribe",
     ]
