@@ -34,6 +34,7 @@ CHROMIUM_ARGS = [
 EXAMPLE_FILES = (
     "newsletter.toml",
     "articles",
+    "images",
     "campaigns",
     "templates",
     "subscribers.example.csv",

@@ -166,7 +166,7 @@ def _article(reader: ArticleReader, item: Any, source: str) -> Article:
     overrides: dict[str, str] = {}
     if item.get("title"):
         overrides["title"] = str(item["title"]).strip()
-    image = written_address(str(item.get("image") or ""), "image", source)
+    image = reader.published_image(written_address(str(item.get("image") or ""), "image", source))
     if image:
         overrides["image"] = image
     if item.get("excerpt"):

@@ -84,6 +84,7 @@ class ContentSettings(_Section):
     """[content]: where articles come from, and how they are read and linked."""
 
     articles: str = _key(str, "articles")
+    images: str = _key(str, "images")  # the project's own images, served under /images/
     feeds: tuple[str, ...] = _key(list, [])
     excerpt_words: int = _key(int, 60)
     cache: str = _key(str, ".newsletter/cache")
@@ -246,6 +247,10 @@ class Settings:
     @property
     def articles_dir(self) -> Path:
         return self.resolve(self.content.articles)
+
+    @property
+    def images_dir(self) -> Path:
+        return self.resolve(self.content.images)
 
     @property
     def cache_dir(self) -> Path:

@@ -11,11 +11,12 @@ URLs are fetched through ``fetch.Fetcher`` and its on-disk cache.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from ..images import ProjectImages
 from ..models import Article
 from .excerpt import excerpt_from_html
 from .fetch import Fetcher
@@ -62,8 +63,9 @@ def reader_for(settings: Settings, refresh: bool = False) -> ArticleReader:
         deadline=float(content.fetch_deadline),
     )
     named = [settings.resolve(feed) for feed in content.feeds if not is_url(feed)]
+    images = ProjectImages.of(settings)
     return ArticleReader(
-        settings.root, fetcher, content.excerpt_words, (settings.articles_dir, *named)
+        settings.root, fetcher, content.excerpt_words, (settings.articles_dir, *named), images
     )
 
 
@@ -80,6 +82,7 @@ class ArticleReader:
     fetcher: Fetcher
     excerpt_words: int = 60
     elsewhere: tuple[Path, ...] = ()
+    images: ProjectImages | None = None  # `image: images/x.jpg` -> its published address
     # Feeds are read once per run; the cached entries are frozen records in a tuple, so
     # no campaign can change what the next one gets.
     _feeds: dict[str, tuple[Article, ...]] = field(default_factory=dict, repr=False)
@@ -109,7 +112,9 @@ class ArticleReader:
             raise InputError(f"{source} does not exist.", "Check the path or the URL.")
         suffix = path.suffix.lower()
         if suffix in (".md", ".markdown"):
-            return [read_markdown_article(path, self.excerpt_words)]
+            article = read_markdown_article(path, self.excerpt_words)
+            image = self.published_image(article.image)
+            return [article if image == article.image else replace(article, image=image)]
         data = path.read_bytes()
         if suffix in FEED_SUFFIXES or looks_like_feed(data):
             return list(self.feed(source))
@@ -121,6 +126,10 @@ class ArticleReader:
             f"{source} is not an article this tool can read.",
             "Use a Markdown (.md) or HTML (.html) file, an RSS/Atom feed, or an article URL.",
         )
+
+    def published_image(self, written: str | None) -> str | None:
+        """An ``image:`` as the email shows it: a project image under ``public_url``."""
+        return self.images.published(written) if self.images is not None else written
 
     def local_path(self, source: str) -> Path:
         """The file or folder ``source`` names, links followed, if it may be read."""

@@ -26,6 +26,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ..errors import NewsletterError
+from ..images import PREFIX as IMAGES
+from ..images import ProjectImages
 from ..models import Recipient
 from ..project import Project
 from .server import Limits
@@ -152,6 +154,8 @@ class PreviewApp:
             ),
             "/email": lambda: ("text/html", on_worker(self.email_html, subscriber).result()),
         }
+        if path.startswith(IMAGES) and environ.get("REQUEST_METHOD", "GET") in ("GET", "HEAD"):
+            return self.image(path, start_response)
         if path not in routes:
             return _plain(start_response, "404 Not Found", "not found")
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
@@ -167,6 +171,22 @@ class PreviewApp:
             ],
         )
         return [body.encode("utf-8")]
+
+    def image(self, path: str, start_response: StartResponse) -> list[bytes]:
+        """One of the project's images, which the email shows from its public address."""
+        found = ProjectImages.of(self.project.settings).answer(path)
+        if found is None:
+            return _plain(start_response, "404 Not Found", "not found")
+        content_type, data = found
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", content_type),
+                ("Cache-Control", "no-store"),
+                ("X-Content-Type-Options", "nosniff"),
+            ],
+        )
+        return [data]
 
     # -- content --------------------------------------------------------------
     def recipients(self) -> list[Recipient]:
@@ -191,7 +211,11 @@ class PreviewApp:
                 f"<h2 style='color:#a00'>The email does not build</h2><pre>"
                 f"{html.escape(build.error)}</pre></body>"
             )
-        return self._message(build, subscriber).html
+        page = self._message(build, subscriber).html
+        public = self.project.settings.newsletter.public_url
+        if public:  # the project's images, shown from here before they are published
+            page = page.replace(public.rstrip("/") + IMAGES, IMAGES)
+        return page
 
     def state(self, subscriber: str) -> dict[str, Any]:
         build = self.build()

@@ -3,6 +3,8 @@
     POST /u/<token>          one-click unsubscribe (RFC 8058): List-Unsubscribe=One-Click,
                              multipart/form-data or urlencoded; recorded once
     GET  /u/<token>          a page with a button; never unsubscribes by itself
+    GET  /images/<file>      the project's own images (``[content] images``), which
+                             emails show from <public_url>/images/
     GET  /c/<slug>           the web version of a sent campaign, as stored when its send
                              began: never rebuilt, never fetched, with no one's data
     POST /webhooks/<provider> provider events, verified, normalised, applied
@@ -30,6 +32,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import redact
+from ..images import PREFIX as IMAGES
+from ..images import ProjectImages
 from ..project import Project
 from ..tokens import LinkSigner
 from ..webhooks import receive_webhook, unreported_notes, webhook_secrets
@@ -40,7 +44,7 @@ MAX_FIELDS = 20  # form fields read from an unsubscribe POST
 
 # The web version of a campaign needs inline styles and remote images; nothing runs.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 # <subscriber>.<campaign>.<signature> (tokens.py): base-36 ids, a base64url HMAC
@@ -51,6 +55,7 @@ _ROUTES: dict[str, tuple[str, ...]] = {  # path prefix -> methods it answers
     "/webhooks/": ("POST",),
     "/health": ("GET", "HEAD"),
     "/unsubscribe": ("GET", "HEAD"),
+    "/images/": ("GET", "HEAD"),
 }
 
 
@@ -76,6 +81,7 @@ class ServeApp:
         self.name = project.settings.name
         self.max_body = int(project.settings.serve.max_request_bytes)
         self.signer = LinkSigner(project.store.link_secret())
+        self.images = ProjectImages.of(project.settings)
         if warn:  # at start-up under any WSGI server (`newsletter serve` says them itself)
             for note in self.startup_notes():
                 print(f"Warning: {redact(note)}", file=sys.stderr, flush=True)
@@ -96,6 +102,7 @@ class ServeApp:
         headers: tuple[tuple[str, str], ...] = ()
         content_type = "text/html"
         cache = "no-store"
+        raw: bytes | None = None  # a body that is not text (an image)
         try:
             route, rest = _route(environ, self.max_body)
             if route == "/webhooks/":
@@ -110,6 +117,12 @@ class ServeApp:
                 status, body = self.web_version(rest)
                 if status.startswith("200"):
                     cache = "public, max-age=300"
+            elif route == "/images/":
+                found = self.images.answer(IMAGES + rest)
+                if found is None:
+                    raise Refused("404 Not Found", "Not found", "There is no such image.")
+                status, body, cache = "200 OK", "", "public, max-age=86400"
+                content_type, raw = found
             else:  # /unsubscribe
                 status, body = (
                     "200 OK",
@@ -130,11 +143,11 @@ class ServeApp:
                 "This page cannot be shown right now because of a problem on our side. "
                 "Please try again later.",
             )
-        data = body.encode("utf-8")
+        data = body.encode("utf-8") if raw is None else raw
         start_response(
             status,
             [
-                ("Content-Type", f"{content_type}; charset=utf-8"),
+                ("Content-Type", content_type if raw else f"{content_type}; charset=utf-8"),
                 ("Content-Length", str(len(data))),
                 ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
                 ("Cache-Control", cache),
