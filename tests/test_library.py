@@ -132,3 +132,39 @@ def test_models_are_frozen_and_changed_by_replace() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         sub.email = "b@example.org"  # type: ignore[misc]
     assert dataclasses.replace(sub, first_name="Ana").first_name == "Ana"
+
+
+def test_preview_shows_each_reader_the_variant_their_tags_choose(proj: Project) -> None:
+    # preview made its readers without their tags, so an {% if %} over tags showed
+    # everyone the untagged variant; every recipient now comes from Recipient.of
+    from newsletter.web.preview import PreviewApp
+
+    campaign = proj.settings.campaigns_dir / f"{SLUG}.md"
+    text = campaign.read_text(encoding="utf-8")
+    campaign.write_text(
+        text.replace(
+            "Warmly,",
+            "{% if 'ce' in recipient.tags %}CE-MEMBER-NOTE{% else %}NO-CE-NOTE{% endif %}\n\n"
+            "Warmly,",
+        ),
+        encoding="utf-8",
+    )
+    readers = {s.email: s for s in proj.subscribers(status="active")}
+    dana, marcus = readers["dana.whitfield@example.org"], readers["marcus.bell@example.com"]
+    assert "ce" in dana.tags and "ce" not in marcus.tags
+    app = PreviewApp(Project.load(), SLUG)  # its own project, used on its own thread
+
+    def email(subscriber_id: int | None) -> str:
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/email",
+            "QUERY_STRING": f"subscriber={subscriber_id}",
+            "HTTP_HOST": "127.0.0.1:8000",
+        }
+        return b"".join(app(environ, lambda status, headers: None)).decode("utf-8")
+
+    try:
+        assert "CE-MEMBER-NOTE" in email(dana.id) and "NO-CE-NOTE" not in email(dana.id)
+        assert "NO-CE-NOTE" in email(marcus.id)
+    finally:
+        app.close()

@@ -212,6 +212,19 @@ class Recipient:
     attributes: dict[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
 
+    @classmethod
+    def of(cls, subscriber: Subscriber) -> Recipient:
+        """A subscriber as a delivery to make: the one way from a subscriber to a
+        recipient (the store's rows come as ``Subscriber``s first, or through here)."""
+        return cls(
+            subscriber.id or 0,
+            subscriber.email,
+            subscriber.first_name,
+            subscriber.last_name,
+            dict(subscriber.attributes),
+            tuple(subscriber.tags),
+        )
+
 
 @dataclass(frozen=True)
 class SendResult:

@@ -323,10 +323,10 @@ class Project:
             found = self.store.subscriber(to)
             if found is None:  # checked as an import would check it
                 return Recipient(subscriber_id=0, email=self.sendable_address(to))
-            return recipient_of(found)
+            return Recipient.of(found)
         first = next(self.store.subscribers(status="active"), None)
         if first is not None:
-            return recipient_of(first)
+            return Recipient.of(first)
         return Recipient(subscriber_id=0, email="reader@example.com", first_name="Sam")
 
     def check(self, name: str, links: bool = False) -> list[Problem]:
@@ -718,18 +718,6 @@ class Project:
             ) from None
         finally:
             transport.close()
-
-
-def recipient_of(subscriber: Subscriber) -> Recipient:
-    """A subscriber as a delivery to make: their own fields and the ledger key."""
-    return Recipient(
-        subscriber.id or 0,
-        subscriber.email,
-        subscriber.first_name,
-        subscriber.last_name,
-        subscriber.attributes,
-        subscriber.tags,
-    )
 
 
 def init_project(folder: Path) -> list[Path]:

@@ -16,7 +16,7 @@ from ..models import Audience, CampaignStatus, DeliveryStatus, Recipient, SendRe
 from .connection import Connection
 from .forgotten import Forgotten
 from .leases import Leases, is_lost
-from .records import CampaignPage, CampaignRow, MessageTarget, now_iso
+from .records import CampaignPage, CampaignRow, MessageTarget, now_iso, recipient_row
 from .subscribers import Subscribers, audience_sql
 
 
@@ -228,17 +228,7 @@ class Ledger:
                 [(holder, now, now, transport, campaign_id, r["subscriber_id"]) for r in claimed],
             )
         tags = self.subscribers.tags_of([r["subscriber_id"] for r in claimed])
-        return [
-            Recipient(
-                subscriber_id=r["subscriber_id"],
-                email=r["email"],
-                first_name=r["first_name"],
-                last_name=r["last_name"],
-                attributes=json.loads(r["attributes"]),
-                tags=tuple(tags.get(r["subscriber_id"], ())),
-            )
-            for r in claimed
-        ]
+        return [recipient_row(r, tags, "subscriber_id") for r in claimed]
 
     def inactive(self, subscriber_ids: list[int]) -> dict[int, str]:
         """Of these subscribers, those no longer active (erased, unsubscribed, bounced,

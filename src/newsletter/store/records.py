@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import CampaignStatus, SubscriberStatus
+from ..models import CampaignStatus, Recipient, SubscriberStatus
 from .erasure import Trace
 
 
@@ -80,3 +81,17 @@ class MessageTarget:
 
     campaign_id: int | None
     subscriber_id: int | None
+
+
+def recipient_row(row: Any, tags: dict[int, list[str]], key: str = "id") -> Recipient:
+    """A recipient from a row of the subscribers' columns (``key``: the column holding the
+    subscriber's id) and the tags of its chunk: the store's one way to make one."""
+    subscriber_id = row[key]
+    return Recipient(
+        subscriber_id,
+        row["email"],
+        row["first_name"],
+        row["last_name"],
+        json.loads(row["attributes"]),
+        tuple(tags.get(subscriber_id, ())),
+    )

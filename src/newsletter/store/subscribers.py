@@ -10,7 +10,7 @@ from ..addresses import address_forms
 from ..models import Audience, Recipient, Subscriber, SubscriberStatus
 from .connection import Connection
 from .forgotten import Forgotten
-from .records import ImportSummary, KeptStatus, now_iso
+from .records import ImportSummary, KeptStatus, now_iso, recipient_row
 
 # Statuses an import may never turn back into "active".
 _STICKY = {
@@ -310,14 +310,7 @@ class Subscribers:
         columns = "s.id, s.email, s.first_name, s.last_name, s.attributes"
         for rows, tags in self._chunks(columns, where, params):
             for r in rows:
-                yield Recipient(
-                    r["id"],
-                    r["email"],
-                    r["first_name"],
-                    r["last_name"],
-                    json.loads(r["attributes"]),
-                    tuple(tags.get(r["id"], ())),
-                )
+                yield recipient_row(r, tags)
 
     def count_audience(self, audience: Audience) -> int:
         where, params = audience_sql(audience)

@@ -192,7 +192,7 @@ class PreviewApp:
     def recipients(self) -> list[Recipient]:
         store = self.project.store
         found = [
-            Recipient(s.id or 0, s.email, s.first_name, s.last_name, s.attributes)
+            Recipient.of(s)
             for _, s in zip(range(50), store.subscribers(status="active"), strict=False)
         ]
         return found or [Recipient(0, "reader@example.com", "Sam")]
