@@ -582,17 +582,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     )
     for note in app.startup_notes():
         say(f"Warning: {note}", fg="yellow")
-    import signal
-
-    previous = signal.signal(signal.SIGTERM, lambda *_: server.stop_soon())  # systemd stop
-    try:
-        server.serve_forever()
-        say("Stopped.")
-    except KeyboardInterrupt:
-        say("Stopped.")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        server.close()
+    server.run()
+    say("Stopped.")
 
 
 def _listen(app: Callable[..., Any], host: str, port: int, limits: Any) -> Any:
@@ -700,12 +691,10 @@ def preview(project: Project, campaign: str, host: str, port: int, no_open: bool
     if not no_open:
         webbrowser.open(url)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
+        server.run()
         say("Stopped.")
     finally:
         watcher.stop()
-        server.close()
         app.close()
 
 

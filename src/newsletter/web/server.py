@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 import threading
 import time
@@ -166,6 +167,20 @@ class Server:
         finally:
             self._running = False
             self._shutdown()
+
+    def run(self) -> None:
+        """The one loop `serve` and `preview` run: until Ctrl-C, SIGTERM (a service
+        manager's stop) or ``close``; the server is closed when it returns."""
+        on_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, lambda *_: self.stop_soon()) if on_main else None
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            self.close()
 
     def stop_soon(self) -> None:
         """Have the loop stop within a second; safe in a signal handler."""
