@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 FILES = (
     "newsletter.toml",
     "articles",
+    "images",
     "campaigns",
     "templates",
     "subscribers.example.csv",
@@ -35,6 +36,13 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+# every image of the email loaded and drawn (the project's own, from images/)
+_IMAGES_DRAWN = (
+    "() => { const d = document.querySelector('#email').contentDocument;"
+    " return d && d.images.length > 0 && [...d.images].every(i => i.complete && i.naturalWidth); }"
+)
 
 
 def main() -> None:
@@ -63,9 +71,10 @@ def main() -> None:
             url = re.search(r"http://\S+/", server.stderr.readline()).group(0)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                page = browser.new_page(viewport={"width": 1280, "height": 1200})
                 page.goto(url)
                 page.frame_locator("#email").get_by_text("Hello Dana,").wait_for()
+                page.wait_for_function(_IMAGES_DRAWN)
                 page.screenshot(path=str(REPO / "docs" / "preview-desktop.png"))
                 page.click("#phone")
                 page.wait_for_timeout(300)
