@@ -22,10 +22,13 @@ Lean mode (``keep_bodies=False``, for benchmarks): recorded requests keep no bod
 
 import contextlib
 import json
+import math
 import re
 import socket
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
@@ -532,3 +535,35 @@ class FakeProvider:
         )
         with self._lock:
             self.requests.append(entry)
+
+
+class RateWindow:
+    """A provider's rate limit: the requests of the last ``seconds``, counted as they come
+    (``limit`` None: no limit). Shared by the fakes whose providers answer 429."""
+
+    def __init__(self, seconds: float, limit: int | None = None) -> None:
+        self.seconds, self.limit = seconds, limit
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        """Count this request; None when it is within the limit, else the whole seconds
+        until one more would be (the request is then not counted)."""
+        if self.limit is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            while self._times and now - self._times[0] >= self.seconds:
+                self._times.popleft()
+            if len(self._times) >= self.limit:
+                return max(1, math.ceil(self.seconds - (now - self._times[0])))
+            self._times.append(now)
+        return None
+
+    def remaining(self) -> int:
+        with self._lock:
+            return max(0, (self.limit or 0) - len(self._times))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._times.clear()

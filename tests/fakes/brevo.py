@@ -11,14 +11,11 @@ minute) gives 429 with the ``x-sib-ratelimit-*`` headers. Faults: see :mod:`fake
 """
 
 import json
-import math
 import threading
-import time
 import uuid
-from collections import deque
 from typing import Any, ClassVar
 
-from .base import FakeProvider, Fault, Incoming, Reply, is_email, media_type
+from .base import FakeProvider, Fault, Incoming, RateWindow, Reply, is_email, media_type
 from .contract import Contract, Delivered, from_record
 
 __all__ = [
@@ -82,9 +79,7 @@ class FakeBrevo(FakeProvider):
         self.api_key = api_key
         self.credits = credits
         self.state = "active"
-        self.rate_limit = rate_limit
-        self._window: deque[float] = deque()
-        self._lock_rate = threading.Lock()
+        self.window = RateWindow(60.0, rate_limit)  # requests a minute
         self._lock_credits = threading.Lock()
 
     # -- provider hooks -------------------------------------------------------------
@@ -143,38 +138,37 @@ class FakeBrevo(FakeProvider):
 
     # -- rate limits ------------------------------------------------------------------
 
+    @property
+    def rate_limit(self) -> int | None:
+        """Requests a minute (None: no limit)."""
+        return self.window.limit
+
+    @rate_limit.setter
+    def rate_limit(self, limit: int | None) -> None:
+        self.window.limit = limit
+
     def _rate_limited(self) -> Reply | None:
-        limit = self.rate_limit
-        if limit is None:
+        wait = self.window.take()
+        if wait is None:
             return None
-        now = time.monotonic()
-        with self._lock_rate:
-            while self._window and now - self._window[0] >= 60.0:
-                self._window.popleft()
-            if len(self._window) >= limit:
-                reset = str(max(1, math.ceil(60.0 - (now - self._window[0]))))
-                return _error(
-                    429,
-                    "too_many_requests",
-                    "The expected rate limit is exceeded.",
-                    {
-                        "x-sib-ratelimit-limit": str(limit),
-                        "x-sib-ratelimit-remaining": "0",
-                        "x-sib-ratelimit-reset": reset,
-                    },
-                )
-            self._window.append(now)
-        return None
+        return _error(
+            429,
+            "too_many_requests",
+            "The expected rate limit is exceeded.",
+            {
+                "x-sib-ratelimit-limit": str(self.rate_limit),
+                "x-sib-ratelimit-remaining": "0",
+                "x-sib-ratelimit-reset": str(wait),
+            },
+        )
 
     def _with_rate_headers(self, reply: Reply) -> Reply:
         if self.rate_limit is None:
             return reply
-        with self._lock_rate:
-            remaining = max(0, self.rate_limit - len(self._window))
         headers = {
             **reply.headers,
             "x-sib-ratelimit-limit": str(self.rate_limit),
-            "x-sib-ratelimit-remaining": str(remaining),
+            "x-sib-ratelimit-remaining": str(self.window.remaining()),
             "x-sib-ratelimit-reset": "60",
         }
         return Reply(reply.status, reply.body, headers)

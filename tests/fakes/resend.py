@@ -8,17 +8,15 @@ and an optional per-second rate limit. Errors always look like
 
 import hashlib
 import json
-import math
 import re
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .base import FakeProvider, Fault, Incoming, Reply, bare_address, is_email
+from .base import FakeProvider, Fault, Incoming, RateWindow, Reply, bare_address, is_email
 from .contract import Contract, Delivered, from_record
 
 __all__ = [
@@ -85,23 +83,20 @@ class FakeResend(FakeProvider):
     ) -> None:
         super().__init__(latency=latency, max_body_bytes=max_body_bytes, keep_bodies=keep_bodies)
         self.api_key = api_key
-        self.rate_limit = rate_limit
+        self.window = RateWindow(1.0, rate_limit)  # requests a second
         self.clock = clock
         # seconds a batch stays "in progress" once its key is registered (a slow send)
         self.processing_delay = 0.0
-        self._window: deque[float] = deque()
         self._replays: dict[str, _Replay] = {}
         self._in_flight: set[str] = set()
         self._replay_lock = threading.Lock()
-        self._rate_lock = threading.Lock()
 
     def reset(self) -> None:
         """Clear recordings, faults, errors, stored idempotency keys and the rate window."""
         super().reset()
         with self._replay_lock:
             self._replays.clear()
-        with self._rate_lock:
-            self._window.clear()
+        self.window.clear()
 
     # -- provider hooks -------------------------------------------------------------
 
@@ -218,43 +213,43 @@ class FakeResend(FakeProvider):
         errors = [{"index": i, "message": exc.message} for i, exc in problems]
         return Reply(200, {"data": data, "errors": errors})
 
+    @property
+    def rate_limit(self) -> int | None:
+        """Requests a second (None: no limit)."""
+        return self.window.limit
+
+    @rate_limit.setter
+    def rate_limit(self, limit: int | None) -> None:
+        self.window.limit = limit
+
     def _rate_limited(self) -> Reply | None:
         """Count this request; a 429 reply if it is over ``rate_limit`` per second."""
-        limit = self.rate_limit
-        if limit is None:
+        wait = self.window.take()
+        if wait is None:
             return None
-        now = time.monotonic()
-        with self._rate_lock:
-            while self._window and now - self._window[0] >= 1.0:
-                self._window.popleft()
-            if len(self._window) >= limit:
-                reset = str(max(1, math.ceil(1.0 - (now - self._window[0]))))
-                return _error(
-                    429,
-                    "rate_limit_exceeded",
-                    "Too many requests. You can only make "
-                    f"{limit} requests per second. See rate limit response headers for more "
-                    "information. Or contact support to increase rate limit.",
-                    {
-                        "ratelimit-limit": str(limit),
-                        "ratelimit-remaining": "0",
-                        "ratelimit-reset": reset,
-                        "retry-after": reset,
-                    },
-                )
-            self._window.append(now)
-        return None
+        limit, reset = self.rate_limit, str(wait)
+        return _error(
+            429,
+            "rate_limit_exceeded",
+            "Too many requests. You can only make "
+            f"{limit} requests per second. See rate limit response headers for more "
+            "information. Or contact support to increase rate limit.",
+            {
+                "ratelimit-limit": str(limit),
+                "ratelimit-remaining": "0",
+                "ratelimit-reset": reset,
+                "retry-after": reset,
+            },
+        )
 
     def _with_rate_headers(self, reply: Reply) -> Reply:
         """Add the ``ratelimit-*`` headers Resend sends on every answer when limits apply."""
         if self.rate_limit is None:
             return reply
-        with self._rate_lock:
-            remaining = max(0, self.rate_limit - len(self._window))
         headers = {
             **reply.headers,
             "ratelimit-limit": str(self.rate_limit),
-            "ratelimit-remaining": str(remaining),
+            "ratelimit-remaining": str(self.window.remaining()),
             "ratelimit-reset": "1",
         }
         return Reply(reply.status, reply.body, headers)
