@@ -567,3 +567,16 @@ class RateWindow:
     def clear(self) -> None:
         with self._lock:
             self._times.clear()
+
+    def annotated(self, reply: Reply, prefix: str, reset: int) -> Reply:
+        """``reply`` with the ``<prefix>limit/-remaining/-reset`` headers a provider sends
+        on every answer while a limit applies."""
+        if self.limit is None:
+            return reply
+        headers = {
+            **reply.headers,
+            f"{prefix}limit": str(self.limit),
+            f"{prefix}remaining": str(self.remaining()),
+            f"{prefix}reset": str(reset),
+        }
+        return Reply(reply.status, reply.body, headers)

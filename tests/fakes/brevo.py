@@ -138,15 +138,6 @@ class FakeBrevo(FakeProvider):
 
     # -- rate limits ------------------------------------------------------------------
 
-    @property
-    def rate_limit(self) -> int | None:
-        """Requests a minute (None: no limit)."""
-        return self.window.limit
-
-    @rate_limit.setter
-    def rate_limit(self, limit: int | None) -> None:
-        self.window.limit = limit
-
     def _rate_limited(self) -> Reply | None:
         wait = self.window.take()
         if wait is None:
@@ -156,22 +147,14 @@ class FakeBrevo(FakeProvider):
             "too_many_requests",
             "The expected rate limit is exceeded.",
             {
-                "x-sib-ratelimit-limit": str(self.rate_limit),
+                "x-sib-ratelimit-limit": str(self.window.limit),
                 "x-sib-ratelimit-remaining": "0",
                 "x-sib-ratelimit-reset": str(wait),
             },
         )
 
     def _with_rate_headers(self, reply: Reply) -> Reply:
-        if self.rate_limit is None:
-            return reply
-        headers = {
-            **reply.headers,
-            "x-sib-ratelimit-limit": str(self.rate_limit),
-            "x-sib-ratelimit-remaining": str(self.window.remaining()),
-            "x-sib-ratelimit-reset": "60",
-        }
-        return Reply(reply.status, reply.body, headers)
+        return self.window.annotated(reply, "x-sib-ratelimit-", 60)
 
 
 # -- the request's contract -------------------------------------------------------------

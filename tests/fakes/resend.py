@@ -213,21 +213,12 @@ class FakeResend(FakeProvider):
         errors = [{"index": i, "message": exc.message} for i, exc in problems]
         return Reply(200, {"data": data, "errors": errors})
 
-    @property
-    def rate_limit(self) -> int | None:
-        """Requests a second (None: no limit)."""
-        return self.window.limit
-
-    @rate_limit.setter
-    def rate_limit(self, limit: int | None) -> None:
-        self.window.limit = limit
-
     def _rate_limited(self) -> Reply | None:
         """Count this request; a 429 reply if it is over ``rate_limit`` per second."""
         wait = self.window.take()
         if wait is None:
             return None
-        limit, reset = self.rate_limit, str(wait)
+        limit, reset = self.window.limit, str(wait)
         return _error(
             429,
             "rate_limit_exceeded",
@@ -243,16 +234,7 @@ class FakeResend(FakeProvider):
         )
 
     def _with_rate_headers(self, reply: Reply) -> Reply:
-        """Add the ``ratelimit-*`` headers Resend sends on every answer when limits apply."""
-        if self.rate_limit is None:
-            return reply
-        headers = {
-            **reply.headers,
-            "ratelimit-limit": str(self.rate_limit),
-            "ratelimit-remaining": str(self.window.remaining()),
-            "ratelimit-reset": "1",
-        }
-        return Reply(reply.status, reply.body, headers)
+        return self.window.annotated(reply, "ratelimit-", 1)
 
 
 def _canonical(body: Any) -> bytes:
