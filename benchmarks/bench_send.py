@@ -35,7 +35,7 @@ PERSONAL = (
 
 
 def make_project(folder: Path, subscribers: int, personal: bool = False) -> None:
-    for name in ("newsletter.toml", "articles", "campaigns", "templates", ".newsletter"):
+    for name in ("newsletter.toml", "articles", "images", "campaigns", "templates", ".newsletter"):
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
     if personal:

@@ -38,7 +38,14 @@ def main() -> None:
         FakePostmark(token="bench", latency=args.latency, keep_bodies=False) as server,
     ):
         root = Path(tmp)
-        for name in ("newsletter.toml", "articles", "campaigns", "templates", ".newsletter"):
+        for name in (
+            "newsletter.toml",
+            "articles",
+            "images",
+            "campaigns",
+            "templates",
+            ".newsletter",
+        ):
             source = REPO / name
             (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
         config = root / "newsletter.toml"

@@ -39,7 +39,14 @@ def example_html() -> str:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for name in ("newsletter.toml", "articles", "campaigns", "templates", ".newsletter"):
+        for name in (
+            "newsletter.toml",
+            "articles",
+            "images",
+            "campaigns",
+            "templates",
+            ".newsletter",
+        ):
             source = REPO / name
             (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
         project = Project.load(str(folder / "newsletter.toml"))
