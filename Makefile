@@ -40,8 +40,7 @@ demo: venv
 	@echo "  build/2026-10-digest/email.txt    its plain-text part"
 	@echo "  outbox/2026-10-digest/*.eml       one message per subscriber, as it would be sent"
 	@echo "  demo.db                           the SQLite ledger: who got which campaign"
-	@echo "  .venv/bin/newsletter preview 2026-10-digest   the email in your browser with its images"
-	@echo "                                    (images/ is published under public_url once served)"
+	@echo "  the email with its images, live:  NEWSLETTER_DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/newsletter preview 2026-10-digest"
 
 test: venv node-peers
 	$(BIN)/ruff check src tests benchmarks
