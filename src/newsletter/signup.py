@@ -303,6 +303,7 @@ _BODIES = {
     "The next issue will come to this address.",
 }
 
+
 def compiled_email(project: Project, kind: str) -> CompiledCampaign:
     """The confirmation (``confirm``) or welcome (``welcome``) email, compiled once per
     Project: the project's templates/<kind>.mjml and .txt override the built-ins."""
