@@ -433,3 +433,22 @@ def test_forget_removes_consent_data(server: Running, project: Path) -> None:
     # and a new sign-up of the erased address records and sends nothing
     answer = post(server, {"email": "gone@example.org", "form_token": old_token(project)})
     assert answer.status_code == 200 and not confirmations(project)
+
+
+def test_welcome_email_after_confirming(project: Path) -> None:
+    configure(project, welcome=True, per_client_per_hour=1000)
+    server = Running(["serve", "--port", "0"], cwd=project)
+    try:
+        post(server, {"email": "hello@example.org", "form_token": old_token(project)})
+        [message] = confirmations(project)
+        local = server.url + link_of(message).removeprefix(PUBLIC)
+        for _ in range(2):  # confirming twice welcomes once
+            assert requests.post(local, data={"confirm": "yes"}, timeout=30).status_code == 200
+    finally:
+        server.stop()
+    [path] = (project / "outbox" / "_welcome").glob("*.eml")
+    welcome = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert welcome["List-Unsubscribe"] and "/u/" in welcome["List-Unsubscribe"]
+    assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "Unsubscribe" in welcome.get_body(("html",)).get_content()
+    assert status_of(project, "hello@example.org") == "active"
