@@ -366,10 +366,18 @@ def subscribers_forget(project: Project, email: str, yes: bool) -> None:
 @format_option("table", "json")
 @with_project
 def subscribers_history(project: Project, email: str, fmt: str) -> None:
-    """Which campaigns EMAIL got, and what happened to each."""
+    """Which campaigns EMAIL got and what happened to each, then their membership
+    (sign-up, confirmation, staff actions, unsubscribes).
+
+    JSON: a list of records; a campaign's has campaign, status, sent_at; a membership
+    record has campaign null, status "membership", sent_at its time, and action."""
     history = project.history(email)
     if fmt == "json":
-        click.echo(json.dumps(list(history.campaigns), indent=2, ensure_ascii=False))
+        records = list(history.campaigns) + [
+            {"campaign": None, "status": "membership", "sent_at": m["at"], **m}
+            for m in history.membership
+        ]
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
         return
     say(f"{history.subscriber.email}: {history.subscriber.status}")
     _emit(
@@ -377,6 +385,56 @@ def subscribers_history(project: Project, email: str, fmt: str) -> None:
         "table",
         ["campaign", "status", "sent_at", "events", "error"],
     )
+    if history.membership:
+        say("")
+        _emit(
+            list(history.membership), "table", ["at", "action", "source", "form_version", "detail"]
+        )
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--first-name", default="", metavar="N", help="Their first name.")
+@click.option("--last-name", default="", metavar="N", help="Their last name.")
+@click.option("--tag", "tags", multiple=True, help="Give them this tag (repeatable).")
+@click.option(
+    "--consent-source",
+    default="",
+    metavar="TEXT",
+    help="How they gave their consent, kept as proof (e.g. 'signed up at the 2026 conference').",
+)
+@with_project
+def subscribers_add(
+    project: Project,
+    email: str,
+    first_name: str,
+    last_name: str,
+    tags: tuple[str, ...],
+    consent_source: str,
+) -> None:
+    """Add one person, active at once (you vouch for their consent). An address already
+    on the list is left as it is (exit 1, saying what to do instead)."""
+    change = project.add_subscriber(email, first_name, last_name, tags, consent_source)
+    say(f"Added {change.subscriber.email} (active).")
+
+
+@subscribers.command("resubscribe")
+@click.argument("email")
+@click.option(
+    "--consent-source",
+    required=True,
+    metavar="TEXT",
+    help="How they asked to come back, kept as proof (required).",
+)
+@with_project
+def subscribers_resubscribe(project: Project, email: str, consent_source: str) -> None:
+    """Make someone who unsubscribed and asked to come back active again. Never a
+    bounced, complained or erased address (exit 1)."""
+    change = project.resubscribe(email, consent_source)
+    if change.changed:
+        say(f"{change.subscriber.email} is subscribed again (active).")
+    else:
+        say(f"{change.subscriber.email} is already active; nothing was changed.")
 
 
 @subscribers.command("list")

@@ -147,6 +147,28 @@ class ServeSettings(_Section):
     idle_timeout: int = _key(int, 30)
 
 
+@dataclass(frozen=True)
+class SignupSettings(_Section):
+    """[signup]: the sign-up form of `newsletter serve` and its double opt-in."""
+
+    # seconds a person takes at least between seeing the form and sending it
+    min_seconds: int = _key((int, float), 3)
+    confirm_days: int = _key(int, 7)  # how long a confirmation link works
+    form_version: str = _key(str, "v1")  # names the consent wording below, kept as proof
+    consent_text: str = _key(
+        str,
+        "Yes, send me {name} by email. I can unsubscribe at any time with the link in every email.",
+    )
+    description: str = _key(str, "Our newsletter: new articles from the blog, about once a month.")
+    confirm_subject: str = _key(str, "Please confirm your subscription to {{ newsletter.name }}")
+    welcome: bool = _key(bool, False)
+    welcome_subject: str = _key(str, "Welcome to {{ newsletter.name }}")
+    per_client_per_hour: int = _key(int, 5)
+    per_address_per_hour: int = _key(int, 3)
+    max_confirmations_per_hour: int = _key(int, 100)
+    send_timeout: int = _key((int, float), 10)  # seconds the page waits for the transport
+
+
 SECTIONS: dict[str, type[_Section]] = {
     "newsletter": NewsletterSettings,
     "content": ContentSettings,
@@ -154,6 +176,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "delivery": DeliverySettings,
     "digest": DigestSettings,
     "serve": ServeSettings,
+    "signup": SignupSettings,
 }
 
 # section -> key -> (accepted python types, default): the keys every project has
@@ -186,6 +209,7 @@ class Settings:
     delivery: DeliverySettings = field(init=False, repr=False)
     digest: DigestSettings = field(init=False, repr=False)
     serve: ServeSettings = field(init=False, repr=False)
+    signup: SignupSettings = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name, section in SECTIONS.items():
@@ -402,6 +426,14 @@ def _check_values(values: dict[str, dict[str, Any]], path: Path) -> None:
     for key, value in values["serve"].items():
         if value < 1:
             raise ConfigError(f"[serve] {key} in {path} must be at least 1, not {value}.")
+    signup = values["signup"]
+    for key in ("confirm_days", "per_client_per_hour", "per_address_per_hour", "send_timeout"):
+        if signup[key] < 1:
+            raise ConfigError(f"[signup] {key} in {path} must be at least 1, not {signup[key]}.")
+    if signup["min_seconds"] < 0 or signup["max_confirmations_per_hour"] < 0:
+        raise ConfigError(
+            f"[signup] min_seconds and max_confirmations_per_hour in {path} must not be negative."
+        )
     if delivery["batch_size"] is not None and delivery["batch_size"] < 1:
         raise ConfigError(f"[delivery] batch_size in {path} must be at least 1.")
     if not 0 <= delivery["max_failure_rate"] <= 1:

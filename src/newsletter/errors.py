@@ -130,3 +130,12 @@ def os_error(exc: OSError, doing: str = "newsletter") -> NewsletterError | None:
         (fix or "Check the path, then run the command again.")
         + " This is a problem with the file or the disk, not a bug in newsletter.",
     )
+
+
+def mask_address(address: str) -> str:
+    """An address as a log line may show it: its first character and domain only
+    (``a***@example.org``), so a log never holds a subscriber's full address."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"

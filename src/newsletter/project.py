@@ -8,6 +8,7 @@ a Python caller can do.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ from .sender import (
     send_test,
 )
 from .store import CampaignRow, Erasure, SQLiteStore, now_iso, open_store
+from .store.signups import LogAction
 from .tokens import LinkSigner
 
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
@@ -137,11 +139,22 @@ class Forgotten:
 
 @dataclass(frozen=True)
 class SubscriberHistory:
-    """A subscriber and every campaign they were part of (campaign, status, sent_at,
-    error, provider_message_id, events)."""
+    """A subscriber, every campaign they were part of (campaign, status, sent_at,
+    error, provider_message_id, events), and their membership: sign-up, confirmation,
+    staff actions, unsubscribes (action, at, source, form_version, detail)."""
 
     subscriber: Subscriber
     campaigns: tuple[dict[str, Any], ...]
+    membership: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """What ``add_subscriber`` or ``resubscribe`` did: the subscriber afterwards, and
+    whether anything changed (False: they already were active)."""
+
+    subscriber: Subscriber
+    changed: bool
 
 
 @dataclass(frozen=True)
@@ -462,15 +475,87 @@ class Project:
         """Which campaigns ``email`` was part of, and what happened to each."""
         subscriber = self._subscriber(email)
         assert subscriber.id is not None
-        return SubscriberHistory(subscriber, tuple(self.store.history(subscriber.id)))
+        return SubscriberHistory(
+            subscriber,
+            tuple(self.store.history(subscriber.id)),
+            tuple(self.store.membership_log(subscriber.id)),
+        )
+
+    def add_subscriber(
+        self,
+        email: str,
+        first_name: str = "",
+        last_name: str = "",
+        tags: tuple[str, ...] = (),
+        consent_source: str = "",
+    ) -> MembershipChange:
+        """Add one person, active at once: the staff vouch for their consent. An address
+        already on the list is never changed: InputError saying what to do instead (an
+        active one: nothing to do; unsubscribed: ``resubscribe``; bounced, complained or
+        erased: not at all)."""
+        address = self.sendable_address(email)
+        source = " ".join(consent_source.split()) or "added by staff"
+        status, sid = self.store.add_subscriber(
+            address,
+            " ".join(first_name.split()),
+            " ".join(last_name.split()),
+            tuple(t.strip().lower() for t in tags if t.strip()),
+            source,
+            _utcnow(),
+        )
+        if sid is None:
+            raise InputError(
+                f"{address} was erased on request (`subscribers forget`) and cannot be added again."
+            )
+        if status is not None:
+            raise InputError(*_refusal(address, status, "add"))
+        found = self.store.subscriber_by_id(sid)
+        assert found is not None
+        return MembershipChange(found, True)
+
+    def resubscribe(self, email: str, consent_source: str) -> MembershipChange:
+        """Someone who unsubscribed asked to come back: active again, with the consent
+        recorded. Bounced, complained, pending or erased addresses are refused
+        (InputError); an active one is left as is (``changed`` False)."""
+        source = " ".join(consent_source.split())
+        if not source:
+            raise InputError(
+                "--consent-source is empty.",
+                "Say how they asked to come back, e.g. --consent-source 'email to the editor, "
+                "2026-12-01'.",
+            )
+        found = self.store.subscriber(email)
+        if found is None or found.id is None:
+            if self.store.forgotten_address(email):
+                raise InputError(
+                    f"{email} was erased on request (`subscribers forget`); it cannot be "
+                    "resubscribed."
+                )
+            raise InputError(
+                f"{email} is not a subscriber.",
+                f"To add a new person, use `newsletter subscribers add {email}`.",
+            )
+        if found.status is SubscriberStatus.ACTIVE:
+            return MembershipChange(found, False)
+        if found.status is not SubscriberStatus.UNSUBSCRIBED:
+            raise InputError(*_refusal(found.email, found.status, "resubscribe"))
+        self.store.resubscribe(found.id, source, _utcnow())
+        after = self.store.subscriber_by_id(found.id)
+        assert after is not None
+        return MembershipChange(after, True)
 
     def unsubscribe(self, email: str) -> bool:
         """Unsubscribe ``email`` by hand; False when they already were."""
         subscriber = self._subscriber(email)
         assert subscriber.id is not None
-        return self.store.set_status(
+        changed = self.store.set_status(
             subscriber.id, SubscriberStatus.UNSUBSCRIBED, "unsubscribed by hand"
         )
+        if changed:
+            self.store.log_membership(
+                subscriber.id, LogAction.UNSUBSCRIBED, now_iso(), "unsubscribed by hand"
+            )
+        return changed
 
     def unsubscribe_by_link(self, subscriber_id: int, campaign_id: int, one_click: bool) -> bool:
         """A signed unsubscribe link was used: an active reader becomes unsubscribed, with
@@ -485,6 +570,7 @@ class Project:
             subscriber_id, SubscriberStatus.UNSUBSCRIBED, reason, only_if_active=True
         ):
             return False
+        store.log_membership(subscriber_id, LogAction.UNSUBSCRIBED, now_iso(), reason)
         store.record_event(
             Event(
                 provider="newsletter",
@@ -718,6 +804,40 @@ class Project:
             ) from None
         finally:
             transport.close()
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _refusal(address: str, status: SubscriberStatus, doing: str) -> tuple[str, str]:
+    """(message, hint) refusing to ``add`` or ``resubscribe`` an address in ``status``."""
+    if status is SubscriberStatus.ACTIVE:
+        return (
+            f"{address} is already an active subscriber; nothing was changed.",
+            "Nothing to do: they get every campaign.",
+        )
+    if status is SubscriberStatus.UNSUBSCRIBED:
+        return (
+            f"{address} unsubscribed; `{doing}` does not bring them back.",
+            "If they asked to come back, run `newsletter subscribers resubscribe "
+            f"{address} --consent-source '...'` saying how they asked.",
+        )
+    if status is SubscriberStatus.PENDING:
+        return (
+            f"{address} signed up and has not confirmed yet (pending); nothing was changed.",
+            "They become active when they follow the link in their confirmation email.",
+        )
+    why = (
+        "their mail server refused our emails (bounced)"
+        if status is SubscriberStatus.BOUNCED
+        else "they marked our email as spam (complained)"
+    )
+    return (
+        f"{address} cannot be {'added' if doing == 'add' else 'resubscribed'}: {why}.",
+        "Sending to them again would harm the newsletter's delivery to everyone; remove "
+        "the address from your list instead.",
+    )
 
 
 def init_project(folder: Path) -> list[Path]:

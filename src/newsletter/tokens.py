@@ -1,4 +1,7 @@
-"""Signed, unforgeable links: unsubscribe tokens carry an HMAC, not a secret-free id."""
+"""Signed, unforgeable links: unsubscribe and confirmation tokens carry an HMAC, not a
+secret-free id; a sign-up form carries the time it was shown, signed the same way.
+Each purpose derives a key of its own from the project secret, so a token made for one
+can never pass for another."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import hashlib
 import hmac
 
 _PURPOSE = b"newsletter-unsubscribe-v1"
+_CONFIRM = b"newsletter-confirm-v1"
+_FORM = b"newsletter-signup-form-v1"
 
 
 def _b64(data: bytes) -> str:
@@ -55,3 +60,44 @@ def _base36(number: int) -> str:
         out = digits[rest] + out
         if not number:
             return out
+
+
+class TimedSigner:
+    """Tokens that carry a time: ``<base-36 fields>.<signature>``; ``purpose`` keys them.
+
+    Confirmation links are ``<subscriber>.<issued>.<signature>``, a sign-up form's
+    timestamp ``<issued>.<signature>`` (times in seconds since the epoch)."""
+
+    def __init__(self, secret: str | bytes, purpose: bytes) -> None:
+        key = secret.encode() if isinstance(secret, str) else secret
+        self._key = hmac.new(key, purpose, hashlib.sha256).digest()
+
+    def _signature(self, payload: str) -> str:
+        return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest()[:16])
+
+    def sign(self, *numbers: int) -> str:
+        payload = ".".join(_base36(n) for n in numbers)
+        return f"{payload}.{self._signature(payload)}"
+
+    def verify(self, token: str, fields: int) -> tuple[int, ...] | None:
+        """The numbers of a genuine token with ``fields`` of them, else None."""
+        parts = token.split(".")
+        if len(parts) != fields + 1 or len(token) > 80 or not token.isascii():
+            return None
+        payload = ".".join(parts[:-1])
+        if not hmac.compare_digest(self._signature(payload), parts[-1]):
+            return None
+        try:
+            return tuple(int(p, 36) for p in parts[:-1])
+        except ValueError:
+            return None
+
+
+def confirm_signer(secret: str | bytes) -> TimedSigner:
+    """Signs confirmation links: (subscriber id, time issued)."""
+    return TimedSigner(secret, _CONFIRM)
+
+
+def form_signer(secret: str | bytes) -> TimedSigner:
+    """Signs the time a sign-up form was shown."""
+    return TimedSigner(secret, _FORM)

@@ -78,9 +78,15 @@ class MailgunTransport(HTTPTransport):
             ("html", shared.html),
             ("o:tag", compiled.slug[:128]),
             ("o:tracking", "no"),
-            ("h:List-Unsubscribe", "%recipient.list_unsubscribe%"),
-            ("h:List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-            ("h:List-Id", messages[0].list_headers()["List-Id"]),
+            *(
+                [("h:Auto-Submitted", "auto-generated")]
+                if factory.transactional
+                else [
+                    ("h:List-Unsubscribe", "%recipient.list_unsubscribe%"),
+                    ("h:List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+                    ("h:List-Id", messages[0].list_headers()["List-Id"]),
+                ]
+            ),
             ("v:campaign", compiled.slug),
             ("v:subscriber", "%recipient.subscriber%"),
         ]

@@ -238,18 +238,22 @@ def compile_campaign(
     fields: FieldCatalog | None = None,
     sample: Mapping[str, Any] | None = None,
     nonces: Iterator[str] | None = None,
+    links: tuple[str, ...] = (),
+    context: Mapping[str, Any] | None = None,
 ) -> CompiledCampaign:
     """Render ``campaign``: every expensive stage runs here, once per variant.
 
     The variant of ``sample`` (a reader's fields; an anonymous reader by default)
-    is compiled at once, so a template that does not build fails here.
+    is compiled at once, so a template that does not build fails here. ``links`` name
+    more per-reader values the templates see as variables, like ``unsubscribe_url``
+    (a confirmation email's ``confirm_url``); ``context`` more fixed variables.
     """
     catalog = fields or FieldCatalog()
     inputs = list(_inputs(info, campaign))
     for _ in range(8):
         tokens = draw_tokens(inputs, nonces)
         try:
-            compiled = _compile(info, campaign, catalog, tokens)
+            compiled = _compile(info, campaign, catalog, tokens, links, context)
             try:
                 compiled.personalize(sample or {})
             except RecipientError as exc:
@@ -278,7 +282,12 @@ def _inputs(info: NewsletterInfo, campaign: Campaign) -> Iterable[str]:
 
 
 def _compile(
-    info: NewsletterInfo, campaign: Campaign, catalog: FieldCatalog, tokens: Tokens
+    info: NewsletterInfo,
+    campaign: Campaign,
+    catalog: FieldCatalog,
+    tokens: Tokens,
+    links: tuple[str, ...] = (),
+    context: Mapping[str, Any] | None = None,
 ) -> CompiledCampaign:
     plan = ReaderPlan(tokens, catalog.has)
     parts = {
@@ -304,6 +313,8 @@ def _compile(
         "articles": [_article_context(a, utm) for a in campaign.articles],
         "unsubscribe_url": plan.field_token("unsubscribe_url"),
         "web_url": f"{info.public_url.rstrip('/')}/c/{campaign.slug}",
+        **{name: plan.field_token(name) for name in links},
+        **(context or {}),
     }
     count = 0
 

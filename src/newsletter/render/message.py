@@ -79,6 +79,9 @@ class MessageFactory:
     unsubscribe_mailto: str | None = None
     test: bool = False
     auto_submitted: bool = False  # sent by a program on its own (cron): RFC 3834
+    # one message to one person (a sign-up's confirmation), not a list message: no
+    # List-* headers, and Auto-Submitted (RFC 3834)
+    transactional: bool = False
     # what the transport can carry: each reader's address is checked as the message is made
     carrier: Carrier = field(default_factory=Carrier)
 
@@ -87,18 +90,25 @@ class MessageFactory:
         self._init_addresses()
         self.domain = self.envelope_sender.rpartition("@")[2] or "localhost"
         self.boundary = f"=_nl_{secrets.token_hex(12)}"
+        listed = (
+            []
+            if self.transactional
+            else [
+                list_id_header(c.list_id),
+                "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            ]
+        )
         fixed = [
             address_header("From", *self.sender),
             *([address_header("Reply-To", *self.reply_to)] if self.reply_to else []),
-            list_id_header(c.list_id),
-            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            *listed,
             "MIME-Version: 1.0",
             f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
             f"X-Newsletter-Campaign: {header_safe(c.slug)}",
         ]
         if self.test:
             fixed.append("X-Newsletter-Test: yes")
-        if self.auto_submitted:
+        if self.auto_submitted or self.transactional:
             fixed.append("Auto-Submitted: auto-generated")
         self._fixed_headers = CRLF.join(fixed) + CRLF
         self._text_head = (
@@ -294,7 +304,10 @@ class OutgoingMessage:
         return ", ".join(self._unsubscribe_links())
 
     def list_headers(self) -> dict[str, str]:
-        """The list headers, for transports that take headers as a mapping."""
+        """The list headers, for transports that take headers as a mapping (none for a
+        transactional message)."""
+        if self.factory.transactional:
+            return {"Auto-Submitted": "auto-generated"}
         return {
             "List-Unsubscribe": self.list_unsubscribe,
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -314,7 +327,11 @@ class OutgoingMessage:
                 f"Date: {format_datetime(dt.datetime.now(dt.UTC), usegmt=True)}",
                 f"Message-ID: {self.message_id}",
                 # folded only between links, never inside one
-                "List-Unsubscribe: " + f",{CRLF} ".join(self._unsubscribe_links()),
+                *(
+                    []
+                    if f.transactional
+                    else ["List-Unsubscribe: " + f",{CRLF} ".join(self._unsubscribe_links())]
+                ),
             )
         )
         return "".join(

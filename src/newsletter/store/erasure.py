@@ -80,6 +80,8 @@ ERASABLE: dict[str, Erasable] = {
         {"email": "own", "error": "text", "response": "json"},
     ),
     "events": Erasable(("id",), {"email": "own", "detail": "text", "raw": "json"}),
+    # consent proof and staff notes: blanked on the person's own rows, rewritten elsewhere
+    "subscriber_log": Erasable(("id",), {"source": "text", "client_hash": "own", "detail": "text"}),
 }
 
 # Text columns that never hold a person's data (a test keeps this list complete).
@@ -138,6 +140,9 @@ NOT_PERSONAL = {
     "webhook_nonces.seen_at",
     "digest_articles.period",
     "digest_articles.article",
+    "subscriber_log.action",
+    "subscriber_log.at",
+    "subscriber_log.form_version",
 }
 
 # Characters that may stand next to an address without being part of it.

@@ -5,6 +5,7 @@ covers whatever the others do inside it."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -28,6 +29,7 @@ from .ledger import Ledger
 from .link_secret import LinkSecret
 from .migrations import migrate
 from .records import CampaignPage, CampaignRow, Erasure, ImportSummary
+from .signups import Consent, LogAction, Membership, SignupDecision, SignupLimits
 from .subscribers import Subscribers
 
 
@@ -43,6 +45,7 @@ class SQLiteStore:
         self._subscribers = Subscribers(db, self._forgotten)
         self._ledger = Ledger(db, self._subscribers, self._leases, self._forgotten)
         self._events = EventLog(db, self._subscribers, self._ledger, self._forgotten)
+        self._membership = Membership(db, self._subscribers, self._forgotten)
         self.migrate()
 
     def close(self) -> None:
@@ -72,6 +75,9 @@ class SQLiteStore:
 
     def subscriber(self, email: str) -> Subscriber | None:
         return self._subscribers.find(email)
+
+    def subscriber_by_id(self, subscriber_id: int) -> Subscriber | None:
+        return self._subscribers.by_id(subscriber_id)
 
     def subscriber_id(self, email: str) -> int | None:
         return self._subscribers.id_of(email)
@@ -111,6 +117,10 @@ class SQLiteStore:
     # -- erasure (forgotten.py) ----------------------------------------------------------
     def forget(self, email: str) -> Erasure:
         return self._forgotten.forget(email)
+
+    def forgotten_address(self, email: str) -> bool:
+        """Whether ``email`` was erased on request."""
+        return bool(self._forgotten.among([email]))
 
     def purge_erased(self) -> bool:
         """Leave no old copy of erased rows on disk (False: a reader held the log)."""
@@ -208,6 +218,49 @@ class SQLiteStore:
 
     def release_nonces(self, provider: str, nonces: Iterable[str]) -> None:
         self._events.release_nonces(provider, nonces)
+
+    # -- membership: sign-ups, confirmations, staff actions (signups.py) -------------------
+    def sign_up(
+        self,
+        email: str,
+        first_name: str,
+        last_name: str,
+        consent: Consent,
+        limits: SignupLimits,
+        now: dt.datetime,
+    ) -> SignupDecision:
+        return self._membership.sign_up(email, first_name, last_name, consent, limits, now)
+
+    def mark_confirmation_failed(self, log_id: int, reason: str) -> None:
+        self._membership.mark_failed(log_id, reason)
+
+    def confirm_subscriber(self, subscriber_id: int, now: dt.datetime) -> SubscriberStatus | None:
+        return self._membership.confirm(subscriber_id, now)
+
+    def add_subscriber(
+        self,
+        email: str,
+        first_name: str,
+        last_name: str,
+        tags: tuple[str, ...],
+        consent_source: str,
+        now: dt.datetime,
+    ) -> tuple[SubscriberStatus | None, int | None]:
+        return self._membership.add(email, first_name, last_name, tags, consent_source, now)
+
+    def resubscribe(
+        self, subscriber_id: int, consent_source: str, now: dt.datetime
+    ) -> SubscriberStatus | None:
+        return self._membership.resubscribe(subscriber_id, consent_source, now)
+
+    def log_membership(
+        self, subscriber_id: int, action: LogAction, at: str, detail: str | None = None
+    ) -> None:
+        with self.db.transaction():
+            self._membership.log(subscriber_id, action, at, detail=detail)
+
+    def membership_log(self, subscriber_id: int) -> list[dict[str, Any]]:
+        return self._membership.entries(subscriber_id)
 
     # -- leases (leases.py) --------------------------------------------------------------
     def lease(self, name: str, ttl_seconds: int, holder: str | None = None) -> Lease:

@@ -118,6 +118,12 @@ class Forgotten:
             "UPDATE events SET email = NULL, raw = '{}', detail = NULL WHERE subscriber_id = ?",
             (subscriber_id,),
         )
+        # what happened stays (an action and its time); the consent proof goes
+        db.execute(
+            "UPDATE subscriber_log SET source = NULL, client_hash = NULL, detail = NULL "
+            "WHERE subscriber_id = ?",
+            (subscriber_id,),
+        )
 
     def purge(self) -> bool:
         """Leave no old copy of erased rows on disk (False: it could not be done yet)."""

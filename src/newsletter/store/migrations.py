@@ -199,6 +199,32 @@ MIGRATIONS.append(
     )
 )
 
+# Sign-up and staff actions: one row per thing that happened to a subscriber's
+# membership (a sign-up with its consent proof, a confirmation email, the confirmation,
+# a staff add or resubscribe, an unsubscribe). The sign-up limits are counted from it,
+# so several serve processes share them. ``client_hash`` is a keyed hash of the client's
+# address, never the address itself.
+MIGRATIONS.append(
+    (
+        "007_signup",
+        """
+        CREATE TABLE subscriber_log (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id),
+            action TEXT NOT NULL,
+            at TEXT NOT NULL,
+            source TEXT,
+            form_version TEXT,
+            client_hash TEXT,
+            detail TEXT
+        );
+        CREATE INDEX subscriber_log_subscriber ON subscriber_log (subscriber_id, action, at);
+        CREATE INDEX subscriber_log_action ON subscriber_log (action, at);
+        CREATE INDEX subscriber_log_client ON subscriber_log (client_hash, at)
+        """,
+    )
+)
+
 
 def pending(db: Connection) -> list[str]:
     """The migrations not yet applied to this database, in order."""

@@ -204,6 +204,13 @@ class Subscribers:
         row = self._row(email)
         return _subscriber(row, self.tags_of([row["id"]]).get(row["id"], ())) if row else None
 
+    def by_id(self, subscriber_id: int) -> Subscriber | None:
+        """The subscriber with this id (never an erased row)."""
+        row = self.db.execute(
+            "SELECT * FROM subscribers WHERE id = ? AND erased_at IS NULL", (subscriber_id,)
+        ).fetchone()
+        return _subscriber(row, self.tags_of([row["id"]]).get(row["id"], ())) if row else None
+
     def id_of(self, email: str) -> int | None:
         row = self._row(email)
         return row["id"] if row else None

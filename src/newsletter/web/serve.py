@@ -8,6 +8,12 @@
     GET  /c/<slug>           the web version of a sent campaign, as stored when its send
                              began: never rebuilt, never fetched, with no one's data
     POST /webhooks/<provider> provider events, verified, normalised, applied
+    GET  /subscribe          the sign-up form (signed time shown, honeypot)
+    POST /subscribe          a sign-up, from that page or a form embedded on the blog:
+                             always the same "check your inbox" page (signup.py)
+    GET  /confirm/<token>    a page whose form confirms (posted by a small script on
+                             load, or by its button); never confirms by itself
+    POST /confirm/<token>    pending -> active
 
 Every answer is a page of our own words (anything from a request or the outside world
 is escaped), under a Content-Security-Policy, with no path of the server's and no
@@ -25,13 +31,15 @@ import email.utils
 import html
 import io
 import re
+import secrets
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..errors import redact
+from .. import signup
+from ..errors import InputError, redact
 from ..images import PREFIX as IMAGES
 from ..images import ProjectImages
 from ..project import Project
@@ -41,6 +49,7 @@ from ..webhooks import receive_webhook, unreported_notes, webhook_secrets
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 MAX_BODY = 1024 * 1024  # the default of [serve] max_request_bytes
 MAX_FIELDS = 20  # form fields read from an unsubscribe POST
+SIGNUP_MAX_BODY = 16 * 1024  # a sign-up form is a few short fields
 
 # The web version of a campaign needs inline styles and remote images; nothing runs.
 CONTENT_SECURITY_POLICY = (
@@ -56,7 +65,12 @@ _ROUTES: dict[str, tuple[str, ...]] = {  # path prefix -> methods it answers
     "/health": ("GET", "HEAD"),
     "/unsubscribe": ("GET", "HEAD"),
     "/images/": ("GET", "HEAD"),
+    "/subscribe": ("GET", "HEAD", "POST"),
+    "/confirm/": ("GET", "HEAD", "POST"),
 }
+# the confirmation page's one script: submit its form on load (allowed by a nonce)
+_AUTO_SUBMIT = "document.getElementById('confirm').submit();"
+_CONFIRM_TOKEN = re.compile(r"[0-9a-z]{1,12}\.[0-9a-z]{1,12}\.[A-Za-z0-9_-]{1,43}")
 
 
 class Refused(Exception):
@@ -103,6 +117,7 @@ class ServeApp:
         content_type = "text/html"
         cache = "no-store"
         raw: bytes | None = None  # a body that is not text (an image)
+        policy = CONTENT_SECURITY_POLICY
         try:
             route, rest = _route(environ, self.max_body)
             if route == "/webhooks/":
@@ -123,6 +138,12 @@ class ServeApp:
                     raise Refused("404 Not Found", "Not found", "There is no such image.")
                 status, body, cache = "200 OK", "", "public, max-age=86400"
                 content_type, raw = found
+            elif route == "/subscribe":
+                status, body = self.subscribe(environ)
+            elif route == "/confirm/":
+                nonce = secrets.token_urlsafe(16)
+                policy += f"; script-src 'nonce-{nonce}'"
+                status, body = self.confirm(environ["REQUEST_METHOD"], rest, environ, nonce)
             else:  # /unsubscribe
                 status, body = (
                     "200 OK",
@@ -149,7 +170,7 @@ class ServeApp:
             [
                 ("Content-Type", content_type if raw else f"{content_type}; charset=utf-8"),
                 ("Content-Length", str(len(data))),
-                ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+                ("Content-Security-Policy", policy),
                 ("Cache-Control", cache),
                 ("X-Content-Type-Options", "nosniff"),
                 ("X-Frame-Options", "DENY"),
@@ -192,6 +213,107 @@ class ServeApp:
             "",
             markup="<form method='post'><input type='hidden' name='confirm' value='yes'>"
             "<button type='submit'>Unsubscribe</button></form>",
+        )
+
+    # -- sign-up ----------------------------------------------------------------------
+    def subscribe(self, environ: dict[str, Any]) -> tuple[str, str]:
+        project = self.project
+        if environ["REQUEST_METHOD"] != "POST":
+            return "200 OK", self.signup_page(project)
+        form = _form(environ, strict=True)
+        referer = environ.get("HTTP_REFERER", "")
+        try:
+            signup.sign_up(
+                project,
+                signup.SignupForm(
+                    email=form.get("email", ""),
+                    first_name=form.get("first_name", ""),
+                    last_name=form.get("last_name", ""),
+                    honeypot=form.get(signup.HONEYPOT, ""),
+                    form_token=form.get("form_token"),
+                    source=form.get("source") or referer,
+                ),
+                environ.get("REMOTE_ADDR", ""),
+            )
+        except InputError as exc:
+            return "400 Bad Request", self.signup_page(project, problem=exc.message)
+        return "200 OK", _page(
+            "Check your inbox",
+            f"If this address can receive {self.name}, we have sent it an email with a link. "
+            "Follow the link to confirm your subscription; until then you get nothing else. "
+            "The email may take a few minutes, and may land in your spam folder.",
+        )
+
+    def signup_page(self, project: Project, problem: str = "") -> str:
+        s = project.settings.signup
+        consent = s.consent_text.replace("{name}", self.name)
+        token = signup.form_token(project)
+        error = f"<p class='problem' role='alert'>{html.escape(problem)}</p>" if problem else ""
+        e = html.escape
+        markup = (
+            f"{error}<form method='post' action='subscribe' accept-charset='utf-8'>"
+            "<p><label for='email'>Email address</label>"
+            "<input id='email' name='email' type='email' required maxlength='254' "
+            "autocomplete='email' inputmode='email'></p>"
+            "<p><label for='first_name'>First name <span class='opt'>(optional)</span></label>"
+            "<input id='first_name' name='first_name' maxlength='100' "
+            "autocomplete='given-name'></p>"
+            "<p><label for='last_name'>Last name <span class='opt'>(optional)</span></label>"
+            "<input id='last_name' name='last_name' maxlength='100' "
+            "autocomplete='family-name'></p>"
+            "<div class='hp' aria-hidden='true'><label for='website'>Leave this empty</label>"
+            f"<input id='website' name='{signup.HONEYPOT}' tabindex='-1' autocomplete='off'>"
+            "</div>"
+            f"<input type='hidden' name='form_token' value='{e(token)}'>"
+            f"<input type='hidden' name='form_version' value='{e(s.form_version)}'>"
+            f"<p class='consent'>{e(consent)} <span class='opt'>(consent wording "
+            f"{e(s.form_version)})</span></p>"
+            "<p><button type='submit'>Sign up</button></p></form>"
+            "<p class='opt'>We will email you a link to confirm; nothing else comes before "
+            "you do.</p>"
+        )
+        return _page(f"Subscribe to {self.name}", s.description, markup)
+
+    def confirm(
+        self, method: str, token: str, environ: dict[str, Any], nonce: str
+    ) -> tuple[str, str]:
+        project = self.project
+        token = token.rstrip("/")
+        again = f"You can sign up again at {project.settings.public_url}/subscribe."
+        if not _CONFIRM_TOKEN.fullmatch(token):
+            checked = signup.Confirmation(signup.ConfirmState.INVALID)
+        elif method == "POST":
+            if _form(environ).get("confirm") != "yes":
+                return "400 Bad Request", _page("Not understood", "Nothing was changed.")
+            checked = signup.confirm(project, token)
+        else:
+            checked = signup.check_confirmation(project, token)
+        state = checked.state
+        if state is signup.ConfirmState.INVALID:
+            return "400 Bad Request", _page(
+                "This link is not valid",
+                "The confirmation link is incomplete or was changed. Use the link from the "
+                f"email itself. {again}",
+            )
+        if state is signup.ConfirmState.EXPIRED:
+            return "410 Gone", _page(
+                "This link has expired",
+                f"Confirmation links work for {project.settings.signup.confirm_days} days. {again}",
+            )
+        if state is signup.ConfirmState.UNKNOWN:
+            return "410 Gone", _page("This link no longer works", again)
+        if state is signup.ConfirmState.ACTIVE:
+            return "200 OK", _page(
+                "You are subscribed",
+                f"Thank you: your subscription to {self.name} is confirmed.",
+            )
+        return "200 OK", _page(
+            f"Confirm your subscription to {self.name}",
+            "One moment: your subscription is being confirmed.",
+            markup="<form id='confirm' method='post'><input type='hidden' name='confirm' "
+            "value='yes'><noscript><p>Press the button to confirm.</p></noscript>"
+            "<button type='submit'>Confirm</button></form>"
+            f"<script nonce='{nonce}'>{_AUTO_SUBMIT}</script>",
         )
 
     # -- web version ----------------------------------------------------------------
@@ -246,7 +368,9 @@ def _route(environ: dict[str, Any], max_body: int = MAX_BODY) -> tuple[str, str]
                     (("Allow", ", ".join(methods)),),
                 )
             if method == "POST":
-                _read_body(environ, max_body)
+                _read_body(
+                    environ, min(max_body, SIGNUP_MAX_BODY) if prefix == "/subscribe" else max_body
+                )
             return prefix, path[len(prefix) :]
     raise Refused("404 Not Found", "Not found", "There is nothing here.")
 
@@ -298,25 +422,30 @@ def _body(environ: dict[str, Any]) -> bytes:
     return environ["wsgi.input"].read(length) if length > 0 else b""
 
 
-def _form(environ: dict[str, Any]) -> dict[str, str]:
+def _form(environ: dict[str, Any], strict: bool = False) -> dict[str, str]:
     """The fields of a form POST: application/x-www-form-urlencoded or, as RFC 8058 asks
-    of one-click unsubscribes, multipart/form-data. The first value of a name counts."""
+    of one-click unsubscribes, multipart/form-data. The first value of a name counts.
+    ``strict``: a body or field that is not UTF-8 is refused (400), not patched."""
     header = " ".join(environ.get("CONTENT_TYPE", "").split())
     kind = email.message.Message()
     kind["Content-Type"] = header
     content_type = kind.get_content_type() if header else ""
     body = _body(environ)
+    errors = "strict" if strict else "replace"
     if content_type in ("", "application/x-www-form-urlencoded"):
         try:
             pairs = parse_qsl(
-                body.decode("utf-8", errors="replace"),
+                body.decode("utf-8", errors=errors),
+                errors=errors,
                 keep_blank_values=True,
                 max_num_fields=MAX_FIELDS,
             )
-        except ValueError:
+        except ValueError:  # UnicodeDecodeError included
             raise Refused("400 Bad Request", "Not understood", "Nothing was changed.") from None
     elif content_type == "multipart/form-data":
         pairs = _multipart(header, body)
+        if strict and any("\ufffd" in v for _, v in pairs):
+            raise Refused("400 Bad Request", "Not understood", "The form's text must be UTF-8.")
     else:
         raise Refused(
             "415 Unsupported Media Type",
@@ -356,6 +485,8 @@ def _log_failure(environ: dict[str, Any], exc: BaseException) -> None:
     path = environ.get("PATH_INFO", "/")
     if path.startswith("/u/"):
         path = "/u/..."
+    elif path.startswith("/confirm/"):
+        path = "/confirm/..."
     text = " ".join(str(exc).split())[:400]
     print(
         f"newsletter serve: could not answer {environ.get('REQUEST_METHOD', 'GET')} "
@@ -375,6 +506,12 @@ def _page(title: str, message: str, markup: str = "") -> str:
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{title}</title><style>body{{font:17px/1.5 Georgia,serif;max-width:34em;"
         "margin:4em auto;padding:0 1em;color:#222}button{font:inherit;padding:.5em 1.4em;"
-        "background:#2f6f5e;color:#fff;border:0;border-radius:4px;cursor:pointer}</style>"
+        "background:#2f6f5e;color:#fff;border:0;border-radius:4px;cursor:pointer}"
+        "h1{color:#1f3d36;line-height:1.2}label{display:block;font-weight:bold}"
+        "input{font:inherit;width:100%;box-sizing:border-box;padding:.4em;margin-top:.2em;"
+        "border:1px solid #6b6b6b;border-radius:4px}.opt{color:#5a5a5a;font-weight:normal}"
+        ".problem{color:#8a1c1c;font-weight:bold}.hp{position:absolute;left:-10000px;"
+        "width:1px;height:1px;overflow:hidden}"
+        ":focus-visible{outline:3px solid #1f3d36;outline-offset:2px}</style>"
         f"</head><body><h1>{title}</h1>{paragraph}{markup}</body></html>"
     )

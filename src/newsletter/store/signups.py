@@ -1,0 +1,327 @@
+"""Membership: sign-ups, confirmations and staff actions, each a row of ``subscriber_log``.
+
+The log is the consent proof (when, from which page, under which form wording, from
+which client — a keyed hash, never the address) and the history of a membership. The
+sign-up limits are counted from it inside the sign-up's own transaction, so several
+``serve`` processes share them and two requests cannot both pass a limit of one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ..models import SubscriberStatus
+from .connection import Connection
+from .forgotten import Forgotten
+from .subscribers import Subscribers
+
+
+class LogAction(StrEnum):
+    SIGNUP = "signup"  # the form was sent (consent given), from ``source``
+    CONFIRMATION_SENT = "confirmation_sent"  # a confirmation email went (or was tried)
+    CONFIRMATION_FAILED = "confirmation_failed"  # ... and the transport refused it
+    CONFIRMED = "confirmed"  # the link was followed and the form posted: active
+    WELCOME_SENT = "welcome_sent"
+    ADDED = "added"  # by staff (`subscribers add`)
+    RESUBSCRIBED = "resubscribed"  # by staff (`subscribers resubscribe`)
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class SignupOutcome(StrEnum):
+    """What a sign-up did (never shown to the visitor: their page is always the same)."""
+
+    CONFIRMATION = "confirmation"  # pending, and a confirmation email is to go now
+    RECENT = "recent"  # pending; a confirmation went within the day: none now
+    CAPPED = "capped"  # pending; the hourly cap on confirmation emails is reached
+    ACTIVE = "active"  # already subscribed: nothing sent
+    SUPPRESSED = "suppressed"  # bounced or complained: nothing recorded or sent
+    ERASED = "erased"  # erased on request: nothing recorded or sent
+    CLIENT_LIMIT = "client_limit"  # too many sign-ups from this client this hour
+    ADDRESS_LIMIT = "address_limit"  # too many sign-ups of this address this hour
+
+
+@dataclass(frozen=True)
+class Consent:
+    """What a sign-up form says of the person's consent."""
+
+    source: str  # the page the form was on (no query string), or "" when unknown
+    form_version: str
+    client_hash: str  # HMAC of the client's address under the project secret
+
+
+@dataclass(frozen=True)
+class SignupLimits:
+    per_client_per_hour: int
+    per_address_per_hour: int
+    confirmations_per_hour: int
+    confirmation_interval_hours: int = 24
+
+
+@dataclass(frozen=True)
+class SignupDecision:
+    outcome: SignupOutcome
+    subscriber_id: int | None = None
+    log_id: int | None = None  # the confirmation_sent row, to mark a failure on
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Membership:
+    """The ``subscriber_log`` table and the status changes it records."""
+
+    def __init__(self, db: Connection, subscribers: Subscribers, forgotten: Forgotten) -> None:
+        self.db = db
+        self.subscribers = subscribers
+        self.forgotten = forgotten
+
+    def log(
+        self,
+        subscriber_id: int,
+        action: LogAction,
+        at: str,
+        source: str | None = None,
+        form_version: str | None = None,
+        client_hash: str | None = None,
+        detail: str | None = None,
+    ) -> int:
+        """Add a row; its id."""
+        row = self.db.execute(
+            "INSERT INTO subscriber_log (subscriber_id, action, at, source, form_version, "
+            "client_hash, detail) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (subscriber_id, str(action), at, source, form_version, client_hash, detail),
+        ).fetchone()
+        return int(row[0])
+
+    def entries(self, subscriber_id: int) -> list[dict[str, Any]]:
+        """The membership history of one subscriber, oldest first."""
+        rows = self.db.execute(
+            "SELECT action, at, source, form_version, detail FROM subscriber_log "
+            "WHERE subscriber_id = ? ORDER BY id",
+            (subscriber_id,),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def _count(self, where: str, params: tuple[Any, ...]) -> int:
+        return int(
+            self.db.execute(
+                f"SELECT count(*) FROM subscriber_log WHERE {where}", params
+            ).fetchone()[0]
+        )
+
+    # -- sign-up ----------------------------------------------------------------
+    def sign_up(
+        self,
+        email: str,
+        first_name: str,
+        last_name: str,
+        consent: Consent,
+        limits: SignupLimits,
+        now: dt.datetime,
+    ) -> SignupDecision:
+        """Record a sign-up (``email`` already validated): a new or unsubscribed person
+        becomes ``pending``; whether a confirmation email is to go now."""
+        at = iso(now)
+        hour_ago = iso(now - dt.timedelta(hours=1))
+        db = self.db
+        with db.transaction():
+            # one sign-up at a time, across processes: the limits are counted, then used
+            db.lock(("subscribers",), "ROW EXCLUSIVE")
+            db.lock(("subscriber_log",), "SHARE ROW EXCLUSIVE")
+            if self.forgotten.among([email]):
+                return SignupDecision(SignupOutcome.ERASED)
+            if (
+                consent.client_hash
+                and self._count(
+                    "action = ? AND client_hash = ? AND at >= ?",
+                    (str(LogAction.SIGNUP), consent.client_hash, hour_ago),
+                )
+                >= limits.per_client_per_hour
+            ):
+                return SignupDecision(SignupOutcome.CLIENT_LIMIT)
+            row = self.subscribers._row(email)
+            if row is not None:
+                sid = int(row["id"])
+                status = SubscriberStatus(row["status"])
+                if status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
+                    return SignupDecision(SignupOutcome.SUPPRESSED, sid)
+                if (
+                    self._count(
+                        "subscriber_id = ? AND action = ? AND at >= ?",
+                        (sid, str(LogAction.SIGNUP), hour_ago),
+                    )
+                    >= limits.per_address_per_hour
+                ):
+                    return SignupDecision(SignupOutcome.ADDRESS_LIMIT, sid)
+                if status is SubscriberStatus.UNSUBSCRIBED:  # a new consent: confirm again
+                    db.execute(
+                        "UPDATE subscribers SET status = 'pending', status_reason = ?, "
+                        "status_changed_at = ?, updated_at = ?, first_name = ?, last_name = ? "
+                        "WHERE id = ?",
+                        (
+                            "signed up again",
+                            at,
+                            at,
+                            first_name or row["first_name"],
+                            last_name or row["last_name"],
+                            sid,
+                        ),
+                    )
+            else:
+                status = SubscriberStatus.PENDING
+                sid = int(
+                    db.execute(
+                        "INSERT INTO subscribers (email, email_key, first_name, last_name, "
+                        "status, attributes, status_reason, status_changed_at, created_at, "
+                        "updated_at) VALUES (?, ?, ?, ?, 'pending', '{}', 'signed up', ?, ?, ?) "
+                        "RETURNING id",
+                        (email, email.lower(), first_name, last_name, at, at, at),
+                    ).fetchone()[0]
+                )
+            self.log(
+                sid,
+                LogAction.SIGNUP,
+                at,
+                consent.source or None,
+                consent.form_version,
+                consent.client_hash or None,
+                "already active" if status is SubscriberStatus.ACTIVE else None,
+            )
+            if status is SubscriberStatus.ACTIVE:
+                return SignupDecision(SignupOutcome.ACTIVE, sid)
+            since = iso(now - dt.timedelta(hours=limits.confirmation_interval_hours))
+            if self._count(
+                "subscriber_id = ? AND action IN (?, ?) AND at >= ?",
+                (sid, str(LogAction.CONFIRMATION_SENT), str(LogAction.CONFIRMED), since),
+            ):
+                return SignupDecision(SignupOutcome.RECENT, sid)
+            if (
+                self._count(
+                    "action IN (?, ?) AND at >= ?",
+                    (
+                        str(LogAction.CONFIRMATION_SENT),
+                        str(LogAction.CONFIRMATION_FAILED),
+                        hour_ago,
+                    ),
+                )
+                >= limits.confirmations_per_hour
+            ):
+                return SignupDecision(SignupOutcome.CAPPED, sid)
+            log_id = self.log(sid, LogAction.CONFIRMATION_SENT, at)
+        return SignupDecision(SignupOutcome.CONFIRMATION, sid, log_id)
+
+    def mark_failed(self, log_id: int, reason: str) -> None:
+        """The confirmation email of ``log_id`` did not go: a later sign-up may try again."""
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE subscriber_log SET action = ?, detail = ? WHERE id = ?",
+                (str(LogAction.CONFIRMATION_FAILED), reason[:300], log_id),
+            )
+
+    def confirm(self, subscriber_id: int, now: dt.datetime) -> SubscriberStatus | None:
+        """A pending subscriber confirmed: active, with the consent of their last sign-up.
+        The status before (None: no such subscriber, or erased)."""
+        at = iso(now)
+        db = self.db
+        with db.transaction():
+            db.lock(("subscribers",), "ROW EXCLUSIVE")
+            row = db.execute(
+                db.dialect.locked(
+                    "SELECT status FROM subscribers WHERE id = ? AND erased_at IS NULL"
+                ),
+                (subscriber_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            before = SubscriberStatus(row["status"])
+            if before is not SubscriberStatus.PENDING:
+                return before
+            signup = db.execute(
+                "SELECT source, form_version FROM subscriber_log WHERE subscriber_id = ? "
+                "AND action = ? ORDER BY id DESC LIMIT 1",
+                (subscriber_id, str(LogAction.SIGNUP)),
+            ).fetchone()
+            source = "sign-up form"
+            if signup is not None:
+                source += f" {signup['form_version'] or ''}".rstrip()
+                if signup["source"]:
+                    source += f" on {signup['source']}"
+            db.execute(
+                "UPDATE subscribers SET status = 'active', status_reason = 'confirmed', "
+                "status_changed_at = ?, updated_at = ?, subscribed_at = ?, consent_source = ? "
+                "WHERE id = ?",
+                (at, at, at, source, subscriber_id),
+            )
+            self.log(subscriber_id, LogAction.CONFIRMED, at, detail=source)
+        return before
+
+    # -- staff ------------------------------------------------------------------
+    def add(
+        self,
+        email: str,
+        first_name: str,
+        last_name: str,
+        tags: tuple[str, ...],
+        consent_source: str,
+        now: dt.datetime,
+    ) -> tuple[SubscriberStatus | None, int | None]:
+        """Add one person as active. (None, id) when added; (their status, id) when the
+        address is already known and nothing was changed; (None, None) when erased."""
+        at = iso(now)
+        db = self.db
+        with db.transaction():
+            db.lock(("subscribers",), "ROW EXCLUSIVE")
+            if self.forgotten.among([email]):
+                return None, None
+            row = self.subscribers._row(email)
+            if row is not None:
+                return SubscriberStatus(row["status"]), int(row["id"])
+            sid = int(
+                db.execute(
+                    "INSERT INTO subscribers (email, email_key, first_name, last_name, status, "
+                    "attributes, subscribed_at, consent_source, status_reason, "
+                    "status_changed_at, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, 'active', '{}', ?, ?, 'added by staff', ?, ?, ?) "
+                    "RETURNING id",
+                    (email, email.lower(), first_name, last_name, at, consent_source, at, at, at),
+                ).fetchone()[0]
+            )
+            for tag in dict.fromkeys(tags):
+                db.execute(
+                    "INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (sid, tag),
+                )
+            self.log(sid, LogAction.ADDED, at, detail=consent_source)
+        return None, sid
+
+    def resubscribe(
+        self, subscriber_id: int, consent_source: str, now: dt.datetime
+    ) -> SubscriberStatus | None:
+        """An unsubscribed person back to active; the status before (None: not found)."""
+        at = iso(now)
+        db = self.db
+        with db.transaction():
+            db.lock(("subscribers",), "ROW EXCLUSIVE")
+            row = db.execute(
+                db.dialect.locked(
+                    "SELECT status FROM subscribers WHERE id = ? AND erased_at IS NULL"
+                ),
+                (subscriber_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            before = SubscriberStatus(row["status"])
+            if before is SubscriberStatus.UNSUBSCRIBED:
+                db.execute(
+                    "UPDATE subscribers SET status = 'active', status_reason = 'resubscribed', "
+                    "status_changed_at = ?, updated_at = ?, subscribed_at = ?, "
+                    "consent_source = ? WHERE id = ?",
+                    (at, at, at, consent_source, subscriber_id),
+                )
+                self.log(subscriber_id, LogAction.RESUBSCRIBED, at, detail=consent_source)
+        return before
