@@ -272,12 +272,7 @@ def confirm(project: Project, token: str, now: dt.datetime | None = None) -> Con
                 send_one(
                     project,
                     "welcome",
-                    Recipient(
-                        checked.subscriber_id,
-                        subscriber.email,
-                        subscriber.first_name,
-                        subscriber.last_name,
-                    ),
+                    Recipient.of(subscriber),
                     {"unsubscribe_url": f"{project.settings.public_url}/u/{token_}"},
                 )
                 is None
