@@ -5,6 +5,9 @@
     GET  /u/<token>          a page with a button; never unsubscribes by itself
     GET  /c/<slug>           the web version of a sent campaign, as stored when its send
                              began: never rebuilt, never fetched, with no one's data
+    GET  /archive            the public archive: the campaigns a real send delivered, newest
+                             first, each linking to its web version (archive.py)
+    GET  /archive/feed.xml   the same as an Atom feed
     POST /webhooks/<provider> provider events, verified, normalised, applied
 
 Every answer is a page of our own words (anything from a request or the outside world
@@ -20,6 +23,7 @@ from __future__ import annotations
 import email
 import email.message
 import email.utils
+import hashlib
 import html
 import io
 import re
@@ -29,6 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ..archive import ATOM_TYPE, feed_xml, index_html, load_archive, served_links
 from ..errors import redact
 from ..project import Project
 from ..tokens import LinkSigner
@@ -51,6 +56,8 @@ _ROUTES: dict[str, tuple[str, ...]] = {  # path prefix -> methods it answers
     "/webhooks/": ("POST",),
     "/health": ("GET", "HEAD"),
     "/unsubscribe": ("GET", "HEAD"),
+    "/archive": ("GET", "HEAD"),
+    "/archive/": ("GET", "HEAD"),
 }
 
 
@@ -110,6 +117,15 @@ class ServeApp:
                 status, body = self.web_version(rest)
                 if status.startswith("200"):
                     cache = "public, max-age=300"
+            elif route in ("/archive", "/archive/"):
+                status, body, content_type = self.archive(rest)
+                if status.startswith("200"):
+                    cache = "public, max-age=300"
+                    tag = '"' + hashlib.sha256(body.encode("utf-8")).hexdigest()[:32] + '"'
+                    headers = (("ETag", tag),)
+                    wanted = _etags(environ.get("HTTP_IF_NONE_MATCH", ""))
+                    if tag in wanted or "*" in wanted:
+                        status, body = "304 Not Modified", ""
             else:  # /unsubscribe
                 status, body = (
                     "200 OK",
@@ -135,7 +151,7 @@ class ServeApp:
             status,
             [
                 ("Content-Type", f"{content_type}; charset=utf-8"),
-                ("Content-Length", str(len(data))),
+                *(() if status.startswith("304") else (("Content-Length", str(len(data))),)),
                 ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
                 ("Cache-Control", cache),
                 ("X-Content-Type-Options", "nosniff"),
@@ -192,6 +208,20 @@ class ServeApp:
             return "404 Not Found", _page("Not found", "There is no such newsletter issue.")
         return "200 OK", found.html
 
+    # -- the public archive ---------------------------------------------------------------
+    def archive(self, rest: str) -> tuple[str, str, str]:
+        """(status, body, content type) of ``/archive`` and ``/archive/feed.xml``; each
+        campaign links to its web version at ``/c/<slug>``."""
+        project = self.project
+        if rest in ("", "index.html"):
+            found = load_archive(project)
+            return "200 OK", index_html(found, served_links()), "text/html"
+        if rest == "feed.xml":
+            found = load_archive(project)
+            feed = feed_xml(found, served_links(found.public_url))
+            return "200 OK", feed.decode("utf-8"), ATOM_TYPE
+        return "404 Not Found", _page("Not found", "There is nothing here."), "text/html"
+
     # -- webhooks ---------------------------------------------------------------------
     def webhook(self, provider: str, environ: dict[str, Any]) -> tuple[str, str]:
         headers = {
@@ -236,6 +266,12 @@ def _route(environ: dict[str, Any], max_body: int = MAX_BODY) -> tuple[str, str]
                 _read_body(environ, max_body)
             return prefix, path[len(prefix) :]
     raise Refused("404 Not Found", "Not found", "There is nothing here.")
+
+
+def _etags(header: str) -> set[str]:
+    """The entity tags of an If-None-Match header (weak ones compare as strong: RFC 9110
+    asks for the weak comparison here)."""
+    return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> None:
