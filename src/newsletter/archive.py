@@ -235,7 +235,10 @@ li,footer{border-color:#34403c}
 def index_html(archive: Archive, links: Links) -> str:
     """The index: the newsletter's name, a sign-up link, the feed, and each campaign
     (subject, date, preheader) linking to its page; every text escaped here."""
-    e = html.escape
+
+    def e(text: str) -> str:
+        return html.escape(_text(text))
+
     name = e(archive.name)
     subscribe = (
         f"<a class='button' href='{e(links.subscribe)}'>Subscribe</a>" if links.subscribe else ""
