@@ -1,5 +1,6 @@
 """Screenshots of `newsletter preview` at desktop and phone widths, and of the email in
-dark mode (the reader's system set to dark, as Apple Mail and Outlook apply it), for the README.
+dark mode (the reader's system set to dark, as Apple Mail and Outlook apply it), and of
+the public archive (`newsletter serve`'s /archive) at both widths, for the README.
 
 python docs/screenshots.py     (needs Debian's chromium and playwright)
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # the local Postmark fake: the archive needs real sends
 FILES = (
     "newsletter.toml",
     "articles",
@@ -87,7 +89,51 @@ def main() -> None:
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=10)
-    print("wrote docs/preview-desktop.png, docs/preview-phone.png and docs/preview-dark.png")
+        archive(root, cli, env)
+    print(
+        "wrote docs/preview-desktop.png, docs/preview-phone.png, docs/preview-dark.png, "
+        "docs/archive-desktop.png and docs/archive-phone.png"
+    )
+
+
+def archive(root: Path, cli: list[str], env: dict[str, str]) -> None:
+    """Both example campaigns sent through the local Postmark fake, then /archive."""
+    from fakes.postmark import FakePostmark
+
+    config = root / "newsletter.toml"
+    original = config.read_text(encoding="utf-8")
+    with FakePostmark(token="screenshots") as pm:
+        head = original[: original.index("[delivery]")]
+        config.write_text(
+            head + f'[delivery]\ntransport = "postmark"\nbase_url = "{pm.url}"\n',
+            encoding="utf-8",
+        )
+        for slug in ("2026-10-digest", "winter-workshop"):
+            subprocess.run(
+                [*cli, "send", slug, "--yes"],
+                cwd=root,
+                env=env | {"NEWSLETTER_API_KEY": "screenshots"},
+                check=True,
+                capture_output=True,
+            )
+    config.write_text(original, encoding="utf-8")
+    server = subprocess.Popen(
+        [*cli, "serve", "--port", "0"], cwd=root, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = re.search(r"http://\S+/", server.stderr.readline()).group(0)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            for name, width in (("archive-desktop", 1280), ("archive-phone", 375)):
+                page = browser.new_page(viewport={"width": width, "height": 800})
+                page.goto(url + "archive")
+                page.get_by_role("heading", name="Past issues").wait_for()
+                page.screenshot(path=str(REPO / "docs" / f"{name}.png"), full_page=True)
+                page.close()
+            browser.close()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -296,6 +296,8 @@ def test_fuzz_serve(sent: Path) -> None:
         *(f"/webhooks/{p.name}" for p in providers.with_webhooks()),
         "/health",
         "/unsubscribe",
+        "/archive",
+        "/archive/feed.xml",
     ]
     started = time.monotonic()
     try:

@@ -27,6 +27,7 @@ _FRONT_MATTER_KEYS = {
     "articles",
     "utm_campaign",
     "greeting",
+    "archive",
 }
 _ARTICLE_KEYS = {"path", "url", "feed", "excerpt", "image", "title"}
 _AUDIENCE_KEYS = {"tags_any", "tags_all", "exclude_tags"}
@@ -85,6 +86,13 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
     if not isinstance(articles_meta, list):
         raise InputError(f"{source}: `articles` must be a list.")
     utm_campaign = meta.get("utm_campaign", slug)
+    archive = meta.get("archive", True)
+    if not isinstance(archive, bool):
+        raise InputError(
+            f"{source}: `archive` must be true or false, not {archive!r}.",
+            "Write `archive: false` to keep this campaign out of the public archive "
+            "(its web version still works for the readers who got it).",
+        )
     return Campaign(
         slug=slug,
         subject=subject,
@@ -99,6 +107,7 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
         utm_campaign="" if utm_campaign is False else str(utm_campaign or slug).lower(),
         greeting=_greeting(meta.get("greeting", True), source),
         body_line=body_line,
+        archive=archive,
     )
 
 

@@ -623,7 +623,7 @@ def events_import(project: Project, file: Path, provider: str) -> None:
 )
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Serve the public endpoints: unsubscribe, web version, provider webhooks.
+    """Serve the public endpoints: unsubscribe, web version, archive, provider webhooks.
 
     Runs on waitress with [serve] threads, timeouts and size limits; put an HTTPS
     proxy in front (see the README).
@@ -659,6 +659,46 @@ def _listen(app: Callable[..., Any], host: str, port: int, limits: Any) -> Any:
             if in_use
             else "Pass --host an address of this machine (127.0.0.1, or 0.0.0.0 for all).",
         ) from None
+
+
+# -- archive ----------------------------------------------------------------
+@cli.command("archive")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write the archive in (created if missing); other files in it are left alone.",
+)
+@click.option(
+    "--base-url",
+    metavar="URL",
+    help="Where the folder is published (https://...): the feed's links point there. "
+    "Default: the web versions under [newsletter] public_url.",
+)
+@with_project
+def archive_command(project: Project, out: Path, base_url: str | None) -> None:
+    """Write the public archive as static files: index.html, feed.xml, c/<campaign>.html.
+
+    The sent campaigns' web versions as stored when they were sent, newest first; a
+    campaign with `archive: false` or only rehearsed to the outbox is not listed.
+    Files are replaced atomically; only files an earlier run wrote are ever removed.
+    """
+    from .archive import write_archive
+
+    done = write_archive(project, out, base_url)
+    say(
+        f"Archive of {done.entries} campaign(s) in {done.out}: {len(done.written)} file(s) "
+        f"written, {len(done.unchanged)} unchanged, {len(done.removed)} removed."
+    )
+    for path in done.written:
+        say(f"  wrote   {path}")
+    for path in done.removed:
+        say(f"  removed {path}  (its campaign is no longer archived)")
+    for path in done.kept:
+        say(
+            f"  kept    {path}  (no longer archived, but changed since it was written)",
+            fg="yellow",
+        )
 
 
 # -- build ------------------------------------------------------------------

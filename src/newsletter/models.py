@@ -62,6 +62,7 @@ class Campaign:
     utm_campaign: str = ""
     greeting: str = DEFAULT_GREETING
     body_line: int = 1
+    archive: bool = True  # listed in the public archive once sent (`archive: false`: not)
 
 
 class CampaignStatus(StrEnum):

@@ -719,7 +719,9 @@ class Project:
             except TemplateError:  # `check` warns of it; readers still get their email
                 pass
             else:
-                store.save_campaign_page(row.id, subject, campaign.preheader, html)
+                store.save_campaign_page(
+                    row.id, subject, campaign.preheader, html, in_archive=campaign.archive
+                )
         holder = holder_id()
         # Senders share a campaign: each holds a lease of its own, renewed as it goes,
         # and claims recipients row by row; one whose lease lapses is presumed dead.

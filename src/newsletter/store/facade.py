@@ -28,7 +28,7 @@ from .leases import Lease, Leases
 from .ledger import Ledger
 from .link_secret import LinkSecret
 from .migrations import migrate
-from .records import CampaignPage, CampaignRow, Erasure, ImportSummary
+from .records import ArchivedCampaign, CampaignPage, CampaignRow, Erasure, ImportSummary
 from .signups import Consent, LogAction, Membership, SignupDecision, SignupLimits
 from .subscribers import Subscribers
 
@@ -146,11 +146,16 @@ class SQLiteStore:
     def finish_if_done(self, campaign_id: int) -> bool:
         return self._ledger.finish_if_done(campaign_id)
 
-    def save_campaign_page(self, campaign_id: int, subject: str, preheader: str, html: str) -> bool:
-        return self._ledger.save_campaign_page(campaign_id, subject, preheader, html)
+    def save_campaign_page(
+        self, campaign_id: int, subject: str, preheader: str, html: str, in_archive: bool = True
+    ) -> bool:
+        return self._ledger.save_campaign_page(campaign_id, subject, preheader, html, in_archive)
 
     def campaign_page(self, slug: str) -> CampaignPage | None:
         return self._ledger.campaign_page(slug)
+
+    def archived_campaigns(self) -> list[ArchivedCampaign]:
+        return self._ledger.archived_campaigns()
 
     def enqueue(self, campaign: CampaignRow, audience: Audience, transport: str) -> int:
         return self._ledger.enqueue(campaign, audience, transport)

@@ -16,7 +16,14 @@ from ..models import Audience, CampaignStatus, DeliveryStatus, Recipient, SendRe
 from .connection import Connection
 from .forgotten import Forgotten
 from .leases import Leases, is_lost
-from .records import CampaignPage, CampaignRow, MessageTarget, now_iso, recipient_row
+from .records import (
+    ArchivedCampaign,
+    CampaignPage,
+    CampaignRow,
+    MessageTarget,
+    now_iso,
+    recipient_row,
+)
 from .subscribers import Subscribers, audience_sql
 
 
@@ -77,13 +84,16 @@ class Ledger:
         return True
 
     # -- the web version ------------------------------------------------------------
-    def save_campaign_page(self, campaign_id: int, subject: str, preheader: str, html: str) -> bool:
-        """Keep a campaign's web version; the first one stays (True when this one was kept)."""
+    def save_campaign_page(
+        self, campaign_id: int, subject: str, preheader: str, html: str, in_archive: bool = True
+    ) -> bool:
+        """Keep a campaign's web version, and whether the public archive lists it; the
+        first one stays (True when this one was kept)."""
         with self.db.transaction():
             cur = self.db.execute(
-                "INSERT INTO campaign_pages (campaign_id, subject, preheader, html, created_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (campaign_id, subject, preheader, html, now_iso()),
+                "INSERT INTO campaign_pages (campaign_id, subject, preheader, html, created_at, "
+                "in_archive) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (campaign_id, subject, preheader, html, now_iso(), 1 if in_archive else 0),
             )
         return cur.rowcount > 0
 
@@ -95,6 +105,23 @@ class Ledger:
             (slug,),
         ).fetchone()
         return CampaignPage(**dict(row)) if row else None
+
+    def archived_campaigns(self) -> list[ArchivedCampaign]:
+        """The campaigns of the public archive, newest first: those with a stored page
+        that may be listed and that someone got from a real send (a delivery sent or
+        queued through a transport other than the outbox: an outbox-only campaign is a
+        rehearsal, never published)."""
+        rows = self.db.execute(
+            "SELECT c.slug, p.subject, p.preheader, "
+            "coalesce(c.started_at, p.created_at) AS sent_at, "
+            "coalesce(c.finished_at, c.started_at, p.created_at) AS updated_at "
+            "FROM campaign_pages p JOIN campaigns c ON c.id = p.campaign_id "
+            "WHERE p.in_archive = 1 AND coalesce(c.transport, 'outbox') != 'outbox' "
+            "AND EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = c.id "
+            "AND d.status IN ('sent', 'queued') AND coalesce(d.transport, 'outbox') != 'outbox') "
+            "ORDER BY coalesce(c.started_at, p.created_at) DESC, c.id DESC"
+        ).fetchall()
+        return [ArchivedCampaign(**dict(r)) for r in rows]
 
     # -- the queue --------------------------------------------------------------------
     def enqueue(self, campaign: CampaignRow, audience: Audience, transport: str) -> int:
@@ -387,8 +414,8 @@ class Ledger:
         return other is None
 
     def archive_rehearsal(self, campaign: CampaignRow) -> int:
-        """Keep a summary of the outbox rehearsal and clear the ledger for the real send;
-        the number of messages the rehearsal wrote."""
+        """Keep a summary of the outbox rehearsal and clear the ledger (deliveries and the
+        stored web version) for the real send; the number of messages the rehearsal wrote."""
         db = self.db
         with db.transaction():
             row = db.execute(
@@ -417,6 +444,9 @@ class Ledger:
                 (campaign.id, written, campaign.started_at, campaign.finished_at, now_iso()),
             )
             db.execute("DELETE FROM deliveries WHERE campaign_id = ?", (campaign.id,))
+            # the real send stores its own web version (and archive choice): the campaign
+            # may have changed since it was tried
+            db.execute("DELETE FROM campaign_pages WHERE campaign_id = ?", (campaign.id,))
             db.execute(
                 "UPDATE campaigns SET status = ?, transport = NULL, started_at = NULL, "
                 "finished_at = NULL WHERE id = ?",

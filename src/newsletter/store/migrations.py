@@ -226,6 +226,18 @@ MIGRATIONS.append(
 )
 
 
+# The public archive: a campaign whose front matter says `archive: false` keeps its web
+# version (its emails link to it) but is not listed; known at send time, kept with the page.
+MIGRATIONS.append(
+    (
+        "008_archive",
+        """
+        ALTER TABLE campaign_pages ADD COLUMN in_archive INTEGER NOT NULL DEFAULT 1
+        """,
+    )
+)
+
+
 def pending(db: Connection) -> list[str]:
     """The migrations not yet applied to this database, in order."""
     db.execute(

@@ -75,6 +75,18 @@ class CampaignPage:
 
 
 @dataclass(frozen=True)
+class ArchivedCampaign:
+    """A campaign of the public archive: its stored page's subject and preheader, when
+    its real send began (``sent_at``) and when it last finished (``updated_at``)."""
+
+    slug: str
+    subject: str
+    preheader: str
+    sent_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
 class MessageTarget:
     """The campaign and the subscriber a message (or an event about one) concerns; None
     where that is not known (a batch's message id whose address matched no one in it)."""

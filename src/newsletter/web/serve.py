@@ -7,6 +7,9 @@
                              emails show from <public_url>/images/
     GET  /c/<slug>           the web version of a sent campaign, as stored when its send
                              began: never rebuilt, never fetched, with no one's data
+    GET  /archive            the public archive: the campaigns a real send delivered, newest
+                             first, each linking to its web version (archive.py)
+    GET  /archive/feed.xml   the same as an Atom feed
     POST /webhooks/<provider> provider events, verified, normalised, applied
     GET  /subscribe          the sign-up form (signed time shown, honeypot)
     POST /subscribe          a sign-up, from that page or a form embedded on the blog:
@@ -28,6 +31,7 @@ from __future__ import annotations
 import email
 import email.message
 import email.utils
+import hashlib
 import html
 import io
 import re
@@ -39,6 +43,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from .. import signup
+from ..archive import ATOM_TYPE, feed_xml, index_html, load_archive, served_links
 from ..errors import InputError, redact
 from ..images import PREFIX as IMAGES
 from ..images import ProjectImages
@@ -67,6 +72,8 @@ _ROUTES: dict[str, tuple[str, ...]] = {  # path prefix -> methods it answers
     "/images/": ("GET", "HEAD"),
     "/subscribe": ("GET", "HEAD", "POST"),
     "/confirm/": ("GET", "HEAD", "POST"),
+    "/archive": ("GET", "HEAD"),
+    "/archive/": ("GET", "HEAD"),
 }
 # the confirmation page's one script: submit its form on load (allowed by a nonce)
 _AUTO_SUBMIT = "document.getElementById('confirm').submit();"
@@ -144,6 +151,15 @@ class ServeApp:
                 nonce = secrets.token_urlsafe(16)
                 policy += f"; script-src 'nonce-{nonce}'"
                 status, body = self.confirm(environ["REQUEST_METHOD"], rest, environ, nonce)
+            elif route in ("/archive", "/archive/"):
+                status, body, content_type = self.archive(rest)
+                if status.startswith("200"):
+                    cache = "public, max-age=300"
+                    tag = '"' + hashlib.sha256(body.encode("utf-8")).hexdigest()[:32] + '"'
+                    headers = (("ETag", tag),)
+                    wanted = _etags(environ.get("HTTP_IF_NONE_MATCH", ""))
+                    if tag in wanted or "*" in wanted:
+                        status, body = "304 Not Modified", ""
             else:  # /unsubscribe
                 status, body = (
                     "200 OK",
@@ -169,7 +185,7 @@ class ServeApp:
             status,
             [
                 ("Content-Type", content_type if raw else f"{content_type}; charset=utf-8"),
-                ("Content-Length", str(len(data))),
+                *(() if status.startswith("304") else (("Content-Length", str(len(data))),)),
                 ("Content-Security-Policy", policy),
                 ("Cache-Control", cache),
                 ("X-Content-Type-Options", "nosniff"),
@@ -327,6 +343,20 @@ class ServeApp:
             return "404 Not Found", _page("Not found", "There is no such newsletter issue.")
         return "200 OK", found.html
 
+    # -- the public archive ---------------------------------------------------------------
+    def archive(self, rest: str) -> tuple[str, str, str]:
+        """(status, body, content type) of ``/archive`` and ``/archive/feed.xml``; each
+        campaign links to its web version at ``/c/<slug>``."""
+        project = self.project
+        if rest in ("", "index.html"):
+            found = load_archive(project)
+            return "200 OK", index_html(found, served_links()), "text/html"
+        if rest == "feed.xml":
+            found = load_archive(project)
+            feed = feed_xml(found, served_links(found.public_url))
+            return "200 OK", feed.decode("utf-8"), ATOM_TYPE
+        return "404 Not Found", _page("Not found", "There is nothing here."), "text/html"
+
     # -- webhooks ---------------------------------------------------------------------
     def webhook(self, provider: str, environ: dict[str, Any]) -> tuple[str, str]:
         headers = {
@@ -373,6 +403,12 @@ def _route(environ: dict[str, Any], max_body: int = MAX_BODY) -> tuple[str, str]
                 )
             return prefix, path[len(prefix) :]
     raise Refused("404 Not Found", "Not found", "There is nothing here.")
+
+
+def _etags(header: str) -> set[str]:
+    """The entity tags of an If-None-Match header (weak ones compare as strong: RFC 9110
+    asks for the weak comparison here)."""
+    return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> None:
