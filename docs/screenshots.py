@@ -90,9 +90,11 @@ def main() -> None:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=10)
         archive(root, cli, env)
+        signup(root, cli, env)
     print(
-        "wrote docs/preview-desktop.png, docs/preview-phone.png, docs/preview-dark.png, "
-        "docs/archive-desktop.png and docs/archive-phone.png"
+        "wrote docs/preview-{desktop,phone,dark}.png, docs/archive-{desktop,phone}.png, "
+        "docs/signup-{desktop,phone}.png, docs/signup-sent-phone.png, "
+        "docs/confirm-{desktop,phone}.png and docs/confirm-noscript.png"
     )
 
 
@@ -130,6 +132,58 @@ def archive(root: Path, cli: list[str], env: dict[str, str]) -> None:
                 page.get_by_role("heading", name="Past issues").wait_for()
                 page.screenshot(path=str(REPO / "docs" / f"{name}.png"), full_page=True)
                 page.close()
+            browser.close()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=10)
+
+
+def signup(root: Path, cli: list[str], env: dict[str, str]) -> None:
+    """The sign-up page, its answer, and the confirmation link opened in the browser
+    (once with scripts off, to show the page a person without them gets; then as it
+    is, confirming by itself)."""
+    import email
+    import email.policy
+
+    server = subprocess.Popen(
+        [*cli, "serve", "--port", "0"], cwd=root, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = re.search(r"http://\S+/", server.stderr.readline()).group(0)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            for name, width in (("desktop", 1280), ("phone", 375)):
+                page = browser.new_page(viewport={"width": width, "height": 800})
+                page.goto(url + "subscribe")
+                page.screenshot(path=str(REPO / "docs" / f"signup-{name}.png"), full_page=True)
+                page.close()
+            page = browser.new_page(viewport={"width": 375, "height": 800})
+            page.goto(url + "subscribe")
+            page.get_by_label("Email address").fill("noor.haddad@example.org")
+            page.get_by_label("First name").fill("Noor")
+            page.wait_for_timeout(3500)  # past [signup] min_seconds
+            page.get_by_role("button", name="Sign up").click()
+            page.wait_for_selector("text=Check your inbox")
+            page.screenshot(path=str(REPO / "docs" / "signup-sent-phone.png"), full_page=True)
+            [eml] = (root / "outbox" / "_confirmations").glob("*.eml")
+            message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+            text = message.get_body(("plain",)).get_content()
+            link = re.search(r"https://\S+?(/confirm/\S+)", text).group(1)
+            quiet = browser.new_context(
+                java_script_enabled=False, viewport={"width": 375, "height": 800}
+            )
+            still = quiet.new_page()
+            still.goto(url + link.lstrip("/"))
+            still.screenshot(path=str(REPO / "docs" / "confirm-noscript.png"), full_page=True)
+            quiet.close()
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(url + link.lstrip("/"))
+            page.wait_for_selector("text=You are subscribed")
+            page.screenshot(path=str(REPO / "docs" / "confirm-desktop.png"), full_page=True)
+            page = browser.new_page(viewport={"width": 375, "height": 800})
+            page.goto(url + link.lstrip("/"))  # a second time: harmless, the same answer
+            page.wait_for_selector("text=You are subscribed")
+            page.screenshot(path=str(REPO / "docs" / "confirm-phone.png"), full_page=True)
             browser.close()
     finally:
         server.send_signal(signal.SIGINT)

@@ -287,6 +287,7 @@ class ServeApp:
             "<p><button type='submit'>Sign up</button></p></form>"
             "<p class='opt'>We will email you a link to confirm; nothing else comes before "
             "you do.</p>"
+            "<p class='opt'>What you would get: <a href='/archive'>past issues</a>.</p>"
         )
         return _page(f"Subscribe to {self.name}", s.description, markup)
 
@@ -322,6 +323,7 @@ class ServeApp:
             return "200 OK", _page(
                 "You are subscribed",
                 f"Thank you: your subscription to {self.name} is confirmed.",
+                "<p>Until the next issue: <a href='/archive'>past issues</a>.</p>",
             )
         return "200 OK", _page(
             f"Confirm your subscription to {self.name}",
