@@ -57,3 +57,27 @@ def test_every_command_has_help(tmp_path: Path) -> None:
 def test_usage_error_exits_2(tmp_path: Path) -> None:
     result = run_process("send", cwd=tmp_path)
     assert result.returncode == 2
+
+
+def test_the_scaffold_settings_shown_commented_out_are_valid(tmp_path: Path) -> None:
+    # the [signup] section init writes as comments is the defaults: uncommented, it loads
+    from newsletter.config import load_settings
+    from newsletter.project import init_project
+
+    folder = tmp_path / "news"
+    init_project(folder)
+    config = folder / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    assert "# [signup]" in text
+    head, section = text.split("# [signup]")
+    config.write_text(head + "[signup]" + section.replace("\n# ", "\n"), encoding="utf-8")
+    settings = load_settings(config)
+    assert settings.signup.confirm_days == 7 and settings.signup.min_seconds == 3
+    assert settings.images_dir == folder / "images"
+    assert sorted(p.name for p in settings.images_dir.iterdir()) == [
+        "five-minute-grounding.jpg",
+        "saying-no-to-one-more-client.jpg",
+        "why-peer-consultation-matters.jpg",
+    ]
+    result = run_process("check", "welcome", cwd=folder)
+    assert "relative-image" not in result.stdout + result.stderr
