@@ -216,3 +216,25 @@ def test_example_settings_left_in_newsletter_toml_are_warnings(tmp_path: Path) -
         .replace("214 Mill Street, Suite 3, Easthampton, MA 01027, USA", "1 Main St, Anytown")
     )
     assert "is still" not in run_process("check", "welcome", cwd=folder).stderr
+
+
+def test_control_characters_in_a_campaign_or_an_article_do_not_stop_the_build(
+    project: Path,
+) -> None:
+    # a bell in the preheader made the MJML unparsable ("Opening and ending tag mismatch")
+    campaign = project / "campaigns" / "winter-workshop.md"
+    text = campaign.read_text(encoding="utf-8")
+    campaign.write_text(
+        text.replace('preheader: "Six CE hours', 'preheader: "Six\\a CE \\x1b[31mhours\\f'),
+        encoding="utf-8",
+    )
+    article = project / "articles" / "2026-11-03-winter-workshop-boundaries-and-ethics.md"
+    body = article.read_text(encoding="utf-8")
+    article.write_text(body.replace('title: "', 'title: "\\v', 1), encoding="utf-8")
+    for command in ("build", "check"):
+        result = run_process(command, "winter-workshop", cwd=project)
+        assert result.returncode == 0, result.stderr
+    for built in (project / "build" / "winter-workshop").iterdir():
+        data = built.read_bytes()
+        assert not any(byte in data for byte in (b"\x07", b"\x1b", b"\x0b", b"\x0c")), built
+    assert "[31mhours" in (project / "build" / "winter-workshop" / "email.html").read_text()

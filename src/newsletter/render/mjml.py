@@ -24,6 +24,9 @@ _PREVIEW = re.compile(r'(<body\b[^>]*>\s*)<div style="display:none;[^"]*">(.*?)<
 PREHEADER_STYLE = "display:none;max-height:0;overflow:hidden;mso-hide:all;"
 # after the preheader, so that inboxes do not fill the preview with the body's first words
 PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 90
+# characters XML 1.0 forbids (C0 controls but tab and line ends, U+FFFE/FFFF): one in a
+# campaign's text or an article's title stopped the whole email from compiling
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def extract_inline_css(mjml_source: str) -> tuple[str, str]:
@@ -38,6 +41,7 @@ def extract_inline_css(mjml_source: str) -> tuple[str, str]:
 
 def compile_mjml(source: str, origin: str) -> str:
     """HTML from MJML; broken markup or an unknown ``mj-`` tag is a TemplateError."""
+    source = _NOT_XML.sub("", source)  # invisible, and nothing a reader could see
     try:
         html = mjml2html(source)
     except (ValueError, RuntimeError) as exc:
