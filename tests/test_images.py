@@ -144,3 +144,14 @@ def test_preview_shows_the_images_in_chromium(page) -> None:  # noqa: F811
     loaded = images.evaluate_all("all => all.map(i => [i.getAttribute('src'), i.naturalWidth])")
     assert len(loaded) >= 3
     assert all(width == 1104 for _, width in loaded), loaded  # every image drawn, none broken
+
+
+def test_serve_answers_the_browsers_favicon_request_with_no_content(project: Path) -> None:
+    # with img-src 'self' a page's automatic /favicon.ico was a 404 in the console
+    running = Running(["serve", "--port", "0"], project)
+    try:
+        with urllib.request.urlopen(f"{running.url}/favicon.ico", timeout=10) as answer:
+            assert answer.status == 204 and answer.read() == b""
+            assert answer.headers.get("Content-Length") is None
+    finally:
+        running.stop()

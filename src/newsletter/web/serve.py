@@ -70,6 +70,7 @@ _ROUTES: dict[str, tuple[str, ...]] = {  # path prefix -> methods it answers
     "/health": ("GET", "HEAD"),
     "/unsubscribe": ("GET", "HEAD"),
     "/images/": ("GET", "HEAD"),
+    "/favicon.ico": ("GET", "HEAD"),  # browsers ask on every page: none, and no error
     "/subscribe": ("GET", "HEAD", "POST"),
     "/confirm/": ("GET", "HEAD", "POST"),
     "/archive": ("GET", "HEAD"),
@@ -139,6 +140,8 @@ class ServeApp:
                 status, body = self.web_version(rest)
                 if status.startswith("200"):
                     cache = "public, max-age=300"
+            elif route == "/favicon.ico":
+                status, body, cache = "204 No Content", "", "public, max-age=86400"
             elif route == "/images/":
                 found = self.images.answer(IMAGES + rest)
                 if found is None:
@@ -185,7 +188,7 @@ class ServeApp:
             status,
             [
                 ("Content-Type", content_type if raw else f"{content_type}; charset=utf-8"),
-                *(() if status.startswith("304") else (("Content-Length", str(len(data))),)),
+                *(() if status[:3] in ("204", "304") else (("Content-Length", str(len(data))),)),
                 ("Content-Security-Policy", policy),
                 ("Cache-Control", cache),
                 ("X-Content-Type-Options", "nosniff"),
