@@ -27,7 +27,6 @@ from typing import Any
 import click
 
 from . import __version__, providers
-from .audience import csv_cell
 from .errors import NewsletterError, os_error, redact
 from .models import Article, SubscriberStatus
 from .project import Project, init_project
@@ -573,6 +572,22 @@ def digest(
     ctx.exit(outcome.exit_status)
 
 
+class _EventProviders(click.Choice):
+    """The providers whose events can be read, asked of the registry only when needed
+    (every provider's module is loaded then, not at each command's start)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        return tuple(p.name for p in providers.with_events())
+
+    @choices.setter
+    def choices(self, _: object) -> None:
+        pass
+
+
 # -- events and serve -------------------------------------------------------
 @cli.group()
 def events() -> None:
@@ -584,7 +599,7 @@ def events() -> None:
 @click.option(
     "--provider",
     required=True,
-    type=click.Choice([p.name for p in providers.with_events()]),
+    type=_EventProviders(),
     help="The provider whose export FILE is (its own event format).",
 )
 @with_project
@@ -1041,6 +1056,8 @@ def _emit(records: Any, fmt: str, columns: list[str]) -> None:
         click.echo(json.dumps(list(records), indent=2, ensure_ascii=False))
         return
     if fmt == "csv":
+        from .audience import csv_cell  # formula cells neutralised, as the export does
+
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         for r in records:

@@ -216,10 +216,11 @@ class Settings:
             extra = {}
             if section is DeliverySettings:
                 given = self.values[name]
+                declared = providers.options_for(given["transport"])
                 extra["options"] = MappingProxyType(
                     {
-                        key: _frozen(given.get(key, option.default))
-                        for key, option in providers.delivery_options().items()
+                        **{k: _frozen(v) for k, v in given.items() if k not in SCHEMA[name]},
+                        **{key: _frozen(given.get(key, o.default)) for key, o in declared.items()},
                     }
                 )
             object.__setattr__(self, name, section.from_values(self.values[name], **extra))
@@ -348,16 +349,22 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
     return Settings(path=path, values=validate(raw, path))
 
 
-def schema() -> dict[str, dict[str, tuple[tuple[type, ...], Any]]]:
-    """SCHEMA, with every provider's [delivery] keys."""
-    options = {o.key: (o.types, o.default) for o in providers.delivery_options().values()}
+def schema(transport: str | None = None) -> dict[str, dict[str, tuple[tuple[type, ...], Any]]]:
+    """SCHEMA, with the [delivery] keys of ``transport``'s provider (None: every
+    provider's)."""
+    declared = providers.options_for(transport) if transport else providers.delivery_options()
+    options = {o.key: (o.types, o.default) for o in declared.values()}
     return {**SCHEMA, "delivery": {**SCHEMA["delivery"], **options}}
 
 
 def validate(raw: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
     """Check ``raw`` against the schema; return every key with its default filled in."""
     values: dict[str, dict[str, Any]] = {}
-    full = schema()
+    delivery = raw.get("delivery")
+    transport = delivery.get("transport") if isinstance(delivery, dict) else None
+    full = schema(transport if isinstance(transport, str) else "outbox")
+    if isinstance(delivery, dict) and any(key not in full["delivery"] for key in delivery):
+        full = schema()  # a key of another provider's (kept, checked), or a misspelling
     for section in raw:
         if section not in full:
             raise ConfigError(

@@ -138,6 +138,15 @@ def with_events() -> list[Provider]:
     return [p for p in every() if p.read_event is not None]
 
 
+def options_for(transport: str) -> Mapping[str, Option]:
+    """The ``[delivery]`` keys of the provider ``transport`` names (every provider's when
+    it names none): loading one provider's module, not all, at each command's start."""
+    provider = find(transport)
+    if provider is None:
+        return delivery_options()
+    return {option.key: option for option in provider.options}
+
+
 @functools.cache
 def delivery_options() -> Mapping[str, Option]:
     """Every provider's ``[delivery]`` keys; a key several declare is declared alike."""
