@@ -39,6 +39,7 @@ import secrets
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -70,15 +71,59 @@ _ROUTES: dict[str, tuple[str, ...]] = {  # path prefix -> methods it answers
     "/health": ("GET", "HEAD"),
     "/unsubscribe": ("GET", "HEAD"),
     "/images/": ("GET", "HEAD"),
-    "/favicon.ico": ("GET", "HEAD"),  # browsers ask on every page: none, and no error
+    "/favicon.ico": ("GET", "HEAD"),
     "/subscribe": ("GET", "HEAD", "POST"),
     "/confirm/": ("GET", "HEAD", "POST"),
     "/archive": ("GET", "HEAD"),
     "/archive/": ("GET", "HEAD"),
 }
+_HANDLERS = {  # path prefix -> the ServeApp method that answers it
+    "/u/": "_unsubscribe",
+    "/c/": "_web_version",
+    "/webhooks/": "_webhook",
+    "/health": "_health",
+    "/unsubscribe": "_unsubscribe_help",
+    "/images/": "_image",
+    "/favicon.ico": "_favicon",
+    "/subscribe": "_subscribe",
+    "/confirm/": "_confirm",
+    "/archive": "_archive",
+    "/archive/": "_archive",
+}
+_NEVER, _FIVE_MINUTES, _DAY = "no-store", "public, max-age=300", "public, max-age=86400"
 # the confirmation page's one script: submit its form on load (allowed by a nonce)
 _AUTO_SUBMIT = "document.getElementById('confirm').submit();"
 _CONFIRM_TOKEN = re.compile(r"[0-9a-z]{1,12}\.[0-9a-z]{1,12}\.[A-Za-z0-9_-]{1,43}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a route answers: text (sent as UTF-8) or bytes (an image), with its headers."""
+
+    status: str
+    body: str | bytes
+    content_type: str = "text/html"
+    cache: str = _NEVER
+    headers: tuple[tuple[str, str], ...] = ()
+    policy: str = CONTENT_SECURITY_POLICY
+
+    @property
+    def data(self) -> bytes:
+        return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
+
+    def header_list(self) -> list[tuple[str, str]]:
+        text = isinstance(self.body, str)
+        bodiless = self.status[:3] in ("204", "304")
+        return [
+            ("Content-Type", f"{self.content_type}; charset=utf-8" if text else self.content_type),
+            *(() if bodiless else (("Content-Length", str(len(self.data))),)),
+            ("Content-Security-Policy", self.policy),
+            ("Cache-Control", self.cache),
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "no-referrer"),
+            *self.headers,
+        ]
 
 
 class Refused(Exception):
@@ -121,83 +166,77 @@ class ServeApp:
         return project
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        headers: tuple[tuple[str, str], ...] = ()
-        content_type = "text/html"
-        cache = "no-store"
-        raw: bytes | None = None  # a body that is not text (an image)
-        policy = CONTENT_SECURITY_POLICY
         try:
             route, rest = _route(environ, self.max_body)
-            if route == "/webhooks/":
-                content_type = "text/plain"
-                status, body = self.webhook(rest, environ)
-            elif route == "/health":
-                content_type = "text/plain"
-                status, body = "200 OK", "ok"
-            elif route == "/u/":
-                status, body = self.unsubscribe(environ["REQUEST_METHOD"], rest, environ)
-            elif route == "/c/":
-                status, body = self.web_version(rest)
-                if status.startswith("200"):
-                    cache = "public, max-age=300"
-            elif route == "/favicon.ico":
-                status, body, cache = "204 No Content", "", "public, max-age=86400"
-            elif route == "/images/":
-                found = self.images.answer(IMAGES + rest)
-                if found is None:
-                    raise Refused("404 Not Found", "Not found", "There is no such image.")
-                status, body, cache = "200 OK", "", "public, max-age=86400"
-                content_type, raw = found
-            elif route == "/subscribe":
-                status, body = self.subscribe(environ)
-            elif route == "/confirm/":
-                nonce = secrets.token_urlsafe(16)
-                policy += f"; script-src 'nonce-{nonce}'"
-                status, body = self.confirm(environ["REQUEST_METHOD"], rest, environ, nonce)
-            elif route in ("/archive", "/archive/"):
-                status, body, content_type = self.archive(rest)
-                if status.startswith("200"):
-                    cache = "public, max-age=300"
-                    tag = '"' + hashlib.sha256(body.encode("utf-8")).hexdigest()[:32] + '"'
-                    headers = (("ETag", tag),)
-                    wanted = _etags(environ.get("HTTP_IF_NONE_MATCH", ""))
-                    if tag in wanted or "*" in wanted:
-                        status, body = "304 Not Modified", ""
-            else:  # /unsubscribe
-                status, body = (
-                    "200 OK",
-                    _page(
-                        "Unsubscribe",
-                        "Use the unsubscribe link in the email you received: it identifies you "
-                        "without asking for your address.",
-                    ),
-                )
+            answer = getattr(self, _HANDLERS[route])(environ, rest)
         except Refused as refusal:
-            status, body = refusal.status, _page(refusal.title, refusal.message)
-            content_type, headers = "text/html", refusal.headers
+            answer = Answer(
+                refusal.status, _page(refusal.title, refusal.message), headers=refusal.headers
+            )
         except Exception as exc:  # a bug, the database gone: the reason goes to the log only
             _log_failure(environ, exc)
-            status, content_type = "500 Internal Server Error", "text/html"
-            body = _page(
-                "Something went wrong",
-                "This page cannot be shown right now because of a problem on our side. "
-                "Please try again later.",
+            answer = Answer(
+                "500 Internal Server Error",
+                _page(
+                    "Something went wrong",
+                    "This page cannot be shown right now because of a problem on our side. "
+                    "Please try again later.",
+                ),
             )
-        data = body.encode("utf-8") if raw is None else raw
-        start_response(
-            status,
-            [
-                ("Content-Type", content_type if raw else f"{content_type}; charset=utf-8"),
-                *(() if status[:3] in ("204", "304") else (("Content-Length", str(len(data))),)),
-                ("Content-Security-Policy", policy),
-                ("Cache-Control", cache),
-                ("X-Content-Type-Options", "nosniff"),
-                ("X-Frame-Options", "DENY"),
-                ("Referrer-Policy", "no-referrer"),
-                *headers,
-            ],
+        start_response(answer.status, answer.header_list())
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [answer.data]
+
+    # -- the routes: each (environ, the rest of the path) -> Answer ----------------------
+    def _health(self, environ: dict[str, Any], rest: str) -> Answer:
+        return Answer("200 OK", "ok", "text/plain")
+
+    def _favicon(self, environ: dict[str, Any], rest: str) -> Answer:
+        return Answer("204 No Content", "", cache=_DAY)  # browsers ask on every page
+
+    def _unsubscribe_help(self, environ: dict[str, Any], rest: str) -> Answer:
+        return Answer(
+            "200 OK",
+            _page(
+                "Unsubscribe",
+                "Use the unsubscribe link in the email you received: it identifies you "
+                "without asking for your address.",
+            ),
         )
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [data]
+
+    def _unsubscribe(self, environ: dict[str, Any], rest: str) -> Answer:
+        return Answer(*self.unsubscribe(environ["REQUEST_METHOD"], rest, environ))
+
+    def _web_version(self, environ: dict[str, Any], rest: str) -> Answer:
+        status, body = self.web_version(rest)
+        return Answer(status, body, cache=_FIVE_MINUTES if status.startswith("200") else _NEVER)
+
+    def _image(self, environ: dict[str, Any], rest: str) -> Answer:
+        found = self.images.answer(IMAGES + rest)
+        if found is None:
+            raise Refused("404 Not Found", "Not found", "There is no such image.")
+        content_type, data = found
+        return Answer("200 OK", data, content_type, cache=_DAY)
+
+    def _subscribe(self, environ: dict[str, Any], rest: str) -> Answer:
+        return Answer(*self.subscribe(environ))
+
+    def _confirm(self, environ: dict[str, Any], rest: str) -> Answer:
+        nonce = secrets.token_urlsafe(16)  # the page's one script runs under it
+        status, body = self.confirm(environ["REQUEST_METHOD"], rest, environ, nonce)
+        return Answer(status, body, policy=f"{CONTENT_SECURITY_POLICY}; script-src 'nonce-{nonce}'")
+
+    def _archive(self, environ: dict[str, Any], rest: str) -> Answer:
+        status, body, content_type = self.archive(rest)
+        if not status.startswith("200"):
+            return Answer(status, body, content_type)
+        tag = '"' + hashlib.sha256(body.encode("utf-8")).hexdigest()[:32] + '"'
+        wanted = _etags(environ.get("HTTP_IF_NONE_MATCH", ""))
+        if tag in wanted or "*" in wanted:
+            status, body = "304 Not Modified", ""
+        return Answer(status, body, content_type, _FIVE_MINUTES, (("ETag", tag),))
+
+    def _webhook(self, environ: dict[str, Any], rest: str) -> Answer:
+        return Answer(*self.webhook(rest, environ), "text/plain")
 
     # -- unsubscribe ------------------------------------------------------------
     def unsubscribe(self, method: str, token: str, environ: dict[str, Any]) -> tuple[str, str]:
