@@ -452,3 +452,81 @@ def test_welcome_email_after_confirming(project: Path) -> None:
     assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "Unsubscribe" in welcome.get_body(("html",)).get_content()
     assert status_of(project, "hello@example.org") == "active"
+
+
+def test_the_client_behind_a_trusted_proxy_is_the_one_it_forwards() -> None:
+    from ipaddress import ip_network
+
+    from newsletter.web.serve import client_address
+
+    local = (ip_network("127.0.0.1"), ip_network("::1"), ip_network("10.0.0.0/8"))
+
+    def client(remote: str, forwarded: str | None = None, proxies=local) -> str:
+        environ = {"REMOTE_ADDR": remote}
+        if forwarded is not None:
+            environ["HTTP_X_FORWARDED_FOR"] = forwarded
+        return client_address(environ, proxies)
+
+    assert client("127.0.0.1") == "127.0.0.1"
+    assert client("127.0.0.1", "203.0.113.5") == "203.0.113.5"
+    # what a client wrote first is passed over: the last hop a proxy of ours added counts
+    assert client("127.0.0.1", "198.51.100.1, 203.0.113.5") == "203.0.113.5"
+    assert client("127.0.0.1", "203.0.113.5, 10.1.2.3") == "203.0.113.5"  # two proxies
+    assert client("::1", "2001:db8::7") == "2001:db8::7"
+    # not from a trusted proxy: the header is anybody's words
+    assert client("198.51.100.9", "203.0.113.5") == "198.51.100.9"
+    assert client("127.0.0.1", "203.0.113.5", proxies=()) == "127.0.0.1"
+    for junk in ("", "unknown", "203.0.113.5:443", "<script>", "1.2.3.4, not-an-ip"):
+        assert client("127.0.0.1", junk) == "127.0.0.1", junk
+
+
+def test_the_per_client_limit_counts_each_forwarded_client(project: Path) -> None:
+    configure(project, min_seconds=1, per_client_per_hour=2)
+
+    def sign_up(running: Running, n: int, forwarded: str) -> None:
+        fields = {"email": f"p{n}@example.org", "form_token": old_token(project)}
+        post(running, fields, headers={"X-Forwarded-For": forwarded})
+
+    server = Running(["serve", "--port", "0"], cwd=project)
+    try:
+        for n in range(3):  # one client behind the proxy on this host: two an hour
+            sign_up(server, n, "203.0.113.5")
+        assert [status_of(project, f"p{n}@example.org") for n in range(3)] == [
+            "pending",
+            "pending",
+            None,
+        ]
+        sign_up(server, 3, "203.0.113.6")  # another client: its own two
+        assert status_of(project, "p3@example.org") == "pending"
+        sign_up(server, 4, "198.51.100.1, 203.0.113.5")  # a made-up first hop changes nothing
+        assert status_of(project, "p4@example.org") is None
+    finally:
+        server.stop()
+    config = project / "newsletter.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("[serve]\n", "") + "\n[serve]\n"
+        "trusted_proxies = []\n",
+        encoding="utf-8",
+    )
+    server = Running(["serve", "--port", "0"], cwd=project)
+    try:  # no proxy trusted: the header is ignored, every sign-up is this host's own
+        for n, forwarded in zip(range(5, 8), ("192.0.2.77", "192.0.2.78", "192.0.2.79")):
+            sign_up(server, n, forwarded)
+        assert [status_of(project, f"p{n}@example.org") for n in range(5, 8)] == [
+            "pending",
+            "pending",
+            None,
+        ]
+    finally:
+        server.stop()
+
+
+def test_trusted_proxies_must_be_addresses(project: Path) -> None:
+    config = project / "newsletter.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + '\n[serve]\ntrusted_proxies = ["nginx"]\n',
+        encoding="utf-8",
+    )
+    result = run_process("check", "2026-10-digest", cwd=project)
+    assert result.returncode == 1
+    assert "trusted_proxies" in result.stderr and "'nginx'" in result.stderr

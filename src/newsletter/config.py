@@ -10,6 +10,7 @@ from the environment.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -145,6 +146,9 @@ class ServeSettings(_Section):
     max_request_bytes: int = _key(int, 1024 * 1024)
     request_timeout: int = _key(int, 30)
     idle_timeout: int = _key(int, 30)
+    # proxies whose X-Forwarded-For names the client (sign-up's per-client limit): by
+    # default a proxy on this host, as in front of serve for TLS; [] trusts none
+    trusted_proxies: tuple[str, ...] = _key(list, ["127.0.0.1", "::1"])
 
 
 @dataclass(frozen=True)
@@ -403,6 +407,18 @@ def validate(raw: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
     return values
 
 
+def _check_networks(value: list[Any], path: Path) -> None:
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"[serve] trusted_proxies in {path} holds {item!r}, which is not an IP "
+                "address or network.",
+                'Write addresses or networks, e.g. trusted_proxies = ["127.0.0.1", "10.0.0.0/8"].',
+            ) from None
+
+
 def _check_values(values: dict[str, dict[str, Any]], path: Path) -> None:
     _, address = parseaddr(values["newsletter"]["from"])
     if "@" not in address:
@@ -431,7 +447,9 @@ def _check_values(values: dict[str, dict[str, Any]], path: Path) -> None:
         if delivery[key] < (1 if key == "concurrency" else 0):
             raise ConfigError(f"[delivery] {key} in {path} is out of range: {delivery[key]}.")
     for key, value in values["serve"].items():
-        if value < 1:
+        if key == "trusted_proxies":
+            _check_networks(value, path)
+        elif value < 1:
             raise ConfigError(f"[serve] {key} in {path} must be at least 1, not {value}.")
     signup = values["signup"]
     for key in ("confirm_days", "per_client_per_hour", "per_address_per_hour", "send_timeout"):

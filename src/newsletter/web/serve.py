@@ -34,6 +34,7 @@ import email.utils
 import hashlib
 import html
 import io
+import ipaddress
 import re
 import secrets
 import sys
@@ -149,6 +150,9 @@ class ServeApp:
         self.max_body = int(project.settings.serve.max_request_bytes)
         self.signer = LinkSigner(project.store.link_secret())
         self.images = ProjectImages.of(project.settings)
+        self.proxies = tuple(
+            ipaddress.ip_network(p, strict=False) for p in project.settings.serve.trusted_proxies
+        )
         if warn:  # at start-up under any WSGI server (`newsletter serve` says them itself)
             for note in self.startup_notes():
                 print(f"Warning: {redact(note)}", file=sys.stderr, flush=True)
@@ -291,7 +295,7 @@ class ServeApp:
                     form_token=form.get("form_token"),
                     source=form.get("source") or referer,
                 ),
-                environ.get("REMOTE_ADDR", ""),
+                client_address(environ, self.proxies),
             )
         except InputError as exc:
             return "400 Bad Request", self.signup_page(project, problem=exc.message)
@@ -422,6 +426,31 @@ class ServeApp:
 def create_app(config: str | None = None, warn: bool = True) -> ServeApp:
     """The WSGI application (for gunicorn or any WSGI server)."""
     return ServeApp(config, warn)
+
+
+def client_address(environ: dict[str, Any], proxies: tuple[Any, ...]) -> str:
+    """The client's address: REMOTE_ADDR, or, when that is a trusted proxy, the last
+    address in X-Forwarded-For that is not one (a client can prepend anything to that
+    header; the proxies each append the address they saw)."""
+    remote = environ.get("REMOTE_ADDR", "")
+    if not _among(remote, proxies):
+        return remote
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
+    for hop in reversed([h.strip() for h in forwarded.split(",")[-20:]]):
+        if not _among(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return remote  # not an address: the header is not to be believed
+    return remote
+
+
+def _among(address: str, networks: tuple[Any, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def _route(environ: dict[str, Any], max_body: int = MAX_BODY) -> tuple[str, str]:

@@ -136,6 +136,9 @@ class Server:
             asyncore_use_poll=True,  # no select() ceiling of 1024 sockets
             ident="newsletter",
             expose_tracebacks=False,
+            # X-Forwarded-For reaches the app, which decides whom to believe ([serve]
+            # trusted_proxies); waitress applies no proxy header itself
+            clear_untrusted_proxy_headers=False,
         )
         self._map: dict[int, Any] = {}
         self.dispatcher = ThreadedTaskDispatcher()
