@@ -510,7 +510,9 @@ def test_the_per_client_limit_counts_each_forwarded_client(project: Path) -> Non
     )
     server = Running(["serve", "--port", "0"], cwd=project)
     try:  # no proxy trusted: the header is ignored, every sign-up is this host's own
-        for n, forwarded in zip(range(5, 8), ("192.0.2.77", "192.0.2.78", "192.0.2.79")):
+        for n, forwarded in zip(
+            range(5, 8), ("192.0.2.77", "192.0.2.78", "192.0.2.79"), strict=True
+        ):
             sign_up(server, n, forwarded)
         assert [status_of(project, f"p{n}@example.org") for n in range(5, 8)] == [
             "pending",
