@@ -23,7 +23,6 @@ address.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import html
@@ -31,7 +30,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .errors import InputError, os_error
+from .files import publish_files
 
 if TYPE_CHECKING:
     from .project import Project
@@ -350,7 +349,7 @@ def write_archive(project: Project, out: Path, base_url: str | None = None) -> A
 
     try:
         before = _read_manifest(out)
-        written, unchanged = _replace_all(out, files)
+        written, unchanged = publish_files(out, files)
         removed, kept = [], []
         for name, digest in before.items():
             if name in files:
@@ -364,7 +363,7 @@ def write_archive(project: Project, out: Path, base_url: str | None = None) -> A
             else:
                 kept.append(path)
         manifest = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-        _replace_all(out, {MANIFEST: _manifest_bytes(manifest)})
+        publish_files(out, {MANIFEST: _manifest_bytes(manifest)})
     except OSError as exc:
         raise os_error(exc, "newsletter archive") or exc from None
     return ArchiveFiles(
@@ -397,42 +396,6 @@ def _check_folder(out: Path) -> None:
             f"The folder {out} is not writable.",
             "Choose a folder you can write in, or change its permissions.",
         )
-
-
-def _replace_all(out: Path, files: dict[str, bytes]) -> tuple[list[str], list[str]]:
-    """Write every file to a temporary file beside it, then rename them all into place;
-    on any failure the temporary files go and nothing is replaced. Files whose content
-    is already the same are left as they are. (written, unchanged) names."""
-    changed = {}
-    unchanged = []
-    for name, data in files.items():
-        path = out / name
-        try:
-            same = path.is_file() and not path.is_symlink() and path.read_bytes() == data
-        except OSError:
-            same = False
-        if same:
-            unchanged.append(name)
-        else:
-            changed[name] = data
-    temporary: dict[str, str] = {}
-    try:
-        for name, data in changed.items():
-            path = out / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            temporary[name] = tmp
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(tmp, 0o644)  # published files: readable by the web server
-        for name, tmp in temporary.items():
-            os.replace(tmp, out / name)
-    except BaseException:
-        for tmp in temporary.values():
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise
-    return list(changed), unchanged
 
 
 def _read_manifest(out: Path) -> dict[str, str]:

@@ -1,13 +1,16 @@
-"""Files that hold readers' data: written whole or not at all, readable by their owner only.
+"""Files written whole or not at all: the one place that does it.
 
-The database, the outbox's messages, the fetch cache and built samples carry names
-and addresses; another user of the machine has no business reading them.
+Files that hold readers' data (the database, the outbox's messages, the fetch cache,
+built samples) are readable by their owner only: another user of the machine has no
+business reading them. Pages to publish (the static archive) are written as a set,
+all or none, readable by the web server.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 PRIVATE_FILE = 0o600
@@ -49,3 +52,40 @@ def create_private(path: Path) -> None:
     private_dir(path.parent)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+
+
+def publish_files(out: Path, files: dict[str, bytes]) -> tuple[list[str], list[str]]:
+    """Write ``files`` (names under ``out``) all or none, readable by everyone (pages to
+    publish): each to a temporary file beside it, then renamed into place;
+    on any failure the temporary files go and nothing is replaced. Files whose content
+    is already the same are left as they are. (written, unchanged) names."""
+    changed = {}
+    unchanged = []
+    for name, data in files.items():
+        path = out / name
+        try:
+            same = path.is_file() and not path.is_symlink() and path.read_bytes() == data
+        except OSError:
+            same = False
+        if same:
+            unchanged.append(name)
+        else:
+            changed[name] = data
+    temporary: dict[str, str] = {}
+    try:
+        for name, data in changed.items():
+            path = out / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temporary[name] = tmp
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp, 0o644)  # published files: readable by the web server
+        for name, tmp in temporary.items():
+            os.replace(tmp, out / name)
+    except BaseException:
+        for tmp in temporary.values():
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    return list(changed), unchanged
