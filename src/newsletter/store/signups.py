@@ -222,22 +222,26 @@ class Membership:
                 (str(LogAction.CONFIRMATION_FAILED), reason[:300], log_id),
             )
 
+    def _locked_status(self, subscriber_id: int) -> SubscriberStatus | None:
+        """The subscriber's status, their row locked to the end of the transaction (None:
+        no such subscriber, or erased)."""
+        db = self.db
+        db.lock(("subscribers",), "ROW EXCLUSIVE")
+        row = db.execute(
+            db.dialect.locked("SELECT status FROM subscribers WHERE id = ? AND erased_at IS NULL"),
+            (subscriber_id,),
+        ).fetchone()
+        return None if row is None else SubscriberStatus(row["status"])
+
     def confirm(self, subscriber_id: int, now: dt.datetime) -> SubscriberStatus | None:
         """A pending subscriber confirmed: active, with the consent of their last sign-up.
         The status before (None: no such subscriber, or erased)."""
         at = iso(now)
         db = self.db
         with db.transaction():
-            db.lock(("subscribers",), "ROW EXCLUSIVE")
-            row = db.execute(
-                db.dialect.locked(
-                    "SELECT status FROM subscribers WHERE id = ? AND erased_at IS NULL"
-                ),
-                (subscriber_id,),
-            ).fetchone()
-            if row is None:
+            before = self._locked_status(subscriber_id)
+            if before is None:
                 return None
-            before = SubscriberStatus(row["status"])
             if before is not SubscriberStatus.PENDING:
                 return before
             signup = db.execute(
@@ -306,16 +310,9 @@ class Membership:
         at = iso(now)
         db = self.db
         with db.transaction():
-            db.lock(("subscribers",), "ROW EXCLUSIVE")
-            row = db.execute(
-                db.dialect.locked(
-                    "SELECT status FROM subscribers WHERE id = ? AND erased_at IS NULL"
-                ),
-                (subscriber_id,),
-            ).fetchone()
-            if row is None:
+            before = self._locked_status(subscriber_id)
+            if before is None:
                 return None
-            before = SubscriberStatus(row["status"])
             if before is SubscriberStatus.UNSUBSCRIBED:
                 db.execute(
                     "UPDATE subscribers SET status = 'active', status_reason = 'resubscribed', "
