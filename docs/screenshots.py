@@ -7,6 +7,7 @@ python docs/screenshots.py     (needs Debian's chromium and playwright)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -119,20 +121,25 @@ def archive(root: Path, cli: list[str], env: dict[str, str]) -> None:
                 capture_output=True,
             )
     config.write_text(original, encoding="utf-8")
+    with serving(root, cli, env) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        for name, width in (("archive-desktop", 1280), ("archive-phone", 375)):
+            page = browser.new_page(viewport={"width": width, "height": 800})
+            page.goto(url + "archive")
+            page.get_by_role("heading", name="Past issues").wait_for()
+            page.screenshot(path=str(REPO / "docs" / f"{name}.png"), full_page=True)
+            page.close()
+        browser.close()
+
+
+@contextlib.contextmanager
+def serving(root: Path, cli: list[str], env: dict[str, str]) -> Iterator[str]:
+    """`newsletter serve` on a free port for the block: its base URL."""
     server = subprocess.Popen(
         [*cli, "serve", "--port", "0"], cwd=root, env=env, stderr=subprocess.PIPE, text=True
     )
     try:
-        url = re.search(r"http://\S+/", server.stderr.readline()).group(0)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            for name, width in (("archive-desktop", 1280), ("archive-phone", 375)):
-                page = browser.new_page(viewport={"width": width, "height": 800})
-                page.goto(url + "archive")
-                page.get_by_role("heading", name="Past issues").wait_for()
-                page.screenshot(path=str(REPO / "docs" / f"{name}.png"), full_page=True)
-                page.close()
-            browser.close()
+        yield re.search(r"http://\S+/", server.stderr.readline()).group(0)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=10)
@@ -145,49 +152,41 @@ def signup(root: Path, cli: list[str], env: dict[str, str]) -> None:
     import email
     import email.policy
 
-    server = subprocess.Popen(
-        [*cli, "serve", "--port", "0"], cwd=root, env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        url = re.search(r"http://\S+/", server.stderr.readline()).group(0)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            for name, width in (("desktop", 1280), ("phone", 375)):
-                page = browser.new_page(viewport={"width": width, "height": 800})
-                page.goto(url + "subscribe")
-                page.screenshot(path=str(REPO / "docs" / f"signup-{name}.png"), full_page=True)
-                page.close()
-            page = browser.new_page(viewport={"width": 375, "height": 800})
+    with serving(root, cli, env) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        for name, width in (("desktop", 1280), ("phone", 375)):
+            page = browser.new_page(viewport={"width": width, "height": 800})
             page.goto(url + "subscribe")
-            page.get_by_label("Email address").fill("noor.haddad@example.org")
-            page.get_by_label("First name").fill("Noor")
-            page.wait_for_timeout(3500)  # past [signup] min_seconds
-            page.get_by_role("button", name="Sign up").click()
-            page.wait_for_selector("text=Check your inbox")
-            page.screenshot(path=str(REPO / "docs" / "signup-sent-phone.png"), full_page=True)
-            [eml] = (root / "outbox" / "_confirmations").glob("*.eml")
-            message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
-            text = message.get_body(("plain",)).get_content()
-            link = re.search(r"https://\S+?(/confirm/\S+)", text).group(1)
-            quiet = browser.new_context(
-                java_script_enabled=False, viewport={"width": 375, "height": 800}
-            )
-            still = quiet.new_page()
-            still.goto(url + link.lstrip("/"))
-            still.screenshot(path=str(REPO / "docs" / "confirm-noscript.png"), full_page=True)
-            quiet.close()
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(url + link.lstrip("/"))
-            page.wait_for_selector("text=You are subscribed")
-            page.screenshot(path=str(REPO / "docs" / "confirm-desktop.png"), full_page=True)
-            page = browser.new_page(viewport={"width": 375, "height": 800})
-            page.goto(url + link.lstrip("/"))  # a second time: harmless, the same answer
-            page.wait_for_selector("text=You are subscribed")
-            page.screenshot(path=str(REPO / "docs" / "confirm-phone.png"), full_page=True)
-            browser.close()
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=10)
+            page.screenshot(path=str(REPO / "docs" / f"signup-{name}.png"), full_page=True)
+            page.close()
+        page = browser.new_page(viewport={"width": 375, "height": 800})
+        page.goto(url + "subscribe")
+        page.get_by_label("Email address").fill("noor.haddad@example.org")
+        page.get_by_label("First name").fill("Noor")
+        page.wait_for_timeout(3500)  # past [signup] min_seconds
+        page.get_by_role("button", name="Sign up").click()
+        page.wait_for_selector("text=Check your inbox")
+        page.screenshot(path=str(REPO / "docs" / "signup-sent-phone.png"), full_page=True)
+        [eml] = (root / "outbox" / "_confirmations").glob("*.eml")
+        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        text = message.get_body(("plain",)).get_content()
+        link = re.search(r"https://\S+?(/confirm/\S+)", text).group(1)
+        quiet = browser.new_context(
+            java_script_enabled=False, viewport={"width": 375, "height": 800}
+        )
+        still = quiet.new_page()
+        still.goto(url + link.lstrip("/"))
+        still.screenshot(path=str(REPO / "docs" / "confirm-noscript.png"), full_page=True)
+        quiet.close()
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(url + link.lstrip("/"))
+        page.wait_for_selector("text=You are subscribed")
+        page.screenshot(path=str(REPO / "docs" / "confirm-desktop.png"), full_page=True)
+        page = browser.new_page(viewport={"width": 375, "height": 800})
+        page.goto(url + link.lstrip("/"))  # a second time: harmless, the same answer
+        page.wait_for_selector("text=You are subscribed")
+        page.screenshot(path=str(REPO / "docs" / "confirm-phone.png"), full_page=True)
+        browser.close()
 
 
 if __name__ == "__main__":

@@ -233,6 +233,18 @@ class Membership:
         ).fetchone()
         return None if row is None else SubscriberStatus(row["status"])
 
+    def _activate(
+        self, subscriber_id: int, action: LogAction, reason: str, consent_source: str, at: str
+    ) -> None:
+        """Make the subscriber active with this consent, and log why (in the caller's
+        transaction)."""
+        self.db.execute(
+            "UPDATE subscribers SET status = 'active', status_reason = ?, status_changed_at = ?, "
+            "updated_at = ?, subscribed_at = ?, consent_source = ? WHERE id = ?",
+            (reason, at, at, at, consent_source, subscriber_id),
+        )
+        self.log(subscriber_id, action, at, detail=consent_source)
+
     def confirm(self, subscriber_id: int, now: dt.datetime) -> SubscriberStatus | None:
         """A pending subscriber confirmed: active, with the consent of their last sign-up.
         The status before (None: no such subscriber, or erased)."""
@@ -254,13 +266,7 @@ class Membership:
                 source += f" {signup['form_version'] or ''}".rstrip()
                 if signup["source"]:
                     source += f" on {signup['source']}"
-            db.execute(
-                "UPDATE subscribers SET status = 'active', status_reason = 'confirmed', "
-                "status_changed_at = ?, updated_at = ?, subscribed_at = ?, consent_source = ? "
-                "WHERE id = ?",
-                (at, at, at, source, subscriber_id),
-            )
-            self.log(subscriber_id, LogAction.CONFIRMED, at, detail=source)
+            self._activate(subscriber_id, LogAction.CONFIRMED, "confirmed", source, at)
         return before
 
     # -- staff ------------------------------------------------------------------
@@ -314,11 +320,7 @@ class Membership:
             if before is None:
                 return None
             if before is SubscriberStatus.UNSUBSCRIBED:
-                db.execute(
-                    "UPDATE subscribers SET status = 'active', status_reason = 'resubscribed', "
-                    "status_changed_at = ?, updated_at = ?, subscribed_at = ?, "
-                    "consent_source = ? WHERE id = ?",
-                    (at, at, at, consent_source, subscriber_id),
+                self._activate(
+                    subscriber_id, LogAction.RESUBSCRIBED, "resubscribed", consent_source, at
                 )
-                self.log(subscriber_id, LogAction.RESUBSCRIBED, at, detail=consent_source)
         return before
