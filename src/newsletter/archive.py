@@ -40,6 +40,7 @@ from urllib.parse import quote
 
 from .errors import InputError, os_error
 from .files import publish_files
+from .tokens import LINK_TOKEN
 
 if TYPE_CHECKING:
     from .project import Project
@@ -51,9 +52,7 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")  # campaigns.SLUG: safe as a file 
 # What XML 1.0 cannot carry, and the C1 controls: never written, in XML or in HTML
 _NOT_TEXT = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # An unsubscribe link with its token (tokens.py: <subscriber>.<campaign>.<signature>)
-_UNSUBSCRIBE = re.compile(
-    r"(?:https?://[^\s\"'<>/]+)?/u/[0-9a-z]{1,12}\.[0-9a-z]{1,12}\.[A-Za-z0-9_-]{1,43}"
-)
+_UNSUBSCRIBE = re.compile(r"(?:https?://[^\s\"'<>/]+)?/u/" + LINK_TOKEN.pattern)
 _MONTHS = [
     "January",
     "February",

@@ -8,10 +8,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 
 _PURPOSE = b"newsletter-unsubscribe-v1"
 _CONFIRM = b"newsletter-confirm-v1"
 _FORM = b"newsletter-signup-form-v1"
+
+# The shape of a link's token, checked before any signature is computed: two base-36
+# numbers and a base64url HMAC, ``<subscriber>.<campaign>.<signature>`` (unsubscribe) or
+# ``<subscriber>.<issued>.<signature>`` (confirmation).
+LINK_TOKEN = re.compile(r"[0-9a-z]{1,12}\.[0-9a-z]{1,12}\.[A-Za-z0-9_-]{1,43}")
 
 
 def _b64(data: bytes) -> str:

@@ -35,7 +35,6 @@ import hashlib
 import html
 import io
 import ipaddress
-import re
 import secrets
 import sys
 import threading
@@ -50,7 +49,7 @@ from ..errors import InputError, redact
 from ..images import PREFIX as IMAGES
 from ..images import ProjectImages
 from ..project import Project
-from ..tokens import LinkSigner
+from ..tokens import LINK_TOKEN, LinkSigner
 from ..webhooks import receive_webhook, unreported_notes, webhook_secrets
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -63,8 +62,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-# <subscriber>.<campaign>.<signature> (tokens.py): base-36 ids, a base64url HMAC
-_TOKEN = re.compile(r"[0-9a-z]{1,12}\.[0-9a-z]{1,12}\.[A-Za-z0-9_-]{1,43}")
 _ROUTES: dict[str, tuple[str, ...]] = {  # path prefix -> methods it answers
     "/u/": ("GET", "HEAD", "POST"),
     "/c/": ("GET", "HEAD"),
@@ -94,7 +91,6 @@ _HANDLERS = {  # path prefix -> the ServeApp method that answers it
 _NEVER, _FIVE_MINUTES, _DAY = "no-store", "public, max-age=300", "public, max-age=86400"
 # the confirmation page's one script: submit its form on load (allowed by a nonce)
 _AUTO_SUBMIT = "document.getElementById('confirm').submit();"
-_CONFIRM_TOKEN = re.compile(r"[0-9a-z]{1,12}\.[0-9a-z]{1,12}\.[A-Za-z0-9_-]{1,43}")
 
 
 @dataclass(frozen=True)
@@ -245,7 +241,7 @@ class ServeApp:
     # -- unsubscribe ------------------------------------------------------------
     def unsubscribe(self, method: str, token: str, environ: dict[str, Any]) -> tuple[str, str]:
         token = token.rstrip("/")
-        found = self.signer.verify_unsubscribe(token) if _TOKEN.fullmatch(token) else None
+        found = self.signer.verify_unsubscribe(token) if LINK_TOKEN.fullmatch(token) else None
         if found is None:
             return "400 Bad Request", _page(
                 "This link is not valid",
@@ -343,7 +339,7 @@ class ServeApp:
         project = self.project
         token = token.rstrip("/")
         again = f"You can sign up again at {project.settings.public_url}/subscribe."
-        if not _CONFIRM_TOKEN.fullmatch(token):
+        if not LINK_TOKEN.fullmatch(token):
             checked = signup.Confirmation(signup.ConfirmState.INVALID)
         elif method == "POST":
             if _form(environ).get("confirm") != "yes":
