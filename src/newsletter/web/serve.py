@@ -32,7 +32,6 @@ import email
 import email.message
 import email.utils
 import hashlib
-import html
 import io
 import ipaddress
 import secrets
@@ -51,6 +50,7 @@ from ..images import ProjectImages
 from ..project import Project
 from ..tokens import LINK_TOKEN, LinkSigner
 from ..webhooks import receive_webhook, unreported_notes, webhook_secrets
+from .pages import page
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 MAX_BODY = 1024 * 1024  # the default of [serve] max_request_bytes
@@ -89,8 +89,6 @@ _HANDLERS = {  # path prefix -> the ServeApp method that answers it
     "/archive/": "_archive",
 }
 _NEVER, _FIVE_MINUTES, _DAY = "no-store", "public, max-age=300", "public, max-age=86400"
-# the confirmation page's one script: submit its form on load (allowed by a nonce)
-_AUTO_SUBMIT = "document.getElementById('confirm').submit();"
 
 
 @dataclass(frozen=True)
@@ -171,13 +169,13 @@ class ServeApp:
             answer = getattr(self, _HANDLERS[route])(environ, rest)
         except Refused as refusal:
             answer = Answer(
-                refusal.status, _page(refusal.title, refusal.message), headers=refusal.headers
+                refusal.status, page(refusal.title, refusal.message), headers=refusal.headers
             )
         except Exception as exc:  # a bug, the database gone: the reason goes to the log only
             _log_failure(environ, exc)
             answer = Answer(
                 "500 Internal Server Error",
-                _page(
+                page(
                     "Something went wrong",
                     "This page cannot be shown right now because of a problem on our side. "
                     "Please try again later.",
@@ -196,7 +194,7 @@ class ServeApp:
     def _unsubscribe_help(self, environ: dict[str, Any], rest: str) -> Answer:
         return Answer(
             "200 OK",
-            _page(
+            page(
                 "Unsubscribe",
                 "Use the unsubscribe link in the email you received: it identifies you "
                 "without asking for your address.",
@@ -243,7 +241,7 @@ class ServeApp:
         token = token.rstrip("/")
         found = self.signer.verify_unsubscribe(token) if LINK_TOKEN.fullmatch(token) else None
         if found is None:
-            return "400 Bad Request", _page(
+            return "400 Bad Request", page(
                 "This link is not valid",
                 "The unsubscribe link is incomplete or was changed. Use the link from the "
                 "email itself, or reply to the email and we will remove you by hand.",
@@ -251,27 +249,22 @@ class ServeApp:
         subscriber_id, campaign_id = found
         status = self.project.store.subscriber_status(subscriber_id)
         if status is None:
-            return "404 Not Found", _page("Already removed", "This address is not on the list.")
+            return "404 Not Found", page("Already removed", "This address is not on the list.")
         if method == "POST":
             form = _form(environ)
             one_click = form.get("List-Unsubscribe") == "One-Click"
             confirmed = form.get("confirm") == "yes"
             if not (one_click or confirmed):
-                return "400 Bad Request", _page("Not understood", "Nothing was changed.")
+                return "400 Bad Request", page("Not understood", "Nothing was changed.")
             self.project.unsubscribe_by_link(subscriber_id, campaign_id, one_click)
-            return "200 OK", _page(
+            return "200 OK", page(
                 "You are unsubscribed",
                 f"You will not get {self.name} again. If this was a mistake, "
                 "reply to any of our emails.",
             )
         if status != "active":
-            return "200 OK", _page("You are unsubscribed", f"You no longer get {self.name}.")
-        return "200 OK", _page(
-            f"Unsubscribe from {self.name}?",
-            "",
-            markup="<form method='post'><input type='hidden' name='confirm' value='yes'>"
-            "<button type='submit'>Unsubscribe</button></form>",
-        )
+            return "200 OK", page("You are unsubscribed", f"You no longer get {self.name}.")
+        return "200 OK", page(f"Unsubscribe from {self.name}?", template="unsubscribe.html")
 
     # -- sign-up ----------------------------------------------------------------------
     def subscribe(self, environ: dict[str, Any]) -> tuple[str, str]:
@@ -295,7 +288,7 @@ class ServeApp:
             )
         except InputError as exc:
             return "400 Bad Request", self.signup_page(project, problem=exc.message)
-        return "200 OK", _page(
+        return "200 OK", page(
             "Check your inbox",
             f"If this address can receive {self.name}, we have sent it an email with a link. "
             "Follow the link to confirm your subscription; until then you get nothing else. "
@@ -305,33 +298,16 @@ class ServeApp:
     def signup_page(self, project: Project, problem: str = "") -> str:
         s = project.settings.signup
         consent = s.consent_text.replace("{name}", self.name)
-        token = signup.form_token(project)
-        error = f"<p class='problem' role='alert'>{html.escape(problem)}</p>" if problem else ""
-        e = html.escape
-        markup = (
-            f"{error}<form method='post' action='subscribe' accept-charset='utf-8'>"
-            "<p><label for='email'>Email address</label>"
-            "<input id='email' name='email' type='email' required maxlength='254' "
-            "autocomplete='email' inputmode='email'></p>"
-            "<p><label for='first_name'>First name <span class='opt'>(optional)</span></label>"
-            "<input id='first_name' name='first_name' maxlength='100' "
-            "autocomplete='given-name'></p>"
-            "<p><label for='last_name'>Last name <span class='opt'>(optional)</span></label>"
-            "<input id='last_name' name='last_name' maxlength='100' "
-            "autocomplete='family-name'></p>"
-            "<div class='hp' aria-hidden='true'><label for='website'>Leave this empty</label>"
-            f"<input id='website' name='{signup.HONEYPOT}' tabindex='-1' autocomplete='off'>"
-            "</div>"
-            f"<input type='hidden' name='form_token' value='{e(token)}'>"
-            f"<input type='hidden' name='form_version' value='{e(s.form_version)}'>"
-            f"<p class='consent'>{e(consent)} <span class='opt'>(consent wording "
-            f"{e(s.form_version)})</span></p>"
-            "<p><button type='submit'>Sign up</button></p></form>"
-            "<p class='opt'>We will email you a link to confirm; nothing else comes before "
-            "you do.</p>"
-            "<p class='opt'>What you would get: <a href='/archive'>past issues</a>.</p>"
+        return page(
+            f"Subscribe to {self.name}",
+            s.description,
+            "signup.html",
+            problem=problem,
+            honeypot=signup.HONEYPOT,
+            form_token=signup.form_token(project),
+            form_version=s.form_version,
+            consent=consent,
         )
-        return _page(f"Subscribe to {self.name}", s.description, markup)
 
     def confirm(
         self, method: str, token: str, environ: dict[str, Any], nonce: str
@@ -343,37 +319,35 @@ class ServeApp:
             checked = signup.Confirmation(signup.ConfirmState.INVALID)
         elif method == "POST":
             if _form(environ).get("confirm") != "yes":
-                return "400 Bad Request", _page("Not understood", "Nothing was changed.")
+                return "400 Bad Request", page("Not understood", "Nothing was changed.")
             checked = signup.confirm(project, token)
         else:
             checked = signup.check_confirmation(project, token)
         state = checked.state
         if state is signup.ConfirmState.INVALID:
-            return "400 Bad Request", _page(
+            return "400 Bad Request", page(
                 "This link is not valid",
                 "The confirmation link is incomplete or was changed. Use the link from the "
                 f"email itself. {again}",
             )
         if state is signup.ConfirmState.EXPIRED:
-            return "410 Gone", _page(
+            return "410 Gone", page(
                 "This link has expired",
                 f"Confirmation links work for {project.settings.signup.confirm_days} days. {again}",
             )
         if state is signup.ConfirmState.UNKNOWN:
-            return "410 Gone", _page("This link no longer works", again)
+            return "410 Gone", page("This link no longer works", again)
         if state is signup.ConfirmState.ACTIVE:
-            return "200 OK", _page(
+            return "200 OK", page(
                 "You are subscribed",
                 f"Thank you: your subscription to {self.name} is confirmed.",
-                "<p>Until the next issue: <a href='/archive'>past issues</a>.</p>",
+                "subscribed.html",
             )
-        return "200 OK", _page(
+        return "200 OK", page(
             f"Confirm your subscription to {self.name}",
             "One moment: your subscription is being confirmed.",
-            markup="<form id='confirm' method='post'><input type='hidden' name='confirm' "
-            "value='yes'><noscript><p>Press the button to confirm.</p></noscript>"
-            "<button type='submit'>Confirm</button></form>"
-            f"<script nonce='{nonce}'>{_AUTO_SUBMIT}</script>",
+            "confirm.html",
+            nonce=nonce,
         )
 
     # -- web version ----------------------------------------------------------------
@@ -384,7 +358,7 @@ class ServeApp:
         if 0 < len(slug) <= 200 and slug.isprintable() and "/" not in slug:
             found = self.project.store.campaign_page(slug)
         if found is None:
-            return "404 Not Found", _page("Not found", "There is no such newsletter issue.")
+            return "404 Not Found", page("Not found", "There is no such newsletter issue.")
         return "200 OK", found.html
 
     # -- the public archive ---------------------------------------------------------------
@@ -399,7 +373,7 @@ class ServeApp:
             found = load_archive(project)
             feed = feed_xml(found, served_links(found.public_url))
             return "200 OK", feed.decode("utf-8"), ATOM_TYPE
-        return "404 Not Found", _page("Not found", "There is nothing here."), "text/html"
+        return "404 Not Found", page("Not found", "There is nothing here."), "text/html"
 
     # -- webhooks ---------------------------------------------------------------------
     def webhook(self, provider: str, environ: dict[str, Any]) -> tuple[str, str]:
@@ -598,25 +572,4 @@ def _log_failure(environ: dict[str, Any], exc: BaseException) -> None:
         f"{path!r}: {type(exc).__name__}" + (f": {text}" if text else ""),
         file=sys.stderr,
         flush=True,
-    )
-
-
-def _page(title: str, message: str, markup: str = "") -> str:
-    """A page of the site: ``title`` and ``message`` are text (escaped here); ``markup`` is
-    HTML of our own, never anything from a request."""
-    title, message = html.escape(title), html.escape(message)
-    paragraph = f"<p>{message}</p>" if message else ""
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{title}</title><style>body{{font:17px/1.5 Georgia,serif;max-width:34em;"
-        "margin:4em auto;padding:0 1em;color:#222}button{font:inherit;padding:.5em 1.4em;"
-        "background:#2f6f5e;color:#fff;border:0;border-radius:4px;cursor:pointer}"
-        "h1{color:#1f3d36;line-height:1.2}label{display:block;font-weight:bold}"
-        "input{font:inherit;width:100%;box-sizing:border-box;padding:.4em;margin-top:.2em;"
-        "border:1px solid #6b6b6b;border-radius:4px}.opt{color:#5a5a5a;font-weight:normal}"
-        ".problem{color:#8a1c1c;font-weight:bold}.hp{position:absolute;left:-10000px;"
-        "width:1px;height:1px;overflow:hidden}"
-        ":focus-visible{outline:3px solid #1f3d36;outline-offset:2px}</style>"
-        f"</head><body><h1>{title}</h1>{paragraph}{markup}</body></html>"
     )
