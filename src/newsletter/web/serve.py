@@ -53,7 +53,6 @@ from ..webhooks import receive_webhook, unreported_notes, webhook_secrets
 from .pages import page
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-MAX_BODY = 1024 * 1024  # the default of [serve] max_request_bytes
 MAX_FIELDS = 20  # form fields read from an unsubscribe POST
 SIGNUP_MAX_BODY = 16 * 1024  # a sign-up form is a few short fields
 
@@ -62,32 +61,7 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-_ROUTES: dict[str, tuple[str, ...]] = {  # path prefix -> methods it answers
-    "/u/": ("GET", "HEAD", "POST"),
-    "/c/": ("GET", "HEAD"),
-    "/webhooks/": ("POST",),
-    "/health": ("GET", "HEAD"),
-    "/unsubscribe": ("GET", "HEAD"),
-    "/images/": ("GET", "HEAD"),
-    "/favicon.ico": ("GET", "HEAD"),
-    "/subscribe": ("GET", "HEAD", "POST"),
-    "/confirm/": ("GET", "HEAD", "POST"),
-    "/archive": ("GET", "HEAD"),
-    "/archive/": ("GET", "HEAD"),
-}
-_HANDLERS = {  # path prefix -> the ServeApp method that answers it
-    "/u/": "_unsubscribe",
-    "/c/": "_web_version",
-    "/webhooks/": "_webhook",
-    "/health": "_health",
-    "/unsubscribe": "_unsubscribe_help",
-    "/images/": "_image",
-    "/favicon.ico": "_favicon",
-    "/subscribe": "_subscribe",
-    "/confirm/": "_confirm",
-    "/archive": "_archive",
-    "/archive/": "_archive",
-}
+_READ, _READ_POST = ("GET", "HEAD"), ("GET", "HEAD", "POST")
 _NEVER, _FIVE_MINUTES, _DAY = "no-store", "public, max-age=300", "public, max-age=86400"
 
 
@@ -130,6 +104,10 @@ class Refused(Exception):
         super().__init__(title)
         self.status, self.title, self.message, self.headers = status, title, message, headers
 
+    def answer(self) -> Answer:
+        """The error page that tells the person."""
+        return Answer(self.status, page(self.title, self.message), headers=self.headers)
+
 
 class ServeApp:
     """One project's public endpoints. A database connection per thread."""
@@ -164,16 +142,23 @@ class ServeApp:
         return project
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        answer = self.answer(environ)
+        start_response(answer.status, answer.header_list())
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [answer.data]
+
+    def answer(self, environ: dict[str, Any]) -> Answer:
+        """The answer of the route in ROUTES the request is for: a refusal is its error
+        page, anything else that goes wrong a plain 500 (the reason goes to the log only)."""
         try:
-            route, rest = _route(environ, self.max_body)
-            answer = getattr(self, _HANDLERS[route])(environ, rest)
+            route, rest = _route(environ)
+            if environ.get("REQUEST_METHOD") == "POST":
+                _read_body(environ, route.body_limit(self.max_body))
+            return route.handler(self, environ, rest)
         except Refused as refusal:
-            answer = Answer(
-                refusal.status, page(refusal.title, refusal.message), headers=refusal.headers
-            )
-        except Exception as exc:  # a bug, the database gone: the reason goes to the log only
+            return refusal.answer()
+        except Exception as exc:  # a bug, the database gone
             _log_failure(environ, exc)
-            answer = Answer(
+            return Answer(
                 "500 Internal Server Error",
                 page(
                     "Something went wrong",
@@ -181,8 +166,6 @@ class ServeApp:
                     "Please try again later.",
                 ),
             )
-        start_response(answer.status, answer.header_list())
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [answer.data]
 
     # -- the routes: each (environ, the rest of the path) -> Answer ----------------------
     def _health(self, environ: dict[str, Any], rest: str) -> Answer:
@@ -393,6 +376,45 @@ class ServeApp:
         return answer.status_line, answer.text
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A path the app answers: exactly ``path``, or, when it ends in ``/``, anything under
+    it (the rest goes to the handler); the methods it takes; the ``ServeApp`` method that
+    answers it; at most how many bytes a POST to it may carry, below ``[serve]``'s limit."""
+
+    path: str
+    methods: tuple[str, ...]
+    handler: Callable[[ServeApp, dict[str, Any], str], Answer]
+    max_body: int | None = None
+
+    def rest(self, path: str) -> str | None:
+        """What follows the route's path in ``path``; None when ``path`` is not this route's."""
+        if path == self.path:
+            return ""
+        if self.path.endswith("/") and path.startswith(self.path):
+            return path[len(self.path) :]
+        return None
+
+    def body_limit(self, max_body: int) -> int:
+        """The most a POST here may carry, given the server's ``[serve] max_request_bytes``."""
+        return max_body if self.max_body is None else min(max_body, self.max_body)
+
+
+ROUTES: tuple[Route, ...] = (  # the first route whose path matches answers
+    Route("/u/", _READ_POST, ServeApp._unsubscribe),
+    Route("/c/", _READ, ServeApp._web_version),
+    Route("/webhooks/", ("POST",), ServeApp._webhook),
+    Route("/health", _READ, ServeApp._health),
+    Route("/unsubscribe", _READ, ServeApp._unsubscribe_help),
+    Route("/images/", _READ, ServeApp._image),
+    Route("/favicon.ico", _READ, ServeApp._favicon),
+    Route("/subscribe", _READ_POST, ServeApp._subscribe, max_body=SIGNUP_MAX_BODY),
+    Route("/confirm/", _READ_POST, ServeApp._confirm),
+    Route("/archive", _READ, ServeApp._archive),
+    Route("/archive/", _READ, ServeApp._archive),
+)
+
+
 def create_app(config: str | None = None, warn: bool = True) -> ServeApp:
     """The WSGI application (for gunicorn or any WSGI server)."""
     return ServeApp(config, warn)
@@ -423,28 +445,25 @@ def _among(address: str, networks: tuple[Any, ...]) -> bool:
     return any(ip in network for network in networks)
 
 
-def _route(environ: dict[str, Any], max_body: int = MAX_BODY) -> tuple[str, str]:
-    """(route, the rest of the path) of a request it answers; Refused otherwise. A POST's
-    body is read here, whole and within the limit, whatever the server's framing."""
+def _route(environ: dict[str, Any]) -> tuple[Route, str]:
+    """The route of a request and the rest of its path; Refused when no route takes it."""
     try:  # PEP 3333: the path's bytes, as latin-1; they must be UTF-8
         path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8")
     except UnicodeError:
         raise Refused("400 Bad Request", "Not understood", "This address is not valid.") from None
     method = environ.get("REQUEST_METHOD", "GET")
-    for prefix, methods in _ROUTES.items():
-        if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
-            if method not in methods:
-                raise Refused(
-                    "405 Method Not Allowed",
-                    "Not allowed",
-                    f"This address answers {', '.join(methods)}.",
-                    (("Allow", ", ".join(methods)),),
-                )
-            if method == "POST":
-                _read_body(
-                    environ, min(max_body, SIGNUP_MAX_BODY) if prefix == "/subscribe" else max_body
-                )
-            return prefix, path[len(prefix) :]
+    for route in ROUTES:
+        rest = route.rest(path)
+        if rest is None:
+            continue
+        if method not in route.methods:
+            raise Refused(
+                "405 Method Not Allowed",
+                "Not allowed",
+                f"This address answers {', '.join(route.methods)}.",
+                (("Allow", ", ".join(route.methods)),),
+            )
+        return route, rest
     raise Refused("404 Not Found", "Not found", "There is nothing here.")
 
 
