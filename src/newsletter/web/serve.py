@@ -18,12 +18,14 @@
                              load, or by its button); never confirms by itself
     POST /confirm/<token>    pending -> active
 
-Every answer is a page of our own words (anything from a request or the outside world
-is escaped), under a Content-Security-Policy, with no path of the server's and no
-exception text in it: a request the app fails on gets a plain 500 page, and the
-reason goes to stderr as one line. `newsletter serve` runs it on waitress
-(``web/server.py``); for gunicorn: ``gunicorn 'newsletter.web.serve:create_app()'``
-with NEWSLETTER_CONFIG pointing at the project's newsletter.toml.
+The routes are one table, ``ROUTES``: a path, the methods it takes, the handler. Every
+answer is a page of our own words from a template in ``web/templates/`` (``pages.py``:
+anything from a request or the outside world is escaped), under a
+Content-Security-Policy, with no path of the server's and no exception text in it: a
+request the app fails on gets a plain 500 page, and the reason goes to stderr as one
+line. `newsletter serve` runs it on waitress (``web/server.py``); for gunicorn:
+``gunicorn 'newsletter.web.serve:create_app()'`` with NEWSLETTER_CONFIG pointing at the
+project's newsletter.toml.
 """
 
 from __future__ import annotations
