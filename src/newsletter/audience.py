@@ -547,14 +547,14 @@ def _rows(
 ) -> Iterator[Subscriber]:
     """The file's subscribers, read lazily; blank rows are skipped and each row that
     cannot be imported goes to ``rejected`` with the reason."""
-    rows = _RowReader(
+    subscriber_of = _RowReader(
         len(header),
         index,
         attributes,
         frozenset(t.lower() for t in extra_tags),
         default_status,
         carrier,
-    )
+    ).read
     while True:
         line = reader.line_num + 1  # type: ignore[attr-defined]  # where this row starts
         try:
@@ -568,11 +568,11 @@ def _rows(
             ) from None
         if not any(cell.strip() for cell in row):
             continue
-        read = rows.read(line, row)
-        if isinstance(read, RejectedRow):
-            rejected.append(read)
+        found = subscriber_of(line, row)
+        if isinstance(found, RejectedRow):
+            rejected.append(found)
         else:
-            yield read
+            yield found
 
 
 _EMAIL_DISABLED = ("true", "yes", "1")
