@@ -321,46 +321,14 @@ def write_archive(project: Project, out: Path, base_url: str | None = None) -> A
     (``.newsletter-archive.json``) says this command wrote them and they are unchanged
     since; nothing else in ``out`` is touched."""
     if base_url is not None:
-        base_url = base_url.strip().rstrip("/")
-        if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", base_url):
-            raise InputError(
-                f"--base-url must be an http(s) address, not {base_url!r}.",
-                "Give the address the folder will be published at, e.g. "
-                "https://blog.example.org/newsletter.",
-            )
+        base_url = _published_at(base_url)
     _check_folder(out)
     archive = load_archive(project)
-    public = archive.public_url
-    files: dict[str, bytes] = {}
-    for entry in archive.entries:
-        page = campaign_page(project, entry.slug)
-        if page is not None:
-            files[f"c/{entry.slug}.html"] = page.encode("utf-8")
-    subscribe = f"{public}/subscribe" if public else None
-    files["index.html"] = index_html(archive, static_links(subscribe)).encode("utf-8")
-    if base_url:
-        feed_links = Links(f"{base_url}/", f"{base_url}/feed.xml", f"{base_url}/c/", ".html")
-    elif public:
-        feed_links = served_links(public)
-    else:  # relative references, resolved against feed.xml's own address
-        feed_links = static_links()
-    files["feed.xml"] = feed_xml(archive, feed_links)
-
+    files = _archive_files(project, archive, base_url)
     try:
         before = _read_manifest(out)
         written, unchanged = publish_files(out, files)
-        removed, kept = [], []
-        for name, digest in before.items():
-            if name in files:
-                continue
-            path = _inside(out, name)
-            if path is None or not path.is_file() or path.is_symlink():
-                continue
-            if hashlib.sha256(path.read_bytes()).hexdigest() == digest:
-                path.unlink()
-                removed.append(path)
-            else:
-                kept.append(path)
+        removed, kept = _remove_stale(out, before, files)
         manifest = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
         publish_files(out, {MANIFEST: _manifest_bytes(manifest)})
     except OSError as exc:
@@ -373,6 +341,61 @@ def write_archive(project: Project, out: Path, base_url: str | None = None) -> A
         removed=tuple(removed),
         kept=tuple(kept),
     )
+
+
+def _published_at(base_url: str) -> str:
+    """``--base-url`` without its trailing slash; InputError unless it is an http(s) address."""
+    base_url = base_url.strip().rstrip("/")
+    if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", base_url):
+        raise InputError(
+            f"--base-url must be an http(s) address, not {base_url!r}.",
+            "Give the address the folder will be published at, e.g. "
+            "https://blog.example.org/newsletter.",
+        )
+    return base_url
+
+
+def _archive_files(project: Project, archive: Archive, base_url: str | None) -> dict[str, bytes]:
+    """The folder's files by name: each campaign's page, the index and the feed."""
+    public = archive.public_url
+    files: dict[str, bytes] = {}
+    for entry in archive.entries:
+        page = campaign_page(project, entry.slug)
+        if page is not None:
+            files[f"c/{entry.slug}.html"] = page.encode("utf-8")
+    subscribe = f"{public}/subscribe" if public else None
+    files["index.html"] = index_html(archive, static_links(subscribe)).encode("utf-8")
+    files["feed.xml"] = feed_xml(archive, _feed_links(base_url, public))
+    return files
+
+
+def _feed_links(base_url: str | None, public: str) -> Links:
+    """The feed's links: under ``base_url``, else the web versions under ``public_url``."""
+    if base_url:
+        return Links(f"{base_url}/", f"{base_url}/feed.xml", f"{base_url}/c/", ".html")
+    if public:
+        return served_links(public)
+    return static_links()  # relative references, resolved against feed.xml's own address
+
+
+def _remove_stale(
+    out: Path, before: dict[str, str], files: dict[str, bytes]
+) -> tuple[list[Path], list[Path]]:
+    """(removed, kept): the files an earlier run wrote (``before``, name -> SHA-256) that
+    this one does not; each is removed only when it is unchanged since, else kept."""
+    removed, kept = [], []
+    for name, digest in before.items():
+        if name in files:
+            continue
+        path = _inside(out, name)
+        if path is None or not path.is_file() or path.is_symlink():
+            continue
+        if hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+            path.unlink()
+            removed.append(path)
+        else:
+            kept.append(path)
+    return removed, kept
 
 
 def _check_folder(out: Path) -> None:

@@ -545,7 +545,16 @@ def _rows(
     default_status: str = "active",
     carrier: Carrier | None = None,
 ) -> Iterator[Subscriber]:
-    width = len(header)
+    """The file's subscribers, read lazily; blank rows are skipped and each row that
+    cannot be imported goes to ``rejected`` with the reason."""
+    subscriber_of = _RowReader(
+        len(header),
+        index,
+        attributes,
+        frozenset(t.lower() for t in extra_tags),
+        default_status,
+        carrier,
+    ).read
     while True:
         line = reader.line_num + 1  # type: ignore[attr-defined]  # where this row starts
         try:
@@ -559,62 +568,90 @@ def _rows(
             ) from None
         if not any(cell.strip() for cell in row):
             continue
-        if len(row) > width and any(c.strip() for c in row[width:]):
-            rejected.append(
-                RejectedRow(
-                    line,
-                    row[index["email"]] if len(row) > index["email"] else "",
-                    f"{len(row)} fields but the header has {width}",
-                )
+        found = subscriber_of(line, row)
+        if isinstance(found, RejectedRow):
+            rejected.append(found)
+        else:
+            yield found
+
+
+_EMAIL_DISABLED = ("true", "yes", "1")
+# Tags are written "a;b", "a|b", or as Mailchimp does, "a","b" (each quoted, comma-separated).
+_TAG_SEPARATORS = re.compile(r"[;|]")
+_QUOTED_TAG_SEPARATORS = re.compile(r"[;|,]")
+
+
+@dataclass(frozen=True, slots=True)
+class _RowReader:
+    """How one row of a subscribers file becomes a Subscriber, or the reason it does not:
+    where each column is, and what the import adds (tags, the status of rows that give
+    none, the carrier whose limits an address must fit)."""
+
+    width: int  # the header's
+    index: dict[str, int]  # known column -> its position
+    attributes: dict[int, str]  # position -> attribute name
+    extra_tags: frozenset[str]
+    default_status: str
+    carrier: Carrier | None
+
+    def read(self, line: int, row: list[str]) -> Subscriber | RejectedRow:
+        if len(row) > self.width and any(c.strip() for c in row[self.width :]):
+            at = self.index["email"]
+            return RejectedRow(
+                line,
+                row[at] if len(row) > at else "",
+                f"{len(row)} fields but the header has {self.width}",
             )
-            continue
-
-        def cell(name: str, row: list[str] = row) -> str:
-            i = index.get(name)
-            return _unneutralise(row[i].strip()) if i is not None and i < len(row) else ""
-
-        address = cell("email")
+        address = self.cell(row, "email")
         try:
             email = validate_address(address)
         except EmailNotValidError as exc:
-            rejected.append(RejectedRow(line, address, str(exc) if address else "no email address"))
-            continue
-        problem = carrier.problem(email) if carrier is not None else None
+            return RejectedRow(line, address, str(exc) if address else "no email address")
+        problem = self.carrier.problem(email) if self.carrier is not None else None
         if problem is not None:
-            rejected.append(RejectedRow(line, address, problem))
-            continue
-        status_text = cell("status").lower() or default_status
-        if cell("email_disabled").lower() in ("true", "yes", "1") and status_text == "active":
-            status_text = "unsubscribed"  # they turned our emails off where they came from
+            return RejectedRow(line, address, problem)
+        status_text = self.status_text(row)
         try:
             status = SubscriberStatus(status_text)
         except ValueError:
-            rejected.append(
-                RejectedRow(
-                    line,
-                    address,
-                    f"unknown status {status_text!r} (use "
-                    f"{', '.join(s.value for s in SubscriberStatus)})",
-                )
+            return RejectedRow(
+                line,
+                address,
+                f"unknown status {status_text!r} (use "
+                f"{', '.join(s.value for s in SubscriberStatus)})",
             )
-            continue
-        # "a;b", "a|b", and Mailchimp's "a","b" (each tag quoted, comma-separated)
-        raw_tags = cell("tags")
-        separators = r"[;|,]" if raw_tags.startswith('"') else r"[;|]"
-        tags = {t.strip().strip('"').strip().lower() for t in re.split(separators, raw_tags)}
+        return self.subscriber(row, email, status)
+
+    def cell(self, row: list[str], name: str) -> str:
+        i = self.index.get(name)
+        return _unneutralise(row[i].strip()) if i is not None and i < len(row) else ""
+
+    def status_text(self, row: list[str]) -> str:
+        status = self.cell(row, "status").lower() or self.default_status
+        if status == "active" and self.cell(row, "email_disabled").lower() in _EMAIL_DISABLED:
+            return "unsubscribed"  # they turned our emails off where they came from
+        return status
+
+    def tags(self, row: list[str]) -> tuple[str, ...]:
+        raw = self.cell(row, "tags")
+        separators = _QUOTED_TAG_SEPARATORS if raw.startswith('"') else _TAG_SEPARATORS
+        tags = {t.strip().strip('"').strip().lower() for t in separators.split(raw)}
         tags.discard("")
-        tags.update(t.lower() for t in extra_tags)
-        yield Subscriber(
+        return tuple(sorted(tags | self.extra_tags))
+
+    def subscriber(self, row: list[str], email: str, status: SubscriberStatus) -> Subscriber:
+        cell = self.cell
+        return Subscriber(
             email=email,
-            first_name=cell("first_name"),
-            last_name=cell("last_name"),
-            tags=tuple(sorted(tags)),
+            first_name=cell(row, "first_name"),
+            last_name=cell(row, "last_name"),
+            tags=self.tags(row),
             status=status,
-            subscribed_at=cell("subscribed_at") or None,
-            consent_source=cell("consent_source") or None,
+            subscribed_at=cell(row, "subscribed_at") or None,
+            consent_source=cell(row, "consent_source") or None,
             attributes={
                 name: _unneutralise(row[i].strip())
-                for i, name in attributes.items()
+                for i, name in self.attributes.items()
                 if i < len(row) and row[i].strip()
             },
         )

@@ -149,6 +149,15 @@ def _audience(value: Any, source: str) -> Audience:
 
 def _article(reader: ArticleReader, item: Any, source: str) -> Article:
     """One ``articles`` item: a path, a URL, or a mapping with path/url/feed and overrides."""
+    item = _article_item(item, source)
+    article = _featured(reader, item, source)
+    overrides = _article_overrides(reader, item, source)
+    # a new record: the one read may be shared (a feed's entry serves every campaign)
+    return dataclasses.replace(article, **overrides) if overrides else article
+
+
+def _article_item(item: Any, source: str) -> dict[str, Any]:
+    """The item as a mapping (a string is its path or URL); InputError if it is not one."""
     if isinstance(item, str):
         item = {"url": item} if item.startswith(("http://", "https://")) else {"path": item}
     if (
@@ -160,18 +169,26 @@ def _article(reader: ArticleReader, item: Any, source: str) -> Article:
             f"{source}: each item of `articles` must be a path, a URL, or a mapping with "
             f"path, url or feed (and optionally title, excerpt, image); got {item!r}.",
         )
+    return item
+
+
+def _featured(reader: ArticleReader, item: dict[str, Any], source: str) -> Article:
+    """The article the item names: a feed's entry, or the one article of a page or file."""
     if "feed" in item:
         link = item.get("url")
-        article = reader.feed_entry(str(item["feed"]), None if link is None else str(link))
-    else:
-        found = reader.read(str(item.get("path") or item.get("url")))
-        if len(found) != 1:
-            raise InputError(
-                f"{source}: {item.get('path') or item.get('url')} is not one article "
-                f"({len(found)} found).",
-                "To feature a feed's entry, write `- feed: FEED` with `url: ENTRY-LINK`.",
-            )
-        article = found[0]
+        return reader.feed_entry(str(item["feed"]), None if link is None else str(link))
+    found = reader.read(str(item.get("path") or item.get("url")))
+    if len(found) != 1:
+        raise InputError(
+            f"{source}: {item.get('path') or item.get('url')} is not one article "
+            f"({len(found)} found).",
+            "To feature a feed's entry, write `- feed: FEED` with `url: ENTRY-LINK`.",
+        )
+    return found[0]
+
+
+def _article_overrides(reader: ArticleReader, item: dict[str, Any], source: str) -> dict[str, str]:
+    """What the campaign file says instead of the article: title, image, excerpt."""
     overrides: dict[str, str] = {}
     if item.get("title"):
         overrides["title"] = str(item["title"]).strip()
@@ -182,5 +199,4 @@ def _article(reader: ArticleReader, item: Any, source: str) -> Article:
         overrides["excerpt_html"], overrides["excerpt"] = excerpt_from_html(
             f"<p>{html.escape(str(item['excerpt']).strip())}</p>", None
         )
-    # a new record: the one read may be shared (a feed's entry serves every campaign)
-    return dataclasses.replace(article, **overrides) if overrides else article
+    return overrides

@@ -7,7 +7,7 @@ wrong and where. Errors stop a send; warnings are for a person to weigh.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -49,137 +49,152 @@ class CheckedEmail:
 
 
 def check_email(email: CheckedEmail) -> list[Problem]:
-    problems: list[Problem] = []
-    add = problems.append
+    """Every problem the checks in _EMAIL_CHECKS find, in their order."""
+    doc = lxml_html.document_fromstring(email.html)
+    return [problem for check in _EMAIL_CHECKS for problem in check(email, doc)]
+
+
+# Each check reads the email (and its parsed HTML) and yields what it finds wrong.
+_Check = Callable[[CheckedEmail, lxml_html.HtmlElement], Iterator[Problem]]
+
+
+def _subject(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
     if not email.subject.strip():
-        add(Problem("error", "empty-subject", "The subject is empty.", "front matter: subject"))
+        yield Problem("error", "empty-subject", "The subject is empty.", "front matter: subject")
     elif len(email.subject) > LONG_SUBJECT:
-        add(
-            Problem(
-                "warning",
-                "long-subject",
-                f"The subject is {len(email.subject)} characters; inboxes show about 60-70.",
-                "front matter: subject",
-            )
+        yield Problem(
+            "warning",
+            "long-subject",
+            f"The subject is {len(email.subject)} characters; inboxes show about 60-70.",
+            "front matter: subject",
         )
+
+
+def _preheader(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
     if not email.preheader.strip():
-        add(
-            Problem(
-                "warning",
-                "no-preheader",
-                "There is no preheader: inboxes will show the first words of the email instead.",
-                "front matter: preheader",
-            )
+        yield Problem(
+            "warning",
+            "no-preheader",
+            "There is no preheader: inboxes will show the first words of the email instead.",
+            "front matter: preheader",
         )
+
+
+def _size(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
     size = len(email.html.encode("utf-8"))
     if size > GMAIL_CLIP_BYTES:
-        add(
-            Problem(
-                "error",
-                "gmail-clipping",
-                f"The HTML is {size / 1000:.0f} KB; Gmail clips messages over about "
-                "102 KB, hiding the footer and its unsubscribe link.",
-                "fewer or shorter articles, or a lighter template",
-            )
+        yield Problem(
+            "error",
+            "gmail-clipping",
+            f"The HTML is {size / 1000:.0f} KB; Gmail clips messages over about "
+            "102 KB, hiding the footer and its unsubscribe link.",
+            "fewer or shorter articles, or a lighter template",
         )
-    doc = lxml_html.document_fromstring(email.html)
-    body = doc.find("body")
+
+
+def _unsubscribe(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
     links = [(a.get("href") or "").strip() for a in doc.iter("a")]
     if not email.unsubscribe_url or email.unsubscribe_url not in links:
-        add(
-            Problem(
-                "error",
-                "no-unsubscribe-link",
-                "The email has no visible unsubscribe link.",
-                "template footer: link to {{ unsubscribe_url }}",
-            )
+        yield Problem(
+            "error",
+            "no-unsubscribe-link",
+            "The email has no visible unsubscribe link.",
+            "template footer: link to {{ unsubscribe_url }}",
         )
     if email.unsubscribe_url and email.unsubscribe_url not in email.text:
-        add(
-            Problem(
-                "error",
-                "no-unsubscribe-in-text",
-                "The plain-text part has no unsubscribe link.",
-                "template .txt footer",
-            )
+        yield Problem(
+            "error",
+            "no-unsubscribe-in-text",
+            "The plain-text part has no unsubscribe link.",
+            "template .txt footer",
         )
+
+
+def _postal_address(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
     if not email.postal_address.strip():
-        add(
-            Problem(
-                "error",
-                "no-postal-address",
-                "No postal address: bulk email must carry the sender's physical address "
-                "(CAN-SPAM).",
-                "newsletter.toml [newsletter] postal_address",
-            )
+        yield Problem(
+            "error",
+            "no-postal-address",
+            "No postal address: bulk email must carry the sender's physical address (CAN-SPAM).",
+            "newsletter.toml [newsletter] postal_address",
         )
     elif " ".join(email.postal_address.split()) not in " ".join(doc.text_content().split()):
-        add(
-            Problem(
-                "error",
-                "postal-address-missing-from-email",
-                "The postal address is set but the email does not show it.",
-                "template footer: {{ newsletter.postal_address }}",
-            )
+        yield Problem(
+            "error",
+            "postal-address-missing-from-email",
+            "The postal address is set but the email does not show it.",
+            "template footer: {{ newsletter.postal_address }}",
         )
-    if body is not None:
-        for style in body.iter("style"):
-            add(
-                Problem(
-                    "error",
-                    "style-in-body",
-                    "A <style> element inside <body> is dropped by Gmail and others; put "
-                    "the CSS in <mj-style> in the head.",
-                    _snippet(style),
-                )
-            )
+
+
+def _style_in_body(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
+    body = doc.find("body")
+    if body is None:
+        return
+    for style in body.iter("style"):
+        yield Problem(
+            "error",
+            "style-in-body",
+            "A <style> element inside <body> is dropped by Gmail and others; put "
+            "the CSS in <mj-style> in the head.",
+            _snippet(style),
+        )
+
+
+def _links(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
     for a in doc.iter("a"):
         href = (a.get("href") or "").strip()
         if not href:
-            add(Problem("error", "empty-link", "A link has no address.", _snippet(a)))
+            yield Problem("error", "empty-link", "A link has no address.", _snippet(a))
         elif not _absolute(href) and not href.startswith(("mailto:", "tel:", "#")):
-            add(
-                Problem(
-                    "error",
-                    "relative-link",
-                    f"The link {href!r} is relative; in an inbox it leads nowhere.",
-                    _snippet(a),
-                )
+            yield Problem(
+                "error",
+                "relative-link",
+                f"The link {href!r} is relative; in an inbox it leads nowhere.",
+                _snippet(a),
             )
+
+
+def _images(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
     for img in doc.iter("img"):
         src = (img.get("src") or "").strip()
         if not _absolute(src):
-            add(
-                Problem(
-                    "error",
-                    "relative-image",
-                    f"The image {src!r} has no absolute https:// address.",
-                    _snippet(img),
-                )
+            yield Problem(
+                "error",
+                "relative-image",
+                f"The image {src!r} has no absolute https:// address.",
+                _snippet(img),
             )
         if img.get("alt") is None:
-            add(
-                Problem(
-                    "error",
-                    "image-without-alt",
-                    f"The image {src} has no alt text (screen readers, blocked images).",
-                    _snippet(img),
-                )
+            yield Problem(
+                "error",
+                "image-without-alt",
+                f"The image {src} has no alt text (screen readers, blocked images).",
+                _snippet(img),
             )
         width = _pixels(img.get("width"))
         if width and width > LARGE_IMAGE_PX:
-            add(
-                Problem(
-                    "warning",
-                    "large-image",
-                    f"The image {src} is {width}px wide; 1200px is plenty for a 600px email.",
-                    _snippet(img),
-                )
+            yield Problem(
+                "warning",
+                "large-image",
+                f"The image {src} is {width}px wide; 1200px is plenty for a 600px email.",
+                _snippet(img),
             )
-    # Template syntax in the output is text an article or a {% raw %} block put there on
-    # purpose, and a reader's field that was not filled in cannot happen: each is checked
-    # when the campaign is compiled.
-    return problems
+
+
+# In the order their findings are listed. Template syntax in the output is text an article
+# or a {% raw %} block put there on purpose, and a reader's field that was not filled in
+# cannot happen: each is checked when the campaign is compiled.
+_EMAIL_CHECKS: tuple[_Check, ...] = (
+    _subject,
+    _preheader,
+    _size,
+    _unsubscribe,
+    _postal_address,
+    _style_in_body,
+    _links,
+    _images,
+)
 
 
 def check_links(urls: list[str], fetch: Callable[[str], int | str]) -> list[Problem]:

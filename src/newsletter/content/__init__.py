@@ -90,26 +90,35 @@ class ArticleReader:
     def read(self, source: str) -> list[Article]:
         """Every article a source yields: one for a page or file, all for a feed or folder."""
         if is_url(source):
-            fetched = self.fetcher.get(source)
-            if looks_like_feed(fetched.body, fetched.content_type):
-                return list(self.feed(source))
-            from .htmlpage import read_html_page
-
-            return [
-                read_html_page(
-                    fetched.body, source, fetched.url, self.excerpt_words, fetched.charset
-                )
-            ]
+            return self._read_url(source)
         path = self.local_path(source)
         if path.is_dir():
-            files = sorted(
-                p
-                for p in path.iterdir()
-                if p.suffix.lower() in {".md", *HTML_SUFFIXES} and p.is_file()
-            )
-            return [a for f in files for a in self.read(str(f))]
+            return self._read_folder(path)
         if not path.is_file():
             raise InputError(f"{source} does not exist.", "Check the path or the URL.")
+        return self._read_file(source, path)
+
+    def _read_url(self, source: str) -> list[Article]:
+        """A feed's entries or a page's article, as the fetched body says."""
+        fetched = self.fetcher.get(source)
+        if looks_like_feed(fetched.body, fetched.content_type):
+            return list(self.feed(source))
+        from .htmlpage import read_html_page
+
+        return [
+            read_html_page(fetched.body, source, fetched.url, self.excerpt_words, fetched.charset)
+        ]
+
+    def _read_folder(self, path: Path) -> list[Article]:
+        """The articles of the folder's Markdown and HTML files, by file name."""
+        files = sorted(
+            p for p in path.iterdir() if p.suffix.lower() in {".md", *HTML_SUFFIXES} and p.is_file()
+        )
+        return [a for f in files for a in self.read(str(f))]
+
+    def _read_file(self, source: str, path: Path) -> list[Article]:
+        """A Markdown article, a feed's entries or an HTML page's article, by the file's
+        suffix or, failing that, its first bytes."""
         suffix = path.suffix.lower()
         if suffix in (".md", ".markdown"):
             article = read_markdown_article(path, self.excerpt_words)

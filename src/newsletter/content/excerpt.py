@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterator
 from urllib.parse import urljoin
 
 from lxml import etree
@@ -119,59 +120,87 @@ def excerpt_from_html(
         fragment, max_words = MORE.split(fragment, maxsplit=1)[0], None
     if not fragment.strip():
         return "", ""
-    root = _fragment(fragment)
-    paragraphs: list[tuple[etree._Element, str]] = []
-    words = 0
-    for block in _opening_blocks(root):
-        clean = _clean_inline(block, base_url)
-        text = " ".join(clean.text_content().split())
-        if not text:
-            continue
-        if max_words is None:
-            paragraphs.append((clean, text))
-            continue
-        kept = []
-        for sentence in split_sentences(text):
-            n = len(sentence.split())
-            if (paragraphs or kept) and words + n > max_words:
-                break
-            kept.append(sentence)
-            words += n
-        if kept:
-            cut = " ".join(kept)
-            paragraphs.append((_truncate(clean, len(cut)) if cut != text else clean, cut))
-        if len(kept) < len(split_sentences(text)) or words >= max_words:
-            break
+    paragraphs = _excerpt_paragraphs(_fragment(fragment), max_words, base_url)
     html_out = "".join(_serialise(p) for p, _ in paragraphs)
     return html_out, "\n\n".join(t for _, t in paragraphs)
 
 
-def _opening_blocks(root: etree._Element) -> list[etree._Element]:
-    """Paragraphs before the first heading that follows some text, in order."""
-    blocks: list[etree._Element] = []
-    loose: list[str] = []
-    if root.text and root.text.strip():
-        loose.append(root.text)
-    for element in root.iter():
-        if element is root or not isinstance(element.tag, str):
+def _excerpt_paragraphs(
+    root: etree._Element, max_words: int | None, base_url: str | None
+) -> list[tuple[etree._Element, str]]:
+    """The opening paragraphs, cleaned, with their text; with ``max_words``, whole
+    sentences while they fit (the first one always), and the last paragraph cut after
+    the last sentence that fits."""
+    paragraphs: list[tuple[etree._Element, str]] = []
+    words = 0
+    for clean, text in _clean_blocks(root, base_url):
+        if max_words is None:
+            paragraphs.append((clean, text))
             continue
-        tag = element.tag.lower()
-        if tag in _HEADINGS:
+        sentences = split_sentences(text)
+        kept = _sentences_that_fit(sentences, max_words - words, first=not paragraphs)
+        words += sum(len(sentence.split()) for sentence in kept)
+        if kept:
+            cut = " ".join(kept)
+            paragraphs.append((_truncate(clean, len(cut)) if cut != text else clean, cut))
+        if len(kept) < len(sentences) or words >= max_words:
+            break
+    return paragraphs
+
+
+def _clean_blocks(
+    root: etree._Element, base_url: str | None
+) -> Iterator[tuple[etree._Element, str]]:
+    """Each opening block with text, as a clean <p>, and that text whitespace-normalised."""
+    for block in _opening_blocks(root):
+        clean = _clean_inline(block, base_url)
+        text = " ".join(clean.text_content().split())
+        if text:
+            yield clean, text
+
+
+def _sentences_that_fit(sentences: list[str], budget: int, first: bool) -> list[str]:
+    """The leading sentences whose words fit in ``budget``; in the excerpt's ``first``
+    paragraph, the first sentence is kept even when it alone is over budget."""
+    kept: list[str] = []
+    for sentence in sentences:
+        n = len(sentence.split())
+        if (kept or not first) and n > budget:
+            break
+        kept.append(sentence)
+        budget -= n
+    return kept
+
+
+def _opening_blocks(root: etree._Element) -> list[etree._Element]:
+    """Paragraphs before the first heading that follows some text, in order; when there
+    are none, the text directly inside ``root`` as one paragraph."""
+    blocks: list[etree._Element] = []
+    for element in root.iterdescendants():
+        if not isinstance(element.tag, str):
+            continue
+        if element.tag.lower() in _HEADINGS:
             if blocks:
                 break
             continue
-        if tag != "p" and not (tag == "div" and _is_text_div(element)):
-            continue
-        if any(a.tag in _SKIP_INSIDE for a in element.iterancestors() if isinstance(a.tag, str)):
-            continue
-        if _is_byline(element):
-            continue
-        blocks.append(element)
-    if not blocks and loose:
+        if _is_paragraph(element):
+            blocks.append(element)
+    if not blocks and root.text and root.text.strip():
         paragraph = lxml_html.Element("p")
-        paragraph.text = loose[0]
+        paragraph.text = root.text
         blocks.append(paragraph)
     return blocks
+
+
+def _is_paragraph(element: etree._Element) -> bool:
+    """A <p>, or a div that is one, of the article's own text: not inside a list, a
+    quote, a table, a form..., and not a byline."""
+    tag = element.tag.lower()
+    if tag != "p" and not (tag == "div" and _is_text_div(element)):
+        return False
+    if any(a.tag in _SKIP_INSIDE for a in element.iterancestors() if isinstance(a.tag, str)):
+        return False
+    return not _is_byline(element)
 
 
 def _is_text_div(element: etree._Element) -> bool:

@@ -161,21 +161,73 @@ def _resolved(
 
 # -- metadata -----------------------------------------------------------------------------
 def _metadata(doc: lxml_html.HtmlElement) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    ld = _json_ld_article(doc)
-    if ld:
-        found["title"] = _clean(ld.get("headline") or ld.get("name"))
-        found["author"] = _ld_author(ld.get("author"))
-        found["date"] = _date(ld.get("datePublished") or ld.get("dateCreated"))
-        found["images"] = [_ld_image(ld.get("image"))]
-        found["urls"] = [ld.get("url")]
-        found["description"] = _clean(ld.get("description"))
+    """What the page says about its article, each field from the best source that has
+    it: JSON-LD, then Open Graph and ``<meta>`` tags, then ``<title>``. Fields found
+    nowhere are left out, except the addresses and images: those are every candidate,
+    best first (each may be relative, or not a web address at all; read_html_page takes
+    the first that can be used)."""
+    ld = _json_ld_article(doc) or {}
     metas = {
         (m.get("property") or m.get("name") or "").lower(): m.get("content")
         for m in doc.iter("meta")
         if m.get("content")
     }
-    canonical = next(
+    found = {
+        "title": _title(doc, ld, metas),
+        "author": _author(ld, metas),
+        "date": _published(ld, metas),
+        "images": _strings(
+            [_ld_image(ld.get("image")), metas.get("og:image"), metas.get("twitter:image")]
+        ),
+        "urls": _strings([ld.get("url"), _canonical(doc), metas.get("og:url")]),
+        "description": _description(ld, metas),
+    }
+    return {k: v for k, v in found.items() if v or k in ("urls", "images")}
+
+
+def _title(doc: lxml_html.HtmlElement, ld: dict[str, Any], metas: dict[str, Any]) -> str | None:
+    """The headline: JSON-LD's, Open Graph's or Twitter's, else the page's <title>;
+    the site's name is cut off the end."""
+    title = (
+        _clean(ld.get("headline") or ld.get("name"))
+        or _strip_site(_clean(metas.get("og:title")), metas)
+        or _strip_site(_clean(metas.get("twitter:title")), metas)
+    )
+    if title:
+        return title
+    element = doc.find(".//title")
+    if element is not None and element.text:
+        return _strip_site(_clean(element.text), metas, force=True)
+    return title
+
+
+def _author(ld: dict[str, Any], metas: dict[str, Any]) -> str | None:
+    """The author's name; a profile address is not a name."""
+    if author := _ld_author(ld.get("author")):
+        return author
+    meta = metas.get("author") or metas.get("article:author") or ""
+    return None if meta.startswith("http") else _clean(meta)
+
+
+def _published(ld: dict[str, Any], metas: dict[str, Any]) -> dt.date | None:
+    return (
+        _date(ld.get("datePublished") or ld.get("dateCreated"))
+        or _date(metas.get("article:published_time"))
+        or _date(metas.get("date"))
+        or _date(metas.get("dc.date"))
+    )
+
+
+def _description(ld: dict[str, Any], metas: dict[str, Any]) -> str | None:
+    return (
+        _clean(ld.get("description"))
+        or _clean(metas.get("og:description"))
+        or _clean(metas.get("description"))
+    )
+
+
+def _canonical(doc: lxml_html.HtmlElement) -> str | None:
+    return next(
         (
             link.get("href")
             for link in doc.iter("link")
@@ -183,36 +235,6 @@ def _metadata(doc: lxml_html.HtmlElement) -> dict[str, Any]:
         ),
         None,
     )
-    found["title"] = (
-        found.get("title")
-        or _strip_site(_clean(metas.get("og:title")), metas)
-        or _strip_site(_clean(metas.get("twitter:title")), metas)
-    )
-    if not found.get("author"):
-        author = metas.get("author") or metas.get("article:author") or ""
-        found["author"] = None if author.startswith("http") else _clean(author)
-    found["date"] = (
-        found.get("date")
-        or _date(metas.get("article:published_time"))
-        or _date(metas.get("date"))
-        or _date(metas.get("dc.date"))
-    )
-    # Where the page lives and its image, best source first: each may be relative, or
-    # not a web address at all; read_html_page takes the first that can be used.
-    found["images"] = _strings(
-        [*found.get("images", []), metas.get("og:image"), metas.get("twitter:image")]
-    )
-    found["urls"] = _strings([*found.get("urls", []), canonical, metas.get("og:url")])
-    found["description"] = (
-        found.get("description")
-        or _clean(metas.get("og:description"))
-        or _clean(metas.get("description"))
-    )
-    if not found.get("title"):
-        title = doc.find(".//title")
-        if title is not None and title.text:
-            found["title"] = _strip_site(_clean(title.text), metas, force=True)
-    return {k: v for k, v in found.items() if v or k in ("urls", "images")}
 
 
 def _strings(values: list[Any]) -> list[str]:
