@@ -228,16 +228,22 @@ def compile_campaign(
 def _inputs(info: NewsletterInfo, campaign: Campaign) -> Iterable[str]:
     """Every text a build starts from: a token's nonce must occur in none of them."""
     for folder in (info.templates_dir, BUILTIN_TEMPLATES):
-        if folder is not None and folder.is_dir():
-            for path in sorted(folder.rglob("*")):
-                if path.is_file() and path.suffix in (".mjml", ".txt", ".html"):
-                    yield path.read_text(encoding="utf-8", errors="replace")
+        yield from _template_sources(folder)
     yield from (campaign.subject, campaign.body, campaign.preheader, str(campaign.greeting or ""))
     yield from (info.name, info.sender, info.public_url, info.postal_address)
     yield from (info.reply_to or "", info.list_id or "", campaign.sender or "")
     for article in campaign.articles:
         yield from (article.title, article.url or "", article.author or "", article.image or "")
         yield from (article.excerpt, article.excerpt_html)
+
+
+def _template_sources(folder: Path | None) -> Iterator[str]:
+    """The text of every template file in ``folder`` (none when there is no such folder)."""
+    if folder is None or not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in (".mjml", ".txt", ".html"):
+            yield path.read_text(encoding="utf-8", errors="replace")
 
 
 def _compile(
