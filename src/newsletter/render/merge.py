@@ -4,7 +4,8 @@ At compile time every place that shows a reader's value holds an opaque token
 (see ``placeholders``): made only of lowercase letters and digits, it passes MJML,
 premailer, Markdown and URL-quoting untouched. After compiling, each output is
 split once at the tokens; a reader's message is then a join of literal strings
-and that reader's values.
+and that reader's values (``Personal``, from ``CompiledCampaign.personalize``;
+``message`` joins the MIME-encoded pieces the same way).
 """
 
 from __future__ import annotations
