@@ -27,6 +27,7 @@ class NonceCollision(Exception):
 
 
 def draw_nonce() -> str:
+    """A random nonce: 12 lowercase letters, so a token is one word to every stage."""
     return "".join(secrets.choice(string.ascii_lowercase) for _ in range(NONCE_LENGTH))
 
 

@@ -88,6 +88,8 @@ def capture_key(value: Any) -> Any:
 def freeze_captures(
     captures: Mapping[str, Any],
 ) -> tuple[tuple[tuple[str, Any], ...], tuple[Any, ...]]:
+    """(name, value) pairs kept past the render that captured them, and their hashable key:
+    the same place rendered with the same values is the same slot."""
     frozen = tuple(sorted((name, _snapshot(v)) for name, v in captures.items()))
     return frozen, tuple((name, capture_key(v)) for name, v in frozen)
 
