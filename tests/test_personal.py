@@ -26,7 +26,7 @@ from conftest import Runner, connect
 from newsletter.content.links import UTM
 from newsletter.models import Recipient
 from newsletter.project import Project
-from newsletter.render import _article_context, _markdown
+from newsletter.render.compile import _article_context, _markdown
 from newsletter.render.mjml import compile_mjml, extract_inline_css, inline_css
 from newsletter.render.templates import BODY, BUILTIN_TEMPLATES, GREETING, SUBJECT
 from newsletter.render.text import html_to_text

@@ -1,20 +1,24 @@
-"""A compiled output split at its per-reader tokens: merging a reader is a join.
+"""Per reader: the reader's values joined into a compiled output's literal pieces.
 
 At compile time every place that shows a reader's value holds an opaque token
-(see ``personal``): made only of lowercase letters and digits, it passes MJML,
+(see ``placeholders``): made only of lowercase letters and digits, it passes MJML,
 premailer, Markdown and URL-quoting untouched. After compiling, each output is
 split once at the tokens; a reader's message is then a join of literal strings
-and that reader's values.
+and that reader's values (``Personal``, from ``CompiledCampaign.personalize``;
+``message`` joins the MIME-encoded pieces the same way).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import TemplateError
-from .personal import Tokens
+from .placeholders import Tokens
+
+if TYPE_CHECKING:
+    from .variants import Variant
 
 
 @dataclass(frozen=True)
@@ -64,3 +68,13 @@ class MergeTemplate:
     def map_literals(self, transform: Callable[[str], Any]) -> MergeTemplate:
         """The same template with every literal transformed once (e.g. MIME-encoded)."""
         return MergeTemplate(tuple(transform(s) for s in self.literals), self.slot_ids)
+
+
+@dataclass(frozen=True)
+class Personal:
+    """One reader's variant and values (as HTML and as text): what a message is merged from."""
+
+    variant: Variant
+    values: tuple[Any, ...]
+    html_values: list[str]
+    text_values: list[str]

@@ -34,7 +34,9 @@ from .headers import (
 from .merge import MergeTemplate
 
 if TYPE_CHECKING:
-    from . import CompiledCampaign, Personal, Variant
+    from .compile import CompiledCampaign
+    from .merge import Personal
+    from .variants import Variant
 
 
 def encode_header(name: str, value: str) -> str:

@@ -1,27 +1,119 @@
 """The Jinja2 environment: a project's ``templates/`` overrides the built-in files.
 
 Templates render in Jinja2's sandbox, with every use of ``recipient`` rewritten
-as it is parsed (see ``personal``). Autoescaping applies to HTML only (``.mjml``,
-``.html``, ``.xml`` and the campaign's Markdown text, which becomes HTML); the
-subject, the greeting and the ``.txt`` templates show ``&``, ``<`` and quotes as
-typed.
+as it is parsed (see ``rewrite``) into slots, decisions and deferred values of
+the build's ``ReaderPlan``. Filters and tests that look inside text are guarded:
+applied to text that holds a reader's placeholder, they would see the placeholder,
+not the reader's value, so they refuse it and say what to write instead.
+
+Autoescaping applies to HTML only (``.mjml``, ``.html``, ``.xml`` and the
+campaign's Markdown text, which becomes HTML); the subject, the greeting and the
+``.txt`` templates show ``&``, ``<`` and quotes as typed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..errors import TemplateError
-from .personal import PersonalEnvironment, ReaderPlan
+from .placeholders import NonceCollision
+from .rewrite import DECIDE, DEFER, ITER, OUT, Rewriter
+from .variants import ReaderPlan, RefusedHere
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # The campaign file's own parts, as templates: the extension chooses autoescaping.
 BODY, SUBJECT, GREETING = "campaign:body.html", "campaign:subject.txt", "campaign:greeting.txt"
+
+
+# Filters that only move or mark text around a token, never look inside it.
+TRANSPARENT_FILTERS = frozenset(
+    {"safe", "e", "escape", "forceescape", "string", "wordwrap", "indent", "trim", "default", "d"}
+)
+TRANSPARENT_TESTS = frozenset({"defined", "undefined", "none", "string", "sameas"})
+
+
+class PersonalEnvironment(SandboxedEnvironment):
+    """Jinja2's sandbox, rewriting every template's uses of ``recipient`` as it is parsed."""
+
+    def __init__(self, plan: ReaderPlan, **options: Any) -> None:
+        super().__init__(**options)
+        self.plan = plan
+        self.sources: dict[str, str] = {}
+        self.globals.update(
+            {
+                OUT: plan.out,
+                DECIDE: lambda i, c: plan.decide(i, c, loop=False),
+                ITER: lambda i, c: plan.decide(i, c, loop=True),
+                DEFER: plan.defer,
+            }
+        )
+
+    def guard(self) -> None:
+        """Make every filter and test (but those that only move text around) refuse text
+        that holds a reader's field; call once the filters are all registered."""
+        nonce = self.plan.tokens.nonce
+        self.filters = {
+            name: f if name in TRANSPARENT_FILTERS else _guarded(name, "filter", f, nonce)
+            for name, f in self.filters.items()
+        }
+        self.tests = {
+            name: f if name in TRANSPARENT_TESTS else _guarded(name, "test", f, nonce)
+            for name, f in self.tests.items()
+        }
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        if self.plan.tokens.occurs_in(source):
+            raise NonceCollision
+        template = super()._parse(source, name, filename)
+        label = getattr(self, "display_names", {}).get(name, name or "<template>")
+        self.sources[label] = source
+        Rewriter(self, name or "<template>", label, source).rewrite(template)
+        return template
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        self._refuse_token_text(obj, f"`.{attribute}` is taken of")
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        self._refuse_token_text(obj, "a part (`[...]`) is taken of")
+        return super().getitem(obj, argument)
+
+    def _refuse_token_text(self, obj: Any, what: str) -> None:
+        if isinstance(obj, str) and self.plan.tokens.nonce in obj:
+            raise RefusedHere(_token_text_message(what))
+
+    def is_safe_callable(self, obj: Any) -> bool:
+        return super().is_safe_callable(obj)
+
+
+def _token_text_message(action: str) -> str:
+    return (
+        f"{action} text that holds a reader's field (the greeting, or text with a "
+        "{{ recipient... }} in it), so it would see a placeholder instead of each reader's "
+        "value. Apply it to the field itself, e.g. {{ recipient.first_name | upper }}"
+    )
+
+
+def _guarded(name: str, kind: str, func: Callable[..., Any], nonce: str) -> Callable[..., Any]:
+    """``func`` refusing any argument that is text holding a reader's field."""
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, str) and nonce in value:
+                raise RefusedHere(_token_text_message(f"the {kind} `{name}` is applied to"))
+        return func(*args, **kwargs)
+
+    guarded.__dict__.update(getattr(func, "__dict__", {}))  # keeps jinja_pass_arg
+    guarded.__name__ = getattr(func, "__name__", name)
+    guarded.__doc__ = func.__doc__
+    return guarded
 
 
 def make_environment(

@@ -1,0 +1,220 @@
+"""Variants: the decisions over the reader, and the campaign compiled once per outcome.
+
+A ``{% if %}`` test, a ``{% for %}`` iterable or loop filter that involves the
+reader is a *decision*: its outcomes choose the variant. A reader's variant is
+found by asking the decisions in the order a render would ask them (a trie of
+outcomes); a variant is compiled the first time a reader needs it. Most
+campaigns have no decision and so exactly one variant.
+
+``ReaderPlan`` holds every slot and decision of one build; the compiled
+templates call back into it (``out``, ``decide``, ``defer``) while they render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+
+from ..errors import RecipientError, TemplateError
+from .merge import MergeTemplate
+from .placeholders import Tokens
+from .reader import Reader, UnknownField
+from .slots import (
+    Deferred,
+    ExpressionSlot,
+    FieldSlot,
+    ReaderExpression,
+    Slot,
+    capture_key,
+    describe_error,
+    freeze_captures,
+)
+
+
+class RefusedHere(jinja2.TemplateRuntimeError):
+    """Raised inside a render; the caller adds the template's name and line."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The campaign compiled for one set of decisions: outputs split at the reader's slots."""
+
+    number: int
+    subject: MergeTemplate
+    html: MergeTemplate
+    text: MergeTemplate
+    slots: tuple[Slot, ...]  # the slots these outputs hold, in the order of ``slot_ids``
+
+
+@dataclass(frozen=True)
+class Question:
+    """A decision asked at one place of a render, with what it captured there."""
+
+    decision: int
+    captures: tuple[tuple[str, Any], ...]
+    key: tuple[Any, ...]
+    loop: bool  # a {% for %} iterable (the outcome is its items) or a test (True/False)
+
+
+@dataclass
+class RenderSession:
+    """One render of a variant: the reader it is rendered for and the decisions it asked."""
+
+    reader: Reader
+    path: list[tuple[Question, Any]] = field(default_factory=list)
+
+
+class _TrieNode:
+    __slots__ = ("edges", "question", "variant")
+
+    def __init__(self) -> None:
+        self.question: Question | None = None
+        self.variant: Any = None
+        self.edges: dict[Any, _TrieNode] = {}
+
+
+class ReaderPlan:
+    """Every slot and decision met while rendering a campaign's variants."""
+
+    def __init__(self, tokens: Tokens, known: Callable[[str], bool]) -> None:
+        self.tokens = tokens
+        self.known = known
+        self.expressions: list[ReaderExpression] = []
+        self.slots: list[Slot] = []
+        self._slot_ids: dict[Any, int] = {}
+        self._root = _TrieNode()
+        self.session: RenderSession | None = None
+        self.decisions = 0  # how many decision points the templates have
+
+    # -- registration (while parsing) --
+    def add_expression(self, expression: ReaderExpression) -> int:
+        self.expressions.append(expression)
+        return len(self.expressions) - 1
+
+    def slot_token(self, slot: Slot, key: Any) -> str:
+        slot_id = self._slot_ids.get(key)
+        if slot_id is None:
+            slot_id = self._slot_ids[key] = len(self.slots)
+            self.slots.append(slot)
+        return self.tokens.token(slot_id)
+
+    def field_token(self, name: str, fallback: Any = "") -> str:
+        """The token of a field as it is: ``unsubscribe_url``, ``recipient.first_name``..."""
+        return self.slot_token(FieldSlot(name, fallback), ("field", name, capture_key(fallback)))
+
+    # -- per reader --
+    def evaluate(self, expression: int, captures: Iterable[tuple[str, Any]], reader: Reader) -> Any:
+        expr = self.expressions[expression]
+        values = {name: self._resolve(value, reader) for name, value in captures}
+        try:
+            result = expr.evaluate(reader, values)
+            if isinstance(result, jinja2.Undefined):
+                result._fail_with_undefined_error()
+            return result
+        except UnknownField as exc:
+            raise RecipientError(
+                f"{expr.where}: no subscriber has the field {str(exc)!r}."
+            ) from None
+        except RecipientError:
+            raise
+        except Exception as exc:
+            raise RecipientError(
+                f"{expr.where} fails for this reader's data: {describe_error(exc)}."
+            ) from None
+
+    def _resolve(self, value: Any, reader: Reader) -> Any:
+        if isinstance(value, Deferred):
+            return self.evaluate(value.expression, value.captures, reader)
+        return value
+
+    def answer(self, question: Question, reader: Reader) -> Any:
+        """A decision's outcome for a reader: True/False, or a loop's items as a tuple."""
+        value = self.evaluate(question.decision, question.captures, reader)
+        where = self.expressions[question.decision].where
+        try:
+            if not question.loop:
+                return bool(value)
+            items = tuple(value)
+            hash(items)
+        except TypeError as exc:
+            raise RecipientError(
+                f"{where}: a loop over a reader's data must give plain values "
+                f"(text, numbers), not {describe_error(exc)}."
+            ) from None
+        except jinja2.UndefinedError as exc:
+            raise RecipientError(f"{where} fails for this reader's data: {exc}.") from None
+        return items
+
+    def variant_for(self, reader: Reader, render: Callable[[RenderSession], Any]) -> Any:
+        """The reader's variant, rendering it (with ``render``) the first time it is needed."""
+        node = self._root
+        while node.question is not None:
+            nxt = node.edges.get(self.answer(node.question, reader))
+            if nxt is None:
+                break
+            node = nxt
+        else:
+            if node.variant is not None:
+                return node.variant
+        session = RenderSession(reader)
+        self.session = session
+        try:
+            variant = render(session)
+        finally:
+            self.session = None
+        self._insert(session.path, variant)
+        return variant
+
+    def _insert(self, path: list[tuple[Question, Any]], variant: Any) -> None:
+        node = self._root
+        for question, outcome in path:
+            if node.question is None and node.variant is None:
+                node.question = question
+            elif node.question is None or node.question.key != question.key:
+                raise TemplateError(
+                    "The templates asked different questions of the same reader on two "
+                    f"renders ({self.expressions[question.decision].where}).",
+                    "Something in them is not the same on every render (a random filter, "
+                    "the time, a cycler); take it out of the parts that depend on the reader.",
+                )
+            node = node.edges.setdefault(outcome, _TrieNode())
+        node.variant = variant
+
+    @property
+    def variants(self) -> list[Any]:
+        found: list[Any] = []
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            if node.variant is not None:
+                found.append(node.variant)
+            stack.extend(node.edges.values())
+        return found
+
+    # -- called from compiled templates --
+    def _current(self) -> RenderSession:
+        if self.session is None:  # pragma: no cover - only rendered through variant_for
+            raise RefusedHere("a template that depends on the reader was rendered without one")
+        return self.session
+
+    def out(self, expression: int, captures: dict[str, Any]) -> str:
+        frozen, key = freeze_captures(captures)
+        expr = self.expressions[expression]
+        return self.slot_token(
+            ExpressionSlot(expression, frozen, expr.autoescape), ("expr", expression, key)
+        )
+
+    def decide(self, decision: int, captures: dict[str, Any], loop: bool = False) -> Any:
+        session = self._current()
+        frozen, key = freeze_captures(captures)
+        question = Question(decision, frozen, (decision, key), loop)
+        outcome = self.answer(question, session.reader)
+        session.path.append((question, outcome))
+        return list(outcome) if loop else outcome
+
+    def defer(self, expression: int, captures: dict[str, Any]) -> Deferred:
+        frozen, key = freeze_captures(captures)
+        return Deferred(expression, frozen, ("deferred", expression, key))
