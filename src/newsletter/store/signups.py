@@ -84,17 +84,19 @@ class Membership:
         subscriber_id: int,
         action: LogAction,
         at: str,
+        *,
         source: str | None = None,
         form_version: str | None = None,
         client_hash: str | None = None,
         detail: str | None = None,
     ) -> int:
-        """Add a row; its id."""
-        row = self.db.execute(
-            "INSERT INTO subscriber_log (subscriber_id, action, at, source, form_version, "
-            "client_hash, detail) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (subscriber_id, str(action), at, source, form_version, client_hash, detail),
-        ).fetchone()
+        """Add a row (in a transaction of its own, or the caller's); its id."""
+        with self.db.transaction():
+            row = self.db.execute(
+                "INSERT INTO subscriber_log (subscriber_id, action, at, source, form_version, "
+                "client_hash, detail) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (subscriber_id, str(action), at, source, form_version, client_hash, detail),
+            ).fetchone()
         return int(row[0])
 
     def entries(self, subscriber_id: int) -> list[dict[str, Any]]:
@@ -186,10 +188,10 @@ class Membership:
                 sid,
                 LogAction.SIGNUP,
                 at,
-                consent.source or None,
-                consent.form_version,
-                consent.client_hash or None,
-                "already active" if status is SubscriberStatus.ACTIVE else None,
+                source=consent.source or None,
+                form_version=consent.form_version,
+                client_hash=consent.client_hash or None,
+                detail="already active" if status is SubscriberStatus.ACTIVE else None,
             )
             if status is SubscriberStatus.ACTIVE:
                 return SignupDecision(SignupOutcome.ACTIVE, sid)
