@@ -278,7 +278,7 @@ def event(**fields) -> dict:
 def hook(store, body: object, headers: dict, secrets: dict | None = None):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     given = WebhookSecrets({"brevo": TOKEN} if secrets is None else secrets)
-    return receive_webhook("brevo", headers, raw, given, store)
+    return receive_webhook("brevo", headers, raw, given, store.events)
 
 
 def events_in(store) -> int:
@@ -292,7 +292,7 @@ def test_the_bearer_token_is_the_secret(project: Path, run, store) -> None:
     answer = hook(store, event(), bearer)
 
     assert (answer.status, answer.text) == (200, "1 event(s)")
-    assert str(store.subscriber("mina.park@example.org").status) == "bounced"
+    assert str(store.subscribers.find("mina.park@example.org").status) == "bounced"
     assert hook(store, event(), bearer).text == "already received"
     basic = {"Authorization": basic_auth("brevo", TOKEN)}
     assert hook(store, event(event="delivered"), basic).text == "1 event(s)"

@@ -105,7 +105,7 @@ def test_the_report_is_an_object_and_the_cli_prints_it(proj: Project, run) -> No
 
 
 def test_export_neutralises_formulas_and_imports_back(proj: Project, tmp_path: Path) -> None:
-    proj.store.import_subscribers(
+    proj.store.subscribers.import_rows(
         [Subscriber("calc@example.org", first_name="=HYPERLINK(1)", attributes={"city": "+1"})]
     )
     out = tmp_path / "export.csv"

@@ -52,11 +52,11 @@ class Hooks:
     def reader(self) -> tuple[str, int]:
         """A new active subscriber: (address, id)."""
         email = f"reader-{next(_numbers)}@example.org"
-        self.store.import_subscribers([Subscriber(email=email)])
-        return email, self.store.subscriber_id(email)
+        self.store.subscribers.import_rows([Subscriber(email=email)])
+        return email, self.store.subscribers.id_of(email)
 
     def status(self, email: str) -> str:
-        return str(self.store.subscriber(email).status)
+        return str(self.store.subscribers.find(email).status)
 
     def kinds(self, email: str) -> list[str]:
         rows = self.store.db.execute(

@@ -21,7 +21,7 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
-from newsletter.store import SQLiteStore, open_store
+from newsletter.store import Store, open_store
 from newsletter.store.dialect import POSTGRESQL, SQLITE
 from newsletter.store.subscribers import Subscribers
 
@@ -41,7 +41,7 @@ def database_url(kind: str, tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     opened = open_store(database_url(request.param, tmp_path))
     try:
         yield opened
@@ -77,9 +77,9 @@ def test_postgresql_parameters_are_bound_outside_strings_and_comments(
 
 
 def test_a_literal_percent_and_a_quoted_question_mark_reach_the_database_as_written(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
-    store.import_subscribers(
+    store.subscribers.import_rows(
         [Subscriber(email="max@example.org"), Subscriber(email="ana@example.org")]
     )
     row = store.db.execute(
@@ -93,7 +93,7 @@ def test_a_literal_percent_and_a_quoted_question_mark_reach_the_database_as_writ
 
 # -- transactions ------------------------------------------------------------------
 def test_a_transaction_opened_inside_another_commits_or_rolls_back_with_it(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     with pytest.raises(RuntimeError), store.transaction():
         store.db.execute(
@@ -110,36 +110,36 @@ def test_a_transaction_opened_inside_another_commits_or_rolls_back_with_it(
 
 
 # -- leases ------------------------------------------------------------------------
-def lock_holders(store: SQLiteStore) -> list[str]:
+def lock_holders(store: Store) -> list[str]:
     return [r[0] for r in store.db.execute("SELECT holder FROM locks ORDER BY name")]
 
 
-def test_a_lease_is_held_for_the_block_and_let_go_after_it(store: SQLiteStore) -> None:
-    with store.lease("digest:2026-10", 3600, holder="me") as lease:
+def test_a_lease_is_held_for_the_block_and_let_go_after_it(store: Store) -> None:
+    with store.leases.lease("digest:2026-10", 3600, holder="me") as lease:
         assert lease.holder == "me"
         assert lock_holders(store) == ["me"]
         with (
             pytest.raises(SendConflict, match="digest:2026-10"),
-            store.lease("digest:2026-10", 3600, holder="another"),
+            store.leases.lease("digest:2026-10", 3600, holder="another"),
         ):
             pass
     assert lock_holders(store) == []
 
-    with pytest.raises(KeyError), store.lease("digest:2026-10", 3600):
+    with pytest.raises(KeyError), store.leases.lease("digest:2026-10", 3600):
         raise KeyError("the work failed")
     assert lock_holders(store) == [], "let go on an error too"
 
 
-def test_a_lease_whose_holder_expired_is_taken_over(store: SQLiteStore) -> None:
-    with store.lease("digest:2026-11", 3600, holder="old"):
+def test_a_lease_whose_holder_expired_is_taken_over(store: Store) -> None:
+    with store.leases.lease("digest:2026-11", 3600, holder="old"):
         store.db.execute("UPDATE locks SET expires_at = '2000-01-01T00:00:00+00:00'")
-        with store.lease("digest:2026-11", 60, holder="new"):
+        with store.leases.lease("digest:2026-11", 60, holder="new"):
             assert lock_holders(store) == ["new"]
 
 
-def test_a_lease_is_renewed_only_after_a_tenth_of_its_time(store: SQLiteStore) -> None:
+def test_a_lease_is_renewed_only_after_a_tenth_of_its_time(store: Store) -> None:
     now = [0.0]
-    lease = store.lease("sender:x:me", 100, holder="me")
+    lease = store.leases.lease("sender:x:me", 100, holder="me")
     lease.clock = lambda: now[0]
 
     def expiry() -> str:
@@ -158,13 +158,13 @@ def test_a_lease_is_renewed_only_after_a_tenth_of_its_time(store: SQLiteStore) -
 
 # -- streaming -----------------------------------------------------------------------
 def test_subscribers_stream_a_chunk_at_a_time_with_one_query_for_a_chunks_tags(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     people = [
         Subscriber(email=f"reader{i}@example.org", tags=("b", "a") if i % 2 else ())
         for i in range(10)
     ]
-    store.import_subscribers(people)
+    store.subscribers.import_rows(people)
     monkeypatch.setattr(Subscribers, "READ_CHUNK", 3)
     statements: list[str] = []
     execute = store.db.execute
@@ -172,30 +172,33 @@ def test_subscribers_stream_a_chunk_at_a_time_with_one_query_for_a_chunks_tags(
         store.db, "execute", lambda sql, params=(): statements.append(sql) or execute(sql, params)
     )
 
-    listed = list(store.subscribers())
+    listed = list(store.subscribers.stream())
 
     assert [s.email for s in listed] == [p.email for p in people]
     assert [s.tags for s in listed] == [("a", "b") if i % 2 else () for i in range(10)]
     assert len(statements) == 4 + 4 + 1, "4 chunks and their tags, then an empty chunk"
-    assert [s.email for s in store.subscribers(tag="a")] == [p.email for p in people[1::2]]
+    assert [s.email for s in store.subscribers.stream(tag="a")] == [p.email for p in people[1::2]]
 
 
 # -- campaigns and events --------------------------------------------------------------
-def test_a_campaigns_status_is_a_campaign_status(store: SQLiteStore) -> None:
-    row = store.ensure_campaign("october", "October")
+def test_a_campaigns_status_is_a_campaign_status(store: Store) -> None:
+    row = store.ledger.ensure_campaign("october", "October")
     assert row.status is CampaignStatus.DRAFT
-    store.set_campaign_status(row.id, CampaignStatus.PAUSED)
-    assert store.campaign("october").status is CampaignStatus.PAUSED
-    assert store.campaign_slug(row.id) == "october" and store.campaign_slug(row.id + 1) is None
+    store.ledger.set_campaign_status(row.id, CampaignStatus.PAUSED)
+    assert store.ledger.campaign("october").status is CampaignStatus.PAUSED
+    assert (
+        store.ledger.campaign_slug(row.id) == "october"
+        and store.ledger.campaign_slug(row.id + 1) is None
+    )
 
 
-def test_recording_events_says_what_was_done(store: SQLiteStore) -> None:
-    store.import_subscribers([Subscriber(email="zoe@example.org")])
-    sid = store.subscriber_id("zoe@example.org")
+def test_recording_events_says_what_was_done(store: Store) -> None:
+    store.subscribers.import_rows([Subscriber(email="zoe@example.org")])
+    sid = store.subscribers.id_of("zoe@example.org")
 
     def soft(n: int) -> RecordedEvent:
         event = Event("postmark", EventKind.SOFT_BOUNCED, "zoe@example.org", None, f"s{n}")
-        return store.record_event(event, soft_bounce_limit=2)
+        return store.events.record(event, soft_bounce_limit=2)
 
     first = soft(1)
     assert first == RecordedEvent(EventOutcome.SOFT_BOUNCE, 1, 2)
@@ -204,10 +207,10 @@ def test_recording_events_says_what_was_done(store: SQLiteStore) -> None:
     second = soft(2)
     assert second == RecordedEvent(EventOutcome.SOFT_BOUNCE_LIMIT, 2, 2)
     assert str(second) == "suppressed after 2 soft bounces"
-    assert store.subscriber_status(sid) is SubscriberStatus.BOUNCED
-    complaint = store.record_event(Event("postmark", EventKind.COMPLAINED, "zoe@example.org"))
+    assert store.subscribers.status_of(sid) is SubscriberStatus.BOUNCED
+    complaint = store.events.record(Event("postmark", EventKind.COMPLAINED, "zoe@example.org"))
     assert str(complaint) == "suppressed (complained)"
-    stranger = store.record_event(Event("postmark", EventKind.BOUNCED, "nobody@example.org"))
+    stranger = store.events.record(Event("postmark", EventKind.BOUNCED, "nobody@example.org"))
     assert stranger.outcome is EventOutcome.NO_SUBSCRIBER
     assert str(stranger) == "recorded (no matching subscriber)"
-    assert store.subscriber_status(sid + 100) is None
+    assert store.subscribers.status_of(sid + 100) is None

@@ -126,8 +126,8 @@ def unsubscribe_owner(project: Path) -> Callable[[str], str | None]:
     """url -> the email of the subscriber a genuine unsubscribe link belongs to."""
     p = Project.load(str(project / "newsletter.toml"))
     try:
-        signer = LinkSigner(p.store.link_secret())
-        emails = {s.id: s.email for s in p.store.subscribers()}
+        signer = LinkSigner(p.store.secret.current())
+        emails = {s.id: s.email for s in p.store.subscribers.stream()}
     finally:
         p.close()
 

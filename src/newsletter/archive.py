@@ -169,7 +169,7 @@ def load_archive(project: Project) -> Archive:
             sent_at=row.sent_at,
             updated_at=row.updated_at,
         )
-        for row in project.store.archived_campaigns()
+        for row in project.store.ledger.archived_campaigns()
         if _SLUG.match(row.slug)
     )
     _, sender = parseaddr(settings.get("newsletter", "from") or "")
@@ -186,7 +186,7 @@ def campaign_page(project: Project, slug: str) -> str | None:
     (the stored page has none: this only makes sure). None: not in the archive."""
     if not _SLUG.match(slug):
         return None
-    page = project.store.campaign_page(slug)
+    page = project.store.ledger.campaign_page(slug)
     if page is None:
         return None
     public = (project.settings.newsletter.public_url or "").rstrip("/")

@@ -74,7 +74,7 @@ def plan_digest(project: Project, period: dt.date, today: dt.date) -> DigestPlan
     end = period_end(period)
     late_by = (today - end).days - digest.max_lateness_days
     label = period.strftime("%Y-%m")
-    featured = project.store.featured_before(label)
+    featured = project.store.ledger.featured_before(label)
     seen: set[str] = set()
     chosen = []
     for article in project.articles(list(sources)):
@@ -232,7 +232,7 @@ def run_digest(
     start = parse_period(period, day)
     label = start.strftime("%Y-%m")
     store = project.store
-    with store.lease(f"digest:{label}", LOCK_SECONDS):  # a second run at once is refused
+    with store.leases.lease(f"digest:{label}", LOCK_SECONDS):  # a second run at once is refused
         summary, code = "", 0
         try:
             plan = plan_digest(project, start, day)
@@ -242,7 +242,7 @@ def run_digest(
             if send:
                 refuse_if_late(plan, project)
             file = DigestFile(plan.path, plan.slug, plan.articles, write_campaign(project, plan))
-            store.record_digest(label, [article_key(a) for a in plan.articles])
+            store.ledger.record_digest(label, [article_key(a) for a in plan.articles])
             summary = f"{len(plan.articles)} article(s), {plan.path.name} {file.state}"
             if on_written is not None:
                 on_written(file)

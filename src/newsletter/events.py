@@ -299,12 +299,12 @@ def _export_line(provider: str, number: int, line: bytes) -> Record:
 
 
 class EventStore(Protocol):
-    def record_event(self, event: Event, soft_bounce_limit: int = 3) -> RecordedEvent: ...
+    def record(self, event: Event, soft_bounce_limit: int = 3) -> RecordedEvent: ...
 
 
 @dataclass
 class ImportReport:
-    outcomes: dict[RecordedEvent, int]  # what record_event did, and how often
+    outcomes: dict[RecordedEvent, int]  # what EventLog.record did, and how often
     skipped: list[Record]  # the malformed records, each with its problem
     read: int  # records read (those of kinds newsletter does not use included)
 
@@ -317,7 +317,7 @@ def import_events(
     outcomes: dict[RecordedEvent, int] = {}
     for record in records:
         for event in record.events:
-            outcome = store.record_event(event, soft_bounce_limit)
+            outcome = store.record(event, soft_bounce_limit)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
     skipped = [r for r in records if r.problem]
     return ImportReport(outcomes, skipped, len(records) - len(skipped))

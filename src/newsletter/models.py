@@ -168,7 +168,7 @@ class Event:
 
 
 class EventOutcome(StrEnum):
-    """What recording one event did (``store.record_event``)."""
+    """What recording one event did (``store.events.record``)."""
 
     RECORDED = "recorded"  # stored; the subscriber stays as they were
     ALREADY_RECORDED = "already recorded"  # its provider event id was recorded before
@@ -183,7 +183,7 @@ class EventOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class RecordedEvent:
-    """What ``store.record_event`` did, with the subscriber's soft bounce count after the
+    """What ``store.events.record`` did, with the subscriber's soft bounce count after the
     event when it was a soft bounce; ``str()`` says it in words."""
 
     outcome: EventOutcome

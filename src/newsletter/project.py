@@ -74,7 +74,7 @@ from .sender import (
     send_campaign,
     send_test,
 )
-from .store import CampaignRow, Erasure, SQLiteStore, now_iso, open_store
+from .store import CampaignRow, Erasure, Store, now_iso, open_store
 from .store.signups import LogAction
 from .tokens import LinkSigner
 
@@ -188,7 +188,7 @@ class Project:
         return cls(load_settings(config), refresh)
 
     @cached_property
-    def store(self) -> SQLiteStore:
+    def store(self) -> Store:
         return open_store(self.settings.database_url)
 
     def close(self) -> None:
@@ -247,10 +247,10 @@ class Project:
 
         def has(name: str) -> bool:
             if name not in known:
-                known[name] = store.has_attribute(name)
+                known[name] = store.subscribers.has_attribute(name)
             return known[name]
 
-        return FieldCatalog(has=has, names=store.attribute_names)
+        return FieldCatalog(has=has, names=store.subscribers.attribute_names)
 
     def factory(
         self,
@@ -296,7 +296,7 @@ class Project:
         self, campaign_slug: str, campaign_id: int = 0
     ) -> Callable[[Recipient], dict[str, str]]:
         """recipient -> their merge fields: name, attributes, signed links."""
-        signer = LinkSigner(self.store.link_secret())
+        signer = LinkSigner(self.store.secret.current())
         base = self.settings.public_url
         web_url = f"{base}/c/{campaign_slug}"
 
@@ -333,11 +333,11 @@ class Project:
 
     def _sample_recipient(self, to: str | None) -> Recipient:
         if to:
-            found = self.store.subscriber(to)
+            found = self.store.subscribers.find(to)
             if found is None:  # checked as an import would check it
                 return Recipient(subscriber_id=0, email=self.sendable_address(to))
             return Recipient.of(found)
-        first = next(self.store.subscribers(status="active"), None)
+        first = next(self.store.subscribers.stream(status="active"), None)
         if first is not None:
             return Recipient.of(first)
         return Recipient(subscriber_id=0, email="reader@example.com", first_name="Sam")
@@ -405,7 +405,7 @@ class Project:
         named = {*audience.tags_any, *audience.tags_all, *audience.exclude_tags}
         if not named:
             return []
-        known = self.store.tags()
+        known = self.store.subscribers.tags()
         unknown = sorted(named - set(known))
         if not unknown:
             return []
@@ -437,7 +437,7 @@ class Project:
         personalize = self.personalizer(campaign.slug)
         failed: list[str] = []
         count = 0
-        for recipient in self.store.audience_recipients(campaign.audience):
+        for recipient in self.store.subscribers.audience_recipients(campaign.audience):
             count += 1
             try:
                 build(personalize(recipient))
@@ -463,10 +463,10 @@ class Project:
         self, status: str | None = None, tag: str | None = None
     ) -> Iterator[Subscriber]:
         """Subscribers (not erased ones) in id order, streamed; by status and tag."""
-        return self.store.subscribers(status=status, tag=tag)
+        return self.store.subscribers.stream(status=status, tag=tag)
 
     def _subscriber(self, email: str) -> Subscriber:
-        found = self.store.subscriber(email)
+        found = self.store.subscribers.find(email)
         if found is None or found.id is None:
             raise InputError(f"{email} is not a subscriber.", "Check the address.")
         return found
@@ -477,8 +477,8 @@ class Project:
         assert subscriber.id is not None
         return SubscriberHistory(
             subscriber,
-            tuple(self.store.history(subscriber.id)),
-            tuple(self.store.membership_log(subscriber.id)),
+            tuple(self.store.ledger.history(subscriber.id)),
+            tuple(self.store.membership.entries(subscriber.id)),
         )
 
     def add_subscriber(
@@ -495,7 +495,7 @@ class Project:
         erased: not at all)."""
         address = self.sendable_address(email)
         source = " ".join(consent_source.split()) or "added by staff"
-        status, sid = self.store.add_subscriber(
+        status, sid = self.store.membership.add(
             address,
             " ".join(first_name.split()),
             " ".join(last_name.split()),
@@ -509,7 +509,7 @@ class Project:
             )
         if status is not None:
             raise InputError(*_refusal(address, status, "add"))
-        found = self.store.subscriber_by_id(sid)
+        found = self.store.subscribers.by_id(sid)
         assert found is not None
         return MembershipChange(found, True)
 
@@ -524,9 +524,9 @@ class Project:
                 "Say how they asked to come back, e.g. --consent-source 'email to the editor, "
                 "2026-12-01'.",
             )
-        found = self.store.subscriber(email)
+        found = self.store.subscribers.find(email)
         if found is None or found.id is None:
-            if self.store.forgotten_address(email):
+            if self.store.forgotten.includes(email):
                 raise InputError(
                     f"{email} was erased on request (`subscribers forget`); it cannot be "
                     "resubscribed."
@@ -539,8 +539,8 @@ class Project:
             return MembershipChange(found, False)
         if found.status is not SubscriberStatus.UNSUBSCRIBED:
             raise InputError(*_refusal(found.email, found.status, "resubscribe"))
-        self.store.resubscribe(found.id, source, _utcnow())
-        after = self.store.subscriber_by_id(found.id)
+        self.store.membership.resubscribe(found.id, source, _utcnow())
+        after = self.store.subscribers.by_id(found.id)
         assert after is not None
         return MembershipChange(after, True)
 
@@ -548,12 +548,12 @@ class Project:
         """Unsubscribe ``email`` by hand; False when they already were."""
         subscriber = self._subscriber(email)
         assert subscriber.id is not None
-        changed = self.store.set_status(
+        changed = self.store.subscribers.set_status(
             subscriber.id, SubscriberStatus.UNSUBSCRIBED, "unsubscribed by hand"
         )
         if changed:
-            self.store.log_membership(
-                subscriber.id, LogAction.UNSUBSCRIBED, now_iso(), "unsubscribed by hand"
+            self.store.membership.log(
+                subscriber.id, LogAction.UNSUBSCRIBED, now_iso(), detail="unsubscribed by hand"
             )
         return changed
 
@@ -562,16 +562,16 @@ class Project:
         one event; anyone else stays as is (a repeated POST, a mailbox provider's retry,
         someone who bounced meanwhile). True when the status changed."""
         store = self.store
-        slug = store.campaign_slug(campaign_id)
+        slug = store.ledger.campaign_slug(campaign_id)
         reason = "one-click unsubscribe" if one_click else "unsubscribe page"
         if slug:
             reason += f" from {slug}"
-        if not store.set_status(
+        if not store.subscribers.set_status(
             subscriber_id, SubscriberStatus.UNSUBSCRIBED, reason, only_if_active=True
         ):
             return False
-        store.log_membership(subscriber_id, LogAction.UNSUBSCRIBED, now_iso(), reason)
-        store.record_event(
+        store.membership.log(subscriber_id, LogAction.UNSUBSCRIBED, now_iso(), detail=reason)
+        store.events.record(
             Event(
                 provider="newsletter",
                 kind=EventKind.UNSUBSCRIBED,
@@ -586,7 +586,7 @@ class Project:
     def export_subscribers(self, path: Path, status: str | None = None) -> int:
         """Every subscriber (or those with ``status``) to a CSV file that imports back, with
         formula cells neutralised; how many were written."""
-        return write_subscribers(path, self.store.subscribers(status=status))
+        return write_subscribers(path, self.store.subscribers.stream(status=status))
 
     def forget(self, email: str, confirm: Callable[[str], bool] | None = None) -> Forgotten | None:
         """Erase a person from the database and from the files made for them.
@@ -601,9 +601,9 @@ class Project:
             )
         if confirm is not None and not confirm(email):
             return None
-        erasure = self.store.forget(email)
+        erasure = self.store.forgotten.forget(email)
         removed = self._remove_outbox_files(erasure) + self._remove_build_samples(erasure)
-        if not self.store.purge_erased():
+        if not self.store.forgotten.purge():
             raise NewsletterError(
                 f"{email} is erased, but another process kept reading the database, so an "
                 "old copy of the rows may stay in its log file until it lets go.",
@@ -645,7 +645,7 @@ class Project:
     ) -> SubscriberImport:
         """Import a subscribers CSV file: validated, merged, never re-subscribing anyone."""
         parsed = read_subscribers(path, tags, status, carrier=self.carrier)
-        summary = self.store.import_subscribers(parsed.rows)  # drains parsed.rows
+        summary = self.store.subscribers.import_rows(parsed.rows)  # drains parsed.rows
         return SubscriberImport(
             path,
             summary.added,
@@ -662,7 +662,9 @@ class Project:
     def import_events(self, path: Path, provider: str) -> EventFileImport:
         """Apply a provider's events from an export file (a JSON array, one JSON object, or
         JSON lines); records that cannot be read are skipped and listed."""
-        report = import_events(self.store, provider, path.read_bytes(), self.soft_bounce_limit)
+        report = import_events(
+            self.store.events, provider, path.read_bytes(), self.soft_bounce_limit
+        )
         outcomes = {str(outcome): n for outcome, n in report.outcomes.items()}
         return EventFileImport(path, outcomes, tuple(report.skipped), report.read)
 
@@ -707,19 +709,19 @@ class Project:
     ) -> CampaignRun:
         """Send the campaign's pending deliveries, holding a lease of this sender's own."""
         store = self.store
-        row = store.ensure_campaign(campaign.slug, campaign.subject)
-        if store.only_rehearsed(row, transport.name):
+        row = store.ledger.ensure_campaign(campaign.slug, campaign.subject)
+        if store.ledger.only_rehearsed(row, transport.name):
             # it went only to the outbox: a rehearsal, kept as a summary; now the real send
-            store.archive_rehearsal(row)
-            row = store.campaign(campaign.slug) or row
-        store.record_campaign_articles(row.id, [article_key(a) for a in campaign.articles])
-        if store.campaign_page(campaign.slug) is None:  # a resumed send keeps the first
+            store.ledger.archive_rehearsal(row)
+            row = store.ledger.campaign(campaign.slug) or row
+        store.ledger.record_campaign_articles(row.id, [article_key(a) for a in campaign.articles])
+        if store.ledger.campaign_page(campaign.slug) is None:  # a resumed send keeps the first
             try:
                 subject, html = self.web_version(compiled)
             except TemplateError:  # `check` warns of it; readers still get their email
                 pass
             else:
-                store.save_campaign_page(
+                store.ledger.save_campaign_page(
                     row.id, subject, campaign.preheader, html, in_archive=campaign.archive
                 )
         holder = holder_id()
@@ -727,7 +729,7 @@ class Project:
         # and claims recipients row by row; one whose lease lapses is presumed dead.
         lease_prefix = f"sender:{campaign.slug}:"
         lease_seconds = self.settings.delivery.lease_seconds
-        with store.lease(lease_prefix + holder, lease_seconds, holder) as lease:
+        with store.leases.lease(lease_prefix + holder, lease_seconds, holder) as lease:
 
             def batch_done(results: list[SendResult]) -> None:
                 lease.renew()
@@ -736,11 +738,11 @@ class Project:
 
             started = now_iso()
             try:
-                store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
-                store.requeue(row.id, retry)
-                store.enqueue(row, campaign.audience, transport.name)
+                store.ledger.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
+                store.ledger.requeue(row.id, retry)
+                store.ledger.enqueue(row, campaign.audience, transport.name)
                 report = send_campaign(
-                    store,
+                    store.ledger,
                     transport,
                     self.factory(
                         compiled, auto_submitted=auto_submitted, carrier=transport.carrier()
@@ -751,16 +753,18 @@ class Project:
                     holder=holder,
                     on_batch=batch_done,
                 )
-                store.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
-                store.finish_if_done(row.id)
+                store.ledger.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
+                store.ledger.finish_if_done(row.id)
             except SendPaused:
-                store.set_campaign_status(row.id, CampaignStatus.PAUSED)
+                store.ledger.set_campaign_status(row.id, CampaignStatus.PAUSED)
                 raise
             finally:
                 transport.close()
                 if transport.name == "outbox":  # a file written as its reader was being erased
-                    self._remove_files_of(store.erased_during(row.id, started), campaign.slug)
-        return CampaignRun(report, store.campaign(campaign.slug) or row)
+                    self._remove_files_of(
+                        store.ledger.erased_during(row.id, started), campaign.slug
+                    )
+        return CampaignRun(report, store.ledger.campaign(campaign.slug) or row)
 
     def _remove_files_of(self, subscriber_ids: list[int], slug: str) -> None:
         folder = self.settings.outbox_dir / slug

@@ -77,21 +77,21 @@ def campaign_report(project: Project, campaign: str) -> CampaignReport:
     """The report on ``campaign`` (a slug, or its file's path); an error if never sent."""
     store = project.store
     slug = Path(campaign).stem
-    row = store.campaign(slug)
+    row = store.ledger.campaign(slug)
     if row is None:
         raise InputError(
             f"Campaign {slug!r} has not been sent yet.",
             "Run `newsletter report` to see the campaigns that have.",
         )
-    counts = dict.fromkeys(ALWAYS_COUNTED, 0) | store.delivery_counts(row.id)
-    events = dict.fromkeys(ALWAYS_EVENTS, 0) | store.event_counts(row.id)
+    counts = dict.fromkeys(ALWAYS_COUNTED, 0) | store.ledger.delivery_counts(row.id)
+    events = dict.fromkeys(ALWAYS_EVENTS, 0) | store.events.counts(row.id)
     return CampaignReport(
         slug,
         row.status,
         row.transport,
         counts,
         events,
-        tuple(Rehearsal(**r) for r in store.rehearsals(row.id)),
+        tuple(Rehearsal(**r) for r in store.ledger.rehearsals(row.id)),
         tuple(
             RecipientStatus(
                 d["email"],
@@ -101,7 +101,7 @@ def campaign_report(project: Project, campaign: str) -> CampaignReport:
                 d["sent_at"],
                 d["transport"],
             )
-            for d in store.deliveries(row.id)
+            for d in store.ledger.deliveries(row.id)
         ),
     )
 
@@ -110,6 +110,8 @@ def campaign_reports(project: Project) -> list[CampaignSummary]:
     """Every campaign with its delivery counts, oldest first."""
     store = project.store
     return [
-        CampaignSummary(c.slug, c.status, c.started_at, c.finished_at, store.delivery_counts(c.id))
-        for c in store.campaigns()
+        CampaignSummary(
+            c.slug, c.status, c.started_at, c.finished_at, store.ledger.delivery_counts(c.id)
+        )
+        for c in store.ledger.campaigns()
     ]

@@ -198,18 +198,18 @@ def prepare_send(
     delivery = settings.delivery
     rate = float(delivery.rate_limit)
     store = project.store
-    row = store.campaign(campaign.slug)
+    row = store.ledger.campaign(campaign.slug)
     rehearsed = None
-    if row is not None and store.only_rehearsed(row, transport):
-        rehearsed = store.delivery_counts(row.id).get("sent", 0)
+    if row is not None and store.ledger.only_rehearsed(row, transport):
+        rehearsed = store.ledger.delivery_counts(row.id).get("sent", 0)
     already_sent = None
     if row is None or row.status == CampaignStatus.DRAFT or rehearsed is not None:
-        recipients, settled = store.count_audience(campaign.audience), 0
+        recipients, settled = store.subscribers.count_audience(campaign.audience), 0
     elif row.status == CampaignStatus.SENT and not retry:
-        already_sent = AlreadySent(row.finished_at, store.delivery_counts(row.id))
+        already_sent = AlreadySent(row.finished_at, store.ledger.delivery_counts(row.id))
         recipients, settled = 0, sum(already_sent.totals.values())
     else:
-        counts = store.delivery_counts(row.id)
+        counts = store.ledger.delivery_counts(row.id)
         recipients = sum(counts.get(str(s), 0) for s in ("pending", "sending", *retry))
         settled = sum(counts.values()) - recipients
     if limit:
@@ -233,7 +233,7 @@ def prepare_send(
             for p in problems
             if p.code == "unknown-tag" or (p.code == "example-setting" and not rehearsal)
         ),
-        sample=tuple(store.audience_sample(campaign.audience, SAMPLE_SIZE))
+        sample=tuple(store.subscribers.audience_sample(campaign.audience, SAMPLE_SIZE))
         if settled == 0 and already_sent is None
         else (),
     )
@@ -299,13 +299,13 @@ def _outcome(
     project: Project, plan: SendPlan, kind: OutcomeKind, report: RunReport | None = None
 ) -> SendOutcome:
     report = report or RunReport()
-    row = project.store.campaign(plan.slug)
+    row = project.store.ledger.campaign(plan.slug)
     return SendOutcome(
         plan.slug,
         plan.transport,
         kind,
         row.status if row else None,
-        project.store.delivery_counts(row.id) if row else {},
+        project.store.ledger.delivery_counts(row.id) if row else {},
         report.delivered,
         report.failed,
         report.unknown,

@@ -95,11 +95,11 @@ def _epoch(moment: dt.datetime) -> int:
 # -- tokens -----------------------------------------------------------------------
 def form_token(project: Project, now: dt.datetime | None = None) -> str:
     """The signed time a sign-up form is shown at."""
-    return form_signer(project.store.link_secret()).sign(_epoch(now or utcnow()))
+    return form_signer(project.store.secret.current()).sign(_epoch(now or utcnow()))
 
 
 def confirm_token(project: Project, subscriber_id: int, issued: dt.datetime | None = None) -> str:
-    return confirm_signer(project.store.link_secret()).sign(
+    return confirm_signer(project.store.secret.current()).sign(
         subscriber_id, _epoch(issued or utcnow())
     )
 
@@ -111,7 +111,7 @@ def confirm_url(project: Project, subscriber_id: int, issued: dt.datetime | None
 def client_hash(project: Project, client: str) -> str:
     """A keyed hash of the client's address: enough to count its sign-ups, never the
     address itself."""
-    key = hmac.new(project.store.link_secret().encode(), b"newsletter-client-v1", "sha256")
+    key = hmac.new(project.store.secret.current().encode(), b"newsletter-client-v1", "sha256")
     return hmac.new(key.digest(), client.encode(), hashlib.sha256).hexdigest()[:32]
 
 
@@ -162,7 +162,7 @@ def bot_reason(project: Project, form: SignupForm, now: dt.datetime) -> BotReaso
         return BotReason.HONEYPOT
     if form.form_token is None:  # an embedded form: honeypot and limits only
         return None
-    found = form_signer(project.store.link_secret()).verify(form.form_token.strip(), 1)
+    found = form_signer(project.store.secret.current()).verify(form.form_token.strip(), 1)
     if found is None:
         return BotReason.FORGED
     shown = dt.datetime.fromtimestamp(found[0], dt.UTC)
@@ -185,7 +185,7 @@ def sign_up(
     if reason is not None:
         return SignupResult(str(reason), False)
     s = project.settings.signup
-    decision = project.store.sign_up(
+    decision = project.store.membership.sign_up(
         form.email,
         form.first_name,
         form.last_name,
@@ -202,7 +202,7 @@ def sign_up(
     url = confirm_url(project, decision.subscriber_id, now)
     error = send_one(project, "confirm", recipient, {"confirm_url": url})
     if error is not None:
-        project.store.mark_confirmation_failed(decision.log_id, error)
+        project.store.membership.mark_failed(decision.log_id, error)
         return SignupResult(str(decision.outcome), False)
     return SignupResult(str(decision.outcome), True)
 
@@ -233,7 +233,7 @@ def check_confirmation(
 ) -> Confirmation:
     """What a confirmation link stands for; changes nothing."""
     now = now or utcnow()
-    found = confirm_signer(project.store.link_secret()).verify(token, 2)
+    found = confirm_signer(project.store.secret.current()).verify(token, 2)
     if found is None:
         return Confirmation(ConfirmState.INVALID)
     subscriber_id, issued = found
@@ -242,7 +242,7 @@ def check_confirmation(
         minutes=5
     ):
         return Confirmation(ConfirmState.EXPIRED, subscriber_id)
-    status = project.store.subscriber_status(subscriber_id)
+    status = project.store.subscribers.status_of(subscriber_id)
     if status is SubscriberStatus.PENDING:
         return Confirmation(ConfirmState.PENDING, subscriber_id)
     if status is SubscriberStatus.ACTIVE:
@@ -257,15 +257,15 @@ def confirm(project: Project, token: str, now: dt.datetime | None = None) -> Con
     checked = check_confirmation(project, token, now)
     if checked.state is not ConfirmState.PENDING or checked.subscriber_id is None:
         return checked
-    before = project.store.confirm_subscriber(checked.subscriber_id, now)
+    before = project.store.membership.confirm(checked.subscriber_id, now)
     if before is not SubscriberStatus.PENDING:
         state = ConfirmState.ACTIVE if before is SubscriberStatus.ACTIVE else ConfirmState.UNKNOWN
         return Confirmation(state, checked.subscriber_id)
     welcomed = False
     if project.settings.signup.welcome:
-        subscriber = project.store.subscriber_by_id(checked.subscriber_id)
+        subscriber = project.store.subscribers.by_id(checked.subscriber_id)
         if subscriber is not None:
-            token_ = LinkSigner(project.store.link_secret()).unsubscribe_token(
+            token_ = LinkSigner(project.store.secret.current()).unsubscribe_token(
                 checked.subscriber_id, 0
             )
             welcomed = (
@@ -278,7 +278,7 @@ def confirm(project: Project, token: str, now: dt.datetime | None = None) -> Con
                 is None
             )
             if welcomed:
-                project.store.log_membership(
+                project.store.membership.log(
                     checked.subscriber_id, LogAction.WELCOME_SENT, _iso(now)
                 )
     return Confirmation(ConfirmState.ACTIVE, checked.subscriber_id, welcomed)

@@ -260,7 +260,7 @@ class WebhookStore(Protocol):
 
     def release_nonces(self, provider: str, nonces: Sequence[str]) -> None: ...
 
-    def record_event(self, event: Event, soft_bounce_limit: int = 3) -> RecordedEvent: ...
+    def record(self, event: Event, soft_bounce_limit: int = 3) -> RecordedEvent: ...
 
 
 def receive_webhook(
@@ -343,7 +343,7 @@ def _apply(
             return WebhookAnswer(200, "already received")
         for record in fresh:
             for event in record.events:
-                store.record_event(event, soft_bounce_limit)
+                store.record(event, soft_bounce_limit)
                 applied += 1
             done += 1
     except BaseException:

@@ -56,6 +56,12 @@ class Connection:
         self._depth = 0
         self.raw.execute("COMMIT")
 
+    def run_script(self, script: str) -> None:
+        """Run a script of several statements (a migration) in one transaction of its
+        own: all of it, or none. It takes no parameters."""
+        with self.transaction():
+            self.raw.execute(script)  # psycopg runs several statements when given no parameters
+
     def lock(self, tables: tuple[str, ...], mode: str) -> None:
         """Take table locks at the start of a transaction, where the database has them.
 
@@ -107,6 +113,19 @@ class SQLiteConnection(Connection):
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
         return self.raw.executemany(sql, rows)
+
+    def run_script(self, script: str) -> None:
+        """sqlite3 runs a script only through ``executescript``, which first commits any
+        open transaction: the script brings its own BEGIN and COMMIT instead, and an
+        error part way rolls back what it did."""
+        if self._depth:
+            raise RuntimeError("a script cannot run inside another transaction on SQLite")
+        try:
+            self.raw.executescript(f"{self.dialect.begin};\n{script}\n;\nCOMMIT;")
+        except BaseException:
+            if self.raw.in_transaction:
+                self.raw.execute("ROLLBACK")
+            raise
 
     def purge(self) -> bool:
         """The log is checkpointed and truncated: every page it held is written to the

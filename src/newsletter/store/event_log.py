@@ -159,7 +159,7 @@ class EventLog:
             subscriber_id = self.subscribers.id_of(event.email)
         return MessageTarget(campaign_id, subscriber_id)
 
-    def event_counts(self, campaign_id: int) -> dict[str, int]:
+    def counts(self, campaign_id: int) -> dict[str, int]:
         """How many subscribers (or addresses) each kind of event of a campaign concerns."""
         return {
             r[0]: r[1]

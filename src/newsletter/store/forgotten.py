@@ -237,6 +237,10 @@ class Forgotten:
             )
         return found
 
+    def includes(self, email: str) -> bool:
+        """Whether ``email`` was erased on request."""
+        return bool(self.among([email]))
+
     def about_erased(self, subscriber_id: int | None, email: str | None) -> bool:
         """Whether an event about this subscriber or address concerns an erased person."""
         if subscriber_id is not None and self.erased_among([subscriber_id]):

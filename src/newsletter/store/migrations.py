@@ -1,4 +1,4 @@
-"""Ordered, named schema migrations; each runs once and is recorded.
+"""Ordered, named schema migrations; each runs once, as one script, and is recorded.
 
 They are written for SQLite; ``Dialect.schema`` gives each table's own integer key
 its PostgreSQL form.
@@ -248,20 +248,23 @@ def pending(db: Connection) -> list[str]:
     return [name for name, _ in MIGRATIONS if name not in done]
 
 
+def _literal(text: str) -> str:
+    """``text`` as an SQL string literal (a script takes no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def migrate(db: Connection) -> list[str]:
-    """Apply every migration not yet recorded, in order, each in a transaction of its
-    own; return their names."""
+    """Apply every migration not yet recorded, in order; return their names. Each runs
+    as one script together with the row that records it: both happen, or neither."""
     applied = []
     todo = set(pending(db))
     for name, sql in MIGRATIONS:
         if name not in todo:
             continue
-        with db.transaction():
-            for statement in filter(str.strip, sql.split(";")):
-                db.execute(db.dialect.schema(statement))
-            db.execute(
-                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
-                (name, now_iso()),
-            )
+        record = (
+            "INSERT INTO schema_migrations (name, applied_at) "
+            f"VALUES ({_literal(name)}, {_literal(now_iso())})"
+        )
+        db.run_script(f"{db.dialect.schema(sql).strip().rstrip(';')}\n;\n{record}")
         applied.append(name)
     return applied

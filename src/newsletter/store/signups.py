@@ -84,17 +84,19 @@ class Membership:
         subscriber_id: int,
         action: LogAction,
         at: str,
+        *,
         source: str | None = None,
         form_version: str | None = None,
         client_hash: str | None = None,
         detail: str | None = None,
     ) -> int:
-        """Add a row; its id."""
-        row = self.db.execute(
-            "INSERT INTO subscriber_log (subscriber_id, action, at, source, form_version, "
-            "client_hash, detail) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (subscriber_id, str(action), at, source, form_version, client_hash, detail),
-        ).fetchone()
+        """Add a row (in a transaction of its own, or the caller's); its id."""
+        with self.db.transaction():
+            row = self.db.execute(
+                "INSERT INTO subscriber_log (subscriber_id, action, at, source, form_version, "
+                "client_hash, detail) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (subscriber_id, str(action), at, source, form_version, client_hash, detail),
+            ).fetchone()
         return int(row[0])
 
     def entries(self, subscriber_id: int) -> list[dict[str, Any]]:
@@ -132,86 +134,105 @@ class Membership:
             # one sign-up at a time, across processes: the limits are counted, then used
             db.lock(("subscribers",), "ROW EXCLUSIVE")
             db.lock(("subscriber_log",), "SHARE ROW EXCLUSIVE")
-            if self.forgotten.among([email]):
+            if self.forgotten.includes(email):
                 return SignupDecision(SignupOutcome.ERASED)
-            if (
-                consent.client_hash
-                and self._count(
-                    "action = ? AND client_hash = ? AND at >= ?",
-                    (str(LogAction.SIGNUP), consent.client_hash, hour_ago),
-                )
-                >= limits.per_client_per_hour
-            ):
+            if self._client_over_limit(consent.client_hash, limits, hour_ago):
                 return SignupDecision(SignupOutcome.CLIENT_LIMIT)
             row = self.subscribers._row(email)
-            if row is not None:
-                sid = int(row["id"])
-                status = SubscriberStatus(row["status"])
-                if status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
-                    return SignupDecision(SignupOutcome.SUPPRESSED, sid)
-                if (
-                    self._count(
-                        "subscriber_id = ? AND action = ? AND at >= ?",
-                        (sid, str(LogAction.SIGNUP), hour_ago),
-                    )
-                    >= limits.per_address_per_hour
-                ):
-                    return SignupDecision(SignupOutcome.ADDRESS_LIMIT, sid)
-                if status is SubscriberStatus.UNSUBSCRIBED:  # a new consent: confirm again
-                    db.execute(
-                        "UPDATE subscribers SET status = 'pending', status_reason = ?, "
-                        "status_changed_at = ?, updated_at = ?, first_name = ?, last_name = ? "
-                        "WHERE id = ?",
-                        (
-                            "signed up again",
-                            at,
-                            at,
-                            first_name or row["first_name"],
-                            last_name or row["last_name"],
-                            sid,
-                        ),
-                    )
-            else:
+            if row is None:
+                sid = self._insert_pending(email, first_name, last_name, at)
                 status = SubscriberStatus.PENDING
-                sid = int(
-                    db.execute(
-                        "INSERT INTO subscribers (email, email_key, first_name, last_name, "
-                        "status, attributes, status_reason, status_changed_at, created_at, "
-                        "updated_at) VALUES (?, ?, ?, ?, 'pending', '{}', 'signed up', ?, ?, ?) "
-                        "RETURNING id",
-                        (email, email.lower(), first_name, last_name, at, at, at),
-                    ).fetchone()[0]
-                )
+            else:
+                sid, status = int(row["id"]), SubscriberStatus(row["status"])
+                refused = self._refused(sid, status, limits, hour_ago)
+                if refused is not None:
+                    return refused
+                if status is SubscriberStatus.UNSUBSCRIBED:  # a new consent: confirm again
+                    self._pending_again(row, first_name, last_name, at)
             self.log(
                 sid,
                 LogAction.SIGNUP,
                 at,
-                consent.source or None,
-                consent.form_version,
-                consent.client_hash or None,
-                "already active" if status is SubscriberStatus.ACTIVE else None,
+                source=consent.source or None,
+                form_version=consent.form_version,
+                client_hash=consent.client_hash or None,
+                detail="already active" if status is SubscriberStatus.ACTIVE else None,
             )
             if status is SubscriberStatus.ACTIVE:
                 return SignupDecision(SignupOutcome.ACTIVE, sid)
-            since = iso(now - dt.timedelta(hours=limits.confirmation_interval_hours))
-            if self._count(
-                "subscriber_id = ? AND action IN (?, ?) AND at >= ?",
-                (sid, str(LogAction.CONFIRMATION_SENT), str(LogAction.CONFIRMED), since),
-            ):
-                return SignupDecision(SignupOutcome.RECENT, sid)
-            if (
-                self._count(
-                    "action IN (?, ?) AND at >= ?",
-                    (
-                        str(LogAction.CONFIRMATION_SENT),
-                        str(LogAction.CONFIRMATION_FAILED),
-                        hour_ago,
-                    ),
-                )
-                >= limits.confirmations_per_hour
-            ):
-                return SignupDecision(SignupOutcome.CAPPED, sid)
-            log_id = self.log(sid, LogAction.CONFIRMATION_SENT, at)
+            return self._confirmation(sid, limits, now, hour_ago)
+
+    def _client_over_limit(self, client_hash: str, limits: SignupLimits, hour_ago: str) -> bool:
+        """Whether this client (when known) signed up as often as it may this hour."""
+        return bool(client_hash) and (
+            self._count(
+                "action = ? AND client_hash = ? AND at >= ?",
+                (str(LogAction.SIGNUP), client_hash, hour_ago),
+            )
+            >= limits.per_client_per_hour
+        )
+
+    def _refused(
+        self, sid: int, status: SubscriberStatus, limits: SignupLimits, hour_ago: str
+    ) -> SignupDecision | None:
+        """Why a known person's sign-up is refused (suppressed, or this address's limit
+        this hour); None when it goes on."""
+        if status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
+            return SignupDecision(SignupOutcome.SUPPRESSED, sid)
+        signups = self._count(
+            "subscriber_id = ? AND action = ? AND at >= ?",
+            (sid, str(LogAction.SIGNUP), hour_ago),
+        )
+        if signups >= limits.per_address_per_hour:
+            return SignupDecision(SignupOutcome.ADDRESS_LIMIT, sid)
+        return None
+
+    def _insert_pending(self, email: str, first_name: str, last_name: str, at: str) -> int:
+        """A new person, pending their confirmation; their id."""
+        return int(
+            self.db.execute(
+                "INSERT INTO subscribers (email, email_key, first_name, last_name, "
+                "status, attributes, status_reason, status_changed_at, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, 'pending', '{}', 'signed up', ?, ?, ?) "
+                "RETURNING id",
+                (email, email.lower(), first_name, last_name, at, at, at),
+            ).fetchone()[0]
+        )
+
+    def _pending_again(self, row: Any, first_name: str, last_name: str, at: str) -> None:
+        """An unsubscribed person who signed up again: pending, names kept unless given."""
+        self.db.execute(
+            "UPDATE subscribers SET status = 'pending', status_reason = ?, "
+            "status_changed_at = ?, updated_at = ?, first_name = ?, last_name = ? "
+            "WHERE id = ?",
+            (
+                "signed up again",
+                at,
+                at,
+                first_name or row["first_name"],
+                last_name or row["last_name"],
+                int(row["id"]),
+            ),
+        )
+
+    def _confirmation(
+        self, sid: int, limits: SignupLimits, now: dt.datetime, hour_ago: str
+    ) -> SignupDecision:
+        """Whether a confirmation email goes to a pending person now: not when one went
+        (or they confirmed) within the interval, nor past the hourly cap on all of them."""
+        since = iso(now - dt.timedelta(hours=limits.confirmation_interval_hours))
+        if self._count(
+            "subscriber_id = ? AND action IN (?, ?) AND at >= ?",
+            (sid, str(LogAction.CONFIRMATION_SENT), str(LogAction.CONFIRMED), since),
+        ):
+            return SignupDecision(SignupOutcome.RECENT, sid)
+        sent = self._count(
+            "action IN (?, ?) AND at >= ?",
+            (str(LogAction.CONFIRMATION_SENT), str(LogAction.CONFIRMATION_FAILED), hour_ago),
+        )
+        if sent >= limits.confirmations_per_hour:
+            return SignupDecision(SignupOutcome.CAPPED, sid)
+        log_id = self.log(sid, LogAction.CONFIRMATION_SENT, iso(now))
         return SignupDecision(SignupOutcome.CONFIRMATION, sid, log_id)
 
     def mark_failed(self, log_id: int, reason: str) -> None:
@@ -285,7 +306,7 @@ class Membership:
         db = self.db
         with db.transaction():
             db.lock(("subscribers",), "ROW EXCLUSIVE")
-            if self.forgotten.among([email]):
+            if self.forgotten.includes(email):
                 return None, None
             row = self.subscribers._row(email)
             if row is not None:

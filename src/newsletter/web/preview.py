@@ -193,7 +193,7 @@ class PreviewApp:
         store = self.project.store
         found = [
             Recipient.of(s)
-            for _, s in zip(range(50), store.subscribers(status="active"), strict=False)
+            for _, s in zip(range(50), store.subscribers.stream(status="active"), strict=False)
         ]
         return found or [Recipient(0, "reader@example.com", "Sam")]
 

@@ -122,7 +122,7 @@ class ServeApp:
         self.soft_bounce_limit = project.soft_bounce_limit
         self.name = project.settings.name
         self.max_body = int(project.settings.serve.max_request_bytes)
-        self.signer = LinkSigner(project.store.link_secret())
+        self.signer = LinkSigner(project.store.secret.current())
         self.images = ProjectImages.of(project.settings)
         self.proxies = tuple(
             ipaddress.ip_network(p, strict=False) for p in project.settings.serve.trusted_proxies
@@ -232,7 +232,7 @@ class ServeApp:
                 "email itself, or reply to the email and we will remove you by hand.",
             )
         subscriber_id, campaign_id = found
-        status = self.project.store.subscriber_status(subscriber_id)
+        status = self.project.store.subscribers.status_of(subscriber_id)
         if status is None:
             return "404 Not Found", page("Already removed", "This address is not on the list.")
         if method == "POST":
@@ -341,7 +341,7 @@ class ServeApp:
         slug = slug.strip("/")
         found = None
         if 0 < len(slug) <= 200 and slug.isprintable() and "/" not in slug:
-            found = self.project.store.campaign_page(slug)
+            found = self.project.store.ledger.campaign_page(slug)
         if found is None:
             return "404 Not Found", page("Not found", "There is no such newsletter issue.")
         return "200 OK", found.html
@@ -371,7 +371,7 @@ class ServeApp:
             headers,
             _body(environ),
             webhook_secrets(project.settings.transport),
-            project.store,
+            project.store.events,
             self.soft_bounce_limit,
             cache_dir=project.settings.cache_dir,
         )
