@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 from lxml import html as lxml_html
@@ -20,23 +21,33 @@ LONG_SUBJECT = 70
 LARGE_IMAGE_PX = 1200
 
 
-@dataclass
+class Level(StrEnum):
+    """How much a problem weighs: an error stops a send, a warning is for a person."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
-    level: str  # "error" or "warning"
+    level: Level  # given as a Level or its string ("error", "warning")
     code: str
     message: str
     where: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "level", Level(self.level))  # "warning" -> Level.WARNING
+
     def as_dict(self) -> dict[str, str]:
         return {
-            "level": self.level,
+            "level": str(self.level),
             "code": self.code,
             "message": self.message,
             "where": self.where,
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckedEmail:
     """What the checks look at: the email as a sample reader would get it."""
 
