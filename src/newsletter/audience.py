@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import functools
+import io
 import itertools
 import re
 import unicodedata
@@ -17,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from .addresses import Carrier, wire_form
 from .errors import InputError
+from .files import atomic_file
 from .models import Subscriber, SubscriberStatus
 
 KNOWN_COLUMNS = (
@@ -177,16 +179,12 @@ def write_subscribers(path: Path, subscribers: Iterable[Subscriber]) -> int:
             }
         )
         columns += [k for k in sub.attributes if k not in columns]
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(columns)
-            for record in records:
-                writer.writerow([csv_cell(record.get(c)) for c in columns])
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)  # written half-way: nothing is left behind
+    # As the umask allows, as before: an export holds readers' data, made 0600 later.
+    with atomic_file(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(columns)
+        for record in records:
+            writer.writerow([csv_cell(record.get(c)) for c in columns])
     return len(records)
 
 
