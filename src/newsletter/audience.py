@@ -92,7 +92,7 @@ _ALIASES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RejectedRow:
     """A row of a subscribers file that was not imported, and why."""
 
@@ -101,7 +101,7 @@ class RejectedRow:
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)  # mutable: rows is set once the header is read
 class ParsedFile:
     """Valid subscribers (a lazy stream) and, once it is drained, the rejected rows.
 
@@ -285,7 +285,7 @@ def read_subscribers(
 
 
 # -- encodings -------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TextEncoding:
     """How a subscribers file is decoded: Python's codec, and the name people know."""
 
