@@ -177,7 +177,10 @@ def test_files_with_readers_data_are_the_owners_alone(project: Path) -> None:
 # private file each goes through files.write_atomic / atomic_file / write_private /
 # publish_files.
 ATOMIC_WRITERS = {"files.py"}
-RENAMES = re.compile(r"os\.replace|os\.rename|\.replace\(tmp|\.rename\(|NamedTemporaryFile|mkstemp")
+RENAMES = re.compile(
+    r"os\.(replace|rename)\(|shutil\.move|NamedTemporaryFile|mkstemp"
+    r"|\.(replace|rename)\(\s*[\w.]+\s*\)"  # Path.replace(target): str.replace takes two
+)
 
 
 def test_files_are_written_whole_in_one_place() -> None:
@@ -209,3 +212,30 @@ def test_an_export_and_a_digest_file_keep_the_umasks_permissions(project: Path) 
     written = project / "campaigns" / "digest-2026-10.md"
     assert stat.S_IMODE(written.stat().st_mode) == 0o644
     assert not [p.name for p in project.rglob("*.tmp")]
+
+
+# Records are values: frozen (a change makes a new one, ``dataclasses.replace``) and
+# slotted. A record that is state being filled says so on its decorator's line
+# ("# mutable: why"). render/ and web/serve.py are being reorganised: they follow when
+# their classes settle.
+NOT_YET = ("render/", "web/serve.py")
+DATACLASS = re.compile(r"^@(dataclasses\.)?dataclass\b(.*)$")
+
+
+def test_records_are_frozen_and_slotted() -> None:
+    source = Path(__file__).resolve().parents[1] / "src" / "newsletter"
+    wrong = []
+    for path in sorted(source.rglob("*.py")):
+        name = str(path.relative_to(source))
+        if name.startswith(NOT_YET):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            found = DATACLASS.match(line.strip())
+            if not found:
+                continue
+            options = found.group(2)
+            if "slots=True" not in options or (
+                "frozen=True" not in options and "# mutable:" not in options
+            ):
+                wrong.append(f"{name}:{number}: {line.strip()}")
+    assert not wrong, "records are @dataclass(frozen=True, slots=True):\n" + "\n".join(wrong)
