@@ -12,6 +12,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -169,3 +170,72 @@ def test_files_with_readers_data_are_the_owners_alone(project: Path) -> None:
     assert mode(outbox) == 0o700
     assert {mode(p) for p in outbox.glob("*.eml")} == {0o600}
     assert {mode(p) for p in (project / "build" / "2026-10-digest").iterdir()} == {0o600}
+
+
+# Where a file may be renamed into place or a temporary file made: files.py, the one
+# writer of whole files. Nothing else needs it: a campaign file, an export, a page or a
+# private file each goes through files.write_atomic / atomic_file / write_private /
+# publish_files.
+ATOMIC_WRITERS = {"files.py"}
+RENAMES = re.compile(
+    r"os\.(replace|rename)\(|shutil\.move|NamedTemporaryFile|mkstemp"
+    r"|\.(replace|rename)\(\s*[\w.]+\s*\)"  # Path.replace(target): str.replace takes two
+)
+
+
+def test_files_are_written_whole_in_one_place() -> None:
+    source = Path(__file__).resolve().parents[1] / "src" / "newsletter"
+    found = [
+        f"{path.relative_to(source)}:{number}: {line.strip()}"
+        for path in sorted(source.rglob("*.py"))
+        if str(path.relative_to(source)) not in ATOMIC_WRITERS
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if RENAMES.search(line)
+    ]
+    assert not found, "write through newsletter.files instead:\n" + "\n".join(found)
+
+
+def test_an_export_and_a_digest_file_keep_the_umasks_permissions(project: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        assert (
+            run_process("subscribers", "import", "subscribers.example.csv", cwd=project).returncode
+            == 0
+        )
+        export = project / "export.csv"
+        assert run_process("subscribers", "export", str(export), cwd=project).returncode == 0
+        _article(project, "A plain title")
+        assert run_process("digest", "--today", "2026-11-01", cwd=project).returncode == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(export.stat().st_mode) == 0o644
+    written = project / "campaigns" / "digest-2026-10.md"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o644
+    assert not [p.name for p in project.rglob("*.tmp")]
+
+
+# Records are values: frozen (a change makes a new one, ``dataclasses.replace``) and
+# slotted. A record that is state being filled says so on its decorator's line
+# ("# mutable: why"). render/ and web/serve.py are being reorganised: they follow when
+# their classes settle.
+NOT_YET = ("render/", "web/serve.py")
+DATACLASS = re.compile(r"^@(dataclasses\.)?dataclass\b(.*)$")
+
+
+def test_records_are_frozen_and_slotted() -> None:
+    source = Path(__file__).resolve().parents[1] / "src" / "newsletter"
+    wrong = []
+    for path in sorted(source.rglob("*.py")):
+        name = str(path.relative_to(source))
+        if name.startswith(NOT_YET):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            found = DATACLASS.match(line.strip())
+            if not found:
+                continue
+            options = found.group(2)
+            if "slots=True" not in options or (
+                "frozen=True" not in options and "# mutable:" not in options
+            ):
+                wrong.append(f"{name}:{number}: {line.strip()}")
+    assert not wrong, "records are @dataclass(frozen=True, slots=True):\n" + "\n".join(wrong)

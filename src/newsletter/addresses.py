@@ -133,7 +133,7 @@ def parse_mailbox(text: str) -> tuple[str, str]:
     return parseaddr(text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Carrier:
     """What a transport can carry, for the check each reader's address goes through.
 

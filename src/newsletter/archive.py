@@ -69,7 +69,7 @@ _MONTHS = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArchiveEntry:
     """One published campaign: its stored subject and preheader, when its real send
     began (``sent_at``) and last finished (``updated_at``), both RFC 3339 UTC."""
@@ -91,7 +91,7 @@ class ArchiveEntry:
         return _when(self.sent_at).date().isoformat()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Archive:
     """The archive as it stands: the newsletter's name, its public address ("" when
     unset), the ids of its feed and entries, and the entries, newest first."""
@@ -115,7 +115,7 @@ class Archive:
         return max((e.updated_at for e in self.entries), default="1970-01-01T00:00:00Z")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Links:
     """Where the archive's parts are, for one way of publishing it: the index, the
     feed, each campaign's page (``pages`` + slug + ``suffix``) and the sign-up page
@@ -143,7 +143,7 @@ def static_links(subscribe: str | None = None) -> Links:
     return Links("index.html", "feed.xml", "c/", ".html", subscribe)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArchiveFiles:
     """What ``write_archive`` did in ``out``: the files it wrote or found unchanged, the
     files of campaigns no longer archived it removed, and those it left because they

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import functools
+import io
 import itertools
 import re
 import unicodedata
@@ -17,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from .addresses import Carrier, wire_form
 from .errors import InputError
+from .files import atomic_file
 from .models import Subscriber, SubscriberStatus
 
 KNOWN_COLUMNS = (
@@ -90,7 +92,7 @@ _ALIASES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RejectedRow:
     """A row of a subscribers file that was not imported, and why."""
 
@@ -99,7 +101,7 @@ class RejectedRow:
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)  # mutable: rows is set once the header is read
 class ParsedFile:
     """Valid subscribers (a lazy stream) and, once it is drained, the rejected rows.
 
@@ -177,16 +179,12 @@ def write_subscribers(path: Path, subscribers: Iterable[Subscriber]) -> int:
             }
         )
         columns += [k for k in sub.attributes if k not in columns]
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(columns)
-            for record in records:
-                writer.writerow([csv_cell(record.get(c)) for c in columns])
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)  # written half-way: nothing is left behind
+    # As the umask allows, as before: an export holds readers' data, made 0600 later.
+    with atomic_file(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(columns)
+        for record in records:
+            writer.writerow([csv_cell(record.get(c)) for c in columns])
     return len(records)
 
 
@@ -287,7 +285,7 @@ def read_subscribers(
 
 
 # -- encodings -------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TextEncoding:
     """How a subscribers file is decoded: Python's codec, and the name people know."""
 

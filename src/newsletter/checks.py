@@ -9,34 +9,57 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 from lxml import html as lxml_html
 
 from .errors import NewsletterError
 
-GMAIL_CLIP_BYTES = 102_000
+GMAIL_CLIP_BYTES = 102_000  # Gmail clips an email whose HTML is larger, footer and all
+GMAIL_CLIP_SIZE = f"{GMAIL_CLIP_BYTES // 1000} KB"  # the limit as the messages say it
 LONG_SUBJECT = 70
 LARGE_IMAGE_PX = 1200
 
 
-@dataclass
+def clipped(html_bytes: int) -> bool:
+    """Whether Gmail would clip an email with this much HTML, hiding its footer and the
+    unsubscribe link: the one place of the rule (``check`` errs, ``build`` warns)."""
+    return html_bytes > GMAIL_CLIP_BYTES
+
+
+def format_size(size: int) -> str:
+    """A size in bytes as ``build`` shows it: KB of 1024 bytes, one decimal."""
+    return f"{size / 1024:.1f} KB"
+
+
+class Level(StrEnum):
+    """How much a problem weighs: an error stops a send, a warning is for a person."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
-    level: str  # "error" or "warning"
+    level: Level  # given as a Level or its string ("error", "warning")
     code: str
     message: str
     where: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "level", Level(self.level))  # "warning" -> Level.WARNING
+
     def as_dict(self) -> dict[str, str]:
         return {
-            "level": self.level,
+            "level": str(self.level),
             "code": self.code,
             "message": self.message,
             "where": self.where,
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckedEmail:
     """What the checks look at: the email as a sample reader would get it."""
 
@@ -82,12 +105,12 @@ def _preheader(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Prob
 
 def _size(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
     size = len(email.html.encode("utf-8"))
-    if size > GMAIL_CLIP_BYTES:
+    if clipped(size):
         yield Problem(
             "error",
             "gmail-clipping",
             f"The HTML is {size / 1000:.0f} KB; Gmail clips messages over about "
-            "102 KB, hiding the footer and its unsubscribe link.",
+            f"{GMAIL_CLIP_SIZE}, hiding the footer and its unsubscribe link.",
             "fewer or shorter articles, or a lighter template",
         )
 

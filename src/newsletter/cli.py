@@ -19,7 +19,7 @@ import sys
 import textwrap
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import click
 
 from . import __version__, providers
+from .checks import GMAIL_CLIP_SIZE, Level, clipped, format_size
 from .errors import NewsletterError, os_error, redact
 from .models import Article, SubscriberStatus
 from .project import Project, init_project
@@ -531,7 +532,7 @@ def digest(
     Quiet on success (for cron) unless -v; every run adds a line to
     .newsletter/digest.log. Running it twice sends nothing twice.
     """
-    from .digest import DigestFile, preview_digest, run_digest
+    from .digest import DigestFile, FileState, preview_digest, run_digest
 
     try:
         day = dt.date.fromisoformat(today) if today else dt.date.today()
@@ -558,7 +559,7 @@ def digest(
             say(f"{file.path}: {file.state} with {len(file.articles)} article(s):")
             for article in file.articles:
                 say(f"  {article.date} {article.title}")
-            if file.state == "kept":
+            if file.state is FileState.KEPT:
                 say("  (the file was edited by hand: it is kept as it is)")
 
     with _SendDisplay(yes, quiet=not verbose) as display:
@@ -572,20 +573,24 @@ def digest(
     ctx.exit(outcome.exit_status)
 
 
-class _EventProviders(click.Choice):
-    """The providers whose events can be read, asked of the registry only when needed
-    (every provider's module is loaded then, not at each command's start)."""
+class LazyChoice(click.Choice):
+    """A choice whose values are asked of ``load`` the first time they are needed (for
+    the help, a completion or a check), then kept: the providers' registry loads every
+    provider's module, which a command should not pay for at each start."""
 
-    def __init__(self) -> None:
-        super().__init__(())
+    def __init__(self, load: Callable[[], Iterable[str]], case_sensitive: bool = True) -> None:
+        super().__init__((), case_sensitive)
+        del self.choices  # set by Choice; the cached property below gives it instead
+        self._load = load
 
-    @property  # type: ignore[override]
-    def choices(self) -> tuple[str, ...]:
-        return tuple(p.name for p in providers.with_events())
+    @functools.cached_property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self._load())
 
-    @choices.setter
-    def choices(self, _: object) -> None:
-        pass
+
+def _event_providers() -> list[str]:
+    """The providers whose events can be read."""
+    return [p.name for p in providers.with_events()]
 
 
 # -- events and serve -------------------------------------------------------
@@ -599,7 +604,7 @@ def events() -> None:
 @click.option(
     "--provider",
     required=True,
-    type=_EventProviders(),
+    type=LazyChoice(_event_providers),
     help="The provider whose export FILE is (its own event format).",
 )
 @with_project
@@ -733,11 +738,13 @@ def build(project: Project, campaign: str, to: str | None, out: Path | None, ref
     started = time.perf_counter()
     built = project.build(campaign, out, to)
     say(f"Built in {time.perf_counter() - started:.2f} s:")
-    say(f"  {built.html}  ({built.html_bytes / 1024:.1f} KB)")
+    say(f"  {built.html}  ({format_size(built.html_bytes)})")
     say(f"  {built.text}")
     say(f"  {built.eml}")
-    if built.html_bytes > 102_000:
-        say("Warning: the HTML is over 102 KB, where Gmail clips messages.", fg="yellow")
+    if clipped(built.html_bytes):
+        say(
+            f"Warning: the HTML is over {GMAIL_CLIP_SIZE}, where Gmail clips messages.", fg="yellow"
+        )
 
 
 # -- check ------------------------------------------------------------------
@@ -750,12 +757,12 @@ def build(project: Project, campaign: str, to: str | None, out: Path | None, ref
 def check(ctx: click.Context, project: Project, campaign: str, links: bool, fmt: str) -> None:
     """Everything that would make CAMPAIGN wrong or non-compliant; exit 1 on errors."""
     problems = project.check(campaign, links=links)
-    errors = [p for p in problems if p.level == "error"]
+    errors = [p for p in problems if p.level is Level.ERROR]
     if fmt == "json":
         click.echo(json.dumps([p.as_dict() for p in problems], indent=2, ensure_ascii=False))
     else:
         for p in problems:
-            color = "red" if p.level == "error" else "yellow"
+            color = "red" if p.level is Level.ERROR else "yellow"
             say(f"{p.level}: {p.message}", fg=color)
             if p.where:
                 say(f"    where: {p.where}")
@@ -1063,12 +1070,26 @@ def _emit(records: Any, fmt: str, columns: list[str]) -> None:
         for r in records:
             writer.writerow([csv_cell(r.get(c)) for c in columns])
         return
-    rows = [[_plain(r.get(c)) for c in columns] for r in records]
-    widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(columns)]
-    widths = [min(w, 80) for w in widths]
-    show("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for row in rows:
-        show("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    click.echo(_table(records, columns))
+
+
+TABLE_CELL = 80  # characters of a cell a table shows; the rest is cut (JSON and CSV have it)
+
+
+def _table(records: Iterable[dict[str, Any]], columns: list[str]) -> str:
+    """Records as a table for people: each column as wide as its widest cell, two spaces
+    apart, no rules; cells cut at ``TABLE_CELL`` and made safe for a terminal first.
+
+    The column names go in as the first row rather than as tabulate's headers, which
+    tabulate pads with two more spaces than this table has always had."""
+    from tabulate import tabulate  # imported when a table is drawn, not at each start
+
+    rows = [[human(_plain(r.get(c))[:TABLE_CELL]) for c in columns] for r in records]
+    text = tabulate(
+        [columns, *rows], tablefmt="plain", disable_numparse=True, preserve_whitespace=True
+    )
+    lines = [line.rstrip() for line in text.splitlines()]
+    return "\n".join(lines + [""] * (len(rows) + 1 - len(lines)))  # blank last rows stay
 
 
 def _plain(value: Any) -> str:

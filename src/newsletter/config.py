@@ -67,7 +67,7 @@ class _Section:
         return cls(**given, **extra)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewsletterSettings(_Section):
     """[newsletter]: who sends it, and where readers reach it."""
 
@@ -80,7 +80,7 @@ class NewsletterSettings(_Section):
     unsubscribe_mailto: str | None = _key(str)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContentSettings(_Section):
     """[content]: where articles come from, and how they are read and linked."""
 
@@ -97,14 +97,14 @@ class ContentSettings(_Section):
     utm_medium: str = _key(str, "email")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DatabaseSettings(_Section):
     """[database]"""
 
     url: str = _key(str, "sqlite:///newsletter.db")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeliverySettings(_Section):
     """[delivery]: the transport and how hard it is driven. ``options`` holds the
     provider-specific keys (every provider's, each validated as its module declares it)."""
@@ -124,7 +124,7 @@ class DeliverySettings(_Section):
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DigestSettings(_Section):
     """[digest]: the monthly digest campaign."""
 
@@ -137,7 +137,7 @@ class DigestSettings(_Section):
     max_lateness_days: int = _key(int, 7)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServeSettings(_Section):
     """[serve]: how much `newsletter serve` takes on at once (see web/server.py)."""
 
@@ -151,7 +151,7 @@ class ServeSettings(_Section):
     trusted_proxies: tuple[str, ...] = _key(list, ["127.0.0.1", "::1"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SignupSettings(_Section):
     """[signup]: the sign-up form of `newsletter serve` and its double opt-in."""
 
@@ -198,7 +198,7 @@ _TYPE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The project's configuration, validated, with paths made absolute.
 

@@ -19,6 +19,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ import yaml
 
 from .content import article_key
 from .errors import InputError, NewsletterError
+from .files import write_atomic
 from .models import Article
 from .render.templates import literal, plain_environment, render_string
 from .sending import OutcomeKind, SendHooks, SendOutcome, prepare_send, run_send
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 LOCK_SECONDS = 3600
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DigestPlan:
     period: dt.date  # the first day of the month
     slug: str
@@ -141,16 +143,23 @@ def _article_item(project: Project, article: Article) -> Any:
         return str(path)
 
 
-def write_campaign(project: Project, plan: DigestPlan) -> str:
-    """Write the campaign file unless it exists; 'written', 'unchanged' or 'kept'."""
+class FileState(StrEnum):
+    """What a run did with the campaign file."""
+
+    WRITTEN = "written"
+    UNCHANGED = "unchanged"  # the same bytes were there
+    KEPT = "kept"  # edited by hand: left as it is
+
+
+def write_campaign(project: Project, plan: DigestPlan) -> FileState:
+    """Write the campaign file unless it exists (a project file: as the umask allows)."""
     text = campaign_text(project, plan)
     if plan.path.exists():
-        return "unchanged" if plan.path.read_text(encoding="utf-8") == text else "kept"
+        same = plan.path.read_text(encoding="utf-8") == text
+        return FileState.UNCHANGED if same else FileState.KEPT
     plan.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = plan.path.with_name(plan.path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(plan.path)
-    return "written"
+    write_atomic(plan.path, text.encode("utf-8"))
+    return FileState.WRITTEN
 
 
 def refuse_if_late(plan: DigestPlan, project: Project) -> None:
@@ -166,18 +175,17 @@ def refuse_if_late(plan: DigestPlan, project: Project) -> None:
 
 
 # -- the whole run ------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DigestFile:
-    """The campaign file a run wrote (or found): ``state`` is 'written', 'unchanged' (the
-    same bytes were there) or 'kept' (edited by hand: left as it is)."""
+    """The campaign file a run wrote (or found), and what the run did with it."""
 
     path: Path
     slug: str
     articles: tuple[Article, ...]
-    state: str
+    state: FileState
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DigestOutcome:
     """What one run did; ``summary`` is its line in ``.newsletter/digest.log``."""
 
@@ -192,7 +200,7 @@ class DigestOutcome:
         return self.send.exit_status if self.send else 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DigestPreview:
     """What a run would do (``--dry-run``): the plan and the campaign file it would write."""
 

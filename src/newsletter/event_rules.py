@@ -14,7 +14,7 @@ _EVERY_STATUS = frozenset(SubscriberStatus)
 _ACTIVE = frozenset({SubscriberStatus.ACTIVE})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatusChange:
     """An event moves a subscriber in one of ``from_statuses`` to ``to``."""
 
@@ -46,7 +46,7 @@ SOFT_BOUNCE_LIMIT_REACHED = StatusChange(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Effect:
     """What to do: the outcome, the new status (None: unchanged) and, for a soft
     bounce, the subscriber's count after it."""

@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from . import providers
@@ -212,7 +212,7 @@ def first_string(item: dict[str, Any], keys: tuple[str, ...]) -> str | None:
 
 
 # -- records --------------------------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Record:
     """One record of a payload: its events and replay keys, or why it cannot be read."""
 
@@ -227,16 +227,18 @@ def read_records(provider: str, items: Iterable[Any], where: str = "record") -> 
     reader = _reader(provider)
     records = []
     for number, item in enumerate(items, 1):
-        record = Record(f"{where} {number}")
-        if not isinstance(item, dict):
-            record.problem = f"{json_kind(item)}, not an event object"
-        else:
-            try:
-                record.events, record.keys = reader(item)
-            except Malformed as exc:
-                record.problem = str(exc)
-        records.append(record)
+        records.append(_read_record(reader, item, f"{where} {number}"))
     return records
+
+
+def _read_record(reader: Callable[[dict[str, Any]], Read], item: Any, where: str) -> Record:
+    if not isinstance(item, dict):
+        return Record(where, problem=f"{json_kind(item)}, not an event object")
+    try:
+        events, keys = reader(item)
+    except Malformed as exc:
+        return Record(where, problem=str(exc))
+    return Record(where, events, keys)
 
 
 def _reader(provider: str) -> Callable[[dict[str, Any]], Read]:
@@ -293,16 +295,14 @@ def _export_line(provider: str, number: int, line: bytes) -> Record:
         item = load_json(line)
     except Malformed as exc:
         return Record(f"line {number}", problem=str(exc))
-    record = read_records(provider, [item])[0]
-    record.where = f"line {number}"
-    return record
+    return replace(read_records(provider, [item])[0], where=f"line {number}")
 
 
 class EventStore(Protocol):
     def record(self, event: Event, soft_bounce_limit: int = 3) -> RecordedEvent: ...
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ImportReport:
     outcomes: dict[RecordedEvent, int]  # what EventLog.record did, and how often
     skipped: list[Record]  # the malformed records, each with its problem

@@ -2,8 +2,10 @@
 
 Files that hold readers' data (the database, the outbox's messages, the fetch cache,
 built samples) are readable by their owner only: another user of the machine has no
-business reading them. Pages to publish (the static archive) are written as a set,
-all or none, readable by the web server.
+business reading them. Other files of the project (a campaign file a digest writes, a
+subscribers export) are written whole too, with the permissions the umask gives.
+Pages to publish (the static archive) are written as a set, all or none, readable by
+the web server.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
+PROJECT_FILE = 0o666  # a file of the project (a campaign, an export): as the umask allows
 
 
 def private_dir(path: Path) -> Path:
@@ -27,19 +32,34 @@ def private_dir(path: Path) -> Path:
 
 
 def write_private(path: Path, data: bytes, shared: bool = False) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file renamed over it), 0600.
+    """Write ``data`` to ``path`` atomically (a temporary file renamed over it), 0600,
+    in a folder made private if it is new."""
+    private_dir(path.parent)
+    write_atomic(path, data, PRIVATE_FILE, shared)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = PROJECT_FILE, shared: bool = False) -> None:
+    """Write ``data`` to ``path`` whole or not at all, with permissions ``mode`` (less the
+    umask); the folder must exist."""
+    with atomic_file(path, mode, shared) as fh:
+        fh.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: int = PROJECT_FILE, shared: bool = False) -> Iterator[BinaryIO]:
+    """A binary file to write that becomes ``path`` when the block ends without error
+    (renamed over it), and is removed when it does not; ``mode`` less the umask.
 
     The temporary file has a fixed name, so a write cut short is taken over by the next
     one; ``shared`` paths (several processes may write them at once, like the fetch
     cache) get one per process instead.
     """
-    private_dir(path.parent)
     suffix = f".{os.getpid()}.tmp" if shared else ".tmp"
     tmp = path.with_name(f".{path.name}{suffix}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

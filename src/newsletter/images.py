@@ -28,7 +28,7 @@ TYPES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProjectImages:
     """The images folder of a project whose root is ``root``, published under
     ``public_url`` (None: not published, so an email cannot show them)."""

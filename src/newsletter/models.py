@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Article:
     """One article as a card in an email: what the reader sees before "Read more".
 
@@ -28,7 +28,7 @@ class Article:
     word_count: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Audience:
     """Which subscribers a campaign goes to: active ones, filtered by tags."""
 
@@ -41,7 +41,7 @@ class Audience:
 DEFAULT_GREETING = '"Hello " ~ recipient.first_name_or("there") ~ ","'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Campaign:
     """A campaign file, parsed: its slug is its identity in the database.
 
@@ -87,7 +87,7 @@ class SubscriberStatus(StrEnum):
     PENDING = "pending"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subscriber:
     email: str
     first_name: str = ""
@@ -151,7 +151,7 @@ class EventKind(StrEnum):
     UNKNOWN = "unknown"  # a type we do not know, or one not about our messages; raw kept
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Event:
     """One thing a provider (or a reader) reported; ``raw`` is kept as received."""
 
@@ -181,7 +181,7 @@ class EventOutcome(StrEnum):
     SOFT_BOUNCE_LIMIT = "soft bounce limit"  # the count reached the limit: bounced
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordedEvent:
     """What ``store.events.record`` did, with the subscriber's soft bounce count after the
     event when it was a soft bounce; ``str()`` says it in words."""
@@ -202,7 +202,7 @@ class RecordedEvent:
         }.get(self.outcome, str(self.outcome))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Recipient:
     """One delivery to make: the subscriber's own fields and the ledger key."""
 
@@ -227,7 +227,7 @@ class Recipient:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SendResult:
     """What the provider said about one recipient, normalised; ``raw`` is kept."""
 

@@ -81,7 +81,7 @@ from .tokens import LinkSigner
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BuiltFiles:
     """What ``build`` wrote."""
 
@@ -91,7 +91,7 @@ class BuiltFiles:
     html_bytes: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CampaignRun:
     """What ``Project.send`` did: this run's counts, and the campaign's row after it."""
 
@@ -99,7 +99,7 @@ class CampaignRun:
     campaign: CampaignRow
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SubscriberImport:
     """What ``import_subscribers`` did with a file."""
 
@@ -127,7 +127,7 @@ class SubscriberImport:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Forgotten:
     """What ``forget`` erased: whether the address was on the list, and how many files
     made for them (outbox messages, build samples) were removed."""
@@ -137,7 +137,7 @@ class Forgotten:
     files_removed: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SubscriberHistory:
     """A subscriber, every campaign they were part of (campaign, status, sent_at,
     error, provider_message_id, events), and their membership: sign-up, confirmation,
@@ -148,7 +148,7 @@ class SubscriberHistory:
     membership: tuple[dict[str, Any], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MembershipChange:
     """What ``add_subscriber`` or ``resubscribe`` did: the subscriber afterwards, and
     whether anything changed (False: they already were active)."""
@@ -157,7 +157,7 @@ class MembershipChange:
     changed: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventFileImport:
     """What ``import_events`` did with an export file."""
 

@@ -7,16 +7,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+from .models import CampaignStatus, DeliveryStatus, EventKind
 
 if TYPE_CHECKING:
     from .project import Project
 
 # Shown even when nothing has that status or kind yet.
-ALWAYS_COUNTED = ("sent", "failed", "unknown", "skipped")
-ALWAYS_EVENTS = ("delivered", "bounced", "complained", "unsubscribed")
+ALWAYS_COUNTED = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.UNKNOWN,
+    DeliveryStatus.SKIPPED,
+)
+ALWAYS_EVENTS = (
+    EventKind.DELIVERED,
+    EventKind.BOUNCED,
+    EventKind.COMPLAINED,
+    EventKind.UNSUBSCRIBED,
+)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rehearsal:
     """A send to the outbox before the campaign's first real send, kept as a summary."""
 
@@ -27,25 +38,25 @@ class Rehearsal:
     archived_at: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecipientStatus:
     """One recipient of a campaign and what happened to their message."""
 
     email: str
-    status: str
+    status: DeliveryStatus
     provider_message_id: str | None
     error: str | None
     sent_at: str | None
     transport: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CampaignReport:
     """One campaign: its delivery counts, the events about it, its rehearsals and every
     recipient."""
 
     campaign: str
-    status: str
+    status: CampaignStatus
     transport: str | None
     counts: dict[str, int]  # deliveries by status
     events: dict[str, int]  # recipients by event kind
@@ -59,12 +70,12 @@ class CampaignReport:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CampaignSummary:
     """One line of the report on every campaign."""
 
     campaign: str
-    status: str
+    status: CampaignStatus
     started_at: str | None
     finished_at: str | None
     counts: dict[str, int]  # deliveries by status
@@ -95,7 +106,7 @@ def campaign_report(project: Project, campaign: str) -> CampaignReport:
         tuple(
             RecipientStatus(
                 d["email"],
-                d["status"],
+                DeliveryStatus(d["status"]),
                 d["provider_message_id"],
                 d["error"],
                 d["sent_at"],

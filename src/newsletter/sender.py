@@ -57,7 +57,7 @@ class Messenger(Protocol):
     def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]: ...
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class SendOptions:
     concurrency: int = 1
     rate_limit: float = 0.0  # messages per second; 0 = as fast as the provider answers
@@ -66,7 +66,7 @@ class SendOptions:
     failure_sample: int = 50  # settled recipients before the failure rate is judged
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class RunReport:
     """What one run did: counts by status, in this run only."""
 

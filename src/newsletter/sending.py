@@ -35,7 +35,7 @@ EXIT_FAILED_RECIPIENTS = 3  # the send finished, but some recipients were not de
 SAMPLE_SIZE = 5  # recipients' addresses a plan shows
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AlreadySent:
     """The campaign went out before: a plain ``send`` has nothing to do."""
 
@@ -51,7 +51,7 @@ class AlreadySent:
         return self.totals.get(str(DeliveryStatus.UNKNOWN), 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SendPlan:
     """What a send would do, before it does anything."""
 
@@ -85,7 +85,7 @@ class SendPlan:
         return self.recipients / self.rate_limit if self.rate_limit else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SendProgress:
     """Where a run stands, after each settled batch (and once, at 0, before the first)."""
 
@@ -100,7 +100,7 @@ class SendProgress:
         return (self.delivered + self.not_delivered) / max(self.elapsed, 1e-6)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SendHooks:
     """How a run talks to whoever started it; each one optional."""
 
@@ -117,14 +117,14 @@ class OutcomeKind(StrEnum):
     DECLINED = "declined"  # ``confirm`` said no: nothing was sent
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SendOutcome:
     """What a run did, and what the campaign's ledger says after it."""
 
     campaign: str
     transport: str
     kind: OutcomeKind
-    status: str | None  # the campaign's status after the run; None: never started
+    status: CampaignStatus | None  # the campaign's status after the run; None: never started
     totals: dict[str, int] = field(default_factory=dict)  # deliveries by status
     delivered: int = 0  # this run
     failed: int = 0  # this run: rejected, invalid, failed
@@ -154,14 +154,14 @@ class SendOutcome:
         return 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TestCopy:
     """A marked test copy: where it went and what the transport said."""
 
     __test__ = False  # not a pytest test class
 
     address: str
-    status: str
+    status: DeliveryStatus
     error: str | None
 
 
@@ -290,7 +290,7 @@ def send_test_copies(
         transport.on_retry = on_retry
     results = project.send_tests(plan.compiled, transport, addresses)
     return tuple(
-        TestCopy(address, str(result.status), result.error)
+        TestCopy(address, DeliveryStatus(result.status), result.error)
         for address, result in zip(addresses, results, strict=True)
     )
 

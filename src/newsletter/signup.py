@@ -50,7 +50,7 @@ class BotReason(StrEnum):
     STALE = "stale_form"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SignupForm:
     """What a sign-up POST carried. ``form_token`` is None when the form had none (an
     embedded form on the blog: then only the honeypot and the limits apply)."""
@@ -63,7 +63,7 @@ class SignupForm:
     source: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SignupResult:
     outcome: str  # a SignupOutcome or a BotReason
     sent: bool  # whether a confirmation email went out
@@ -77,7 +77,7 @@ class ConfirmState(StrEnum):
     ACTIVE = "active"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Confirmation:
     state: ConfirmState
     subscriber_id: int | None = None

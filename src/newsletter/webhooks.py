@@ -49,7 +49,7 @@ def secret_variable(provider: str) -> str:
     return f"{LEGACY_SECRET}_{provider.upper()}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WebhookAnswer:
     status: int
     text: str
@@ -83,7 +83,7 @@ class Answered(Exception):
 _UNREAD = object()
 
 
-@dataclass
+@dataclass(slots=True)  # mutable: json() keeps the body once parsed
 class Request:
     headers: Mapping[str, str]  # names in lower case
     body: bytes
@@ -159,7 +159,7 @@ def authorization(request: Request, schemes: Collection[str]) -> tuple[str, byte
 
 
 # -- the providers' checks ------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verifier:
     """How one provider's secret becomes a key, and how its requests are checked."""
 
@@ -184,7 +184,7 @@ def _load_key(provider: str, secret: str) -> Any:
 
 
 # -- secrets --------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WebhookSecrets:
     """Each provider's webhook secret, and what is worth a warning about them."""
 

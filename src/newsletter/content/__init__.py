@@ -69,7 +69,7 @@ def reader_for(settings: Settings, refresh: bool = False) -> ArticleReader:
     )
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ArticleReader:
     """Reads articles from paths (relative to ``root``, the project folder) and URLs.
 

@@ -46,7 +46,7 @@ NOT_PAGES = ("image/", "audio/", "video/", "font/", "model/", "application/pdf",
 FROM_CACHE = "a page fetched before is used from the cache unless --refresh is given"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fetched:
     url: str  # after redirects
     body: bytes

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UTM:
     """``utm_source``, ``utm_medium`` and ``utm_campaign``, lowercase."""
 

@@ -118,7 +118,7 @@ class Unknowable(Exception):
     """The request may or may not have reached the provider."""
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class HTTPRequest:
     path: str
     body: bytes | None = None

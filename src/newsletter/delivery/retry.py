@@ -44,7 +44,7 @@ class TryAgain(Exception):
         self.outcome = outcome
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """At most ``max_retries`` attempts after the first; ``sleep`` waits (tests pass a
     clock's)."""

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..webhooks import Verifier
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Option:
     """A ``[delivery]`` key a provider reads. One key may serve several providers
     (``region``); they must then declare it alike."""
@@ -44,7 +44,7 @@ class Option:
     hint: str = ""  # how to set it, said when it is required and missing
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Secret:
     """An environment variable that holds a secret the provider's transport needs."""
 
@@ -52,7 +52,7 @@ class Secret:
     purpose: str  # "to send through Postmark (its Server API token)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Provider:
     """One provider, as its module declares it."""
 
@@ -70,7 +70,7 @@ class Provider:
         return self.transport.provider or self.name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Setup:
     """What a provider's ``build`` is given: the settings, the campaign, and its secrets
     on demand (only then: a dry run needs none)."""

@@ -26,7 +26,7 @@ _TOKENS = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Dialect:
     """The SQL words one database needs where SQLite and PostgreSQL differ."""
 

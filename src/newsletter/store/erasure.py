@@ -48,7 +48,7 @@ def key_id(secret: str) -> str:
     ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Erasable:
     """A table's columns that can hold a person: ``own`` ones are blanked on the
     person's own rows; ``text`` and ``json`` ones are rewritten wherever they

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..models import CampaignStatus, Recipient, SubscriberStatus
@@ -15,7 +15,7 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KeptStatus:
     """A subscriber an import did not re-subscribe: their status stays."""
 
@@ -26,16 +26,18 @@ class KeptStatus:
         return f"{self.email} stays {self.status}"
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ImportSummary:
+    """What an import did, counted once it is over."""
+
     added: int = 0
     updated: int = 0
     unchanged: int = 0
-    kept_status: list[KeptStatus] = field(default_factory=list)
-    forgotten: list[str] = field(default_factory=list)  # erased earlier: not imported
+    kept_status: tuple[KeptStatus, ...] = ()
+    forgotten: tuple[str, ...] = ()  # erased earlier: not imported
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Erasure:
     """What ``forget`` found: whether the person was on the list, their rows' ids and
     addresses (for the files made for them), and their ``Trace``."""
@@ -46,7 +48,7 @@ class Erasure:
     trace: Trace
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class CampaignRow:
     id: int
     slug: str
@@ -63,7 +65,7 @@ class CampaignRow:
         return cls(**values | {"status": CampaignStatus(values["status"])})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CampaignPage:
     """A campaign's web version as stored when its send began: the email for no one."""
 
@@ -74,7 +76,7 @@ class CampaignPage:
     created_at: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArchivedCampaign:
     """A campaign of the public archive: its stored page's subject and preheader, when
     its real send began (``sent_at``) and when it last finished (``updated_at``)."""
@@ -86,7 +88,7 @@ class ArchivedCampaign:
     updated_at: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MessageTarget:
     """The campaign and the subscriber a message (or an event about one) concerns; None
     where that is not known (a batch's message id whose address matched no one in it)."""

@@ -43,7 +43,7 @@ class SignupOutcome(StrEnum):
     ADDRESS_LIMIT = "address_limit"  # too many sign-ups of this address this hour
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Consent:
     """What a sign-up form says of the person's consent."""
 
@@ -52,7 +52,7 @@ class Consent:
     client_hash: str  # HMAC of the client's address under the project secret
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SignupLimits:
     per_client_per_hour: int
     per_address_per_hour: int
@@ -60,7 +60,7 @@ class SignupLimits:
     confirmation_interval_hours: int = 24
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SignupDecision:
     outcome: SignupOutcome
     subscriber_id: int | None = None

@@ -32,6 +32,26 @@ _NEW_COLUMNS = (
 )
 
 
+class _Tally:
+    """An import's counts while it runs (mutable on purpose); ``summary`` freezes them."""
+
+    __slots__ = ("added", "forgotten", "kept_status", "unchanged", "updated")
+
+    def __init__(self) -> None:
+        self.added = self.updated = self.unchanged = 0
+        self.kept_status: list[KeptStatus] = []
+        self.forgotten: list[str] = []
+
+    def summary(self) -> ImportSummary:
+        return ImportSummary(
+            self.added,
+            self.updated,
+            self.unchanged,
+            tuple(self.kept_status),
+            tuple(self.forgotten),
+        )
+
+
 class Subscribers:
     """The ``subscribers`` and ``subscriber_tags`` tables. Erased rows are never read."""
 
@@ -47,7 +67,7 @@ class Subscribers:
         """Insert or update, in one transaction, a chunk of rows at a time (bulk inserts;
         COPY on PostgreSQL); sticky statuses are never undone, erased addresses never
         come back."""
-        summary = ImportSummary()
+        summary = _Tally()
         secret = self.forgotten.secret.current()
         chunk: dict[str, Subscriber] = {}
         with self.db.transaction():
@@ -68,9 +88,9 @@ class Subscribers:
                 chunk[key] = sub
             if chunk:
                 self._import_chunk(chunk, summary)
-        return summary
+        return summary.summary()
 
-    def _import_chunk(self, chunk: dict[str, Subscriber], summary: ImportSummary) -> None:
+    def _import_chunk(self, chunk: dict[str, Subscriber], summary: _Tally) -> None:
         keys = list(chunk)
         existing = {
             r["email_key"]: r
@@ -124,7 +144,7 @@ class Subscribers:
             )
 
     def _update(
-        self, existing: dict[str, Any], chunk: dict[str, Subscriber], summary: ImportSummary
+        self, existing: dict[str, Any], chunk: dict[str, Subscriber], summary: _Tally
     ) -> None:
         now = now_iso()
         tags = self.tags_of([row["id"] for row in existing.values()])

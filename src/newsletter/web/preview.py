@@ -37,7 +37,7 @@ PREVIEW_LIMITS = Limits(threads=4, connection_limit=100, max_request_bytes=64 * 
 _LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Build:
     version: int
     error: str | None = None

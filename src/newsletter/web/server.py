@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 WSGIApp = Callable[..., Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Limits:
     """How much a server takes on. The defaults are `serve`'s ([serve] in newsletter.toml)."""
 
