@@ -25,7 +25,7 @@ from conftest import REPO, set_delivery
 from fakes.contract import Contract, contracts
 from fakes.mailgun import FakeMailgun
 from fakes.ses import FakeSES
-from newsletter.delivery import make_transport, transport_class
+from newsletter.catalog import make_transport, transport_class
 from newsletter.errors import ConfigError
 from newsletter.project import Project
 from newsletter.tokens import LinkSigner

@@ -23,6 +23,7 @@ from email_validator import EmailNotValidError
 from .addresses import Carrier, canonical_address
 from .audience import RejectedRow, read_subscribers, validate_address, write_subscribers
 from .campaigns import load_campaign
+from .catalog import carrier_for, import_events, load_settings, make_transport, transport_class
 from .checks import (
     CheckedEmail,
     Problem,
@@ -32,9 +33,9 @@ from .checks import (
     compile_problem,
     links_of,
 )
-from .config import Settings, load_settings
+from .config import Settings
 from .content import ArticleReader, article_key, reader_for
-from .delivery import Transport, carrier_for, make_transport, transport_class
+from .delivery import Transport
 from .errors import (
     ConfigError,
     DeliveryError,
@@ -44,7 +45,7 @@ from .errors import (
     SendPaused,
     TemplateError,
 )
-from .events import Record, import_events
+from .events import Record
 from .files import write_private
 from .models import (
     Article,

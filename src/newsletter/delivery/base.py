@@ -43,6 +43,12 @@ class Transport(ABC):
     max_batch: int = 1
     # True when sending a message again after a crash cannot reach the reader twice.
     resend_safe: bool = False
+    # True when its sends are rehearsals: nothing reaches a reader, and a real send of
+    # the same campaign may follow (the ledger keeps a summary, then starts over).
+    rehearsal: bool = False
+    # True when it writes readers' messages to local files, which erasing a reader
+    # (``subscribers forget``) must remove.
+    local_files: bool = False
     # True when a request carries one body for all its messages (with per-reader
     # substitutions): the sender then gives it batches of a single campaign variant.
     shared_body: bool = False

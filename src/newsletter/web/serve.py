@@ -46,12 +46,13 @@ from urllib.parse import parse_qsl
 
 from .. import signup
 from ..archive import ATOM_TYPE, feed_xml, index_html, load_archive, served_links
+from ..catalog import receive_webhook, webhook_secrets
 from ..errors import InputError, redact
 from ..images import PREFIX as IMAGES
 from ..images import ProjectImages
 from ..project import Project
 from ..tokens import LinkSigner
-from ..webhooks import receive_webhook, unreported_notes, webhook_secrets
+from ..webhooks import unreported_notes
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 MAX_BODY = 1024 * 1024  # the default of [serve] max_request_bytes
