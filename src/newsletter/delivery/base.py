@@ -19,7 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -27,8 +27,10 @@ from .. import __version__
 from ..addresses import Carrier
 from ..errors import CredentialsError, DeliveryError, NewsletterError
 from ..models import DeliveryStatus, SendResult
-from ..render import OutgoingMessage
 from .retry import RetryPolicy, TryAgain
+
+if TYPE_CHECKING:  # the messages' interface only: delivery never renders
+    from ..render import OutgoingMessage
 
 USER_AGENT = f"newsletter/{__version__}"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
