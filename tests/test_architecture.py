@@ -80,3 +80,19 @@ def test_no_circle_between_the_modules_of_newsletter(type_checking: bool) -> Non
     registry = graph.find_modules_directly_imported_by("newsletter.providers")
     if not type_checking:
         assert registry <= {"newsletter.errors", "newsletter.models"}
+
+
+def test_the_outbox_is_named_only_in_its_own_module() -> None:
+    """Other modules ask a transport's abilities (``rehearsal``, ``local_files``,
+    ``resend_safe``), never whether it is the outbox: no ``"outbox"`` string, in code or
+    in SQL, outside providers/outbox.py."""
+    own = PACKAGE / "providers" / "outbox.py"
+    named = re.compile(r"""["']outbox["']""")
+    found = [
+        f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != own
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if named.search(line)
+    ]
+    assert found == []

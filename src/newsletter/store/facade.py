@@ -6,7 +6,7 @@ covers whatever the others do inside it."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -154,8 +154,8 @@ class SQLiteStore:
     def campaign_page(self, slug: str) -> CampaignPage | None:
         return self._ledger.campaign_page(slug)
 
-    def archived_campaigns(self) -> list[ArchivedCampaign]:
-        return self._ledger.archived_campaigns()
+    def archived_campaigns(self, rehearsals: Collection[str]) -> list[ArchivedCampaign]:
+        return self._ledger.archived_campaigns(rehearsals)
 
     def enqueue(self, campaign: CampaignRow, audience: Audience, transport: str) -> int:
         return self._ledger.enqueue(campaign, audience, transport)
@@ -192,8 +192,10 @@ class SQLiteStore:
     def history(self, subscriber_id: int) -> list[dict[str, Any]]:
         return self._ledger.history(subscriber_id)
 
-    def only_rehearsed(self, campaign: CampaignRow, transport: str) -> bool:
-        return self._ledger.only_rehearsed(campaign, transport)
+    def only_rehearsed(
+        self, campaign: CampaignRow, transport: str, rehearsals: Collection[str]
+    ) -> bool:
+        return self._ledger.only_rehearsed(campaign, transport, rehearsals)
 
     def archive_rehearsal(self, campaign: CampaignRow) -> int:
         return self._ledger.archive_rehearsal(campaign)
@@ -201,8 +203,8 @@ class SQLiteStore:
     def rehearsals(self, campaign_id: int) -> list[dict[str, Any]]:
         return self._ledger.rehearsals(campaign_id)
 
-    def featured_before(self, period: str) -> set[str]:
-        return self._ledger.featured_before(period)
+    def featured_before(self, period: str, rehearsals: Collection[str]) -> set[str]:
+        return self._ledger.featured_before(period, rehearsals)
 
     def record_campaign_articles(self, campaign_id: int, articles: Iterable[str]) -> None:
         self._ledger.record_campaign_articles(campaign_id, articles)
