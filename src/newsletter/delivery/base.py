@@ -257,6 +257,9 @@ class HTTPTransport(Transport):
             if 300 <= response.status_code < 400:
                 raise self.redirect_error(response)
             if response.status_code not in RETRY_STATUSES:
+                busy = self.still_working(response)
+                if busy is not None:  # asked again within the same budget of attempts
+                    raise TryAgain(busy, outcome=response)
                 return response
             delay = retry_delay(response)
             if response.status_code == 429:  # every worker waits it out
@@ -265,6 +268,8 @@ class HTTPTransport(Transport):
             raise TryAgain(f"{self.provider} answered HTTP {response.status_code}", delay)
 
         def give_up(last: TryAgain, attempts: int) -> requests.Response:
+            if isinstance(last.outcome, requests.Response):  # still working: its answer
+                return last.outcome
             if maybe_sent:
                 raise Unknowable(f"{last.problem}, after {attempts} attempts")
             raise DeliveryError(
@@ -275,6 +280,11 @@ class HTTPTransport(Transport):
             )
 
         return self.retry.run(attempt, give_up, self.notify_retry)
+
+    def still_working(self, response: requests.Response) -> str | None:
+        """Why an answer says the provider is still working on this very request (then it
+        is asked again, as a 5xx would be, within the one ``RetryPolicy``), or None."""
+        return None
 
     def redirect_error(self, response: requests.Response) -> DeliveryError:
         """An API that answers with a redirect did not take the request: nothing was sent,

@@ -18,7 +18,6 @@ from typing import Any
 import requests
 
 from ..delivery.base import HTTPRequest, HTTPTransport, json_array, json_or_none, results
-from ..delivery.retry import TryAgain
 from ..errors import DeliveryError
 from ..events import (
     Malformed,
@@ -84,18 +83,14 @@ class ResendTransport(HTTPTransport):
             (head, b', "html": "', message.html_json(), b'", "text": "', message.text_json(), b'"}')
         )
 
-    def post(self, request: HTTPRequest) -> requests.Response:
-        """As the base, and a 409 ``concurrent_idempotent_requests`` (the same batch still
-        in progress at Resend, after a timeout) is waited out and asked again."""
-
-        def attempt(_number: int) -> requests.Response:
-            response = HTTPTransport.post(self, request)
-            data = json_or_none(response) if response.status_code == 409 else None
-            if isinstance(data, dict) and data.get("name") == "concurrent_idempotent_requests":
-                raise TryAgain("Resend is still working on this batch", outcome=response)
-            return response
-
-        return self.retry.run(attempt, lambda last, _attempts: last.outcome, self.notify_retry)
+    def still_working(self, response: requests.Response) -> str | None:
+        """A 409 ``concurrent_idempotent_requests``: the same batch is still in progress at
+        Resend (after a timeout), so it is waited out and asked again, in the base's one
+        retry loop: at most ``max_retries + 1`` POSTs for a batch, whatever the answers."""
+        data = json_or_none(response) if response.status_code == 409 else None
+        if isinstance(data, dict) and data.get("name") == "concurrent_idempotent_requests":
+            return "Resend is still working on this batch"
+        return None
 
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
         headers = {**self.headers, "Idempotency-Key": self.idempotency_key(messages)}
