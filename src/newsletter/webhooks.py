@@ -333,12 +333,7 @@ def _apply(
     fresh: list[Record] = []
     applied = done = 0
     try:
-        seen = store.claim_nonces(provider, [k for r in readable for k in r.keys])
-        taken: set[str] = set()
-        for record in readable:
-            if not any(k in seen or k in taken for k in record.keys):
-                fresh.append(record)
-            taken.update(record.keys)
+        fresh = _fresh(provider, readable, store)
         if readable and not fresh:
             return WebhookAnswer(200, "already received")
         for record in fresh:
@@ -351,9 +346,26 @@ def _apply(
         with contextlib.suppress(Exception):
             store.release_nonces(provider, [*request_keys, *unapplied])
         raise
+    return WebhookAnswer(200, _applied_text(applied, len(records), len(readable), len(fresh)))
+
+
+def _fresh(provider: str, readable: list[Record], store: WebhookStore) -> list[Record]:
+    """The records none of whose replay keys was seen before (in an earlier request, or
+    in an earlier record of this one); all their keys are claimed."""
+    seen = store.claim_nonces(provider, [k for r in readable for k in r.keys])
+    taken: set[str] = set()
+    fresh = []
+    for record in readable:
+        if not any(k in seen or k in taken for k in record.keys):
+            fresh.append(record)
+        taken.update(record.keys)
+    return fresh
+
+
+def _applied_text(applied: int, records: int, readable: int, fresh: int) -> str:
     text = f"{applied} event(s)"
-    if len(readable) > len(fresh):
-        text += f"; {len(readable) - len(fresh)} already received"
-    if len(records) > len(readable):
-        text += f"; {len(records) - len(readable)} malformed, skipped"
-    return WebhookAnswer(200, text)
+    if readable > fresh:
+        text += f"; {readable - fresh} already received"
+    if records > readable:
+        text += f"; {records - readable} malformed, skipped"
+    return text
