@@ -88,7 +88,7 @@ def drop_test_databases() -> Iterator[None]:
 
 def connect(root: Path):
     """A connection to a project's database (``?`` parameters on both)."""
-    from newsletter.config import load_settings
+    from newsletter.catalog import load_settings
     from newsletter.store import open_store
 
     return open_store(load_settings(str(root / "newsletter.toml")).database_url).db

@@ -17,11 +17,10 @@ import requests
 import newsletter.delivery.retry
 from conftest import set_delivery
 from fakes.brevo import MAX_VERSIONS, SEND_PATH, FakeBrevo
-from newsletter.config import load_settings
-from newsletter.events import read_records
+from newsletter.catalog import load_settings, read_records, receive_webhook, webhook_secrets
 from newsletter.providers.brevo import BREVO_EVENTS
 from newsletter.store import open_store
-from newsletter.webhooks import WebhookSecrets, receive_webhook, webhook_secrets
+from newsletter.webhooks import WebhookSecrets
 from webhook_signers import basic_auth
 
 SLUG = "2026-10-digest"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ON_POSTGRES, run_process
-from newsletter.config import load_settings
+from newsletter.catalog import load_settings
 from newsletter.errors import ConfigError
 
 

@@ -273,7 +273,7 @@ def test_hashes_of_an_older_version_still_block_and_become_keyed(
     # given: a database of the previous version, with an unkeyed hash and an erased
     # row that a late complaint had brought back into the list
     import newsletter.store.migrations as migrations
-    from newsletter.config import load_settings
+    from newsletter.catalog import load_settings
     from newsletter.store import open_store
 
     old = [m for m in migrations.MIGRATIONS if m[0] < "004"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CHROMIUM, run_process
-from newsletter.config import load_settings
+from newsletter.catalog import load_settings
 from newsletter.images import ProjectImages
 from test_preview import page, preview  # noqa: F401  (fixtures)
 from web_servers import Running

@@ -61,7 +61,7 @@ def test_usage_error_exits_2(tmp_path: Path) -> None:
 
 def test_the_scaffold_settings_shown_commented_out_are_valid(tmp_path: Path) -> None:
     # the [signup] section init writes as comments is the defaults: uncommented, it loads
-    from newsletter.config import load_settings
+    from newsletter.catalog import load_settings
     from newsletter.project import init_project
 
     folder = tmp_path / "news"

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from conftest import copy_example
-from newsletter.config import load_settings
+from newsletter.catalog import load_settings
 from newsletter.models import Subscriber
 from newsletter.store import open_store
 from serve_app import serve_in_process

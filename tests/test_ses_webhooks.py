@@ -23,7 +23,7 @@ import requests
 
 from conftest import run_process
 from newsletter import sns
-from newsletter.config import load_settings
+from newsletter.catalog import load_settings
 from serve_app import serve_in_process
 from test_webhooks import Server, delivered_id, event_counts, status_of
 from webhook_signers import SNS, ses_event

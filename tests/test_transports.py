@@ -25,7 +25,7 @@ from conftest import REPO, set_delivery
 from fakes.contract import Contract, contracts
 from fakes.mailgun import FakeMailgun
 from fakes.ses import FakeSES
-from newsletter.delivery import make_transport, transport_class
+from newsletter.catalog import make_transport, transport_class
 from newsletter.errors import ConfigError
 from newsletter.project import Project
 from newsletter.tokens import LinkSigner
@@ -420,6 +420,30 @@ def test_resend_waits_out_its_own_batch_still_in_progress(
     assert len({r.headers["Idempotency-Key"] for r in requests}) == 1
     assert set(statuses(run).values()) == {"sent"}
     assert received(provider) == Counter(FIRST_NAMES.keys()), "exactly one message each"
+
+
+@pytest.mark.parametrize("max_retries", [0, 2, 5])
+def test_resend_posts_a_batch_at_most_max_retries_plus_one_times(
+    project: Path, run, start_provider, backoffs: list[int], max_retries: int
+) -> None:
+    """One retry loop per request: a batch still in progress (409), throttled (429) and
+    failing (5xx) answers all draw on the same budget of ``max_retries`` + 1 POSTs."""
+    provider = start_provider("resend", max_retries=max_retries)
+    import_example(run)
+    busy = {
+        "statusCode": 409,
+        "name": "concurrent_idempotent_requests",
+        "message": "still in progress",
+    }
+    throttled = {"statusCode": 429, "name": "rate_limit_exceeded", "message": "slow down"}
+    failing = {"statusCode": 503, "name": "internal_server_error", "message": "down"}
+    answers = [("status", 409, busy), ("status", 429, throttled), ("status", 503, failing)]
+    provider.fake.faults.extend(answers * 12)
+
+    send(run, provider)
+
+    assert len(provider.fake.send_requests()) == max_retries + 1
+    assert received(provider) == Counter()
 
 
 def test_garbage_answer_is_unknown(project: Path, run, provider: Contract) -> None:

@@ -19,16 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsletter import sns
-from newsletter.config import load_settings
-from newsletter.events import MAX_DEPTH, load_json, read_records
+from newsletter.catalog import load_settings, read_records, receive_webhook, webhook_secrets
+from newsletter.events import MAX_DEPTH, load_json
 from newsletter.store import Store, open_store
-from newsletter.webhooks import (
-    WebhookSecrets,
-    receive_webhook,
-    strict_b64decode,
-    unreported_notes,
-    webhook_secrets,
-)
+from newsletter.webhooks import WebhookSecrets, strict_b64decode, unreported_notes
 from webhook_signers import (
     P256_ORDER,
     SNS,

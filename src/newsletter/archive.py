@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from .catalog import rehearsal_transports
 from .errors import InputError, os_error
 from .files import publish_files
 from .tokens import LINK_TOKEN
@@ -169,7 +170,7 @@ def load_archive(project: Project) -> Archive:
             sent_at=row.sent_at,
             updated_at=row.updated_at,
         )
-        for row in project.store.ledger.archived_campaigns()
+        for row in project.store.ledger.archived_campaigns(rehearsal_transports())
         if _SLUG.match(row.slug)
     )
     _, sender = parseaddr(settings.get("newsletter", "from") or "")

@@ -2,9 +2,10 @@
 
 Every key is declared once: the common ones as fields of their section's frozen
 dataclass (``NewsletterSettings`` ... ``ServeSettings``), each provider's ``[delivery]``
-keys in its module (``providers``). An unknown key, a wrong type or a missing required
-key is an error naming the key and the file. Secrets are never read from the file, only
-from the environment.
+keys in its module (``providers``), which this module does not import: whoever reads the
+settings hands it the providers' declarations as a ``DeliveryOptions``. An unknown key,
+a wrong type or a missing required key is an error naming the key and the file. Secrets
+are never read from the file, only from the environment.
 """
 
 from __future__ import annotations
@@ -13,19 +14,44 @@ import dataclasses
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
-from . import providers
 from .errors import ConfigError
 
 CONFIG_NAME = "newsletter.toml"
 
 _REQUIRED = object()
+_PROVIDED = object()  # the default is the providers' to say (``DeliveryOptions.defaults``)
+
+
+class OptionSpec(Protocol):
+    """A ``[delivery]`` key a provider declares: its name, TOML types and default."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def types(self) -> tuple[type, ...]: ...
+
+    @property
+    def default(self) -> Any: ...
+
+
+class DeliveryOptions(Protocol):
+    """What validating ``[delivery]`` asks of the providers (the registry fulfils it):
+    their names, the keys each one reads, and the defaults they declare for the keys
+    every project has (the transport a project without one uses, its folder)."""
+
+    def names(self) -> Sequence[str]: ...
+
+    def options_for(self, transport: str | None) -> Mapping[str, OptionSpec]: ...
+
+    def defaults(self) -> Mapping[str, Any]: ...
 
 
 def _key(types: type | tuple[type, ...], default: Any = None, *, name: str = "") -> Any:
@@ -109,14 +135,14 @@ class DeliverySettings(_Section):
     """[delivery]: the transport and how hard it is driven. ``options`` holds the
     provider-specific keys (every provider's, each validated as its module declares it)."""
 
-    transport: str = _key(str, "outbox")
+    transport: str = _key(str, _PROVIDED)
     base_url: str | None = _key(str)
     rate_limit: float = _key((int, float), 0)
     concurrency: int = _key(int, 4)
     batch_size: int | None = _key(int)
     timeout: float = _key((int, float), 30)
     max_retries: int = _key(int, 5)
-    outbox: str = _key(str, "outbox")
+    outbox: str = _key(str, _PROVIDED)  # the folder the file-writing transport fills
     max_failure_rate: float = _key((int, float), 0.2)
     soft_bounce_limit: int = _key(int, 3)
     # a sender on another host that stops renewing its claim is presumed dead after this
@@ -218,14 +244,10 @@ class Settings:
     def __post_init__(self) -> None:
         for name, section in SECTIONS.items():
             extra = {}
-            if section is DeliverySettings:
+            if section is DeliverySettings:  # validated: the provider's keys, defaults in
                 given = self.values[name]
-                declared = providers.options_for(given["transport"])
                 extra["options"] = MappingProxyType(
-                    {
-                        **{k: _frozen(v) for k, v in given.items() if k not in SCHEMA[name]},
-                        **{key: _frozen(given.get(key, o.default)) for key, o in declared.items()},
-                    }
+                    {k: _frozen(v) for k, v in given.items() if k not in SCHEMA[name]}
                 )
             object.__setattr__(self, name, section.from_values(self.values[name], **extra))
 
@@ -302,18 +324,6 @@ class Settings:
         return self.delivery.transport
 
 
-def secret(name: str, purpose: str) -> str:
-    """A secret from the environment, or a ConfigError saying how to provide it."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        raise ConfigError(
-            f"{name} is not set; it is needed {purpose}.",
-            f"Export it in the environment before running, e.g. `export {name}=...`. "
-            "Secrets are never read from newsletter.toml.",
-        )
-    return value
-
-
 def find_config(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Path:
     """The config file: ``explicit``, else $NEWSLETTER_CONFIG, else the nearest ancestor's."""
     chosen = explicit or os.environ.get("NEWSLETTER_CONFIG")
@@ -339,8 +349,9 @@ def find_config(explicit: str | os.PathLike[str] | None = None, start: Path | No
     )
 
 
-def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
-    """Find, parse and validate newsletter.toml."""
+def read_settings(explicit: str | os.PathLike[str] | None, options: DeliveryOptions) -> Settings:
+    """Find, parse and validate newsletter.toml, the ``[delivery]`` keys as ``options``
+    declare them (``catalog.load_settings`` hands the providers' registry)."""
     path = find_config(explicit)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -350,25 +361,51 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text.", "Save it as UTF-8.") from None
-    return Settings(path=path, values=validate(raw, path))
+    return Settings(path=path, values=validate(raw, path, options))
 
 
-def schema(transport: str | None = None) -> dict[str, dict[str, tuple[tuple[type, ...], Any]]]:
+def schema(
+    options: DeliveryOptions, transport: str | None = None
+) -> dict[str, dict[str, tuple[tuple[type, ...], Any]]]:
     """SCHEMA, with the [delivery] keys of ``transport``'s provider (None: every
-    provider's)."""
-    declared = providers.options_for(transport) if transport else providers.delivery_options()
-    options = {o.key: (o.types, o.default) for o in declared.values()}
-    return {**SCHEMA, "delivery": {**SCHEMA["delivery"], **options}}
+    provider's), and the defaults the providers declare in place of ``_PROVIDED``."""
+    defaults = options.defaults()
+    common = {
+        key: (types, defaults[key] if default is _PROVIDED else default)
+        for key, (types, default) in SCHEMA["delivery"].items()
+    }
+    declared = {o.key: (o.types, o.default) for o in options.options_for(transport).values()}
+    return {**SCHEMA, "delivery": {**common, **declared}}
 
 
-def validate(raw: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+def validate(
+    raw: dict[str, Any], path: Path, options: DeliveryOptions
+) -> dict[str, dict[str, Any]]:
     """Check ``raw`` against the schema; return every key with its default filled in."""
-    values: dict[str, dict[str, Any]] = {}
+    full = _schema_for(raw, options)
+    _check_sections(raw, full, path)
+    values = {section: _section_values(raw, section, keys, path) for section, keys in full.items()}
+    _check_values(values, path, options)
+    return values
+
+
+def _schema_for(
+    raw: dict[str, Any], options: DeliveryOptions
+) -> dict[str, dict[str, tuple[tuple[type, ...], Any]]]:
+    """The schema ``raw`` is checked against: its transport's keys (the default
+    transport's when it names none), or every provider's when it sets a key of
+    another provider's (kept, checked) or a misspelling."""
     delivery = raw.get("delivery")
     transport = delivery.get("transport") if isinstance(delivery, dict) else None
-    full = schema(transport if isinstance(transport, str) else "outbox")
+    if not isinstance(transport, str):
+        transport = options.defaults()["transport"]
+    full = schema(options, transport)
     if isinstance(delivery, dict) and any(key not in full["delivery"] for key in delivery):
-        full = schema()  # a key of another provider's (kept, checked), or a misspelling
+        full = schema(options)
+    return full
+
+
+def _check_sections(raw: dict[str, Any], full: Mapping[str, Any], path: Path) -> None:
     for section in raw:
         if section not in full:
             raise ConfigError(
@@ -377,33 +414,40 @@ def validate(raw: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
             )
         if not isinstance(raw[section], dict):
             raise ConfigError(f"{section} in {path} must be a [section] table.")
-    for section, keys in full.items():
-        given = raw.get(section, {})
-        for key in given:
-            if key not in keys:
+
+
+def _section_values(
+    raw: dict[str, Any],
+    section: str,
+    keys: Mapping[str, tuple[tuple[type, ...], Any]],
+    path: Path,
+) -> dict[str, Any]:
+    """One section's keys, each given one checked for its type, the others defaulted."""
+    given = raw.get(section, {})
+    for key in given:
+        if key not in keys:
+            raise ConfigError(
+                f"Unknown key '{key}' in [{section}] of {path}.",
+                f"Known keys in [{section}]: {', '.join(keys)}. Check the spelling; "
+                "secrets such as API keys belong in the environment, not in this file.",
+            )
+    values: dict[str, Any] = {}
+    for key, (types, default) in keys.items():
+        if key not in given:
+            if default is _REQUIRED:
                 raise ConfigError(
-                    f"Unknown key '{key}' in [{section}] of {path}.",
-                    f"Known keys in [{section}]: {', '.join(keys)}. Check the spelling; "
-                    "secrets such as API keys belong in the environment, not in this file.",
+                    f"Missing required key '{key}' in [{section}] of {path}.",
+                    f'Add it, e.g. {key} = "..." under [{section}].',
                 )
-        values[section] = {}
-        for key, (types, default) in keys.items():
-            if key not in given:
-                if default is _REQUIRED:
-                    raise ConfigError(
-                        f"Missing required key '{key}' in [{section}] of {path}.",
-                        f'Add it, e.g. {key} = "..." under [{section}].',
-                    )
-                values[section][key] = default
-                continue
-            value = given[key]
-            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-                expected = " or ".join(_TYPE_NAMES[t] for t in types)
-                raise ConfigError(
-                    f"[{section}] {key} in {path} must be {expected}, not {value!r}.",
-                )
-            values[section][key] = value
-    _check_values(values, path)
+            values[key] = default
+            continue
+        value = given[key]
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            expected = " or ".join(_TYPE_NAMES[t] for t in types)
+            raise ConfigError(
+                f"[{section}] {key} in {path} must be {expected}, not {value!r}.",
+            )
+        values[key] = value
     return values
 
 
@@ -419,46 +463,47 @@ def _check_networks(value: list[Any], path: Path) -> None:
             ) from None
 
 
-def _check_values(values: dict[str, dict[str, Any]], path: Path) -> None:
-    _, address = parseaddr(values["newsletter"]["from"])
+def _check_values(values: dict[str, dict[str, Any]], path: Path, options: DeliveryOptions) -> None:
+    """What each key's type alone does not say: addresses, ranges, known names."""
+    _check_newsletter(values["newsletter"], path)
+    _check_delivery(values["delivery"], path, options)
+    _check_serve(values["serve"], path)
+    _check_signup(values["signup"], path)
+    _check_delivery_limits(values["delivery"], path)
+    _check_content(values["content"], path)
+
+
+def _check_newsletter(newsletter: dict[str, Any], path: Path) -> None:
+    _, address = parseaddr(newsletter["from"])
     if "@" not in address:
         raise ConfigError(
-            f"[newsletter] from in {path} is not an email address: "
-            f"{values['newsletter']['from']!r}.",
+            f"[newsletter] from in {path} is not an email address: {newsletter['from']!r}.",
             'Write it as from = "Display Name <news@example.org>".',
         )
     for key in ("reply_to",):
-        v = values["newsletter"][key]
+        v = newsletter[key]
         if v is not None and "@" not in parseaddr(v)[1]:
             raise ConfigError(f"[newsletter] {key} in {path} is not an email address: {v!r}.")
-    url = values["newsletter"]["public_url"]
+    url = newsletter["public_url"]
     if url is not None and not url.startswith(("https://", "http://")):
         raise ConfigError(
             f"[newsletter] public_url in {path} must start with https:// (got {url!r}).",
         )
-    delivery = values["delivery"]
-    if providers.find(delivery["transport"]) is None:
+
+
+def _check_delivery(delivery: dict[str, Any], path: Path, options: DeliveryOptions) -> None:
+    if delivery["transport"] not in options.names():
         raise ConfigError(
             f"[delivery] transport in {path} is {delivery['transport']!r}, which is not a "
             "known transport.",
-            f"Use one of: {', '.join(providers.names())}.",
+            f"Use one of: {', '.join(options.names())}.",
         )
     for key in ("concurrency", "max_retries"):
         if delivery[key] < (1 if key == "concurrency" else 0):
             raise ConfigError(f"[delivery] {key} in {path} is out of range: {delivery[key]}.")
-    for key, value in values["serve"].items():
-        if key == "trusted_proxies":
-            _check_networks(value, path)
-        elif value < 1:
-            raise ConfigError(f"[serve] {key} in {path} must be at least 1, not {value}.")
-    signup = values["signup"]
-    for key in ("confirm_days", "per_client_per_hour", "per_address_per_hour", "send_timeout"):
-        if signup[key] < 1:
-            raise ConfigError(f"[signup] {key} in {path} must be at least 1, not {signup[key]}.")
-    if signup["min_seconds"] < 0 or signup["max_confirmations_per_hour"] < 0:
-        raise ConfigError(
-            f"[signup] min_seconds and max_confirmations_per_hour in {path} must not be negative."
-        )
+
+
+def _check_delivery_limits(delivery: dict[str, Any], path: Path) -> None:
     if delivery["batch_size"] is not None and delivery["batch_size"] < 1:
         raise ConfigError(f"[delivery] batch_size in {path} must be at least 1.")
     if not 0 <= delivery["max_failure_rate"] <= 1:
@@ -469,14 +514,35 @@ def _check_values(values: dict[str, dict[str, Any]], path: Path) -> None:
         )
     if delivery["rate_limit"] < 0 or delivery["timeout"] <= 0:
         raise ConfigError(f"[delivery] rate_limit and timeout in {path} must be positive.")
+
+
+def _check_serve(serve: dict[str, Any], path: Path) -> None:
+    for key, value in serve.items():
+        if key == "trusted_proxies":
+            _check_networks(value, path)
+        elif value < 1:
+            raise ConfigError(f"[serve] {key} in {path} must be at least 1, not {value}.")
+
+
+def _check_signup(signup: dict[str, Any], path: Path) -> None:
+    for key in ("confirm_days", "per_client_per_hour", "per_address_per_hour", "send_timeout"):
+        if signup[key] < 1:
+            raise ConfigError(f"[signup] {key} in {path} must be at least 1, not {signup[key]}.")
+    if signup["min_seconds"] < 0 or signup["max_confirmations_per_hour"] < 0:
+        raise ConfigError(
+            f"[signup] min_seconds and max_confirmations_per_hour in {path} must not be negative."
+        )
+
+
+def _check_content(content: dict[str, Any], path: Path) -> None:
     for key in ("fetch_timeout", "fetch_deadline"):
-        if values["content"][key] <= 0:
+        if content[key] <= 0:
             raise ConfigError(
                 f"[content] {key} in {path} must be a number of seconds above 0 "
-                f"(got {values['content'][key]}).",
+                f"(got {content[key]}).",
                 "fetch_timeout is how long a server may stay silent, fetch_deadline how long "
                 "a whole page or feed may take (default 15 and 30).",
             )
-    feeds = values["content"]["feeds"]
+    feeds = content["feeds"]
     if not all(isinstance(f, str) for f in feeds):
         raise ConfigError(f"[content] feeds in {path} must be a list of strings.")

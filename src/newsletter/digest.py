@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .catalog import rehearsal_transports
 from .content import article_key
 from .errors import InputError, NewsletterError
 from .files import write_atomic
@@ -76,7 +77,7 @@ def plan_digest(project: Project, period: dt.date, today: dt.date) -> DigestPlan
     end = period_end(period)
     late_by = (today - end).days - digest.max_lateness_days
     label = period.strftime("%Y-%m")
-    featured = project.store.ledger.featured_before(label)
+    featured = project.store.ledger.featured_before(label, rehearsal_transports())
     seen: set[str] = set()
     chosen = []
     for article in project.articles(list(sources)):

@@ -9,6 +9,9 @@ map its documented event and bounce types to a kind, the reason beside each row;
 read fields with the helpers here. A type no table names is recorded as ``unknown``,
 its raw record kept, and never suppresses anyone. ``webhooks.py`` checks where a
 webhook comes from before any of this.
+
+The provider modules import this one; this one never looks a provider up: it is handed
+the provider's reader (``catalog.py`` finds it by name).
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from . import providers
 from .errors import InputError
 from .models import Event, EventKind, RecordedEvent
 
@@ -177,6 +179,7 @@ def content_key(item: Any) -> str:
 
 # -- the providers' records -------------------------------------------------------------------
 Read = tuple[list[Event], tuple[str, ...]]  # a record's events and its replay keys
+Reader = Callable[[dict[str, Any]], Read]  # a provider's reader of one record
 
 # What a provider's event does to the reader follows from its kind (``EventKind``):
 # bounced and dropped suppress, complained and unsubscribed change the status, a soft
@@ -222,16 +225,15 @@ class Record:
     problem: str | None = None
 
 
-def read_records(provider: str, items: Iterable[Any], where: str = "record") -> list[Record]:
-    """Each item of a payload read by ``provider``'s reader."""
-    reader = _reader(provider)
+def read_records(reader: Reader, items: Iterable[Any], where: str = "record") -> list[Record]:
+    """Each item of a payload read by a provider's ``reader``."""
     records = []
     for number, item in enumerate(items, 1):
         records.append(_read_record(reader, item, f"{where} {number}"))
     return records
 
 
-def _read_record(reader: Callable[[dict[str, Any]], Read], item: Any, where: str) -> Record:
+def _read_record(reader: Reader, item: Any, where: str) -> Record:
     if not isinstance(item, dict):
         return Record(where, problem=f"{json_kind(item)}, not an event object")
     try:
@@ -241,22 +243,14 @@ def _read_record(reader: Callable[[dict[str, Any]], Read], item: Any, where: str
     return Record(where, events, keys)
 
 
-def _reader(provider: str) -> Callable[[dict[str, Any]], Read]:
-    found = providers.find(provider)
-    if found is None or found.read_event is None:
-        readable = ", ".join(p.name for p in providers.with_events())
-        raise InputError(f"Unknown provider {provider!r}.", f"Use one of: {readable}.")
-    return found.read_event
-
-
-def parse(provider: str, body: bytes) -> list[Event]:
+def parse(provider: str, reader: Reader, body: bytes) -> list[Event]:
     """The events of a JSON array or object of ``provider``'s records; ``InputError``
     when it is not JSON or one of its records is malformed."""
     try:
         data = load_json(body)
     except Malformed as exc:
         raise InputError(f"The {provider} events are not usable: {exc}.") from None
-    records = read_records(provider, data if isinstance(data, list) else [data])
+    records = read_records(reader, data if isinstance(data, list) else [data])
     for record in records:
         if record.problem:
             raise InputError(
@@ -266,10 +260,9 @@ def parse(provider: str, body: bytes) -> list[Event]:
 
 
 # -- export files ---------------------------------------------------------------------------
-def read_export(provider: str, data: bytes) -> list[Record]:
+def read_export(provider: str, reader: Reader, data: bytes) -> list[Record]:
     """The records of an export file: a JSON array, one JSON object, or JSON lines (then
     a line that cannot be read is one record skipped, not the whole file)."""
-    _reader(provider)
     try:
         parsed = load_json(data)
     except Malformed as exc:
@@ -279,7 +272,7 @@ def read_export(provider: str, data: bytes) -> list[Record]:
                 f"The {provider} events are not usable: {exc}.",
                 "Give a JSON array of the provider's event records, or one JSON object per line.",
             ) from None
-        return [_export_line(provider, n, line) for n, line in numbered]
+        return [_export_line(reader, n, line) for n, line in numbered]
     if isinstance(parsed, dict):
         parsed = [parsed]
     if not isinstance(parsed, list):
@@ -287,15 +280,15 @@ def read_export(provider: str, data: bytes) -> list[Record]:
             f"The {provider} events are {json_kind(parsed)}, not a JSON array or object.",
             "Give a JSON array of the provider's event records, or one JSON object per line.",
         )
-    return read_records(provider, parsed)
+    return read_records(reader, parsed)
 
 
-def _export_line(provider: str, number: int, line: bytes) -> Record:
+def _export_line(reader: Reader, number: int, line: bytes) -> Record:
     try:
         item = load_json(line)
     except Malformed as exc:
         return Record(f"line {number}", problem=str(exc))
-    return replace(read_records(provider, [item])[0], where=f"line {number}")
+    return replace(read_records(reader, [item])[0], where=f"line {number}")
 
 
 class EventStore(Protocol):
@@ -310,10 +303,10 @@ class ImportReport:
 
 
 def import_events(
-    store: EventStore, provider: str, data: bytes, soft_bounce_limit: int = 3
+    store: EventStore, provider: str, reader: Reader, data: bytes, soft_bounce_limit: int = 3
 ) -> ImportReport:
     """Apply the events of an export file; malformed records are skipped and listed."""
-    records = read_export(provider, data)
+    records = read_export(provider, reader, data)
     outcomes: dict[RecordedEvent, int] = {}
     for record in records:
         for event in record.events:

@@ -23,6 +23,14 @@ from email_validator import EmailNotValidError
 from .addresses import Carrier, canonical_address
 from .audience import RejectedRow, read_subscribers, validate_address, write_subscribers
 from .campaigns import load_campaign
+from .catalog import (
+    carrier_for,
+    import_events,
+    load_settings,
+    make_transport,
+    rehearsal_transports,
+    transport_class,
+)
 from .checks import (
     CheckedEmail,
     Problem,
@@ -32,9 +40,9 @@ from .checks import (
     compile_problem,
     links_of,
 )
-from .config import Settings, load_settings
+from .config import Settings
 from .content import ArticleReader, article_key, reader_for
-from .delivery import Transport, carrier_for, make_transport, transport_class
+from .delivery import Transport
 from .errors import (
     ConfigError,
     DeliveryError,
@@ -44,7 +52,7 @@ from .errors import (
     SendPaused,
     TemplateError,
 )
-from .events import Record, import_events
+from .events import Record
 from .files import write_private
 from .models import (
     Article,
@@ -672,7 +680,7 @@ class Project:
     def check_sendable(self) -> None:
         """Refuse a real send without the footer details the law and inboxes require."""
         s = self.settings
-        if s.transport != "outbox" and not s.get("newsletter", "postal_address"):
+        if not transport_class(s.transport).rehearsal and not s.get("newsletter", "postal_address"):
             raise ConfigError(
                 f"[newsletter] postal_address is not set in {s.path}.",
                 "Bulk email must carry the sender's physical postal address (CAN-SPAM); "
@@ -710,8 +718,8 @@ class Project:
         """Send the campaign's pending deliveries, holding a lease of this sender's own."""
         store = self.store
         row = store.ledger.ensure_campaign(campaign.slug, campaign.subject)
-        if store.ledger.only_rehearsed(row, transport.name):
-            # it went only to the outbox: a rehearsal, kept as a summary; now the real send
+        if store.ledger.only_rehearsed(row, transport.name, rehearsal_transports()):
+            # it was only rehearsed so far: that is kept as a summary; now the real send
             store.ledger.archive_rehearsal(row)
             row = store.ledger.campaign(campaign.slug) or row
         store.ledger.record_campaign_articles(row.id, [article_key(a) for a in campaign.articles])
@@ -760,7 +768,7 @@ class Project:
                 raise
             finally:
                 transport.close()
-                if transport.name == "outbox":  # a file written as its reader was being erased
+                if transport.local_files:  # a file written as its reader was being erased
                     self._remove_files_of(
                         store.ledger.erased_during(row.id, started), campaign.slug
                     )

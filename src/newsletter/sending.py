@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from .catalog import rehearsal_transports, transport_class
 from .checks import Problem
 from .errors import NewsletterError
 from .models import FAILURES, SETTLED_OK, Campaign, CampaignStatus, DeliveryStatus, SendResult
@@ -186,7 +187,7 @@ def prepare_send(
     problems = project.check_compiled(campaign, compiled, every_reader=False)
     settings = project.settings
     transport = settings.transport
-    rehearsal = transport == "outbox"
+    rehearsal = transport_class(transport).rehearsal
     errors = tuple(p for p in problems if p.level == "error")
     # The outbox is a rehearsal: it only warns, except when some readers' email cannot be built.
     if errors and (not rehearsal or any(p.code == "does-not-build" for p in errors)):
@@ -200,7 +201,7 @@ def prepare_send(
     store = project.store
     row = store.ledger.campaign(campaign.slug)
     rehearsed = None
-    if row is not None and store.ledger.only_rehearsed(row, transport):
+    if row is not None and store.ledger.only_rehearsed(row, transport, rehearsal_transports()):
         rehearsed = store.ledger.delivery_counts(row.id).get("sent", 0)
     already_sent = None
     if row is None or row.status == CampaignStatus.DRAFT or rehearsed is not None:

@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .delivery import make_transport
+from .catalog import make_transport
 from .errors import InputError, NewsletterError, mask_address, redact
 from .models import Campaign, DeliveryStatus, Recipient, SubscriberStatus
 from .render import CompiledCampaign, FieldCatalog, MessageFactory, compile_campaign

@@ -14,6 +14,9 @@ later, such as SES). A request whose events were all seen before is acknowledged
 attacker's replay must not count. A malformed request gets 400 or 401 with a short
 reason, never a 5xx; a 5xx says that something on our side failed (an SNS certificate or
 confirmation that could not be fetched), so that the provider tries again.
+
+The provider modules import this one; this one never looks a provider up: it is handed
+the provider's verifier and reader (``catalog.py`` finds them by name).
 """
 
 from __future__ import annotations
@@ -34,8 +37,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import providers
-from .events import Malformed, Record, load_json, read_records
+from .events import Malformed, Reader, Record, load_json, read_records
 from .models import Event, RecordedEvent
 
 TOLERANCE = 600  # seconds between a signed timestamp and our clock
@@ -170,16 +172,9 @@ class Verifier:
     legacy: bool = True  # the old single NEWSLETTER_WEBHOOK_SECRET may serve it
 
 
-def _verifier(provider: str) -> Verifier | None:
-    found = providers.find(provider)
-    return found.webhook if found is not None else None
-
-
 @functools.lru_cache(maxsize=32)
-def _load_key(provider: str, secret: str) -> Any:
-    """``provider``'s key from its secret, parsed once."""
-    verifier = _verifier(provider)
-    assert verifier is not None
+def _load_key(verifier: Verifier, secret: str) -> Any:
+    """A provider's key from its secret, parsed once."""
     return verifier.load_key(secret)
 
 
@@ -195,19 +190,22 @@ class WebhookSecrets:
         return self.by_provider.get(provider)
 
 
-def webhook_secrets(transport: str, environ: Mapping[str, str] | None = None) -> WebhookSecrets:
+def webhook_secrets(
+    transport: str, environ: Mapping[str, str] | None, verifiers: Mapping[str, Verifier]
+) -> WebhookSecrets:
     """The secrets in the environment: NEWSLETTER_WEBHOOK_SECRET_<PROVIDER> each, and the
-    old NEWSLETTER_WEBHOOK_SECRET for the configured transport's provider alone."""
+    old NEWSLETTER_WEBHOOK_SECRET for the configured transport's provider alone;
+    ``verifiers``: each provider that takes webhooks, by name."""
     env = os.environ if environ is None else environ
     found: dict[str, str] = {}
     source: dict[str, str] = {}
-    for provider in (p.name for p in providers.with_webhooks()):
+    for provider in verifiers:
         value = env.get(secret_variable(provider), "").strip()
         if value:
             found[provider], source[provider] = value, secret_variable(provider)
     notes = []
     legacy = env.get(LEGACY_SECRET, "").strip()
-    legacy_verifier = _verifier(transport)
+    legacy_verifier = verifiers.get(transport)
     if legacy:
         if legacy_verifier is not None and not legacy_verifier.legacy:
             notes.append(
@@ -233,7 +231,7 @@ def webhook_secrets(transport: str, environ: Mapping[str, str] | None = None) ->
             )
     for provider, secret in found.items():
         try:
-            _load_key(provider, secret)
+            _load_key(verifiers[provider], secret)
         except ValueError as exc:
             notes.append(
                 f"{source[provider]} is not usable: {exc}. /webhooks/{provider} answers 503 "
@@ -265,6 +263,8 @@ class WebhookStore(Protocol):
 
 def receive_webhook(
     provider: str,
+    verifier: Verifier | None,
+    reader: Reader | None,
     headers: Mapping[str, str],
     body: bytes,
     secrets: WebhookSecrets,
@@ -273,16 +273,16 @@ def receive_webhook(
     now: float | None = None,
     cache_dir: Path | None = None,
 ) -> WebhookAnswer:
-    """Check a webhook request of ``provider``, and apply the events not seen before.
+    """Check a webhook request of ``provider`` with its ``verifier`` (None: it takes
+    none), and apply the events its ``reader`` finds that were not seen before.
     ``cache_dir`` keeps what a check fetches (SNS signing certificates) across processes."""
     for note in unreported_notes(secrets):
         log.warning("Warning: %s", note)
-    verifier = _verifier(provider)
     secret = secrets.get(provider)
-    if verifier is None or secret is None:
+    if verifier is None or reader is None or secret is None:
         return NOT_FOUND
     try:
-        key = _load_key(provider, secret)
+        key = _load_key(verifier, secret)
     except ValueError:
         return WebhookAnswer(503, "this webhook's secret is not usable; see the server's log")
     request = Request(
@@ -293,7 +293,7 @@ def receive_webhook(
     )
     try:
         request_keys = verifier.check(key, request)
-        records = _records(provider, verifier, request)
+        records = _records(verifier, reader, request)
     except Rejected as exc:
         return WebhookAnswer(exc.status, exc.reason)
     except Answered as exc:
@@ -301,7 +301,7 @@ def receive_webhook(
     return _apply(provider, request_keys, records, store, soft_bounce_limit)
 
 
-def _records(provider: str, verifier: Verifier, request: Request) -> list[Record]:
+def _records(verifier: Verifier, reader: Reader, request: Request) -> list[Record]:
     data = request.json()
     if verifier.batch is True and not isinstance(data, list):
         raise Rejected(400, "expected a JSON array of events")
@@ -309,7 +309,7 @@ def _records(provider: str, verifier: Verifier, request: Request) -> list[Record
         raise Rejected(400, "expected a JSON object")
     if verifier.batch is None and not isinstance(data, list | dict):
         raise Rejected(400, "expected a JSON object, or an array of them")
-    records = read_records(provider, data if isinstance(data, list) else [data])
+    records = read_records(reader, data if isinstance(data, list) else [data])
     if records and all(r.problem for r in records):
         first = records[0]
         where = f"{first.where}: " if len(records) > 1 else ""
@@ -333,12 +333,7 @@ def _apply(
     fresh: list[Record] = []
     applied = done = 0
     try:
-        seen = store.claim_nonces(provider, [k for r in readable for k in r.keys])
-        taken: set[str] = set()
-        for record in readable:
-            if not any(k in seen or k in taken for k in record.keys):
-                fresh.append(record)
-            taken.update(record.keys)
+        fresh = _fresh(provider, readable, store)
         if readable and not fresh:
             return WebhookAnswer(200, "already received")
         for record in fresh:
@@ -351,9 +346,26 @@ def _apply(
         with contextlib.suppress(Exception):
             store.release_nonces(provider, [*request_keys, *unapplied])
         raise
+    return WebhookAnswer(200, _applied_text(applied, len(records), len(readable), len(fresh)))
+
+
+def _fresh(provider: str, readable: list[Record], store: WebhookStore) -> list[Record]:
+    """The records none of whose replay keys was seen before (in an earlier request, or
+    in an earlier record of this one); all their keys are claimed."""
+    seen = store.claim_nonces(provider, [k for r in readable for k in r.keys])
+    taken: set[str] = set()
+    fresh = []
+    for record in readable:
+        if not any(k in seen or k in taken for k in record.keys):
+            fresh.append(record)
+        taken.update(record.keys)
+    return fresh
+
+
+def _applied_text(applied: int, records: int, readable: int, fresh: int) -> str:
     text = f"{applied} event(s)"
-    if len(readable) > len(fresh):
-        text += f"; {len(readable) - len(fresh)} already received"
-    if len(records) > len(readable):
-        text += f"; {len(records) - len(readable)} malformed, skipped"
-    return WebhookAnswer(200, text)
+    if readable > fresh:
+        text += f"; {readable - fresh} already received"
+    if records > readable:
+        text += f"; {records - readable} malformed, skipped"
+    return text

@@ -19,7 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -27,8 +27,10 @@ from .. import __version__
 from ..addresses import Carrier
 from ..errors import CredentialsError, DeliveryError, NewsletterError
 from ..models import DeliveryStatus, SendResult
-from ..render import OutgoingMessage
 from .retry import RetryPolicy, TryAgain
+
+if TYPE_CHECKING:  # the messages' interface only: delivery never renders
+    from ..render import OutgoingMessage
 
 USER_AGENT = f"newsletter/{__version__}"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -43,6 +45,12 @@ class Transport(ABC):
     max_batch: int = 1
     # True when sending a message again after a crash cannot reach the reader twice.
     resend_safe: bool = False
+    # True when its sends are rehearsals: nothing reaches a reader, and a real send of
+    # the same campaign may follow (the ledger keeps a summary, then starts over).
+    rehearsal: bool = False
+    # True when it writes readers' messages to local files, which erasing a reader
+    # (``subscribers forget``) must remove.
+    local_files: bool = False
     # True when a request carries one body for all its messages (with per-reader
     # substitutions): the sender then gives it batches of a single campaign variant.
     shared_body: bool = False
@@ -249,6 +257,9 @@ class HTTPTransport(Transport):
             if 300 <= response.status_code < 400:
                 raise self.redirect_error(response)
             if response.status_code not in RETRY_STATUSES:
+                busy = self.still_working(response)
+                if busy is not None:  # asked again within the same budget of attempts
+                    raise TryAgain(busy, outcome=response)
                 return response
             delay = retry_delay(response)
             if response.status_code == 429:  # every worker waits it out
@@ -257,6 +268,8 @@ class HTTPTransport(Transport):
             raise TryAgain(f"{self.provider} answered HTTP {response.status_code}", delay)
 
         def give_up(last: TryAgain, attempts: int) -> requests.Response:
+            if isinstance(last.outcome, requests.Response):  # still working: its answer
+                return last.outcome
             if maybe_sent:
                 raise Unknowable(f"{last.problem}, after {attempts} attempts")
             raise DeliveryError(
@@ -267,6 +280,11 @@ class HTTPTransport(Transport):
             )
 
         return self.retry.run(attempt, give_up, self.notify_retry)
+
+    def still_working(self, response: requests.Response) -> str | None:
+        """Why an answer says the provider is still working on this very request (then it
+        is asked again, as a 5xx would be, within the one ``RetryPolicy``), or None."""
+        return None
 
     def redirect_error(self, response: requests.Response) -> DeliveryError:
         """An API that answers with a redirect did not take the request: nothing was sent,

@@ -11,21 +11,27 @@ provider), holds everything newsletter knows of that provider and ends in ``PROV
 
 The shared machinery stays where it was: ``delivery/base.py`` (the transports' template
 and retries), ``webhooks.py`` (receiving a request, secrets, replays) and ``events.py``
-(reading JSON, records, imports). Config validation, ``make_transport``, the webhook
-endpoints, ``events import`` and the CLI's choices read this registry; no other module
-names a provider, so adding one is adding a module here.
+(reading JSON, records, imports). The provider modules sit on top of that machinery; this
+registry sits below it and imports none of it (nor ``config``), so that nothing it
+depends on depends on it. ``catalog.py`` hands what is found here by name down to the
+modules that need it (config's validation, the transport, the webhook endpoints,
+``events import``); no other module names a provider, so adding one is adding a module
+here.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import os
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+from ..errors import ConfigError
+
+if TYPE_CHECKING:  # for annotations only: the registry imports none of these when it runs
     from ..config import DeliverySettings, Settings
     from ..delivery.base import Transport
     from ..events import Read
@@ -63,6 +69,10 @@ class Provider:
     secrets: tuple[Secret, ...] = ()
     webhook: Verifier | None = None  # None: no /webhooks/<name>
     read_event: Callable[[dict[str, Any]], Read] | None = None  # None: no events to read
+    default: bool = False  # the transport of a project whose [delivery] names none
+    # [delivery] keys every project has whatever its transport, whose default this
+    # provider declares (the file-writing transport's folder, which erasure reads)
+    common: tuple[Option, ...] = ()
 
     @property
     def label(self) -> str:
@@ -89,8 +99,6 @@ class Setup:
 
     def secret(self, variable: str, purpose: str | None = None) -> str:
         """A declared secret from the environment, or a ConfigError saying how to set it."""
-        from ..config import secret
-
         declared = {s.variable: s.purpose for s in self.provider.secrets}
         return secret(variable, purpose or declared[variable])
 
@@ -103,6 +111,19 @@ class Setup:
             "max_retries": d.max_retries,
             "batch_size": d.batch_size,
         }
+
+
+def secret(name: str, purpose: str) -> str:
+    """A secret from the environment, or a ConfigError saying how to provide it. Secrets
+    are never read from newsletter.toml."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(
+            f"{name} is not set; it is needed {purpose}.",
+            f"Export it in the environment before running, e.g. `export {name}=...`. "
+            "Secrets are never read from newsletter.toml.",
+        )
+    return value
 
 
 @functools.cache
@@ -138,13 +159,32 @@ def with_events() -> list[Provider]:
     return [p for p in every() if p.read_event is not None]
 
 
-def options_for(transport: str) -> Mapping[str, Option]:
+def options_for(transport: str | None) -> Mapping[str, Option]:
     """The ``[delivery]`` keys of the provider ``transport`` names (every provider's when
-    it names none): loading one provider's module, not all, at each command's start."""
-    provider = find(transport)
+    it names none): loading one provider's module, not all, at each command's start.
+    With ``names``, what config's ``DeliveryOptions`` asks of the providers."""
+    provider = find(transport) if transport is not None else None
     if provider is None:
         return delivery_options()
     return {option.key: option for option in provider.options}
+
+
+@functools.cache
+def default() -> Provider:
+    """The provider a project uses when its ``[delivery]`` names none: the one flagged
+    ``default`` in its module."""
+    flagged = [p for p in every() if p.default]
+    if len(flagged) != 1:
+        raise TypeError(f"{len(flagged)} providers are flagged as the default, not one")
+    return flagged[0]
+
+
+def defaults() -> Mapping[str, Any]:
+    """The defaults the providers declare for ``[delivery]`` keys every project has: the
+    transport, and the default provider's ``common`` keys. With ``names`` and
+    ``options_for``, what config's ``DeliveryOptions`` asks of the providers."""
+    chosen = default()
+    return {"transport": chosen.name, **{o.key: o.default for o in chosen.common}}
 
 
 @functools.cache

@@ -16,7 +16,7 @@ from ..errors import RecipientError
 from ..files import private_dir, write_private
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
-from . import Provider, Setup
+from . import Option, Provider, Setup
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
 _MAX_PART = 200  # a file name is at most 255 bytes: room for the id, ".eml" and ".tmp"
@@ -42,6 +42,8 @@ class OutboxTransport(Transport):
     provider = "The outbox"
     max_batch = 500
     resend_safe = True
+    rehearsal = True  # nothing reaches a reader: a real send may follow
+    local_files = True  # the files hold readers' addresses: erasure removes them
     smtputf8 = True
 
     def __init__(self, folder: Path, batch_size: int | None = None) -> None:
@@ -126,5 +128,12 @@ def _build(setup: Setup) -> OutboxTransport:
     return OutboxTransport(folder, batch_size=setup.delivery.batch_size)
 
 
-# its folder is [delivery] outbox, which `subscribers forget` reads whatever the transport
-PROVIDER = Provider(name="outbox", transport=OutboxTransport, build=_build)
+# the transport of a project that names none; its folder is [delivery] outbox, a key every
+# project has (`subscribers forget` reads it whatever the transport), whose default is here
+PROVIDER = Provider(
+    name="outbox",
+    transport=OutboxTransport,
+    build=_build,
+    default=True,
+    common=(Option("outbox", default="outbox"),),
+)

@@ -210,6 +210,44 @@ def _postmark_bounce(item: dict[str, Any]) -> tuple[EventKind, str]:
     return kind, name or f"TypeCode {shown(code)}"
 
 
+_EVENT_ID_PREFIX = {"Bounce": "bounce", "SpamComplaint": "complaint"}  # records with an ID
+
+
+def _postmark_kind(
+    record: str, kind: EventKind | None, item: dict[str, Any]
+) -> tuple[EventKind, str | None]:
+    """A record's kind (read from its Type or SuppressionReason when its RecordType does
+    not fix it) and its detail."""
+    if record == "Bounce":
+        kind, bounce_type = _postmark_bounce(item)
+        return kind, string(item, "Description") or bounce_type
+    if record == "SubscriptionChange":
+        reason = string(item, "SuppressionReason") or ""
+        if item.get("SuppressSending") is True:
+            kind = POSTMARK_SUPPRESSION_REASONS.get(reason, K.UNKNOWN)
+        else:
+            kind = POSTMARK_REACTIVATED
+        return kind, reason or string(item, "Origin")
+    assert kind is not None
+    return kind, string(item, "OriginalLink") if record == "Click" else None
+
+
+def _postmark_key(
+    item: dict[str, Any],
+    record: str,
+    record_id: str | None,
+    message_id: str | None,
+    occurred_at: str | None,
+) -> str:
+    """The record's replay key: its ID, else (Delivery, SubscriptionChange, Open, Click
+    have no id of their own) its message and time, else its content."""
+    if record_id:
+        return replay_key("record", f"{record}:{record_id}")
+    if message_id:
+        return replay_key("record", f"{record}:{message_id}:{occurred_at or ''}")
+    return content_key(item)
+
+
 def _read_event(item: dict[str, Any]) -> Read:
     record = string(item, "RecordType")
     if record not in POSTMARK_RECORD_TYPES:
@@ -221,42 +259,21 @@ def _read_event(item: dict[str, Any]) -> Read:
     record_id = ident(item, "ID")
     message_id = string(item, "MessageID")
     email = string(item, "Email") or string(item, "Recipient")
-    detail = None
-    if record == "Bounce":
-        kind, bounce_type = _postmark_bounce(item)
-        detail = string(item, "Description") or bounce_type
-    elif record == "SubscriptionChange":
-        reason = string(item, "SuppressionReason") or ""
-        if item.get("SuppressSending") is True:
-            kind = POSTMARK_SUPPRESSION_REASONS.get(reason, K.UNKNOWN)
-        else:
-            kind = POSTMARK_REACTIVATED
-        detail = reason or string(item, "Origin")
-    elif record == "Click":
-        detail = string(item, "OriginalLink")
-    assert kind is not None
-    event_id = None
-    if record_id and record in ("Bounce", "SpamComplaint"):
-        event_id = f"{'bounce' if record == 'Bounce' else 'complaint'}-{record_id}"
+    kind, detail = _postmark_kind(record, kind, item)
+    prefix = _EVENT_ID_PREFIX.get(record)
     event = Event(
         provider="postmark",
         kind=kind,
         email=email,
         provider_message_id=message_id,
-        provider_event_id=event_id,
+        provider_event_id=f"{prefix}-{record_id}" if record_id and prefix else None,
         occurred_at=occurred_at,
         campaign=ours(meta.get("campaign")) or string(item, "Tag"),
         subscriber_id=our_subscriber(meta.get("subscriber")),
         detail=detail,
         raw=item,
     )
-    if record_id:
-        key = replay_key("record", f"{record}:{record_id}")
-    elif message_id:  # Delivery, SubscriptionChange, Open, Click: no id of their own
-        key = replay_key("record", f"{record}:{message_id}:{occurred_at or ''}")
-    else:
-        key = content_key(item)
-    return [event], (key,)
+    return [event], (_postmark_key(item, record, record_id, message_id, occurred_at),)
 
 
 # -- webhooks: basic auth -----------------------------------------------------------------

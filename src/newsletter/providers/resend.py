@@ -18,7 +18,6 @@ from typing import Any
 import requests
 
 from ..delivery.base import HTTPRequest, HTTPTransport, json_array, json_or_none, results
-from ..delivery.retry import TryAgain
 from ..errors import DeliveryError
 from ..events import (
     Malformed,
@@ -84,18 +83,14 @@ class ResendTransport(HTTPTransport):
             (head, b', "html": "', message.html_json(), b'", "text": "', message.text_json(), b'"}')
         )
 
-    def post(self, request: HTTPRequest) -> requests.Response:
-        """As the base, and a 409 ``concurrent_idempotent_requests`` (the same batch still
-        in progress at Resend, after a timeout) is waited out and asked again."""
-
-        def attempt(_number: int) -> requests.Response:
-            response = HTTPTransport.post(self, request)
-            data = json_or_none(response) if response.status_code == 409 else None
-            if isinstance(data, dict) and data.get("name") == "concurrent_idempotent_requests":
-                raise TryAgain("Resend is still working on this batch", outcome=response)
-            return response
-
-        return self.retry.run(attempt, lambda last, _attempts: last.outcome, self.notify_retry)
+    def still_working(self, response: requests.Response) -> str | None:
+        """A 409 ``concurrent_idempotent_requests``: the same batch is still in progress at
+        Resend (after a timeout), so it is waited out and asked again, in the base's one
+        retry loop: at most ``max_retries + 1`` POSTs for a batch, whatever the answers."""
+        data = json_or_none(response) if response.status_code == 409 else None
+        if isinstance(data, dict) and data.get("name") == "concurrent_idempotent_requests":
+            return "Resend is still working on this batch"
+        return None
 
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
         headers = {**self.headers, "Idempotency-Key": self.idempotency_key(messages)}
@@ -125,28 +120,31 @@ class ResendTransport(HTTPTransport):
             for e in data.get("errors") or []
             if isinstance(e, dict)
         }
-        ids = iter(data["data"])
-        out = []
-        for index, message in enumerate(messages):
-            sid = message.recipient.subscriber_id
-            if index in errors:
-                error = errors[index]
-                bad_address = "email" in error.lower() or "address" in error.lower()
-                out.append(
-                    SendResult(
-                        sid,
-                        DeliveryStatus.INVALID if bad_address else DeliveryStatus.FAILED,
-                        error=f"Resend: {error}",
-                        suppress=bad_address,
-                    )
-                )
-                continue
-            item = next(ids, None)
-            if not isinstance(item, dict) or not item.get("id"):
-                out.append(SendResult(sid, DeliveryStatus.UNKNOWN, error="Resend returned no id"))
-                continue
-            out.append(SendResult(sid, DeliveryStatus.SENT, message_id=str(item["id"]), raw=item))
-        return out
+        ids = iter(data["data"])  # one per message without an error, in order
+        return [
+            _refused(m.recipient.subscriber_id, errors[index])
+            if index in errors
+            else _accepted(m.recipient.subscriber_id, next(ids, None))
+            for index, m in enumerate(messages)
+        ]
+
+
+def _refused(sid: int, error: str) -> SendResult:
+    """A message the batch's ``errors`` name: invalid (and suppressed) when the error is
+    about its address, else failed."""
+    bad_address = "email" in error.lower() or "address" in error.lower()
+    return SendResult(
+        sid,
+        DeliveryStatus.INVALID if bad_address else DeliveryStatus.FAILED,
+        error=f"Resend: {error}",
+        suppress=bad_address,
+    )
+
+
+def _accepted(sid: int, item: Any) -> SendResult:
+    if not isinstance(item, dict) or not item.get("id"):
+        return SendResult(sid, DeliveryStatus.UNKNOWN, error="Resend returned no id")
+    return SendResult(sid, DeliveryStatus.SENT, message_id=str(item["id"]), raw=item)
 
 
 K = EventKind
@@ -203,6 +201,28 @@ def _resend_kind(name: str, bounce: dict[str, Any]) -> EventKind | None:
     return found or RESEND_OTHER_BOUNCES.get(bounce_type, RESEND_OTHER_BOUNCE)
 
 
+def _resend_tags(tags: Any) -> dict[str, Any]:
+    """An event's tags, as a mapping, or as the API's form ``[{name, value}]``."""
+    if isinstance(tags, list):
+        tags = {
+            t["name"]: t.get("value")
+            for t in tags
+            if isinstance(t, dict) and isinstance(t.get("name"), str)
+        }
+    return tags if isinstance(tags, dict) else {}
+
+
+def _resend_recipients(recipients: Any) -> list[str] | None:
+    """``data.to``: one address or a list of them (None: not given)."""
+    if isinstance(recipients, str):
+        return [recipients]
+    if recipients is not None and not (
+        isinstance(recipients, list) and all(isinstance(r, str) for r in recipients)
+    ):
+        raise Malformed("data.to is not a list of addresses")
+    return recipients
+
+
 def _read_event(item: dict[str, Any]) -> Read:
     """A Resend event; its replay key is the request's ``svix-id`` (no id in the body)."""
     name = string(item, "type") or ""
@@ -212,21 +232,8 @@ def _read_event(item: dict[str, Any]) -> Read:
     if kind is None or kind == K.UNKNOWN:
         events, _ = unknown_event("resend", item, f"type {name}" if name else None)
         return events, ()
-    tags = data.get("tags")
-    if isinstance(tags, list):  # the API's form, [{name, value}]
-        tags = {
-            t["name"]: t.get("value")
-            for t in tags
-            if isinstance(t, dict) and isinstance(t.get("name"), str)
-        }
-    tags = tags if isinstance(tags, dict) else {}
-    recipients = data.get("to")
-    if isinstance(recipients, str):
-        recipients = [recipients]
-    if recipients is not None and not (
-        isinstance(recipients, list) and all(isinstance(r, str) for r in recipients)
-    ):
-        raise Malformed("data.to is not a list of addresses")
+    tags = _resend_tags(data.get("tags"))
+    recipients = _resend_recipients(data.get("to"))
     common = {
         "provider": "resend",
         "kind": kind,

@@ -138,11 +138,7 @@ class SendGridTransport(HTTPTransport):
         errors = (json_or_none(response) or {}).get("errors") if response.content else None
         errors = errors if isinstance(errors, list) else []
         if response.status_code == 400:
-            bad = {}
-            for error in errors:
-                match = _BAD_EMAIL_FIELD.match(str(error.get("field") or ""))
-                if match and int(match.group(1)) < len(messages):
-                    bad[int(match.group(1))] = str(error.get("message"))
+            bad = _bad_addresses(errors, len(messages))
             if bad and len(bad) == len(errors):
                 raise _BadAddresses(bad)
         detail = "; ".join(
@@ -155,6 +151,17 @@ class SendGridTransport(HTTPTransport):
             f"{detail or response.text[:200] or 'no message'}).",
             "Nothing in this batch was sent. Fix the cause and run the same send again.",
         )
+
+
+def _bad_addresses(errors: list[Any], count: int) -> dict[int, str]:
+    """The messages (by their index in a batch of ``count``) whose address a 400's
+    ``errors`` name (``personalizations.<n>.to...``), each with its error."""
+    bad = {}
+    for error in errors:
+        match = _BAD_EMAIL_FIELD.match(str(error.get("field") or ""))
+        if match and int(match.group(1)) < count:
+            bad[int(match.group(1))] = str(error.get("message"))
+    return bad
 
 
 class _BadAddresses(Exception):

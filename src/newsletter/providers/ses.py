@@ -418,7 +418,9 @@ def _webhook_key(secret: str) -> frozenset[str]:
     return topics
 
 
-def _check_webhook(topics: frozenset[str], request: Request) -> tuple[str, ...]:
+def _sns_message(request: Request) -> tuple[dict[str, Any], str]:
+    """The request's SNS message and its Type, every field the signature covers a string
+    (the Subject may be null)."""
     message = request.json()
     if not isinstance(message, dict):
         raise Rejected(400, "expected a JSON object")
@@ -432,6 +434,11 @@ def _check_webhook(topics: frozenset[str], request: Request) -> tuple[str, ...]:
         value = message.get(name)
         if not (isinstance(value, str) or (name == "Subject" and value is None)):
             raise Rejected(400, f"{name} is not a string")
+    return message, kind
+
+
+def _check_webhook(topics: frozenset[str], request: Request) -> tuple[str, ...]:
+    message, kind = _sns_message(request)
     if not _SNS_MESSAGE_ID.fullmatch(message["MessageId"]):
         raise Rejected(400, "malformed MessageId")
     if message["TopicArn"] not in topics:

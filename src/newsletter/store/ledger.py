@@ -7,7 +7,7 @@ Statuses of a delivery: ``models.DeliveryStatus``; of a campaign: ``CampaignStat
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from ..addresses import canonical_address
@@ -106,20 +106,22 @@ class Ledger:
         ).fetchone()
         return CampaignPage(**dict(row)) if row else None
 
-    def archived_campaigns(self) -> list[ArchivedCampaign]:
+    def archived_campaigns(self, rehearsals: Collection[str]) -> list[ArchivedCampaign]:
         """The campaigns of the public archive, newest first: those with a stored page
         that may be listed and that someone got from a real send (a delivery sent or
-        queued through a transport other than the outbox: an outbox-only campaign is a
-        rehearsal, never published)."""
+        queued through a transport that is not one of ``rehearsals``, the transports whose
+        sends are rehearsals: a campaign only rehearsed is never published)."""
+        real_c, real_d = _real("c.transport", rehearsals), _real("d.transport", rehearsals)
         rows = self.db.execute(
             "SELECT c.slug, p.subject, p.preheader, "
             "coalesce(c.started_at, p.created_at) AS sent_at, "
             "coalesce(c.finished_at, c.started_at, p.created_at) AS updated_at "
             "FROM campaign_pages p JOIN campaigns c ON c.id = p.campaign_id "
-            "WHERE p.in_archive = 1 AND coalesce(c.transport, 'outbox') != 'outbox' "
+            f"WHERE p.in_archive = 1 AND {real_c} "
             "AND EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = c.id "
-            "AND d.status IN ('sent', 'queued') AND coalesce(d.transport, 'outbox') != 'outbox') "
-            "ORDER BY coalesce(c.started_at, p.created_at) DESC, c.id DESC"
+            f"AND d.status IN ('sent', 'queued') AND {real_d}) "
+            "ORDER BY coalesce(c.started_at, p.created_at) DESC, c.id DESC",
+            (*rehearsals, *rehearsals),
         ).fetchall()
         return [ArchivedCampaign(**dict(r)) for r in rows]
 
@@ -401,28 +403,32 @@ class Ledger:
         return [dict(r) | {"events": events.get(r["campaign"], [])} for r in rows]
 
     # -- rehearsals -------------------------------------------------------------------
-    def only_rehearsed(self, campaign: CampaignRow, transport: str) -> bool:
+    def only_rehearsed(
+        self, campaign: CampaignRow, transport: str, rehearsals: Collection[str]
+    ) -> bool:
         """Whether sending ``campaign`` through ``transport`` would be its first real send
-        after it went only to the outbox (a rehearsal)."""
-        if transport == "outbox" or campaign.transport != "outbox":
+        after it went only through one of ``rehearsals`` (the transports whose sends are
+        rehearsals)."""
+        if transport in rehearsals or campaign.transport not in rehearsals:
             return False
         other = self.db.execute(
-            "SELECT 1 FROM deliveries WHERE campaign_id = ? "
-            "AND coalesce(transport, 'outbox') != 'outbox' LIMIT 1",
-            (campaign.id,),
+            f"SELECT 1 FROM deliveries WHERE campaign_id = ? AND {_real('transport', rehearsals)} "
+            "LIMIT 1",
+            (campaign.id, *rehearsals),
         ).fetchone()
         return other is None
 
     def archive_rehearsal(self, campaign: CampaignRow) -> int:
-        """Keep a summary of the outbox rehearsal and clear the ledger (deliveries and the
-        stored web version) for the real send; the number of messages the rehearsal wrote."""
+        """Keep a summary of the rehearsal (``only_rehearsed``) and clear the ledger
+        (deliveries and the stored web version) for the real send; the number of messages
+        the rehearsal wrote."""
         db = self.db
         with db.transaction():
             row = db.execute(
                 db.dialect.locked("SELECT status, transport FROM campaigns WHERE id = ?"),
                 (campaign.id,),
             ).fetchone()
-            if row["transport"] != "outbox":
+            if row["transport"] is None or row["transport"] != campaign.transport:
                 return 0  # another sender archived it first
             busy = db.execute(
                 "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'sending'",
@@ -430,8 +436,8 @@ class Ledger:
             ).fetchone()[0]
             if busy:
                 raise SendConflict(
-                    f"{campaign.slug} is still being written to the outbox ({busy} message(s) "
-                    "under way).",
+                    f"{campaign.slug} is still being written to the {campaign.transport} "
+                    f"({busy} message(s) under way).",
                     "Wait for that rehearsal to finish, then send it again.",
                 )
             written = db.execute(
@@ -440,8 +446,15 @@ class Ledger:
             ).fetchone()[0]
             db.execute(
                 "INSERT INTO rehearsals (campaign_id, transport, messages, started_at, "
-                "finished_at, archived_at) VALUES (?, 'outbox', ?, ?, ?, ?)",
-                (campaign.id, written, campaign.started_at, campaign.finished_at, now_iso()),
+                "finished_at, archived_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    campaign.id,
+                    row["transport"],
+                    written,
+                    campaign.started_at,
+                    campaign.finished_at,
+                    now_iso(),
+                ),
             )
             db.execute("DELETE FROM deliveries WHERE campaign_id = ?", (campaign.id,))
             # the real send stores its own web version (and archive choice): the campaign
@@ -465,9 +478,9 @@ class Ledger:
         ]
 
     # -- featured articles --------------------------------------------------------------
-    def featured_before(self, period: str) -> set[str]:
+    def featured_before(self, period: str, rehearsals: Collection[str]) -> set[str]:
         """Articles featured in digests of other periods, or in any campaign sent for real
-        (not only rehearsed to the outbox) other than this period's digest."""
+        (not only through one of ``rehearsals``) other than this period's digest."""
         found = {
             r[0]
             for r in self.db.execute(
@@ -479,8 +492,8 @@ class Ledger:
             for r in self.db.execute(
                 "SELECT a.article FROM campaign_articles a JOIN campaigns c "
                 "ON c.id = a.campaign_id WHERE c.status != ? "
-                "AND coalesce(c.transport, 'outbox') != 'outbox' AND c.slug != ?",
-                (CampaignStatus.DRAFT, f"digest-{period}"),
+                f"AND {_real('c.transport', rehearsals)} AND c.slug != ?",
+                (CampaignStatus.DRAFT, *rehearsals, f"digest-{period}"),
             )
         )
         return found
@@ -502,6 +515,15 @@ class Ledger:
                 "ON CONFLICT DO NOTHING",
                 [(period, a) for a in articles],
             )
+
+
+def _real(column: str, rehearsals: Collection[str]) -> str:
+    """SQL true when ``column`` names a transport whose sends are real: set (a campaign
+    never sent has none) and not one of ``rehearsals``, each a ``?`` to bind in order."""
+    if not rehearsals:
+        return f"{column} IS NOT NULL"
+    marks = ", ".join("?" for _ in rehearsals)
+    return f"({column} IS NOT NULL AND {column} NOT IN ({marks}))"
 
 
 def _gone(status: str, erased_at: str | None) -> str:

@@ -46,12 +46,13 @@ from urllib.parse import parse_qsl
 
 from .. import signup
 from ..archive import ATOM_TYPE, feed_xml, index_html, load_archive, served_links
+from ..catalog import receive_webhook, webhook_secrets
 from ..errors import InputError, redact
 from ..images import PREFIX as IMAGES
 from ..images import ProjectImages
 from ..project import Project
 from ..tokens import LINK_TOKEN, LinkSigner
-from ..webhooks import receive_webhook, unreported_notes, webhook_secrets
+from ..webhooks import unreported_notes
 from .pages import page
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
