@@ -394,6 +394,7 @@ def test_archive_front_matter_must_be_true_or_false(tmp_path: Path) -> None:
 
 
 # -- in a browser -------------------------------------------------------------------------------
+@pytest.mark.browser
 @pytest.mark.parametrize("width", [1280, 375])
 def test_archive_page_in_chromium(published, server: Running, width: int) -> None:
     from playwright.sync_api import sync_playwright

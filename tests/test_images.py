@@ -131,6 +131,7 @@ def test_serve_answers_the_images_and_nothing_beside_them(project: Path) -> None
         running.stop()
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 def test_preview_shows_the_images_in_chromium(page) -> None:  # noqa: F811
     email = page.frame_locator("#email")
