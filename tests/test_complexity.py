@@ -89,3 +89,10 @@ def test_the_count_sees_methods_and_closures(tmp_path: Path) -> None:
 def test_no_function_is_over_the_complexity_limit() -> None:
     over = too_complex()
     assert not over, f"{len(over)} functions over complexity {LIMIT}:\n" + "\n".join(over)
+
+
+if __name__ == "__main__":  # `make complexity`: the hardest functions, whatever their count
+    import sys
+
+    top = int(sys.argv[1]) if len(sys.argv) > 1 else 25
+    print("\n".join(too_complex(limit=0)[:top]))
