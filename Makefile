@@ -7,8 +7,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_DB := $(CURDIR)/demo.db
 # pytest-xdist workers: one a core. `make test JOBS=0` runs in one process.
+# Compiled modules are kept (__pycache__, ignored by git) even where the environment says
+# not to: each test that runs the CLI as a child process then starts a third faster.
 JOBS   ?= auto
-PYTEST := $(BIN)/python -m pytest -n $(JOBS)
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(JOBS)
 
 .PHONY: venv node-peers demo test test-steps test-fast lint format complexity bench screenshots clean
 

@@ -33,6 +33,9 @@ from newsletter.archive import (
 )
 from web_servers import Running
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 ATOM = "{http://www.w3.org/2005/Atom}"
 PUBLIC = "https://news.riverbend-clinicians.example"
 KEY = {"NEWSLETTER_API_KEY": "pm-test"}
