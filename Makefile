@@ -1,12 +1,18 @@
-# Quick start:  make demo   (set up, send the example campaign to the outbox)
-#               make test   (set up, lint, run the whole test suite)
+# Quick start:  make demo       (set up, send the example campaign to the outbox)
+#               make test       (set up, lint, run the whole test suite; prints how long)
+#               make test-fast  (the suite without browser and slow tests, in parallel)
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_DB := $(CURDIR)/demo.db
+# pytest-xdist workers: one a core. `make test JOBS=0` runs in one process.
+# Compiled modules are kept (__pycache__, ignored by git) even where the environment says
+# not to: each test that runs the CLI as a child process then starts a third faster.
+JOBS   ?= auto
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(JOBS)
 
-.PHONY: venv node-peers demo test lint format bench screenshots clean
+.PHONY: venv node-peers demo test test-steps test-fast lint format complexity bench screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,14 +49,31 @@ demo: venv
 	@echo "  the email with its images, live:  NEWSLETTER_DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/newsletter preview 2026-10-digest"
 
 test: venv node-peers
+	@start=$$(date +%s); status=0; \
+	$(MAKE) --no-print-directory test-steps || status=$$?; \
+	echo "== make test took $$(( $$(date +%s) - start )) s"; \
+	exit $$status
+
+# The whole suite, browser and slow tests included: on SQLite, then again on PostgreSQL.
+test-steps:
 	$(BIN)/ruff check src tests benchmarks
-	TEST_POSTGRES_URL= $(BIN)/python -m pytest
+	@if grep -q importlinter pyproject.toml; then \
+		echo "$(BIN)/lint-imports"; $(BIN)/lint-imports; \
+	fi
+	TEST_POSTGRES_URL= $(PYTEST)
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
 		echo "== the whole suite again, on PostgreSQL"; \
-		$(BIN)/python -m pytest; \
+		echo "$(PYTEST)"; $(PYTEST); \
 	else \
 		echo "(set TEST_POSTGRES_URL to run the suite on PostgreSQL too; .ci/run does)"; \
 	fi
+
+# The inner loop: no browser, no slow tests, no PostgreSQL; in parallel. Under a minute.
+test-fast: venv
+	@start=$$(date +%s); status=0; \
+	TEST_POSTGRES_URL= $(PYTEST) -q -m "not browser and not slow" || status=$$?; \
+	echo "== make test-fast took $$(( $$(date +%s) - start )) s"; \
+	exit $$status
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
@@ -59,6 +82,10 @@ lint: venv
 format: venv
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
+
+# The functions with the most paths through them (radon); the test's bound is 15.
+complexity: venv
+	$(BIN)/python tests/test_complexity.py 25
 
 bench: venv
 	$(BIN)/python benchmarks/bench_send.py

@@ -33,6 +33,9 @@ from newsletter.archive import (
 )
 from web_servers import Running
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 ATOM = "{http://www.w3.org/2005/Atom}"
 PUBLIC = "https://news.riverbend-clinicians.example"
 KEY = {"NEWSLETTER_API_KEY": "pm-test"}
@@ -394,6 +397,7 @@ def test_archive_front_matter_must_be_true_or_false(tmp_path: Path) -> None:
 
 
 # -- in a browser -------------------------------------------------------------------------------
+@pytest.mark.browser
 @pytest.mark.parametrize("width", [1280, 375])
 def test_archive_page_in_chromium(published, server: Running, width: int) -> None:
     from playwright.sync_api import sync_playwright

@@ -13,6 +13,9 @@ import pytest
 from blog_server import Blog
 from conftest import run_process
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 DATA = Path(__file__).parent / "data"
 MANIFEST = json.loads((DATA / "manifest.json").read_text(encoding="utf-8"))
 PAGES = MANIFEST["pages"]

@@ -111,6 +111,7 @@ def test_a_name_brevo_would_drop_goes_encoded(project: Path, run, brevo) -> None
     assert zoe["name"].isascii() and "=?utf-8?" in zoe["name"].lower()
 
 
+@pytest.mark.slow
 def test_batches_are_split_at_1000_versions(project: Path, run, brevo) -> None:
     path = project / "many.csv"
     path.write_text(

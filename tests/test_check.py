@@ -10,6 +10,9 @@ import pytest
 from blog_server import Blog
 from conftest import run_process
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 CAMPAIGN = """---
 subject: "{subject}"
 {preheader}articles:

@@ -78,6 +78,7 @@ def test_bad_config_exits_1_naming_key_and_file(project: Path, edit, message: st
     assert not (project / "build").exists()
 
 
+@pytest.mark.slow
 def test_secret_keys_are_refused_in_the_file(project: Path) -> None:
     path = project / "newsletter.toml"
     path.write_text(

@@ -23,7 +23,10 @@ from example_emails import TEMPLATES, build_example
 BODY_TEXT = 4.5
 LARGE_TEXT = 3.0
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium"),
+]
 
 # One record per element with visible text of its own: what it is, its colours, its ratio.
 MEASURE = """

@@ -11,8 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import run_process, set_delivery
 from fakes.postmark import FakePostmark
+
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
 
 
 def start_send(project: Path, env: dict[str, str]) -> subprocess.Popen[str]:

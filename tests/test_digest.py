@@ -14,6 +14,9 @@ import pytest
 from conftest import run_process, set_delivery
 from fakes.postmark import FakePostmark
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 OCTOBER = [
     "Clay, Collage and Courage: Making Room for Creativity in Therapy",  # folder
     "Clay on the Table: Inviting Creativity Into the Therapy Hour",  # feed

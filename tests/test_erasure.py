@@ -233,6 +233,7 @@ def test_other_subscribers_raw_payloads_lose_the_address_and_stay_valid_json(
     assert {p["email"] for p in listed(run)} == {NEIGHBOUR, BOB}
 
 
+@pytest.mark.slow
 def test_the_erased_address_is_kept_only_as_a_keyed_hash(project: Path, run) -> None:
     secret = {"NEWSLETTER_SECRET": "a-long-project-secret"}
     import_people(run, project)
@@ -328,6 +329,7 @@ def test_every_text_column_is_either_erased_or_free_of_personal_data() -> None:
 
 
 # -- late events ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_late_complaint_matched_by_message_id_never_brings_her_back(
     project: Path, run, tmp_path: Path
 ) -> None:
@@ -478,6 +480,7 @@ def wait_for(condition, timeout: float = 60) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_forget_while_her_batch_waits_its_turn_sends_her_nothing(project: Path, run) -> None:
     # given: a rate-limited send through a slow provider, two batches in flight; her
     # batch is claimed (built in memory) and waits ~2 s for the rate limit
@@ -516,6 +519,7 @@ def test_forget_while_her_batch_waits_its_turn_sends_her_nothing(project: Path, 
     assert cells_naming(project, VICTIM, "Quist") == []
 
 
+@pytest.mark.slow
 def test_forget_while_her_message_is_on_the_wire_keeps_no_trace_of_the_answer(
     project: Path, run
 ) -> None:

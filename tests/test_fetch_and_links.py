@@ -79,6 +79,7 @@ def test_fetch_errors_name_the_url(tmp_path: Path) -> None:
         assert fetched.url == blog.url + "/new/"
 
 
+@pytest.mark.slow
 def test_articles_command_for_a_page_url(project: Path) -> None:
     with Blog() as blog:
         latin = PAGE.replace('<meta charset="utf-8">', "").replace(
@@ -99,6 +100,7 @@ def test_articles_command_for_a_page_url(project: Path) -> None:
             assert chrome not in article["excerpt"]
 
 
+@pytest.mark.slow
 def test_unreachable_url_and_broken_sources_exit_1(project: Path) -> None:
     with Blog() as blog:
         gone = blog.url + "/gone/"
@@ -156,6 +158,7 @@ def test_only_web_addresses_are_article_links() -> None:
     assert not is_relative("javascript:alert(1)") and not is_relative("https://x.example/")
 
 
+@pytest.mark.slow
 def test_a_server_that_drips_fails_within_the_deadline(tmp_path: Path) -> None:
     """A server that sends its headers and then one byte a second never trips a
     per-read timeout: the whole fetch has a deadline ([content] fetch_deadline)."""
@@ -208,6 +211,7 @@ def test_every_fetch_failure_is_one_line_naming_the_url(
     assert "object at 0x" not in str(error) and "HTTPConnection" not in str(error)
 
 
+@pytest.mark.slow
 def test_articles_command_on_a_dripping_server_exits_1(project: Path) -> None:
     config = project / "newsletter.toml"
     config.write_text(

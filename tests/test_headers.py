@@ -198,6 +198,7 @@ def test_a_long_run_of_one_script_is_split_as_rfc_2047_says(
     assert rfc2047_phrase(raw, "List-Id")[0] == name
 
 
+@pytest.mark.slow
 @needs_mailparser
 def test_mailparser_reads_every_name_back_exactly(built: dict[str, Path]) -> None:
     parsed = mailparser(list(built.values()))

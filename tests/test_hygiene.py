@@ -20,6 +20,9 @@ import pytest
 
 from conftest import ON_POSTGRES, run_process
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 PAYLOAD = "{{ lipsum.__globals__['os'].system('touch pwned-by-title') }} and {% raw %}"
 
 

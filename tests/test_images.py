@@ -46,6 +46,7 @@ def test_every_example_image_is_a_real_jpeg() -> None:
         assert 5_000 < len(data) < 200_000, name
 
 
+@pytest.mark.slow
 def test_the_email_shows_project_images_from_public_url(project: Path) -> None:
     result = run_process("build", "2026-10-digest", cwd=project)
     assert result.returncode == 0, result.stderr
@@ -60,6 +61,7 @@ def test_the_email_shows_project_images_from_public_url(project: Path) -> None:
     assert check.returncode == 0 and "relative-image" not in check.stdout + check.stderr
 
 
+@pytest.mark.slow
 def test_a_missing_image_file_stays_a_relative_address_that_check_names(project: Path) -> None:
     article = project / "articles" / "2026-10-06-the-case-for-rest-between-sessions.md"
     text = article.read_text(encoding="utf-8")
@@ -104,6 +106,7 @@ def test_what_the_folder_publishes(project: Path, tmp_path: Path) -> None:
         assert images.answer(path) is None, path
 
 
+@pytest.mark.slow
 def test_serve_answers_the_images_and_nothing_beside_them(project: Path) -> None:
     (project / "images" / "notes.txt").write_text("private")
     running = Running(["serve", "--port", "0"], project)
@@ -131,6 +134,7 @@ def test_serve_answers_the_images_and_nothing_beside_them(project: Path) -> None
         running.stop()
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 def test_preview_shows_the_images_in_chromium(page) -> None:  # noqa: F811
     email = page.frame_locator("#email")
@@ -146,6 +150,7 @@ def test_preview_shows_the_images_in_chromium(page) -> None:  # noqa: F811
     assert all(width == 1104 for _, width in loaded), loaded  # every image drawn, none broken
 
 
+@pytest.mark.slow
 def test_serve_answers_the_browsers_favicon_request_with_no_content(project: Path) -> None:
     # with img-src 'self' a page's automatic /favicon.ico was a 404 in the console
     running = Running(["serve", "--port", "0"], project)

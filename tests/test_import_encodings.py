@@ -175,6 +175,7 @@ def test_other_excel_locales(
     assert people(run) == expected
 
 
+@pytest.mark.slow
 def test_a_legacy_byte_far_down_a_long_file_is_found(project: Path, run) -> None:
     path = project / "long.csv"
     rows = "".join(f"reader{i}@example.com;Reader;{i}\r\n" for i in range(30_000))
@@ -217,6 +218,7 @@ def test_what_is_not_text_is_still_refused(project: Path, run, content: bytes, s
     assert people(run) == {}
 
 
+@pytest.mark.slow
 def test_through_the_real_entry_point(project: Path) -> None:
     good = run_process("subscribers", "import", str(DATA / "excel-de-cp1252.csv"), cwd=project)
     assert good.returncode == 0 and "(windows-1252, semicolon-separated)" in good.stderr

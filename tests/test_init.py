@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import run_process
 
 
+@pytest.mark.slow
 def test_init_then_import_build_send(tmp_path: Path) -> None:
     folder = tmp_path / "our-news"
     result = run_process("init", str(folder), cwd=tmp_path)
@@ -40,6 +43,7 @@ def test_init_then_import_build_send(tmp_path: Path) -> None:
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+@pytest.mark.slow
 def test_every_command_has_help(tmp_path: Path) -> None:
     for command in (
         ["--help"],
@@ -54,11 +58,13 @@ def test_every_command_has_help(tmp_path: Path) -> None:
         assert result.returncode == 0 and "Usage:" in result.stdout
 
 
+@pytest.mark.slow
 def test_usage_error_exits_2(tmp_path: Path) -> None:
     result = run_process("send", cwd=tmp_path)
     assert result.returncode == 2
 
 
+@pytest.mark.slow
 def test_the_scaffold_settings_shown_commented_out_are_valid(tmp_path: Path) -> None:
     # the [signup] section init writes as comments is the defaults: uncommented, it loads
     from newsletter.catalog import load_settings

@@ -162,6 +162,7 @@ def test_outbox_writes_every_reader_in_the_form_that_is_sent(
     assert not seen[LONG].exists(), "forget finds the file of a long address too"
 
 
+@pytest.mark.slow
 @needs_mailparser
 def test_mailparser_reads_the_outbox_files(project: Path, run, imported: None) -> None:
     assert run("send", SLUG, "--yes").exit_code == 0

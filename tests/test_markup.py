@@ -50,6 +50,7 @@ def mjml_of(project: Path, template: str, monkeypatch: pytest.MonkeyPatch) -> tu
     return sources[0], html
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_images_are_as_wide_as_the_reference_compiler_makes_them(
     project: Path, monkeypatch: pytest.MonkeyPatch, template: str

@@ -327,6 +327,7 @@ def test_what_a_person_sees_for_some_of_them(worlds, taken_port) -> None:
     assert "No address to erase" in nobody.stderr
 
 
+@pytest.mark.slow
 def test_the_real_entry_point_in_child_processes(worlds, taken_port) -> None:
     good = worlds["good"]
     cases: list[tuple[Path, tuple[str, ...], set[int]]] = [
@@ -386,6 +387,7 @@ def run_injected(cwd: Path, *args: str, env: dict[str, str] | None = None):
     )
 
 
+@pytest.mark.slow
 def test_an_unexpected_failure_is_one_paragraph_and_the_traceback_is_opt_in(
     worlds,
 ) -> None:
@@ -527,6 +529,7 @@ def test_a_failing_request_answers_500_without_a_traceback(capsys) -> None:
         assert ("Traceback" in err) == debug
 
 
+@pytest.mark.slow
 def test_preview_of_an_accented_reader_prints_no_traceback(project: Path) -> None:
     only = project / "accented.csv"
     only.write_text(f"email,first_name\n{ACCENTED},Jürgen\n", encoding="utf-8")

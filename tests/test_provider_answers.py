@@ -17,6 +17,9 @@ import pytest
 from conftest import run_process, set_delivery
 from fakes.postmark import FakePostmark
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 ACTIVE = 10
 KEY = {"NEWSLETTER_API_KEY": "pm-test"}
 

@@ -60,6 +60,7 @@ def test_dry_run_sends_nothing(project: Path, run) -> None:
     assert run("report", "2026-10-digest").exit_code == 1
 
 
+@pytest.mark.slow
 def test_send_without_terminal_or_yes_refuses(project: Path) -> None:
     run_process("subscribers", "import", "subscribers.example.csv", cwd=project)
     result = run_process("send", "2026-10-digest", cwd=project)
@@ -145,6 +146,7 @@ def test_build_writes_html_text_and_eml(project: Path, run) -> None:
     assert run("report", "2026-10-digest").exit_code == 1, "build records no delivery"
 
 
+@pytest.mark.slow
 def test_unknown_campaign_and_broken_campaign(project: Path) -> None:
     result = run_process("build", "no-such-campaign", cwd=project)
     assert result.returncode == 1
@@ -157,6 +159,7 @@ def test_unknown_campaign_and_broken_campaign(project: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_undefined_variable_exits_1_before_any_request(project: Path) -> None:
     path = project / "campaigns" / "2026-10-digest.md"
     path.write_text(path.read_text(encoding="utf-8").replace("Warmly,", "{{ sign_off }},"))
@@ -227,6 +230,7 @@ def test_postmark_batches_at_500(project: Path, run, postmark) -> None:
     assert len(set(postmark.accepted_to())) == 1203
 
 
+@pytest.mark.slow
 def test_missing_api_key_exits_1_without_a_request(project: Path, postmark) -> None:
     run_process("subscribers", "import", "subscribers.example.csv", cwd=project)
     result = run_process("send", "2026-10-digest", "--yes", cwd=project)
@@ -236,6 +240,7 @@ def test_missing_api_key_exits_1_without_a_request(project: Path, postmark) -> N
     assert postmark.requests == []
 
 
+@pytest.mark.slow
 def test_refused_token_exits_1_and_nothing_is_marked_sent(project: Path, run, postmark) -> None:
     import_example(run)
     result = run_process(
@@ -282,6 +287,7 @@ def test_server_errors_are_retried(project: Path, run, postmark) -> None:
     assert len(postmark.accepted) == ACTIVE
 
 
+@pytest.mark.slow
 def test_provider_down_stops_and_resumes_without_loss(project: Path, run, postmark) -> None:
     import_example(run)
     postmark.faults.extend([("status", 503, {}, {})] * 3)
@@ -318,6 +324,7 @@ def test_garbage_answer_is_unknown(project: Path, run, postmark) -> None:
     assert len(errors) == 1 and "not with one result per message" in errors.pop()
 
 
+@pytest.mark.slow
 def test_postal_address_required_for_a_real_send(project: Path, run, postmark) -> None:
     import_example(run)
     path = project / "newsletter.toml"

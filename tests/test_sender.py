@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import requests
 
 from conftest import run_process, set_delivery
@@ -82,6 +83,7 @@ def transport_request():
     )
 
 
+@pytest.mark.slow
 def test_failure_rate_pauses_the_campaign(project: Path) -> None:
     many = project / "many.csv"
     many.write_text(
@@ -112,6 +114,7 @@ def test_failure_rate_pauses_the_campaign(project: Path) -> None:
         assert len(pm.batch_requests()) == 1
 
 
+@pytest.mark.slow
 def test_rate_limit_shows_an_estimate(project: Path) -> None:
     run_process("subscribers", "import", "subscribers.example.csv", cwd=project)
     set_delivery(project, transport="outbox", rate_limit=2)

@@ -19,6 +19,9 @@ import requests
 
 from conftest import run_process
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 WebhookServer = Callable[[str], str]
 
 

@@ -30,6 +30,9 @@ from test_fetch_and_links import PAGE as ARTICLE_PAGE
 from test_serve import unsubscribe_path
 from web_servers import SERVE_SECRET, Running, Trickle, chunked, raw_request
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 HOSTILE = "<img src=x onerror=alert(document.domain)>"
 UNIQUE = ("quillon.zephyrine@example.org", "Quillon", "Zephyrine")  # a reader only here
 

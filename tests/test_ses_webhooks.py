@@ -28,6 +28,9 @@ from serve_app import serve_in_process
 from test_webhooks import Server, delivered_id, event_counts, status_of
 from webhook_signers import SNS, ses_event
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 OTHER_TOPIC = "arn:aws:sns:eu-west-1:999999999999:someone-elses-topic"
 
 

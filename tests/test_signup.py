@@ -18,6 +18,9 @@ import requests
 from conftest import connect, run_process
 from web_servers import Running
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 PUBLIC = "https://news.riverbend-clinicians.example"
 
 

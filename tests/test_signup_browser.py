@@ -16,7 +16,10 @@ from conftest import CHROMIUM, CHROMIUM_ARGS, run_process
 from test_signup import PUBLIC, configure
 from web_servers import Running
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium"),
+]
 
 
 def test_sign_up_in_a_browser(project: Path) -> None:

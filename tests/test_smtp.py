@@ -11,6 +11,9 @@ import trustme
 from conftest import run_process, set_delivery
 from smtp_server import SMTPServer
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 ACTIVE = 10
 
 

@@ -13,9 +13,12 @@ import pytest
 from conftest import Runner
 from example_emails import build_example
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("spamassassin") is None, reason="needs spamassassin (Debian's package)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("spamassassin") is None, reason="needs spamassassin (Debian's package)"
+    ),
+]
 
 
 def spamassassin(eml: Path, home: Path) -> tuple[float, list[str]]:

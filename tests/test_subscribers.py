@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import run_process
 
 
@@ -69,6 +71,7 @@ def test_invalid_addresses_reported_with_line_numbers_and_not_imported(project: 
     assert emails == ["good@example.com", "fine@example.org"]
 
 
+@pytest.mark.slow
 def test_file_without_email_column_exits_1_and_imports_nothing(project: Path) -> None:
     odd = project / "odd.csv"
     odd.write_text("name,phone\nAna,555\n", encoding="utf-8")
@@ -80,6 +83,7 @@ def test_file_without_email_column_exits_1_and_imports_nothing(project: Path) ->
     assert json.loads(listed.stdout) == []
 
 
+@pytest.mark.slow
 def test_utf8_but_for_one_line_exits_1_naming_the_line(project: Path) -> None:
     # A whole file in a legacy encoding imports (test_import_encodings.py); a UTF-8
     # file with one line pasted from a Latin-1 one would import as mojibake instead.

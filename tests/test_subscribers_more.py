@@ -14,6 +14,8 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from conftest import EXAMPLE_FILES, ON_POSTGRES, REPO, connect, prepare_database, run_process
 
 DATA = Path(__file__).resolve().parent / "data" / "imports"
@@ -366,6 +368,7 @@ def send_digest(run) -> None:
     assert result.exit_code == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_forget_erases_the_person_everywhere_and_blocks_reimport(
     project: Path, run, tmp_path: Path
 ) -> None:
@@ -544,6 +547,7 @@ def test_export_after_forget_still_imports_back_cleanly(project: Path, run, tmp_
 
 
 # -- history and dry run ------------------------------------------------------------
+@pytest.mark.slow
 def test_history_after_a_send_lists_the_campaign(project: Path, run) -> None:
     import_file(run, "excel-semicolon.csv")
     empty = run("subscribers", "history", "joerg.mueller@example.com", "--format", "json")

@@ -403,6 +403,7 @@ def test_resend_repeats_an_unanswered_batch_under_its_idempotency_key(
     assert received(provider) == Counter(FIRST_NAMES.keys()), "exactly one message each"
 
 
+@pytest.mark.slow
 def test_resend_waits_out_its_own_batch_still_in_progress(
     project: Path, run, start_provider
 ) -> None:

@@ -30,6 +30,9 @@ from newsletter import providers
 from test_serve import unsubscribe_path
 from web_servers import SERVE_SECRET, Running, raw_request
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 FUZZ = settings(
     deadline=None,
     database=None,

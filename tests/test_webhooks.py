@@ -32,6 +32,9 @@ from webhook_signers import (
     svix_headers,
 )
 
+# Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
+pytestmark = pytest.mark.slow
+
 POSTMARK_AUTH = ("hooks", "s3cret-pw")
 MAILGUN_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 RESEND_KEY = b"resend-webhook-secret-of-32-byte"
