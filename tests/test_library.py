@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,17 @@ def test_preview_shows_each_reader_the_variant_their_tags_choose(proj: Project) 
         assert "NO-CE-NOTE" in email(marcus.id)
     finally:
         app.close()
+
+
+def test_the_readme_library_examples_run(proj: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    """README.md's "Python library" section, run as written against the example project."""
+    set_delivery(proj.settings.root, transport="outbox")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Python library") :].split("\n## ", 1)[0]
+    examples = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(examples) == 2
+    for code in examples:
+        code = code.replace('"/srv/news/newsletter.toml"', repr(str(proj.settings.path)))
+        exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "marcus.bell@example.com sent" in out
