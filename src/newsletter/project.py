@@ -79,7 +79,7 @@ class Project:
 
     @classmethod
     def load(cls, config: str | None = None, refresh: bool = False) -> Project:
-        """The project of ``config`` (default: newsletter.toml here or above)."""
+        """The project of ``config`` (default: the newsletter.toml ``load_settings`` finds)."""
         return cls(load_settings(config), refresh)
 
     @cached_property
