@@ -51,7 +51,7 @@ def example_html() -> str:
             (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
         project = Project.load(str(folder / "newsletter.toml"))
         try:
-            return project.build("2026-10-digest").html.read_text(encoding="utf-8")
+            return project.composer.build("2026-10-digest").html.read_text(encoding="utf-8")
         finally:
             project.close()
 

@@ -200,19 +200,19 @@ def test_overrides_never_change_the_shared_feed_entry(project: Path) -> None:
     _feature(project, "one", "title: Only in one")
     _feature(project, "two", "excerpt: Only in two.")
     proj = Project.load(str(project / "newsletter.toml"))
-    entry = proj.reader().feed_entry(FEED, ETHICS)
+    entry = proj.composer.reader().feed_entry(FEED, ETHICS)
     original = (entry.title, entry.excerpt, entry.excerpt_html, entry.image)
     for _ in range(2):  # one after the other, and again
-        [one] = proj.campaign("one").articles
-        [two] = proj.campaign("two").articles
+        [one] = proj.composer.campaign("one").articles
+        [two] = proj.composer.campaign("two").articles
         assert (one.title, one.excerpt) == ("Only in one", entry.excerpt)
         assert (two.title, two.excerpt) == (ETHICS_TITLE, "Only in two.")
-    again = proj.reader().feed_entry(FEED, ETHICS)
+    again = proj.composer.reader().feed_entry(FEED, ETHICS)
     assert (again.title, again.excerpt, again.excerpt_html, again.image) == original
     assert again.title == ETHICS_TITLE
     with pytest.raises(AttributeError):  # records handed out cannot be changed
         again.title = "changed"  # type: ignore[misc]
-    assert isinstance(proj.reader().feed(FEED), tuple)
+    assert isinstance(proj.composer.reader().feed(FEED), tuple)
 
 
 def test_one_entry_featured_twice_with_different_overrides(project: Path) -> None:

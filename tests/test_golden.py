@@ -25,9 +25,9 @@ def test_built_email_matches_golden(
 ) -> None:
     monkeypatch.setenv("NEWSLETTER_SECRET", "golden-secret")
     proj = Project.load()
-    campaign = replace(proj.campaign("2026-10-digest"), template=template)
-    compiled = proj.compile(campaign)
-    fields = proj.personalizer(campaign.slug, 7)(READER)
+    campaign = replace(proj.composer.campaign("2026-10-digest"), template=template)
+    compiled = proj.composer.compile(campaign)
+    fields = proj.composer.personalizer(campaign.slug, 7)(READER)
     subject, html, text = compiled.preview(fields)
     built = {"html": html, "txt": f"Subject: {subject}\n\n{text}"}
     for suffix, content in built.items():

@@ -111,10 +111,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         )
         project = Project.load(str(root / "newsletter.toml"))
         try:
-            compiled = project.compile(project.campaign("names"))
+            compiled = project.composer.compile(project.composer.campaign("names"))
             recipient = Recipient(1, READER, first_name=name)
-            fields = project.personalizer("names", 1)(recipient)
-            message = project.factory(compiled).message(recipient, fields)
+            fields = project.composer.personalizer("names", 1)(recipient)
+            message = project.composer.factory(compiled).message(recipient, fields)
             paths[key] = out / f"{key}.eml"
             paths[key].write_bytes(message.as_bytes())
         finally:
@@ -264,9 +264,11 @@ def test_subject_keeps_ampersands_brackets_and_quotes_as_typed(project: Path) ->
         encoding="utf-8",
     )
     proj = Project.load()
-    compiled = proj.compile(proj.campaign("qa"))
+    compiled = proj.composer.compile(proj.composer.campaign("qa"))
     recipient = Recipient(1, READER, "Sam")
-    message = proj.factory(compiled).message(recipient, proj.personalizer("qa", 1)(recipient))
+    message = proj.composer.factory(compiled).message(
+        recipient, proj.composer.personalizer("qa", 1)(recipient)
+    )
     assert message.subject == subject
     msg = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
     assert str(msg["Subject"]) == subject and msg["Subject"].defects == ()

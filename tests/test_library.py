@@ -6,11 +6,13 @@ import csv
 import dataclasses
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from conftest import set_delivery
+from newsletter import members
 from newsletter.digest import run_digest
 from newsletter.models import DeliveryStatus, Subscriber
 from newsletter.project import Project
@@ -96,10 +98,10 @@ def test_a_cron_job_runs_the_digest_in_one_call(proj: Project) -> None:
 
 def test_the_report_is_an_object_and_the_cli_prints_it(proj: Project, run) -> None:
     run_send(proj, prepare_send(proj, SLUG))
-    found = campaign_report(proj, SLUG)
+    found = campaign_report(proj.store.ledger, proj.store.events, SLUG)
     assert found.counts["sent"] == ACTIVE and found.counts["failed"] == 0
     assert len(found.recipients) == ACTIVE and found.rehearsals == ()
-    assert [s.campaign for s in campaign_reports(proj)] == [SLUG]
+    assert [s.campaign for s in campaign_reports(proj.store.ledger)] == [SLUG]
     printed = json.loads(run("report", SLUG, "--format", "json").stdout)
     assert printed == json.loads(json.dumps(found.as_dict()))
 
@@ -109,7 +111,7 @@ def test_export_neutralises_formulas_and_imports_back(proj: Project, tmp_path: P
         [Subscriber("calc@example.org", first_name="=HYPERLINK(1)", attributes={"city": "+1"})]
     )
     out = tmp_path / "export.csv"
-    assert proj.export_subscribers(out) == 13
+    assert members.export_subscribers(proj.store.subscribers, out) == 13
     rows = {r["email"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
     assert rows["calc@example.org"]["first_name"] == "'=HYPERLINK(1)"
     assert rows["calc@example.org"]["city"] == "'+1"
@@ -118,9 +120,9 @@ def test_export_neutralises_formulas_and_imports_back(proj: Project, tmp_path: P
 
 
 def test_subscriber_commands_return_named_results(proj: Project) -> None:
-    assert proj.unsubscribe("marcus.bell@example.com") is True
-    assert proj.unsubscribe("Marcus.Bell@example.com") is False
-    history = proj.history("marcus.bell@example.com")
+    assert members.unsubscribe(proj.store, "marcus.bell@example.com") is True
+    assert members.unsubscribe(proj.store, "Marcus.Bell@example.com") is False
+    history = members.history(proj.store, "marcus.bell@example.com")
     assert history.subscriber.status == "unsubscribed" and history.campaigns == ()
     assert proj.forget("marcus.bell@example.com", confirm=lambda email: False) is None
     forgotten = proj.forget("marcus.bell@example.com")
@@ -149,7 +151,7 @@ def test_preview_shows_each_reader_the_variant_their_tags_choose(proj: Project) 
         ),
         encoding="utf-8",
     )
-    readers = {s.email: s for s in proj.subscribers(status="active")}
+    readers = {s.email: s for s in proj.store.subscribers.stream(status="active")}
     dana, marcus = readers["dana.whitfield@example.org"], readers["marcus.bell@example.com"]
     assert "ce" in dana.tags and "ce" not in marcus.tags
     app = PreviewApp(Project.load(), SLUG)  # its own project, used on its own thread
@@ -168,3 +170,17 @@ def test_preview_shows_each_reader_the_variant_their_tags_choose(proj: Project) 
         assert "NO-CE-NOTE" in email(marcus.id)
     finally:
         app.close()
+
+
+def test_the_readme_library_examples_run(proj: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    """README.md's "Python library" section, run as written against the example project."""
+    set_delivery(proj.settings.root, transport="outbox")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Python library") :].split("\n## ", 1)[0]
+    examples = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(examples) == 2
+    for code in examples:
+        code = code.replace('"/srv/news/newsletter.toml"', repr(str(proj.settings.path)))
+        exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "marcus.bell@example.com sent" in out

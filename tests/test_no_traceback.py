@@ -33,7 +33,7 @@ from click.testing import CliRunner
 
 from conftest import REPO, copy_example, run_process
 from newsletter.cli import cli, guard_wsgi
-from newsletter.project import Project
+from newsletter.composer import Composer
 
 ACCENTED = "JÜRGEN.MÜLLER@example.de"  # an accented local part (RFC 6531)
 ACCENTED_READER = "ÉLODIE.BÉRANGER@example.fr"  # one on the list (ACCENTED gets forgotten)
@@ -362,19 +362,19 @@ def test_the_real_entry_point_in_child_processes(worlds, taken_port) -> None:
 # -- the catch-all itself, with a failure injected ---------------------------------
 INJECT = """
 import runpy, sys
-import newsletter.project
+import newsletter.composer
 
 def fail(self, *args, **kwargs):
     raise RuntimeError("injected failure\\nwith a second line")
 
-newsletter.project.Project.articles = fail
+newsletter.composer.Composer.articles = fail
 sys.argv[0] = "newsletter"
 runpy.run_module("newsletter", run_name="__main__", alter_sys=True)
 """
 
 
 def run_injected(cwd: Path, *args: str, env: dict[str, str] | None = None):
-    """`python -m newsletter ARGS`, the real entry point, with Project.articles failing."""
+    """`python -m newsletter ARGS`, the real entry point, with Composer.articles failing."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     return subprocess.run(
         [sys.executable, "-c", INJECT, *args],
@@ -466,7 +466,7 @@ def test_a_file_or_disk_failure_names_the_file_and_is_not_called_a_bug(
     def fail(self, sources):
         raise error
 
-    monkeypatch.setattr(Project, "articles", fail)
+    monkeypatch.setattr(Composer, "articles", fail)
     result = run("articles")  # the suite's runner: catch_exceptions=False still works
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {said}\n"), result.stderr
@@ -493,7 +493,7 @@ def test_clicks_own_exits_keep_their_codes(
     def fail(self, sources):
         raise error
 
-    monkeypatch.setattr(Project, "articles", fail)
+    monkeypatch.setattr(Composer, "articles", fail)
     result = run("articles")
     assert result.exit_code == code, result.stderr
     assert said in result.stderr

@@ -145,8 +145,8 @@ class AloneReader:
 
 def render_alone(proj: Project, slug: str, fields: dict[str, Any]) -> tuple[str, str, str]:
     """The whole pipeline rendered for one reader, with plain Jinja2."""
-    campaign = proj.campaign(slug)
-    info = proj.info()
+    campaign = proj.composer.campaign(slug)
+    info = proj.composer.info()
     parts = {
         BODY: "\n" * (campaign.body_line - 1) + campaign.body,
         SUBJECT: campaign.subject,
@@ -213,8 +213,8 @@ def personal(project: Path) -> Project:
 
 
 def test_every_form_gives_each_reader_what_rendering_alone_gives(personal: Project) -> None:
-    compiled = personal.compile(personal.campaign("personal"))
-    fields_of = personal.personalizer("personal", 1)
+    compiled = personal.composer.compile(personal.composer.campaign("personal"))
+    fields_of = personal.composer.personalizer("personal", 1)
     for reader in READERS:
         fields = fields_of(reader)
         subject, html, text = compiled.preview(fields)
@@ -231,8 +231,8 @@ def test_every_form_gives_each_reader_what_rendering_alone_gives(personal: Proje
 
 
 def test_the_findings_each_reader_gets_their_own_value(personal: Project) -> None:
-    compiled = personal.compile(personal.campaign("personal"))
-    fields_of = personal.personalizer("personal", 1)
+    compiled = personal.composer.compile(personal.composer.campaign("personal"))
+    fields_of = personal.composer.personalizer("personal", 1)
     george, anon, zoe = (compiled.preview(fields_of(r)) for r in READERS)
     assert "upper: GEORGE" in george[1] and "upper: ZOË" in zoe[1]
     assert "length: 6" in george[1] and "length: 0" in anon[1]
@@ -388,14 +388,14 @@ def test_old_style_tokens_in_article_text_are_just_text(project: Path, run: Runn
 
 def test_text_that_holds_the_nonce_is_detected_and_another_is_drawn(proj_plain: Project) -> None:
     proj = proj_plain
-    campaign = proj.campaign("2026-10-digest")
+    campaign = proj.composer.campaign("2026-10-digest")
     campaign.articles[0] = dataclasses.replace(
         campaign.articles[0], title="A title with qqqqqqqqqqqq and zzzzzz in it"
     )
     nonces = iter(["qqqqqqqqqqqq", "zzzzzzzzzzzz", "abcdefghijkl"])
     from newsletter.render import compile_campaign
 
-    compiled = compile_campaign(proj.info(), campaign, nonces=nonces)
+    compiled = compile_campaign(proj.composer.info(), campaign, nonces=nonces)
     assert compiled.tokens.nonce == "abcdefghijkl"
     html = compiled.preview({"first_name": "Ana", "unsubscribe_url": "https://u"})[1]
     assert "A title with qqqqqqqqqqqq and zzzzzz in it" in html
@@ -405,15 +405,15 @@ def test_text_that_holds_the_nonce_is_detected_and_another_is_drawn(proj_plain: 
 def test_a_made_up_token_in_text_cannot_consume_a_reader_value(proj_plain: Project) -> None:
     """Even knowing the scheme, article text cannot guess the build's nonce."""
     proj = proj_plain
-    campaign = proj.campaign("2026-10-digest")
-    compiled = proj.compile(campaign)
+    campaign = proj.composer.campaign("2026-10-digest")
+    compiled = proj.composer.compile(campaign)
     guess = compiled.tokens.nonce  # a guess would have to be this; it is drawn per build
     campaign.articles[0] = dataclasses.replace(
         campaign.articles[0],
         excerpt=f"steal {guess}0q here",
         excerpt_html=f"<p>steal {guess}0q here</p>",
     )
-    again = proj.compile(campaign)
+    again = proj.composer.compile(campaign)
     assert again.tokens.nonce != guess
     html = again.preview({"first_name": "Ana", "unsubscribe_url": "https://secret/u/1"})[1]
     assert f"steal {guess}0q here" in html

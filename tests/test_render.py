@@ -22,11 +22,11 @@ def proj(project: Path) -> Project:
 
 
 def fields_for(proj: Project, recipient: Recipient, slug: str = "2026-10-digest") -> dict[str, str]:
-    return proj.personalizer(slug, 1)(recipient)
+    return proj.composer.personalizer(slug, 1)(recipient)
 
 
 def test_inline_styles_are_inlined_and_media_queries_stay_in_head(proj: Project) -> None:
-    compiled = proj.compile(proj.campaign("2026-10-digest"))
+    compiled = proj.composer.compile(proj.composer.campaign("2026-10-digest"))
     html = compiled.preview({})[1]
     head, body = html.split("</head>", 1)
     # the rules of <mj-style inline="inline"> end up on the elements ...
@@ -53,9 +53,9 @@ def test_css_inliner_logs_nothing_about_email_only_properties(
 
 
 def test_merge_fields_survive_premailer_and_are_escaped(proj: Project) -> None:
-    compiled = proj.compile(proj.campaign("2026-10-digest"))
+    compiled = proj.composer.compile(proj.composer.campaign("2026-10-digest"))
     recipient = Recipient(7, "zoe@example.com", 'Zoë <script>alert("x")</script>', "Hartmann")
-    message = proj.factory(compiled).message(recipient, fields_for(proj, recipient))
+    message = proj.composer.factory(compiled).message(recipient, fields_for(proj, recipient))
     nonce = compiled.tokens.nonce
     assert nonce not in message.html and nonce not in message.text
     assert "%20" not in message.html.split("Unsubscribe")[0][-300:]
@@ -68,9 +68,9 @@ def test_merge_fields_survive_premailer_and_are_escaped(proj: Project) -> None:
 
 
 def test_first_name_fallback(proj: Project) -> None:
-    compiled = proj.compile(proj.campaign("2026-10-digest"))
+    compiled = proj.composer.compile(proj.composer.campaign("2026-10-digest"))
     recipient = Recipient(8, "office@example.net", "", "")
-    message = proj.factory(compiled).message(recipient, fields_for(proj, recipient))
+    message = proj.composer.factory(compiled).message(recipient, fields_for(proj, recipient))
     assert "Hello there," in message.text
     assert "Hello there," in message.html
 
@@ -78,8 +78,8 @@ def test_first_name_fallback(proj: Project) -> None:
 def test_no_mjml_or_premailer_call_per_recipient(
     proj: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    compiled = proj.compile(proj.campaign("2026-10-digest"))
-    factory = proj.factory(compiled)
+    compiled = proj.composer.compile(proj.composer.campaign("2026-10-digest"))
+    factory = proj.composer.factory(compiled)
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("compiled once per campaign, never per recipient")
@@ -95,8 +95,8 @@ def test_no_mjml_or_premailer_call_per_recipient(
 
 def test_every_built_in_template_compiles(proj: Project, project: Path) -> None:
     for template in ("digest", "announcement", "plain"):
-        campaign = replace(proj.campaign("2026-10-digest"), template=template)
-        compiled = proj.compile(campaign)
+        campaign = replace(proj.composer.campaign("2026-10-digest"), template=template)
+        compiled = proj.composer.compile(campaign)
         _subject, html, text = compiled.preview(
             {"first_name": "Ana", "unsubscribe_url": "https://u", "web_url": "https://w"}
         )
@@ -114,7 +114,7 @@ def test_undefined_template_variable_is_an_error(proj: Project, project: Path) -
         )
     )
     with pytest.raises(TemplateError, match="'reader_title' is undefined") as info:
-        proj.compile(proj.campaign("2026-10-digest"))
+        proj.composer.compile(proj.composer.campaign("2026-10-digest"))
     # the line of the campaign file itself, not of its text after the front matter
     line = next(
         n
@@ -129,7 +129,7 @@ def test_unknown_mjml_tag_is_an_error(proj: Project, project: Path) -> None:
         "<mjml><mj-body><mj-section><mj-column><mj-txt>Hi</mj-txt></mj-column></mj-section></mj-body></mjml>"
     )
     with pytest.raises(TemplateError, match="<mj-txt> is not an MJML tag"):
-        proj.compile(proj.campaign("2026-10-digest"))
+        proj.composer.compile(proj.composer.campaign("2026-10-digest"))
 
 
 def test_broken_mjml_is_an_error_with_its_place(proj: Project, project: Path) -> None:
@@ -137,7 +137,7 @@ def test_broken_mjml_is_an_error_with_its_place(proj: Project, project: Path) ->
         "<mjml><mj-body><mj-section><mj-column><mj-text>Hi</mj-column></mj-section></mj-body></mjml>"
     )
     with pytest.raises(TemplateError, match="does not compile") as info:
-        proj.compile(proj.campaign("2026-10-digest"))
+        proj.composer.compile(proj.composer.campaign("2026-10-digest"))
     assert "line 1" in str(info.value)
 
 
@@ -145,14 +145,14 @@ def test_project_template_overrides_built_in_partial(proj: Project, project: Pat
     (project / "templates" / "_header.mjml").write_text(
         "<mj-section><mj-column><mj-text>Our own masthead</mj-text></mj-column></mj-section>"
     )
-    compiled = proj.compile(proj.campaign("2026-10-digest"))
+    compiled = proj.composer.compile(proj.composer.campaign("2026-10-digest"))
     assert "Our own masthead" in compiled.preview({})[1]
 
 
 def test_eml_is_valid_mime_with_list_headers(proj: Project) -> None:
-    compiled = proj.compile(proj.campaign("2026-10-digest"))
+    compiled = proj.composer.compile(proj.composer.campaign("2026-10-digest"))
     recipient = Recipient(3, "renee.castillo@example.net", "Renée", "Castillo")
-    message = proj.factory(compiled).message(recipient, fields_for(proj, recipient))
+    message = proj.composer.factory(compiled).message(recipient, fields_for(proj, recipient))
     raw = message.as_bytes()
     head, body = raw.split(b"\r\n\r\n", 1)
     assert all(len(line) <= 998 for line in head.split(b"\r\n")), "RFC 5322 line limit"
@@ -182,11 +182,11 @@ def test_eml_is_valid_mime_with_list_headers(proj: Project) -> None:
 
 
 def test_headers_cannot_be_injected(proj: Project) -> None:
-    compiled = proj.compile(proj.campaign("2026-10-digest"))
+    compiled = proj.composer.compile(proj.composer.campaign("2026-10-digest"))
     recipient = Recipient(
         9, "eve@example.com", "Eve\r\nBcc: victim@example.org", "X\nSubject: spam"
     )
-    message = proj.factory(compiled).message(recipient, fields_for(proj, recipient))
+    message = proj.composer.factory(compiled).message(recipient, fields_for(proj, recipient))
     msg = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
     assert msg["Bcc"] is None
     assert len(msg.get_all("Subject")) == 1
@@ -202,8 +202,8 @@ def test_subject_with_merge_field_and_non_ascii(proj: Project, project: Path) ->
             "subject: \"{{ recipient.first_name_or('Friend') }}, October — at Riverbend:",
         )
     )
-    compiled = proj.compile(proj.campaign("2026-10-digest"))
+    compiled = proj.composer.compile(proj.composer.campaign("2026-10-digest"))
     recipient = Recipient(3, "zoe@example.com", "Zoë")
-    message = proj.factory(compiled).message(recipient, fields_for(proj, recipient))
+    message = proj.composer.factory(compiled).message(recipient, fields_for(proj, recipient))
     msg = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
     assert str(msg["Subject"]).startswith("Zoë, October — at Riverbend:")

@@ -69,7 +69,7 @@ def old_token(root: Path, seconds: int = 30) -> str:
     project = library(root)
     try:
         when = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
-        return signup.form_token(project, when)
+        return signup.form_token(project.store.secret, when)
     finally:
         project.close()
 
@@ -252,7 +252,7 @@ def test_expired_and_tampered_links(server: Running, project: Path) -> None:
     project_ = library(project)
     try:
         eight_days = dt.datetime.now(dt.UTC) - dt.timedelta(days=8)
-        expired = signup.confirm_url(project_, sid, eight_days)
+        expired = signup.confirm_url(project_.settings, project_.store.secret, sid, eight_days)
     finally:
         project_.close()
     local = server.url + expired.removeprefix(PUBLIC)

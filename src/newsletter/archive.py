@@ -44,7 +44,8 @@ from .files import publish_files
 from .tokens import LINK_TOKEN
 
 if TYPE_CHECKING:
-    from .project import Project
+    from .config import Settings
+    from .store import Ledger
 
 ATOM = "http://www.w3.org/2005/Atom"
 ATOM_TYPE = "application/atom+xml"
@@ -159,9 +160,8 @@ class ArchiveFiles:
 
 
 # -- the archive ----------------------------------------------------------------------------
-def load_archive(project: Project) -> Archive:
-    """The archive from the ledger (through the store's facade): no page is read yet."""
-    settings = project.settings
+def load_archive(settings: Settings, ledger: Ledger) -> Archive:
+    """The archive from the ledger: no page is read yet."""
     entries = tuple(
         ArchiveEntry(
             slug=row.slug,
@@ -170,7 +170,7 @@ def load_archive(project: Project) -> Archive:
             sent_at=row.sent_at,
             updated_at=row.updated_at,
         )
-        for row in project.store.ledger.archived_campaigns(rehearsal_transports())
+        for row in ledger.archived_campaigns(rehearsal_transports())
         if _SLUG.match(row.slug)
     )
     _, sender = parseaddr(settings.get("newsletter", "from") or "")
@@ -182,16 +182,16 @@ def load_archive(project: Project) -> Archive:
     )
 
 
-def campaign_page(project: Project, slug: str) -> str | None:
+def campaign_page(ledger: Ledger, public_url: str, slug: str) -> str | None:
     """A listed campaign's page: its stored web version, unsubscribe links made neutral
-    (the stored page has none: this only makes sure). None: not in the archive."""
+    (the stored page has none: this only makes sure). None: not in the archive.
+    ``public_url``: the newsletter's, without its trailing slash (``Archive.public_url``)."""
     if not _SLUG.match(slug):
         return None
-    page = project.store.ledger.campaign_page(slug)
+    page = ledger.campaign_page(slug)
     if page is None:
         return None
-    public = (project.settings.newsletter.public_url or "").rstrip("/")
-    return public_page(page.html, public)
+    return public_page(page.html, public_url)
 
 
 def public_page(page: str, public_url: str = "") -> str:
@@ -310,7 +310,9 @@ def _sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
 
 
 # -- the static folder -------------------------------------------------------------------
-def write_archive(project: Project, out: Path, base_url: str | None = None) -> ArchiveFiles:
+def write_archive(
+    settings: Settings, ledger: Ledger, out: Path, base_url: str | None = None
+) -> ArchiveFiles:
     """The archive as static files in ``out``: ``index.html``, ``c/<campaign>.html`` and
     ``feed.xml``, with relative links so the folder can be hosted anywhere; the feed's
     links are absolute under ``base_url`` (where the folder is published) or else the
@@ -324,8 +326,8 @@ def write_archive(project: Project, out: Path, base_url: str | None = None) -> A
     if base_url is not None:
         base_url = _published_at(base_url)
     _check_folder(out)
-    archive = load_archive(project)
-    files = _archive_files(project, archive, base_url)
+    archive = load_archive(settings, ledger)
+    files = _archive_files(ledger, archive, base_url)
     try:
         before = _read_manifest(out)
         written, unchanged = publish_files(out, files)
@@ -356,12 +358,12 @@ def _published_at(base_url: str) -> str:
     return base_url
 
 
-def _archive_files(project: Project, archive: Archive, base_url: str | None) -> dict[str, bytes]:
+def _archive_files(ledger: Ledger, archive: Archive, base_url: str | None) -> dict[str, bytes]:
     """The folder's files by name: each campaign's page, the index and the feed."""
     public = archive.public_url
     files: dict[str, bytes] = {}
     for entry in archive.entries:
-        page = campaign_page(project, entry.slug)
+        page = campaign_page(ledger, public, entry.slug)
         if page is not None:
             files[f"c/{entry.slug}.html"] = page.encode("utf-8")
     subscribe = f"{public}/subscribe" if public else None

@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from . import __version__, providers
+from . import __version__, members, providers
 from .checks import GMAIL_CLIP_SIZE, Level, clipped, format_size
 from .errors import NewsletterError, os_error, redact
 from .models import Article, SubscriberStatus
@@ -315,7 +315,7 @@ def subscribers_export(project: Project, file: Path, status: str | None) -> None
 
     Cells a spreadsheet would run as a formula (=, +, -, @) are neutralised.
     """
-    count = project.export_subscribers(file, status)
+    count = members.export_subscribers(project.store.subscribers, file, status)
     say(f"Exported {count} subscriber(s) to {file}.")
 
 
@@ -324,7 +324,7 @@ def subscribers_export(project: Project, file: Path, status: str | None) -> None
 @with_project
 def subscribers_unsubscribe(project: Project, email: str) -> None:
     """Unsubscribe EMAIL (by hand, e.g. after a reply asking for it)."""
-    if project.unsubscribe(email):
+    if members.unsubscribe(project.store, email):
         say(f"{email} is unsubscribed; no campaign will be sent to them again.")
     else:
         say(f"{email} was already unsubscribed.")
@@ -371,7 +371,7 @@ def subscribers_history(project: Project, email: str, fmt: str) -> None:
 
     JSON: a list of records; a campaign's has campaign, status, sent_at; a membership
     record has campaign null, status "membership", sent_at its time, and action."""
-    history = project.history(email)
+    history = members.history(project.store, email)
     if fmt == "json":
         records = list(history.campaigns) + [
             {"campaign": None, "status": "membership", "sent_at": m["at"], **m}
@@ -430,7 +430,7 @@ def subscribers_add(
 def subscribers_resubscribe(project: Project, email: str, consent_source: str) -> None:
     """Make someone who unsubscribed and asked to come back active again. Never a
     bounced, complained or erased address (exit 1)."""
-    change = project.resubscribe(email, consent_source)
+    change = members.resubscribe(project.store, email, consent_source)
     if change.changed:
         say(f"{change.subscriber.email} is subscribed again (active).")
     else:
@@ -453,7 +453,7 @@ def subscribers_list(project: Project, status: str | None, tag: str | None, fmt:
             "tags": list(s.tags),
             "subscribed_at": s.subscribed_at,
         }
-        for s in project.subscribers(status=status, tag=tag)
+        for s in project.store.subscribers.stream(status=status, tag=tag)
     )
     _emit(records, fmt, ["email", "first_name", "last_name", "status", "tags", "subscribed_at"])
 
@@ -470,7 +470,7 @@ def articles(project: Project, sources: tuple[str, ...], fmt: str, refresh: bool
     Without SOURCES: the [content] articles folder and feeds.
     """
     project.refresh = refresh
-    found = project.articles(list(sources))
+    found = project.composer.articles(list(sources))
     if fmt == "json":
         click.echo(json.dumps([_article_record(a) for a in found], indent=2, ensure_ascii=False))
         return
@@ -541,7 +541,9 @@ def digest(
             f"--today {today!r} is not a date.", "Write it as YYYY-MM-DD."
         ) from None
     if dry_run:
-        preview = preview_digest(project, period, day)
+        preview = preview_digest(
+            project.settings, project.store.ledger, project.composer, period, day
+        )
         plan = preview.plan
         say(
             f"Digest {preview.label} (as on {day}): {len(plan.articles)} new article(s)"
@@ -613,7 +615,9 @@ def events_import(project: Project, file: Path, provider: str) -> None:
 
     A record that cannot be read (a timestamp that is no time, a field of the wrong
     type) is skipped and listed; the others are applied."""
-    result = project.import_events(file, provider)
+    result = members.import_events(
+        project.store.events, file, provider, project.settings.delivery.soft_bounce_limit
+    )
     for record in result.skipped:
         say(f"  {record.where}: {record.problem}; skipped", fg="yellow")
     outcomes = result.outcomes
@@ -705,7 +709,7 @@ def archive_command(project: Project, out: Path, base_url: str | None) -> None:
     """
     from .archive import write_archive
 
-    done = write_archive(project, out, base_url)
+    done = write_archive(project.settings, project.store.ledger, out, base_url)
     say(
         f"Archive of {done.entries} campaign(s) in {done.out}: {len(done.written)} file(s) "
         f"written, {len(done.unchanged)} unchanged, {len(done.removed)} removed."
@@ -736,7 +740,7 @@ def build(project: Project, campaign: str, to: str | None, out: Path | None, ref
     """Write CAMPAIGN's HTML, plain text and one sample .eml."""
     project.refresh = refresh
     started = time.perf_counter()
-    built = project.build(campaign, out, to)
+    built = project.composer.build(campaign, out, to)
     say(f"Built in {time.perf_counter() - started:.2f} s:")
     say(f"  {built.html}  ({format_size(built.html_bytes)})")
     say(f"  {built.text}")
@@ -756,7 +760,7 @@ def build(project: Project, campaign: str, to: str | None, out: Path | None, ref
 @click.pass_context
 def check(ctx: click.Context, project: Project, campaign: str, links: bool, fmt: str) -> None:
     """Everything that would make CAMPAIGN wrong or non-compliant; exit 1 on errors."""
-    problems = project.check(campaign, links=links)
+    problems = project.composer.check(campaign, links=links)
     errors = [p for p in problems if p.level is Level.ERROR]
     if fmt == "json":
         click.echo(json.dumps([p.as_dict() for p in problems], indent=2, ensure_ascii=False))
@@ -796,7 +800,7 @@ def preview(project: Project, campaign: str, host: str, port: int, no_open: bool
     from .web.preview import PREVIEW_LIMITS, PreviewApp, Watcher, watched_paths
 
     campaign_path(project.settings, campaign)  # a missing campaign is an error now, not a page
-    watcher = Watcher(watched_paths(project)).start()
+    watcher = Watcher(watched_paths(project.settings)).start()
     app = PreviewApp(project, campaign, watcher)
     guarded = guard_wsgi(app, "newsletter preview", _debug(click.get_current_context()))
     try:
@@ -1026,7 +1030,7 @@ def _counts_text(counts: dict[str, int]) -> str:
 def report(project: Project, campaign: str | None, fmt: str) -> None:
     """Who got CAMPAIGN, who did not and why (all campaigns without CAMPAIGN)."""
     if campaign is None:
-        summaries = [s.as_dict() for s in campaign_reports(project)]
+        summaries = [s.as_dict() for s in campaign_reports(project.store.ledger)]
         if fmt == "json":
             click.echo(json.dumps(summaries, indent=2))
             return
@@ -1034,7 +1038,7 @@ def report(project: Project, campaign: str | None, fmt: str) -> None:
             r["counts"] = ", ".join(f"{n} {s}" for s, n in sorted(r["counts"].items()))
         _emit(summaries, fmt, ["campaign", "status", "started_at", "finished_at", "counts"])
         return
-    found = campaign_report(project, campaign)
+    found = campaign_report(project.store.ledger, project.store.events, campaign)
     if fmt == "json":
         click.echo(json.dumps(found.as_dict(), indent=2, ensure_ascii=False))
         return

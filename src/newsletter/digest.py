@@ -34,7 +34,11 @@ from .render.templates import literal, plain_environment, render_string
 from .sending import OutcomeKind, SendHooks, SendOutcome, prepare_send, run_send
 
 if TYPE_CHECKING:
+    from .composer import Composer
+    from .config import DigestSettings, Settings
     from .project import Project
+    from .render import NewsletterInfo
+    from .store import Ledger
 
 LOCK_SECONDS = 3600
 
@@ -69,18 +73,20 @@ def period_end(period: dt.date) -> dt.date:
     return period.replace(day=calendar.monthrange(period.year, period.month)[1])
 
 
-def plan_digest(project: Project, period: dt.date, today: dt.date) -> DigestPlan:
-    settings = project.settings
+def plan_digest(
+    settings: Settings, ledger: Ledger, composer: Composer, period: dt.date, today: dt.date
+) -> DigestPlan:
+    """The period's articles the ledger has not featured yet (read by ``composer``)."""
     digest = settings.digest
     content = settings.content
     sources = digest.sources or [content.articles, *content.feeds]
     end = period_end(period)
     late_by = (today - end).days - digest.max_lateness_days
     label = period.strftime("%Y-%m")
-    featured = project.store.ledger.featured_before(label, rehearsal_transports())
+    featured = ledger.featured_before(label, rehearsal_transports())
     seen: set[str] = set()
     chosen = []
-    for article in project.articles(list(sources)):
+    for article in composer.articles(list(sources)):
         key = article_key(article)
         if article.date is None or not period <= article.date <= end:
             continue
@@ -95,11 +101,11 @@ def plan_digest(project: Project, period: dt.date, today: dt.date) -> DigestPlan
     return DigestPlan(period, slug, path, tuple(chosen), max(late_by, 0))
 
 
-def campaign_text(project: Project, plan: DigestPlan) -> str:
+def campaign_text(settings: Settings, info: NewsletterInfo, plan: DigestPlan) -> str:
     """The campaign file for the plan: the same inputs always give the same bytes."""
-    digest = project.settings.digest
+    digest = settings.digest
     env = plain_environment()
-    context = {"period": plan.period, "newsletter": project.info(), "articles": plan.articles}
+    context = {"period": plan.period, "newsletter": info, "articles": plan.articles}
     subject = " ".join(render_string(env, digest.subject, context, "[digest] subject").split())
     # The subject holds article titles: written so that building the campaign prints
     # them as they are, never runs them as template code.
@@ -109,7 +115,7 @@ def campaign_text(project: Project, plan: DigestPlan) -> str:
     meta["template"] = digest.template
     if digest.audience:
         meta["audience"] = dict(digest.audience)
-    meta["articles"] = [_article_item(project, a) for a in plan.articles]
+    meta["articles"] = [_article_item(settings.root, a) for a in plan.articles]
     intro = digest.intro or f"Here is what we published in {plan.period.strftime('%B %Y')}."
     head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
     return f"---\n{head}---\n{intro.strip()}\n"
@@ -130,7 +136,7 @@ def _preheader(articles: tuple[Article, ...], limit: int = 110) -> str:
     return text
 
 
-def _article_item(project: Project, article: Article) -> Any:
+def _article_item(root: Path, article: Article) -> Any:
     source = article.source
     if "#" in source and not Path(source).exists():  # a feed entry: "<feed>#<link>"
         feed, _, link = source.partition("#")
@@ -139,7 +145,7 @@ def _article_item(project: Project, article: Article) -> Any:
         return source
     path = Path(source)
     try:
-        return str(path.resolve().relative_to(project.settings.root))
+        return str(path.resolve().relative_to(root))
     except ValueError:
         return str(path)
 
@@ -152,9 +158,9 @@ class FileState(StrEnum):
     KEPT = "kept"  # edited by hand: left as it is
 
 
-def write_campaign(project: Project, plan: DigestPlan) -> FileState:
+def write_campaign(settings: Settings, info: NewsletterInfo, plan: DigestPlan) -> FileState:
     """Write the campaign file unless it exists (a project file: as the umask allows)."""
-    text = campaign_text(project, plan)
+    text = campaign_text(settings, info, plan)
     if plan.path.exists():
         same = plan.path.read_text(encoding="utf-8") == text
         return FileState.UNCHANGED if same else FileState.KEPT
@@ -163,9 +169,9 @@ def write_campaign(project: Project, plan: DigestPlan) -> FileState:
     return FileState.WRITTEN
 
 
-def refuse_if_late(plan: DigestPlan, project: Project) -> None:
+def refuse_if_late(plan: DigestPlan, digest: DigestSettings) -> None:
     if plan.late_by > 0:
-        days = project.settings.digest.max_lateness_days
+        days = digest.max_lateness_days
         raise NewsletterError(
             f"The {plan.label} digest is {plan.late_by} day(s) past its deadline "
             f"({days} days after the month ended); it was not sent.",
@@ -214,12 +220,17 @@ class DigestPreview:
 
 
 def preview_digest(
-    project: Project, period: str | None = None, today: dt.date | None = None
+    settings: Settings,
+    ledger: Ledger,
+    composer: Composer,
+    period: str | None = None,
+    today: dt.date | None = None,
 ) -> DigestPreview:
     """The digest a run would write for ``period`` (default: the month before ``today``)."""
     day = today or dt.date.today()
-    plan = plan_digest(project, parse_period(period, day), day)
-    return DigestPreview(plan, campaign_text(project, plan) if plan.articles else "")
+    plan = plan_digest(settings, ledger, composer, parse_period(period, day), day)
+    text = campaign_text(settings, composer.info(), plan) if plan.articles else ""
+    return DigestPreview(plan, text)
 
 
 def run_digest(
@@ -235,31 +246,31 @@ def run_digest(
     ``send``, send it; one line in ``.newsletter/digest.log`` however it ends.
 
     ``on_written`` hears of the file before anything is sent; ``hooks`` are the send's
-    (see ``sending.run_send``). Errors are raised after the log line is written.
+    (see ``sending.run_send``). Errors are raised after the log line is written. It takes
+    the ``Project`` for the send; the rest uses its settings, ledger and composer.
     """
     day = today or dt.date.today()
     start = parse_period(period, day)
     label = start.strftime("%Y-%m")
-    store = project.store
+    settings, store, composer = project.settings, project.store, project.composer
     with store.leases.lease(f"digest:{label}", LOCK_SECONDS):  # a second run at once is refused
         summary, code = "", 0
         try:
-            plan = plan_digest(project, start, day)
+            plan = plan_digest(settings, store.ledger, composer, start, day)
             if not plan.articles:
                 summary = f"no new articles for {label}; nothing written or sent"
                 return DigestOutcome(label, day, None, None, summary)
             if send:
-                refuse_if_late(plan, project)
-            file = DigestFile(plan.path, plan.slug, plan.articles, write_campaign(project, plan))
+                refuse_if_late(plan, settings.digest)
+            state = write_campaign(settings, composer.info(), plan)
+            file = DigestFile(plan.path, plan.slug, plan.articles, state)
             store.ledger.record_digest(label, [article_key(a) for a in plan.articles])
             summary = f"{len(plan.articles)} article(s), {plan.path.name} {file.state}"
             if on_written is not None:
                 on_written(file)
             sent = None
             if send:
-                sent = run_send(
-                    project, prepare_send(project, plan.slug), hooks, auto_submitted=True
-                )
+                sent = _send(project, plan.slug, hooks)
                 summary += f"; campaign {sent.status or 'not sent'}, " + (
                     ", ".join(f"{n} {k}" for k, n in sorted(sent.totals.items())) or "no deliveries"
                 )
@@ -278,12 +289,17 @@ def run_digest(
             summary, code = f"failed unexpectedly: {type(exc).__name__}: {detail}", 1
             raise
         finally:
-            log_digest_run(project, label, day, summary, code)
+            log_digest_run(settings.root, label, day, summary, code)
 
 
-def log_digest_run(project: Project, label: str, day: dt.date, summary: str, code: int) -> None:
+def _send(project: Project, slug: str, hooks: SendHooks | None) -> SendOutcome:
+    """The digest's campaign sent as any campaign is, marked as sent by a machine."""
+    return run_send(project, prepare_send(project, slug), hooks, auto_submitted=True)
+
+
+def log_digest_run(root: Path, label: str, day: dt.date, summary: str, code: int) -> None:
     """One line per run in .newsletter/digest.log: what was selected and sent."""
-    log = project.settings.root / ".newsletter" / "digest.log"
+    log = root / ".newsletter" / "digest.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     with open(log, "a", encoding="utf-8") as fh:

@@ -10,7 +10,7 @@ from .errors import InputError
 from .models import CampaignStatus, DeliveryStatus, EventKind
 
 if TYPE_CHECKING:
-    from .project import Project
+    from .store import EventLog, Ledger
 
 # Shown even when nothing has that status or kind yet.
 ALWAYS_COUNTED = (
@@ -84,25 +84,24 @@ class CampaignSummary:
         return asdict(self)
 
 
-def campaign_report(project: Project, campaign: str) -> CampaignReport:
+def campaign_report(ledger: Ledger, events: EventLog, campaign: str) -> CampaignReport:
     """The report on ``campaign`` (a slug, or its file's path); an error if never sent."""
-    store = project.store
     slug = Path(campaign).stem
-    row = store.ledger.campaign(slug)
+    row = ledger.campaign(slug)
     if row is None:
         raise InputError(
             f"Campaign {slug!r} has not been sent yet.",
             "Run `newsletter report` to see the campaigns that have.",
         )
-    counts = dict.fromkeys(ALWAYS_COUNTED, 0) | store.ledger.delivery_counts(row.id)
-    events = dict.fromkeys(ALWAYS_EVENTS, 0) | store.events.counts(row.id)
+    counts = dict.fromkeys(ALWAYS_COUNTED, 0) | ledger.delivery_counts(row.id)
+    events = dict.fromkeys(ALWAYS_EVENTS, 0) | events.counts(row.id)
     return CampaignReport(
         slug,
         row.status,
         row.transport,
         counts,
         events,
-        tuple(Rehearsal(**r) for r in store.ledger.rehearsals(row.id)),
+        tuple(Rehearsal(**r) for r in ledger.rehearsals(row.id)),
         tuple(
             RecipientStatus(
                 d["email"],
@@ -112,17 +111,14 @@ def campaign_report(project: Project, campaign: str) -> CampaignReport:
                 d["sent_at"],
                 d["transport"],
             )
-            for d in store.ledger.deliveries(row.id)
+            for d in ledger.deliveries(row.id)
         ),
     )
 
 
-def campaign_reports(project: Project) -> list[CampaignSummary]:
+def campaign_reports(ledger: Ledger) -> list[CampaignSummary]:
     """Every campaign with its delivery counts, oldest first."""
-    store = project.store
     return [
-        CampaignSummary(
-            c.slug, c.status, c.started_at, c.finished_at, store.ledger.delivery_counts(c.id)
-        )
-        for c in store.ledger.campaigns()
+        CampaignSummary(c.slug, c.status, c.started_at, c.finished_at, ledger.delivery_counts(c.id))
+        for c in ledger.campaigns()
     ]

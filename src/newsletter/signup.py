@@ -1,10 +1,14 @@
 """Sign-up with double opt-in, as library calls ``newsletter serve`` makes.
 
-    sign_up(project, form, client)   the form: bots held off, the person recorded
+    sign_up(desk, form, client)      the form: bots held off, the person recorded
                                      ``pending`` with their consent, one confirmation
                                      email (at most one per address a day, a cap per hour)
-    check_confirmation(project, tok) what a confirmation link stands for
-    confirm(project, token)          pending -> active (only ever on a POST), welcome email
+    check_confirmation(desk, token)  what a confirmation link stands for
+    confirm(desk, token)             pending -> active (only ever on a POST), welcome email
+
+A ``SignupDesk`` holds what these use of a project: its settings, the store's link
+secret, subscribers and membership, the composer (the newsletter's details, the
+transport's address rules) and a transport factory.
 
 The visitor sees the same answer whatever happened; ``SignupResult.outcome`` says what
 did, for the log and the tests. Nothing here raises to the visitor: a transport that
@@ -19,7 +23,8 @@ import hmac
 import sys
 import threading
 import unicodedata
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -32,7 +37,10 @@ from .store.signups import Consent, LogAction, SignupLimits, SignupOutcome
 from .tokens import LinkSigner, confirm_signer, form_signer
 
 if TYPE_CHECKING:
-    from .project import Project
+    from .composer import Composer
+    from .config import Settings, SignupSettings
+    from .delivery import Transport
+    from .store import LinkSecret, Membership, Store, Subscribers
 
 CONFIRMATIONS = "_confirmations"  # the outbox folder: no campaign slug starts with "_"
 WELCOMES = "_welcome"
@@ -88,30 +96,48 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class SignupDesk:
+    """What sign-up and confirmation use of a project. ``emails`` keeps the confirmation
+    and welcome emails once compiled."""
+
+    settings: Settings
+    secret: LinkSecret
+    subscribers: Subscribers
+    membership: Membership
+    composer: Composer
+    make_transport: Callable[[Settings, str], Transport] = make_transport
+    emails: dict[str, CompiledCampaign] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, settings: Settings, store: Store, composer: Composer) -> SignupDesk:
+        return cls(settings, store.secret, store.subscribers, store.membership, composer)
+
+
 def _epoch(moment: dt.datetime) -> int:
     return int(moment.timestamp())
 
 
 # -- tokens -----------------------------------------------------------------------
-def form_token(project: Project, now: dt.datetime | None = None) -> str:
+def form_token(secret: LinkSecret, now: dt.datetime | None = None) -> str:
     """The signed time a sign-up form is shown at."""
-    return form_signer(project.store.secret.current()).sign(_epoch(now or utcnow()))
+    return form_signer(secret.current()).sign(_epoch(now or utcnow()))
 
 
-def confirm_token(project: Project, subscriber_id: int, issued: dt.datetime | None = None) -> str:
-    return confirm_signer(project.store.secret.current()).sign(
-        subscriber_id, _epoch(issued or utcnow())
-    )
+def confirm_token(secret: LinkSecret, subscriber_id: int, issued: dt.datetime | None = None) -> str:
+    return confirm_signer(secret.current()).sign(subscriber_id, _epoch(issued or utcnow()))
 
 
-def confirm_url(project: Project, subscriber_id: int, issued: dt.datetime | None = None) -> str:
-    return f"{project.settings.public_url}/confirm/{confirm_token(project, subscriber_id, issued)}"
+def confirm_url(
+    settings: Settings, secret: LinkSecret, subscriber_id: int, issued: dt.datetime | None = None
+) -> str:
+    return f"{settings.public_url}/confirm/{confirm_token(secret, subscriber_id, issued)}"
 
 
-def client_hash(project: Project, client: str) -> str:
+def client_hash(secret: LinkSecret, client: str) -> str:
     """A keyed hash of the client's address: enough to count its sign-ups, never the
     address itself."""
-    key = hmac.new(project.store.secret.current().encode(), b"newsletter-client-v1", "sha256")
+    key = hmac.new(secret.current().encode(), b"newsletter-client-v1", "sha256")
     return hmac.new(key.digest(), client.encode(), hashlib.sha256).hexdigest()[:32]
 
 
@@ -140,14 +166,14 @@ def clean_source(value: str) -> str:
     return shown[:MAX_SOURCE]
 
 
-def valid_form(project: Project, form: SignupForm) -> SignupForm:
+def valid_form(composer: Composer, form: SignupForm) -> SignupForm:
     """The form with its address normalised and names cleaned; InputError when it cannot
     be a sign-up (the visitor is told what to fix)."""
     email = form.email.strip()
     if not email or len(email) > MAX_EMAIL:
         raise InputError("Please enter your email address (at most 254 characters).")
     try:
-        email = project.sendable_address(email)
+        email = composer.sendable_address(email)
     except InputError:
         raise InputError("That does not look like an email address; please check it.") from None
     first, last = clean_name(form.first_name), clean_name(form.last_name)
@@ -157,16 +183,18 @@ def valid_form(project: Project, form: SignupForm) -> SignupForm:
 
 
 # -- sign-up ----------------------------------------------------------------------
-def bot_reason(project: Project, form: SignupForm, now: dt.datetime) -> BotReason | None:
+def bot_reason(
+    secret: LinkSecret, signup: SignupSettings, form: SignupForm, now: dt.datetime
+) -> BotReason | None:
     if form.honeypot.strip():
         return BotReason.HONEYPOT
     if form.form_token is None:  # an embedded form: honeypot and limits only
         return None
-    found = form_signer(project.store.secret.current()).verify(form.form_token.strip(), 1)
+    found = form_signer(secret.current()).verify(form.form_token.strip(), 1)
     if found is None:
         return BotReason.FORGED
     shown = dt.datetime.fromtimestamp(found[0], dt.UTC)
-    if now - shown < dt.timedelta(seconds=project.settings.signup.min_seconds):
+    if now - shown < dt.timedelta(seconds=signup.min_seconds):
         return BotReason.TOO_FAST
     if now - shown > FORM_MAX_AGE:
         return BotReason.STALE
@@ -174,22 +202,22 @@ def bot_reason(project: Project, form: SignupForm, now: dt.datetime) -> BotReaso
 
 
 def sign_up(
-    project: Project, form: SignupForm, client: str, now: dt.datetime | None = None
+    desk: SignupDesk, form: SignupForm, client: str, now: dt.datetime | None = None
 ) -> SignupResult:
     """A sign-up form was sent: hold off bots, record the person ``pending`` with their
     consent, send one confirmation email. InputError only for a form that cannot be a
     sign-up (no usable address); every other outcome looks the same to the visitor."""
     now = now or utcnow()
-    form = valid_form(project, form)
-    reason = bot_reason(project, form, now)
+    form = valid_form(desk.composer, form)
+    s = desk.settings.signup
+    reason = bot_reason(desk.secret, s, form, now)
     if reason is not None:
         return SignupResult(str(reason), False)
-    s = project.settings.signup
-    decision = project.store.membership.sign_up(
+    decision = desk.membership.sign_up(
         form.email,
         form.first_name,
         form.last_name,
-        Consent(clean_source(form.source), s.form_version, client_hash(project, client)),
+        Consent(clean_source(form.source), s.form_version, client_hash(desk.secret, client)),
         SignupLimits(s.per_client_per_hour, s.per_address_per_hour, s.max_confirmations_per_hour),
         now,
     )
@@ -199,10 +227,10 @@ def sign_up(
         return SignupResult(str(decision.outcome), False)
     assert decision.subscriber_id is not None and decision.log_id is not None
     recipient = Recipient(decision.subscriber_id, form.email, form.first_name, form.last_name)
-    url = confirm_url(project, decision.subscriber_id, now)
-    error = send_one(project, "confirm", recipient, {"confirm_url": url})
+    url = confirm_url(desk.settings, desk.secret, decision.subscriber_id, now)
+    error = send_one(desk, "confirm", recipient, {"confirm_url": url})
     if error is not None:
-        project.store.membership.mark_failed(decision.log_id, error)
+        desk.membership.mark_failed(decision.log_id, error)
         return SignupResult(str(decision.outcome), False)
     return SignupResult(str(decision.outcome), True)
 
@@ -229,20 +257,18 @@ def _say_capped_once(now: dt.datetime, cap: int) -> None:
 
 # -- confirmation -----------------------------------------------------------------
 def check_confirmation(
-    project: Project, token: str, now: dt.datetime | None = None
+    desk: SignupDesk, token: str, now: dt.datetime | None = None
 ) -> Confirmation:
     """What a confirmation link stands for; changes nothing."""
     now = now or utcnow()
-    found = confirm_signer(project.store.secret.current()).verify(token, 2)
+    found = confirm_signer(desk.secret.current()).verify(token, 2)
     if found is None:
         return Confirmation(ConfirmState.INVALID)
     subscriber_id, issued = found
     age = now - dt.datetime.fromtimestamp(issued, dt.UTC)
-    if age > dt.timedelta(days=project.settings.signup.confirm_days) or age < -dt.timedelta(
-        minutes=5
-    ):
+    if age > dt.timedelta(days=desk.settings.signup.confirm_days) or age < -dt.timedelta(minutes=5):
         return Confirmation(ConfirmState.EXPIRED, subscriber_id)
-    status = project.store.subscribers.status_of(subscriber_id)
+    status = desk.subscribers.status_of(subscriber_id)
     if status is SubscriberStatus.PENDING:
         return Confirmation(ConfirmState.PENDING, subscriber_id)
     if status is SubscriberStatus.ACTIVE:
@@ -250,37 +276,33 @@ def check_confirmation(
     return Confirmation(ConfirmState.UNKNOWN, subscriber_id)
 
 
-def confirm(project: Project, token: str, now: dt.datetime | None = None) -> Confirmation:
+def confirm(desk: SignupDesk, token: str, now: dt.datetime | None = None) -> Confirmation:
     """The person confirmed (a POST from the confirmation page): pending -> active, with
     the welcome email when ``[signup] welcome``. Twice is harmless."""
     now = now or utcnow()
-    checked = check_confirmation(project, token, now)
+    checked = check_confirmation(desk, token, now)
     if checked.state is not ConfirmState.PENDING or checked.subscriber_id is None:
         return checked
-    before = project.store.membership.confirm(checked.subscriber_id, now)
+    before = desk.membership.confirm(checked.subscriber_id, now)
     if before is not SubscriberStatus.PENDING:
         state = ConfirmState.ACTIVE if before is SubscriberStatus.ACTIVE else ConfirmState.UNKNOWN
         return Confirmation(state, checked.subscriber_id)
     welcomed = False
-    if project.settings.signup.welcome:
-        subscriber = project.store.subscribers.by_id(checked.subscriber_id)
+    if desk.settings.signup.welcome:
+        subscriber = desk.subscribers.by_id(checked.subscriber_id)
         if subscriber is not None:
-            token_ = LinkSigner(project.store.secret.current()).unsubscribe_token(
-                checked.subscriber_id, 0
-            )
+            token_ = LinkSigner(desk.secret.current()).unsubscribe_token(checked.subscriber_id, 0)
             welcomed = (
                 send_one(
-                    project,
+                    desk,
                     "welcome",
                     Recipient.of(subscriber),
-                    {"unsubscribe_url": f"{project.settings.public_url}/u/{token_}"},
+                    {"unsubscribe_url": f"{desk.settings.public_url}/u/{token_}"},
                 )
                 is None
             )
             if welcomed:
-                project.store.membership.log(
-                    checked.subscriber_id, LogAction.WELCOME_SENT, _iso(now)
-                )
+                desk.membership.log(checked.subscriber_id, LogAction.WELCOME_SENT, _iso(now))
     return Confirmation(ConfirmState.ACTIVE, checked.subscriber_id, welcomed)
 
 
@@ -299,12 +321,12 @@ _BODIES = {
 }
 
 
-def compiled_email(project: Project, kind: str) -> CompiledCampaign:
+def compiled_email(desk: SignupDesk, kind: str) -> CompiledCampaign:
     """The confirmation (``confirm``) or welcome (``welcome``) email, compiled once per
-    Project: the project's templates/<kind>.mjml and .txt override the built-ins."""
-    cache: dict[str, CompiledCampaign] = project.__dict__.setdefault("_signup_emails", {})
+    desk: the project's templates/<kind>.mjml and .txt override the built-ins."""
+    cache = desk.emails
     if kind not in cache:
-        s = project.settings.signup
+        s = desk.settings.signup
         campaign = Campaign(
             slug=CONFIRMATIONS if kind == "confirm" else WELCOMES,
             subject=s.confirm_subject if kind == "confirm" else s.welcome_subject,
@@ -314,7 +336,7 @@ def compiled_email(project: Project, kind: str) -> CompiledCampaign:
             utm_campaign="",
         )
         cache[kind] = compile_campaign(
-            project.info(),
+            desk.composer.info(),
             campaign,
             FieldCatalog(),
             links=("confirm_url",) if kind == "confirm" else (),
@@ -324,12 +346,12 @@ def compiled_email(project: Project, kind: str) -> CompiledCampaign:
 
 
 def send_one(
-    project: Project, kind: str, recipient: Recipient, links: dict[str, str]
+    desk: SignupDesk, kind: str, recipient: Recipient, links: dict[str, str]
 ) -> str | None:
     """Send one sign-up email through the project's transport, quickly: no retries, the
     transport's timeout cut to ``[signup] send_timeout``. None when it went; else the
     reason, also logged on stderr as one line without the address or any secret."""
-    settings = project.settings
+    settings = desk.settings
     values = {
         **settings.values,
         "delivery": {
@@ -350,8 +372,8 @@ def send_one(
     }
     transport = None
     try:
-        compiled = compiled_email(project, kind)
-        transport = make_transport(quick, compiled.slug)
+        compiled = compiled_email(desk, kind)
+        transport = desk.make_transport(quick, compiled.slug)
         factory = MessageFactory(
             compiled,
             unsubscribe_mailto=settings.newsletter.unsubscribe_mailto,
@@ -387,6 +409,7 @@ __all__ = [
     "BotReason",
     "ConfirmState",
     "Confirmation",
+    "SignupDesk",
     "SignupForm",
     "SignupResult",
     "check_confirmation",

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from ..config import Settings
 from ..errors import NewsletterError
 from ..images import PREFIX as IMAGES
 from ..images import ProjectImages
@@ -123,9 +124,10 @@ class PreviewApp:
         if self._build is None or self._build.version != self.version:
             version = self.version
             try:
-                self.project._reader = None  # articles may have changed on disk
-                campaign = self.project.campaign(self.campaign_name)
-                self._build = Build(version, None, campaign, self.project.compile(campaign))
+                composer = self.project.composer
+                composer.reread()  # articles may have changed on disk
+                campaign = composer.campaign(self.campaign_name)
+                self._build = Build(version, None, campaign, composer.compile(campaign))
             except NewsletterError as exc:
                 self._build = Build(version, str(exc))
         return self._build
@@ -200,8 +202,9 @@ class PreviewApp:
     def _message(self, build: Build, subscriber: str) -> Any:
         recipients = self.recipients()
         chosen = next((r for r in recipients if str(r.subscriber_id) == subscriber), recipients[0])
-        fields = self.project.personalizer(build.campaign.slug)(chosen)
-        return self.project.factory(build.compiled).message(chosen, fields)
+        composer = self.project.composer
+        fields = composer.personalizer(build.campaign.slug)(chosen)
+        return composer.factory(build.compiled).message(chosen, fields)
 
     def email_html(self, subscriber: str) -> str:
         build = self.build()
@@ -229,7 +232,7 @@ class PreviewApp:
         raw = message.as_bytes().decode("utf-8")  # RFC 6532 headers for a non-ASCII local part
         head = raw.split("\r\n\r\n", 1)[0]
         headers = [line.split(": ", 1) for line in head.replace("\r\n ", " ").split("\r\n")]
-        problems = self.project.check_compiled(build.campaign, build.compiled)
+        problems = self.project.composer.check_compiled(build.campaign, build.compiled)
         return {
             "version": build.version,
             "error": None,
@@ -259,8 +262,7 @@ def _plain(
     return [text.encode("utf-8")]
 
 
-def watched_paths(project: Project) -> list[Path]:
-    s = project.settings
+def watched_paths(s: Settings) -> list[Path]:
     return [s.campaigns_dir, s.templates_dir, s.articles_dir, s.path]
 
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .. import signup
+from .. import members, signup
 from ..archive import ATOM_TYPE, feed_xml, index_html, load_archive, served_links
 from ..catalog import receive_webhook, webhook_secrets
 from ..errors import InputError, redact
@@ -120,7 +120,7 @@ class ServeApp:
         self._local = threading.local()
         project = self.project
         self.settings = project.settings
-        self.soft_bounce_limit = project.soft_bounce_limit
+        self.soft_bounce_limit = project.settings.delivery.soft_bounce_limit
         self.name = project.settings.name
         self.max_body = int(project.settings.serve.max_request_bytes)
         self.signer = LinkSigner(project.store.secret.current())
@@ -143,6 +143,16 @@ class ServeApp:
             project = Project.load(self.config)
             self._local.project = project
         return project
+
+    @property
+    def desk(self) -> signup.SignupDesk:
+        """This thread's sign-up desk (it keeps the sign-up emails once compiled)."""
+        desk = getattr(self._local, "desk", None)
+        if desk is None:
+            project = self.project
+            desk = signup.SignupDesk.of(project.settings, project.store, project.composer)
+            self._local.desk = desk
+        return desk
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         answer = self.answer(environ)
@@ -242,7 +252,7 @@ class ServeApp:
             confirmed = form.get("confirm") == "yes"
             if not (one_click or confirmed):
                 return "400 Bad Request", page("Not understood", "Nothing was changed.")
-            self.project.unsubscribe_by_link(subscriber_id, campaign_id, one_click)
+            members.unsubscribe_by_link(self.project.store, subscriber_id, campaign_id, one_click)
             return "200 OK", page(
                 "You are unsubscribed",
                 f"You will not get {self.name} again. If this was a mistake, "
@@ -261,7 +271,7 @@ class ServeApp:
         referer = environ.get("HTTP_REFERER", "")
         try:
             signup.sign_up(
-                project,
+                self.desk,
                 signup.SignupForm(
                     email=form.get("email", ""),
                     first_name=form.get("first_name", ""),
@@ -290,7 +300,7 @@ class ServeApp:
             "signup.html",
             problem=problem,
             honeypot=signup.HONEYPOT,
-            form_token=signup.form_token(project),
+            form_token=signup.form_token(project.store.secret),
             form_version=s.form_version,
             consent=consent,
         )
@@ -306,9 +316,9 @@ class ServeApp:
         elif method == "POST":
             if _form(environ).get("confirm") != "yes":
                 return "400 Bad Request", page("Not understood", "Nothing was changed.")
-            checked = signup.confirm(project, token)
+            checked = signup.confirm(self.desk, token)
         else:
-            checked = signup.check_confirmation(project, token)
+            checked = signup.check_confirmation(self.desk, token)
         state = checked.state
         if state is signup.ConfirmState.INVALID:
             return "400 Bad Request", page(
@@ -353,10 +363,10 @@ class ServeApp:
         campaign links to its web version at ``/c/<slug>``."""
         project = self.project
         if rest in ("", "index.html"):
-            found = load_archive(project)
+            found = load_archive(project.settings, project.store.ledger)
             return "200 OK", index_html(found, served_links()), "text/html"
         if rest == "feed.xml":
-            found = load_archive(project)
+            found = load_archive(project.settings, project.store.ledger)
             feed = feed_xml(found, served_links(found.public_url))
             return "200 OK", feed.decode("utf-8"), ATOM_TYPE
         return "404 Not Found", page("Not found", "There is nothing here."), "text/html"

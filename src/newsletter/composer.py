@@ -1,0 +1,355 @@
+"""The campaign workshop: a campaign file, compiled once, made into each reader's
+message, and checked before anything goes out.
+
+``Composer`` is what ``build``, ``check``, ``preview``, the digest and the send path use
+of a project: its settings, the subscribers (for the sample reader, their fields and the
+audience's variants) and the link secret (for each reader's signed links). It sends
+nothing and records nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from email_validator import EmailNotValidError
+
+from .addresses import Carrier
+from .audience import validate_address
+from .campaigns import load_campaign
+from .catalog import carrier_for
+from .checks import (
+    CheckedEmail,
+    Problem,
+    check_email,
+    check_links,
+    check_settings,
+    compile_problem,
+    links_of,
+)
+from .config import Settings
+from .content import ArticleReader, reader_for
+from .errors import InputError, NewsletterError, RecipientError, TemplateError
+from .files import write_private
+from .models import Article, Campaign, Recipient
+from .render import (
+    CompiledCampaign,
+    FieldCatalog,
+    MessageFactory,
+    NewsletterInfo,
+    compile_campaign,
+)
+from .store import LinkSecret, Subscribers
+from .tokens import LinkSigner
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltFiles:
+    """What ``build`` wrote."""
+
+    html: Path
+    text: Path
+    eml: Path
+    html_bytes: int
+
+
+class Composer:
+    """Campaign file -> compiled campaign -> each reader's message -> the checks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        subscribers: Subscribers,
+        secret: LinkSecret,
+        refresh: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.subscribers = subscribers
+        self.secret = secret
+        self.refresh = refresh
+        self._reader: ArticleReader | None = None
+
+    def reread(self) -> None:
+        """Read the articles afresh next time (they may have changed on disk)."""
+        self._reader = None
+
+    # -- rendering ----------------------------------------------------------
+    def info(self) -> NewsletterInfo:
+        s = self.settings
+        return NewsletterInfo(
+            name=s.name,
+            sender=s.get("newsletter", "from"),
+            public_url=s.public_url,
+            postal_address=s.get("newsletter", "postal_address") or "",
+            reply_to=s.get("newsletter", "reply_to"),
+            list_id=s.get("newsletter", "list_id"),
+            templates_dir=s.templates_dir,
+            utm=s.get("content", "utm"),
+            utm_source=s.get("content", "utm_source"),
+            utm_medium=s.get("content", "utm_medium"),
+        )
+
+    def reader(self) -> ArticleReader:
+        """Reads article sources; URLs through the project's cache (``--refresh`` skips it)."""
+        if self._reader is None:
+            self._reader = reader_for(self.settings, self.refresh)
+        return self._reader
+
+    def articles(self, sources: list[str]) -> list[Article]:
+        """What the sources yield: the given ones, or the configured folder and feeds."""
+        if not sources:
+            content = self.settings.content
+            sources = [content.articles, *content.feeds]
+        reader = self.reader()
+        return [article for source in sources for article in reader.read(source)]
+
+    def campaign(self, name: str) -> Campaign:
+        return load_campaign(self.settings, name, self.reader())
+
+    def compile(self, campaign: Campaign, sample: Recipient | None = None) -> CompiledCampaign:
+        """The campaign compiled once; ``sample``'s variant (the first reader's) at once."""
+        recipient = sample or self._sample_recipient(None)
+        fields = self.personalizer(campaign.slug)(recipient)
+        return compile_campaign(self.info(), campaign, self.field_catalog(), fields)
+
+    def field_catalog(self) -> FieldCatalog:
+        """The fields subscribers have beyond the standard ones, asked of the database."""
+        subscribers = self.subscribers
+        known: dict[str, bool] = {}
+
+        def has(name: str) -> bool:
+            if name not in known:
+                known[name] = subscribers.has_attribute(name)
+            return known[name]
+
+        return FieldCatalog(has=has, names=subscribers.attribute_names)
+
+    def factory(
+        self,
+        compiled: CompiledCampaign,
+        test: bool = False,
+        auto_submitted: bool = False,
+        carrier: Carrier | None = None,
+    ) -> MessageFactory:
+        """Makes each reader's message. With a transport's ``carrier``, a reader it cannot
+        carry is refused as their message is made (and the newsletter's own addresses are
+        checked now); without one (build, preview, check), any reader's message is made."""
+        if carrier is not None:
+            carrier.check_sender("from", compiled.sender_display)
+            carrier.check_sender("reply_to", compiled.reply_to)
+        return MessageFactory(
+            compiled,
+            unsubscribe_mailto=self.settings.newsletter.unsubscribe_mailto,
+            test=test,
+            auto_submitted=auto_submitted,
+            carrier=carrier or Carrier(),
+        )
+
+    @property
+    def carrier(self) -> Carrier:
+        """What the configured transport can carry (known without its secrets)."""
+        return carrier_for(self.settings.transport)
+
+    def sendable_address(self, address: str) -> str:
+        """``address`` normalised, or an InputError saying why it cannot be sent to."""
+        return sendable(address, self.carrier)
+
+    def personalizer(
+        self, campaign_slug: str, campaign_id: int = 0
+    ) -> Callable[[Recipient], dict[str, str]]:
+        """recipient -> their merge fields: name, attributes, signed links."""
+        signer = LinkSigner(self.secret.current())
+        base = self.settings.public_url
+        web_url = f"{base}/c/{campaign_slug}"
+
+        def fields(recipient: Recipient) -> dict[str, str]:
+            token = signer.unsubscribe_token(recipient.subscriber_id, campaign_id)
+            return {
+                **{k: str(v) for k, v in recipient.attributes.items()},
+                "tags": recipient.tags,
+                "email": recipient.email,
+                "first_name": recipient.first_name,
+                "last_name": recipient.last_name,
+                "name": " ".join(p for p in (recipient.first_name, recipient.last_name) if p),
+                "unsubscribe_url": f"{base}/u/{token}",
+                "web_url": web_url,
+            }
+
+        return fields
+
+    def build(self, name: str, out: Path | None = None, to: str | None = None) -> BuiltFiles:
+        """Write the campaign's HTML, text and one sample .eml into ``out``."""
+        campaign = self.campaign(name)
+        recipient = self._sample_recipient(to)
+        compiled = self.compile(campaign, recipient)
+        out = out or self.settings.root / "build" / campaign.slug
+        fields = self.personalizer(campaign.slug)(recipient)
+        message = self.factory(compiled).message(recipient, fields)
+        out.mkdir(parents=True, exist_ok=True)
+        html = message.html.encode("utf-8")
+        built = BuiltFiles(out / "email.html", out / "email.txt", out / "sample.eml", len(html))
+        write_private(built.html, html)  # it names a reader: private, like their data
+        write_private(built.text, message.text.encode("utf-8"))
+        write_private(built.eml, message.as_bytes())
+        return built
+
+    def _sample_recipient(self, to: str | None) -> Recipient:
+        if to:
+            found = self.subscribers.find(to)
+            if found is None:  # checked as an import would check it
+                return Recipient(subscriber_id=0, email=self.sendable_address(to))
+            return Recipient.of(found)
+        first = next(self.subscribers.stream(status="active"), None)
+        if first is not None:
+            return Recipient.of(first)
+        return Recipient(subscriber_id=0, email="reader@example.com", first_name="Sam")
+
+    def check(self, name: str, links: bool = False) -> list[Problem]:
+        """Everything that would make the campaign wrong, as built for a sample reader."""
+        try:
+            campaign = self.campaign(name)
+            compiled = self.compile(campaign)
+        except NewsletterError as exc:
+            return [compile_problem(exc)]
+        return self.check_compiled(campaign, compiled, links)
+
+    def check_compiled(
+        self,
+        campaign: Campaign,
+        compiled: CompiledCampaign,
+        links: bool = False,
+        every_reader: bool = True,
+    ) -> list[Problem]:
+        """Problems of the email as the sample reader gets it, and of the audience's own
+        variants and data. ``every_reader=False`` (a send about to go out) only builds
+        the variants; each reader's own values are judged as their message is made."""
+        recipient = self._sample_recipient(None)
+        message = self.factory(compiled).message(
+            recipient, self.personalizer(campaign.slug)(recipient)
+        )
+        built = CheckedEmail(
+            subject=message.subject,
+            preheader=campaign.preheader,
+            html=message.html,
+            text=message.text,
+            unsubscribe_url=message.unsubscribe_url,
+            postal_address=self.settings.newsletter.postal_address or "",
+        )
+        try:
+            problems = check_email(built) + self.reader_problems(campaign, compiled, every_reader)
+            problems += check_settings(self.settings.values["newsletter"], str(self.settings.path))
+            problems += self.audience_problems(campaign)
+        except TemplateError as exc:  # a variant some readers need does not build
+            return [compile_problem(exc)]
+        try:
+            web_version(compiled, self.settings.public_url)
+        except TemplateError as exc:
+            problems.append(
+                Problem(
+                    "warning",
+                    "web-version",
+                    f"{exc.message} Its web-version link will answer 'not found'.",
+                    "campaign",
+                )
+            )
+        if links:
+            external = [
+                u
+                for u in links_of(message.html)
+                if u != message.unsubscribe_url and not u.startswith(self.settings.public_url)
+            ]
+            problems += check_links(external, self.reader().fetcher.status)
+        return problems
+
+    def audience_problems(self, campaign: Campaign) -> list[Problem]:
+        """A tag in the campaign's audience that no subscriber has: most likely misspelt."""
+        audience = campaign.audience
+        named = {*audience.tags_any, *audience.tags_all, *audience.exclude_tags}
+        if not named:
+            return []
+        known = self.subscribers.tags()
+        unknown = sorted(named - set(known))
+        if not unknown:
+            return []
+        return [
+            Problem(
+                "warning",
+                "unknown-tag",
+                f"No subscriber has the tag(s) {', '.join(unknown)} of the campaign's audience.",
+                "front matter: audience; the tags subscribers have: "
+                + (", ".join(sorted(known)) or "none"),
+            )
+        ]
+
+    def reader_problems(
+        self, campaign: Campaign, compiled: CompiledCampaign, every_reader: bool = True
+    ) -> list[Problem]:
+        """Build every reader's parts when they depend on more than plain fields.
+
+        A campaign with ``{% if %}``/``{% for %}`` over the reader compiles each variant
+        its audience needs now, so a variant that does not build stops the send before
+        anything goes out; a reader whose own data breaks an expression is named (their
+        message will be settled ``invalid``, everyone else's sent).
+        """
+        if not compiled.depends_on_per_reader_code:
+            return []
+        if not every_reader and not compiled.depends_on_decisions:
+            return []  # one variant, already built: nothing can fail for everyone
+        build = compiled.personalize if every_reader else compiled.variant_of
+        personalize = self.personalizer(campaign.slug)
+        failed: list[str] = []
+        count = 0
+        for recipient in self.subscribers.audience_recipients(campaign.audience):
+            count += 1
+            try:
+                build(personalize(recipient))
+            except RecipientError as exc:
+                failed.append(f"{recipient.email}: {exc.message}")
+        problems = []
+        if failed:
+            problems.append(
+                Problem(
+                    "warning",
+                    "reader-data",
+                    f"{len(failed)} of {count} readers' messages cannot be built from their "
+                    "data; they will be recorded invalid and everyone else sent to. "
+                    + "; ".join(failed[:3])
+                    + ("; ..." if len(failed) > 3 else ""),
+                    "subscribers",
+                )
+            )
+        return problems
+
+
+def sendable(address: str, carrier: Carrier) -> str:
+    """``address`` normalised, or an InputError saying why ``carrier`` cannot send to it."""
+    try:
+        normal = validate_address(address.strip())
+    except EmailNotValidError as exc:
+        raise InputError(f"{address} is not a usable email address: {exc}") from None
+    problem = carrier.problem(normal)
+    if problem is not None:
+        raise InputError(
+            f"{address}: {problem}.",
+            "Use an address whose part before the @ is plain ASCII, or another transport.",
+        )
+    return normal
+
+
+def web_version(compiled: CompiledCampaign, public_url: str) -> tuple[str, str]:
+    """(subject, HTML) of the campaign as shown on the web: the email for no one, with
+    no reader's name, address or unsubscribe token."""
+    anonymous = {
+        "web_url": f"{public_url}/c/{compiled.slug}",
+        "unsubscribe_url": f"{public_url}/unsubscribe",
+    }
+    try:
+        subject, html, _text = compiled.preview(anonymous)
+    except RecipientError as exc:
+        raise TemplateError(
+            f"The web version (the email for a reader with no data) cannot be built: {exc.message}",
+            "Make the template work for a reader without a name or attributes, e.g. "
+            "{{ recipient.first_name or 'there' }}.",
+        ) from None
+    return subject, html
