@@ -30,8 +30,9 @@ from .content import article_key
 from .errors import InputError, NewsletterError
 from .files import write_atomic
 from .models import Article
+from .plan import SendContext, prepare_send
 from .render.templates import literal, plain_environment, render_string
-from .sending import OutcomeKind, SendHooks, SendOutcome, prepare_send, run_send
+from .send import OutcomeKind, SendHooks, SendOutcome, run_send
 
 if TYPE_CHECKING:
     from .project import Project
@@ -235,7 +236,7 @@ def run_digest(
     ``send``, send it; one line in ``.newsletter/digest.log`` however it ends.
 
     ``on_written`` hears of the file before anything is sent; ``hooks`` are the send's
-    (see ``sending.run_send``). Errors are raised after the log line is written.
+    (see ``send.run_send``). Errors are raised after the log line is written.
     """
     day = today or dt.date.today()
     start = parse_period(period, day)
@@ -257,8 +258,9 @@ def run_digest(
                 on_written(file)
             sent = None
             if send:
+                sending = SendContext.of(project)
                 sent = run_send(
-                    project, prepare_send(project, plan.slug), hooks, auto_submitted=True
+                    sending, prepare_send(sending, plan.slug), hooks, auto_submitted=True
                 )
                 summary += f"; campaign {sent.status or 'not sent'}, " + (
                     ", ".join(f"{n} {k}" for k, n in sorted(sent.totals.items())) or "no deliveries"

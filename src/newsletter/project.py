@@ -27,9 +27,6 @@ from .catalog import (
     carrier_for,
     import_events,
     load_settings,
-    make_transport,
-    rehearsal_transports,
-    transport_class,
 )
 from .checks import (
     CheckedEmail,
@@ -41,15 +38,11 @@ from .checks import (
     links_of,
 )
 from .config import Settings
-from .content import ArticleReader, article_key, reader_for
-from .delivery import Transport
+from .content import ArticleReader, reader_for
 from .errors import (
-    ConfigError,
-    DeliveryError,
     InputError,
     NewsletterError,
     RecipientError,
-    SendPaused,
     TemplateError,
 )
 from .events import Record
@@ -57,12 +50,9 @@ from .files import write_private
 from .models import (
     Article,
     Campaign,
-    CampaignStatus,
-    DeliveryStatus,
     Event,
     EventKind,
     Recipient,
-    SendResult,
     Subscriber,
     SubscriberStatus,
 )
@@ -74,15 +64,8 @@ from .render import (
     NewsletterInfo,
     compile_campaign,
 )
-from .sender import (
-    RunReport,
-    SendOptions,
-    batch_size,
-    holder_id,
-    send_campaign,
-    send_test,
-)
-from .store import CampaignRow, Erasure, Store, now_iso, open_store
+from .send import web_version
+from .store import Erasure, Store, now_iso, open_store
 from .store.signups import LogAction
 from .tokens import LinkSigner
 
@@ -97,14 +80,6 @@ class BuiltFiles:
     text: Path
     eml: Path
     html_bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignRun:
-    """What ``Project.send`` did: this run's counts, and the campaign's row after it."""
-
-    report: RunReport
-    campaign: CampaignRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +363,7 @@ class Project:
         except TemplateError as exc:  # a variant some readers need does not build
             return [compile_problem(exc)]
         try:
-            self.web_version(compiled)
+            web_version(compiled, self.settings.public_url)
         except TemplateError as exc:
             problems.append(
                 Problem(
@@ -675,149 +650,6 @@ class Project:
         )
         outcomes = {str(outcome): n for outcome, n in report.outcomes.items()}
         return EventFileImport(path, outcomes, tuple(report.skipped), report.read)
-
-    # -- sending ------------------------------------------------------------
-    def check_sendable(self) -> None:
-        """Refuse a real send without the footer details the law and inboxes require."""
-        s = self.settings
-        if not transport_class(s.transport).rehearsal and not s.get("newsletter", "postal_address"):
-            raise ConfigError(
-                f"[newsletter] postal_address is not set in {s.path}.",
-                "Bulk email must carry the sender's physical postal address (CAN-SPAM); "
-                'add postal_address = "..." before sending.',
-            )
-        s.public_url  # noqa: B018 - raises a ConfigError naming the key when unset
-
-    def transport(self, slug: str) -> Transport:
-        return make_transport(self.settings, slug)
-
-    def batch_size(self) -> int:
-        """Messages per batch: ``[delivery] batch_size`` within the transport's maximum."""
-        d = self.settings.delivery
-        return batch_size(transport_class(d.transport).max_batch, d.batch_size, float(d.rate_limit))
-
-    def send_options(self, limit: int | None = None) -> SendOptions:
-        d = self.settings.delivery
-        return SendOptions(
-            concurrency=d.concurrency,
-            rate_limit=float(d.rate_limit),
-            limit=limit,
-            max_failure_rate=float(d.max_failure_rate),
-        )
-
-    def send(
-        self,
-        campaign: Campaign,
-        compiled: CompiledCampaign,
-        transport: Transport,
-        retry: list[DeliveryStatus],
-        limit: int | None = None,
-        on_batch: Callable[[list[SendResult]], None] | None = None,
-        auto_submitted: bool = False,
-    ) -> CampaignRun:
-        """Send the campaign's pending deliveries, holding a lease of this sender's own."""
-        store = self.store
-        row = store.ledger.ensure_campaign(campaign.slug, campaign.subject)
-        if store.ledger.only_rehearsed(row, transport.name, rehearsal_transports()):
-            # it was only rehearsed so far: that is kept as a summary; now the real send
-            store.ledger.archive_rehearsal(row)
-            row = store.ledger.campaign(campaign.slug) or row
-        store.ledger.record_campaign_articles(row.id, [article_key(a) for a in campaign.articles])
-        if store.ledger.campaign_page(campaign.slug) is None:  # a resumed send keeps the first
-            try:
-                subject, html = self.web_version(compiled)
-            except TemplateError:  # `check` warns of it; readers still get their email
-                pass
-            else:
-                store.ledger.save_campaign_page(
-                    row.id, subject, campaign.preheader, html, in_archive=campaign.archive
-                )
-        holder = holder_id()
-        # Senders share a campaign: each holds a lease of its own, renewed as it goes,
-        # and claims recipients row by row; one whose lease lapses is presumed dead.
-        lease_prefix = f"sender:{campaign.slug}:"
-        lease_seconds = self.settings.delivery.lease_seconds
-        with store.leases.lease(lease_prefix + holder, lease_seconds, holder) as lease:
-
-            def batch_done(results: list[SendResult]) -> None:
-                lease.renew()
-                if on_batch:
-                    on_batch(results)
-
-            started = now_iso()
-            try:
-                store.ledger.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
-                store.ledger.requeue(row.id, retry)
-                store.ledger.enqueue(row, campaign.audience, transport.name)
-                report = send_campaign(
-                    store.ledger,
-                    transport,
-                    self.factory(
-                        compiled, auto_submitted=auto_submitted, carrier=transport.carrier()
-                    ),
-                    row.id,
-                    self.personalizer(campaign.slug, row.id),
-                    self.send_options(limit),
-                    holder=holder,
-                    on_batch=batch_done,
-                )
-                store.ledger.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
-                store.ledger.finish_if_done(row.id)
-            except SendPaused:
-                store.ledger.set_campaign_status(row.id, CampaignStatus.PAUSED)
-                raise
-            finally:
-                transport.close()
-                if transport.local_files:  # a file written as its reader was being erased
-                    self._remove_files_of(
-                        store.ledger.erased_during(row.id, started), campaign.slug
-                    )
-        return CampaignRun(report, store.ledger.campaign(campaign.slug) or row)
-
-    def _remove_files_of(self, subscriber_ids: list[int], slug: str) -> None:
-        folder = self.settings.outbox_dir / slug
-        for sid in subscriber_ids:
-            for path in folder.glob(f"{sid:08d}-*.eml*"):  # the id part names one reader
-                path.unlink()
-
-    def web_version(self, compiled: CompiledCampaign) -> tuple[str, str]:
-        """(subject, HTML) of the campaign as shown on the web: the email for no one, with
-        no reader's name, address or unsubscribe token."""
-        public = self.settings.public_url
-        anonymous = {
-            "web_url": f"{public}/c/{compiled.slug}",
-            "unsubscribe_url": f"{public}/unsubscribe",
-        }
-        try:
-            subject, html, _text = compiled.preview(anonymous)
-        except RecipientError as exc:
-            raise TemplateError(
-                f"The web version (the email for a reader with no data) cannot be built: "
-                f"{exc.message}",
-                "Make the template work for a reader without a name or attributes, e.g. "
-                "{{ recipient.first_name or 'there' }}.",
-            ) from None
-        return subject, html
-
-    def send_tests(
-        self, compiled: CompiledCampaign, transport: Transport, addresses: list[str]
-    ) -> list[SendResult]:
-        """Marked test copies to ``addresses``; nothing is recorded as a delivery."""
-        try:
-            return send_test(
-                transport,
-                self.factory(compiled, test=True, carrier=transport.carrier()),
-                [self.sendable_address(a) for a in addresses],
-                self.personalizer(compiled.slug),
-            )
-        except DeliveryError as exc:
-            raise DeliveryError(
-                f"The test copy could not be sent: {exc.message}",
-                "Nothing was recorded: a test copy is not a delivery. Check [delivery] in "
-                f"{self.settings.path} and the provider, then run the same `send --test` again.",
-            ) from None
-        finally:
-            transport.close()
 
 
 def _utcnow() -> dt.datetime:
