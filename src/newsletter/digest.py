@@ -2,7 +2,7 @@
 
 ``run_digest`` is the whole of it in one call (what `newsletter digest` and a Python
 cron job run): it holds the period's lock, plans, writes the campaign file, records
-the articles, sends it through ``sending`` when asked, and adds a line to
+the articles, sends it through ``plan`` and ``send`` when asked, and adds a line to
 ``.newsletter/digest.log`` however the run ends.
 
 Safe to repeat and to overlap: the campaign's identity is the period

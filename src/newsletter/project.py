@@ -1,8 +1,8 @@
 """A newsletter project: its settings, database and campaigns, as one library API.
 
 Every CLI command is one library call: a ``Project`` method here, or for the use
-cases made of several steps a function over a ``Project`` beside it (``sending``,
-``digest``, ``report``); docs/architecture.md lists which. So anything the CLI does
+cases made of several steps a function beside it (``plan``/``send``, which take the
+parts they use, ``digest``, ``report``); docs/architecture.md lists which. So anything the CLI does
 a Python caller can do.
 """
 
