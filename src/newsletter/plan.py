@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .catalog import make_transport, rehearsal_transports, transport_class
 from .checks import Problem
@@ -30,7 +30,7 @@ from .render import CompiledCampaign, MessageFactory
 if TYPE_CHECKING:
     from .addresses import Carrier
     from .delivery import Transport
-    from .store import CampaignRow, Leases, Ledger, Subscribers
+    from .store import CampaignRow, Leases, Ledger, Store, Subscribers
 
 SAMPLE_SIZE = 5  # recipients' addresses a plan shows
 
@@ -57,6 +57,15 @@ class Compiler(Protocol):
     def sendable_address(self, address: str) -> str: ...
 
 
+class HasSendParts(Compiler, Protocol):
+    """Settings, a store and the ``Compiler`` methods in one object: a ``Project``."""
+
+    settings: Settings
+
+    @property
+    def store(self) -> Store: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SendContext:
     """What the send use cases take: the settings, the store's parts they read and write,
@@ -70,9 +79,8 @@ class SendContext:
     transports: Callable[[str], Transport]  # campaign slug -> the configured transport
 
     @classmethod
-    def of(cls, project: Any) -> SendContext:
-        """The parts of a ``Project`` (or anything with ``settings``, ``store`` and the
-        ``Compiler`` methods) a send uses."""
+    def of(cls, project: HasSendParts) -> SendContext:
+        """The parts of a ``Project`` a send uses; nothing else of it is reached."""
         settings, store = project.settings, project.store
 
         def transports(slug: str) -> Transport:
