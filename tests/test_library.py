@@ -15,16 +15,10 @@ from conftest import set_delivery
 from newsletter import members
 from newsletter.digest import run_digest
 from newsletter.models import DeliveryStatus, Subscriber
+from newsletter.plan import SendContext, prepare_send, retry_statuses
 from newsletter.project import Project
 from newsletter.report import campaign_report, campaign_reports
-from newsletter.sending import (
-    OutcomeKind,
-    SendHooks,
-    SendProgress,
-    prepare_send,
-    retry_statuses,
-    run_send,
-)
+from newsletter.send import OutcomeKind, SendHooks, SendProgress, run_send
 
 ACTIVE = 10  # subscribers.example.csv: 12 rows, one unsubscribed, one bounced
 SLUG = "2026-10-digest"
@@ -42,28 +36,28 @@ def proj(project: Path) -> Project:
 def test_a_send_is_planned_then_run_and_its_outcome_names_the_exit_status(proj: Project) -> None:
     set_delivery(proj.settings.root, transport="outbox", batch_size=3, rate_limit=20)
     proj = Project.load()
-    plan = prepare_send(proj, SLUG)
+    plan = prepare_send(SendContext.of(proj), SLUG)
     assert (plan.recipients, plan.batch_size, plan.batches) == (ACTIVE, 3, 4)
     assert plan.estimated_seconds == ACTIVE / 20
     assert plan.already_sent is None and len(plan.sample) == 5
     seen: list[SendProgress] = []
-    outcome = run_send(proj, plan, SendHooks(progress=seen.append))
+    outcome = run_send(SendContext.of(proj), plan, SendHooks(progress=seen.append))
     assert outcome.kind is OutcomeKind.SENT and outcome.exit_status == 0
     assert (outcome.delivered, outcome.failed, outcome.unknown) == (ACTIVE, 0, 0)
     assert outcome.totals == {"sent": ACTIVE} and not outcome.pending
     assert seen[0].batch == 0 and seen[-1].delivered == ACTIVE
     assert sum(p.batch for p in seen) == ACTIVE
 
-    again = prepare_send(proj, SLUG)
+    again = prepare_send(SendContext.of(proj), SLUG)
     assert again.already_sent is not None and again.already_sent.totals == {"sent": ACTIVE}
-    assert run_send(proj, again).kind is OutcomeKind.ALREADY_SENT
+    assert run_send(SendContext.of(proj), again).kind is OutcomeKind.ALREADY_SENT
 
 
 def test_a_declined_send_sends_nothing(proj: Project) -> None:
     asked = []
     outcome = run_send(
-        proj,
-        prepare_send(proj, SLUG, limit=3),
+        SendContext.of(proj),
+        prepare_send(SendContext.of(proj), SLUG, limit=3),
         SendHooks(confirm=lambda p: asked.append(p) or False),
     )
     assert asked[0].recipients == 3
@@ -72,9 +66,9 @@ def test_a_declined_send_sends_nothing(proj: Project) -> None:
 
 
 def test_a_limited_run_leaves_the_rest_pending(proj: Project) -> None:
-    outcome = run_send(proj, prepare_send(proj, SLUG, limit=4))
+    outcome = run_send(SendContext.of(proj), prepare_send(SendContext.of(proj), SLUG, limit=4))
     assert outcome.delivered == 4 and outcome.pending and outcome.status != "sent"
-    rest = prepare_send(proj, SLUG)
+    rest = prepare_send(SendContext.of(proj), SLUG)
     assert (rest.recipients, rest.already_settled) == (ACTIVE - 4, 4)
 
 
@@ -97,7 +91,7 @@ def test_a_cron_job_runs_the_digest_in_one_call(proj: Project) -> None:
 
 
 def test_the_report_is_an_object_and_the_cli_prints_it(proj: Project, run) -> None:
-    run_send(proj, prepare_send(proj, SLUG))
+    run_send(SendContext.of(proj), prepare_send(SendContext.of(proj), SLUG))
     found = campaign_report(proj.store.ledger, proj.store.events, SLUG)
     assert found.counts["sent"] == ACTIVE and found.counts["failed"] == 0
     assert len(found.recipients) == ACTIVE and found.rehearsals == ()

@@ -11,8 +11,8 @@ import requests
 from conftest import run_process, set_delivery
 from fakes.postmark import FakePostmark
 from newsletter.delivery.base import retry_delay
+from newsletter.dispatch import TokenBucket
 from newsletter.providers.postmark import PostmarkTransport
-from newsletter.sender import TokenBucket
 
 
 class Clock:

@@ -30,16 +30,14 @@ from . import __version__, members, providers
 from .checks import GMAIL_CLIP_SIZE, Level, clipped, format_size
 from .errors import NewsletterError, os_error, redact
 from .models import Article, SubscriberStatus
+from .plan import SendContext, SendPlan, prepare_send, retry_statuses
 from .project import Project, init_project
 from .report import campaign_report, campaign_reports
-from .sending import (
+from .send import (
     OutcomeKind,
     SendHooks,
     SendOutcome,
-    SendPlan,
     SendProgress,
-    prepare_send,
-    retry_statuses,
     run_send,
     send_test_copies,
 )
@@ -856,10 +854,11 @@ def send(
 ) -> None:
     """Send CAMPAIGN to its subscribers, each at most once."""
     retry = retry_statuses(failed=retry_failed, unknown=retry_unknown)
-    plan = prepare_send(project, campaign, retry=retry, limit=limit)
+    sending = SendContext.of(project)
+    plan = prepare_send(sending, campaign, retry=retry, limit=limit)
     if tests:
         _show_warnings(plan)
-        for copy in send_test_copies(project, plan, tests, on_retry=_warn):
+        for copy in send_test_copies(sending, plan, tests, on_retry=_warn):
             say(
                 f"Test copy to {copy.address}: {copy.status}"
                 + (f" ({copy.error})" if copy.error else "")
@@ -874,7 +873,7 @@ def send(
             say("Dry run: nothing was sent.")
         return
     with _SendDisplay(yes, quiet=False) as display:
-        outcome = run_send(project, plan, display.hooks())
+        outcome = run_send(sending, plan, display.hooks())
     ctx.exit(_show_outcome(outcome, quiet=False))
 
 

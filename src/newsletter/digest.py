@@ -2,7 +2,7 @@
 
 ``run_digest`` is the whole of it in one call (what `newsletter digest` and a Python
 cron job run): it holds the period's lock, plans, writes the campaign file, records
-the articles, sends it through ``sending`` when asked, and adds a line to
+the articles, sends it through ``plan`` and ``send`` when asked, and adds a line to
 ``.newsletter/digest.log`` however the run ends.
 
 Safe to repeat and to overlap: the campaign's identity is the period
@@ -30,8 +30,9 @@ from .content import article_key
 from .errors import InputError, NewsletterError
 from .files import write_atomic
 from .models import Article
+from .plan import SendContext, prepare_send
 from .render.templates import literal, plain_environment, render_string
-from .sending import OutcomeKind, SendHooks, SendOutcome, prepare_send, run_send
+from .send import OutcomeKind, SendHooks, SendOutcome, run_send
 
 if TYPE_CHECKING:
     from .composer import Composer
@@ -246,7 +247,7 @@ def run_digest(
     ``send``, send it; one line in ``.newsletter/digest.log`` however it ends.
 
     ``on_written`` hears of the file before anything is sent; ``hooks`` are the send's
-    (see ``sending.run_send``). Errors are raised after the log line is written. It takes
+    (see ``send.run_send``). Errors are raised after the log line is written. It takes
     the ``Project`` for the send; the rest uses its settings, ledger and composer.
     """
     day = today or dt.date.today()
@@ -294,7 +295,8 @@ def run_digest(
 
 def _send(project: Project, slug: str, hooks: SendHooks | None) -> SendOutcome:
     """The digest's campaign sent as any campaign is, marked as sent by a machine."""
-    return run_send(project, prepare_send(project, slug), hooks, auto_submitted=True)
+    sending = SendContext.of(project)
+    return run_send(sending, prepare_send(sending, slug), hooks, auto_submitted=True)
 
 
 def log_digest_run(root: Path, label: str, day: dt.date, summary: str, code: int) -> None:

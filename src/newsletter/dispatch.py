@@ -1,4 +1,8 @@
-"""Plan and send a campaign: claim a batch, send it, settle it, with several in flight.
+"""The send loop: claim a batch, send it, settle it, with several in flight.
+
+This is where the provider is called (``transport.send_batch``, on worker threads) and
+where the ledger is written for each batch (claim, settle, release). ``send.py`` runs
+it for a campaign; ``plan.py`` says beforehand what a run would do.
 
 The ledger makes sending at-most-once per (campaign, subscriber): a batch is
 claimed (``sending``) in the database before its request is made and settled
@@ -142,93 +146,177 @@ def send_campaign(
     on_batch: Callable[[list[SendResult]], None] | None = None,
 ) -> RunReport:
     """Send every pending delivery of the campaign (up to ``options.limit``)."""
-    options = options or SendOptions()
-    holder = holder or holder_id()
-    report = RunReport()
-    bucket = TokenBucket(options.rate_limit)
-    remaining = options.limit if options.limit is not None else math.inf
-    in_flight: dict[Future[list[SendResult]], list[Recipient]] = {}
-    stop: NewsletterError | None = None
-    exhausted = False
+    return Dispatch(
+        ledger, transport, factory, campaign_id, personalize, options, holder, on_batch
+    ).run()
 
-    def settle(recipients: list[Recipient], results: list[SendResult]) -> None:
-        ledger.settle(campaign_id, results)
+
+class Dispatch:
+    """One run of the loop: claim a batch, build its messages, pace it, drop the readers
+    no longer wanted, hand it to the transport, settle the answers, decide whether to pause.
+
+    Only ``run``'s thread touches the ledger; the pool's threads only call the transport.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        transport: Messenger,
+        factory: MessageFactory,
+        campaign_id: int,
+        personalize: Callable[[Recipient], dict[str, str]],
+        options: SendOptions | None = None,
+        holder: str | None = None,
+        on_batch: Callable[[list[SendResult]], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.transport = transport
+        self.factory = factory
+        self.campaign_id = campaign_id
+        self.personalize = personalize
+        self.options = options = options or SendOptions()
+        self.holder = holder or holder_id()
+        self.on_batch = on_batch
+        self.report = RunReport()
+        self.bucket = TokenBucket(options.rate_limit)
+        self.remaining: float = options.limit if options.limit is not None else math.inf
+        self.in_flight: dict[Future[list[SendResult]], list[Recipient]] = {}
+        self.stop: NewsletterError | None = None
+        self.exhausted = False
+
+    def run(self) -> RunReport:
+        """Work through the pending deliveries; a pause or a transport error is raised once
+        the batches in flight are settled."""
+        pool = ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="send")
+        try:
+            while True:
+                self._fill(pool)
+                if not self.in_flight:
+                    break
+                self._settle_done()
+        except BaseException:
+            self._wind_down()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+        if self.stop is not None:
+            raise self.stop
+        return self.report
+
+    def _may_claim(self) -> bool:
+        return (
+            self.stop is None
+            and not self.exhausted
+            and self.remaining > 0
+            and len(self.in_flight) < self.options.concurrency
+        )
+
+    def _fill(self, pool: ThreadPoolExecutor) -> None:
+        """Claim and submit batches until ``concurrency`` are in flight or none is left."""
+        while self._may_claim():
+            recipients = self._claim()
+            if not recipients:
+                self.exhausted = True
+                return
+            messages = self._build(recipients)
+            if not messages:
+                continue
+            self.bucket.acquire(len(messages))
+            messages = self._still_wanted(messages)
+            if messages:
+                self._submit(pool, recipients, messages)
+
+    def _claim(self) -> list[Recipient]:
+        """The next batch, marked ``sending`` in the ledger before any request is made."""
+        size = batch_size(self.transport.batch_size, None, self.options.rate_limit)
+        recipients = self.ledger.claim(
+            self.campaign_id,
+            self.holder,
+            int(min(size, self.remaining)),
+            transport=self.transport.name,
+        )
+        self.remaining -= len(recipients)
+        return recipients
+
+    def _build(self, recipients: list[Recipient]) -> list[OutgoingMessage]:
+        """The batch's messages; the readers whose message cannot be built are settled now."""
+        try:
+            messages, refused = build_messages(self.factory, self.personalize, recipients)
+        except BaseException:
+            self.ledger.release(self.campaign_id, [r.subscriber_id for r in recipients])
+            raise
+        if refused:  # these readers alone: settled now, never sent
+            self._settle([], refused)
+        return messages
+
+    def _still_wanted(self, messages: list[OutgoingMessage]) -> list[OutgoingMessage]:
+        """The messages whose readers are still active, asked just before they go.
+
+        A batch is claimed, built and paced before it is handed to the transport; a
+        reader erased or unsubscribed meanwhile is settled ``skipped`` and their
+        message, built in memory, is dropped.
+        """
+        gone = self.ledger.inactive([m.recipient.subscriber_id for m in messages])
+        if not gone:
+            return messages
+        self._settle(
+            [], [SendResult(sid, DeliveryStatus.SKIPPED, error=why) for sid, why in gone.items()]
+        )
+        return [m for m in messages if m.recipient.subscriber_id not in gone]
+
+    def _submit(
+        self,
+        pool: ThreadPoolExecutor,
+        recipients: list[Recipient],
+        messages: list[OutgoingMessage],
+    ) -> None:
+        """Hand the batch to a worker (one per variant for transports that share a body)."""
+        groups = _by_variant(messages) if self.transport.shared_body else [messages]
+        for group in groups:
+            by_id = {m.recipient.subscriber_id for m in group}
+            self.in_flight[pool.submit(_send_batch, self.transport, group)] = [
+                r for r in recipients if r.subscriber_id in by_id
+            ]
+
+    def _settle_done(self) -> None:
+        """Settle the batches that came back; the first error or pause stops the claiming."""
+        done, _ = wait(self.in_flight, return_when=FIRST_COMPLETED)
+        for future in done:
+            recipients = self.in_flight.pop(future)
+            try:
+                results = future.result()
+            except DeliveryError as exc:
+                # nothing of this batch was sent beyond what the error says was
+                self._settle(recipients, exc.partial)
+                self.stop = self.stop or exc
+                continue
+            self._settle(recipients, results)
+            if self.stop is None:
+                self.stop = _pause_for(self.report, self.options)
+
+    def _wind_down(self) -> None:
+        """Ctrl-C or a crash: batches not yet started go back; those under way finish."""
+        for future, recipients in list(self.in_flight.items()):
+            if future.cancel():
+                self.ledger.release(self.campaign_id, [r.subscriber_id for r in recipients])
+                continue
+            try:
+                self._settle(recipients, future.result())
+            except DeliveryError as exc:
+                self._settle(recipients, exc.partial)
+            except BaseException:  # left claimed: the next run settles them as unknown
+                continue
+
+    def _settle(self, recipients: list[Recipient], results: list[SendResult]) -> None:
+        """Record the answers; claimed readers the transport did not answer go back."""
+        self.ledger.settle(self.campaign_id, results)
         answered = {r.subscriber_id for r in results}
         unanswered = [r.subscriber_id for r in recipients if r.subscriber_id not in answered]
         if unanswered:  # the transport stopped before these: they were not sent
-            ledger.release(campaign_id, unanswered)
-        report.counts.update(str(r.status) for r in results)
-        if on_batch and results:
-            on_batch(results)
-
-    pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="send")
-    try:
-        while True:
-            while (
-                stop is None
-                and not exhausted
-                and remaining > 0
-                and len(in_flight) < options.concurrency
-            ):
-                size = batch_size(transport.batch_size, None, options.rate_limit)
-                recipients = ledger.claim(
-                    campaign_id, holder, int(min(size, remaining)), transport=transport.name
-                )
-                if not recipients:
-                    exhausted = True
-                    break
-                remaining -= len(recipients)
-                try:
-                    messages, refused = build_messages(factory, personalize, recipients)
-                except BaseException:
-                    ledger.release(campaign_id, [r.subscriber_id for r in recipients])
-                    raise
-                if refused:  # these readers alone: settled now, never sent
-                    settle([], refused)
-                if not messages:
-                    continue
-                bucket.acquire(len(messages))
-                messages = _still_wanted(ledger, messages, settle)
-                if not messages:
-                    continue
-                for group in _by_variant(messages) if transport.shared_body else [messages]:
-                    by_id = {m.recipient.subscriber_id for m in group}
-                    in_flight[pool.submit(_send_batch, transport, group)] = [
-                        r for r in recipients if r.subscriber_id in by_id
-                    ]
-            if not in_flight:
-                break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                recipients = in_flight.pop(future)
-                try:
-                    results = future.result()
-                except DeliveryError as exc:
-                    # nothing of this batch was sent beyond what the error says was
-                    settle(recipients, exc.partial)
-                    stop = stop or exc
-                    continue
-                settle(recipients, results)
-                if stop is None:
-                    stop = _pause_for(report, options)
-    except BaseException:
-        # Ctrl-C or a crash: batches not yet started go back; those under way finish.
-        for future, recipients in list(in_flight.items()):
-            if future.cancel():
-                ledger.release(campaign_id, [r.subscriber_id for r in recipients])
-            else:
-                try:
-                    settle(recipients, future.result())
-                except DeliveryError as exc:
-                    settle(recipients, exc.partial)
-                except BaseException:  # left claimed: the next run settles them as unknown
-                    continue
-        raise
-    finally:
-        pool.shutdown(wait=True)
-    if stop is not None:
-        raise stop
-    return report
+            self.ledger.release(self.campaign_id, unanswered)
+        self.report.counts.update(str(r.status) for r in results)
+        if self.on_batch and results:
+            self.on_batch(results)
 
 
 def build_messages(
@@ -251,24 +339,6 @@ def build_messages(
                 SendResult(recipient.subscriber_id, DeliveryStatus.INVALID, error=exc.message)
             )
     return messages, refused
-
-
-def _still_wanted(
-    ledger: Ledger,
-    messages: list[OutgoingMessage],
-    settle: Callable[[list[Recipient], list[SendResult]], None],
-) -> list[OutgoingMessage]:
-    """The messages whose readers are still active, asked just before they go.
-
-    A batch is claimed, built and paced before it is handed to the transport; a
-    reader erased or unsubscribed meanwhile is settled ``skipped`` and their
-    message, built in memory, is dropped.
-    """
-    gone = ledger.inactive([m.recipient.subscriber_id for m in messages])
-    if not gone:
-        return messages
-    settle([], [SendResult(sid, DeliveryStatus.SKIPPED, error=why) for sid, why in gone.items()])
-    return [m for m in messages if m.recipient.subscriber_id not in gone]
 
 
 def _by_variant(messages: list[OutgoingMessage]) -> list[list[OutgoingMessage]]:

@@ -1,0 +1,260 @@
+"""What a send would do, before it does anything: ``prepare_send`` → ``SendPlan``.
+
+It compiles the campaign and decides whether it may go out (errors of `check` stop a
+real send; a rehearsal transport, such as the outbox, goes on with a warning unless
+some readers' email cannot be built), then reads the ledger: the campaign was already
+sent, or was only rehearsed so far, and how many recipients this run has, in how many
+batches, how long at the configured rate. Nothing is sent, nothing is written and no
+secret is needed. ``send.py`` carries a plan out; ``dispatch.py`` is the loop under it.
+
+The use cases take what they use, gathered in a ``SendContext``: the settings, the
+store's parts, what makes a transport and what compiles a campaign (``Compiler``, a
+protocol a ``Project`` fulfils).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from .catalog import make_transport, rehearsal_transports, transport_class
+from .checks import Problem
+from .config import Settings
+from .dispatch import batch_size
+from .errors import ConfigError, NewsletterError
+from .models import FAILURES, Campaign, CampaignStatus, DeliveryStatus, Recipient
+from .render import CompiledCampaign, MessageFactory
+
+if TYPE_CHECKING:
+    from .addresses import Carrier
+    from .delivery import Transport
+    from .store import CampaignRow, Leases, Ledger, Store, Subscribers
+
+SAMPLE_SIZE = 5  # recipients' addresses a plan shows
+
+
+class Compiler(Protocol):
+    """What a send needs of the campaigns: one loaded by name, compiled and checked, and
+    each reader's message made from it. A ``Composer`` fulfils it."""
+
+    def campaign(self, name: str) -> Campaign: ...
+    def compile(self, campaign: Campaign) -> CompiledCampaign: ...
+    def check_compiled(
+        self, campaign: Campaign, compiled: CompiledCampaign, *, every_reader: bool
+    ) -> list[Problem]: ...
+    def factory(
+        self,
+        compiled: CompiledCampaign,
+        test: bool = False,
+        auto_submitted: bool = False,
+        carrier: Carrier | None = None,
+    ) -> MessageFactory: ...
+    def personalizer(
+        self, campaign_slug: str, campaign_id: int = 0
+    ) -> Callable[[Recipient], dict[str, str]]: ...
+    def sendable_address(self, address: str) -> str: ...
+
+
+class HasSendParts(Protocol):
+    """Settings, a store and a ``Compiler``: what ``SendContext.of`` reads of a ``Project``."""
+
+    settings: Settings
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def composer(self) -> Compiler: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SendContext:
+    """What the send use cases take: the settings, the store's parts they read and write,
+    what compiles a campaign, and what makes the configured transport for a campaign."""
+
+    settings: Settings
+    ledger: Ledger
+    subscribers: Subscribers
+    leases: Leases
+    compiler: Compiler
+    transports: Callable[[str], Transport]  # campaign slug -> the configured transport
+
+    @classmethod
+    def of(cls, project: HasSendParts) -> SendContext:
+        """The parts of a ``Project`` a send uses; nothing else of it is reached."""
+        settings, store = project.settings, project.store
+
+        def transports(slug: str) -> Transport:
+            return make_transport(settings, slug)
+
+        return cls(
+            settings, store.ledger, store.subscribers, store.leases, project.composer, transports
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadySent:
+    """The campaign went out before: a plain ``send`` has nothing to do."""
+
+    finished_at: str | None
+    totals: dict[str, int]  # deliveries by status
+
+    @property
+    def failed(self) -> int:
+        return sum(self.totals.get(str(s), 0) for s in FAILURES)
+
+    @property
+    def unknown(self) -> int:
+        return self.totals.get(str(DeliveryStatus.UNKNOWN), 0)
+
+
+@dataclass(frozen=True, slots=True)
+class SendPlan:
+    """What a send would do, before it does anything."""
+
+    campaign: Campaign
+    compiled: CompiledCampaign
+    transport: str
+    recipients: int  # this run: the pending ones (and those to retry), within ``limit``
+    batch_size: int
+    concurrency: int = 1
+    rate_limit: float = 0.0  # messages per second; 0: the provider's own pace
+    retry: tuple[DeliveryStatus, ...] = ()
+    limit: int | None = None
+    already_settled: int = 0  # deliveries of the campaign settled by earlier runs
+    already_sent: AlreadySent | None = None
+    rehearsed: int | None = None  # messages an outbox rehearsal wrote, before a real send
+    outbox_errors: tuple[Problem, ...] = ()  # errors a rehearsal to the outbox goes on with
+    warnings: tuple[Problem, ...] = ()  # worth a word before sending: unknown tags, examples
+    sample: tuple[str, ...] = ()  # the first few recipients' addresses, for a first send
+
+    @property
+    def slug(self) -> str:
+        return self.campaign.slug
+
+    @property
+    def batches(self) -> int:
+        return math.ceil(self.recipients / self.batch_size) if self.recipients else 0
+
+    @property
+    def estimated_seconds(self) -> float | None:
+        """At the configured rate; None when the rate is the provider's to set."""
+        return self.recipients / self.rate_limit if self.rate_limit else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Ledgered:
+    """What the ledger says of this run: recipients, those settled before, and why not."""
+
+    recipients: int
+    settled: int = 0
+    already_sent: AlreadySent | None = None
+    rehearsed: int | None = None
+
+
+def retry_statuses(failed: bool = False, unknown: bool = False) -> tuple[DeliveryStatus, ...]:
+    """The settled statuses a send may try again: ``failed`` (--retry-failed) the definite
+    failures (rejected, invalid, failed); ``unknown`` (--retry-unknown) those that may have
+    been delivered, and may get a second copy."""
+    return (*(sorted(FAILURES) if failed else ()), *((DeliveryStatus.UNKNOWN,) if unknown else ()))
+
+
+def check_sendable(settings: Settings) -> None:
+    """Refuse a real send without the footer details the law and inboxes require."""
+    rehearsal = transport_class(settings.transport).rehearsal
+    if not rehearsal and not settings.get("newsletter", "postal_address"):
+        raise ConfigError(
+            f"[newsletter] postal_address is not set in {settings.path}.",
+            "Bulk email must carry the sender's physical postal address (CAN-SPAM); "
+            'add postal_address = "..." before sending.',
+        )
+    settings.public_url  # noqa: B018 - raises a ConfigError naming the key when unset
+
+
+def planned_batch_size(settings: Settings) -> int:
+    """Messages per batch: ``[delivery] batch_size`` within the transport's maximum."""
+    d = settings.delivery
+    return batch_size(transport_class(d.transport).max_batch, d.batch_size, float(d.rate_limit))
+
+
+def prepare_send(
+    ctx: SendContext,
+    name: str,
+    *,
+    retry: Iterable[DeliveryStatus] = (),
+    limit: int | None = None,
+) -> SendPlan:
+    """The plan for sending campaign ``name``; a NewsletterError when it is not ready."""
+    campaign = ctx.compiler.campaign(name)
+    compiled = ctx.compiler.compile(campaign)
+    check_sendable(ctx.settings)
+    problems = ctx.compiler.check_compiled(campaign, compiled, every_reader=False)
+    transport = ctx.settings.transport
+    rehearsal = transport_class(transport).rehearsal
+    errors = _readiness(campaign, problems, rehearsal)
+    retry = tuple(retry)
+    ledgered = _ledgered(ctx, campaign, transport, retry)
+    delivery = ctx.settings.delivery
+    first = ledgered.settled == 0 and ledgered.already_sent is None
+    return SendPlan(
+        campaign,
+        compiled,
+        transport,
+        min(ledgered.recipients, limit) if limit else ledgered.recipients,
+        planned_batch_size(ctx.settings),
+        concurrency=delivery.concurrency,
+        rate_limit=float(delivery.rate_limit),
+        retry=retry,
+        limit=limit,
+        already_settled=ledgered.settled,
+        already_sent=ledgered.already_sent,
+        rehearsed=ledgered.rehearsed,
+        outbox_errors=errors,
+        warnings=tuple(
+            p
+            for p in problems
+            if p.code == "unknown-tag" or (p.code == "example-setting" and not rehearsal)
+        ),
+        sample=tuple(ctx.subscribers.audience_sample(campaign.audience, SAMPLE_SIZE))
+        if first
+        else (),
+    )
+
+
+def _readiness(campaign: Campaign, problems: list[Problem], rehearsal: bool) -> tuple[Problem, ...]:
+    """The errors a rehearsal goes on with; for a real send any error stops it here."""
+    errors = tuple(p for p in problems if p.level == "error")
+    # A rehearsal only warns, except when some readers' email cannot be built.
+    if errors and (not rehearsal or any(p.code == "does-not-build" for p in errors)):
+        raise NewsletterError(
+            f"{campaign.slug} is not ready to send: " + "; ".join(p.message for p in errors),
+            f"`newsletter check {campaign.slug}` shows where. Nothing was sent.",
+        )
+    return errors
+
+
+def _ledgered(
+    ctx: SendContext, campaign: Campaign, transport: str, retry: tuple[DeliveryStatus, ...]
+) -> _Ledgered:
+    """Recipients this run, as the ledger has the campaign (before any ``limit``)."""
+    ledger = ctx.ledger
+    row = ledger.campaign(campaign.slug)
+    rehearsed = _rehearsed(ledger, row, transport)
+    if row is None or row.status == CampaignStatus.DRAFT or rehearsed is not None:
+        return _Ledgered(ctx.subscribers.count_audience(campaign.audience), rehearsed=rehearsed)
+    if row.status == CampaignStatus.SENT and not retry:
+        already_sent = AlreadySent(row.finished_at, ledger.delivery_counts(row.id))
+        return _Ledgered(0, sum(already_sent.totals.values()), already_sent)
+    counts = ledger.delivery_counts(row.id)
+    recipients = sum(counts.get(str(s), 0) for s in ("pending", "sending", *retry))
+    return _Ledgered(recipients, sum(counts.values()) - recipients)
+
+
+def _rehearsed(ledger: Ledger, row: CampaignRow | None, transport: str) -> int | None:
+    """Messages a rehearsal wrote, when the campaign was only rehearsed before this
+    real send; None otherwise."""
+    if row is None or not ledger.only_rehearsed(row, transport, rehearsal_transports()):
+        return None
+    return ledger.delivery_counts(row.id).get("sent", 0)
