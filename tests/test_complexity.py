@@ -84,8 +84,6 @@ def test_the_count_sees_methods_and_closures(tmp_path: Path) -> None:
     assert found[0].startswith("src/newsletter/m.py:2 ")
 
 
-# the refactor in progress lowers these; remove xfail when all are <= 15
-@pytest.mark.xfail(strict=False, reason="functions over 15 are being split")
 def test_no_function_is_over_the_complexity_limit() -> None:
     over = too_complex()
     assert not over, f"{len(over)} functions over complexity {LIMIT}:\n" + "\n".join(over)
