@@ -8,7 +8,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from textwrap import indent
 
-import pytest
 from radon.complexity import cc_visit
 from radon.visitors import Class, Function
 
