@@ -36,6 +36,7 @@ __all__ = [
     "carrier_for",
     "import_events",
     "load_settings",
+    "local_file_transports",
     "make_transport",
     "read_export",
     "read_records",
@@ -67,6 +68,11 @@ def carrier_for(name: str) -> Carrier:
 def rehearsal_transports() -> tuple[str, ...]:
     """The names of the transports whose sends are rehearsals (a real send may follow)."""
     return tuple(p.name for p in providers.every() if p.transport.rehearsal)
+
+
+def local_file_transports() -> tuple[type[Transport], ...]:
+    """The transports that write readers' messages to local files (erasure removes them)."""
+    return tuple(p.transport for p in providers.every() if p.transport.local_files)
 
 
 def make_transport(settings: Settings, campaign_slug: str) -> Transport:

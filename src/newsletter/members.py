@@ -19,12 +19,12 @@ from typing import Any
 from .addresses import Carrier, canonical_address
 from .audience import RejectedRow, read_subscribers, write_subscribers
 from .catalog import import_events as apply_event_file
+from .catalog import local_file_transports
 from .composer import sendable
 from .config import Settings
 from .errors import InputError, NewsletterError
 from .events import Record
 from .models import Event, EventKind, Subscriber, SubscriberStatus
-from .providers.outbox import OutboxTransport
 from .store import Erasure, EventLog, Store, Subscribers, now_iso
 from .store import Forgotten as ForgottenAddresses
 from .store.signups import LogAction
@@ -269,18 +269,19 @@ def forget(
 
 
 def _remove_outbox_files(outbox: Path, erasure: Erasure) -> int:
-    """The outbox's message files made for them, by name (the outbox transport's), and
-    any other addressed to them."""
-    named = set(
-        OutboxTransport.reader_files(
-            outbox, erasure.subscriber_ids, erasure.addresses, erasure.trace.forms
-        )
-    )
+    """The message files a local-files transport made for them, by its names, and any
+    other of its files addressed to them."""
     removed = 0
-    for path in OutboxTransport.message_files(outbox):
-        if path in named or erasure.trace.canonical & _addressed_to(path):
-            path.unlink()
-            removed += 1
+    for transport in local_file_transports():
+        named = set(
+            transport.reader_files(
+                outbox, erasure.subscriber_ids, erasure.addresses, erasure.trace.forms
+            )
+        )
+        for path in transport.message_files(outbox):
+            if path in named or erasure.trace.canonical & _addressed_to(path):
+                path.unlink()
+                removed += 1
     return removed
 
 

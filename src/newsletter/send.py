@@ -197,7 +197,7 @@ def send_plan(
         finally:
             transport.close()
             if transport.local_files:  # a file written as its reader was being erased
-                _remove_files_of(ctx, ledger.erased_during(row.id, started), campaign.slug)
+                transport.remove_readers_files(ledger.erased_during(row.id, started))
     return CampaignRun(report, ledger.campaign(campaign.slug) or row)
 
 
@@ -251,14 +251,6 @@ def _options(ctx: SendContext, limit: int | None) -> SendOptions:
         limit=limit,
         max_failure_rate=float(d.max_failure_rate),
     )
-
-
-def _remove_files_of(ctx: SendContext, subscriber_ids: list[int], slug: str) -> None:
-    """The message files a local-files transport wrote for readers erased meanwhile."""
-    folder = ctx.settings.outbox_dir / slug
-    for sid in subscriber_ids:
-        for path in folder.glob(f"{sid:08d}-*.eml*"):  # the id part names one reader
-            path.unlink()
 
 
 def _send_tests(

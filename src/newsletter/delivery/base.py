@@ -19,6 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -80,6 +81,26 @@ class Transport(ABC):
     @abstractmethod
     def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
         """Send ``messages``; one result per message, in the same order."""
+
+    # -- what a ``local_files`` transport wrote, for erasure (the others wrote nothing) ----
+    @staticmethod
+    def message_files(folder: Path) -> list[Path]:
+        """Every message file it wrote under ``folder`` (a folder per campaign)."""
+        return []
+
+    @classmethod
+    def reader_files(
+        cls,
+        folder: Path,
+        subscriber_ids: Iterable[int],
+        addresses: Iterable[str],
+        typed: Iterable[str] = (),
+    ) -> list[Path]:
+        """The message files under ``folder`` its names say were made for these readers."""
+        return []
+
+    def remove_readers_files(self, subscriber_ids: Iterable[int]) -> None:  # noqa: B027
+        """Remove what this send wrote for readers erased while it ran (optional hook)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -98,6 +98,13 @@ class OutboxTransport(Transport):
             if path.name in names or path.name.lower() in tests
         ]
 
+    def remove_readers_files(self, subscriber_ids: Iterable[int]) -> None:
+        """This campaign's files for readers erased while the send ran: the id part of
+        the name names one reader."""
+        for sid in subscriber_ids:
+            for path in self.folder.glob(f"{sid:08d}-*.eml*"):
+                path.unlink()
+
     def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
         private_dir(self.folder)
         results = []  # one file per message: a crash leaves whole files or none (rename)
