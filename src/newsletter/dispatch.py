@@ -135,25 +135,11 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def send_campaign(
-    ledger: Ledger,
-    transport: Messenger,
-    factory: MessageFactory,
-    campaign_id: int,
-    personalize: Callable[[Recipient], dict[str, str]],
-    options: SendOptions | None = None,
-    holder: str | None = None,
-    on_batch: Callable[[list[SendResult]], None] | None = None,
-) -> RunReport:
-    """Send every pending delivery of the campaign (up to ``options.limit``)."""
-    return Dispatch(
-        ledger, transport, factory, campaign_id, personalize, options, holder, on_batch
-    ).run()
-
-
 class Dispatch:
-    """One run of the loop: claim a batch, build its messages, pace it, drop the readers
-    no longer wanted, hand it to the transport, settle the answers, decide whether to pause.
+    """One run of the loop; ``Dispatch(...).run()`` sends every pending delivery of the
+    campaign, up to ``options.limit``: claim a batch, build its messages, pace it, drop the
+    readers no longer wanted, hand it to the transport, settle the answers, decide whether
+    to pause.
 
     Only ``run``'s thread touches the ledger; the pool's threads only call the transport.
     """

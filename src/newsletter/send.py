@@ -20,7 +20,7 @@ from .catalog import rehearsal_transports
 from .composer import web_version
 from .content import article_key
 from .delivery import Transport
-from .dispatch import RunReport, SendOptions, holder_id, send_campaign, send_test
+from .dispatch import Dispatch, RunReport, SendOptions, holder_id, send_test
 from .errors import DeliveryError, SendPaused, TemplateError
 from .models import FAILURES, SETTLED_OK, Campaign, CampaignStatus, DeliveryStatus, SendResult
 from .plan import SendContext, SendPlan
@@ -179,7 +179,7 @@ def send_plan(
             factory = ctx.compiler.factory(
                 plan.compiled, auto_submitted=auto_submitted, carrier=transport.carrier()
             )
-            report = send_campaign(
+            report = Dispatch(
                 ledger,
                 transport,
                 factory,
@@ -188,7 +188,7 @@ def send_plan(
                 _options(ctx, plan.limit),
                 holder=holder,
                 on_batch=batch_done,
-            )
+            ).run()
             ledger.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
             ledger.finish_if_done(row.id)
         except SendPaused:
