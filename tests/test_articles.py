@@ -464,3 +464,11 @@ def test_a_folder_named_in_content_may_be_read(project: Path, outside: Path) -> 
     [secret] = articles(project, "../outside/secret.md")
     assert secret["title"] == "Not for the newsletter"
     assert len(articles(project, "articles")) == 5  # the project's own folder still is
+
+
+def test_listing_articles_opens_no_database(project: Path, run) -> None:
+    """`articles` only reads the sources: a project without a database keeps none."""
+    assert not (project / "newsletter.db").exists()
+    result = run("articles")
+    assert result.exit_code == 0, result.output
+    assert not (project / "newsletter.db").exists()

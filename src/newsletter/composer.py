@@ -40,7 +40,7 @@ from .render import (
     NewsletterInfo,
     compile_campaign,
 )
-from .store import LinkSecret, Subscribers
+from .store import LinkSecret, Store, Subscribers
 from .tokens import LinkSigner
 
 
@@ -58,17 +58,20 @@ class Composer:
     """Campaign file -> compiled campaign -> each reader's message -> the checks."""
 
     def __init__(
-        self,
-        settings: Settings,
-        subscribers: Subscribers,
-        secret: LinkSecret,
-        refresh: bool = False,
+        self, settings: Settings, store: Callable[[], Store], refresh: bool = False
     ) -> None:
         self.settings = settings
-        self.subscribers = subscribers
-        self.secret = secret
+        self._store = store  # opened when a step needs the readers: reading articles never
         self.refresh = refresh
         self._reader: ArticleReader | None = None
+
+    @property
+    def subscribers(self) -> Subscribers:
+        return self._store().subscribers
+
+    @property
+    def secret(self) -> LinkSecret:
+        return self._store().secret
 
     def reread(self) -> None:
         """Read the articles afresh next time (they may have changed on disk)."""

@@ -52,8 +52,7 @@ class Project:
     @cached_property
     def composer(self) -> Composer:
         """The campaign workshop, over this project's subscribers and link secret."""
-        store = self.store
-        return Composer(self.settings, store.subscribers, store.secret, self.refresh)
+        return Composer(self.settings, lambda: self.store, self.refresh)
 
     def close(self) -> None:
         """Close the database, if it was opened; a later use opens it again."""
