@@ -221,7 +221,9 @@ def test_an_export_and_a_digest_file_keep_the_umasks_permissions(project: Path) 
 # slotted. A record that is state being filled says so on its decorator's line
 # ("# mutable: why"). render/ and web/serve.py are being reorganised: they follow when
 # their classes settle.
-NOT_YET = ("render/", "web/serve.py")
+# MessageFactory (render/message.py) sets its per-campaign caches in __post_init__, on
+# the per-reader hot path; it is built once per send and never changed after.
+EXCEPTIONS = {"render/message.py": ("class MessageFactory",)}
 DATACLASS = re.compile(r"^@(dataclasses\.)?dataclass\b(.*)$")
 
 
@@ -230,11 +232,13 @@ def test_records_are_frozen_and_slotted() -> None:
     wrong = []
     for path in sorted(source.rglob("*.py")):
         name = str(path.relative_to(source))
-        if name.startswith(NOT_YET):
-            continue
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, 1):
             found = DATACLASS.match(line.strip())
             if not found:
+                continue
+            following = lines[number] if number < len(lines) else ""
+            if following.startswith(EXCEPTIONS.get(name, ("\0",))):
                 continue
             options = found.group(2)
             if "slots=True" not in options or (

@@ -50,7 +50,7 @@ _markdown = MarkdownIt("commonmark", {"typographer": True, "breaks": True}).enab
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewsletterInfo:
     """What templates know of the newsletter itself (from ``[newsletter]``)."""
 
@@ -66,7 +66,7 @@ class NewsletterInfo:
     utm_medium: str = "email"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldCatalog:
     """Which fields subscribers have, beyond the standard ones (their file's extra columns)."""
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .variants import Variant
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MergeTemplate:
     """Literal, slot, literal, slot, ...: ``slot_ids`` index a variant's list of values."""
 
@@ -70,7 +70,7 @@ class MergeTemplate:
         return MergeTemplate(tuple(transform(s) for s in self.literals), self.slot_ids)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Personal:
     """One reader's variant and values (as HTML and as text): what a message is merged from."""
 

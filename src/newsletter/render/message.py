@@ -196,7 +196,7 @@ class MessageFactory:
         return OutgoingMessage(self, recipient, self.compiled.personalize(fields), fields)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EncodedVariant:
     html_qp: MergeTemplate
     text_qp: MergeTemplate
@@ -205,7 +205,7 @@ class EncodedVariant:
     subject_header: str | None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class SharedContent:
     """One body for a whole batch, and how to fill it for each recipient."""
 

@@ -31,7 +31,7 @@ def draw_nonce() -> str:
     return "".join(secrets.choice(string.ascii_lowercase) for _ in range(NONCE_LENGTH))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tokens:
     """Placeholders of one build: ``<nonce><slot id>q``, lowercase letters and digits only,
     which MJML, premailer, Markdown and URL-quoting all pass through untouched."""

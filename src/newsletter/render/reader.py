@@ -17,7 +17,7 @@ READER_METHODS = frozenset({"get", "first_name_or"})
 STANDARD_FIELDS = ("email", "first_name", "last_name", "name", "tags")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Where:
     """A place in a template, for messages: the file (or campaign part) and line."""
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .variants import ReaderPlan
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LoopSnapshot:
     """A ``loop`` variable frozen at the moment an expression captured it."""
 
@@ -42,7 +42,7 @@ class LoopSnapshot:
     depth0: int
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Deferred:
     """A ``{% set %}`` value that depends on the reader: evaluated per reader where used."""
 
@@ -141,7 +141,7 @@ class Slot:
         return str(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldSlot(Slot):
     """A field as it is (or its fallback when empty): the common case, no Jinja2 per reader."""
 
@@ -155,7 +155,7 @@ class FieldSlot(Slot):
         return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExpressionSlot(Slot):
     """An expression over the reader, run for each reader with what it captured."""
 

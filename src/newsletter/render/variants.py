@@ -38,7 +38,7 @@ class RefusedHere(jinja2.TemplateRuntimeError):
     """Raised inside a render; the caller adds the template's name and line."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Variant:
     """The campaign compiled for one set of decisions: outputs split at the reader's slots."""
 
@@ -49,7 +49,7 @@ class Variant:
     slots: tuple[Slot, ...]  # the slots these outputs hold, in the order of ``slot_ids``
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Question:
     """A decision asked at one place of a render, with what it captured there."""
 
@@ -59,7 +59,7 @@ class Question:
     loop: bool  # a {% for %} iterable (the outcome is its items) or a test (True/False)
 
 
-@dataclass
+@dataclass(slots=True)  # mutable: the decisions are appended as the render asks them
 class RenderSession:
     """One render of a variant: the reader it is rendered for and the decisions it asked."""
 

@@ -68,7 +68,7 @@ _READ, _READ_POST = ("GET", "HEAD"), ("GET", "HEAD", "POST")
 _NEVER, _FIVE_MINUTES, _DAY = "no-store", "public, max-age=300", "public, max-age=86400"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Answer:
     """What a route answers: text (sent as UTF-8) or bytes (an image), with its headers."""
 
