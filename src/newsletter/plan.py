@@ -103,11 +103,21 @@ class AlreadySent:
 
     @property
     def failed(self) -> int:
-        return sum(self.totals.get(str(s), 0) for s in FAILURES)
+        return failed_in(self.totals)
 
     @property
     def unknown(self) -> int:
-        return self.totals.get(str(DeliveryStatus.UNKNOWN), 0)
+        return unknown_in(self.totals)
+
+
+def failed_in(totals: dict[str, int]) -> int:
+    """Deliveries that definitely did not reach their reader (rejected, invalid, failed)."""
+    return sum(totals.get(str(s), 0) for s in FAILURES)
+
+
+def unknown_in(totals: dict[str, int]) -> int:
+    """Deliveries whose outcome is unknown: most likely delivered, never resent unasked."""
+    return totals.get(str(DeliveryStatus.UNKNOWN), 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ from .content import article_key
 from .delivery import Transport
 from .dispatch import Dispatch, RunReport, SendOptions, holder_id, send_test
 from .errors import DeliveryError, SendPaused, TemplateError
-from .models import FAILURES, SETTLED_OK, Campaign, CampaignStatus, DeliveryStatus, SendResult
-from .plan import SendContext, SendPlan
+from .models import SETTLED_OK, Campaign, CampaignStatus, DeliveryStatus, SendResult
+from .plan import SendContext, SendPlan, failed_in, unknown_in
 from .render import CompiledCampaign
 from .store import CampaignRow, now_iso
 
@@ -78,12 +78,12 @@ class SendOutcome:
     @property
     def campaign_failed(self) -> int:
         """Recipients the campaign definitely did not reach (rejected, invalid, failed)."""
-        return sum(self.totals.get(str(s), 0) for s in FAILURES)
+        return failed_in(self.totals)
 
     @property
     def campaign_unknown(self) -> int:
         """Recipients whose outcome is unknown: most likely delivered, never resent unasked."""
-        return self.totals.get(str(DeliveryStatus.UNKNOWN), 0)
+        return unknown_in(self.totals)
 
     @property
     def pending(self) -> bool:
