@@ -165,6 +165,8 @@ class Event:
     subscriber_id: int | None = None
     detail: str | None = None
     raw: Any = None
+    url: str | None = None  # a click's link, as the provider reports it
+    user_agent: str | None = None  # of an open or a click, as the provider reports it
 
 
 class EventOutcome(StrEnum):

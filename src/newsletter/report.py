@@ -50,6 +50,124 @@ class RecipientStatus:
     transport: str | None
 
 
+# -- what the HTML page shows (report_page.py draws it; `--format json` carries it) ------
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """A campaign's headline figures: readers counted once each.
+
+    ``audience`` is every reader the campaign was addressed to (every delivery row);
+    the delivery statuses are the ledger's; the event ones count distinct readers with
+    at least one such event. ``opened`` and ``clicked`` are None when no such event was
+    ever recorded for the campaign (tracking off, or nothing yet); ``clicked`` counts
+    readers with at least one click not flagged as a probable bot, ``bot_clicked``
+    readers whose every click was.
+    """
+
+    audience: int
+    sent: int
+    queued: int
+    delivered: int
+    bounced_hard: int
+    bounced_soft: int
+    complained: int
+    unsubscribed: int
+    failed: int
+    unknown: int
+    skipped: int
+    opened: int | None
+    clicked: int | None
+    bot_clicked: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Counts per time bucket: ``buckets`` are the buckets' starts (ISO 8601, UTC), one
+    per ``bucket`` ("hour" or "day"), and each series has one count per bucket.
+    Series are named by delivery status (settlements: sent, queued, failed, unknown)
+    and by event kind (delivered, bounced, soft_bounced, complained, unsubscribed,
+    opened, clicked); a series with no count at all is left out."""
+
+    bucket: str
+    buckets: tuple[str, ...]
+    series: dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class BounceGroup:
+    """Readers who bounced, grouped by one key (a reason, or a receiving domain)."""
+
+    key: str
+    hard: int
+    soft: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkClicks:
+    """One link of the campaign and the clicks on it."""
+
+    url: str
+    readers: int  # distinct readers with a click not flagged as a bot
+    clicks: int  # clicks not flagged as a bot
+    bot_clicks: int  # clicks flagged as a probable bot (scanner agent, or too soon)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryGroup:
+    """The readers whose delivery is ``status`` (failed or unknown), and the command
+    that sends to them again."""
+
+    status: DeliveryStatus
+    command: str
+    readers: tuple[RecipientStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRates:
+    """One campaign in the overview: counts and rates (shares of ``sent``, the
+    messages a provider accepted: sent plus queued; 0.0 when nothing was)."""
+
+    campaign: str
+    status: CampaignStatus
+    started_at: str | None
+    sent: int
+    delivered: int
+    bounced: int
+    complained: int
+    unsubscribed: int
+    delivery_rate: float
+    bounce_rate: float
+    complaint_rate: float
+    unsubscribe_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class MonthRow:
+    """The list in one calendar month (UTC). Joined: by sign-up (the form sent, not yet
+    confirmed), by ``subscribers add``, by import. ``net`` is the change in active
+    readers: added + imported + confirmed - unsubscribed - bounced - complained -
+    erased (an erased reader counted only if they were active when erased)."""
+
+    month: str  # YYYY-MM
+    signed_up: int
+    added: int
+    imported: int
+    confirmed: int
+    unsubscribed: int
+    bounced: int
+    complained: int
+    erased: int
+    net: int
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """Every campaign, and the list month by month (oldest first, every month from the
+    first to the current one, empty months included)."""
+
+    campaigns: tuple[CampaignRates, ...]
+    months: tuple[MonthRow, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class CampaignReport:
     """One campaign: its delivery counts, the events about it, its rehearsals and every

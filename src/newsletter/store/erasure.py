@@ -79,7 +79,10 @@ ERASABLE: dict[str, Erasable] = {
         ("campaign_id", "subscriber_id"),
         {"email": "own", "error": "text", "response": "json"},
     ),
-    "events": Erasable(("id",), {"email": "own", "detail": "text", "raw": "json"}),
+    "events": Erasable(
+        ("id",),
+        {"email": "own", "detail": "text", "raw": "json", "url": "own", "user_agent": "own"},
+    ),
     # consent proof and staff notes: blanked on the person's own rows, rewritten elsewhere
     "subscriber_log": Erasable(("id",), {"source": "text", "client_hash": "own", "detail": "text"}),
 }

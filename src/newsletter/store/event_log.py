@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,8 +83,10 @@ class EventLog:
             email, detail, raw = event.email, event.detail, event.raw
             if erased:
                 email, detail, raw = None, None, {}
-            elif mentioned := self.forgotten.trace_in([raw, detail]):
+                event = replace(event, url=None, user_agent=None)
+            elif mentioned := self.forgotten.trace_in([raw, detail, event.url]):
                 raw, detail = mentioned.scrub_json(raw), mentioned.scrub_json(detail)
+                event = replace(event, url=mentioned.scrub_json(event.url))
             if not self._insert(event, target, email, detail, raw):
                 return RecordedEvent(EventOutcome.ALREADY_RECORDED)
             if erased:
@@ -98,8 +101,9 @@ class EventLog:
         """Store the event; False when the provider's event id was stored before."""
         cur = self.db.execute(
             "INSERT INTO events (provider, kind, email, subscriber_id, campaign_id, "
-            "provider_message_id, provider_event_id, occurred_at, detail, raw, received_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "provider_message_id, provider_event_id, occurred_at, detail, raw, received_at, "
+            "url, user_agent) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 event.provider,
                 str(event.kind),
@@ -112,6 +116,8 @@ class EventLog:
                 detail,
                 json.dumps(raw, ensure_ascii=False, default=str),
                 now_iso(),
+                event.url,
+                event.user_agent,
             ),
         )
         return cur.rowcount > 0
@@ -133,7 +139,13 @@ class EventLog:
             )
         if effect.status is not None:
             reason = status_reason(effect, event.provider, event.kind, detail, limit)
-            self.subscribers.set_status(subscriber_id, effect.status, reason)
+            if self.subscribers.set_status(subscriber_id, effect.status, reason):
+                # the membership history (and the list's month by month) sees it too
+                db.execute(
+                    "INSERT INTO subscriber_log (subscriber_id, action, at, source, detail) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (subscriber_id, str(effect.status), now_iso(), event.provider, reason),
+                )
         if effect.soft_bounces is None:
             return RecordedEvent(effect.outcome)
         return RecordedEvent(effect.outcome, effect.soft_bounces, limit)

@@ -237,6 +237,19 @@ MIGRATIONS.append(
     )
 )
 
+# Reports: a click's link and the user agent of an open or a click, to count links and
+# tell scanners from readers; and the membership changes provider events make, so the
+# list's history month by month is read from one table.
+MIGRATIONS.append(
+    (
+        "009_reports",
+        """
+        ALTER TABLE events ADD COLUMN url TEXT;
+        ALTER TABLE events ADD COLUMN user_agent TEXT
+        """,
+    )
+)
+
 
 def pending(db: Connection) -> list[str]:
     """The migrations not yet applied to this database, in order."""

@@ -28,6 +28,9 @@ class LogAction(StrEnum):
     ADDED = "added"  # by staff (`subscribers add`)
     RESUBSCRIBED = "resubscribed"  # by staff (`subscribers resubscribe`)
     UNSUBSCRIBED = "unsubscribed"
+    # written when a provider event changes the status (``source``: the provider)
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
 
 
 class SignupOutcome(StrEnum):
