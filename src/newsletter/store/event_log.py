@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import replace
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from ..event_rules import effect_of, status_reason
