@@ -244,8 +244,7 @@ def _check_tracking(msg: dict[str, Any]) -> dict[str, Any] | None:
     if links is not None and links not in TRACK_LINKS:
         return _error(
             300,
-            f"Invalid 'TrackLinks' value: {links!r}. It must be one of: "
-            f"{', '.join(TRACK_LINKS)}.",
+            f"Invalid 'TrackLinks' value: {links!r}. It must be one of: {', '.join(TRACK_LINKS)}.",
         )
     return None
 
