@@ -590,4 +590,4 @@ def test_imported_clicks_and_opens_keep_link_and_user_agent_in_the_events_table(
         ).fetchall()
     finally:
         store.close()
-    assert [tuple(row) for row in rows] == EXPECTED[name]
+    assert [(row[0], row[1], row[2]) for row in rows] == EXPECTED[name]
