@@ -65,6 +65,15 @@ def test_database_url_from_environment(project: Path, monkeypatch: pytest.Monkey
             lambda t: t.replace("[content]", "[content]\nfetch_deadline = 0"),
             "[content] fetch_deadline",
         ),
+        (
+            lambda t: t + '\n[tracking]\nclicks = "yes"\n',
+            "[tracking] clicks in ",
+        ),
+        (lambda t: t + "\n[tracking]\nopens = 1\n", "must be true or false, not 1"),
+        (
+            lambda t: t + "\n[tracking]\ntrack_links = true\n",
+            "Unknown key 'track_links' in [tracking]",
+        ),
     ],
 )
 def test_bad_config_exits_1_naming_key_and_file(project: Path, edit, message: str) -> None:
@@ -91,3 +100,12 @@ def test_secret_keys_are_refused_in_the_file(project: Path) -> None:
     assert "Unknown key 'api_key'" in result.stderr
     assert "environment" in result.stderr
     assert "pm-token-4417" not in result.stderr
+
+
+def test_tracking_is_off_unless_the_editor_turns_it_on(project: Path) -> None:
+    assert (load_settings().tracking.clicks, load_settings().tracking.opens) == (False, False)
+    path = project / "newsletter.toml"
+    with path.open("a", encoding="utf-8") as f:
+        f.write("\n[tracking]\nclicks = true\n")
+    tracking = load_settings().tracking
+    assert (tracking.clicks, tracking.opens, tracking.any) == (True, False, True)

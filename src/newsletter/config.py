@@ -199,6 +199,21 @@ class SignupSettings(_Section):
     send_timeout: int = _key((int, float), 10)  # seconds the page waits for the transport
 
 
+@dataclass(frozen=True, slots=True)
+class TrackingSettings(_Section):
+    """[tracking]: whether the provider may follow readers' clicks and opens. Both off
+    by default (a readership of clinicians); each transport then turns its provider's
+    tracking off on every request where the API allows it (README, "Click and open
+    tracking")."""
+
+    clicks: bool = _key(bool, False)  # links go through the provider's redirect
+    opens: bool = _key(bool, False)  # the provider adds its tracking image
+
+    @property
+    def any(self) -> bool:
+        return self.clicks or self.opens
+
+
 SECTIONS: dict[str, type[_Section]] = {
     "newsletter": NewsletterSettings,
     "content": ContentSettings,
@@ -207,6 +222,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "digest": DigestSettings,
     "serve": ServeSettings,
     "signup": SignupSettings,
+    "tracking": TrackingSettings,
 }
 
 # section -> key -> (accepted python types, default): the keys every project has
@@ -240,6 +256,7 @@ class Settings:
     digest: DigestSettings = field(init=False, repr=False)
     serve: ServeSettings = field(init=False, repr=False)
     signup: SignupSettings = field(init=False, repr=False)
+    tracking: TrackingSettings = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name, section in SECTIONS.items():

@@ -269,6 +269,7 @@ def _check(fields: FormData) -> dict[str, Any]:
             {"h": headers, "v": variables, "o": options}[prefix][key] = value
     if size > MAX_OPTIONS_BYTES:
         raise _Invalid(f"Message options (o:, h:, v:) must total at most {MAX_OPTIONS_BYTES} bytes")
+    _check_tracking(options)
 
     recipient_vars: dict[str, dict[str, Any]] = {}
     raw_vars = _text(fields, "recipient-variables")
@@ -302,6 +303,26 @@ def _check(fields: FormData) -> dict[str, Any]:
         "options": options,
         "attachments": [v for v in fields.get("attachment", []) if isinstance(v, bytes)],
     }
+
+
+# The values each tracking option takes (Mailgun's "Sending" API reference: o:tracking,
+# o:tracking-clicks "yes, no, true, false or htmlonly", o:tracking-opens "yes, no, true
+# or false").
+TRACKING_OPTIONS: dict[str, frozenset[str]] = {
+    "tracking": frozenset({"yes", "no", "true", "false", "htmlonly"}),
+    "tracking-clicks": frozenset({"yes", "no", "true", "false", "htmlonly"}),
+    "tracking-opens": frozenset({"yes", "no", "true", "false"}),
+}
+
+
+def _check_tracking(options: dict[str, str]) -> None:
+    for name, allowed in TRACKING_OPTIONS.items():
+        value = options.get(name)
+        if value is not None and value.lower() not in allowed:
+            raise _Invalid(
+                f"'o:{name}' parameter is not valid: {value!r} "
+                f"(one of {', '.join(sorted(allowed))})"
+            )
 
 
 def _deliver(

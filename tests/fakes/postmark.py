@@ -34,6 +34,7 @@ __all__ = [
     "MAX_BATCH_MESSAGES",
     "MAX_BODY_BYTES",
     "MAX_RECIPIENTS",
+    "TRACK_LINKS",
     "FakePostmark",
     "Fault",
     "RecordedRequest",
@@ -44,6 +45,8 @@ MAX_BATCH_MESSAGES = 500
 MAX_RECIPIENTS = 50
 MAX_BODY_BYTES = 50 * 1024 * 1024
 DEFAULT_STREAMS = frozenset({"outbound", "broadcast"})
+# TrackLinks values (postmark.js models/message/SupportingTypes.ts, LinkTrackingOptions)
+TRACK_LINKS = ("None", "HtmlAndText", "HtmlOnly", "TextOnly")
 
 _BAD_TOKEN = {"ErrorCode": 10, "Message": "Request does not contain a valid Server API token."}
 _INVALID_JSON = {"ErrorCode": 402, "Message": "Received invalid JSON input."}
@@ -213,6 +216,10 @@ def _check_message(msg: Any, inactive: set[str], streams: set[str]) -> dict[str,
     ):
         return _error(300, 'Invalid \'Headers\': expected a list of {"Name", "Value"} objects.')
 
+    tracking = _check_tracking(msg)
+    if tracking is not None:
+        return tracking
+
     stream = msg.get("MessageStream")
     if stream is not None:
         if not isinstance(stream, str):
@@ -225,6 +232,26 @@ def _check_message(msg: Any, inactive: set[str], streams: set[str]) -> dict[str,
         addrs = ", ".join(blocked)
         return _error(406, _INACTIVE_MSG.format(addrs=addrs), To=addrs)
     return None
+
+
+def _check_tracking(msg: dict[str, Any]) -> dict[str, Any] | None:
+    """``TrackOpens`` is a boolean; ``TrackLinks`` one of Postmark's four spellings (its
+    LinkTrackingOptions; the real API refuses any other, e.g. "none" or true)."""
+    opens = msg.get("TrackOpens")
+    if opens is not None and not isinstance(opens, bool):
+        return _error(300, f"Invalid 'TrackOpens' value: {opens!r}. It must be true or false.")
+    links = msg.get("TrackLinks")
+    if links is not None and links not in TRACK_LINKS:
+        return _error(
+            300,
+            f"Invalid 'TrackLinks' value: {links!r}. It must be one of: {', '.join(TRACK_LINKS)}.",
+        )
+    return None
+
+
+def tracking_of(message: dict[str, Any]) -> dict[str, Any]:
+    """The tracking fields an accepted message carried (absent ones left out)."""
+    return {k: message[k] for k in ("TrackOpens", "TrackLinks") if k in message}
 
 
 # -- for the shared contract tests (test_transports.py) -----------------------------------

@@ -176,6 +176,7 @@ def _message(
         "custom_args": {**(body.get("custom_args") or {}), **(pers.get("custom_args") or {})},
         "categories": list(body.get("categories") or []),
         "send_at": pers.get("send_at", body.get("send_at")),
+        "tracking_settings": body.get("tracking_settings"),
         "x_message_id": x_message_id,
         "id": x_message_id,
     }
@@ -225,9 +226,9 @@ def _validate(body: Any) -> None:
         _content(body["content"])
     _categories(body.get("categories"))
     _send_at(body.get("send_at"), "send_at")
-    for name in ("mail_settings", "tracking_settings"):
-        if body.get(name) is not None and not isinstance(body[name], dict):
-            raise _Invalid(f"The {name} field must be an object.", name)
+    if body.get("mail_settings") is not None and not isinstance(body["mail_settings"], dict):
+        raise _Invalid("The mail_settings field must be an object.", "mail_settings")
+    _tracking_settings(body.get("tracking_settings"))
     _asm(body.get("asm"))
     if body.get("batch_id") is not None and not isinstance(body["batch_id"], str):
         raise _Invalid("The batch_id must be a string.", "batch_id")
@@ -391,6 +392,45 @@ def _send_at(value: Any, field: str) -> None:
         raise _Invalid("The send_at parameter must be a UNIX timestamp (integer).", field)
     if value > time.time() + MAX_SEND_AT_AHEAD:
         raise _Invalid("The send_at parameter cannot be more than 72 hours in the future.", field)
+
+
+# tracking_settings: each setting's fields and their types (SG-oai mail_send.json)
+TRACKING_SETTINGS: dict[str, dict[str, type]] = {
+    "click_tracking": {"enable": bool, "enable_text": bool},
+    "open_tracking": {"enable": bool, "substitution_tag": str},
+    "subscription_tracking": {"enable": bool, "text": str, "html": str, "substitution_tag": str},
+    "ganalytics": {
+        "enable": bool,
+        "utm_source": str,
+        "utm_medium": str,
+        "utm_term": str,
+        "utm_content": str,
+        "utm_campaign": str,
+    },
+}
+
+
+def _tracking_settings(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise _Invalid("The tracking_settings field must be an object.", "tracking_settings")
+    for name, setting in value.items():
+        where = f"tracking_settings.{name}"
+        fields = TRACKING_SETTINGS.get(name)
+        if fields is None:
+            raise _Invalid(f"Unknown tracking setting {name!r}.", where)
+        if not isinstance(setting, dict):
+            raise _Invalid(f"The {where} field must be an object.", where)
+        for key, given in setting.items():
+            if key not in fields or not isinstance(given, fields[key]):
+                expected = "a boolean" if fields.get(key) is bool else "a string"
+                raise _Invalid(
+                    f"The {where}.{key} field must be {expected}."
+                    if key in fields
+                    else f"Unknown field {key!r} in {where}.",
+                    f"{where}.{key}",
+                )
 
 
 def _asm(value: Any) -> None:

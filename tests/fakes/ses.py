@@ -87,7 +87,7 @@ class FakeSES(FakeProvider):
 
     Mutable configuration: ``access_key``, ``secret_key``, ``region``, ``verified``
     (None = production access; else a sandbox where every recipient must be one of
-    these addresses or domains), plus ``latency``, ``max_body_bytes`` and ``faults``.
+    these addresses or domains), ``configuration_sets`` (None = any name), plus ``latency``, ``max_body_bytes`` and ``faults``.
     Recordings: ``requests``, ``accepted`` (``to``, ``cc``, ``bcc``, ``from``,
     ``reply_to``, ``raw`` (bytes or None), ``message`` (parsed ``EmailMessage`` or None),
     ``simple`` (dict or None), ``template`` (dict or None), ``tags`` (name -> value),
@@ -105,6 +105,7 @@ class FakeSES(FakeProvider):
         region: str = "us-east-1",
         *,
         verified: Iterable[str] | None = None,
+        configuration_sets: Iterable[str] | None = None,
         latency: float = 0.0,
         max_body_bytes: int = MAX_BODY_BYTES,
         keep_bodies: bool = True,
@@ -114,6 +115,10 @@ class FakeSES(FakeProvider):
         self.secret_key = secret_key
         self.region = region
         self.verified: set[str] | None = None if verified is None else {v.lower() for v in verified}
+        # the account's configuration sets (None: any name is one)
+        self.configuration_sets: set[str] | None = (
+            None if configuration_sets is None else set(configuration_sets)
+        )
 
     # -- provider hooks -------------------------------------------------------------
 
@@ -129,11 +134,19 @@ class FakeSES(FakeProvider):
         try:
             self._verify_signature(req)
             record = _check(req.body, self.verified, self.region)
+            self._check_configuration_set(record["configuration_set"])
         except _Rejected as exc:
             return _aws_reply(exc.status, {"message": exc.message}, exc.kind)
         message_id = f"{secrets.token_hex(8)}-{uuid.uuid4()}-000000"
         self._accept([self._entry(record["to"], message_id, lambda: {**record, "id": message_id})])
         return _aws_reply(200, {"MessageId": message_id})
+
+    def _check_configuration_set(self, name: str | None) -> None:
+        """A ConfigurationSetName the account does not have is refused (SES v2:
+        NotFoundException, 404), as a message sent through it would not be tracked."""
+        known = self.configuration_sets
+        if name is not None and known is not None and name not in known:
+            raise _Rejected(404, "NotFoundException", f"Configuration set <{name}> does not exist.")
 
     # -- signature ------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 
 if TYPE_CHECKING:  # for annotations only: the registry imports none of these when it runs
-    from ..config import DeliverySettings, Settings
+    from ..config import DeliverySettings, Settings, TrackingSettings
     from ..delivery.base import Transport
     from ..events import Read
     from ..webhooks import Verifier
@@ -92,6 +92,12 @@ class Setup:
     @property
     def delivery(self) -> DeliverySettings:
         return self.settings.delivery
+
+    @property
+    def tracking(self) -> TrackingSettings:
+        """``[tracking]``: each transport sets its provider's per-message option from it,
+        on or explicitly off."""
+        return self.settings.tracking
 
     def option(self, key: str) -> Any:
         """One of the provider's ``[delivery]`` keys, validated (its default when unset)."""

@@ -288,6 +288,15 @@ def _occurred_at(item: dict[str, Any]) -> str | None:
     return unix_time({"ts_epoch": epoch / 1000}, "ts_epoch")
 
 
+def _engagement(kind: EventKind, item: dict[str, Any]) -> dict[str, str | None]:
+    """A click's ``link``, and an open's or a click's ``user_agent`` (both top-level
+    fields of Brevo's transactional webhook)."""
+    if kind not in (K.OPENED, K.CLICKED):
+        return {}
+    link = string(item, "link") if kind == K.CLICKED else None
+    return {"url": link, "user_agent": string(item, "user_agent")}
+
+
 def _read_event(item: dict[str, Any]) -> Read:
     """A Brevo event. It has no id of its own: it is known by its message id, type,
     address and time, else by its content."""
@@ -314,6 +323,7 @@ def _read_event(item: dict[str, Any]) -> Read:
         subscriber_id=our_subscriber(meta.get("subscriber")),
         detail=detail,
         raw=item,
+        **_engagement(kind, item),
     )
     if message_id and occurred_at:
         key = replay_key("event", f"{event}:{message_id}:{email or ''}:{occurred_at}")

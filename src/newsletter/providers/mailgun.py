@@ -54,7 +54,16 @@ class MailgunTransport(HTTPTransport):
         '[delivery] domain and region (EU domains need region = "eu").'
     )
 
-    def __init__(self, api_key: str, domain: str, region: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        domain: str,
+        region: str | None = None,
+        *,
+        clicks: bool = False,
+        opens: bool = False,
+        **kwargs: Any,
+    ) -> None:
         if not kwargs.get("base_url"):
             region_key = (region or "us").lower()
             if region_key not in REGIONS:
@@ -66,6 +75,7 @@ class MailgunTransport(HTTPTransport):
         super().__init__(**kwargs)
         self.auth = ("api", api_key)
         self.domain = domain
+        self.tracking = mailgun_tracking(clicks, opens)
 
     def form(self, messages: list[OutgoingMessage]) -> list[tuple[str, str]]:
         factory = messages[0].factory
@@ -77,7 +87,7 @@ class MailgunTransport(HTTPTransport):
             ("text", shared.text),
             ("html", shared.html),
             ("o:tag", compiled.slug[:128]),
-            ("o:tracking", "no"),
+            *self.tracking,
             *(
                 [("h:Auto-Submitted", "auto-generated")]
                 if factory.transactional
@@ -138,6 +148,15 @@ class MailgunTransport(HTTPTransport):
         )
 
 
+def mailgun_tracking(clicks: bool, opens: bool) -> tuple[tuple[str, str], ...]:
+    """The request's tracking options, each "yes" or an explicit "no" (which overrides
+    the domain's tracking settings for this message)."""
+    return (
+        ("o:tracking-clicks", "yes" if clicks else "no"),
+        ("o:tracking-opens", "yes" if opens else "no"),
+    )
+
+
 K = EventKind
 
 
@@ -186,6 +205,13 @@ def _mailgun_kind(event: str, data: dict[str, Any]) -> EventKind | None:
     return found or MAILGUN_OTHER_FAILURES.get(severity, K.UNKNOWN)
 
 
+def _user_agent(data: dict[str, Any], kind: EventKind) -> str | None:
+    """An open's or a click's ``client-info.user-agent``."""
+    if kind not in (K.OPENED, K.CLICKED):
+        return None
+    return string(mapping(data, "client-info"), "user-agent")
+
+
 def _read_event(item: dict[str, Any]) -> Read:
     data = mapping(item, "event-data") if "event-data" in item else item
     event = string(data, "event") or ""
@@ -209,6 +235,8 @@ def _read_event(item: dict[str, Any]) -> Read:
         subscriber_id=our_subscriber(variables.get("subscriber")),
         detail=string(data, "reason") or string(status, "description") or string(status, "message"),
         raw=item,
+        url=string(data, "url") if kind == K.CLICKED else None,
+        user_agent=_user_agent(data, kind),
     )
     return [found], (key,)
 
@@ -250,6 +278,8 @@ def _build(setup: Setup) -> MailgunTransport:
         setup.secret("NEWSLETTER_API_KEY"),
         domain=setup.option("domain"),
         region=setup.option("region"),
+        clicks=setup.tracking.clicks,
+        opens=setup.tracking.opens,
         **setup.http(),
     )
 

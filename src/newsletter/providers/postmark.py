@@ -50,7 +50,15 @@ class PostmarkTransport(HTTPTransport):
         "this newsletter (Postmark > Servers > API Tokens)."
     )
 
-    def __init__(self, token: str, message_stream: str = "broadcast", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        token: str,
+        message_stream: str = "broadcast",
+        *,
+        clicks: bool = False,
+        opens: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.headers = {
             "X-Postmark-Server-Token": token,
@@ -58,6 +66,7 @@ class PostmarkTransport(HTTPTransport):
             "Content-Type": "application/json",
         }
         self.message_stream = message_stream
+        self.tracking = postmark_tracking(clicks, opens)
 
     def payload_json(self, message: OutgoingMessage) -> bytes:
         """One message as JSON, its bodies joined from pieces escaped once per campaign."""
@@ -78,8 +87,7 @@ class PostmarkTransport(HTTPTransport):
                 "campaign": compiled.slug,
                 "subscriber": str(message.recipient.subscriber_id),
             },
-            "TrackOpens": False,
-            "TrackLinks": "None",
+            **self.tracking,
         }
         if factory.reply_to_display:
             fields["ReplyTo"] = factory.reply_to_display
@@ -143,6 +151,13 @@ class PostmarkTransport(HTTPTransport):
                 sid, DeliveryStatus.INVALID, error=error, suppress=bad_address, raw=item
             )
         return SendResult(sid, DeliveryStatus.FAILED, error=error, raw=item)
+
+
+def postmark_tracking(clicks: bool, opens: bool) -> dict[str, Any]:
+    """Each message's tracking fields, on or explicitly off (so that a server's default
+    cannot track readers): ``TrackLinks`` "HtmlAndText" follows links in both parts,
+    "None" none; ``TrackOpens`` adds Postmark's image or not."""
+    return {"TrackOpens": opens, "TrackLinks": "HtmlAndText" if clicks else "None"}
 
 
 def _message(data: Any) -> str:
@@ -272,6 +287,8 @@ def _read_event(item: dict[str, Any]) -> Read:
         subscriber_id=our_subscriber(meta.get("subscriber")),
         detail=detail,
         raw=item,
+        url=string(item, "OriginalLink") if record == "Click" else None,
+        user_agent=string(item, "UserAgent") if record in ("Click", "Open") else None,
     )
     return [event], (_postmark_key(item, record, record_id, message_id, occurred_at),)
 
@@ -300,6 +317,8 @@ def _build(setup: Setup) -> PostmarkTransport:
     return PostmarkTransport(
         setup.secret("NEWSLETTER_API_KEY"),
         message_stream=setup.option("message_stream"),
+        clicks=setup.tracking.clicks,
+        opens=setup.tracking.opens,
         **setup.http(),
     )
 

@@ -234,6 +234,9 @@ def _read_event(item: dict[str, Any]) -> Read:
         return events, ()
     tags = _resend_tags(data.get("tags"))
     recipients = _resend_recipients(data.get("to"))
+    # email.clicked's `data.click` {link, userAgent, ipAddress, timestamp} (RS-py
+    # EmailClick); email.opened carries no user agent
+    click = mapping(data, "click") if kind == K.CLICKED else {}
     common = {
         "provider": "resend",
         "kind": kind,
@@ -243,6 +246,8 @@ def _read_event(item: dict[str, Any]) -> Read:
         "subscriber_id": our_subscriber(tags.get("subscriber")),
         "detail": string(bounce, "message"),
         "raw": item,
+        "url": string(click, "link"),
+        "user_agent": string(click, "userAgent"),
     }
     return [Event(email=email or None, **common) for email in recipients or [None]], ()
 

@@ -53,13 +53,16 @@ class SendGridTransport(HTTPTransport):
         "(Settings > API Keys)."
     )
 
-    def __init__(self, api_key: str, **kwargs: Any) -> None:
+    def __init__(
+        self, api_key: str, *, clicks: bool = False, opens: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.headers = {
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
+        self.tracking_settings = sendgrid_tracking(clicks, opens)
 
     def payload(self, messages: list[OutgoingMessage]) -> dict[str, Any]:
         factory = messages[0].factory
@@ -75,10 +78,7 @@ class SendGridTransport(HTTPTransport):
             "personalizations": [self._personalization(m, shared) for m in messages],
             "categories": [compiled.slug[:255]],
             "custom_args": {"campaign": compiled.slug},
-            "tracking_settings": {
-                "click_tracking": {"enable": False},
-                "open_tracking": {"enable": False},
-            },
+            "tracking_settings": self.tracking_settings,
         }
         if factory.reply_to:
             payload["reply_to"] = _email(*factory.reply_to)
@@ -151,6 +151,18 @@ class SendGridTransport(HTTPTransport):
             f"{detail or response.text[:200] or 'no message'}).",
             "Nothing in this batch was sent. Fix the cause and run the same send again.",
         )
+
+
+def sendgrid_tracking(clicks: bool, opens: bool) -> dict[str, Any]:
+    """``tracking_settings``, every part on or explicitly off (so that the account's
+    settings cannot track readers). Click tracking covers the text part too when on.
+    Subscription tracking (SendGrid's own unsubscribe link and page) is always off:
+    every message carries newsletter's own unsubscribe link and List-Unsubscribe."""
+    return {
+        "click_tracking": {"enable": clicks, "enable_text": clicks},
+        "open_tracking": {"enable": opens},
+        "subscription_tracking": {"enable": False},
+    }
 
 
 def _bad_addresses(errors: list[Any], count: int) -> dict[int, str]:
@@ -228,6 +240,9 @@ def _sendgrid_kind(event: str, item: dict[str, Any]) -> EventKind | None:
     return SENDGRID_EVENTS.get(event)
 
 
+_ENGAGED = frozenset({K.OPENED, K.CLICKED})  # the events that carry a user agent
+
+
 def _read_event(item: dict[str, Any]) -> Read:
     event = string(item, "event") or ""
     event_id = string(item, "sg_event_id")
@@ -248,6 +263,8 @@ def _read_event(item: dict[str, Any]) -> Read:
         subscriber_id=our_subscriber(item.get("subscriber")),
         detail=string(item, "reason") or string(item, "response") or string(item, "url"),
         raw=item,
+        url=string(item, "url") if kind == K.CLICKED else None,
+        user_agent=string(item, "useragent") if kind in _ENGAGED else None,
     )
     return [found], (key,)
 
@@ -311,7 +328,12 @@ def _build(setup: Setup) -> SendGridTransport:
     http = setup.http()
     if not http["base_url"] and (setup.option("region") or "").lower() == "eu":
         http["base_url"] = SendGridTransport.eu_base_url
-    return SendGridTransport(setup.secret("NEWSLETTER_API_KEY"), **http)
+    return SendGridTransport(
+        setup.secret("NEWSLETTER_API_KEY"),
+        clicks=setup.tracking.clicks,
+        opens=setup.tracking.opens,
+        **http,
+    )
 
 
 PROVIDER = Provider(

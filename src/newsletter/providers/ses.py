@@ -354,6 +354,7 @@ def _read_event(item: dict[str, Any]) -> Read:
     occurred_at = iso_time(own, "timestamp") or iso_time(mail, "timestamp")
     feedback_id = string(own, "feedbackId")
     summary = _ses_summary(name, own)
+    engagement = _ses_engagement(name, own)
     events = []
     for recipient in _ses_recipients(data, name, mail):
         email = recipient if isinstance(recipient, str) else None
@@ -373,9 +374,18 @@ def _read_event(item: dict[str, Any]) -> Read:
                 subscriber_id=our_subscriber(_ses_tag(tags, "subscriber")),
                 detail=detail,
                 raw=data,
+                **engagement,
             )
         )
     return events, ()
+
+
+def _ses_engagement(name: str, own: dict[str, Any]) -> dict[str, str | None]:
+    """A Click's ``click.link``, and a Click's or an Open's ``userAgent``."""
+    if name not in ("Click", "Open"):
+        return {}
+    link = string(own, "link") if name == "Click" else None
+    return {"url": link, "user_agent": string(own, "userAgent")}
 
 
 def _ses_summary(name: str, own: dict[str, Any]) -> str | None:
@@ -491,16 +501,46 @@ def _build(setup: Setup) -> SESTransport:
     http = setup.http()
     return SESTransport(
         region=setup.option("region"),
-        configuration_set=setup.option("configuration_set"),
+        configuration_set=configuration_set(setup),
         **http,
     )
+
+
+def configuration_set(setup: Setup) -> str | None:
+    """The configuration set every message names. SES has no per-message tracking
+    option: it follows clicks and opens when the message's configuration set publishes
+    Click and Open events. So with ``[tracking]`` on, messages name
+    ``tracking_configuration_set`` (a ConfigError when unset); with it off, they name
+    ``configuration_set``, which names a set explicitly, so that no default
+    configuration set of the sending identity applies."""
+    tracking = setup.tracking
+    if not tracking.any:
+        return setup.option("configuration_set")
+    chosen = setup.option("tracking_configuration_set")
+    if not chosen:
+        on = " and ".join(k for k in ("clicks", "opens") if getattr(tracking, k))
+        raise ConfigError(
+            f"[tracking] {on} is on, but [delivery] tracking_configuration_set is not set in "
+            f"{setup.settings.path}; SES tracks clicks and opens only through a "
+            "configuration set.",
+            'Set tracking_configuration_set = "newsletter-tracking" under [delivery]: an SES '
+            "configuration set whose event destination publishes Open and Click events "
+            "(besides those of configuration_set), or turn [tracking] off.",
+        )
+    return str(chosen)
 
 
 PROVIDER = Provider(
     name="ses",
     transport=SESTransport,
     build=_build,
-    options=(Option("region"), Option("configuration_set")),
+    # configuration_set: the set messages name with [tracking] off (its destinations
+    # publish no Open or Click); tracking_configuration_set: with [tracking] on
+    options=(
+        Option("region"),
+        Option("configuration_set"),
+        Option("tracking_configuration_set"),
+    ),
     # read by botocore, as the AWS tools do (or AWS_PROFILE, or the machine's role)
     secrets=(
         Secret("AWS_ACCESS_KEY_ID", "to send through Amazon SES"),
