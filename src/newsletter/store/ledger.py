@@ -361,6 +361,32 @@ class Ledger:
             )
         }
 
+    def counts_by_campaign(self) -> dict[int, dict[str, int]]:
+        """Every campaign's deliveries by status, by campaign id."""
+        counts: dict[int, dict[str, int]] = {}
+        for r in self.db.execute(
+            "SELECT campaign_id, status, count(*) FROM deliveries GROUP BY campaign_id, status"
+        ):
+            counts.setdefault(r[0], {})[r[1]] = r[2]
+        return counts
+
+    def settlement_minutes(self, campaign_id: int) -> list[Any]:
+        """The campaign's settled deliveries counted per (status, minute): rows of status,
+        the time's first 16 characters, its last 6 (where an offset would be) and the
+        count. The time is ``sent_at`` (else ``updated_at``) for those a provider took,
+        ``updated_at`` for the rest: when they were settled."""
+        at = (
+            "CASE WHEN status IN ('sent', 'queued') THEN coalesce(sent_at, updated_at) "
+            "ELSE updated_at END"
+        )
+        return self.db.execute(
+            f"SELECT status, substr({at}, 1, 16) AS minute, substr({at}, length({at}) - 5) "
+            "AS tail, count(*) FROM deliveries WHERE campaign_id = ? "
+            "AND status NOT IN ('pending', 'sending', 'skipped') "
+            "GROUP BY status, minute, tail",
+            (campaign_id,),
+        ).fetchall()
+
     def deliveries(self, campaign_id: int) -> Iterator[Any]:
         yield from self.db.execute(
             "SELECT d.email, d.status, d.provider_message_id, d.error, d.sent_at, d.attempts, "
