@@ -430,8 +430,8 @@ def _clicks(events: EventLog, campaign_id: int) -> list[_Click]:
     if not rows:
         return []
     delivered: dict[int, dt.datetime] = {}
-    for sid, at in events.delivered_to_clickers(campaign_id):
-        moment = parse_time(at)
+    for row in events.delivered_to_clickers(campaign_id):
+        sid, moment = row[0], parse_time(row[1])
         if moment is not None and (sid not in delivered or moment < delivered[sid]):
             delivered[sid] = moment
     clicks = []
@@ -557,10 +557,10 @@ def _timeline(settled: list[Any], happened: list[Any]) -> Timeline:
     A series counts deliveries, or events (not readers)."""
     points: list[tuple[str, dt.datetime, int]] = []
     for rows, names in ((settled, SETTLEMENT_SERIES), (happened, EVENT_SERIES)):
-        for what, minute, tail, n in rows:
-            series, moment = names.get(what), _minute(minute, tail)
+        for r in rows:  # (status or kind, minute, tail, count)
+            series, moment = names.get(r[0]), _minute(r[1], r[2])
             if series is not None and moment is not None:
-                points.append((series, moment, n))
+                points.append((series, moment, r[3]))
     if not points:
         return Timeline("hour", (), {})
     first, last = min(p[1] for p in points), max(p[1] for p in points)
