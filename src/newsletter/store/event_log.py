@@ -15,7 +15,7 @@ from ..models import Event, EventOutcome, RecordedEvent, SubscriberStatus
 from .connection import Connection
 from .forgotten import Forgotten
 from .ledger import Ledger
-from .records import MessageTarget, now_iso
+from .records import MessageTarget, now_iso, time_offset
 from .subscribers import Subscribers
 
 
@@ -215,13 +215,12 @@ class EventLog:
 
     def minutes(self, campaign_id: int) -> list[Any]:
         """The campaign's events counted per (kind, minute): rows of kind, the time's
-        first 16 characters, its last 6 (where its offset is) and the count; the time
-        is when it occurred, else when it was received."""
+        first 16 characters, its offset (``time_offset``) and the count; the time is
+        when it occurred, else when it was received."""
         at = "coalesce(occurred_at, received_at)"
         return self.db.execute(
-            f"SELECT kind, substr({at}, 1, 16) AS minute, substr({at}, length({at}) - 5) "
-            "AS tail, count(*) FROM events WHERE campaign_id = ? "
-            "GROUP BY kind, minute, tail",
+            f"SELECT kind, substr({at}, 1, 16) AS minute, {time_offset(at)} AS tail, count(*) "
+            "FROM events WHERE campaign_id = ? GROUP BY kind, minute, tail",
             (campaign_id,),
         ).fetchall()
 
