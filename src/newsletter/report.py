@@ -69,11 +69,15 @@ class Figures:
     """A campaign's headline figures: readers counted once each.
 
     ``audience`` is every reader the campaign was addressed to (every delivery row);
-    the delivery statuses are the ledger's; the event ones count distinct readers with
-    at least one such event. ``opened`` and ``clicked`` are None when no such event was
-    ever recorded for the campaign (tracking off, or nothing yet); ``clicked`` counts
-    readers with at least one click not flagged as a probable bot, ``bot_clicked``
-    readers whose every click was.
+    the delivery statuses are the ledger's, ``failed`` every definite failure (the
+    ledger's ``failed``, ``invalid`` and ``rejected``: what `send --retry-failed` sends
+    again), and ``pending``/``sending`` deliveries count in ``audience`` alone; the
+    event ones count distinct readers with at least one such event (``bounced_hard``:
+    ``bounced`` or ``dropped``; ``unsubscribed`` includes our own unsubscribe links).
+    ``opened`` and ``clicked`` are None when no such event was ever recorded for the
+    campaign (tracking off, or nothing yet); ``clicked`` counts readers with at least
+    one click not flagged as a probable bot, ``bot_clicked`` readers whose every click
+    was.
     """
 
     audience: int
@@ -387,9 +391,7 @@ def campaign_report(ledger: Ledger, events: EventLog, campaign: str) -> Campaign
 def _figures(
     counts: dict[str, int], readers: dict[tuple[int, str], int], clicks: list[_Click]
 ) -> Figures:
-    """The headline figures. ``failed`` counts every definite failure (the ledger's
-    ``failed``, ``invalid`` and ``rejected``: what `send --retry-failed` sends again);
-    ``pending`` and ``sending`` deliveries are in ``audience`` only (a send under way)."""
+    """The headline figures, as ``Figures`` says."""
     of = {group: n for (_, group), n in readers.items()}
     human = {c.reader for c in clicks if not c.bot}
     return Figures(
