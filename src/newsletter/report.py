@@ -425,16 +425,10 @@ def _clicks(events: EventLog, campaign_id: int) -> list[_Click]:
     agent (``SCANNER_AGENTS``), or within ``BOT_CLICK_SECONDS`` of the reader's delivery
     (their first delivered event, else when the provider took the message)."""
     rows = events.clicks(campaign_id)
-    if not rows:
-        return []
-    delivered: dict[int, dt.datetime] = {}
-    for row in events.delivered_to_clickers(campaign_id):
-        sid, moment = row[0], parse_time(row[1])
-        if moment is not None and (sid not in delivered or moment < delivered[sid]):
-            delivered[sid] = moment
+    delivered = events.delivered_at(campaign_id) if rows else {}
     clicks = []
     for r in rows:
-        arrived = delivered.get(r["subscriber_id"]) or parse_time(r["sent_at"])
+        arrived = parse_time(delivered.get(r["subscriber_id"])) or parse_time(r["sent_at"])
         clicks.append(_Click(r["reader"], _link(r["url"], r["detail"]), _bot(r, arrived)))
     return clicks
 
