@@ -425,7 +425,8 @@ def _clicks(events: EventLog, campaign_id: int) -> list[_Click]:
     agent (``SCANNER_AGENTS``), or within ``BOT_CLICK_SECONDS`` of the reader's delivery
     (their first delivered event, else when the provider took the message)."""
     rows = events.clicks(campaign_id)
-    delivered = events.delivered_at(campaign_id) if rows else {}
+    clickers = {r["subscriber_id"] for r in rows}
+    delivered = events.delivered_at(campaign_id, clickers) if rows else {}
     clicks = []
     for r in rows:
         arrived = parse_time(delivered.get(r["subscriber_id"])) or parse_time(r["sent_at"])
