@@ -160,9 +160,11 @@ class CampaignRates:
 @dataclass(frozen=True, slots=True)
 class MonthRow:
     """The list in one calendar month (UTC). Joined: by sign-up (the form sent, not yet
-    confirmed), by ``subscribers add``, by import. ``net`` is the change in active
-    readers: added + imported + confirmed - unsubscribed - bounced - complained -
-    erased (an erased reader counted only if they were active when erased)."""
+    confirmed), by ``subscribers add`` (and ``subscribers resubscribe``: staff making a
+    person active again), by import. Each column counts a subscriber once a month.
+    ``net`` is the change in active readers: added + imported + confirmed -
+    unsubscribed - bounced - complained - erased (an erased reader counted only if
+    they were active when erased)."""
 
     month: str  # YYYY-MM
     signed_up: int
