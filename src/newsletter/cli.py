@@ -32,7 +32,7 @@ from .errors import NewsletterError, os_error, redact
 from .models import Article, SubscriberStatus
 from .plan import SendContext, SendPlan, prepare_send, retry_statuses
 from .project import Project, init_project
-from .report import campaign_report, campaign_reports
+from .report import Figures, campaign_report, campaign_reports
 from .send import (
     OutcomeKind,
     SendHooks,
@@ -1053,11 +1053,33 @@ def report(project: Project, campaign: str | None, fmt: str) -> None:
                 f"{r.started_at or '?'} to {r.finished_at or '?'}."
             )
         say("Events: " + ", ".join(f"{n} {kind}" for kind, n in found.events.items()))
+        say("Figures: " + _figures_line(found.figures))
     _emit(
         (asdict(r) for r in found.recipients),
         fmt,
         ["email", "status", "transport", "provider_message_id", "error", "sent_at"],
     )
+
+
+def _figures_line(f: Figures) -> str:
+    """A campaign's headline figures in one line (readers; clicks only when tracked)."""
+    parts = [
+        f"audience {f.audience}",
+        f"sent {f.sent}",
+        f"queued {f.queued}",
+        f"delivered {f.delivered}",
+        f"bounced {f.bounced_hard} hard, {f.bounced_soft} soft",
+        f"complained {f.complained}",
+        f"unsubscribed {f.unsubscribed}",
+        f"failed {f.failed}",
+        f"unknown {f.unknown}",
+        f"skipped {f.skipped}",
+    ]
+    if f.opened is not None:
+        parts.append(f"opened {f.opened}")
+    if f.clicked is not None:
+        parts.append(f"clicked {f.clicked} (and {f.bot_clicked} probable bots)")
+    return "; ".join(parts)
 
 
 # -- output helpers ---------------------------------------------------------

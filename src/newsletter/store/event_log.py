@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +15,7 @@ from ..models import Event, EventOutcome, RecordedEvent, SubscriberStatus
 from .connection import Connection
 from .forgotten import Forgotten
 from .ledger import Ledger
-from .records import MessageTarget, now_iso
+from .records import MessageTarget, now_iso, time_offset
 from .subscribers import Subscribers
 
 
@@ -181,3 +181,96 @@ class EventLog:
                 (campaign_id,),
             )
         }
+
+    # -- reports (report.py reads them; distinct readers: subscriber, else address) -------
+    def reader_counts(
+        self, campaign_id: int | None, groups: dict[str, tuple[str, ...]]
+    ) -> dict[tuple[int, str], int]:
+        """Distinct readers with at least one event of each group's kinds, per
+        (campaign id, group name): of one campaign, or of every one (None)."""
+        cases = " ".join(
+            f"WHEN kind IN ({', '.join('?' * len(kinds))}) THEN CAST(? AS TEXT)"
+            for kinds in groups.values()
+        )
+        params: list[Any] = [p for name, kinds in groups.items() for p in (*kinds, name)]
+        where = "campaign_id IS NOT NULL"
+        if campaign_id is not None:
+            where, params = "campaign_id = ?", [*params, campaign_id]
+        rows = self.db.execute(
+            f"SELECT campaign_id, grp, count(DISTINCT reader) FROM (SELECT campaign_id, "
+            f"CASE {cases} END AS grp, {reader()} AS reader FROM events WHERE {where}) g "
+            "WHERE grp IS NOT NULL GROUP BY campaign_id, grp",
+            params,
+        )
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    def recorded(self, campaign_id: int, apart_from: str) -> int:
+        """How many events of the campaign were recorded, those of ``apart_from`` (a
+        provider name) left out."""
+        row = self.db.execute(
+            "SELECT count(*) FROM events WHERE campaign_id = ? AND provider != ?",
+            (campaign_id, apart_from),
+        ).fetchone()
+        return int(row[0])
+
+    def minutes(self, campaign_id: int) -> list[Any]:
+        """The campaign's events counted per (kind, minute): rows of kind, the time's
+        first 16 characters, its offset (``time_offset``) and the count; the time is
+        when it occurred, else when it was received."""
+        at = "coalesce(occurred_at, received_at)"
+        return self.db.execute(
+            f"SELECT kind, substr({at}, 1, 16) AS minute, {time_offset(at)} AS tail, count(*) "
+            "FROM events WHERE campaign_id = ? GROUP BY kind, minute, tail",
+            (campaign_id,),
+        ).fetchall()
+
+    def bounces(self, campaign_id: int, kinds: tuple[str, ...]) -> list[Any]:
+        """The campaign's events of ``kinds`` (bounces), one row per (kind, reader,
+        detail): the reader's key, the address (the event's, else the delivery's; None
+        for an erased reader) and the detail."""
+        marks = ", ".join("?" * len(kinds))
+        return self.db.execute(
+            f"SELECT DISTINCT e.kind, {reader('e.')} AS reader, "
+            "CASE WHEN s.erased_at IS NULL THEN coalesce(e.email, d.email) END AS address, "
+            "e.detail FROM events e "
+            "LEFT JOIN deliveries d ON d.campaign_id = e.campaign_id "
+            "AND d.subscriber_id = e.subscriber_id "
+            "LEFT JOIN subscribers s ON s.id = e.subscriber_id "
+            f"WHERE e.campaign_id = ? AND e.kind IN ({marks})",
+            (campaign_id, *kinds),
+        ).fetchall()
+
+    def clicks(self, campaign_id: int) -> list[Any]:
+        """The campaign's clicks: the reader's key, the link (``url``; ``detail``, where
+        some providers put it before ``url`` existed), the user agent, when it occurred
+        (else was received), and when the reader's message was sent."""
+        return self.db.execute(
+            f"SELECT {reader('e.')} AS reader, e.subscriber_id, e.url, e.detail, "
+            "e.user_agent, coalesce(e.occurred_at, e.received_at) AS at, d.sent_at "
+            "FROM events e LEFT JOIN deliveries d ON d.campaign_id = e.campaign_id "
+            "AND d.subscriber_id = e.subscriber_id "
+            "WHERE e.campaign_id = ? AND e.kind = 'clicked'",
+            (campaign_id,),
+        ).fetchall()
+
+    def delivered_at(self, campaign_id: int, subscriber_ids: Collection[int]) -> dict[int, str]:
+        """When the campaign's message to each of ``subscriber_ids`` was delivered: their
+        earliest delivered event, by the times as written (a reader rarely has more than
+        one). One scan of the campaign's delivered events, filtered here: no plan to
+        go wrong on a database whose statistics are not made yet."""
+        found: dict[int, str] = {}
+        for row in self.db.execute(
+            "SELECT subscriber_id, coalesce(occurred_at, received_at) FROM events "
+            "WHERE campaign_id = ? AND kind = 'delivered'",
+            (campaign_id,),
+        ).fetchall():
+            sid, at = row[0], row[1]  # (a PostgreSQL row iterates over its names)
+            if sid in subscriber_ids and at is not None and (sid not in found or at < found[sid]):
+                found[sid] = at
+        return found
+
+
+def reader(table: str = "") -> str:
+    """SQL for the reader an event is about (its subscriber, else its address), for
+    counting readers once; ``table`` the events table's alias and a dot, if any."""
+    return f"coalesce(CAST({table}subscriber_id AS TEXT), {table}email)"

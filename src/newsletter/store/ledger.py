@@ -23,6 +23,7 @@ from .records import (
     MessageTarget,
     now_iso,
     recipient_row,
+    time_offset,
 )
 from .subscribers import Subscribers, audience_sql
 
@@ -361,7 +362,36 @@ class Ledger:
             )
         }
 
+    def counts_by_campaign(self) -> dict[int, dict[str, int]]:
+        """Every campaign's deliveries by status, by campaign id."""
+        counts: dict[int, dict[str, int]] = {}
+        for r in self.db.execute(
+            "SELECT campaign_id, status, count(*) FROM deliveries GROUP BY campaign_id, status"
+        ):
+            counts.setdefault(r[0], {})[r[1]] = r[2]
+        return counts
+
+    def settlement_minutes(self, campaign_id: int) -> list[Any]:
+        """The campaign's settled deliveries counted per (status, minute): rows of status,
+        the time's first 16 characters, its offset (``records.time_offset``) and the
+        count. The time is ``sent_at`` (else ``updated_at``) for those a provider took,
+        ``updated_at`` for the rest: when they were settled."""
+        at = (
+            "CASE WHEN status IN ('sent', 'queued') THEN coalesce(sent_at, updated_at) "
+            "ELSE updated_at END"
+        )
+        return self.db.execute(
+            f"SELECT status, substr({at}, 1, 16) AS minute, {time_offset(at)} AS tail, "
+            "count(*) FROM deliveries WHERE campaign_id = ? "
+            "AND status NOT IN ('pending', 'sending', 'skipped') "
+            "GROUP BY status, minute, tail",
+            (campaign_id,),
+        ).fetchall()
+
     def deliveries(self, campaign_id: int) -> Iterator[Any]:
+        """The campaign's deliveries by subscriber: rows of email, status,
+        provider_message_id, error, sent_at, attempts, subscriber_id and transport, by
+        name or in that order."""
         yield from self.db.execute(
             "SELECT d.email, d.status, d.provider_message_id, d.error, d.sent_at, d.attempts, "
             "d.subscriber_id, d.transport FROM deliveries d WHERE d.campaign_id = ? "

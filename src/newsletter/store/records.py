@@ -15,6 +15,12 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def time_offset(column: str) -> str:
+    """SQL for where a stored time's offset is: "Z", else its last 6 characters
+    ("+05:30"; for a time with no offset, the end of its clock time)."""
+    return f"CASE WHEN {column} LIKE '%Z' THEN 'Z' ELSE substr({column}, length({column}) - 5) END"
+
+
 @dataclass(frozen=True, slots=True)
 class KeptStatus:
     """A subscriber an import did not re-subscribe: their status stays."""

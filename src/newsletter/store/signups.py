@@ -348,3 +348,47 @@ class Membership:
                     subscriber_id, LogAction.RESUBSCRIBED, "resubscribed", consent_source, at
                 )
         return before
+
+    # -- the list month by month (report.overview) ----------------------------------
+    def monthly(self, actions: tuple[str, ...]) -> dict[tuple[str, str], int]:
+        """Distinct subscribers per (month YYYY-MM, action) with a row of ``actions``."""
+        marks = ", ".join("?" * len(actions))
+        rows = self.db.execute(
+            "SELECT substr(at, 1, 7) AS month, action, count(DISTINCT subscriber_id) "
+            f"FROM subscriber_log WHERE action IN ({marks}) GROUP BY month, action",
+            actions,
+        )
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    def imported_monthly(self) -> dict[str, int]:
+        """Subscribers per month of their creation that came by neither a sign-up nor a
+        staff add: an import (imports write no log row)."""
+        rows = self.db.execute(
+            "SELECT substr(s.created_at, 1, 7) AS month, count(*) FROM subscribers s "
+            "WHERE NOT EXISTS (SELECT 1 FROM subscriber_log l WHERE l.subscriber_id = s.id "
+            "AND l.action IN (?, ?)) GROUP BY month",
+            (str(LogAction.SIGNUP), str(LogAction.ADDED)),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def erasures(self, actions: tuple[str, ...]) -> list[tuple[str, str | None]]:
+        """Each erased subscriber: (when erased, their last row of ``actions`` before
+        that, or None)."""
+        marks = ", ".join("?" * len(actions))
+        rows = self.db.execute(
+            "SELECT s.erased_at, (SELECT l.action FROM subscriber_log l "
+            f"WHERE l.subscriber_id = s.id AND l.action IN ({marks}) AND l.at <= s.erased_at "
+            "ORDER BY l.at DESC, l.id DESC LIMIT 1) FROM subscribers s "
+            "WHERE s.erased_at IS NOT NULL",
+            actions,
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def first_activity(self) -> str | None:
+        """The earliest time anything happened to the list or a campaign started."""
+        row = self.db.execute(
+            "SELECT min(t) FROM (SELECT min(at) AS t FROM subscriber_log "
+            "UNION ALL SELECT min(created_at) FROM subscribers "
+            "UNION ALL SELECT min(started_at) FROM campaigns) m"
+        ).fetchone()
+        return row[0] if row else None
