@@ -333,3 +333,47 @@ def test_report_html_errors_are_clear(project: Path, run) -> None:
     for fmt in ("csv", "json"):
         result = run("report", "2026-10-digest", "--format", fmt, "--out", "x.html")
         assert result.exit_code == 2 and "--out" in result.stderr
+
+
+# -- the preview server shows the reports; the public one does not ------------------------
+@pytest.mark.slow
+def test_the_preview_shows_the_reports_from_the_database(project: Path, run) -> None:
+    import requests
+
+    from web_servers import Running
+
+    send_outbox(run)
+    running = Running(["preview", "2026-10-digest", "--port", "0", "--no-open"], project)
+    try:
+        mine = f"127.0.0.1:{running.port}"
+        assert f"{running.url}/reports/" in running.stderr
+        overview = requests.get(f"{running.url}/reports/", timeout=60)
+        assert overview.status_code == 200, overview.text
+        assert overview.headers["Cache-Control"] == "no-store"
+        assert "href='/reports/2026-10-digest'" in overview.text
+        no_external_references(overview.text)
+        assert requests.get(f"{running.url}/reports", timeout=60).status_code == 200
+        page = requests.get(f"{running.url}/reports/2026-10-digest", timeout=60)
+        assert page.status_code == 200
+        figures = json.loads(run("report", "2026-10-digest", "--format", "json").stdout)
+        shown = Page(page.text).figures()
+        assert shown == {k: "" if v is None else str(v) for k, v in figures["figures"].items()}
+        missing = requests.get(f"{running.url}/reports/never-sent", timeout=60)
+        assert missing.status_code == 404 and "has not been sent yet" in missing.text
+        odd = requests.get(f"{running.url}/reports/..%2f..%2fetc", timeout=60)
+        assert odd.status_code == 404
+        posted = requests.post(f"{running.url}/reports/", timeout=60)
+        assert posted.status_code == 405
+        for headers in ({"Host": "attacker.example"}, {"Host": mine, "Origin": "null"}):
+            for path in ("/reports/", "/reports/2026-10-digest"):
+                refused = requests.get(running.url + path, headers=headers, timeout=60)
+                assert refused.status_code == 403 and "@example" not in refused.text
+    finally:
+        running.stop()
+    assert "Traceback" not in running.stderr, running.stderr
+
+
+def test_the_public_server_has_no_reports() -> None:
+    from newsletter.web.serve import ROUTES
+
+    assert not [r.path for r in ROUTES if r.path.startswith("/reports")]

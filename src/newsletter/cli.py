@@ -809,7 +809,10 @@ def preview(project: Project, campaign: str, host: str, port: int, no_open: bool
         raise
     app.listening_on(host, server.port)
     url = f"http://{host}:{server.port}/"
-    say(f"Preview of {campaign} at {url} (it reloads when a file changes; Ctrl-C stops it)")
+    say(
+        f"Preview of {campaign} at {url} (it reloads when a file changes; Ctrl-C stops it); "
+        f"the campaigns' reports at {url}reports/"
+    )
     if not no_open:
         webbrowser.open(url)
     try:
