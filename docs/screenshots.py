@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -152,7 +152,7 @@ def report(root: Path, cli: list[str], env: dict[str, str], accepted: list[dict]
     messages = tuple(m for m in accepted if m["Metadata"]["campaign"] == "2026-10-digest")
     hooks = env | {"NEWSLETTER_WEBHOOK_SECRET_POSTMARK": SERVE_SECRET}
     with serving(root, cli, hooks) as url:
-        for event in postmark_events(messages, datetime.now(UTC) - timedelta(hours=6)):
+        for event in postmark_events(messages, datetime.now(UTC)):
             requests.post(
                 url + "webhooks/postmark",
                 json=event,

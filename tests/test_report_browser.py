@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,9 @@ def postmark_events(messages: tuple[dict, ...], sent_at: datetime) -> list[dict]
     def at(seconds: float) -> str:
         return (sent_at + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
+    def to(m: dict) -> str:  # Postmark's events carry the bare address
+        return parseaddr(m["To"])[1]
+
     def base(m: dict) -> dict:
         return {
             "MessageID": m["_MessageID"],
@@ -59,23 +63,23 @@ def postmark_events(messages: tuple[dict, ...], sent_at: datetime) -> list[dict]
     hard, soft, *delivered = messages
     events = [
         base(hard) | {"RecordType": "Bounce", "ID": 9001, "Type": "HardBounce", "TypeCode": 1,
-                      "Email": hard["To"], "BouncedAt": at(30),
+                      "Email": to(hard), "BouncedAt": at(30),
                       "Description": "The server was unable to deliver your message"},
         base(soft) | {"RecordType": "Bounce", "ID": 9002, "Type": "SoftBounce", "TypeCode": 4096,
-                      "Email": soft["To"], "BouncedAt": at(40), "Description": "Mailbox full"},
+                      "Email": to(soft), "BouncedAt": at(40), "Description": "Mailbox full"},
     ]  # fmt: skip
     for n, m in enumerate(delivered):
         events.append(
-            base(m) | {"RecordType": "Delivery", "Recipient": m["To"], "DeliveredAt": at(60 + n)}
+            base(m) | {"RecordType": "Delivery", "Recipient": to(m), "DeliveredAt": at(60 + n)}
         )
     complainer, leaver, other_leaver, clicker, second_clicker, scanned = delivered[:6]
     events += [
         base(complainer) | {"RecordType": "SpamComplaint", "ID": 9003, "Type": "SpamComplaint",
-                            "TypeCode": 100001, "Email": complainer["To"], "BouncedAt": at(3600)},
-        base(leaver) | {"RecordType": "SubscriptionChange", "Recipient": leaver["To"],
+                            "TypeCode": 100001, "Email": to(complainer), "BouncedAt": at(3600)},
+        base(leaver) | {"RecordType": "SubscriptionChange", "Recipient": to(leaver),
                         "ChangedAt": at(4000), "SuppressSending": True,
                         "SuppressionReason": "ManualSuppression", "Origin": "Recipient"},
-        base(other_leaver) | {"RecordType": "SubscriptionChange", "Recipient": other_leaver["To"],
+        base(other_leaver) | {"RecordType": "SubscriptionChange", "Recipient": to(other_leaver),
                               "ChangedAt": at(5000), "SuppressSending": True,
                               "SuppressionReason": "ManualSuppression", "Origin": "Recipient"},
     ]  # fmt: skip
@@ -86,7 +90,7 @@ def postmark_events(messages: tuple[dict, ...], sent_at: datetime) -> list[dict]
         (scanned, 70 + BOT_CLICK_SECONDS / 10, f"Mozilla/5.0 {SCANNER_AGENTS[0]}"),
     ):
         events.append(
-            base(m) | {"RecordType": "Click", "Recipient": m["To"], "ReceivedAt": at(seconds),
+            base(m) | {"RecordType": "Click", "Recipient": to(m), "ReceivedAt": at(seconds),
                        "OriginalLink": LINK, "UserAgent": agent, "ClickLocation": "HTML"}
         )  # fmt: skip
     return events

@@ -1025,6 +1025,26 @@ def _counts_text(counts: dict[str, int]) -> str:
 
 
 # -- report -----------------------------------------------------------------
+def _report_html(project: Project, campaign: str | None, out: Path | None) -> Path:
+    """Write CAMPAIGN's report page (the overview without one); where it went."""
+    from .report import overview
+    from .report_page import campaign_page, default_path, overview_page, write_report
+
+    if campaign is None:
+        page = overview_page(overview(project.store), project.settings)
+    else:
+        found = campaign_report(project.store.ledger, project.store.events, campaign)
+        page = campaign_page(found, project.settings)
+    path = out if out is not None else default_path(project.settings.root, campaign)
+    try:
+        return write_report(page, path)
+    except OSError as exc:
+        raise NewsletterError(
+            f"Could not write the report to {path}: {exc.strerror or exc}.",
+            "Give --out a file in a folder you can write to.",
+        ) from exc
+
+
 @cli.command()
 @click.argument("campaign", required=False)
 @format_option("table", "csv", "json")
@@ -1096,26 +1116,6 @@ def report(
         fmt,
         ["email", "status", "transport", "provider_message_id", "error", "sent_at"],
     )
-
-
-def _report_html(project: Project, campaign: str | None, out: Path | None) -> Path:
-    """Write CAMPAIGN's report page (the overview without one); where it went."""
-    from .report import overview
-    from .report_page import campaign_page, default_path, overview_page, write_report
-
-    if campaign is None:
-        page = overview_page(overview(project.store), project.settings)
-    else:
-        found = campaign_report(project.store.ledger, project.store.events, campaign)
-        page = campaign_page(found, project.settings)
-    path = out if out is not None else default_path(project.settings.root, campaign)
-    try:
-        return write_report(page, path)
-    except OSError as exc:
-        raise NewsletterError(
-            f"Could not write the report to {path}: {exc.strerror or exc}.",
-            "Give --out a file in a folder you can write to.",
-        ) from exc
 
 
 # -- output helpers ---------------------------------------------------------

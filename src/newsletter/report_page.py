@@ -112,6 +112,11 @@ class Chart:
     more: int  # rows the table left out
     wide: tuple[int, ...] = ()  # columns whose cells may be long (a link, a reason)
 
+    @property
+    def stacked(self) -> bool:
+        """The table goes under the chart, not beside it: it needs the page's width."""
+        return len(self.columns) > 5 or (bool(self.wide) and len(self.columns) > 3)
+
 
 # -- the two pages --------------------------------------------------------------------
 def campaign_page(report: CampaignReport, settings: Settings, now: datetime | None = None) -> str:
@@ -264,22 +269,21 @@ def links_chart(report: CampaignReport) -> Chart | None:
 
 # -- what the overview shows ------------------------------------------------------------
 def campaigns_chart(overview: Overview, campaign_link: str | None = None) -> Chart | None:
-    """Each campaign's rates: delivery on the right-hand axis, the small ones on the left."""
+    """Each campaign's delivery, bounce, complaint and unsubscribe rates, on one axis."""
     campaigns = overview.campaigns
     if not campaigns:
         return None
     chart = _chart(
-        "Line",
-        x_labels=[c.campaign for c in campaigns],
-        x_label_rotation=30,
+        "Bar",
+        x_labels=[_short(c.campaign, 24) for c in campaigns],
+        x_label_rotation=30 if len(campaigns) > 3 else 0,
         value_formatter=_percent,
+        range=(0, 100),
     )
-    chart.add(
-        "Delivery rate (right axis)", [c.delivery_rate * 100 for c in campaigns], secondary=True
-    )
-    chart.add("Bounce rate", [c.bounce_rate * 100 for c in campaigns])
-    chart.add("Complaint rate", [c.complaint_rate * 100 for c in campaigns])
-    chart.add("Unsubscribe rate", [c.unsubscribe_rate * 100 for c in campaigns])
+    chart.add("Delivered", [c.delivery_rate * 100 for c in campaigns])
+    chart.add("Bounced", [c.bounce_rate * 100 for c in campaigns])
+    chart.add("Complained", [c.complaint_rate * 100 for c in campaigns])
+    chart.add("Unsubscribed", [c.unsubscribe_rate * 100 for c in campaigns])
     rows = [
         (
             _linked(c.campaign, campaign_link),
@@ -372,11 +376,11 @@ def _style() -> Any:
         stroke_width="2",
         colors=tuple(f"var(--c{i})" for i in range(8)),
         font_family="system-ui, -apple-system, 'Segoe UI', sans-serif",
-        label_font_size=12,
-        major_label_font_size=12,
-        legend_font_size=13,
-        value_font_size=12,
-        tooltip_font_size=12,
+        label_font_size=13,
+        major_label_font_size=13,
+        legend_font_size=14,
+        value_font_size=13,
+        tooltip_font_size=13,
         opacity=".85",
         opacity_hover="1",
     )
@@ -389,8 +393,8 @@ def _chart(kind: str, **options: Any) -> pygal.Graph:
         "js": [],  # no script: the page makes no request and runs nothing
         "disable_xml_declaration": True,
         "style": _style(),
-        "width": 600,  # drawn at the size it is seen, so its text stays legible on a phone
-        "height": 340,
+        "width": 500,  # near the size it is seen, so its text stays legible on a phone
+        "height": 300,
         "legend_at_bottom": True,
         "legend_at_bottom_columns": LEGEND_COLUMNS,
         "truncate_legend": -1,
@@ -413,6 +417,9 @@ def _svg(chart: pygal.Graph, id: str, title: str) -> Markup:
     """The chart's SVG for the page: no script, a stable id (the same page twice is the
     same file), pygal's comments (its web address) out, and a name for assistive
     technology."""
+    counts = [v for serie in chart.raw_series for v in serie[0] if isinstance(v, int)]
+    if counts and max(counts) - min(0, *counts) < 10:  # whole numbers, not 0.1, 0.2, ...
+        chart.config.y_labels = list(range(min(0, *counts), max(counts) + 1))
     series = len(chart.raw_series)
     if series % LEGEND_COLUMNS:  # pygal leaves room for whole rows of the legend only
         chart.config.margin_bottom = (chart.config.margin_bottom or 0) + LEGEND_ROW
@@ -466,13 +473,13 @@ def _bucket(iso: str, bucket: str) -> str:
     return shown[:10] if bucket == "day" else shown.removesuffix(" UTC")
 
 
-def _short(label: str, most: int = 40) -> str:
+def _short(label: str, most: int = 32) -> str:
     """A bar's label cut to fit (the table beside it has it whole)."""
     return label if len(label) <= most else label[: most - 1] + "…"
 
 
 def _bars_height(bars: int) -> int:
-    return 140 + 38 * max(bars, 1)
+    return 120 + 34 * max(bars, 1)
 
 
 @dataclass(frozen=True, slots=True)
