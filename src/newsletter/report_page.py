@@ -206,7 +206,7 @@ def timeline_chart(report: CampaignReport) -> Chart | None:
     names = list(timeline.series)
     chart = _chart(
         "Line",
-        x_labels=labels,
+        x_labels=[label[5:] for label in labels],  # the year is in the table
         show_dots=len(labels) <= 48,
         x_label_rotation=30,
         show_minor_x_labels=False,
