@@ -1025,6 +1025,33 @@ def _counts_text(counts: dict[str, int]) -> str:
 
 
 # -- report -----------------------------------------------------------------
+def _report_all(project: Project, fmt: str) -> None:
+    """`report` without CAMPAIGN: every campaign in one line each."""
+    summaries = [s.as_dict() for s in campaign_reports(project.store.ledger)]
+    if fmt == "json":
+        click.echo(json.dumps(summaries, indent=2))
+        return
+    for r in summaries:
+        r["counts"] = ", ".join(f"{n} {s}" for s, n in sorted(r["counts"].items()))
+    _emit(summaries, fmt, ["campaign", "status", "started_at", "finished_at", "counts"])
+
+
+def _report_page(project: Project, campaign: str | None, out: Path | None, no_open: bool) -> None:
+    """`report --html`: the page written, opened unless --no-open, its path printed last."""
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("fmt") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError(
+            "--html and --out write an HTML page; --format is for the table, CSV "
+            "and JSON printed to stdout. Give one or the other."
+        )
+    path = _report_html(project, campaign, out)
+    if not no_open:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+    click.echo(str(path))
+
+
 def _report_html(project: Project, campaign: str | None, out: Path | None) -> Path:
     """Write CAMPAIGN's report page (the overview without one); where it went."""
     from .report import overview
@@ -1073,27 +1100,10 @@ def report(
     """Who got CAMPAIGN, who did not and why (all campaigns without CAMPAIGN); with
     --html, a page with charts (without CAMPAIGN: every campaign and the list)."""
     if html_page or out is not None:
-        ctx = click.get_current_context()
-        if ctx.get_parameter_source("fmt") is not click.core.ParameterSource.DEFAULT:
-            raise click.UsageError(
-                "--html and --out write an HTML page; --format is for the table, CSV "
-                "and JSON printed to stdout. Give one or the other."
-            )
-        path = _report_html(project, campaign, out)
-        if not no_open:
-            import webbrowser
-
-            webbrowser.open(path.resolve().as_uri())
-        click.echo(str(path))
+        _report_page(project, campaign, out, no_open)
         return
     if campaign is None:
-        summaries = [s.as_dict() for s in campaign_reports(project.store.ledger)]
-        if fmt == "json":
-            click.echo(json.dumps(summaries, indent=2))
-            return
-        for r in summaries:
-            r["counts"] = ", ".join(f"{n} {s}" for s, n in sorted(r["counts"].items()))
-        _emit(summaries, fmt, ["campaign", "status", "started_at", "finished_at", "counts"])
+        _report_all(project, fmt)
         return
     found = campaign_report(project.store.ledger, project.store.events, campaign)
     if fmt == "json":
