@@ -277,6 +277,7 @@ def campaigns_chart(overview: Overview, campaign_link: str | None = None) -> Cha
         "Bar",
         x_labels=[_short(c.campaign, 24) for c in campaigns],
         x_label_rotation=30 if len(campaigns) > 3 else 0,
+        truncate_label=-1,
         value_formatter=_percent,
         range=(0, 100),
     )
@@ -323,7 +324,9 @@ def months_chart(overview: Overview) -> Chart | None:
     months = overview.months
     if not months:
         return None
-    chart = _chart("Bar", x_labels=[m.month for m in months], x_label_rotation=30)
+    chart = _chart(
+        "Bar", x_labels=[m.month for m in months], x_label_rotation=30 if len(months) > 6 else 0
+    )
     chart.add("Joined", [m.signed_up + m.added + m.imported for m in months])
     chart.add("Confirmed", [m.confirmed for m in months])
     chart.add("Left", [-(m.unsubscribed + m.bounced + m.complained + m.erased) for m in months])
