@@ -1,6 +1,7 @@
 """Screenshots of `newsletter preview` at desktop and phone widths, and of the email in
-dark mode (the reader's system set to dark, as Apple Mail and Outlook apply it), and of
-the public archive (`newsletter serve`'s /archive) at both widths, for the README.
+dark mode (the reader's system set to dark, as Apple Mail and Outlook apply it), of
+the public archive (`newsletter serve`'s /archive) at both widths, and of `report
+--html`'s pages, for the README.
 
 python docs/screenshots.py     (needs Debian's chromium and playwright)
 """
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -91,17 +93,20 @@ def main() -> None:
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=10)
-        archive(root, cli, env)
+        messages = archive(root, cli, env)
+        report(root, cli, env, messages)
         signup(root, cli, env)
     print(
         "wrote docs/preview-{desktop,phone,dark}.png, docs/archive-{desktop,phone}.png, "
         "docs/signup-{desktop,phone}.png, docs/signup-sent-phone.png, "
-        "docs/confirm-{desktop,phone}.png and docs/confirm-noscript.png"
+        "docs/confirm-{desktop,phone}.png, docs/confirm-noscript.png and "
+        "docs/report-{desktop,phone,overview}.png"
     )
 
 
-def archive(root: Path, cli: list[str], env: dict[str, str]) -> None:
-    """Both example campaigns sent through the local Postmark fake, then /archive."""
+def archive(root: Path, cli: list[str], env: dict[str, str]) -> list[dict]:
+    """Both example campaigns sent through the local Postmark fake, then /archive; the
+    messages Postmark accepted."""
     from fakes.postmark import FakePostmark
 
     config = root / "newsletter.toml"
@@ -120,6 +125,7 @@ def archive(root: Path, cli: list[str], env: dict[str, str]) -> None:
                 check=True,
                 capture_output=True,
             )
+        accepted = list(pm.accepted)
     config.write_text(original, encoding="utf-8")
     with serving(root, cli, env) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
@@ -129,6 +135,56 @@ def archive(root: Path, cli: list[str], env: dict[str, str]) -> None:
             page.get_by_role("heading", name="Past issues").wait_for()
             page.screenshot(path=str(REPO / "docs" / f"{name}.png"), full_page=True)
             page.close()
+        browser.close()
+    return accepted
+
+
+def report(root: Path, cli: list[str], env: dict[str, str], accepted: list[dict]) -> None:
+    """The October digest's provider events (the browser test's: deliveries, bounces, a
+    complaint, unsubscribes, clicks) posted to `serve`'s Postmark webhook, then its
+    `report --html` page at desktop width and at a phone's in dark mode, and the
+    overview."""
+    import requests
+
+    from test_report_browser import postmark_events
+    from web_servers import SERVE_SECRET
+
+    messages = tuple(m for m in accepted if m["Metadata"]["campaign"] == "2026-10-digest")
+    hooks = env | {"NEWSLETTER_WEBHOOK_SECRET_POSTMARK": SERVE_SECRET}
+    with serving(root, cli, hooks) as url:
+        for event in postmark_events(messages, datetime.now(UTC)):
+            requests.post(
+                url + "webhooks/postmark",
+                json=event,
+                auth=tuple(SERVE_SECRET.split(":", 1)),
+                timeout=30,
+            ).raise_for_status()
+    pages = {}
+    for name, args in (("campaign", ["2026-10-digest"]), ("overview", [])):
+        done = subprocess.run(
+            [*cli, "report", *args, "--html", "--no-open"],
+            cwd=root,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        pages[name] = Path(done.stdout.splitlines()[-1]).resolve().as_uri()
+    shots = (
+        ("report-desktop", pages["campaign"], 1280, "light"),
+        ("report-phone", pages["campaign"], 375, "dark"),
+        ("report-overview", pages["overview"], 1280, "light"),
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        for name, address, width, scheme in shots:
+            context = browser.new_context(
+                viewport={"width": width, "height": 900}, color_scheme=scheme, offline=True
+            )
+            page = context.new_page()
+            page.goto(address)
+            page.screenshot(path=str(REPO / "docs" / f"{name}.png"), full_page=True)
+            context.close()
         browser.close()
 
 

@@ -809,7 +809,10 @@ def preview(project: Project, campaign: str, host: str, port: int, no_open: bool
         raise
     app.listening_on(host, server.port)
     url = f"http://{host}:{server.port}/"
-    say(f"Preview of {campaign} at {url} (it reloads when a file changes; Ctrl-C stops it)")
+    say(
+        f"Preview of {campaign} at {url} (it reloads when a file changes; Ctrl-C stops it); "
+        f"the campaigns' reports at {url}reports/"
+    )
     if not no_open:
         webbrowser.open(url)
     try:
@@ -1022,20 +1025,85 @@ def _counts_text(counts: dict[str, int]) -> str:
 
 
 # -- report -----------------------------------------------------------------
+def _report_all(project: Project, fmt: str) -> None:
+    """`report` without CAMPAIGN: every campaign in one line each."""
+    summaries = [s.as_dict() for s in campaign_reports(project.store.ledger)]
+    if fmt == "json":
+        click.echo(json.dumps(summaries, indent=2))
+        return
+    for r in summaries:
+        r["counts"] = ", ".join(f"{n} {s}" for s, n in sorted(r["counts"].items()))
+    _emit(summaries, fmt, ["campaign", "status", "started_at", "finished_at", "counts"])
+
+
+def _report_page(project: Project, campaign: str | None, out: Path | None, no_open: bool) -> None:
+    """`report --html`: the page written, opened unless --no-open, its path printed last."""
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("fmt") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError(
+            "--html and --out write an HTML page; --format is for the table, CSV "
+            "and JSON printed to stdout. Give one or the other."
+        )
+    path = _report_html(project, campaign, out)
+    if not no_open:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+    click.echo(str(path))
+
+
+def _report_html(project: Project, campaign: str | None, out: Path | None) -> Path:
+    """Write CAMPAIGN's report page (the overview without one); where it went."""
+    from .report import overview
+    from .report_page import campaign_page, default_path, overview_page, write_report
+
+    if campaign is None:
+        page = overview_page(overview(project.store), project.settings)
+    else:
+        found = campaign_report(project.store.ledger, project.store.events, campaign)
+        page = campaign_page(found, project.settings)
+    path = out if out is not None else default_path(project.settings.root, campaign)
+    try:
+        return write_report(page, path)
+    except OSError as exc:
+        raise NewsletterError(
+            f"Could not write the report to {path}: {exc.strerror or exc}.",
+            "Give --out a file in a folder you can write to.",
+        ) from exc
+
+
 @cli.command()
 @click.argument("campaign", required=False)
 @format_option("table", "csv", "json")
+@click.option(
+    "--html",
+    "html_page",
+    is_flag=True,
+    help="Write the report as one HTML page with charts (reports/<slug>.html, or "
+    "reports/overview.html without CAMPAIGN) and open it in the browser.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML page to this file instead (implies --html).",
+)
+@click.option("--no-open", is_flag=True, help="Write the HTML page without opening a browser.")
 @with_project
-def report(project: Project, campaign: str | None, fmt: str) -> None:
-    """Who got CAMPAIGN, who did not and why (all campaigns without CAMPAIGN)."""
+def report(
+    project: Project,
+    campaign: str | None,
+    fmt: str,
+    html_page: bool,
+    out: Path | None,
+    no_open: bool,
+) -> None:
+    """Who got CAMPAIGN, who did not and why (all campaigns without CAMPAIGN); with
+    --html, a page with charts (without CAMPAIGN: every campaign and the list)."""
+    if html_page or out is not None:
+        _report_page(project, campaign, out, no_open)
+        return
     if campaign is None:
-        summaries = [s.as_dict() for s in campaign_reports(project.store.ledger)]
-        if fmt == "json":
-            click.echo(json.dumps(summaries, indent=2))
-            return
-        for r in summaries:
-            r["counts"] = ", ".join(f"{n} {s}" for s, n in sorted(r["counts"].items()))
-        _emit(summaries, fmt, ["campaign", "status", "started_at", "finished_at", "counts"])
+        _report_all(project, fmt)
         return
     found = campaign_report(project.store.ledger, project.store.events, campaign)
     if fmt == "json":

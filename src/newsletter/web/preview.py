@@ -6,6 +6,9 @@ the subscriber to render it for. It asks ``/version`` every second; a change to
 the campaign, a template, an article or the settings bumps the version, and the
 page fetches the new build. A build error is shown on the page, not raised.
 
+It also shows the reports (``/reports/``, the overview, and ``/reports/<slug>``, a
+campaign's), the pages `report --html` writes, read from the database at each request.
+
 The page shows readers' names and addresses, so it answers only requests addressed
 to where it listens (``Host`` 127.0.0.1:PORT, localhost:PORT or the --host given,
 and the same ``Origin`` when there is one): a web page elsewhere cannot read it
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +40,14 @@ from .server import Limits
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 PREVIEW_LIMITS = Limits(threads=4, connection_limit=100, max_request_bytes=64 * 1024)
 _LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
+REPORTS = "/reports/"  # the reports, read live from the database (never on `serve`)
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+_PAGE_HEADERS = [
+    ("Content-Type", "text/html; charset=utf-8"),
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +170,8 @@ class PreviewApp:
         }
         if path.startswith(IMAGES) and environ.get("REQUEST_METHOD", "GET") in ("GET", "HEAD"):
             return self.image(path, start_response)
+        if path == REPORTS.rstrip("/") or path.startswith(REPORTS):
+            return self.report(path, environ, start_response)
         if path not in routes:
             return _plain(start_response, "404 Not Found", "not found")
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
@@ -167,12 +181,37 @@ class PreviewApp:
             "200 OK",
             [
                 ("Content-Type", f"{content_type}; charset=utf-8"),
-                ("Cache-Control", "no-store"),
-                ("X-Content-Type-Options", "nosniff"),
-                ("Referrer-Policy", "no-referrer"),
+                *_PAGE_HEADERS[1:],
             ],
         )
         return [body.encode("utf-8")]
+
+    def report(
+        self, path: str, environ: dict[str, Any], start_response: StartResponse
+    ) -> list[bytes]:
+        """/reports/: the overview; /reports/<slug>: that campaign's report; both read
+        from the database as it is now, the same pages `report --html` writes."""
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            return _plain(start_response, "405 Method Not Allowed", "only GET", [("Allow", "GET")])
+        slug = path.removeprefix(REPORTS.rstrip("/")).strip("/")
+        if slug and not _SLUG.fullmatch(slug):
+            return _plain(start_response, "404 Not Found", "not found")
+        try:
+            body = self._worker.submit(self.report_html, slug).result()
+        except NewsletterError as exc:  # a campaign not sent yet
+            return _plain(start_response, "404 Not Found", str(exc))
+        start_response("200 OK", _PAGE_HEADERS)
+        return [body.encode("utf-8")]
+
+    def report_html(self, slug: str) -> str:
+        from ..report import campaign_report, overview
+        from ..report_page import campaign_page, overview_page
+
+        store = self.project.store
+        settings = self.project.settings
+        if not slug:
+            return overview_page(overview(store), settings, campaign_link=REPORTS + "{slug}")
+        return campaign_page(campaign_report(store.ledger, store.events, slug), settings)
 
     def image(self, path: str, start_response: StartResponse) -> list[bytes]:
         """One of the project's images, which the email shows from its public address."""
