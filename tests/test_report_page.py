@@ -240,6 +240,18 @@ def test_long_lists_are_cut_and_say_how_many_more(settings) -> None:
     assert f"Failed: {LIST_CAP + 7} readers" in html
 
 
+def test_a_timeline_with_every_series_draws_each_in_a_colour_of_its_own(settings) -> None:
+    kinds = ("sent", "queued", "failed", "unknown", "delivered", "bounced", "soft_bounced",
+             "complained", "unsubscribed", "opened", "clicked")  # fmt: skip
+    hours = ("2026-12-01T09:00:00+00:00", "2026-12-01T10:00:00+00:00")
+    timeline = Timeline("hour", hours, {k: (n + 1, n) for n, k in enumerate(kinds)})
+    html = campaign_page(campaign_report(timeline=timeline), settings, now=NOW)
+    colours = set(re.findall(r"var\(--c(\d+)\)", html))
+    assert len(colours) >= len(kinds)
+    for n in colours:  # the page defines each colour it uses, in light and dark
+        assert html.count(f"--c{n}:") == 2
+
+
 def test_a_report_with_no_events_yet_renders_and_says_so(settings) -> None:
     empty = campaign_report(
         figures=figures(delivered=0, bounced_hard=0, bounced_soft=0, complained=0,

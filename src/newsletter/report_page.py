@@ -40,6 +40,9 @@ LIST_CAP = 50  # readers of a retry group shown; `report CAMPAIGN --format csv` 
 TABLE_CAP = 100  # rows of a chart's table
 CHART_BARS = 10  # bars of a grouped chart (bounce reasons, domains, links)
 LEGEND_COLUMNS = 3
+# Series colours, as CSS variables --c0.. the page sets for light and dark: one per
+# series the busiest chart (the timeline: 4 settlements and 7 event kinds) can draw.
+CHART_COLOURS = 12
 LEGEND_ROW = 22  # px of a row of the legend
 
 _PAGES = jinja2.Environment(
@@ -377,7 +380,7 @@ def _style() -> Any:
         guide_stroke_dasharray="2,3",
         major_guide_stroke_dasharray="2,3",
         stroke_width="2",
-        colors=tuple(f"var(--c{i})" for i in range(8)),
+        colors=tuple(f"var(--c{i})" for i in range(CHART_COLOURS)),
         font_family="system-ui, -apple-system, 'Segoe UI', sans-serif",
         label_font_size=13,
         major_label_font_size=13,
