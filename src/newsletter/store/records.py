@@ -58,6 +58,7 @@ class CampaignRow:
     created_at: str
     started_at: str | None
     finished_at: str | None
+    paused_by: str | None = None  # "schedule": a person paused it (`schedule pause`)
 
     @classmethod
     def of(cls, row: Any) -> CampaignRow:

@@ -27,6 +27,7 @@ _NEW_COLUMNS = (
     "attributes",
     "subscribed_at",
     "consent_source",
+    "timezone",
     "created_at",
     "updated_at",
 )
@@ -121,6 +122,7 @@ class Subscribers:
                     json.dumps(sub.attributes, sort_keys=True, ensure_ascii=False),
                     sub.subscribed_at or now,
                     sub.consent_source,
+                    sub.timezone,
                     now,
                     now,
                 )
@@ -157,15 +159,7 @@ class Subscribers:
                 new_status = status
             else:
                 new_status = sub.status
-            merged_attrs = {**json.loads(row["attributes"]), **sub.attributes}
-            values = {
-                "first_name": sub.first_name or row["first_name"],
-                "last_name": sub.last_name or row["last_name"],
-                "status": str(new_status),
-                "attributes": json.dumps(merged_attrs, sort_keys=True, ensure_ascii=False),
-                "subscribed_at": sub.subscribed_at or row["subscribed_at"],
-                "consent_source": sub.consent_source or row["consent_source"],
-            }
+            values = _merged(row, sub, new_status)
             missing_tags = set(sub.tags) - set(tags.get(row["id"], ()))
             if all(row[k] == v for k, v in values.items()) and not missing_tags:
                 summary.unchanged += 1
@@ -176,7 +170,8 @@ class Subscribers:
         if updates:
             self.db.executemany(
                 "UPDATE subscribers SET first_name = ?, last_name = ?, status = ?, "
-                "attributes = ?, subscribed_at = ?, consent_source = ?, updated_at = ? "
+                "attributes = ?, subscribed_at = ?, consent_source = ?, timezone = ?, "
+                "updated_at = ? "
                 "WHERE id = ?",
                 updates,
             )
@@ -339,11 +334,36 @@ class Subscribers:
             for r in rows:
                 yield recipient_row(r, tags)
 
+    def audience_zones(self, audience: Audience) -> list[str | None]:
+        """The time zones the audience's readers have (None: some have none)."""
+        where, params = audience_sql(audience)
+        return [
+            r[0]
+            for r in self.db.execute(
+                f"SELECT DISTINCT s.timezone FROM subscribers s WHERE {where}", params
+            )
+        ]
+
     def count_audience(self, audience: Audience) -> int:
         where, params = audience_sql(audience)
         return self.db.execute(
             f"SELECT count(*) FROM subscribers s WHERE {where}", params
         ).fetchone()[0]
+
+
+def _merged(row: Any, sub: Subscriber, status: SubscriberStatus) -> dict[str, str | None]:
+    """An existing subscriber's row with an import's values: what the file gives wins,
+    what it leaves empty stays, attributes are merged."""
+    merged_attrs = {**json.loads(row["attributes"]), **sub.attributes}
+    return {
+        "first_name": sub.first_name or row["first_name"],
+        "last_name": sub.last_name or row["last_name"],
+        "status": str(status),
+        "attributes": json.dumps(merged_attrs, sort_keys=True, ensure_ascii=False),
+        "subscribed_at": sub.subscribed_at or row["subscribed_at"],
+        "consent_source": sub.consent_source or row["consent_source"],
+        "timezone": sub.timezone or row["timezone"],
+    }
 
 
 _HAS_TAG = "EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id AND t.tag {})"
@@ -378,4 +398,5 @@ def _subscriber(row: Any, tags: Iterable[str]) -> Subscriber:
         subscribed_at=row["subscribed_at"],
         consent_source=row["consent_source"],
         attributes=json.loads(row["attributes"]),
+        timezone=row["timezone"],
     )
