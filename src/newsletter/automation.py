@@ -301,12 +301,23 @@ def _sequence_rows(project: Project, now: dt.datetime) -> list[ScheduleRow]:
         ScheduleRow(
             "sequence",
             step.slug,
-            f"after {step.after}",
+            f"after {_span(step.after)}",
             f"{step.waiting} waiting",
             f"the next at {iso(step.next_due)}" if step.next_due else "",
         )
         for step in waiting(SendContext.of(project), now)
     ]
+
+
+def _span(after: Any) -> str:
+    """A step's ``after`` as written: 3d, 36h, 90m (2w shows as 14d)."""
+    if not isinstance(after, dt.timedelta):
+        return str(after)
+    minutes = int(after.total_seconds() // 60)
+    for unit, size in (("d", 1440), ("h", 60)):
+        if minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
 
 
 # -- pause, resume, cancel --------------------------------------------------------------------

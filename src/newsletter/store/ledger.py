@@ -483,10 +483,11 @@ class Ledger:
 
     # -- reading the ledger -------------------------------------------------------------
     def due_pending(self, campaign_id: int, now: dt.datetime) -> int:
-        """Pending deliveries of the campaign due by ``now``."""
+        """Deliveries of the campaign with work to do by ``now``: pending and due, or
+        claimed (``sending``: a live sender's, or a dead one's the next send recovers)."""
         return self.db.execute(
-            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'pending' "
-            "AND (due_at IS NULL OR due_at <= ?)",
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND (status = 'sending' "
+            "OR (status = 'pending' AND (due_at IS NULL OR due_at <= ?)))",
             (campaign_id, _stored(now)),
         ).fetchone()[0]
 
