@@ -373,6 +373,18 @@ def test_the_digest_runs_once_per_period(project: Path, run) -> None:
     assert [line for line in log if "period=2026-11" in line][1:] == [], "November once"
 
 
+def test_a_late_digest_is_reported_once_and_not_sent(project: Path, run) -> None:
+    assert run("subscribers", "import", "subscribers.example.csv").exit_code == 0
+    config = project / "newsletter.toml"
+    config.write_text(config.read_text() + '\n[digest]\nschedule = "1 09:00"\n')
+    late = run("run", "--now", "2026-11-10T09:00Z")  # October ended 10 days ago
+    assert late.exit_code == 1
+    assert "past its deadline" in late.stderr and "does not try it again" in late.stderr
+    again = run("run", "--now", "2026-11-10T09:15Z")
+    assert again.exit_code == 0 and again.stderr == ""
+    assert outbox(project, "digest-2026-10") == []
+
+
 # -- real processes: overlapping, killed, paused mid-send --------------------------------------
 def start_run(project: Path, now: str, env: dict[str, str]) -> subprocess.Popen[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")} | env

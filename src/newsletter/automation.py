@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .campaigns import campaign_path, describe_time, scheduled_heads
 from .content import split_front_matter
-from .digest import parse_period, run_digest
+from .digest import parse_period, period_end, run_digest
 from .errors import CampaignHeld, InputError, NewsletterError, SendConflict
 from .models import Campaign, CampaignStatus
 from .plan import SendContext, first_due, prepare_send
@@ -137,12 +137,28 @@ def _digest(run: _Run) -> None:
     label, today = due
 
     def send() -> Done:
-        outcome = run_digest(run.project, label, today, send=True, hooks=SendHooks())
+        late = _digest_late(run.project, label, today)
+        if late:  # said once: no later run tries it again
+            run.project.store.ledger.mark_done(f"digest:{label}")
+        try:
+            outcome = run_digest(run.project, label, today, send=True, hooks=SendHooks())
+        except NewsletterError as exc:
+            if late:
+                raise NewsletterError(
+                    exc.message, f"{exc.hint} `newsletter run` does not try it again."
+                ) from None
+            raise
         if outcome.file is None:  # nothing new that month: not looked at again
             run.project.store.ledger.mark_done(f"digest:{label}")
         return Done(f"digest {label}", outcome.send, outcome.summary)
 
     run.attempt(f"digest {label}", send)
+
+
+def _digest_late(project: Project, label: str, today: dt.date) -> bool:
+    """Whether the period's digest is past ``max_lateness_days`` (run_digest refuses it)."""
+    end = period_end(parse_period(label, today))
+    return (today - end).days > project.settings.digest.max_lateness_days
 
 
 # -- scheduled campaigns --------------------------------------------------------------------
@@ -199,19 +215,29 @@ def _send(run: _Run, slug: str) -> Done:
 
 
 # -- sequences ----------------------------------------------------------------------------
-def _sequences(run: _Run) -> None:
-    """The sequences' due steps: ``sequences.run_sequences`` (the one call site)."""
+# The sequences' module (``sequences.run_sequences(project, now, hooks) -> SequencesRun``,
+# ``sequences.waiting(project, now) -> list[StepWaiting]``) is looked for at run time: the
+# two calls below are the only places this module reaches it.
+def _sequences_module() -> Any:
     try:
         from . import sequences  # type: ignore[attr-defined]
-    except ImportError:  # the sequences module is not part of this build
-        return
-    runner = getattr(sequences, "run_sequences", None)
-    if runner is None:
+    except ImportError:  # a build without sequences
+        return None
+    return sequences
+
+
+def _sequences(run: _Run) -> None:
+    """The sequences' due steps (``sequences.run_sequences``)."""
+    module = _sequences_module()
+    if module is None or not hasattr(module, "run_sequences"):
         return
 
     def steps() -> None:
-        for outcome in runner(run.ctx, now=run.now):
+        result = module.run_sequences(run.project, run.now, SendHooks())
+        for outcome in result.outcomes:
             run.done.append(Done(f"sequence step {outcome.campaign}", outcome))
+        for problem in result.problems:
+            run.problems.append(Problem("sequences", problem))
 
     run.attempt("sequences", steps)
 
@@ -290,34 +316,34 @@ def _digest_row(project: Project, now: dt.datetime) -> ScheduleRow | None:
 
 def _sequence_rows(project: Project, now: dt.datetime) -> list[ScheduleRow]:
     """Each sequence step and its waiting readers (``sequences.waiting``)."""
+    module = _sequences_module()
+    if module is None or not hasattr(module, "waiting"):
+        return []
     try:
-        from . import sequences  # type: ignore[attr-defined]
-    except ImportError:
-        return []
-    waiting = getattr(sequences, "waiting", None)
-    if waiting is None:
-        return []
+        steps = module.waiting(project, now)
+    except NewsletterError as exc:
+        return [ScheduleRow("sequence", "?", "", "error", exc.message)]
     return [
         ScheduleRow(
             "sequence",
             step.slug,
             f"after {_span(step.after)}",
-            f"{step.waiting} waiting",
+            f"{step.waiting} waiting" + (f" ({step.status})" if step.status == "paused" else ""),
             f"the next at {iso(step.next_due)}" if step.next_due else "",
         )
-        for step in waiting(SendContext.of(project), now)
+        for step in steps
     ]
 
 
 def _span(after: Any) -> str:
-    """A step's ``after`` as written: 3d, 36h, 90m (2w shows as 14d)."""
+    """A step's ``after`` as written: 2w, 3d, 36h, 90m."""
     if not isinstance(after, dt.timedelta):
         return str(after)
     minutes = int(after.total_seconds() // 60)
-    for unit, size in (("d", 1440), ("h", 60)):
-        if minutes % size == 0:
+    for unit, size in (("w", 10080), ("d", 1440), ("h", 60)):
+        if minutes and minutes % size == 0:
             return f"{minutes // size}{unit}"
-    return f"{minutes}m"
+    return f"{minutes}m" if minutes else "0d"
 
 
 # -- pause, resume, cancel --------------------------------------------------------------------
