@@ -7,6 +7,8 @@ TEST_POSTGRES_URL is set, as for the whole suite)."""
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import json
 import os
 import signal
@@ -277,6 +279,22 @@ def test_an_unknown_zone_in_the_subscribers_file_refuses_that_row(project: Path,
     assert BERLIN in export.read_text()
     again = run("subscribers", "import", str(export))  # the export imports back
     assert again.exit_code == 0 and "2 unchanged" in again.stderr
+
+
+def test_templates_see_the_readers_time_zone(project: Path, run) -> None:
+    import_readers(run, project, [("anna@example.com", BERLIN), ("sam@example.com", "")])
+    path = project / "campaigns" / "zoned.md"
+    path.write_text(
+        "---\nsubject: Hi\ntemplate: plain\n---\n"
+        'Your clocks: {{ recipient.get("timezone", "not known") }}.\n'
+    )
+    assert run("send", "zoned", "--yes").exit_code == 0
+    texts = {}
+    for eml in outbox(project, "zoned"):
+        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        texts[message["To"].addresses[0].addr_spec] = message.get_body(("plain",)).get_content()
+    assert "Your clocks: Europe/Berlin." in texts["anna@example.com"]
+    assert "Your clocks: not known." in texts["sam@example.com"]
 
 
 def test_a_bad_digest_schedule_is_refused(project: Path, run) -> None:

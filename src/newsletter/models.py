@@ -225,12 +225,15 @@ class Recipient:
     def of(cls, subscriber: Subscriber) -> Recipient:
         """A subscriber as a delivery to make: the one way from a subscriber to a
         recipient (the store's rows come as ``Subscriber``s first, or through here)."""
+        attributes = dict(subscriber.attributes)
+        if subscriber.timezone:  # the known column, seen by templates as recipient.timezone
+            attributes["timezone"] = subscriber.timezone
         return cls(
             subscriber.id or 0,
             subscriber.email,
             subscriber.first_name,
             subscriber.last_name,
-            dict(subscriber.attributes),
+            attributes,
             tuple(subscriber.tags),
         )
 

@@ -345,7 +345,7 @@ class Ledger:
             rows = db.execute(
                 db.dialect.locked(
                     "SELECT d.subscriber_id, s.email, s.first_name, s.last_name, s.status, "
-                    "s.erased_at, s.attributes FROM deliveries d "
+                    "s.erased_at, s.attributes, s.timezone FROM deliveries d "
                     "JOIN subscribers s ON s.id = d.subscriber_id "
                     "WHERE d.campaign_id = ? AND d.status = 'pending' "
                     "AND (d.due_at IS NULL OR d.due_at <= ?) "

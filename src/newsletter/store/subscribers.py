@@ -297,7 +297,10 @@ class Subscribers:
         ]
 
     def has_attribute(self, name: str) -> bool:
-        """Whether any subscriber has the attribute ``name`` (an extra column of an import)."""
+        """Whether any subscriber has the attribute ``name`` (an extra column of an import,
+        or ``timezone``)."""
+        if name == "timezone" and self._has_timezone():
+            return True
         pattern = "%" + json.dumps(name, ensure_ascii=False)[:-1].replace("%", "_") + '":%'
         return (
             self.db.execute(
@@ -308,12 +311,18 @@ class Subscribers:
 
     def attribute_names(self) -> list[str]:
         """Every attribute some subscriber has, sorted."""
-        names: set[str] = set()
+        names: set[str] = {"timezone"} if self._has_timezone() else set()
         for row in self.db.execute(
             "SELECT DISTINCT attributes FROM subscribers WHERE attributes != '{}'"
         ):
             names.update(json.loads(row[0]))
         return sorted(names)
+
+    def _has_timezone(self) -> bool:
+        found = self.db.execute(
+            "SELECT 1 FROM subscribers WHERE timezone IS NOT NULL LIMIT 1"
+        ).fetchone()
+        return found is not None
 
     # -- a campaign's audience ------------------------------------------------------
     def audience_sample(self, audience: Audience, n: int) -> list[str]:
@@ -329,7 +338,7 @@ class Subscribers:
     def audience_recipients(self, audience: Audience) -> Iterator[Recipient]:
         """The campaign's audience as recipients (with tags), streamed in id order."""
         where, params = audience_sql(audience)
-        columns = "s.id, s.email, s.first_name, s.last_name, s.attributes"
+        columns = "s.id, s.email, s.first_name, s.last_name, s.attributes, s.timezone"
         for rows, tags in self._chunks(columns, where, params):
             for r in rows:
                 yield recipient_row(r, tags)
