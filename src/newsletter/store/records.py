@@ -100,7 +100,8 @@ class MessageTarget:
 
 def recipient_row(row: Any, tags: dict[int, list[str]], key: str = "id") -> Recipient:
     """A recipient from a row of the subscribers' columns (``key``: the column holding the
-    subscriber's id; ``timezone`` among them) and the tags of its chunk: the store's one way to make one."""
+    subscriber's id; ``timezone`` among them) and the tags of its chunk: the store's one
+    way to make one."""
     subscriber_id = row[key]
     attributes = json.loads(row["attributes"])
     if row["timezone"]:  # the known column, seen by templates as recipient.timezone
