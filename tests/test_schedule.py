@@ -148,9 +148,25 @@ def test_not_sent_before_send_at_then_once(project: Path, run) -> None:
     assert "thursday" in listing.stdout and "sent" in listing.stdout
 
 
-def test_local_time_readers_get_it_at_nine_on_their_own_clocks(project: Path, run) -> None:
-    """2027-03-28: Berlin's clocks go forward at 02:00; Auckland is still on daylight time
-    (+13), Los Angeles already (-7). A reader with no zone gets send_at's zone's time."""
+def minutes_before(stored: str, minutes: int = 1) -> str:
+    moment = dt.datetime.fromisoformat(stored.replace("Z", "+00:00"))
+    return iso(moment - dt.timedelta(minutes=minutes))
+
+
+# Each day one zone's clocks change: Los Angeles springs forward (2027-03-14), Berlin
+# springs forward (2027-03-28), Auckland falls back (2027-04-04). Readers: Auckland,
+# Berlin, Los Angeles, and one with no zone, who gets send_at's zone (Berlin).
+DST_DAYS = {
+    "2027-03-14": ("2027-03-13T20:00:00Z", "2027-03-14T08:00:00Z", "2027-03-14T16:00:00Z"),
+    "2027-03-28": ("2027-03-27T20:00:00Z", "2027-03-28T07:00:00Z", "2027-03-28T16:00:00Z"),
+    "2027-04-04": ("2027-04-03T21:00:00Z", "2027-04-04T07:00:00Z", "2027-04-04T16:00:00Z"),
+}
+
+
+@pytest.mark.parametrize("day", sorted(DST_DAYS))
+def test_local_time_readers_get_it_at_nine_on_their_own_clocks(
+    project: Path, run, day: str
+) -> None:
     readers = [
         ("kiri@example.com", AUCKLAND),
         ("anna@example.com", BERLIN),
@@ -158,34 +174,39 @@ def test_local_time_readers_get_it_at_nine_on_their_own_clocks(project: Path, ru
         ("nozone@example.com", ""),
     ]
     import_readers(run, project, readers)
-    write_campaign(project, "spring", "2027-03-28 09:00 Europe/Berlin", "local_time: true")
+    write_campaign(project, "nine", f"{day} 09:00 Europe/Berlin", "local_time: true")
+    auckland, berlin, los_angeles = DST_DAYS[day]
     expected = {
-        "kiri@example.com": "2027-03-27T20:00:00Z",
-        "anna@example.com": "2027-03-28T07:00:00Z",
-        "nozone@example.com": "2027-03-28T07:00:00Z",
-        "luis@example.com": "2027-03-28T16:00:00Z",
+        "kiri@example.com": auckland,
+        "anna@example.com": berlin,
+        "nozone@example.com": berlin,
+        "luis@example.com": los_angeles,
     }
-    assert run("run", "--now", "2027-03-27T19:59Z").exit_code == 0
-    assert campaign_status(project, "spring") is None, "not begun before its first reader's time"
+    assert run("run", "--now", minutes_before(auckland)).exit_code == 0
+    assert campaign_status(project, "nine") is None, "not begun before its first reader's time"
 
     def run_at(now: str) -> set[str]:
-        before = set(recipients_of(project, "spring"))
+        before = set(recipients_of(project, "nine"))
         result = run("run", "--now", now)
         assert result.exit_code == 0, result.stderr
-        return set(recipients_of(project, "spring")) - before
+        return set(recipients_of(project, "nine")) - before
 
-    assert run_at("2027-03-27T20:00Z") == {"kiri@example.com"}  # 09:00 in Auckland
-    assert {e: d for e, (_, d) in deliveries(project, "spring").items()} == expected
-    assert run_at("2027-03-28T06:59Z") == set()  # 08:59 CEST
-    assert run_at("2027-03-28T07:00Z") == {"anna@example.com", "nozone@example.com"}
-    assert run_at("2027-03-28T15:59Z") == set()
-    listing = run("schedule", "--now", "2027-03-28T15:59Z", "--format", "json")
-    row = next(r for r in json.loads(listing.stdout) if r["name"] == "spring")
+    assert run_at(auckland) == {"kiri@example.com"}  # 09:00 in Auckland
+    assert {e: d for e, (_, d) in deliveries(project, "nine").items()} == expected
+    assert run_at(minutes_before(berlin)) == set()  # 08:59 in Berlin
+    assert run_at(berlin) == {"anna@example.com", "nozone@example.com"}
+    assert run_at(minutes_before(los_angeles)) == set()
+    listing = run("schedule", "--now", minutes_before(los_angeles), "--format", "json")
+    row = next(r for r in json.loads(listing.stdout) if r["name"] == "nine")
     assert row["state"] == "sending" and "1 reader(s) wait" in row["detail"]
-    assert run_at("2027-03-28T16:00Z") == {"luis@example.com"}  # 09:00 in Los Angeles
-    assert run_at("2027-03-29T16:00Z") == set()
-    assert sorted(recipients_of(project, "spring")) == sorted(expected), "each once"
-    assert campaign_status(project, "spring") == "sent"
+    assert run_at(los_angeles) == {"luis@example.com"}  # 09:00 in Los Angeles
+    assert run_at(minutes_before(los_angeles, -24 * 60)) == set()
+    assert sorted(recipients_of(project, "nine")) == sorted(expected), "each once"
+    assert campaign_status(project, "nine") == "sent"
+    for email_address, due in expected.items():  # each at 09:00 on their own clocks
+        tz = zone({"kiri": AUCKLAND, "luis": LOS_ANGELES}.get(email_address[:4], BERLIN))
+        local = dt.datetime.fromisoformat(due.replace("Z", "+00:00")).astimezone(tz)
+        assert (local.date().isoformat(), local.strftime("%H:%M")) == (day, "09:00")
 
 
 def test_a_send_at_in_a_spring_forward_gap_goes_out_once(project: Path, run) -> None:
