@@ -20,6 +20,7 @@ from .addresses import Carrier, wire_form
 from .errors import InputError
 from .files import atomic_file
 from .models import Subscriber, SubscriberStatus
+from .zones import zone
 
 KNOWN_COLUMNS = (
     "email",
@@ -29,6 +30,7 @@ KNOWN_COLUMNS = (
     "status",
     "subscribed_at",
     "consent_source",
+    "timezone",
 )
 
 # Header spellings used by common exports, after lowercasing and squeezing to a_b.
@@ -64,6 +66,9 @@ _ALIASES = {
     "email_disabled": "email_disabled",  # Substack: true when they turned emails off
     "consent_source": "consent_source",
     "source": "consent_source",
+    "timezone": "timezone",
+    "time_zone": "timezone",
+    "tz": "timezone",
     # what people type in a German, French, Spanish, Italian or Dutch spreadsheet
     # (accents are folded first: "Prénom" -> prenom, "Adresse électronique" -> ...)
     "e_mail_adresse": "email",
@@ -175,6 +180,7 @@ def write_subscribers(path: Path, subscribers: Iterable[Subscriber]) -> int:
                 "status": str(sub.status),
                 "subscribed_at": sub.subscribed_at,
                 "consent_source": sub.consent_source,
+                "timezone": sub.timezone,
                 **sub.attributes,
             }
         )
@@ -573,6 +579,12 @@ def _rows(
             yield found
 
 
+def zone_key(name: str) -> str | None:
+    """A time zone as stored: its IANA name as zoneinfo spells it (None for none)."""
+    found = zone(name) if name else None
+    return found.key if found is not None else None
+
+
 _EMAIL_DISABLED = ("true", "yes", "1")
 # Tags are written "a;b", "a|b", or as Mailchimp does, "a","b" (each quoted, comma-separated).
 _TAG_SEPARATORS = re.compile(r"[;|]")
@@ -618,6 +630,14 @@ class _RowReader:
                 f"unknown status {status_text!r} (use "
                 f"{', '.join(s.value for s in SubscriberStatus)})",
             )
+        timezone = self.cell(row, "timezone")
+        if timezone and zone(timezone) is None:
+            return RejectedRow(
+                line,
+                address,
+                f"unknown time zone {timezone!r} in the timezone column (use an IANA name "
+                "such as Europe/Berlin or America/New_York, or leave it empty)",
+            )
         return self.subscriber(row, email, status)
 
     def cell(self, row: list[str], name: str) -> str:
@@ -647,6 +667,7 @@ class _RowReader:
             status=status,
             subscribed_at=cell(row, "subscribed_at") or None,
             consent_source=cell(row, "consent_source") or None,
+            timezone=zone_key(cell(row, "timezone")),
             attributes={
                 name: _unneutralise(row[i].strip())
                 for i, name in self.attributes.items()

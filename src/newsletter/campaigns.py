@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import html
 import re
 from pathlib import Path
@@ -13,6 +14,7 @@ from .content import ArticleReader, excerpt_from_html, split_front_matter
 from .content.urls import written_address
 from .errors import InputError
 from .models import DEFAULT_GREETING, Article, Audience, Campaign
+from .zones import UTC, at_wall_clock, zone
 
 GREETING_EXAMPLE = '"Dear " ~ recipient.first_name_or("colleague") ~ ","'
 
@@ -28,6 +30,8 @@ _FRONT_MATTER_KEYS = {
     "utm_campaign",
     "greeting",
     "archive",
+    "send_at",
+    "local_time",
 }
 _ARTICLE_KEYS = {"path", "url", "feed", "excerpt", "image", "title"}
 _AUDIENCE_KEYS = {"tags_any", "tags_all", "exclude_tags"}
@@ -93,6 +97,7 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
             "Write `archive: false` to keep this campaign out of the public archive "
             "(its web version still works for the readers who got it).",
         )
+    send_at, send_zone = parse_send_at(meta.get("send_at"), source)
     return Campaign(
         slug=slug,
         subject=subject,
@@ -108,6 +113,104 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
         greeting=_greeting(meta.get("greeting", True), source),
         body_line=body_line,
         archive=archive,
+        send_at=send_at,
+        send_zone=send_zone,
+        local_time=_local_time(meta.get("local_time", False), send_at, source),
+    )
+
+
+SEND_AT_FORMS = (
+    "Write it as an ISO 8601 date-time with an offset, send_at: 2026-12-10T09:00:00+01:00, "
+    "or with a time-zone name, send_at: 2026-12-10 09:00 Europe/Berlin."
+)
+_ZONED = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{1,2}:\d{2}(?::\d{2})?)\s+(\S+)$")
+
+
+def parse_send_at(value: Any, source: str) -> tuple[dt.datetime | None, str | None]:
+    """``send_at`` as (an aware datetime, the IANA zone it names or None); an InputError
+    that shows both forms when it is not one of them."""
+    if value is None:
+        return None, None
+    if isinstance(value, dt.datetime):  # YAML read an ISO timestamp itself
+        if value.tzinfo is None:
+            raise _send_at_error(source, value, "it has no offset nor time zone")
+        return value, None
+    if not isinstance(value, str):
+        raise _send_at_error(source, value, "it is not a date and time")
+    text = value.strip()
+    match = _ZONED.match(text)
+    if match:
+        return _zoned(match, source, value)
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _send_at_error(source, value, "it is not a date and time") from None
+    if moment.tzinfo is None:
+        raise _send_at_error(source, value, "it has no offset nor time zone")
+    return moment, None
+
+
+def _zoned(match: re.Match[str], source: str, value: str) -> tuple[dt.datetime, str]:
+    """ "2026-12-10 09:00 Europe/Berlin": the wall-clock time in that zone."""
+    name = match[3]
+    tz = zone(name)
+    if tz is None:
+        raise InputError(
+            f"{source}: send_at {value!r} names the time zone {name!r}, which is not a known "
+            "IANA time zone.",
+            "Use an Area/City name such as Europe/Berlin, America/New_York or "
+            "Pacific/Auckland (see `timedatectl list-timezones`), or an offset: "
+            "send_at: 2026-12-10T09:00:00+01:00.",
+        )
+    try:
+        day = dt.date.fromisoformat(match[1])
+        time = dt.time.fromisoformat(match[2].zfill(5) if len(match[2]) == 4 else match[2])
+    except ValueError:
+        raise _send_at_error(source, value, "it is not a date and time") from None
+    # as written, on the zone's clocks (a gap moves forward, a repeated hour is the first)
+    return at_wall_clock(day, time, tz).astimezone(tz), tz.key
+
+
+def _send_at_error(source: str, value: Any, why: str) -> InputError:
+    return InputError(f"{source}: send_at {value!r} is not usable: {why}.", SEND_AT_FORMS)
+
+
+def _local_time(value: Any, send_at: dt.datetime | None, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(
+            f"{source}: `local_time` must be true or false, not {value!r}.",
+            "Write `local_time: true` to send at send_at's time on each reader's own clocks.",
+        )
+    if value and send_at is None:
+        raise InputError(
+            f"{source}: `local_time: true` needs a send_at.",
+            "Add send_at: 2026-12-10 09:00 Europe/Berlin (the time each reader gets it, on "
+            "their own clocks), or remove local_time.",
+        )
+    return value
+
+
+def send_at_in_past(campaign: Campaign, now: dt.datetime) -> str | None:
+    """The message when the campaign's ``send_at`` has passed by ``now`` (None if not)."""
+    if campaign.send_at is None or campaign.send_at > now:
+        return None
+    return (
+        f"send_at {describe_time(campaign.send_at, campaign.send_zone)} of {campaign.slug} "
+        "is in the past; remove it to send now, or set a future time"
+    )
+
+
+def describe_time(moment: dt.datetime, zone_name: str | None = None) -> str:
+    """A time as people read it: "2026-12-10 09:00 Europe/Berlin (08:00 UTC)"."""
+    tz = zone(zone_name) if zone_name else None
+    local = moment.astimezone(tz) if tz else moment
+    label = zone_name or local.strftime("%z")
+    utc = moment.astimezone(UTC)
+    same_day = utc.date() == local.date()
+    return (
+        f"{local:%Y-%m-%d %H:%M} {label} ("
+        + (f"{utc:%H:%M}" if same_day else f"{utc:%Y-%m-%d %H:%M}")
+        + " UTC)"
     )
 
 
@@ -200,3 +303,44 @@ def _article_overrides(reader: ArticleReader, item: dict[str, Any], source: str)
             f"<p>{html.escape(str(item['excerpt']).strip())}</p>", None
         )
     return overrides
+
+
+def scheduled_heads(settings: Settings) -> tuple[list[Campaign], list[InputError]]:
+    """The campaigns in ``campaigns/`` with a ``send_at``, read from their front matter
+    only (no articles, no body: what `newsletter run` and `schedule` need to decide),
+    and the errors of files whose front matter mentions send_at but cannot be read."""
+    heads: list[Campaign] = []
+    errors: list[InputError] = []
+    for path in sorted(settings.campaigns_dir.glob("*.md")):
+        try:
+            text = path.read_text(encoding="utf-8").lstrip("\ufeff")
+        except (OSError, UnicodeDecodeError):
+            continue  # `send` and `check` say what is wrong with such a file
+        if "send_at" not in text.split("\n---", 1)[0] or not SLUG.match(path.stem):
+            continue
+        try:
+            head = _head(path, text)
+        except InputError as exc:
+            errors.append(exc)
+            continue
+        if head is not None:
+            heads.append(head)
+    return heads, errors
+
+
+def _head(path: Path, text: str) -> Campaign | None:
+    source = str(path)
+    meta, _ = split_front_matter(text, source)
+    send_at, send_zone = parse_send_at(meta.get("send_at"), source)
+    if send_at is None:
+        return None
+    return Campaign(
+        slug=path.stem,
+        subject=str(meta.get("subject") or path.stem).strip(),
+        body="",
+        path=source,
+        audience=_audience(meta.get("audience"), source),
+        send_at=send_at,
+        send_zone=send_zone,
+        local_time=_local_time(meta.get("local_time", False), send_at, source),
+    )

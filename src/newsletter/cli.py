@@ -30,7 +30,7 @@ from . import __version__, members, providers
 from .checks import GMAIL_CLIP_SIZE, Level, clipped, format_size
 from .errors import NewsletterError, os_error, redact
 from .models import Article, SubscriberStatus
-from .plan import SendContext, SendPlan, prepare_send, retry_statuses
+from .plan import SendContext, SendPlan, Timing, prepare_send, retry_statuses, scheduled_timing
 from .project import Project, init_project
 from .report import Figures, campaign_report, campaign_reports
 from .send import (
@@ -450,10 +450,12 @@ def subscribers_list(project: Project, status: str | None, tag: str | None, fmt:
             "status": str(s.status),
             "tags": list(s.tags),
             "subscribed_at": s.subscribed_at,
+            "timezone": s.timezone,
         }
         for s in project.store.subscribers.stream(status=status, tag=tag)
     )
-    _emit(records, fmt, ["email", "first_name", "last_name", "status", "tags", "subscribed_at"])
+    columns = ["email", "first_name", "last_name", "status", "tags", "subscribed_at", "timezone"]
+    _emit(records, fmt, columns)
 
 
 # -- articles ---------------------------------------------------------------
@@ -571,6 +573,118 @@ def digest(
     if outcome.send is not None:
         _show_outcome(outcome.send, quiet=not verbose)
     ctx.exit(outcome.exit_status)
+
+
+# -- run and schedule ----------------------------------------------------------
+def _now_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--now",
+        metavar="ISO-DATETIME",
+        help="Run as if at this time, e.g. 2026-12-10T09:00+01:00 (default: now; no "
+        "offset means UTC).",
+    )(func)
+
+
+def _parse_now(text: str | None) -> dt.datetime:
+    from .zones import parse_now
+
+    try:
+        return parse_now(text)
+    except ValueError as exc:
+        raise NewsletterError(f"--now {exc}.", "Nothing was sent.") from None
+
+
+@cli.command("run")
+@_now_option
+@click.option("-v", "--verbose", is_flag=True, help="Say what was sent even when all went well.")
+@with_project
+@click.pass_context
+def run_command(ctx: click.Context, project: Project, now: str | None, verbose: bool) -> None:
+    """Send everything due: scheduled campaigns, sequence steps, the digest on its
+    [digest] schedule. The one cron line (every 5-15 minutes).
+
+    Quiet on success unless -v. Each piece goes through the same ledger as `send`:
+    reruns, overlapping runs and a killed run never send twice nor skip anyone.
+    Exit 1 when something needs a person, 3 when some recipients were not delivered."""
+    from .automation import run_automation
+
+    outcome = run_automation(project, _parse_now(now))
+    for done in outcome.done:
+        if verbose:
+            sent = done.outcome
+            counts = f": {sent.delivered} sent, {sent.failed} failed" if sent else ""
+            say(f"{done.what}{counts}" + (f" ({done.note})" if done.note else ""))
+    for done in outcome.failed:
+        say(
+            f"{done.what}: some recipients were not delivered; `newsletter report "
+            f"{done.outcome.campaign if done.outcome else ''}` lists them.",
+            fg="yellow",
+        )
+    for problem in outcome.problems:
+        say(f"Error: {problem.what}: {problem.error.message}", fg="red")
+        if problem.error.hint:
+            say(problem.error.hint)
+    ctx.exit(outcome.exit_status)
+
+
+@cli.group(invoke_without_command=True)
+@_now_option
+@format_option("table", "json")
+@click.pass_context
+def schedule(ctx: click.Context, now: str | None, fmt: str) -> None:
+    """What `newsletter run` sends and when: scheduled campaigns, the digest, each
+    sequence step with its waiting readers. `schedule pause|resume|cancel CAMPAIGN`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .automation import schedule as listing
+
+    project = Project.load((ctx.obj or {}).get("config"))
+    ctx.call_on_close(project.close)
+    rows = [r.as_dict() for r in listing(project, _parse_now(now))]
+    if fmt == "table" and not rows:
+        say("Nothing is scheduled: no campaign has a send_at, [digest] has no schedule.")
+        return
+    _emit(rows, fmt, ["kind", "name", "when", "state", "detail"])
+
+
+@schedule.command("pause")
+@click.argument("campaign")
+@with_project
+def schedule_pause(project: Project, campaign: str) -> None:
+    """Pause CAMPAIGN before or during its send: a running send stops at its next batch."""
+    from .automation import pause
+
+    row = pause(project, campaign)
+    say(f"{row.slug} is paused; `newsletter schedule resume {row.slug}` lets it go on.")
+
+
+@schedule.command("resume")
+@click.argument("campaign")
+@with_project
+def schedule_resume(project: Project, campaign: str) -> None:
+    """Let the next `run` (or `send`) go on with CAMPAIGN where it stopped."""
+    from .automation import resume
+
+    row = resume(project, campaign)
+    say(f"{row.slug} is {row.status}; the next `newsletter run` goes on with it.")
+
+
+@schedule.command("cancel")
+@click.argument("campaign")
+@yes_option("cancelling")
+@with_project
+def schedule_cancel(project: Project, campaign: str, yes: bool) -> None:
+    """Cancel CAMPAIGN for good: the readers still waiting never get it."""
+    from .automation import cancel
+
+    if not yes:
+        _confirm(
+            f"Cancel {campaign} for good? Readers who have not got it yet never will.",
+            "Refusing to cancel without confirmation: no terminal.",
+            "Add --yes.",
+        )
+    skipped = cancel(project, campaign)
+    say(f"{campaign} is cancelled; {skipped} waiting reader(s) will not get it.")
 
 
 class LazyChoice(click.Choice):
@@ -855,10 +969,16 @@ def send(
     retry_failed: bool,
     retry_unknown: bool,
 ) -> None:
-    """Send CAMPAIGN to its subscribers, each at most once."""
+    """Send CAMPAIGN to its subscribers, each at most once.
+
+    A campaign with a send_at still to come is sent by `newsletter run` at that time;
+    sending it now asks first (--yes sends it now)."""
     retry = retry_statuses(failed=retry_failed, unknown=retry_unknown)
     sending = SendContext.of(project)
     plan = prepare_send(sending, campaign, retry=retry, limit=limit)
+    timing = None if tests else scheduled_timing(sending, plan, dt.datetime.now(dt.UTC))
+    if timing is not None:
+        _show_timing(plan, timing)
     if tests:
         _show_warnings(plan)
         for copy in send_test_copies(sending, plan, tests, on_retry=_warn):
@@ -882,6 +1002,14 @@ def send(
 
 def _warn(text: str) -> None:
     say(text, fg="yellow")
+
+
+def _show_timing(plan: SendPlan, timing: Timing) -> None:
+    say(
+        f"{plan.slug} is scheduled for {timing.text}: `newsletter run` sends it then. "
+        "Sending it now sends it to every recipient at once, instead.",
+        fg="yellow",
+    )
 
 
 def _show_warnings(plan: SendPlan) -> None:

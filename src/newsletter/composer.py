@@ -9,6 +9,7 @@ nothing and records nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from email_validator import EmailNotValidError
 
 from .addresses import Carrier
 from .audience import validate_address
-from .campaigns import load_campaign
+from .campaigns import load_campaign, send_at_in_past
 from .catalog import carrier_for
 from .checks import (
     CheckedEmail,
@@ -32,7 +33,7 @@ from .config import Settings
 from .content import ArticleReader, reader_for
 from .errors import InputError, NewsletterError, RecipientError, TemplateError
 from .files import write_private
-from .models import Article, Campaign, Recipient
+from .models import Article, Campaign, CampaignStatus, Recipient
 from .render import (
     CompiledCampaign,
     FieldCatalog,
@@ -215,7 +216,17 @@ class Composer:
             compiled = self.compile(campaign)
         except NewsletterError as exc:
             return [compile_problem(exc)]
-        return self.check_compiled(campaign, compiled, links)
+        return self.check_compiled(campaign, compiled, links) + self._schedule_problems(campaign)
+
+    def _schedule_problems(self, campaign: Campaign) -> list[Problem]:
+        """A send_at that has passed, on a campaign never sent: `send` refuses it."""
+        late = send_at_in_past(campaign, dt.datetime.now(dt.UTC))
+        if late is None:
+            return []
+        row = self._store().ledger.campaign(campaign.slug)
+        if row is not None and row.status is not CampaignStatus.DRAFT:
+            return []
+        return [Problem("warning", "send-at-past", late + ".", "send_at")]
 
     def check_compiled(
         self,

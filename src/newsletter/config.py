@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from .errors import ConfigError
+from .zones import SCHEDULE_EXAMPLE, MonthlyTime, parse_monthly
 
 CONFIG_NAME = "newsletter.toml"
 
@@ -161,6 +162,13 @@ class DigestSettings(_Section):
     audience: Mapping[str, Any] = _key(dict, {})
     sources: tuple[str, ...] | None = _key(list)
     max_lateness_days: int = _key(int, 7)
+    # "DAY HH:MM [Area/City]": when `newsletter run` writes and sends last month's digest
+    schedule: str | None = _key(str)
+
+    @property
+    def monthly(self) -> MonthlyTime | None:
+        """``schedule`` parsed (validated when the file was read); None when unset."""
+        return parse_monthly(self.schedule) if self.schedule else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,6 +496,7 @@ def _check_values(values: dict[str, dict[str, Any]], path: Path, options: Delive
     _check_signup(values["signup"], path)
     _check_delivery_limits(values["delivery"], path)
     _check_content(values["content"], path)
+    _check_digest(values["digest"], path)
 
 
 def _check_newsletter(newsletter: dict[str, Any], path: Path) -> None:
@@ -563,3 +572,22 @@ def _check_content(content: dict[str, Any], path: Path) -> None:
     feeds = content["feeds"]
     if not all(isinstance(f, str) for f in feeds):
         raise ConfigError(f"[content] feeds in {path} must be a list of strings.")
+
+
+def _check_digest(digest: dict[str, Any], path: Path) -> None:
+    text = digest["schedule"]
+    if text is None:
+        return
+    try:
+        monthly = parse_monthly(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"[digest] schedule in {path} is not usable: {exc}.", f"Write it as {SCHEDULE_EXAMPLE}."
+        ) from None
+    if monthly.day > digest["max_lateness_days"]:
+        raise ConfigError(
+            f"[digest] schedule in {path} sends on day {monthly.day}, after [digest] "
+            f"max_lateness_days ({digest['max_lateness_days']}): the digest would always be "
+            "too late to send.",
+            f"Choose a day up to {digest['max_lateness_days']}, or raise max_lateness_days.",
+        )

@@ -21,6 +21,7 @@ in flight.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import socket
@@ -33,8 +34,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .errors import DeliveryError, NewsletterError, RecipientError, SendPaused
-from .models import FAILURES, DeliveryStatus, Recipient, SendResult
+from .errors import CampaignHeld, DeliveryError, NewsletterError, RecipientError, SendPaused
+from .models import FAILURES, CampaignStatus, DeliveryStatus, Recipient, SendResult
 from .render import MessageFactory, OutgoingMessage
 
 
@@ -42,8 +43,14 @@ class Ledger(Protocol):
     """What the sender needs from the database."""
 
     def claim(
-        self, campaign_id: int, holder: str, limit: int, transport: str | None = None
+        self,
+        campaign_id: int,
+        holder: str,
+        limit: int,
+        transport: str | None = None,
+        now: dt.datetime | None = None,
     ) -> list[Recipient]: ...
+    def held(self, campaign_id: int) -> CampaignStatus | None: ...
     def inactive(self, subscriber_ids: list[int]) -> dict[int, str]: ...
     def settle(self, campaign_id: int, results: list[SendResult]) -> None: ...
     def release(self, campaign_id: int, subscriber_ids: list[int]) -> None: ...
@@ -68,6 +75,7 @@ class SendOptions:
     limit: int | None = None
     max_failure_rate: float = 0.2  # 0 = never pause
     failure_sample: int = 50  # settled recipients before the failure rate is judged
+    now: dt.datetime | None = None  # deliveries due by then are sent (None: the real time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,13 +221,19 @@ class Dispatch:
                 self._submit(pool, recipients, messages)
 
     def _claim(self) -> list[Recipient]:
-        """The next batch, marked ``sending`` in the ledger before any request is made."""
+        """The next batch, marked ``sending`` in the ledger before any request is made;
+        none once a person paused or cancelled the campaign."""
+        held = self.ledger.held(self.campaign_id)
+        if held is not None:
+            self.stop = self.stop or _held(held)
+            return []
         size = batch_size(self.transport.batch_size, None, self.options.rate_limit)
         recipients = self.ledger.claim(
             self.campaign_id,
             self.holder,
             int(min(size, self.remaining)),
             transport=self.transport.name,
+            now=self.options.now,
         )
         self.remaining -= len(recipients)
         return recipients
@@ -361,6 +375,20 @@ def _send_batch(transport: Messenger, messages: list[OutgoingMessage]) -> list[S
                 for m in messages
             ],
         ) from exc
+
+
+def _held(status: CampaignStatus) -> CampaignHeld:
+    if status is CampaignStatus.CANCELLED:
+        return CampaignHeld(
+            "The campaign was cancelled (`newsletter schedule cancel`); the send stopped.",
+            "Nobody else gets it. The recipients already sent to are in `newsletter report`.",
+        )
+    return CampaignHeld(
+        "The campaign was paused (`newsletter schedule pause`); the send stopped before its "
+        "next batch.",
+        "`newsletter schedule resume CAMPAIGN` lets the next `run` (or `send`) go on where "
+        "it stopped; nobody gets it twice.",
+    )
 
 
 def _pause_for(report: RunReport, options: SendOptions) -> SendPaused | None:

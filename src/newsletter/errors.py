@@ -87,6 +87,11 @@ class SendPaused(NewsletterError):
     """Too many recipients failed: the campaign was paused before it burned the list."""
 
 
+class CampaignHeld(SendPaused):
+    """A person paused or cancelled the campaign (`newsletter schedule`): the send
+    stopped before its next batch."""
+
+
 # errno -> how to fix it. These come from the machine (permissions, a full disk, a
 # path that is not what the user said), not from a bug in newsletter.
 _OS_FIXES = {

@@ -63,20 +63,25 @@ class Campaign:
     greeting: str = DEFAULT_GREETING
     body_line: int = 1
     archive: bool = True  # listed in the public archive once sent (`archive: false`: not)
+    send_at: dt.datetime | None = None  # aware: `newsletter run` sends it once this has come
+    send_zone: str | None = None  # the IANA zone send_at was written in, if any
+    local_time: bool = False  # each reader at send_at's wall-clock time in their own zone
 
 
 class CampaignStatus(StrEnum):
     """Where a campaign stands in the database.
 
     ``draft`` until its first send freezes the audience; ``sending`` while deliveries
-    are pending or in flight; ``paused`` when too many failed; ``sent`` once none is
-    left (a ``--retry-*`` run makes it ``sending`` again).
+    are pending or in flight; ``paused`` when too many failed, or a person paused it
+    (`schedule pause`); ``sent`` once none is left (a ``--retry-*`` run makes it
+    ``sending`` again); ``cancelled`` (`schedule cancel`): never sent, for good.
     """
 
     DRAFT = "draft"
     SENDING = "sending"
     PAUSED = "paused"
     SENT = "sent"
+    CANCELLED = "cancelled"
 
 
 class SubscriberStatus(StrEnum):
@@ -98,6 +103,7 @@ class Subscriber:
     consent_source: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     id: int | None = None
+    timezone: str | None = None  # an IANA name ("Europe/Berlin"), checked at import
 
 
 class DeliveryStatus(StrEnum):
@@ -219,12 +225,15 @@ class Recipient:
     def of(cls, subscriber: Subscriber) -> Recipient:
         """A subscriber as a delivery to make: the one way from a subscriber to a
         recipient (the store's rows come as ``Subscriber``s first, or through here)."""
+        attributes = dict(subscriber.attributes)
+        if subscriber.timezone:  # the known column, seen by templates as recipient.timezone
+            attributes["timezone"] = subscriber.timezone
         return cls(
             subscriber.id or 0,
             subscriber.email,
             subscriber.first_name,
             subscriber.last_name,
-            dict(subscriber.attributes),
+            attributes,
             tuple(subscriber.tags),
         )
 

@@ -14,11 +14,13 @@ protocol a ``Project`` fulfils).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from .campaigns import describe_time, send_at_in_past
 from .catalog import make_transport, rehearsal_transports, transport_class
 from .checks import Problem
 from .config import Settings
@@ -26,6 +28,7 @@ from .dispatch import batch_size
 from .errors import ConfigError, NewsletterError
 from .models import FAILURES, Campaign, CampaignStatus, DeliveryStatus, Recipient
 from .render import CompiledCampaign, MessageFactory
+from .zones import UTC, DueTimes, zone
 
 if TYPE_CHECKING:
     from .addresses import Carrier
@@ -139,6 +142,9 @@ class SendPlan:
     outbox_errors: tuple[Problem, ...] = ()  # errors a rehearsal to the outbox goes on with
     warnings: tuple[Problem, ...] = ()  # worth a word before sending: unknown tags, examples
     sample: tuple[str, ...] = ()  # the first few recipients' addresses, for a first send
+    started: bool = False  # the ledger has the campaign's deliveries (it began before)
+    now: dt.datetime | None = None  # deliveries due by then go (None: the real time)
+    on_schedule: bool = False  # a `local_time` campaign's readers each wait for their time
 
     @property
     def slug(self) -> str:
@@ -162,6 +168,7 @@ class _Ledgered:
     settled: int = 0
     already_sent: AlreadySent | None = None
     rehearsed: int | None = None
+    started: bool = False
 
 
 def retry_statuses(failed: bool = False, unknown: bool = False) -> tuple[DeliveryStatus, ...]:
@@ -195,9 +202,17 @@ def prepare_send(
     *,
     retry: Iterable[DeliveryStatus] = (),
     limit: int | None = None,
+    now: dt.datetime | None = None,
+    on_schedule: bool = False,
 ) -> SendPlan:
-    """The plan for sending campaign ``name``; a NewsletterError when it is not ready."""
+    """The plan for sending campaign ``name``; a NewsletterError when it is not ready, or
+    when a person paused or cancelled it (`newsletter schedule`).
+
+    ``now``: the time the send runs as (the deliveries due by then go); ``on_schedule``:
+    a ``local_time`` campaign's readers each get their own due time (`newsletter run`),
+    rather than all going now."""
     campaign = ctx.compiler.campaign(name)
+    refuse_if_held(ctx, campaign.slug)
     compiled = ctx.compiler.compile(campaign)
     check_sendable(ctx.settings)
     problems = ctx.compiler.check_compiled(campaign, compiled, every_reader=False)
@@ -230,7 +245,82 @@ def prepare_send(
         sample=tuple(ctx.subscribers.audience_sample(campaign.audience, SAMPLE_SIZE))
         if first
         else (),
+        started=ledgered.started,
+        now=now,
+        on_schedule=on_schedule,
     )
+
+
+def refuse_if_held(ctx: SendContext, slug: str) -> None:
+    """A NewsletterError when a person paused or cancelled the campaign."""
+    row = ctx.ledger.campaign(slug)
+    held = ctx.ledger.held(row.id) if row is not None else None
+    if held is CampaignStatus.CANCELLED:
+        raise NewsletterError(
+            f"{slug} was cancelled (`newsletter schedule cancel`); it is not sent again.",
+            "To send this text after all, save it as a new campaign file (a new slug) and "
+            "send that. Nothing was sent.",
+        )
+    if held is CampaignStatus.PAUSED:
+        raise NewsletterError(
+            f"{slug} is paused (`newsletter schedule pause`).",
+            f"Run `newsletter schedule resume {slug}` first; then `newsletter run` (or this "
+            "send) goes on where it stopped, nobody twice. Nothing was sent.",
+        )
+
+
+def fallback_zone(campaign: Campaign) -> dt.tzinfo:
+    """The zone of readers without one, for a ``local_time`` campaign: send_at's named
+    zone, else its offset."""
+    named = zone(campaign.send_zone) if campaign.send_zone else None
+    if named is not None:
+        return named
+    return (campaign.send_at.tzinfo if campaign.send_at else None) or UTC
+
+
+def due_times(campaign: Campaign) -> DueTimes | None:
+    """Each reader's due time of a ``local_time`` campaign (None for any other)."""
+    if not campaign.local_time or campaign.send_at is None:
+        return None
+    return DueTimes(campaign.send_at, fallback_zone(campaign))
+
+
+def first_due(subscribers: Subscribers, campaign: Campaign) -> dt.datetime | None:
+    """When the campaign's first reader is due: send_at, or for ``local_time`` the
+    earliest of its readers' times (None: not scheduled)."""
+    due = due_times(campaign)
+    if due is None or campaign.send_at is None:
+        return campaign.send_at
+    zones = subscribers.audience_zones(campaign.audience) or [None]
+    return min(dt.datetime.fromisoformat(due(z).replace("Z", "+00:00")) for z in zones)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """A scheduled campaign that has not begun, as `send` sees it: when it is due."""
+
+    due: dt.datetime  # its first reader's time
+    text: str  # when, as people read it
+
+
+def scheduled_timing(ctx: SendContext, plan: SendPlan, now: dt.datetime) -> Timing | None:
+    """For `send`: when a campaign whose ``send_at`` is still to come is due (None when
+    it has none, or began already); a NewsletterError when it is past and never sent."""
+    campaign = plan.campaign
+    if campaign.send_at is None or plan.started or plan.already_sent is not None:
+        return None
+    late = send_at_in_past(campaign, now)
+    if late is not None:
+        raise NewsletterError(
+            late[:1].upper() + late[1:] + ".",
+            "A scheduled campaign that missed its time is not sent late by itself. Nothing "
+            "was sent.",
+        )
+    due = first_due(ctx.subscribers, campaign) or campaign.send_at
+    text = describe_time(campaign.send_at, campaign.send_zone)
+    if campaign.local_time:
+        text += f" on each reader's clocks (the first reader's at {due:%Y-%m-%d %H:%M} UTC)"
+    return Timing(due, text)
 
 
 def _readiness(campaign: Campaign, problems: list[Problem], rehearsal: bool) -> tuple[Problem, ...]:
@@ -256,10 +346,10 @@ def _ledgered(
         return _Ledgered(ctx.subscribers.count_audience(campaign.audience), rehearsed=rehearsed)
     if row.status == CampaignStatus.SENT and not retry:
         already_sent = AlreadySent(row.finished_at, ledger.delivery_counts(row.id))
-        return _Ledgered(0, sum(already_sent.totals.values()), already_sent)
+        return _Ledgered(0, sum(already_sent.totals.values()), already_sent, started=True)
     counts = ledger.delivery_counts(row.id)
     recipients = sum(counts.get(str(s), 0) for s in ("pending", "sending", *retry))
-    return _Ledgered(recipients, sum(counts.values()) - recipients)
+    return _Ledgered(recipients, sum(counts.values()) - recipients, started=bool(counts))
 
 
 def _rehearsed(ledger: Ledger, row: CampaignRow | None, transport: str) -> int | None:

@@ -23,7 +23,7 @@ from .delivery import Transport
 from .dispatch import Dispatch, RunReport, SendOptions, holder_id, send_test
 from .errors import DeliveryError, SendPaused, TemplateError
 from .models import SETTLED_OK, Campaign, CampaignStatus, DeliveryStatus, SendResult
-from .plan import SendContext, SendPlan, failed_in, unknown_in
+from .plan import SendContext, SendPlan, due_times, failed_in, unknown_in
 from .render import CompiledCampaign
 from .store import CampaignRow, now_iso
 
@@ -175,7 +175,8 @@ def send_plan(
         try:
             ledger.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
             ledger.requeue(row.id, list(plan.retry))
-            ledger.enqueue(row, campaign.audience, transport.name)
+            due = due_times(campaign) if plan.on_schedule else None
+            ledger.enqueue(row, campaign.audience, transport.name, due)
             factory = ctx.compiler.factory(
                 plan.compiled, auto_submitted=auto_submitted, carrier=transport.carrier()
             )
@@ -185,14 +186,15 @@ def send_plan(
                 factory,
                 row.id,
                 ctx.compiler.personalizer(campaign.slug, row.id),
-                _options(ctx, plan.limit),
+                _options(ctx, plan),
                 holder=holder,
                 on_batch=batch_done,
             ).run()
             ledger.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
             ledger.finish_if_done(row.id)
         except SendPaused:
-            ledger.set_campaign_status(row.id, CampaignStatus.PAUSED)
+            if ledger.held(row.id) is None:  # too many failed (a person's pause is kept)
+                ledger.pause_for_failures(row.id)
             raise
         finally:
             transport.close()
@@ -243,13 +245,14 @@ def _campaign_row(
     return row
 
 
-def _options(ctx: SendContext, limit: int | None) -> SendOptions:
+def _options(ctx: SendContext, plan: SendPlan) -> SendOptions:
     d = ctx.settings.delivery
     return SendOptions(
         concurrency=d.concurrency,
         rate_limit=float(d.rate_limit),
-        limit=limit,
+        limit=plan.limit,
         max_failure_rate=float(d.max_failure_rate),
+        now=plan.now,
     )
 
 

@@ -73,6 +73,7 @@ ERASABLE: dict[str, Erasable] = {
             "attributes": "json",
             "consent_source": "text",
             "status_reason": "text",
+            "timezone": "own",
         },
     ),
     "deliveries": Erasable(
@@ -115,6 +116,8 @@ NOT_PERSONAL = {
     "campaigns.created_at",
     "campaigns.started_at",
     "campaigns.finished_at",
+    "campaigns.paused_by",
+    "deliveries.due_at",
     "deliveries.status",
     "deliveries.provider_message_id",
     "deliveries.claimed_by",

@@ -98,7 +98,7 @@ class Forgotten:
         db.execute(
             "UPDATE subscribers SET email = ?, email_key = ?, first_name = '', "
             "last_name = '', attributes = '{}', subscribed_at = NULL, "
-            "consent_source = NULL, soft_bounces = 0, status = 'unsubscribed', "
+            "consent_source = NULL, timezone = NULL, soft_bounces = 0, status = 'unsubscribed', "
             "status_reason = 'forgotten', status_changed_at = ?, updated_at = ?, "
             "erased_at = ? WHERE id = ?",
             (placeholder, placeholder, now, now, now, subscriber_id),

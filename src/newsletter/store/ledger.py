@@ -6,8 +6,9 @@ Statuses of a delivery: ``models.DeliveryStatus``; of a campaign: ``CampaignStat
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from ..addresses import canonical_address
@@ -26,6 +27,9 @@ from .records import (
     time_offset,
 )
 from .subscribers import Subscribers, audience_sql
+
+PAUSED_BY_PERSON = "schedule"  # campaigns.paused_by of a campaign `schedule pause` paused
+ENQUEUE_CHUNK = 5000  # readers read and written at a time when each has their own due time
 
 
 class Ledger:
@@ -69,7 +73,8 @@ class Ledger:
             self.db.execute("UPDATE campaigns SET status = ? WHERE id = ?", (status, campaign_id))
 
     def finish_if_done(self, campaign_id: int) -> bool:
-        """Mark the campaign sent once nothing is pending or in flight."""
+        """Mark the campaign sent once nothing is pending or in flight (a campaign
+        cancelled, or paused by a person, keeps its status)."""
         with self.db.transaction():
             left = self.db.execute(
                 "SELECT count(*) FROM deliveries WHERE campaign_id = ? "
@@ -79,10 +84,76 @@ class Ledger:
             if left:
                 return False
             self.db.execute(
-                "UPDATE campaigns SET status = ?, finished_at = ? WHERE id = ?",
+                "UPDATE campaigns SET status = ?, finished_at = ? WHERE id = ? "
+                "AND status != 'cancelled' AND paused_by IS NULL",
                 (CampaignStatus.SENT, now_iso(), campaign_id),
             )
         return True
+
+    def pause_for_failures(self, campaign_id: int) -> None:
+        """Too many failed: paused until a person sends it again (never over a cancel)."""
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE campaigns SET status = ? WHERE id = ? AND status != 'cancelled'",
+                (CampaignStatus.PAUSED, campaign_id),
+            )
+
+    # -- a person's pause, resume and cancel (`newsletter schedule`) ------------------
+    def held(self, campaign_id: int) -> CampaignStatus | None:
+        """PAUSED when a person paused the campaign, CANCELLED when it was cancelled:
+        a sender stops before its next batch. None: it may go on."""
+        row = self.db.execute(
+            "SELECT status, paused_by FROM campaigns WHERE id = ?", (campaign_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        if row["status"] == CampaignStatus.CANCELLED:
+            return CampaignStatus.CANCELLED
+        return CampaignStatus.PAUSED if row["paused_by"] else None
+
+    def pause(self, slug: str, subject: str) -> CampaignRow:
+        """A person pauses the campaign, before or during its send (a campaign never
+        sent gets its row now, so that no send starts it)."""
+        row = self.ensure_campaign(slug, subject)
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE campaigns SET status = ?, paused_by = ? WHERE id = ? "
+                "AND status NOT IN ('sent', 'cancelled')",
+                (CampaignStatus.PAUSED, PAUSED_BY_PERSON, row.id),
+            )
+        return self.campaign(slug) or row
+
+    def resume(self, campaign_id: int) -> None:
+        """Undo a pause (a person's or one for failures): the next send or run goes on."""
+        db = self.db
+        with db.transaction():
+            has_deliveries = db.execute(
+                "SELECT 1 FROM deliveries WHERE campaign_id = ? LIMIT 1", (campaign_id,)
+            ).fetchone()
+            status = CampaignStatus.SENDING if has_deliveries else CampaignStatus.DRAFT
+            db.execute(
+                "UPDATE campaigns SET status = ?, paused_by = NULL WHERE id = ? "
+                "AND status = 'paused'",
+                (status, campaign_id),
+            )
+        if has_deliveries:  # everything settled while it was paused: it is sent
+            self.finish_if_done(campaign_id)
+
+    def cancel(self, slug: str, subject: str) -> int:
+        """Cancel the campaign for good: its pending deliveries are settled ``skipped``
+        ("cancelled"); those in flight settle as they come back. How many were skipped."""
+        row = self.ensure_campaign(slug, subject)
+        now = now_iso()
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE campaigns SET status = ?, paused_by = NULL, finished_at = ? WHERE id = ?",
+                (CampaignStatus.CANCELLED, now, row.id),
+            )
+            return self.db.execute(
+                "UPDATE deliveries SET status = 'skipped', error = 'cancelled', updated_at = ? "
+                "WHERE campaign_id = ? AND status = 'pending'",
+                (now, row.id),
+            ).rowcount
 
     # -- the web version ------------------------------------------------------------
     def save_campaign_page(
@@ -127,8 +198,18 @@ class Ledger:
         return [ArchivedCampaign(**dict(r)) for r in rows]
 
     # -- the queue --------------------------------------------------------------------
-    def enqueue(self, campaign: CampaignRow, audience: Audience, transport: str) -> int:
-        """Freeze the audience: one pending delivery per recipient, made once per campaign."""
+    def enqueue(
+        self,
+        campaign: CampaignRow,
+        audience: Audience,
+        transport: str,
+        due: Callable[[str | None], str] | None = None,
+    ) -> int:
+        """Freeze the audience: one pending delivery per recipient, made once per campaign.
+
+        ``due`` gives each reader's due time from their time zone (a ``local_time``
+        campaign; None: everyone is due now); the readers are then read and written a
+        chunk at a time, in the same transaction."""
         where, params = audience_sql(audience)
         now = now_iso()
         db = self.db
@@ -138,17 +219,46 @@ class Ledger:
             ).fetchone()[0]
             if status != CampaignStatus.DRAFT:
                 return 0
-            cur = db.execute(
-                "INSERT INTO deliveries (campaign_id, subscriber_id, email, status, updated_at) "
-                f"SELECT ?, s.id, s.email, 'pending', ? FROM subscribers s WHERE {where} "
-                "ORDER BY s.id",
-                (campaign.id, now, *params),
-            )
+            if due is None:
+                added = db.execute(
+                    "INSERT INTO deliveries (campaign_id, subscriber_id, email, status, "
+                    f"updated_at) SELECT ?, s.id, s.email, 'pending', ? FROM subscribers s "
+                    f"WHERE {where} ORDER BY s.id",
+                    (campaign.id, now, *params),
+                ).rowcount
+            else:
+                added = self._enqueue_due(campaign.id, where, params, due, now)
             db.execute(
                 "UPDATE campaigns SET status = ?, transport = ?, started_at = ? WHERE id = ?",
                 (CampaignStatus.SENDING, transport, now, campaign.id),
             )
-            return cur.rowcount
+            return added
+
+    def _enqueue_due(
+        self,
+        campaign_id: int,
+        where: str,
+        params: list[Any],
+        due: Callable[[str | None], str],
+        now: str,
+    ) -> int:
+        """The audience's deliveries, each with its reader's due time (keyset chunks)."""
+        last, added = 0, 0
+        while True:
+            rows = self.db.execute(
+                f"SELECT s.id, s.email, s.timezone FROM subscribers s WHERE {where} "
+                "AND s.id > ? ORDER BY s.id LIMIT ?",
+                (*params, last, ENQUEUE_CHUNK),
+            ).fetchall()
+            if not rows:
+                return added
+            self.db.copy_rows(
+                "deliveries",
+                ("campaign_id", "subscriber_id", "email", "status", "updated_at", "due_at"),
+                [(campaign_id, r[0], r[1], "pending", now, due(r[2])) for r in rows],
+            )
+            added += len(rows)
+            last = rows[-1][0]
 
     def requeue(self, campaign_id: int, statuses: Iterable[DeliveryStatus]) -> int:
         """Put settled deliveries with these statuses back in the queue (--retry-*)."""
@@ -216,28 +326,35 @@ class Ledger:
         return changed
 
     def claim(
-        self, campaign_id: int, holder: str, limit: int, transport: str | None = None
+        self,
+        campaign_id: int,
+        holder: str,
+        limit: int,
+        transport: str | None = None,
+        now: dt.datetime | None = None,
     ) -> list[Recipient]:
-        """Take up to ``limit`` pending deliveries for this process, lowest id first, for
-        ``transport`` (recorded on each delivery).
+        """Take up to ``limit`` pending deliveries due by ``now`` (default: the real time)
+        for this process, lowest id first, for ``transport`` (recorded on each delivery).
 
         Recipients who left the audience since it was frozen (unsubscribed,
         bounced) are settled as ``skipped`` instead of claimed.
         """
+        due_by = _stored(now)
         now = now_iso()
         db = self.db
         with db.transaction():
             rows = db.execute(
                 db.dialect.locked(
                     "SELECT d.subscriber_id, s.email, s.first_name, s.last_name, s.status, "
-                    "s.erased_at, s.attributes FROM deliveries d "
+                    "s.erased_at, s.attributes, s.timezone FROM deliveries d "
                     "JOIN subscribers s ON s.id = d.subscriber_id "
                     "WHERE d.campaign_id = ? AND d.status = 'pending' "
+                    "AND (d.due_at IS NULL OR d.due_at <= ?) "
                     "ORDER BY d.subscriber_id LIMIT ?",
                     of="d",
                     skip_locked=True,
                 ),
-                (campaign_id, limit),
+                (campaign_id, due_by, limit),
             ).fetchall()
             skipped = [
                 (now, _gone(r["status"], r["erased_at"]), campaign_id, r["subscriber_id"])
@@ -352,7 +469,39 @@ class Ledger:
             )
         ]
 
+    # -- what `newsletter run` found done ------------------------------------------------
+    def mark_done(self, key: str) -> None:
+        """Remember that ``key`` (say, a period's digest with nothing to send) is done."""
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (f"done:{key}", now_iso()),
+            )
+
+    def is_done(self, key: str) -> bool:
+        found = self.db.execute("SELECT 1 FROM settings WHERE key = ?", (f"done:{key}",)).fetchone()
+        return found is not None
+
     # -- reading the ledger -------------------------------------------------------------
+    def due_pending(self, campaign_id: int, now: dt.datetime) -> int:
+        """Deliveries of the campaign with work to do by ``now``: pending and due, or
+        claimed (``sending``: a live sender's, or a dead one's the next send recovers)."""
+        return self.db.execute(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND (status = 'sending' "
+            "OR (status = 'pending' AND (due_at IS NULL OR due_at <= ?)))",
+            (campaign_id, _stored(now)),
+        ).fetchone()[0]
+
+    def next_due(self, campaign_id: int) -> tuple[str | None, int]:
+        """The earliest due time of the campaign's pending deliveries that wait for
+        one, and how many wait: (None, 0) when none does."""
+        row = self.db.execute(
+            "SELECT min(due_at), count(due_at) FROM deliveries WHERE campaign_id = ? "
+            "AND status = 'pending'",
+            (campaign_id,),
+        ).fetchone()
+        return row[0], row[1]
+
     def delivery_counts(self, campaign_id: int) -> dict[str, int]:
         return {
             r[0]: r[1]
@@ -554,6 +703,13 @@ def _real(column: str, rehearsals: Collection[str]) -> str:
         return f"{column} IS NOT NULL"
     marks = ", ".join("?" for _ in rehearsals)
     return f"({column} IS NOT NULL AND {column} NOT IN ({marks}))"
+
+
+def _stored(moment: dt.datetime | None) -> str:
+    """A time as stored (ISO 8601 UTC, "Z"); the real time for None."""
+    if moment is None:
+        return now_iso()
+    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _gone(status: str, erased_at: str | None) -> str:

@@ -250,6 +250,21 @@ MIGRATIONS.append(
     )
 )
 
+# Scheduled sends: a delivery may wait until its reader's time (``due_at``, NULL: due
+# now; `local_time` campaigns), a reader may have a time zone (an IANA name), and a
+# campaign a person paused (`schedule pause`) says so, apart from a pause for failures.
+MIGRATIONS.append(
+    (
+        "010_schedule",
+        """
+        ALTER TABLE deliveries ADD COLUMN due_at TEXT;
+        ALTER TABLE subscribers ADD COLUMN timezone TEXT;
+        ALTER TABLE campaigns ADD COLUMN paused_by TEXT;
+        CREATE INDEX deliveries_due ON deliveries (campaign_id, status, due_at)
+        """,
+    )
+)
+
 
 def pending(db: Connection) -> list[str]:
     """The migrations not yet applied to this database, in order."""

@@ -64,6 +64,7 @@ class CampaignRow:
     created_at: str
     started_at: str | None
     finished_at: str | None
+    paused_by: str | None = None  # "schedule": a person paused it (`schedule pause`)
 
     @classmethod
     def of(cls, row: Any) -> CampaignRow:
@@ -105,13 +106,17 @@ class MessageTarget:
 
 def recipient_row(row: Any, tags: dict[int, list[str]], key: str = "id") -> Recipient:
     """A recipient from a row of the subscribers' columns (``key``: the column holding the
-    subscriber's id) and the tags of its chunk: the store's one way to make one."""
+    subscriber's id; ``timezone`` among them) and the tags of its chunk: the store's one
+    way to make one."""
     subscriber_id = row[key]
+    attributes = json.loads(row["attributes"])
+    if row["timezone"]:  # the known column, seen by templates as recipient.timezone
+        attributes["timezone"] = row["timezone"]
     return Recipient(
         subscriber_id,
         row["email"],
         row["first_name"],
         row["last_name"],
-        json.loads(row["attributes"]),
+        attributes,
         tuple(tags.get(subscriber_id, ())),
     )

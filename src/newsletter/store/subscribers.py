@@ -27,6 +27,7 @@ _NEW_COLUMNS = (
     "attributes",
     "subscribed_at",
     "consent_source",
+    "timezone",
     "created_at",
     "updated_at",
 )
@@ -121,6 +122,7 @@ class Subscribers:
                     json.dumps(sub.attributes, sort_keys=True, ensure_ascii=False),
                     sub.subscribed_at or now,
                     sub.consent_source,
+                    sub.timezone,
                     now,
                     now,
                 )
@@ -157,15 +159,7 @@ class Subscribers:
                 new_status = status
             else:
                 new_status = sub.status
-            merged_attrs = {**json.loads(row["attributes"]), **sub.attributes}
-            values = {
-                "first_name": sub.first_name or row["first_name"],
-                "last_name": sub.last_name or row["last_name"],
-                "status": str(new_status),
-                "attributes": json.dumps(merged_attrs, sort_keys=True, ensure_ascii=False),
-                "subscribed_at": sub.subscribed_at or row["subscribed_at"],
-                "consent_source": sub.consent_source or row["consent_source"],
-            }
+            values = _merged(row, sub, new_status)
             missing_tags = set(sub.tags) - set(tags.get(row["id"], ()))
             if all(row[k] == v for k, v in values.items()) and not missing_tags:
                 summary.unchanged += 1
@@ -176,7 +170,8 @@ class Subscribers:
         if updates:
             self.db.executemany(
                 "UPDATE subscribers SET first_name = ?, last_name = ?, status = ?, "
-                "attributes = ?, subscribed_at = ?, consent_source = ?, updated_at = ? "
+                "attributes = ?, subscribed_at = ?, consent_source = ?, timezone = ?, "
+                "updated_at = ? "
                 "WHERE id = ?",
                 updates,
             )
@@ -302,7 +297,10 @@ class Subscribers:
         ]
 
     def has_attribute(self, name: str) -> bool:
-        """Whether any subscriber has the attribute ``name`` (an extra column of an import)."""
+        """Whether any subscriber has the attribute ``name`` (an extra column of an import,
+        or ``timezone``)."""
+        if name == "timezone" and self._has_timezone():
+            return True
         pattern = "%" + json.dumps(name, ensure_ascii=False)[:-1].replace("%", "_") + '":%'
         return (
             self.db.execute(
@@ -313,12 +311,18 @@ class Subscribers:
 
     def attribute_names(self) -> list[str]:
         """Every attribute some subscriber has, sorted."""
-        names: set[str] = set()
+        names: set[str] = {"timezone"} if self._has_timezone() else set()
         for row in self.db.execute(
             "SELECT DISTINCT attributes FROM subscribers WHERE attributes != '{}'"
         ):
             names.update(json.loads(row[0]))
         return sorted(names)
+
+    def _has_timezone(self) -> bool:
+        found = self.db.execute(
+            "SELECT 1 FROM subscribers WHERE timezone IS NOT NULL LIMIT 1"
+        ).fetchone()
+        return found is not None
 
     # -- a campaign's audience ------------------------------------------------------
     def audience_sample(self, audience: Audience, n: int) -> list[str]:
@@ -334,16 +338,41 @@ class Subscribers:
     def audience_recipients(self, audience: Audience) -> Iterator[Recipient]:
         """The campaign's audience as recipients (with tags), streamed in id order."""
         where, params = audience_sql(audience)
-        columns = "s.id, s.email, s.first_name, s.last_name, s.attributes"
+        columns = "s.id, s.email, s.first_name, s.last_name, s.attributes, s.timezone"
         for rows, tags in self._chunks(columns, where, params):
             for r in rows:
                 yield recipient_row(r, tags)
+
+    def audience_zones(self, audience: Audience) -> list[str | None]:
+        """The time zones the audience's readers have (None: some have none)."""
+        where, params = audience_sql(audience)
+        return [
+            r[0]
+            for r in self.db.execute(
+                f"SELECT DISTINCT s.timezone FROM subscribers s WHERE {where}", params
+            )
+        ]
 
     def count_audience(self, audience: Audience) -> int:
         where, params = audience_sql(audience)
         return self.db.execute(
             f"SELECT count(*) FROM subscribers s WHERE {where}", params
         ).fetchone()[0]
+
+
+def _merged(row: Any, sub: Subscriber, status: SubscriberStatus) -> dict[str, str | None]:
+    """An existing subscriber's row with an import's values: what the file gives wins,
+    what it leaves empty stays, attributes are merged."""
+    merged_attrs = {**json.loads(row["attributes"]), **sub.attributes}
+    return {
+        "first_name": sub.first_name or row["first_name"],
+        "last_name": sub.last_name or row["last_name"],
+        "status": str(status),
+        "attributes": json.dumps(merged_attrs, sort_keys=True, ensure_ascii=False),
+        "subscribed_at": sub.subscribed_at or row["subscribed_at"],
+        "consent_source": sub.consent_source or row["consent_source"],
+        "timezone": sub.timezone or row["timezone"],
+    }
 
 
 _HAS_TAG = "EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id AND t.tag {})"
@@ -378,4 +407,5 @@ def _subscriber(row: Any, tags: Iterable[str]) -> Subscriber:
         subscribed_at=row["subscribed_at"],
         consent_source=row["consent_source"],
         attributes=json.loads(row["attributes"]),
+        timezone=row["timezone"],
     )
