@@ -63,6 +63,10 @@ class Campaign:
     greeting: str = DEFAULT_GREETING
     body_line: int = 1
     archive: bool = True  # listed in the public archive once sent (`archive: false`: not)
+    # a step of a sequence (``sequences/<sequence>/<stem>.md``, slug ``<sequence>--<stem>``):
+    # its sequence, and the time after a reader entered it that the step is due
+    sequence: str | None = None
+    after: dt.timedelta | None = None
 
 
 class CampaignStatus(StrEnum):

@@ -139,6 +139,9 @@ class SendPlan:
     outbox_errors: tuple[Problem, ...] = ()  # errors a rehearsal to the outbox goes on with
     warnings: tuple[Problem, ...] = ()  # worth a word before sending: unknown tags, examples
     sample: tuple[str, ...] = ()  # the first few recipients' addresses, for a first send
+    # a sequence step's plan made by ``sequences.run_sequences``: only such a plan sends
+    # a step (to the readers it found due), never a plain ``send``
+    sequence_run: bool = False
 
     @property
     def slug(self) -> str:
@@ -195,8 +198,10 @@ def prepare_send(
     *,
     retry: Iterable[DeliveryStatus] = (),
     limit: int | None = None,
+    sequence_run: bool = False,
 ) -> SendPlan:
-    """The plan for sending campaign ``name``; a NewsletterError when it is not ready."""
+    """The plan for sending campaign ``name``; a NewsletterError when it is not ready.
+    ``sequence_run``: the plan of ``sequences.run_sequences`` for a step."""
     campaign = ctx.compiler.campaign(name)
     compiled = ctx.compiler.compile(campaign)
     check_sendable(ctx.settings)
@@ -207,7 +212,7 @@ def prepare_send(
     retry = tuple(retry)
     ledgered = _ledgered(ctx, campaign, transport, retry)
     delivery = ctx.settings.delivery
-    first = ledgered.settled == 0 and ledgered.already_sent is None
+    first = ledgered.settled == 0 and ledgered.already_sent is None and campaign.after is None
     return SendPlan(
         campaign,
         compiled,
@@ -230,6 +235,7 @@ def prepare_send(
         sample=tuple(ctx.subscribers.audience_sample(campaign.audience, SAMPLE_SIZE))
         if first
         else (),
+        sequence_run=sequence_run,
     )
 
 
@@ -252,11 +258,25 @@ def _ledgered(
     ledger = ctx.ledger
     row = ledger.campaign(campaign.slug)
     rehearsed = _rehearsed(ledger, row, transport)
+    if campaign.after is not None:  # a sequence step: the readers found due so far
+        return _step_ledgered(ledger, row, retry)
     if row is None or row.status == CampaignStatus.DRAFT or rehearsed is not None:
         return _Ledgered(ctx.subscribers.count_audience(campaign.audience), rehearsed=rehearsed)
     if row.status == CampaignStatus.SENT and not retry:
         already_sent = AlreadySent(row.finished_at, ledger.delivery_counts(row.id))
         return _Ledgered(0, sum(already_sent.totals.values()), already_sent)
+    counts = ledger.delivery_counts(row.id)
+    recipients = sum(counts.get(str(s), 0) for s in ("pending", "sending", *retry))
+    return _Ledgered(recipients, sum(counts.values()) - recipients)
+
+
+def _step_ledgered(
+    ledger: Ledger, row: CampaignRow | None, retry: tuple[DeliveryStatus, ...]
+) -> _Ledgered:
+    """A sequence step's recipients this run: its deliveries pending (its readers are
+    added as they become due; a step is never frozen to an audience, never `sent`)."""
+    if row is None:
+        return _Ledgered(0)
     counts = ledger.delivery_counts(row.id)
     recipients = sum(counts.get(str(s), 0) for s in ("pending", "sending", *retry))
     return _Ledgered(recipients, sum(counts.values()) - recipients)

@@ -21,7 +21,7 @@ from .composer import web_version
 from .content import article_key
 from .delivery import Transport
 from .dispatch import Dispatch, RunReport, SendOptions, holder_id, send_test
-from .errors import DeliveryError, SendPaused, TemplateError
+from .errors import DeliveryError, InputError, SendPaused, TemplateError
 from .models import SETTLED_OK, Campaign, CampaignStatus, DeliveryStatus, SendResult
 from .plan import SendContext, SendPlan, failed_in, unknown_in
 from .render import CompiledCampaign
@@ -127,6 +127,7 @@ def run_send(
 ) -> SendOutcome:
     """Carry out ``plan``: the pending recipients (within its limit), at most once each."""
     hooks = hooks or SendHooks()
+    refuse_step(plan)
     if hooks.on_plan is not None:
         hooks.on_plan(plan)
     if plan.already_sent is not None:
@@ -148,6 +149,18 @@ def run_send(
     return _outcome(ctx, plan, OutcomeKind.SENT, run.report)
 
 
+def refuse_step(plan: SendPlan) -> None:
+    """A sequence step goes to each reader when it is due, never to a list at once."""
+    campaign = plan.campaign
+    if campaign.after is None or plan.sequence_run:
+        return
+    raise InputError(
+        f"{campaign.slug} is a step of the sequence {campaign.sequence}: it is sent to each "
+        "reader when it is due, by `newsletter run`, never to the whole list at once.",
+        f"`newsletter send {campaign.slug} --test EMAIL` sends a test copy; nothing was sent.",
+    )
+
+
 def send_plan(
     ctx: SendContext,
     plan: SendPlan,
@@ -158,6 +171,8 @@ def send_plan(
     """Send the campaign's pending deliveries through ``transport`` (closed after), holding
     a lease of this sender's own; no confirmation is asked."""
     campaign, ledger = plan.campaign, ctx.ledger
+    refuse_step(plan)
+    step = campaign.after is not None  # its readers are added as they become due
     row = _campaign_row(ctx, campaign, plan.compiled, transport)
     holder = holder_id()
     # Senders share a campaign: each holds a lease of its own, renewed as it goes,
@@ -175,7 +190,8 @@ def send_plan(
         try:
             ledger.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
             ledger.requeue(row.id, list(plan.retry))
-            ledger.enqueue(row, campaign.audience, transport.name)
+            if not step:
+                ledger.enqueue(row, campaign.audience, transport.name)
             factory = ctx.compiler.factory(
                 plan.compiled, auto_submitted=auto_submitted, carrier=transport.carrier()
             )
@@ -190,7 +206,8 @@ def send_plan(
                 on_batch=batch_done,
             ).run()
             ledger.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
-            ledger.finish_if_done(row.id)
+            if not step:  # a step stays `sending` while its sequence has readers to come
+                ledger.finish_if_done(row.id)
         except SendPaused:
             ledger.set_campaign_status(row.id, CampaignStatus.PAUSED)
             raise
