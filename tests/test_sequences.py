@@ -196,6 +196,24 @@ def test_a_reader_who_leaves_the_audience_gets_no_further_step(project: Path) ->
     assert received(project, STEPS[1]) == received(project, STEPS[2]) == ["reader@example.org"]
 
 
+def test_an_erased_reader_leaves_the_sequence_and_never_comes_back(project: Path, run) -> None:
+    start = now()
+    run_at(project, start - DAY)
+    add_at(project, "erased@example.org", start)
+    add_at(project, "kept@example.org", start)
+    run_at(project, start)
+    assert run("subscribers", "forget", "erased@example.org", "--yes").exit_code == 0
+    with library(project) as lib:
+        assert [sid for sid, _ in lib.store.sequences.entries("welcome")] == [
+            s.id for s in lib.store.subscribers.stream() if s.email == "kept@example.org"
+        ]
+    for days in (0, 3, 14):
+        run_at(project, start + days * DAY)
+    with library(project) as lib:
+        assert len(lib.store.sequences.entries("welcome")) == 1  # the log did not re-enter her
+    assert received(project, STEPS[1]) == received(project, STEPS[2]) == ["kept@example.org"]
+
+
 # -- the grace rule -----------------------------------------------------------------------
 def test_a_step_added_to_a_live_sequence_reaches_no_backlog(project: Path) -> None:
     """Step 03 (after 7d) is added on day 20: it reaches only readers for whom it is at

@@ -31,7 +31,7 @@ from pathlib import Path
 from .campaigns import SLUG, STEP_SEPARATOR, parse_audience, step_after
 from .catalog import rehearsal_transports
 from .config import DURATION_EXAMPLES, Settings
-from .errors import ConfigError, InputError, NewsletterError
+from .errors import ConfigError, InputError, NewsletterError, SendConflict
 from .models import Audience, CampaignStatus
 from .plan import SendContext, SendPlan, prepare_send
 from .project import Project
@@ -192,6 +192,8 @@ def run_sequences(
         for step in sequence.steps:
             try:
                 outcome = _run_step(ctx, entries, sequence, step, now, hooks)
+            except SendConflict:
+                continue  # another run is at work on the step: its claims keep it once
             except NewsletterError as exc:
                 problems.append(exc)
                 continue
@@ -210,13 +212,14 @@ def _run_step(
 ) -> SendOutcome | None:
     """One step: its newly due readers added, its pending ones sent (None: nobody to send)."""
     seen = entries.step_first_seen(step.slug, iso(now))
+    window = (iso(parse_iso(seen) - sequence.grace - step.after), iso(now - step.after))
     row = ctx.ledger.campaign(step.slug)
     if row is not None and row.status not in _RUNNING:
         return None  # paused: `newsletter schedule` shows it, a person resumes it
+    if not _anything_to_do(ctx, entries, sequence, row, window):
+        return None  # a quiet run: nothing compiled, nothing sent
     plan = prepare_send(ctx, step.slug, sequence_run=True)  # a step failing `check` stops here
     row = _step_row(ctx, plan)
-    earliest = parse_iso(seen) - sequence.grace - step.after
-    window = (iso(earliest), iso(now - step.after))
     audiences = (sequence.audience, plan.campaign.audience)
     entries.enqueue_step(row.id, sequence.name, audiences, window, plan.transport, iso(now))
     counts = ctx.ledger.delivery_counts(row.id)
@@ -224,6 +227,27 @@ def _run_step(
     if not pending:
         return None
     return run_send(ctx, dataclasses.replace(plan, recipients=pending), hooks, auto_submitted=True)
+
+
+def _anything_to_do(
+    ctx: SendContext,
+    entries: Sequences,
+    sequence: SequenceFiles,
+    row: CampaignRow | None,
+    window: tuple[str, str],
+) -> bool:
+    """Whether the step may have a reader to send to: one newly due (in the sequence's
+    audience; the step's own is applied once it is read), one pending, or a rehearsal
+    to start over from."""
+    newly_due, _ = entries.waiting(
+        row.id if row else None, sequence.name, (sequence.audience,), *window
+    )
+    if newly_due or row is None:
+        return bool(newly_due)
+    counts = ctx.ledger.delivery_counts(row.id)
+    if counts.get("pending", 0) or counts.get("sending", 0):
+        return True
+    return ctx.ledger.only_rehearsed(row, ctx.settings.transport, rehearsal_transports())
 
 
 def _step_row(ctx: SendContext, plan: SendPlan) -> CampaignRow:

@@ -149,19 +149,32 @@ class Sequences:
             return added
 
     def waiting(
-        self, campaign_id: int | None, name: str, audiences: Sequence[Audience], since: str
+        self,
+        campaign_id: int | None,
+        name: str,
+        audiences: Sequence[Audience],
+        since: str,
+        until: str | None = None,
     ) -> tuple[int, str | None]:
         """Readers of sequence ``name`` who entered at or after ``since`` (the grace
-        rule), are still active and in ``audiences``, and have no delivery of the step
-        yet: how many, and the earliest entry among them."""
+        rule) and, with ``until``, by then (due-ness), are still active and in
+        ``audiences``, and have no delivery of the step yet: how many, and the earliest
+        entry among them."""
         where, params = _all_of(audiences)
+        by = "" if until is None else "AND e.entered_at <= ? "
         row = self.db.execute(
             "SELECT count(*), min(e.entered_at) FROM sequence_entries e "
             "JOIN subscribers s ON s.id = e.subscriber_id "
-            f"WHERE e.sequence = ? AND e.entered_at >= ? AND {where} "
+            f"WHERE e.sequence = ? AND e.entered_at >= ? {by}AND {where} "
             "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = ? "
             "AND d.subscriber_id = e.subscriber_id)",
-            (name, since, *params, -1 if campaign_id is None else campaign_id),
+            (
+                name,
+                since,
+                *(() if until is None else (until,)),
+                *params,
+                -1 if campaign_id is None else campaign_id,
+            ),
         ).fetchone()
         return int(row[0]), row[1]
 
