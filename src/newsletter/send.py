@@ -247,7 +247,8 @@ def _campaign_row(
         # it was only rehearsed so far: that is kept as a summary; now the real send
         ledger.archive_rehearsal(row)
         row = ledger.campaign(campaign.slug) or row
-    ledger.record_campaign_articles(row.id, [article_key(a) for a in campaign.articles])
+    if campaign.after is None:  # a sequence step's articles stay new for the digest
+        ledger.record_campaign_articles(row.id, [article_key(a) for a in campaign.articles])
     if ledger.campaign_page(campaign.slug) is None:
         try:
             subject, html = web_version(compiled, ctx.settings.public_url)
