@@ -36,6 +36,7 @@ EXAMPLE_FILES = (
     "articles",
     "images",
     "campaigns",
+    "sequences",
     "templates",
     "subscribers.example.csv",
     ".newsletter",  # the example blog's fetched feed and page: builds work offline

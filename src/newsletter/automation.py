@@ -25,6 +25,7 @@ from .errors import CampaignHeld, InputError, NewsletterError, SendConflict
 from .models import Campaign, CampaignStatus
 from .plan import SendContext, first_due, prepare_send
 from .send import EXIT_FAILED_RECIPIENTS, SendHooks, SendOutcome, run_send
+from .sequences import format_duration, run_sequences, waiting
 from .zones import iso
 
 if TYPE_CHECKING:
@@ -215,25 +216,11 @@ def _send(run: _Run, slug: str) -> Done:
 
 
 # -- sequences ----------------------------------------------------------------------------
-# The sequences' module (``sequences.run_sequences(project, now, hooks) -> SequencesRun``,
-# ``sequences.waiting(project, now) -> list[StepWaiting]``) is looked for at run time: the
-# two calls below are the only places this module reaches it.
-def _sequences_module() -> Any:
-    try:
-        from . import sequences  # type: ignore[attr-defined]
-    except ImportError:  # a build without sequences
-        return None
-    return sequences
-
-
 def _sequences(run: _Run) -> None:
     """The sequences' due steps (``sequences.run_sequences``)."""
-    module = _sequences_module()
-    if module is None or not hasattr(module, "run_sequences"):
-        return
 
     def steps() -> None:
-        result = module.run_sequences(run.project, run.now, SendHooks())
+        result = run_sequences(run.project, run.now, SendHooks())
         for outcome in result.outcomes:
             run.done.append(Done(f"sequence step {outcome.campaign}", outcome))
         for problem in result.problems:
@@ -316,34 +303,20 @@ def _digest_row(project: Project, now: dt.datetime) -> ScheduleRow | None:
 
 def _sequence_rows(project: Project, now: dt.datetime) -> list[ScheduleRow]:
     """Each sequence step and its waiting readers (``sequences.waiting``)."""
-    module = _sequences_module()
-    if module is None or not hasattr(module, "waiting"):
-        return []
     try:
-        steps = module.waiting(project, now)
+        steps = waiting(project, now)
     except NewsletterError as exc:
         return [ScheduleRow("sequence", "?", "", "error", exc.message)]
     return [
         ScheduleRow(
             "sequence",
             step.slug,
-            f"after {_span(step.after)}",
+            f"after {format_duration(step.after)}",
             f"{step.waiting} waiting" + (f" ({step.status})" if step.status == "paused" else ""),
             f"the next at {iso(step.next_due)}" if step.next_due else "",
         )
         for step in steps
     ]
-
-
-def _span(after: Any) -> str:
-    """A step's ``after`` as written: 2w, 3d, 36h, 90m."""
-    if not isinstance(after, dt.timedelta):
-        return str(after)
-    minutes = int(after.total_seconds() // 60)
-    for unit, size in (("w", 10080), ("d", 1440), ("h", 60)):
-        if minutes and minutes % size == 0:
-            return f"{minutes // size}{unit}"
-    return f"{minutes}m" if minutes else "0d"
 
 
 # -- pause, resume, cancel --------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Campaign files (``campaigns/<slug>.md``) -> Campaign."""
+"""Campaign files (``campaigns/<slug>.md``) -> Campaign.
+
+A sequence's steps are campaign files too: ``sequences/<name>/<stem>.md``, slug
+``<name>--<stem>`` (``--`` is kept for them), with ``after:`` in their front matter.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
+from .config import DURATION_EXAMPLES, Settings, parse_duration
 from .content import ArticleReader, excerpt_from_html, split_front_matter
 from .content.urls import written_address
 from .errors import InputError
@@ -33,17 +37,41 @@ _FRONT_MATTER_KEYS = {
     "send_at",
     "local_time",
 }
+STEP_SEPARATOR = "--"  # <sequence>--<step file stem>: a sequence step's slug
 _ARTICLE_KEYS = {"path", "url", "feed", "excerpt", "image", "title"}
 _AUDIENCE_KEYS = {"tags_any", "tags_all", "exclude_tags"}
 
 
-def campaign_path(settings: Settings, campaign: str) -> Path:
-    """The file for CAMPAIGN, given as a path or as a slug in ``campaigns/``."""
+def _is_path(campaign: str) -> bool:
     as_path = Path(campaign)
-    if as_path.suffix == ".md" or len(as_path.parts) > 1:
-        if not as_path.is_file():
+    return as_path.suffix == ".md" or len(as_path.parts) > 1
+
+
+def step_of(settings: Settings, path: Path) -> tuple[str, str] | None:
+    """(sequence, step file stem) when ``path`` is a step, ``sequences/<name>/<stem>.md``."""
+    folder = path.resolve().parent
+    if folder.parent != settings.sequences_dir.resolve():
+        return None
+    return folder.name, path.stem
+
+
+def campaign_slug(settings: Settings, campaign: str) -> str:
+    """The slug CAMPAIGN (a slug or a file's path) names, without reading the file."""
+    if not _is_path(campaign):
+        return campaign
+    step = step_of(settings, Path(campaign))
+    return STEP_SEPARATOR.join(step) if step else Path(campaign).stem
+
+
+def campaign_path(settings: Settings, campaign: str) -> Path:
+    """The file for CAMPAIGN, given as a path or as a slug in ``campaigns/`` (a
+    sequence step's slug, ``<sequence>--<stem>``: its file in ``sequences/<sequence>/``)."""
+    if _is_path(campaign):
+        if not Path(campaign).is_file():
             raise InputError(f"Campaign file {campaign} does not exist.", "Check the path.")
-        return as_path.resolve()
+        return Path(campaign).resolve()
+    if STEP_SEPARATOR in campaign:
+        return _step_path(settings, campaign)
     candidate = settings.campaigns_dir / f"{campaign}.md"
     if not candidate.is_file():
         known = sorted(p.stem for p in settings.campaigns_dir.glob("*.md"))
@@ -54,9 +82,94 @@ def campaign_path(settings: Settings, campaign: str) -> Path:
     return candidate
 
 
-def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> Campaign:
-    """Read and validate a campaign file, with its articles."""
-    path = campaign_path(settings, campaign)
+def _step_path(settings: Settings, slug: str) -> Path:
+    """The file of the sequence step ``slug`` (``<sequence>--<stem>``)."""
+    sequence, _, stem = slug.partition(STEP_SEPARATOR)
+    configured_sequence(settings, sequence, slug)
+    candidate = settings.sequences_dir / sequence / f"{stem}.md"
+    if not candidate.is_file():
+        known = sorted(
+            f"{sequence}{STEP_SEPARATOR}{p.stem}"
+            for p in (settings.sequences_dir / sequence).glob("*.md")
+        )
+        raise InputError(
+            f"No step '{slug}': {candidate} does not exist.",
+            f"Steps of {sequence}: {', '.join(known) or 'none'}. A step's slug is "
+            "<sequence>--<file name without .md>.",
+        )
+    return candidate
+
+
+def configured_sequence(settings: Settings, sequence: str, what: str) -> None:
+    """InputError unless ``[sequences.<sequence>]`` is in newsletter.toml."""
+    if sequence in settings.sequences:
+        return
+    raise InputError(
+        f"{what}: there is no sequence '{sequence}' in {settings.path}.",
+        f"Add a [sequences.{sequence}] section (it may be empty) to newsletter.toml, or "
+        f"check the name; configured: {', '.join(sorted(settings.sequences)) or 'none'}.",
+    )
+
+
+def enterable_sequence(settings: Settings, name: str) -> None:
+    """InputError unless readers can be entered into sequence ``name``: configured, and
+    with its folder of steps."""
+    configured_sequence(settings, name, f"--enter {name}")
+    folder = settings.sequences_dir / name
+    if not folder.is_dir():
+        raise InputError(
+            f"--enter {name}: the sequence has no folder {folder}/; nothing was imported.",
+            "Create the folder with one campaign file per step (each with `after:`), then "
+            "import again.",
+        )
+
+
+def _identity(settings: Settings, path: Path, source: str) -> tuple[str, str | None]:
+    """The campaign's slug, and its sequence when it is a step."""
+    step = step_of(settings, path)
+    names = step or (path.stem,)
+    for name in names:
+        if not SLUG.match(name) or STEP_SEPARATOR in name:
+            raise InputError(
+                f"{source}: '{name}' is not a usable campaign slug.",
+                "Name the file with lowercase letters, digits, '-' or '_', e.g. "
+                "2026-10-digest.md ('--' is kept for sequence steps, <sequence>--<step>).",
+            )
+    if step is None:
+        return path.stem, None
+    configured_sequence(settings, step[0], source)
+    return STEP_SEPARATOR.join(step), step[0]
+
+
+def _after(meta: dict[str, Any], source: str, sequence: str | None) -> Any:
+    """A step's ``after`` (required); other campaigns have none."""
+    if sequence is None:
+        if "after" in meta:
+            raise InputError(
+                f"{source}: `after` is only for the steps of a sequence "
+                "(files in sequences/<name>/).",
+                "Remove it, or move the file into a sequence's folder.",
+            )
+        return None
+    after = parse_duration(meta.get("after"))
+    if after is None:
+        given = f"is {meta['after']!r}" if "after" in meta else "is missing"
+        raise InputError(
+            f"{source}: `after` {given}; a step says when it is due after the reader "
+            "entered the sequence.",
+            f"Write a number and a unit (m, h, d or w), e.g. after: 3d ({DURATION_EXAMPLES}).",
+        )
+    return after
+
+
+def step_after(settings: Settings, path: Path) -> Any:
+    """A step file's ``after``, from its front matter alone (its articles are not read)."""
+    sequence = _identity(settings, path, str(path))[1]
+    meta, _ = split_front_matter(_text(path), str(path))
+    return _after(meta, str(path), sequence)
+
+
+def _text(path: Path) -> str:
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8").lstrip("\ufeff")
@@ -66,16 +179,20 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
             "Save the campaign file as UTF-8 text (any editor can); it is Markdown with "
             "YAML front matter.",
         ) from None
+    return text
+
+
+def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> Campaign:
+    """Read and validate a campaign file, with its articles."""
+    path = campaign_path(settings, campaign)
+    source = str(path)
+    text = _text(path)
     meta, body = split_front_matter(text, source)
     stripped = body.lstrip()
     body_line = 1 + text[: len(text) - len(stripped)].count("\n")
-    slug = path.stem
-    if not SLUG.match(slug):
-        raise InputError(
-            f"{source}: '{slug}' is not a usable campaign slug.",
-            "Name the file with lowercase letters, digits, '-' or '_', e.g. 2026-10-digest.md.",
-        )
-    unknown = set(meta) - _FRONT_MATTER_KEYS
+    slug, sequence = _identity(settings, path, source)
+    after = _after(meta, source, sequence)
+    unknown = set(meta) - _FRONT_MATTER_KEYS - ({"after"} if sequence else set())
     if unknown:
         raise InputError(
             f"{source}: unknown front matter key(s): {', '.join(sorted(unknown))}.",
@@ -90,7 +207,7 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
     if not isinstance(articles_meta, list):
         raise InputError(f"{source}: `articles` must be a list.")
     utm_campaign = meta.get("utm_campaign", slug)
-    archive = meta.get("archive", True)
+    archive = meta.get("archive", sequence is None)  # a step is not listed unless asked
     if not isinstance(archive, bool):
         raise InputError(
             f"{source}: `archive` must be true or false, not {archive!r}.",
@@ -107,12 +224,14 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
         preheader=str(meta.get("preheader") or ""),
         sender=meta.get("from"),
         reply_to=meta.get("reply_to"),
-        audience=_audience(meta.get("audience"), source),
+        audience=parse_audience(meta.get("audience"), source),
         articles=[_article(reader, item, source) for item in articles_meta],
         utm_campaign="" if utm_campaign is False else str(utm_campaign or slug).lower(),
         greeting=_greeting(meta.get("greeting", True), source),
         body_line=body_line,
         archive=archive,
+        sequence=sequence,
+        after=after,
         send_at=send_at,
         send_zone=send_zone,
         local_time=_local_time(meta.get("local_time", False), send_at, source),
@@ -228,7 +347,7 @@ def _greeting(value: Any, source: str) -> str:
     return value.strip()
 
 
-def _audience(value: Any, source: str) -> Audience:
+def parse_audience(value: Any, source: str) -> Audience:
     if value is None:
         return Audience()
     if not isinstance(value, dict) or set(value) - _AUDIENCE_KEYS:
@@ -339,7 +458,7 @@ def _head(path: Path, text: str) -> Campaign | None:
         subject=str(meta.get("subject") or path.stem).strip(),
         body="",
         path=source,
-        audience=_audience(meta.get("audience"), source),
+        audience=parse_audience(meta.get("audience"), source),
         send_at=send_at,
         send_zone=send_zone,
         local_time=_local_time(meta.get("local_time", False), send_at, source),

@@ -27,6 +27,7 @@ from typing import Any
 import click
 
 from . import __version__, members, providers
+from .campaigns import campaign_slug
 from .checks import GMAIL_CLIP_SIZE, Level, clipped, format_size
 from .errors import NewsletterError, os_error, redact
 from .models import Article, SubscriberStatus
@@ -283,10 +284,17 @@ def subscribers() -> None:
     show_default=True,
     help="Status for rows without one (e.g. bounced for a mailing tool's 'cleaned' export).",
 )
+@click.option(
+    "--enter",
+    metavar="SEQUENCE",
+    help="Enter the file's active readers into this sequence now (an import enters none).",
+)
 @with_project
-def subscribers_import(project: Project, file: Path, tags: tuple[str, ...], status: str) -> None:
+def subscribers_import(
+    project: Project, file: Path, tags: tuple[str, ...], status: str, enter: str | None
+) -> None:
     """Import subscribers from a CSV file (header row required; `email` column required)."""
-    result = project.import_subscribers(file, tags, status)
+    result = project.import_subscribers(file, tags, status, enter)
     for r in result.rejected:
         say(f"  line {r.line}: {r.value or '(empty)'}: {r.reason}", fg="yellow")
     for note in result.kept_status:
@@ -299,6 +307,8 @@ def subscribers_import(project: Project, file: Path, tags: tuple[str, ...], stat
         f"{result.added} added, {result.updated} updated, "
         f"{result.unchanged} unchanged, {result.refused} rejected."
     )
+    if enter is not None:
+        say(f"{result.entered} reader(s) entered the sequence {enter}.")
     error = result.error()
     if error is not None:
         raise error
@@ -1233,7 +1243,8 @@ def report(
     if campaign is None:
         _report_all(project, fmt)
         return
-    found = campaign_report(project.store.ledger, project.store.events, campaign)
+    slug = campaign_slug(project.settings, campaign)  # a step's file: <sequence>--<stem>
+    found = campaign_report(project.store.ledger, project.store.events, slug)
     if fmt == "json":
         click.echo(json.dumps(found.as_dict(), indent=2, ensure_ascii=False))
         return

@@ -11,8 +11,10 @@ are never read from the file, only from the environment.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -222,6 +224,31 @@ class TrackingSettings(_Section):
         return self.clicks or self.opens
 
 
+@dataclass(frozen=True, slots=True)
+class SequenceSettings:
+    """[sequences.<name>]: who enters the sequence in ``sequences/<name>/`` (active
+    readers, filtered as a campaign's ``audience``), and how overdue a step added later
+    may be for a reader and still reach them (``grace``)."""
+
+    name: str
+    audience: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    grace: dt.timedelta = dt.timedelta(days=1)
+
+
+SEQUENCE_KEYS = ("audience", "grace")
+DURATION_EXAMPLES = "0d, 36h, 3d, 2w or 90m"
+_DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: Any) -> dt.timedelta | None:
+    """``0d``, ``36h``, ``3d``, ``2w``, ``90m`` as a timedelta; None for anything else."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    return dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
 SECTIONS: dict[str, type[_Section]] = {
     "newsletter": NewsletterSettings,
     "content": ContentSettings,
@@ -265,6 +292,7 @@ class Settings:
     serve: ServeSettings = field(init=False, repr=False)
     signup: SignupSettings = field(init=False, repr=False)
     tracking: TrackingSettings = field(init=False, repr=False)
+    sequences: Mapping[str, SequenceSettings] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name, section in SECTIONS.items():
@@ -275,6 +303,16 @@ class Settings:
                     {k: _frozen(v) for k, v in given.items() if k not in SCHEMA[name]}
                 )
             object.__setattr__(self, name, section.from_values(self.values[name], **extra))
+        given = self.values.get("sequences", {})
+        sequences = {
+            name: SequenceSettings(
+                name,
+                MappingProxyType(dict(keys.get("audience") or {})),
+                parse_duration(keys.get("grace", "1d")) or dt.timedelta(days=1),
+            )
+            for name, keys in given.items()
+        }
+        object.__setattr__(self, "sequences", MappingProxyType(sequences))
 
     @property
     def root(self) -> Path:
@@ -335,6 +373,10 @@ class Settings:
     @property
     def campaigns_dir(self) -> Path:
         return self.root / "campaigns"
+
+    @property
+    def sequences_dir(self) -> Path:
+        return self.root / "sequences"
 
     @property
     def templates_dir(self) -> Path:
@@ -406,12 +448,45 @@ def schema(
 def validate(
     raw: dict[str, Any], path: Path, options: DeliveryOptions
 ) -> dict[str, dict[str, Any]]:
-    """Check ``raw`` against the schema; return every key with its default filled in."""
+    """Check ``raw`` against the schema; return every key with its default filled in
+    (``[sequences.<name>]`` tables as they are, checked, under ``sequences``)."""
+    raw = dict(raw)
+    sequences = _check_sequences(raw.pop("sequences", {}), path)
     full = _schema_for(raw, options)
     _check_sections(raw, full, path)
     values = {section: _section_values(raw, section, keys, path) for section, keys in full.items()}
     _check_values(values, path, options)
-    return values
+    return values | {"sequences": sequences}
+
+
+def _check_sequences(given: Any, path: Path) -> dict[str, dict[str, Any]]:
+    """The ``[sequences.<name>]`` tables: known keys, a duration for ``grace``, a table
+    for ``audience`` (its tags are checked where the sequence is loaded)."""
+    example = '[sequences.welcome]\ngrace = "1d"\naudience = { tags_any = ["ce"] }'
+    if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+        raise ConfigError(
+            f"[sequences] in {path} must hold one table per sequence, [sequences.<name>].",
+            f"For example:\n{example}",
+        )
+    for name, keys in given.items():
+        unknown = sorted(set(keys) - set(SEQUENCE_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"Unknown key(s) {', '.join(unknown)} in [sequences.{name}] of {path}.",
+                f"Known keys: {', '.join(SEQUENCE_KEYS)}. For example:\n{example}",
+            )
+        if "grace" in keys and parse_duration(keys["grace"]) is None:
+            raise ConfigError(
+                f"[sequences.{name}] grace in {path} is {keys['grace']!r}, which is not a "
+                "duration.",
+                f"Write a number and a unit (m, h, d or w), e.g. {DURATION_EXAMPLES}.",
+            )
+        if not isinstance(keys.get("audience", {}), dict):
+            raise ConfigError(
+                f"[sequences.{name}] audience in {path} must be a table.",
+                'For example: audience = { tags_any = ["ce"], exclude_tags = ["staff"] }',
+            )
+    return given
 
 
 def _schema_for(

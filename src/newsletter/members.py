@@ -9,7 +9,7 @@ the caller to show; the ``subscribers`` commands are one call each.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from email.utils import getaddresses
@@ -43,6 +43,7 @@ class SubscriberImport:
     forgotten: tuple[str, ...]  # addresses erased on request earlier: never imported again
     encoding: str  # as people name it: "UTF-8", "windows-1252"
     delimiter: str  # "," or ";"
+    entered: int = 0  # readers entered into a sequence (`--enter`)
 
     @property
     def refused(self) -> int:
@@ -304,10 +305,20 @@ def import_subscribers(
     path: Path,
     tags: tuple[str, ...] = (),
     status: str = "active",
+    enter: Callable[[list[str]], int] | None = None,
 ) -> SubscriberImport:
-    """Import a subscribers CSV file: validated, merged, never re-subscribing anyone."""
+    """Import a subscribers CSV file: validated, merged, never re-subscribing anyone.
+    ``enter`` (``--enter``) is given the file's addresses (``email_key``s) afterwards, to
+    enter the active ones into a sequence; it says how many entered."""
     parsed = read_subscribers(path, tags, status, carrier=carrier)
-    summary = subscribers.import_rows(parsed.rows)  # drains parsed.rows
+    keys: list[str] = []
+
+    def noted(rows: Iterable[Subscriber]) -> Iterator[Subscriber]:
+        for row in rows:
+            keys.append(row.email.lower())
+            yield row
+
+    summary = subscribers.import_rows(noted(parsed.rows))  # drains parsed.rows
     return SubscriberImport(
         path,
         summary.added,
@@ -318,6 +329,7 @@ def import_subscribers(
         tuple(summary.forgotten),
         parsed.encoding,
         parsed.delimiter,
+        enter(keys) if enter is not None else 0,
     )
 
 

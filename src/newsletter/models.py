@@ -66,6 +66,10 @@ class Campaign:
     send_at: dt.datetime | None = None  # aware: `newsletter run` sends it once this has come
     send_zone: str | None = None  # the IANA zone send_at was written in, if any
     local_time: bool = False  # each reader at send_at's wall-clock time in their own zone
+    # a step of a sequence (``sequences/<sequence>/<stem>.md``, slug ``<sequence>--<stem>``):
+    # its sequence, and the time after a reader entered it that the step is due
+    sequence: str | None = None
+    after: dt.timedelta | None = None
 
 
 class CampaignStatus(StrEnum):

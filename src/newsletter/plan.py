@@ -145,6 +145,9 @@ class SendPlan:
     started: bool = False  # the ledger has the campaign's deliveries (it began before)
     now: dt.datetime | None = None  # deliveries due by then go (None: the real time)
     on_schedule: bool = False  # a `local_time` campaign's readers each wait for their time
+    # a sequence step's plan made by ``sequences.run_sequences``: only such a plan sends
+    # a step (to the readers it found due), never a plain ``send``
+    sequence_run: bool = False
 
     @property
     def slug(self) -> str:
@@ -204,13 +207,15 @@ def prepare_send(
     limit: int | None = None,
     now: dt.datetime | None = None,
     on_schedule: bool = False,
+    sequence_run: bool = False,
 ) -> SendPlan:
     """The plan for sending campaign ``name``; a NewsletterError when it is not ready, or
     when a person paused or cancelled it (`newsletter schedule`).
 
     ``now``: the time the send runs as (the deliveries due by then go); ``on_schedule``:
     a ``local_time`` campaign's readers each get their own due time (`newsletter run`),
-    rather than all going now."""
+    rather than all going now; ``sequence_run``: the plan of ``sequences.run_sequences``
+    for a step."""
     campaign = ctx.compiler.campaign(name)
     refuse_if_held(ctx, campaign.slug)
     compiled = ctx.compiler.compile(campaign)
@@ -222,7 +227,7 @@ def prepare_send(
     retry = tuple(retry)
     ledgered = _ledgered(ctx, campaign, transport, retry)
     delivery = ctx.settings.delivery
-    first = ledgered.settled == 0 and ledgered.already_sent is None
+    first = ledgered.settled == 0 and ledgered.already_sent is None and campaign.after is None
     return SendPlan(
         campaign,
         compiled,
@@ -248,6 +253,7 @@ def prepare_send(
         started=ledgered.started,
         now=now,
         on_schedule=on_schedule,
+        sequence_run=sequence_run,
     )
 
 
@@ -342,6 +348,8 @@ def _ledgered(
     ledger = ctx.ledger
     row = ledger.campaign(campaign.slug)
     rehearsed = _rehearsed(ledger, row, transport)
+    if campaign.after is not None:  # a sequence step: the readers found due so far
+        return _step_ledgered(ledger, row, retry)
     if row is None or row.status == CampaignStatus.DRAFT or rehearsed is not None:
         return _Ledgered(ctx.subscribers.count_audience(campaign.audience), rehearsed=rehearsed)
     if row.status == CampaignStatus.SENT and not retry:
@@ -350,6 +358,18 @@ def _ledgered(
     counts = ledger.delivery_counts(row.id)
     recipients = sum(counts.get(str(s), 0) for s in ("pending", "sending", *retry))
     return _Ledgered(recipients, sum(counts.values()) - recipients, started=bool(counts))
+
+
+def _step_ledgered(
+    ledger: Ledger, row: CampaignRow | None, retry: tuple[DeliveryStatus, ...]
+) -> _Ledgered:
+    """A sequence step's recipients this run: its deliveries pending (its readers are
+    added as they become due; a step is never frozen to an audience, never `sent`)."""
+    if row is None:
+        return _Ledgered(0)
+    counts = ledger.delivery_counts(row.id)
+    recipients = sum(counts.get(str(s), 0) for s in ("pending", "sending", *retry))
+    return _Ledgered(recipients, sum(counts.values()) - recipients)
 
 
 def _rehearsed(ledger: Ledger, row: CampaignRow | None, transport: str) -> int | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from . import members
+from .campaigns import enterable_sequence
 from .catalog import (
     load_settings,
 )
@@ -28,7 +29,7 @@ from .config import Settings
 from .errors import (
     NewsletterError,
 )
-from .store import Store, open_store
+from .store import Store, now_iso, open_store
 
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
 
@@ -74,12 +75,25 @@ class Project:
 
     # -- entry points that decide for the caller ------------------------------------------
     def import_subscribers(
-        self, path: Path, tags: tuple[str, ...] = (), status: str = "active"
+        self,
+        path: Path,
+        tags: tuple[str, ...] = (),
+        status: str = "active",
+        enter: str | None = None,
     ) -> members.SubscriberImport:
         """Import a subscribers CSV file, its addresses checked against what the
-        configured transport can carry."""
+        configured transport can carry; with ``enter``, its active readers enter that
+        sequence now (an import enters nobody otherwise)."""
+        entering = None
+        if enter is not None:
+            enterable_sequence(self.settings, enter)  # before anything is imported
+            sequences = self.store.sequences
+
+            def entering(keys: list[str]) -> int:
+                return sequences.enter(enter, keys, now_iso())
+
         return members.import_subscribers(
-            self.store.subscribers, self.composer.carrier, path, tags, status
+            self.store.subscribers, self.composer.carrier, path, tags, status, entering
         )
 
     def add_subscriber(

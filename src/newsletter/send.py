@@ -21,7 +21,7 @@ from .composer import web_version
 from .content import article_key
 from .delivery import Transport
 from .dispatch import Dispatch, RunReport, SendOptions, holder_id, send_test
-from .errors import DeliveryError, SendPaused, TemplateError
+from .errors import DeliveryError, InputError, SendPaused, TemplateError
 from .models import SETTLED_OK, Campaign, CampaignStatus, DeliveryStatus, SendResult
 from .plan import SendContext, SendPlan, due_times, failed_in, unknown_in
 from .render import CompiledCampaign
@@ -127,6 +127,7 @@ def run_send(
 ) -> SendOutcome:
     """Carry out ``plan``: the pending recipients (within its limit), at most once each."""
     hooks = hooks or SendHooks()
+    refuse_step(plan)
     if hooks.on_plan is not None:
         hooks.on_plan(plan)
     if plan.already_sent is not None:
@@ -148,6 +149,18 @@ def run_send(
     return _outcome(ctx, plan, OutcomeKind.SENT, run.report)
 
 
+def refuse_step(plan: SendPlan) -> None:
+    """A sequence step goes to each reader when it is due, never to a list at once."""
+    campaign = plan.campaign
+    if campaign.after is None or plan.sequence_run:
+        return
+    raise InputError(
+        f"{campaign.slug} is a step of the sequence {campaign.sequence}: it is sent to each "
+        "reader when it is due, by `newsletter run`, never to the whole list at once.",
+        f"`newsletter send {campaign.slug} --test EMAIL` sends a test copy; nothing was sent.",
+    )
+
+
 def send_plan(
     ctx: SendContext,
     plan: SendPlan,
@@ -158,6 +171,8 @@ def send_plan(
     """Send the campaign's pending deliveries through ``transport`` (closed after), holding
     a lease of this sender's own; no confirmation is asked."""
     campaign, ledger = plan.campaign, ctx.ledger
+    refuse_step(plan)
+    step = campaign.after is not None  # its readers are added as they become due
     row = _campaign_row(ctx, campaign, plan.compiled, transport)
     holder = holder_id()
     # Senders share a campaign: each holds a lease of its own, renewed as it goes,
@@ -175,8 +190,9 @@ def send_plan(
         try:
             ledger.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
             ledger.requeue(row.id, list(plan.retry))
-            due = due_times(campaign) if plan.on_schedule else None
-            ledger.enqueue(row, campaign.audience, transport.name, due)
+            if not step:
+                due = due_times(campaign) if plan.on_schedule else None
+                ledger.enqueue(row, campaign.audience, transport.name, due)
             factory = ctx.compiler.factory(
                 plan.compiled, auto_submitted=auto_submitted, carrier=transport.carrier()
             )
@@ -191,7 +207,8 @@ def send_plan(
                 on_batch=batch_done,
             ).run()
             ledger.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
-            ledger.finish_if_done(row.id)
+            if not step:  # a step stays `sending` while its sequence has readers to come
+                ledger.finish_if_done(row.id)
         except SendPaused:
             if ledger.held(row.id) is None:  # too many failed (a person's pause is kept)
                 ledger.pause_for_failures(row.id)
@@ -232,7 +249,8 @@ def _campaign_row(
         # it was only rehearsed so far: that is kept as a summary; now the real send
         ledger.archive_rehearsal(row)
         row = ledger.campaign(campaign.slug) or row
-    ledger.record_campaign_articles(row.id, [article_key(a) for a in campaign.articles])
+    if campaign.after is None:  # a sequence step's articles stay new for the digest
+        ledger.record_campaign_articles(row.id, [article_key(a) for a in campaign.articles])
     if ledger.campaign_page(campaign.slug) is None:
         try:
             subject, html = web_version(compiled, ctx.settings.public_url)

@@ -26,6 +26,7 @@ from .records import (
     MessageTarget,
     now_iso,
 )
+from .sequences import Sequences
 from .signups import Membership
 from .subscribers import Subscribers
 
@@ -37,6 +38,7 @@ __all__ = [
     "KeptStatus",
     "Lease",
     "MessageTarget",
+    "Sequences",
     "Store",
     "new_holder",
     "now_iso",
@@ -58,6 +60,7 @@ class Store:
         self.ledger = Ledger(db, self.subscribers, self.leases, self.forgotten)
         self.events = EventLog(db, self.subscribers, self.ledger, self.forgotten)
         self.membership = Membership(db, self.subscribers, self.forgotten)
+        self.sequences = Sequences(db)
         self.migrated = migrate(db)  # the migrations this open applied, in order
 
     def transaction(self) -> AbstractContextManager[Connection]:

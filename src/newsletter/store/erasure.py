@@ -149,6 +149,13 @@ NOT_PERSONAL = {
     "subscriber_log.action",
     "subscriber_log.at",
     "subscriber_log.form_version",
+    # sequences: names, step slugs and times; an erased reader's entries are deleted
+    "sequences.name",
+    "sequences.first_seen_at",
+    "sequence_steps.slug",
+    "sequence_steps.first_seen_at",
+    "sequence_entries.sequence",
+    "sequence_entries.entered_at",
 }
 
 # Characters that may stand next to an address without being part of it.

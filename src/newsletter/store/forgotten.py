@@ -104,6 +104,8 @@ class Forgotten:
             (placeholder, placeholder, now, now, now, subscriber_id),
         )
         db.execute("DELETE FROM subscriber_tags WHERE subscriber_id = ?", (subscriber_id,))
+        # no sequence keeps them (their deliveries say what they got)
+        db.execute("DELETE FROM sequence_entries WHERE subscriber_id = ?", (subscriber_id,))
         db.execute(
             "UPDATE deliveries SET email = ?, response = NULL, error = NULL "
             "WHERE subscriber_id = ?",

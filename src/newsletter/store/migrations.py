@@ -265,6 +265,34 @@ MIGRATIONS.append(
     )
 )
 
+# Sequences: when `run` first saw each sequence (readers who become active from then on
+# enter it) and each step (the grace rule: a step added later reaches only readers for
+# whom it is not overdue by more than the sequence's grace), and who entered which
+# sequence when. A step is a campaign (slug <sequence>--<step>); its deliveries are added
+# as readers become due.
+MIGRATIONS.append(
+    (
+        "011_sequences",
+        """
+        CREATE TABLE sequences (
+            name TEXT PRIMARY KEY,
+            first_seen_at TEXT NOT NULL
+        );
+        CREATE TABLE sequence_steps (
+            slug TEXT PRIMARY KEY,
+            first_seen_at TEXT NOT NULL
+        );
+        CREATE TABLE sequence_entries (
+            sequence TEXT NOT NULL,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id),
+            entered_at TEXT NOT NULL,
+            PRIMARY KEY (sequence, subscriber_id)
+        );
+        CREATE INDEX sequence_entries_entered ON sequence_entries (sequence, entered_at)
+        """,
+    )
+)
+
 
 def pending(db: Connection) -> list[str]:
     """The migrations not yet applied to this database, in order."""

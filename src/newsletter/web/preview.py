@@ -302,7 +302,7 @@ def _plain(
 
 
 def watched_paths(s: Settings) -> list[Path]:
-    return [s.campaigns_dir, s.templates_dir, s.articles_dir, s.path]
+    return [s.campaigns_dir, s.sequences_dir, s.templates_dir, s.articles_dir, s.path]
 
 
 PAGE = (Path(__file__).parent / "preview.html").read_text(encoding="utf-8")
