@@ -427,20 +427,10 @@ def test_a_step_failing_check_stops_only_that_step(project: Path) -> None:
 
 
 # -- kill -9 ------------------------------------------------------------------------------
-DRIVER = (
-    "import datetime as dt, sys\n"
-    "from newsletter.project import Project\n"
-    "from newsletter.sequences import run_sequences\n"
-    "with Project.load() as project:\n"
-    "    done = run_sequences(project, dt.datetime.fromisoformat(sys.argv[1]))\n"
-    "sys.exit(done.exit_status)\n"
-)
-
-
 def start_run(root: Path, when: dt.datetime) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     return subprocess.Popen(
-        [sys.executable, "-c", DRIVER, when.isoformat()],
+        [sys.executable, "-m", "newsletter", "run", "--now", when.isoformat()],
         cwd=root,
         env=env,
         stdout=subprocess.PIPE,
@@ -465,6 +455,47 @@ def entered(project: Path) -> Iterator[list[str]]:
     result = cli("subscribers", "import", str(path), "--enter", "welcome")
     assert result.returncode == 0, result.stderr
     yield readers
+
+
+@pytest.mark.slow
+def test_the_cron_line_sends_the_welcome_series_quietly(project: Path) -> None:
+    """`newsletter run --now` as cron runs it: silent when all is well, each step once,
+    and `newsletter schedule` shows the readers each step still waits for."""
+    start = now()
+
+    def run(when: dt.datetime) -> None:
+        ran = cli("run", "--now", when.isoformat())
+        assert (ran.returncode, ran.stdout, ran.stderr) == (0, "", "")
+
+    run(start)  # the sequence is first seen: readers from now on enter
+    added = cli("subscribers", "add", "added@example.org", "--consent-source", "met at CE day")
+    assert added.returncode == 0, added.stderr
+    run(start + dt.timedelta(minutes=1))
+    assert everything_received(project) == {STEPS[0]: ["added@example.org"], STEPS[1]: [],
+                                            STEPS[2]: []}  # fmt: skip
+    listed = cli("schedule", "--now", (start + DAY).isoformat(), "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    import json
+
+    steps = {r["name"]: r for r in json.loads(listed.stdout) if r["kind"] == "sequence"}
+    assert steps["welcome--02-the-archive"]["state"].startswith("1 waiting")
+    assert steps["welcome--01-welcome"]["state"].startswith("0 waiting")
+    for days in (1, 3, 3, 14):
+        run(start + days * DAY + dt.timedelta(minutes=2))
+    assert everything_received(project) == {step: ["added@example.org"] for step in STEPS}
+
+
+def test_a_step_may_not_carry_send_at(project: Path) -> None:
+    step = project / "sequences" / "welcome" / "02-the-archive.md"
+    text = step.read_text(encoding="utf-8")
+    step.write_text(text.replace("after:", "send_at: 2030-01-01 09:00 Europe/Berlin\nafter:", 1))
+    result = cli("check", "welcome--02-the-archive")
+    assert result.returncode == 1
+    assert (
+        "send_at" in result.stderr
+        and "after" in result.stderr
+        and "Traceback" not in (result.stderr)
+    )
 
 
 @pytest.mark.slow

@@ -214,6 +214,13 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
             "Write `archive: false` to keep this campaign out of the public archive "
             "(its web version still works for the readers who got it).",
         )
+    if sequence and ("send_at" in meta or "local_time" in meta):
+        raise InputError(
+            f"{source}: `send_at` and `local_time` are for campaigns in campaigns/; a step "
+            "of a sequence goes to each reader `after` they entered it.",
+            "Remove send_at/local_time from the step, or move the file to campaigns/ to "
+            "send it once to everyone at that time.",
+        )
     send_at, send_zone = parse_send_at(meta.get("send_at"), source)
     return Campaign(
         slug=slug,
