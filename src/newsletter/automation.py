@@ -337,14 +337,8 @@ def _named(project: Project, name: str) -> tuple[str, str]:
 def pause(project: Project, name: str) -> CampaignRow:
     """Pause the campaign, before or during its send; `run` and `send` leave it alone."""
     slug, subject = _named(project, name)
-    ledger = project.store.ledger
-    row = ledger.campaign(slug)
-    if row is not None and row.status in (CampaignStatus.SENT, CampaignStatus.CANCELLED):
-        raise InputError(
-            f"{slug} was already {row.status}; there is nothing to pause.",
-            f"`newsletter report {slug}` shows who got it.",
-        )
-    return ledger.pause(slug, subject)
+    _refuse_if_over(project.store.ledger.campaign(slug), slug, "pause")
+    return project.store.ledger.pause(slug, subject)
 
 
 def resume(project: Project, name: str) -> CampaignRow:
@@ -366,11 +360,14 @@ def cancel(project: Project, name: str) -> int:
     """Cancel the campaign for good: its readers still waiting are settled as skipped
     ("cancelled"); how many."""
     slug, subject = _named(project, name)
-    ledger = project.store.ledger
-    row = ledger.campaign(slug)
+    _refuse_if_over(project.store.ledger.campaign(slug), slug, "cancel")
+    return project.store.ledger.cancel(slug, subject)
+
+
+def _refuse_if_over(row: CampaignRow | None, slug: str, verb: str) -> None:
+    """A campaign already sent or cancelled has nothing left to ``verb``."""
     if row is not None and row.status in (CampaignStatus.SENT, CampaignStatus.CANCELLED):
         raise InputError(
-            f"{slug} was already {row.status}; there is nothing to cancel.",
+            f"{slug} was already {row.status}; there is nothing to {verb}.",
             f"`newsletter report {slug}` shows who got it.",
         )
-    return ledger.cancel(slug, subject)
