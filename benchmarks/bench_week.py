@@ -215,8 +215,8 @@ class Week:
                 "d.campaign_id WHERE c.slug = ? AND d.status = 'sent'",
                 (CAMPAIGN,),
             ).fetchall()
-        for (sid,) in rows:
-            self.campaign_sent_at.setdefault(sid, now)
+        for row in rows:
+            self.campaign_sent_at.setdefault(row[0], now)
 
     def sign_up(self, hour: int, at: dt.datetime) -> None:
         address = f"newcomer{hour}@example.net"
@@ -286,7 +286,8 @@ def verify(week: Week, readers: int) -> Checks:
         db = project.store.db
 
         def rows(sql: str, *params: object) -> list[tuple]:
-            return [tuple(r) for r in db.execute(sql, params).fetchall()]
+            # by position: a PostgreSQL row is a dict (iterating it gives the names)
+            return [tuple(r[i] for i in range(len(r))) for r in db.execute(sql, params)]
 
         subs = {e.lower(): (i, s, z) for i, e, s, z in rows(SUBSCRIBERS)}
         delivered = {slug: {} for slug in (*STEPS, CAMPAIGN, DIGEST)}
