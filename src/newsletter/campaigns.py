@@ -162,6 +162,20 @@ def _after(meta: dict[str, Any], source: str, sequence: str | None) -> Any:
     return after
 
 
+def _send_at(
+    meta: dict[str, Any], source: str, sequence: str | None
+) -> tuple[dt.datetime | None, str | None]:
+    """The campaign's ``send_at`` (and the zone it names); a step of a sequence has none."""
+    if sequence and ("send_at" in meta or "local_time" in meta):
+        raise InputError(
+            f"{source}: `send_at` and `local_time` are for campaigns in campaigns/; a step "
+            "of a sequence goes to each reader `after` they entered it.",
+            "Remove send_at/local_time from the step, or move the file to campaigns/ to "
+            "send it once to everyone at that time.",
+        )
+    return parse_send_at(meta.get("send_at"), source)
+
+
 def step_after(settings: Settings, path: Path) -> Any:
     """A step file's ``after``, from its front matter alone (its articles are not read)."""
     sequence = _identity(settings, path, str(path))[1]
@@ -214,14 +228,7 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
             "Write `archive: false` to keep this campaign out of the public archive "
             "(its web version still works for the readers who got it).",
         )
-    if sequence and ("send_at" in meta or "local_time" in meta):
-        raise InputError(
-            f"{source}: `send_at` and `local_time` are for campaigns in campaigns/; a step "
-            "of a sequence goes to each reader `after` they entered it.",
-            "Remove send_at/local_time from the step, or move the file to campaigns/ to "
-            "send it once to everyone at that time.",
-        )
-    send_at, send_zone = parse_send_at(meta.get("send_at"), source)
+    send_at, send_zone = _send_at(meta, source, sequence)
     return Campaign(
         slug=slug,
         subject=subject,
