@@ -35,16 +35,18 @@ node-peers: tests/node/node_modules/.installed
 
 demo: venv
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	rm -rf outbox/2026-10-digest build/2026-10-digest
+	rm -rf outbox/2026-10-digest build/2026-10-digest reports/2026-10-digest.html
 	NEWSLETTER_DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/newsletter subscribers import subscribers.example.csv
 	NEWSLETTER_DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/newsletter build 2026-10-digest
 	NEWSLETTER_DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/newsletter send 2026-10-digest --yes
 	NEWSLETTER_DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/newsletter report 2026-10-digest
+	NEWSLETTER_DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/newsletter report 2026-10-digest --html --no-open
 	@echo
 	@echo "Look here:"
 	@echo "  build/2026-10-digest/email.html   the email as a reader sees it (open it in a browser)"
 	@echo "  build/2026-10-digest/email.txt    its plain-text part"
 	@echo "  outbox/2026-10-digest/*.eml       one message per subscriber, as it would be sent"
+	@echo "  reports/2026-10-digest.html       the campaign's report page, charts and all (no events yet: the outbox has none)"
 	@echo "  demo.db                           the SQLite ledger: who got which campaign"
 	@echo "  the email with its images, live:  NEWSLETTER_DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/newsletter preview 2026-10-digest"
 
