@@ -182,9 +182,10 @@ class ServeSettings(_Section):
     max_request_bytes: int = _key(int, 1024 * 1024)
     request_timeout: int = _key(int, 30)
     idle_timeout: int = _key(int, 30)
-    # proxies whose X-Forwarded-For names the client (sign-up's per-client limit): by
-    # default a proxy on this host, as in front of serve for TLS; [] trusts none
-    trusted_proxies: tuple[str, ...] = _key(list, ["127.0.0.1", "::1"])
+    # proxies whose X-Forwarded-For names the client (sign-up's per-client limits): none
+    # by default; list the proxy in front of serve, which must overwrite the header
+    # (README, "Behind a proxy")
+    trusted_proxies: tuple[str, ...] = _key(list, [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,10 +204,25 @@ class SignupSettings(_Section):
     confirm_subject: str = _key(str, "Please confirm your subscription to {{ newsletter.name }}")
     welcome: bool = _key(bool, False)
     welcome_subject: str = _key(str, "Welcome to {{ newsletter.name }}")
+    # a client is one IPv4 address or one IPv6 network of this prefix length (a /64 is
+    # what one home or phone gets)
     per_client_per_hour: int = _key(int, 5)
+    ipv6_prefix: int = _key(int, 64)
+    # a network is an IPv4 /24 or an IPv6 /48
+    per_network_per_hour: int = _key(int, 20)
+    # an address counts with its +tag and the dots of its local part removed
     per_address_per_hour: int = _key(int, 3)
-    max_confirmations_per_hour: int = _key(int, 100)
-    send_timeout: int = _key((int, float), 10)  # seconds the page waits for the transport
+    max_confirmations_per_hour: int = _key(int, 100)  # shared out between networks
+    send_timeout: int = _key((int, float), 10)  # seconds one confirmation email may take
+    # sites whose pages may post the sign-up form without the built-in page's token;
+    # [] means the host of public_url and the hosts of [content] feeds
+    allowed_origins: tuple[str, ...] = _key(list, [])
+    block_disposable: bool = _key(bool, True)  # refuse throwaway-address domains
+    proof_of_work: bool = _key(bool, False)  # the built-in page makes the browser work
+    proof_of_work_max_number: int = _key(int, 100_000)  # its difficulty (ALTCHA)
+    # a visit to the confirmation link this soon after the email went out is taken
+    # for a mail scanner's: the person presses a button (README, "Only a person confirms")
+    scanner_window: int = _key((int, float), 120)
 
 
 @dataclass(frozen=True, slots=True)
@@ -629,6 +645,17 @@ def _check_signup(signup: dict[str, Any], path: Path) -> None:
     for key in ("confirm_days", "per_client_per_hour", "per_address_per_hour", "send_timeout"):
         if signup[key] < 1:
             raise ConfigError(f"[signup] {key} in {path} must be at least 1, not {signup[key]}.")
+    for key in ("per_network_per_hour", "proof_of_work_max_number"):
+        if signup[key] < 1:
+            raise ConfigError(f"[signup] {key} in {path} must be at least 1, not {signup[key]}.")
+    if not 32 <= signup["ipv6_prefix"] <= 128:
+        raise ConfigError(
+            f"[signup] ipv6_prefix in {path} must be between 32 and 128, not "
+            f"{signup['ipv6_prefix']}.",
+            "64 groups the addresses of one home or phone network, as providers hand them out.",
+        )
+    if signup["scanner_window"] < 0:
+        raise ConfigError(f"[signup] scanner_window in {path} must not be negative.")
     if signup["min_seconds"] < 0 or signup["max_confirmations_per_hour"] < 0:
         raise ConfigError(
             f"[signup] min_seconds and max_confirmations_per_hour in {path} must not be negative."
