@@ -9,12 +9,20 @@ the server answers below 500 (waitress's 501 for a transfer coding other than
 chunked is what RFC 9112 §6.1 asks), and without valid authentication nothing in
 the database changes: no subscriber's status, no event.
 
+Sign-up and confirmation get a fuzz of their own: the form with hostile fields (names
+holding URLs or header breaks, disposable and look-alike addresses, real and tampered
+form tokens), real confirmation tokens (the hidden canary's too) changed or appended
+to, any Origin, Referer, X-Forwarded-For and User-Agent, any content type. Nothing
+answers 5xx, nothing prints a traceback, and no existing reader's record changes.
+
 Random in a developer's run; the same examples every time on CI (``CI`` set).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -22,12 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import connect, run_process
 from newsletter import providers
+from signup_actors import letter_to, sign_up
 from test_serve import unsubscribe_path
+from test_signup import configure
 from web_servers import SERVE_SECRET, Running, raw_request
 
 # Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
@@ -344,3 +355,263 @@ def test_fuzz_preview(sent: Path) -> None:
     print(f"preview: {sum(seen.values())} requests in {time.monotonic() - started:.1f} s: {seen}")
     assert "Traceback" not in running.stderr, running.stderr
     assert {200, 403, 404} <= set(seen), seen
+
+
+# -- sign-up and confirmation -------------------------------------------------------------
+PUBLIC = "https://news.riverbend-clinicians.example"
+SIGNUP_FIELDS = [
+    "email",
+    "first_name",
+    "last_name",
+    "website",
+    "form_token",
+    "source",
+    "form_version",
+    "confirm",
+    "how",
+    "altcha",
+    "Email",
+    "email ",
+]
+HOSTILE_VALUES = [
+    "",
+    " ",
+    "new.reader@example.org",
+    "marcus.bell@example.com",  # already subscribed
+    "Marcus.Bell+news@Example.COM",
+    "m.a.r.c.u.s.bell@example.com",
+    "someone@googlemail.com",
+    "Élodie.Brun@example.org",
+    "用户@例子.广告",
+    "throwaway@mailinator.com",
+    "x@guerrillamail.biz",
+    "a@b",
+    "@example.org",
+    "a" * 250 + "@example.org",
+    "your account is locked - verify at https://evil.example/login",
+    "Bob <bob@evil.example>",
+    "Mallory\r\nBcc: victim@example.org",
+    "<script>alert(1)</script>",
+    "javascript:alert(1)",
+    "https://evil.example/",
+    "www.evil.example",
+    "$$$ 100% FREE $$$",
+    "\x0b\x1b[31m\x00",
+    "\u202egnp.exe",
+    "auto",
+    "button",
+    "yes",
+    "null",
+    "x" * 5000,
+]
+ORIGINS = [
+    PUBLIC.encode(),
+    b"https://blog.example.org",
+    b"https://evil.example",
+    b"null",
+    b"",
+    b"http://127.0.0.1",
+    b"https://news.riverbend-clinicians.example.evil.example",
+    b"https://news.riverbend-clinicians.example:444",
+    b"\xff\xfe",
+]
+FORWARDED = [
+    b"2001:db8:ab:cd::1",
+    b"2001:db8:ab:cd::1, 127.0.0.1",
+    b"::ffff:203.0.113.9",
+    b"203.0.113.9, 198.51.100.1",
+    b"fe80::1%eth0",
+    b"999.1.1.1",
+    b"unknown",
+    b"",
+    b"1.2.3.4" * 500,
+]
+AGENTS = [
+    b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    b"HeadlessChrome/120.0.0.0 Safari/537.36",
+    b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0.0.0 Safari/537.36",
+    b"Microsoft Office/16.0",
+    b"python-requests/2.31",
+    b"\xff" * 20,
+]
+
+
+def token_variants(token: str) -> list[str]:
+    head, _, tail = token.partition(".")
+    return [
+        token,
+        token + "/",
+        token[:-1],
+        token + "A",
+        token.upper(),
+        tail + "." + head,
+        head,
+        token.replace(".", ".."),
+        token + "/../../subscribe",
+        token[:-2] + "é",
+        token + "%00",
+        token * 3,
+    ]
+
+
+@st.composite
+def signup_values(draw: st.DrawFn, tokens: list[str]) -> str:
+    kind = draw(st.integers(0, 3))
+    if kind == 0 and tokens:
+        return draw(st.sampled_from([v for t in tokens for v in token_variants(t)]))
+    if kind == 1:
+        return draw(ODD_TEXT)
+    return draw(st.sampled_from(HOSTILE_VALUES))
+
+
+@st.composite
+def signup_bodies(draw: st.DrawFn, tokens: list[str]) -> tuple[bytes, bytes]:
+    """(body, the Content-Type it goes with): mostly a form of sign-up fields with
+    hostile values, sometimes under another type, sometimes bytes."""
+    fields = draw(
+        st.lists(
+            st.tuples(
+                st.one_of(st.sampled_from(SIGNUP_FIELDS), ODD_TEXT),
+                signup_values(tokens),
+            ),
+            max_size=8,
+        )
+    )
+    kind = draw(st.sampled_from(["urlencoded", "urlencoded", "multipart", "json", "bytes"]))
+    if kind == "urlencoded":
+        body = urllib.parse.urlencode(fields).encode()
+        content_type = b"application/x-www-form-urlencoded"
+    elif kind == "multipart":
+        parts = [
+            b'--b\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+            % (name.encode("utf-8", "replace"), value.encode("utf-8", "replace"))
+            for name, value in fields
+        ]
+        body = b"".join(parts) + b"--b--\r\n"
+        content_type = b"multipart/form-data; boundary=b"
+    elif kind == "json":
+        body = json.dumps(dict(fields)).encode()
+        content_type = b"application/json"
+    else:
+        body = draw(st.binary(max_size=512))
+        content_type = draw(st.sampled_from(CONTENT_TYPES))
+    if draw(st.integers(0, 4)) == 0:  # the type of another body, or none
+        content_type = draw(st.sampled_from(CONTENT_TYPES))
+    return body, content_type
+
+
+@st.composite
+def signup_requests(
+    draw: st.DrawFn, form_tokens: list[str], links: list[str], host: bytes
+) -> Request:
+    """A sign-up or confirmation request: the form with hostile fields, real and tampered
+    form and confirmation tokens (the canary's too), any origin, any content type."""
+    if links and draw(st.booleans()):
+        path = "/confirm/" + draw(st.sampled_from([v for t in links for v in token_variants(t)]))
+        target = urllib.parse.quote(path, safe="/%").encode()
+    else:
+        target = draw(
+            st.sampled_from(
+                [b"/subscribe", b"/subscribe/", b"/subscribe?email=a@b", b"/confirm/", b"/confirm"]
+            )
+        )
+    method = draw(st.sampled_from([b"POST", b"POST", b"POST", b"GET", b"HEAD", b"PUT"]))
+    body, content_type = draw(signup_bodies(form_tokens + links))
+    found: list[tuple[bytes, bytes]] = [(b"Host", host)]
+    if content_type:
+        found.append((b"Content-Type", content_type))
+    for name, choices in (
+        (b"Origin", ORIGINS),
+        (b"Referer", [o + b"/subscribe" for o in ORIGINS]),
+        (b"X-Forwarded-For", FORWARDED),
+        (b"User-Agent", AGENTS),
+    ):
+        if draw(st.booleans()):
+            found.append((name, draw(st.sampled_from(choices))))
+    return Request(
+        method=method,
+        target=target,
+        version=b"HTTP/1.1",
+        headers=found,
+        body=body,
+        framing=draw(st.sampled_from(["length", "length", "chunked"])),
+    )
+
+
+class People:
+    """The imported readers' records: a sign-up never changes them."""
+
+    def __init__(self, project: Path) -> None:
+        self.db = connect(project)
+
+    def take(self) -> tuple:
+        return tuple(
+            self.db.execute(
+                "SELECT id, email, status, first_name, last_name FROM subscribers "
+                "WHERE email IN (?, ?, ?) ORDER BY id",
+                READERS,
+            ).fetchall()
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def first_confirmation(project: Path, base: str) -> list[str]:
+    """Sign one address up for real; the tokens of every /confirm/ link of its email
+    (the hidden one included, where there is one)."""
+    sign_up(base, "first.fuzz@example.org", 0)
+    letter = letter_to(project, "first.fuzz@example.org")
+    found = re.findall(r"/confirm/([^\s\"'<>]+)", letter.html)
+    assert found, letter.html[:500]
+    requests.get(f"{base}/subscribe", timeout=30)  # the page renders before the fuzz
+    return list(dict.fromkeys(found))
+
+
+def test_fuzz_signup_and_confirm(sent: Path) -> None:
+    configure(
+        sent,
+        min_seconds=0,
+        per_client_per_hour=100_000,
+        per_network_per_hour=100_000,
+        per_address_per_hour=100_000,
+        max_confirmations_per_hour=100_000,
+        scanner_window=1,
+    )
+    config = sent / "newsletter.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + '\n[serve]\ntrusted_proxies = ["127.0.0.1"]\n',
+        encoding="utf-8",
+    )
+    running = Running(["serve", "--port", "0"], sent)
+    people = People(sent)
+    before = people.take()
+    seen: dict[int | None, int] = {}
+    started = time.monotonic()
+    try:
+        links = first_confirmation(sent, running.url)
+        form_tokens = [
+            re.search(
+                r"name=['\"]form_token['\"] value=['\"]([^'\"]+)",
+                requests.get(f"{running.url}/subscribe", timeout=30).text,
+            ).group(1)
+            for _ in range(3)
+        ]
+
+        @settings(FUZZ, max_examples=800)
+        @given(request=signup_requests(form_tokens, links, b"news.riverbend-clinicians.example"))
+        def one(request: Request) -> None:
+            status, answer = raw_request(running.port, request.encode(), timeout=15)
+            if status is not None and status >= 500:
+                assert status == 501 and request.unsupported_coding(), (request, answer[:300])
+            assert people.take() == before, request
+            seen[status] = seen.get(status, 0) + 1
+
+        one()
+    finally:
+        people.close()
+        running.stop()
+    print(f"sign-up: {sum(seen.values())} requests in {time.monotonic() - started:.1f} s: {seen}")
+    assert "Traceback" not in running.stderr, running.stderr
+    assert sum(seen.values()) >= 800
+    assert {200, 400} <= set(seen), seen  # the fuzz reached the handlers
