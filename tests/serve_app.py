@@ -29,4 +29,4 @@ def serve_in_process(config: str) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
-        app.project.close()
+        app.close()

@@ -25,10 +25,10 @@ import requests
 from conftest import Runner, copy_example, set_delivery
 from fakes.postmark import FakePostmark
 from newsletter.catalog import load_settings
+from newsletter.event_rules import SCANNER_AGENTS
 from newsletter.models import DeliveryStatus
 from newsletter.report import (
     BOT_CLICK_SECONDS,
-    SCANNER_AGENTS,
     BounceGroup,
     LinkClicks,
     campaign_report,

@@ -21,6 +21,7 @@ from .erasure import (
     email_hash,
     key_id,
     legacy_email_hash,
+    mailbox_key,
 )
 from .link_secret import LinkSecret
 from .records import Erasure, now_iso
@@ -85,6 +86,9 @@ class Forgotten:
             trace = Trace([email, *(p["email"] for p in people)], names)
             self.record(email, secret)
             ids = [p["id"] for p in people]
+            db.execute(  # a sign-up of a variant of the address (a +tag, dots) too
+                "DELETE FROM signup_requests WHERE mailbox_key = ?", (mailbox_key(secret, email),)
+            )
             for sid in ids:
                 self._blank(sid, now)
             self._erase_events_addressed_to(trace, ids[0] if ids else None)
@@ -106,6 +110,8 @@ class Forgotten:
         db.execute("DELETE FROM subscriber_tags WHERE subscriber_id = ?", (subscriber_id,))
         # no sequence keeps them (their deliveries say what they got)
         db.execute("DELETE FROM sequence_entries WHERE subscriber_id = ?", (subscriber_id,))
+        # their sign-up requests go whole: nothing of an unconfirmed sign-up is kept
+        db.execute("DELETE FROM signup_requests WHERE subscriber_id = ?", (subscriber_id,))
         db.execute(
             "UPDATE deliveries SET email = ?, response = NULL, error = NULL "
             "WHERE subscriber_id = ?",
