@@ -14,6 +14,8 @@ Scenarios, ``--trials`` sign-ups each (a new address each):
     scanner            the scanner at once, links in document order
     scanner reversed   the scanner at once, links in reverse order
     scanner late       the scanner after the window, document order
+    late, reversed     the scanner after the window, the visible link first: what no
+                       defence here tells from a person (the limit, measured)
     scanner, person    the scanner at once, then the person
     person             the person alone, after the window
 
@@ -109,15 +111,18 @@ def run(trials: int, window: float) -> list[Outcome]:
                 scan(browsers, base, letter)
                 tally(outcome, folder, address, lambda lt=letter: person(browsers, base, lt))
             outcomes.append(outcome)
-            for name, act in (("scanner late", "scan"), ("person", "person")):
+            late = (("scanner late", "scan"), ("late, reversed", "reverse"), ("person", "person"))
+            for name, act in late:
                 outcome = Outcome(name, trials)
                 letters = [fresh(name, i) for i in range(trials)]
                 wait_past(letters[-1][1], window)
                 for address, letter in letters:
-                    if act == "scan":
-                        do = lambda lt=letter: _scan(browsers, base, lt, False)  # noqa: E731
-                    else:
+                    if act == "person":
                         do = lambda lt=letter: person(browsers, base, lt)  # noqa: E731
+                    else:
+                        do = lambda lt=letter, r=act == "reverse": _scan(  # noqa: E731
+                            browsers, base, lt, r
+                        )
                     tally(outcome, folder, address, do)
                 outcomes.append(outcome)
         finally:
