@@ -241,3 +241,37 @@ def test_control_characters_in_a_campaign_or_an_article_do_not_stop_the_build(
         data = built.read_bytes()
         assert not any(byte in data for byte in (b"\x07", b"\x1b", b"\x0b", b"\x0c")), built
     assert "[31mhours" in (project / "build" / "winter-workshop" / "email.html").read_text()
+
+
+def test_check_names_the_sign_up_guards(project: Path) -> None:
+    """[signup] block_disposable (on by default): the blocklist's package, version and
+    size; proof_of_work (off by default): said when on. Neither is a problem."""
+    from importlib import metadata
+
+    from disposable_email_domains import blocklist
+
+    version = metadata.version("disposable-email-domains")
+    listed = (
+        f"Sign-up: disposable-address domains refused (disposable-email-domains {version}, "
+        f"{len(blocklist):,} domains)."
+    )
+    result = run_process("check", "2026-10-digest", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert listed in result.stderr.splitlines()
+    assert "proof of work" not in result.stderr
+    config = project / "newsletter.toml"
+    base = config.read_text(encoding="utf-8")
+    config.write_text(
+        base + "\n[signup]\nblock_disposable = false\nproof_of_work = true\n"
+        "proof_of_work_max_number = 250000\n",
+        encoding="utf-8",
+    )
+    result = run_process("check", "2026-10-digest", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "disposable" not in result.stderr
+    assert (
+        "Sign-up: proof of work on (ALTCHA, up to 250,000 hashes a sign-up); "
+        "the form needs JavaScript." in result.stderr.splitlines()
+    )
+    json_out = run_process("check", "2026-10-digest", "--format", "json", cwd=project)
+    assert "proof of work" not in json_out.stdout  # the data stays the problems alone

@@ -748,9 +748,9 @@ def test_expired_sign_ups_are_deleted(server: Running, project: Path) -> None:
                 "'old@example.org', 'pending', '{}', 'signed up', '2026-01-01T00:00:00Z', "
                 "'2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
             )
-            [sid] = db.execute(
+            sid = db.execute(
                 "SELECT id FROM subscribers WHERE email = 'old@example.org'"
-            ).fetchone()
+            ).fetchone()[0]
             db.execute(
                 "INSERT INTO subscriber_log (subscriber_id, action, at, source, client_hash) "
                 "VALUES (?, 'signup', '2026-01-01T00:00:00Z', 'https://x.example/', 'abc')",
@@ -1005,3 +1005,71 @@ def test_trusted_proxies_must_be_addresses(project: Path) -> None:
     result = run_process("check", "2026-10-digest", cwd=project)
     assert result.returncode == 1
     assert "trusted_proxies" in result.stderr and "'nginx'" in result.stderr
+
+
+def test_throwaway_domains_are_refused_on_the_form(project: Path) -> None:
+    configure(project, min_seconds=1)
+    server = serve(project)
+    try:
+        for address in ("someone@mailinator.com", "x@sub.mailinator.com"):
+            answer = sign_up(server, project, address)
+            assert answer.status_code == 400 and "throwaway addresses" in answer.text
+            assert "<form" in answer.text and "mailinator.com" in answer.text
+        assert count(project) == 0 and status_of(project, "someone@mailinator.com") is None
+    finally:
+        server.stop()
+    configure(project, block_disposable=False)
+    server = serve(project)
+    try:
+        assert sign_up(server, project, "someone@mailinator.com").status_code == 200
+        assert status_of(project, "someone@mailinator.com") == "pending"
+    finally:
+        server.stop()
+
+
+def solve(challenge: dict[str, object]) -> str:
+    """What the page's script writes into the altcha field: the number found."""
+    import base64
+    import hashlib
+
+    salt, target = str(challenge["salt"]), str(challenge["challenge"])
+    number = next(
+        n
+        for n in range(int(challenge["maxnumber"]) + 1)
+        if hashlib.sha256(f"{salt}{n}".encode()).hexdigest() == target
+    )
+    payload = {k: challenge[k] for k in ("algorithm", "challenge", "salt", "signature")}
+    return base64.b64encode(json.dumps({**payload, "number": number}).encode()).decode()
+
+
+def test_proof_of_work_when_asked_for(project: Path) -> None:
+    import html as html_
+
+    configure(project, min_seconds=1, proof_of_work=True, proof_of_work_max_number=2000)
+    server = serve(project)
+    try:
+        shown = requests.get(f"{server.url}/subscribe", timeout=30)
+        found = re.search(r"data-altcha-challenge='([^']+)'", shown.text)
+        challenge = json.loads(html_.unescape(found.group(1)))
+        nonce = re.search(r"<script nonce='([^']+)'>", shown.text).group(1)
+        assert f"script-src 'nonce-{nonce}'" in shown.headers["Content-Security-Policy"]
+        token = form_token(shown.text)
+        time.sleep(1.2)
+        reference = post(server, {"email": "bot@example.org", "form_token": token})
+        for proof in ("", "e30=", "not base64 at all"):  # none, {}, junk: a bot's
+            answer = post(
+                server, {"email": "bot@example.org", "form_token": token, "altcha": proof}
+            )
+            assert (answer.status_code, answer.text) == (reference.status_code, reference.text)
+        blog = post(server, {"email": "bot@example.org"}, headers={"Origin": PUBLIC})
+        assert blog.text == reference.text  # a form without the proof, even from the blog
+        assert count(project) == 0
+        proof = solve(challenge)
+        fields = {"email": "worked@example.org", "form_token": token, "altcha": proof}
+        assert post(server, fields).text == reference.text
+        assert status_of(project, "worked@example.org") == "pending"
+        replay = {"email": "again@example.org", "form_token": token, "altcha": proof}
+        assert post(server, replay).text == reference.text
+        assert status_of(project, "again@example.org") is None  # a proof works once
+    finally:
+        server.stop()

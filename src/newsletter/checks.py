@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from lxml import html as lxml_html
 
 from .errors import NewsletterError
+from .guards import blocklist_version
 
 GMAIL_CLIP_BYTES = 102_000  # Gmail clips an email whose HTML is larger, footer and all
 GMAIL_CLIP_SIZE = f"{GMAIL_CLIP_BYTES // 1000} KB"  # the limit as the messages say it
@@ -273,6 +274,21 @@ def check_settings(values: dict[str, object], path: str) -> list[Problem]:
             )
         )
     return problems
+
+
+def signup_notes(block_disposable: bool, proof_of_work: bool, max_number: int) -> list[str]:
+    """What ``check`` says of the sign-up's guards ([signup] block_disposable and
+    proof_of_work): which list refuses throwaway domains, and whether browsers work."""
+    notes = []
+    if block_disposable:
+        release, size = blocklist_version().rsplit(" (", 1)  # "... 0.0.293", "10,181 domains)"
+        notes.append(f"Sign-up: disposable-address domains refused ({release}, {size}.")
+    if proof_of_work:
+        notes.append(
+            f"Sign-up: proof of work on (ALTCHA, up to {max_number:,} hashes a sign-up); "
+            "the form needs JavaScript."
+        )
+    return notes
 
 
 def compile_problem(error: NewsletterError) -> Problem:

@@ -28,7 +28,7 @@ import click
 
 from . import __version__, members, providers
 from .campaigns import campaign_slug
-from .checks import GMAIL_CLIP_SIZE, Level, clipped, format_size
+from .checks import GMAIL_CLIP_SIZE, Level, clipped, format_size, signup_notes
 from .errors import NewsletterError, os_error, redact
 from .models import Article, SubscriberStatus
 from .plan import SendContext, SendPlan, Timing, prepare_send, retry_statuses, scheduled_timing
@@ -895,6 +895,11 @@ def check(ctx: click.Context, project: Project, campaign: str, links: bool, fmt:
             say(f"{p.level}: {p.message}", fg=color)
             if p.where:
                 say(f"    where: {p.where}")
+        signup = project.settings.signup
+        for note in signup_notes(
+            signup.block_disposable, signup.proof_of_work, signup.proof_of_work_max_number
+        ):
+            say(note)
         warnings = len(problems) - len(errors)
         say(
             f"{campaign}: {len(errors)} error(s), {warnings} warning(s).",

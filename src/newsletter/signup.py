@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 from .catalog import make_transport
 from .errors import InputError, NewsletterError, mask_address, redact
 from .event_rules import scanner_agent
+from .guards import disposable_domain, pow_challenge, pow_verify
 from .models import DEFAULT_GREETING, Campaign, DeliveryStatus, Recipient, SubscriberStatus
 from .render import CompiledCampaign, FieldCatalog, MessageFactory, compile_campaign
 from .store.erasure import keyed, mailbox_key
@@ -245,9 +246,7 @@ def check_name(name: str) -> str:
             "please enter just your name."
         )
     if any(not (unicodedata.category(c)[0] in "LM" or c in _NAME_PUNCTUATION) for c in name):
-        raise InputError(
-            "A name may hold letters, spaces, apostrophes, hyphens and periods only."
-        )
+        raise InputError("A name may hold letters, spaces, apostrophes, hyphens and periods only.")
     return name
 
 
@@ -284,12 +283,32 @@ def valid_form(composer: Composer, form: SignupForm) -> SignupForm:
     return replace(form, email=email, first_name=first, last_name=last)
 
 
+def refuse_disposable(signup: SignupSettings, email: str) -> None:
+    """InputError for an address at a throwaway-address domain (``block_disposable``)."""
+    if signup.block_disposable and disposable_domain(email):
+        domain = email.rpartition("@")[2]
+        raise InputError(
+            f"Addresses at {domain} are throwaway addresses, which cannot receive "
+            "the newsletter for long; please use an address of your own."
+        )
+
+
+def proof_challenge(secret: LinkSecret, signup: SignupSettings) -> dict[str, object] | None:
+    """The proof of work the built-in page asks for (``[signup] proof_of_work``), or None."""
+    if not signup.proof_of_work:
+        return None
+    return pow_challenge(secret.current(), signup.proof_of_work_max_number)
+
+
 # -- sign-up ----------------------------------------------------------------------
 def bot_reason(
     secret: LinkSecret, signup: SignupSettings, form: SignupForm, now: dt.datetime
 ) -> BotReason | None:
     if form.honeypot.strip():
         return BotReason.HONEYPOT
+    # with proof_of_work, every sign-up carries one: only serve's page can make it
+    if signup.proof_of_work and not pow_verify((form.proof or "").strip(), secret.current()):
+        return BotReason.NO_PROOF
     if form.form_token is None:  # a form embedded on the blog: only from its origin
         return None if form.allowed_origin else BotReason.NO_ORIGIN
     found = form_signer(secret.current()).verify(form.form_token.strip(), 1)
@@ -313,6 +332,7 @@ def sign_up(
     now = now or utcnow()
     form = valid_form(desk.composer, form)
     s = desk.settings.signup
+    refuse_disposable(s, form.email)
     reason = bot_reason(desk.secret, s, form, now)
     if reason is not None:
         return SignupResult(str(reason), False)

@@ -63,9 +63,7 @@ class Store:
         self.events = EventLog(db, self.subscribers, self.ledger, self.forgotten)
         self.membership = Membership(db, self.subscribers, self.forgotten)
         self.sequences = Sequences(db)
-        self.signup_requests = SignupRequests(
-            db, self.subscribers, self.forgotten, self.membership
-        )
+        self.signup_requests = SignupRequests(db, self.subscribers, self.forgotten, self.membership)
         self.migrated = migrate(db)  # the migrations this open applied, in order
 
     def transaction(self) -> AbstractContextManager[Connection]:

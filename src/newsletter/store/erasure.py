@@ -109,6 +109,10 @@ ERASABLE: dict[str, Erasable] = {
     "subscriber_log": Erasable(("id",), {"source": "text", "client_hash": "own", "detail": "text"}),
 }
 
+# Tables whose rows of a person are deleted whole when they are erased (forgotten.py):
+# a sign-up request (its names, source and keyed hashes) keeps nothing of them.
+DELETED_WHOLE = frozenset({"signup_requests"})
+
 # Text columns that never hold a person's data (a test keeps this list complete).
 NOT_PERSONAL = {
     # the web version: the email for no one, built and tested to hold no reader's data

@@ -103,7 +103,9 @@ class Forgotten:
             "UPDATE subscribers SET email = ?, email_key = ?, first_name = '', "
             "last_name = '', attributes = '{}', subscribed_at = NULL, "
             "consent_source = NULL, timezone = NULL, soft_bounces = 0, status = 'unsubscribed', "
-            "status_reason = 'forgotten', status_changed_at = ?, updated_at = ?, "
+            # a sign-up never confirmed stays one: the overview counts it as no import
+            "status_reason = CASE WHEN status = 'pending' AND status_reason = 'signed up' "
+            "THEN 'forgotten sign-up' ELSE 'forgotten' END, status_changed_at = ?, updated_at = ?, "
             "erased_at = ? WHERE id = ?",
             (placeholder, placeholder, now, now, now, subscriber_id),
         )

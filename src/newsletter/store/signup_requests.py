@@ -186,9 +186,7 @@ class SignupRequests:
         )
 
     # -- the queue --------------------------------------------------------------------
-    def claim(
-        self, cap: int, per_network: int, now: dt.datetime, most: int = 50
-    ) -> list[Claimed]:
+    def claim(self, cap: int, per_network: int, now: dt.datetime, most: int = 50) -> list[Claimed]:
         """Claim queued confirmations to send now (at most ``most``): within ``cap`` an
         hour in all and ``per_network`` an hour for each network, taken round-robin
         across the networks that wait, oldest first. The rest wait in the queue."""

@@ -178,10 +178,12 @@ class Membership:
 
     def imported_monthly(self) -> dict[str, int]:
         """Subscribers per month of their creation that came by neither a sign-up nor a
-        staff add: an import (imports write no log row)."""
+        staff add: an import (imports write no log row). A sign-up not yet confirmed
+        (its log rows come with the confirmation) is none."""
         rows = self.db.execute(
             "SELECT substr(s.created_at, 1, 7) AS month, count(*) FROM subscribers s "
-            "WHERE NOT EXISTS (SELECT 1 FROM subscriber_log l WHERE l.subscriber_id = s.id "
+            "WHERE coalesce(s.status_reason, '') NOT IN ('signed up', 'forgotten sign-up') "
+            "AND NOT EXISTS (SELECT 1 FROM subscriber_log l WHERE l.subscriber_id = s.id "
             "AND l.action IN (?, ?)) GROUP BY month",
             (str(LogAction.SIGNUP), str(LogAction.ADDED)),
         )
@@ -189,14 +191,15 @@ class Membership:
 
     def erasures(self, actions: tuple[str, ...]) -> list[tuple[str, str | None]]:
         """Each erased subscriber: (when erased, their last row of ``actions`` before
-        that, or None)."""
+        that, or None; a sign-up never confirmed, which has no row, as ``signup``)."""
         marks = ", ".join("?" * len(actions))
         rows = self.db.execute(
-            "SELECT s.erased_at, (SELECT l.action FROM subscriber_log l "
+            "SELECT s.erased_at, CASE WHEN s.status_reason = 'forgotten sign-up' THEN ? "
+            "ELSE (SELECT l.action FROM subscriber_log l "
             f"WHERE l.subscriber_id = s.id AND l.action IN ({marks}) AND l.at <= s.erased_at "
-            "ORDER BY l.at DESC, l.id DESC LIMIT 1) FROM subscribers s "
+            "ORDER BY l.at DESC, l.id DESC LIMIT 1) END FROM subscribers s "
             "WHERE s.erased_at IS NOT NULL",
-            actions,
+            (str(LogAction.SIGNUP), *actions),
         )
         return [(r[0], r[1]) for r in rows]
 

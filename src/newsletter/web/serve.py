@@ -236,7 +236,9 @@ class ServeApp:
         return Answer("200 OK", data, content_type, cache=_DAY)
 
     def _subscribe(self, environ: dict[str, Any], rest: str) -> Answer:
-        return Answer(*self.subscribe(environ))
+        nonce = secrets.token_urlsafe(16)  # the proof of work's script, when asked for
+        status, body = self.subscribe(environ, nonce)
+        return Answer(status, body, policy=f"{CONTENT_SECURITY_POLICY}; script-src 'nonce-{nonce}'")
 
     def _confirm(self, environ: dict[str, Any], rest: str) -> Answer:
         nonce = secrets.token_urlsafe(16)  # the page's one script runs under it
@@ -287,10 +289,10 @@ class ServeApp:
         return "200 OK", page(f"Unsubscribe from {self.name}?", template="unsubscribe.html")
 
     # -- sign-up ----------------------------------------------------------------------
-    def subscribe(self, environ: dict[str, Any]) -> tuple[str, str]:
+    def subscribe(self, environ: dict[str, Any], nonce: str = "") -> tuple[str, str]:
         project = self.project
         if environ["REQUEST_METHOD"] != "POST":
-            return "200 OK", self.signup_page(project)
+            return "200 OK", self.signup_page(project, nonce=nonce)
         allowed = self._origin_allowed(environ)
         form = _form(environ, strict=True)
         try:
@@ -304,11 +306,12 @@ class ServeApp:
                     form_token=form.get("form_token"),
                     source=form.get("source") or environ.get("HTTP_REFERER", ""),
                     allowed_origin=allowed,
+                    proof=form.get("altcha"),
                 ),
                 client_address(environ, self.proxies),
             )
         except InputError as exc:
-            return "400 Bad Request", self.signup_page(project, problem=exc.message)
+            return "400 Bad Request", self.signup_page(project, exc.message, nonce)
         if self.sender is not None:
             self.sender.wake()  # whatever happened: the same work for every sign-up
         return "200 OK", page(
@@ -338,7 +341,7 @@ class ServeApp:
         found = signup.origin_of(environ.get("HTTP_REFERER", ""))
         return found is not None and (found in self.origins or _host_of(found) == host)
 
-    def signup_page(self, project: Project, problem: str = "") -> str:
+    def signup_page(self, project: Project, problem: str = "", nonce: str = "") -> str:
         s = project.settings.signup
         consent = s.consent_text.replace("{name}", self.name)
         return page(
@@ -351,6 +354,8 @@ class ServeApp:
             form_version=s.form_version,
             source=f"{project.settings.public_url}/subscribe",
             consent=consent,
+            challenge=signup.proof_challenge(project.store.secret, s),
+            nonce=nonce,
         )
 
     def confirm(
