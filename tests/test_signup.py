@@ -252,11 +252,14 @@ def test_sign_up_confirm_by_post_only(server: Running, project: Path) -> None:
 def test_serve_s_own_page_records_its_source_and_takes_international_addresses(
     server: Running, project: Path
 ) -> None:
-    page = requests.get(f"{server.url}/subscribe", timeout=30).text
+    shown = requests.get(f"{server.url}/subscribe", timeout=30)
+    assert shown.headers["Referrer-Policy"] == "same-origin"
+    page = shown.text
     time.sleep(1.2)
     fields = dict(re.findall(r"<input type='hidden' name='(\w+)' value='([^']*)'>", page))
     fields.update({"email": "Élodie.Brun@example.org", "first_name": "Élodie"})
-    # the answer's Referrer-Policy is no-referrer: no Referer, the hidden field says
+    # the page's own public address, from its hidden field (not a Referer, which names
+    # the host it was fetched from, and is sent to this origin alone)
     assert post(server, fields).status_code == 200
     [message] = confirmations(project, 1)
     [path] = (project / "outbox" / "_confirmations").glob("*.eml")  # an SMTPUTF8 header
@@ -608,7 +611,7 @@ def test_the_blog_s_form_comes_from_an_allowed_origin(server: Running, project: 
         {"email": "cross@example.org"},
         {"email": "cross@example.org", "form_token": old_token(project)},
     ):
-        for origin in ("https://evil.example", "null", f"{BLOG}.evil.example"):
+        for origin in ("https://evil.example", f"{BLOG}.evil.example", "http://[::1"):
             answer = post(server, fields, headers={"Origin": origin})
             assert answer.status_code == 403 and "allowed_origins" in answer.text
     # serve's own page posts with its own origin (the Host it was asked under)
@@ -618,8 +621,15 @@ def test_the_blog_s_form_comes_from_an_allowed_origin(server: Running, project: 
         headers={"Origin": server.url},
     )
     assert own.status_code == 200
+    # an opaque origin ("null": a sandboxed frame, a private context) is no origin:
+    # without the page's token it is a bot's post, with it a sign-up
+    opaque = post(server, {"email": "opaque@example.org"}, headers={"Origin": "null"})
+    assert opaque.status_code == 200 and status_of(project, "opaque@example.org") is None
+    fields = {"email": "opaque2@example.org", "form_token": old_token(project)}
+    assert post(server, fields, headers={"Origin": "null"}).status_code == 200
     assert status_of(project, "cross@example.org") is None
     assert status_of(project, "own@example.org") == "pending"
+    assert status_of(project, "opaque2@example.org") == "pending"
 
 
 def test_allowed_origins_are_configured_as_origins(project: Path) -> None:

@@ -84,6 +84,7 @@ class Answer:
     cache: str = _NEVER
     headers: tuple[tuple[str, str], ...] = ()
     policy: str = CONTENT_SECURITY_POLICY
+    referrer: str = "no-referrer"
 
     @property
     def data(self) -> bytes:
@@ -99,7 +100,7 @@ class Answer:
             ("Cache-Control", self.cache),
             ("X-Content-Type-Options", "nosniff"),
             ("X-Frame-Options", "DENY"),
-            ("Referrer-Policy", "no-referrer"),
+            ("Referrer-Policy", self.referrer),
             *self.headers,
         ]
 
@@ -238,7 +239,10 @@ class ServeApp:
     def _subscribe(self, environ: dict[str, Any], rest: str) -> Answer:
         nonce = secrets.token_urlsafe(16)  # the proof of work's script, when asked for
         status, body = self.subscribe(environ, nonce)
-        return Answer(status, body, policy=f"{CONTENT_SECURITY_POLICY}; script-src 'nonce-{nonce}'")
+        # same-origin: the page's own POST then carries its Origin (under no-referrer a
+        # browser sends "null"); no other site learns the page's address
+        policy = f"{CONTENT_SECURITY_POLICY}; script-src 'nonce-{nonce}'"
+        return Answer(status, body, policy=policy, referrer="same-origin")
 
     def _confirm(self, environ: dict[str, Any], rest: str) -> Answer:
         nonce = secrets.token_urlsafe(16)  # the page's one script runs under it
@@ -324,10 +328,11 @@ class ServeApp:
     def _origin_allowed(self, environ: dict[str, Any]) -> bool:
         """Whether a sign-up POST comes from a page of an allowed origin (or this server's
         own host). An Origin header that is neither is refused outright (403); without
-        one, the Referer's origin counts; with neither, False."""
+        one (or "null", an opaque origin), the Referer's origin counts; with neither,
+        False."""
         origin = environ.get("HTTP_ORIGIN")
         host = environ.get("HTTP_HOST", "").lower()
-        if origin is not None:
+        if origin is not None and origin.strip() != "null":  # "null": a private context
             found = signup.origin_of(origin)
             if found is None or not (found in self.origins or _host_of(found) == host):
                 raise Refused(
