@@ -1113,3 +1113,38 @@ def test_a_failing_transport_fails_the_email_not_the_server(project: Path) -> No
     assert "unlucky@example.org" not in server.stderr
     assert "Traceback" not in server.stderr
     assert count(project, "mail_state IN ('queued', 'sending', 'sent')") == 0
+
+
+def test_a_send_that_died_midway_is_failed_never_sent_again(project: Path) -> None:
+    """A claim left in 'sending' (its process killed) is marked failed after 10 minutes
+    by the next claimer, and its email is not sent: a duplicate is worse than a miss."""
+    from newsletter import signup
+
+    configure(project, min_seconds=1)
+    project_ = library(project)
+    try:
+        desk = signup.SignupDesk.of(project_.settings, project_.store, project_.composer)
+        shown = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
+        for address in ("died@example.org", "fresh@example.org"):
+            form = signup.SignupForm(address, form_token=signup.form_token(desk.secret, shown))
+            assert signup.sign_up(desk, form, "192.0.2.7").queued
+    finally:
+        project_.close()
+    db = connect(project)
+    try:
+        with db.transaction():
+            db.execute(
+                "UPDATE signup_requests SET mail_state = 'sending', claimed_at = ? WHERE id = 1",
+                (
+                    (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=11)).strftime(
+                        "%Y-%m-%dT%H:%M:%SZ"
+                    ),
+                ),
+            )
+    finally:
+        db.close()
+    assert run_process("run", cwd=project).returncode == 0
+    states = rows(project, "SELECT id, mail_state, detail FROM signup_requests ORDER BY id")
+    assert [r["mail_state"] for r in states] == ["failed", "sent"]
+    assert "not sent again" in states[0]["detail"]
+    assert [m["To"].addresses[0].addr_spec for m in confirmations(project)] == ["fresh@example.org"]
