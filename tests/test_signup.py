@@ -1083,3 +1083,68 @@ def test_proof_of_work_when_asked_for(project: Path) -> None:
         assert status_of(project, "again@example.org") is None  # a proof works once
     finally:
         server.stop()
+
+
+def test_a_failing_transport_fails_the_email_not_the_server(project: Path) -> None:
+    """The sender thread meets a transport that refuses: the request is marked failed
+    (never sent again), one line on stderr without the address, and serve goes on."""
+    import socket
+
+    from conftest import set_delivery
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    set_delivery(project, transport="smtp", host="127.0.0.1", port=port, security="none")
+    configure(project, min_seconds=1, send_timeout=2)
+    server = serve(project)
+    try:
+        answer = sign_up(server, project, "unlucky@example.org")
+        assert answer.status_code == 200 and "Check your inbox" in answer.text
+        wait_until(lambda: count(project, "mail_state = 'failed'") == 1, "failed")
+        assert requests.get(f"{server.url}/health", timeout=30).text == "ok"
+        again = sign_up(server, project, "second@example.org")
+        assert again.status_code == 200
+        wait_until(lambda: count(project, "mail_state = 'failed'") == 2, "failed")
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0 and "Stopped." in server.stderr  # the thread stopped
+    assert server.stderr.count("email to u***@example.org was not sent") == 1
+    assert "unlucky@example.org" not in server.stderr
+    assert "Traceback" not in server.stderr
+    assert count(project, "mail_state IN ('queued', 'sending', 'sent')") == 0
+
+
+def test_a_send_that_died_midway_is_failed_never_sent_again(project: Path) -> None:
+    """A claim left in 'sending' (its process killed) is marked failed after 10 minutes
+    by the next claimer, and its email is not sent: a duplicate is worse than a miss."""
+    from newsletter import signup
+
+    configure(project, min_seconds=1)
+    project_ = library(project)
+    try:
+        desk = signup.SignupDesk.of(project_.settings, project_.store, project_.composer)
+        shown = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
+        for address in ("died@example.org", "fresh@example.org"):
+            form = signup.SignupForm(address, form_token=signup.form_token(desk.secret, shown))
+            assert signup.sign_up(desk, form, "192.0.2.7").queued
+    finally:
+        project_.close()
+    db = connect(project)
+    try:
+        with db.transaction():
+            db.execute(
+                "UPDATE signup_requests SET mail_state = 'sending', claimed_at = ? WHERE id = 1",
+                (
+                    (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=11)).strftime(
+                        "%Y-%m-%dT%H:%M:%SZ"
+                    ),
+                ),
+            )
+    finally:
+        db.close()
+    assert run_process("run", cwd=project).returncode == 0
+    states = rows(project, "SELECT id, mail_state, detail FROM signup_requests ORDER BY id")
+    assert [r["mail_state"] for r in states] == ["failed", "sent"]
+    assert "not sent again" in states[0]["detail"]
+    assert [m["To"].addresses[0].addr_spec for m in confirmations(project)] == ["fresh@example.org"]
