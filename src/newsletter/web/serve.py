@@ -46,7 +46,7 @@ from urllib.parse import parse_qsl
 
 from .. import members, signup
 from ..archive import ATOM_TYPE, feed_xml, index_html, load_archive, served_links
-from ..catalog import receive_webhook, webhook_secrets
+from ..catalog import receive_webhook, rehearsal_transports, webhook_secrets
 from ..errors import InputError, redact
 from ..images import PREFIX as IMAGES
 from ..images import ProjectImages
@@ -348,11 +348,12 @@ class ServeApp:
 
     # -- web version ----------------------------------------------------------------
     def web_version(self, slug: str) -> tuple[str, str]:
-        """The page stored when the campaign's send began; nothing is built or fetched."""
+        """The page stored when the campaign's real send began (a rehearsal's is never
+        served); nothing is built or fetched."""
         slug = slug.strip("/")
         found = None
         if 0 < len(slug) <= 200 and slug.isprintable() and "/" not in slug:
-            found = self.project.store.ledger.campaign_page(slug)
+            found = self.project.store.ledger.served_page(slug, rehearsal_transports())
         if found is None:
             return "404 Not Found", page("Not found", "There is no such newsletter issue.")
         return "200 OK", found.html
