@@ -159,6 +159,21 @@ def set_delivery(root: Path, **keys: object) -> None:
     path.write_text(head + "\n".join(lines) + "\n", encoding="utf-8")
 
 
+def send_for_real(root: Path, slug: str) -> list[dict]:
+    """Send ``slug`` through the local Postmark fake (a real send: unlike an outbox
+    rehearsal, its web version is served), then put the outbox back; the messages
+    Postmark accepted."""
+    from fakes.postmark import FakePostmark
+
+    with FakePostmark(token="pm-test") as pm:
+        set_delivery(root, transport="postmark", base_url=pm.url)
+        done = run_process("send", slug, "--yes", cwd=root, env={"NEWSLETTER_API_KEY": "pm-test"})
+        accepted = list(pm.accepted)
+    set_delivery(root, transport="outbox")
+    assert done.returncode == 0, done.stderr
+    return accepted
+
+
 def set_newsletter(root: Path, **keys: str) -> None:
     """Replace keys of [newsletter] in the project's newsletter.toml."""
     path = root / "newsletter.toml"
