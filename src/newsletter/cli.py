@@ -784,6 +784,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         f"Serving {app.name} at http://{host}:{server.port}/ ({limits.threads} threads; "
         "Ctrl-C stops it)"
     )
+    for error in app.startup_errors():
+        say(f"Error: {error}", fg="red")
     for note in app.startup_notes():
         say(f"Warning: {note}", fg="yellow")
     server.run()

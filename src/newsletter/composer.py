@@ -19,7 +19,7 @@ from email_validator import EmailNotValidError
 from .addresses import Carrier
 from .audience import validate_address
 from .campaigns import load_campaign, send_at_in_past
-from .catalog import carrier_for
+from .catalog import carrier_for, webhook_secrets
 from .checks import (
     CheckedEmail,
     Problem,
@@ -216,7 +216,18 @@ class Composer:
             compiled = self.compile(campaign)
         except NewsletterError as exc:
             return [compile_problem(exc)]
-        return self.check_compiled(campaign, compiled, links) + self._schedule_problems(campaign)
+        return (
+            self.check_compiled(campaign, compiled, links)
+            + self._schedule_problems(campaign)
+            + self._webhook_problems()
+        )
+
+    def _webhook_problems(self) -> list[Problem]:
+        """Webhook secrets in this environment that `serve` would refuse."""
+        secrets = webhook_secrets(self.settings.transport)
+        return [
+            Problem("error", "webhook-secret", error, "environment") for error in secrets.errors
+        ]
 
     def _schedule_problems(self, campaign: Campaign) -> list[Problem]:
         """A send_at that has passed, on a campaign never sent: `send` refuses it."""
