@@ -321,7 +321,8 @@ def subscribers_import(
 def subscribers_export(project: Project, file: Path, status: str | None) -> None:
     """Write every subscriber (or those with STATUS) to a CSV FILE that imports back.
 
-    Cells a spreadsheet would run as a formula (=, +, -, @) are neutralised.
+    Cells a spreadsheet would run as a formula (=, +, -, @) are neutralised. FILE is
+    readable by its owner alone (0600) and written whole or not at all.
     """
     count = members.export_subscribers(project.store.subscribers, file, status)
     say(f"Exported {count} subscriber(s) to {file}.")

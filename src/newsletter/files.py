@@ -1,9 +1,9 @@
 """Files written whole or not at all: the one place that does it.
 
 Files that hold readers' data (the database, the outbox's messages, the fetch cache,
-built samples) are readable by their owner only: another user of the machine has no
-business reading them. Other files of the project (a campaign file a digest writes, a
-subscribers export) are written whole too, with the permissions the umask gives.
+built samples, a subscribers export) are readable by their owner only: another user of
+the machine has no business reading them. Other files of the project (a campaign file a
+digest writes) are written whole too, with the permissions the umask gives.
 Pages to publish (the static archive) are written as a set, all or none, readable by
 the web server.
 """
@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
-PROJECT_FILE = 0o666  # a file of the project (a campaign, an export): as the umask allows
+PROJECT_FILE = 0o666  # a file of the project (a campaign file): as the umask allows
 
 
 def private_dir(path: Path) -> Path:
@@ -59,6 +59,8 @@ def atomic_file(path: Path, mode: int = PROJECT_FILE, shared: bool = False) -> I
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if mode == PRIVATE_FILE:  # a temporary file left by a cut-short write keeps its mode
+                os.fchmod(fh.fileno(), PRIVATE_FILE)
             yield fh
         os.replace(tmp, path)
     except BaseException:
