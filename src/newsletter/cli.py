@@ -364,10 +364,21 @@ def subscribers_forget(project: Project, email: str, yes: bool) -> None:
             f"Removed {forgotten.files_removed} file(s) made for {email} "
             "(outbox messages, build samples)."
         )
+    for folder in forgotten.outside:
+        say(
+            f"Removed the sample made for {email} in {folder}, outside the project "
+            "(build --out): remove any copy of it you made by hand."
+        )
     if forgotten.known:
         say(f"{email} is erased; its address can never be imported again.")
     else:
         say(f"{email} was not on the list; it is now blocked from future imports.")
+    if forgotten.left:
+        listed = "\n".join(f"  {path} ({why})" for path, why in forgotten.left)
+        raise NewsletterError(
+            f"These files made for {email} could not be removed:\n{listed}",
+            "Remove them by hand.",
+        )
 
 
 @subscribers.command("history")

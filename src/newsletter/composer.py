@@ -32,7 +32,7 @@ from .checks import (
 from .config import Settings
 from .content import ArticleReader, reader_for
 from .errors import InputError, NewsletterError, RecipientError, TemplateError
-from .files import write_private
+from .files import record_folder, write_private
 from .models import Article, Campaign, CampaignStatus, Recipient
 from .render import (
     CompiledCampaign,
@@ -43,6 +43,11 @@ from .render import (
 )
 from .store import LinkSecret, Store, Subscribers
 from .tokens import LinkSigner
+
+
+def sample_record(settings: Settings) -> Path:
+    """Where ``build --out`` notes the folders it wrote a sample to."""
+    return settings.root / ".newsletter" / "samples.jsonl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +192,8 @@ class Composer:
         campaign = self.campaign(name)
         recipient = self._sample_recipient(to)
         compiled = self.compile(campaign, recipient)
+        if out is not None:  # a sample names a reader: `forget` must find it again
+            record_folder(sample_record(self.settings), out)
         out = out or self.settings.root / "build" / campaign.slug
         fields = self.personalizer(campaign.slug)(recipient)
         message = self.factory(compiled).message(recipient, fields)
