@@ -150,7 +150,8 @@ def sign_up_and_confirm(config: str, folder: Path, address: str, at: dt.datetime
         desk = signup.SignupDesk.of(project.settings, project.store, project.composer)
         token = signup.form_token(desk.secret, at - dt.timedelta(seconds=30))
         form = signup.SignupForm(address, "New", "Reader", form_token=token)
-        assert signup.sign_up(desk, form, "192.0.2.7", now=at).sent, address
+        assert signup.sign_up(desk, form, "192.0.2.7", now=at).queued, address
+        assert signup.deliver_confirmations(desk, at) == 1, address
         [path] = set(confirmations.glob("*.eml")) - before
         mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         body = mail.get_body(("plain",)).get_content()  # type: ignore[attr-defined]

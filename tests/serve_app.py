@@ -17,9 +17,11 @@ class _Quiet(WSGIRequestHandler):
 
 
 @contextlib.contextmanager
-def serve_in_process(config: str) -> Iterator[str]:
-    """The app of the project at ``config``, served until the block ends; its base URL."""
-    app = create_app(config)
+def serve_in_process(config: str, sender: bool = True) -> Iterator[str]:
+    """The app of the project at ``config``, served until the block ends; its base URL.
+    ``sender=False``: without the thread that sends confirmations and expires sign-ups
+    (a test that made its data in simulated time)."""
+    app = create_app(config, sender=sender)
     server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
@@ -29,4 +31,4 @@ def serve_in_process(config: str) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
-        app.project.close()
+        app.close()

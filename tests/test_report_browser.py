@@ -45,7 +45,8 @@ def run(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
 def postmark_events(messages: tuple[dict, ...], sent_at: datetime) -> list[dict]:
     """What Postmark's webhooks would post: every message delivered but two bounced (one
     hard, one soft), a complaint, two unsubscribes, clicks by people and by a scanner."""
-    from newsletter.report import BOT_CLICK_SECONDS, SCANNER_AGENTS
+    from newsletter.event_rules import SCANNER_AGENTS
+    from newsletter.report import BOT_CLICK_SECONDS
 
     def at(seconds: float) -> str:
         return (sent_at + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")

@@ -16,19 +16,26 @@ HOSTILE = "<img src=x onerror=alert(1)> & 'q' \"q\" {{ 7*7 }}"
 TEMPLATES = Path(pages.__file__).parent / "templates"
 # every name a template reads, besides title and message
 CONTEXT = {
-    "signup.html": ("problem", "honeypot", "form_token", "form_version", "consent"),
+    "signup.html": ("problem", "honeypot", "form_token", "form_version", "source", "consent"),
     "confirm.html": ("nonce",),
+}
+# names that are not text: the page's switches
+SWITCHES: dict[str, dict[str, object]] = {
+    "signup.html": {"challenge": None, "nonce": ""},
+    "confirm.html": {"auto": True},
 }
 
 
 def names() -> list[str]:
-    return sorted(p.name for p in TEMPLATES.glob("*.html"))
+    """The pages (a partial, ``_*.html``, is tested with the page that includes it, and
+    ``_pow.html`` in test_guards.py)."""
+    return sorted(p.name for p in TEMPLATES.glob("*.html") if not p.name.startswith("_"))
 
 
 @pytest.mark.parametrize("name", names())
 def test_every_page_escapes_what_it_is_given(name: str) -> None:
     context = dict.fromkeys(CONTEXT.get(name, ()), HOSTILE)
-    html = pages.page(HOSTILE, HOSTILE, name, **context)
+    html = pages.page(HOSTILE, HOSTILE, name, **context, **SWITCHES.get(name, {}))
     assert "<img" not in html and "onerror=alert(1)>" not in html
     shown = 3 + len(context) + (name == "signup.html")  # title twice; the form's version too
     assert html.count("&lt;img src=x onerror=alert(1)&gt;") == shown

@@ -8,6 +8,9 @@ through ``plan.prepare_send`` and ``send.run_send`` like `newsletter send`, so a
 an overlapping run or a run killed halfway never sends anything twice nor skips anyone:
 the ledger's claims decide, not this module. ``now`` is the caller's (``--now``).
 
+Then the sign-ups: the queued confirmation emails that `newsletter serve` has not sent
+yet (a server without its own sender, or stopped), and the expired sign-ups deleted.
+
 ``schedule(project, now)`` lists what is due and when; ``pause``, ``resume`` and
 ``cancel`` are a person's hand on one campaign (a running send stops at its next batch).
 """
@@ -26,6 +29,7 @@ from .models import Campaign, CampaignStatus
 from .plan import SendContext, first_due, prepare_send
 from .send import EXIT_FAILED_RECIPIENTS, SendHooks, SendOutcome, run_send
 from .sequences import format_duration, run_sequences, waiting
+from .signup import SignupDesk, deliver_confirmations, expire_signups
 from .zones import iso
 
 if TYPE_CHECKING:
@@ -108,6 +112,7 @@ def run_automation(project: Project, now: dt.datetime) -> RunOutcome:
     _digest(run)
     _campaigns(run)
     _sequences(run)
+    _signups(run)
     return RunOutcome(now, tuple(run.done), tuple(run.problems))
 
 
@@ -227,6 +232,29 @@ def _sequences(run: _Run) -> None:
             run.problems.append(Problem("sequences", problem))
 
     run.attempt("sequences", steps)
+
+
+# -- sign-ups ------------------------------------------------------------------------------
+def _signups(run: _Run) -> None:
+    """Queued confirmation emails sent, expired sign-ups deleted; nothing said when there
+    was nothing to do."""
+    project = run.project
+    desk = SignupDesk.of(project.settings, project.store, project.composer)
+
+    def confirmations() -> Done | None:
+        sent = deliver_confirmations(desk, run.now)
+        return Done("sign-up confirmations", note=f"{sent} sent") if sent else None
+
+    def expiry() -> Done | None:
+        requests, people = expire_signups(desk, run.now)
+        if not (requests or people):
+            return None
+        return Done(
+            "expired sign-ups", note=f"{requests} requests and {people} pending people deleted"
+        )
+
+    run.attempt("sign-up confirmations", confirmations)
+    run.attempt("expired sign-ups", expiry)
 
 
 # -- `newsletter schedule` --------------------------------------------------------------------

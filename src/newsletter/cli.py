@@ -790,17 +790,20 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from .web.server import Limits
 
     app = create_app((ctx.obj or {}).get("config"), warn=False)
-    limits = Limits.from_settings(app.settings.serve)
-    server = _listen(guard_wsgi(app, "newsletter serve", _debug(ctx)), host, port, limits)
-    say(
-        f"Serving {app.name} at http://{host}:{server.port}/ ({limits.threads} threads; "
-        "Ctrl-C stops it)"
-    )
-    for error in app.startup_errors():
-        say(f"Error: {error}", fg="red")
-    for note in app.startup_notes():
-        say(f"Warning: {note}", fg="yellow")
-    server.run()
+    try:
+        limits = Limits.from_settings(app.settings.serve)
+        server = _listen(guard_wsgi(app, "newsletter serve", _debug(ctx)), host, port, limits)
+        say(
+            f"Serving {app.name} at http://{host}:{server.port}/ ({limits.threads} threads; "
+            "Ctrl-C stops it)"
+        )
+        for error in app.startup_errors():
+            say(f"Error: {error}", fg="red")
+        for note in app.startup_notes():
+            say(f"Warning: {note}", fg="yellow")
+        server.run()
+    finally:
+        app.close()  # the confirmation sender finishes its email and stops
     say("Stopped.")
 
 

@@ -660,6 +660,23 @@ def _check_signup(signup: dict[str, Any], path: Path) -> None:
         raise ConfigError(
             f"[signup] min_seconds and max_confirmations_per_hour in {path} must not be negative."
         )
+    _check_origins(signup["allowed_origins"], path)
+
+
+_ORIGIN = re.compile(r"https?://(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?", re.IGNORECASE)
+
+
+def _check_origins(origins: Any, path: Path) -> None:
+    """``[signup] allowed_origins``: each scheme://host[:port], nothing more."""
+    if not isinstance(origins, list | tuple):
+        origins = [origins]
+    for item in origins:
+        if not isinstance(item, str) or not _ORIGIN.fullmatch(item.strip()):
+            raise ConfigError(
+                f"[signup] allowed_origins in {path} holds {item!r}, which is not an origin.",
+                "Write each as scheme://host or scheme://host:port, without a path, e.g. "
+                'allowed_origins = ["https://blog.example.org"].',
+            )
 
 
 def _check_content(content: dict[str, Any], path: Path) -> None:

@@ -1,4 +1,5 @@
-"""What a provider event does to its subscriber: a table, plus the one rule that counts.
+"""What a provider event does to its subscriber: a table, plus the one rule that counts;
+and whose user agent is a link scanner's (the report and the sign-up's confirmation ask).
 
 Pure: the store reads the subscriber's status and soft bounce count, asks
 ``effect_of``, and applies the answer in the transaction that records the event.
@@ -6,6 +7,7 @@ Pure: the store reads the subscriber's status and soft bounce count, asks
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .models import EventKind, EventOutcome, SubscriberStatus
@@ -78,3 +80,53 @@ def status_reason(
     if effect.outcome == EventOutcome.SOFT_BOUNCE_LIMIT:
         return f"{effect.soft_bounces} soft bounces (limit {limit})"
     return f"{provider} {kind}" + (f": {detail}" if detail else "")
+
+
+# Substrings (lower case) of the user agents of known link scanners and of HTTP clients
+# no reader's mail program is: a click whose user agent contains one is a probable bot.
+# Gateways that fetch links as the message arrives (Microsoft Defender's Safe Links and
+# BingPreview, Proofpoint, Mimecast, Barracuda, Symantec/Broadcom, Trend Micro, Cisco,
+# Sophos, Fortinet, Forcepoint, Google's safe-browsing checks), scripted clients and
+# headless browsers, and anything that calls itself a bot, crawler or spider.
+SCANNER_AGENTS = (
+    "safelinks",
+    "microsoft defender",
+    "bingpreview",
+    "proofpoint",
+    "mimecast",
+    "barracuda",
+    "symantec",
+    "broadcom",
+    "trend micro",
+    "trendmicro",
+    "cisco",
+    "ironport",
+    "sophos",
+    "fortinet",
+    "fortiguard",
+    "forcepoint",
+    "google-safety",
+    "python-requests",
+    "python-urllib",
+    "aiohttp",
+    "curl/",
+    "wget/",
+    "go-http-client",
+    "okhttp",
+    "java/",
+    "apache-httpclient",
+    "libwww-perl",
+    "node-fetch",
+    "axios/",
+    "headlesschrome",
+    "phantomjs",
+    "bot",
+    "crawler",
+    "spider",
+)
+_SCANNER = re.compile("|".join(re.escape(token) for token in SCANNER_AGENTS), re.IGNORECASE)
+
+
+def scanner_agent(user_agent: str | None) -> bool:
+    """Whether a user agent is a known link scanner's or a script's (``SCANNER_AGENTS``)."""
+    return bool(user_agent) and _SCANNER.search(user_agent or "") is not None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+from .event_rules import scanner_agent
 from .models import FAILURES, CampaignStatus, DeliveryStatus, EventKind
 from .store.signups import LogAction
 
@@ -271,49 +272,6 @@ class CampaignSummary:
 # involved) is a probable bot: the link scanners of mail gateways fetch every link as the
 # message arrives, while a person has to open the message, read and click.
 BOT_CLICK_SECONDS = 10
-# Substrings (lower case) of the user agents of known link scanners and of HTTP clients
-# no reader's mail program is: a click whose user agent contains one is a probable bot.
-# Gateways that fetch links as the message arrives (Microsoft Defender's Safe Links and
-# BingPreview, Proofpoint, Mimecast, Barracuda, Symantec/Broadcom, Trend Micro, Cisco,
-# Sophos, Fortinet, Forcepoint, Google's safe-browsing checks), scripted clients and
-# headless browsers, and anything that calls itself a bot, crawler or spider.
-SCANNER_AGENTS = (
-    "safelinks",
-    "microsoft defender",
-    "bingpreview",
-    "proofpoint",
-    "mimecast",
-    "barracuda",
-    "symantec",
-    "broadcom",
-    "trend micro",
-    "trendmicro",
-    "cisco",
-    "ironport",
-    "sophos",
-    "fortinet",
-    "fortiguard",
-    "forcepoint",
-    "google-safety",
-    "python-requests",
-    "python-urllib",
-    "aiohttp",
-    "curl/",
-    "wget/",
-    "go-http-client",
-    "okhttp",
-    "java/",
-    "apache-httpclient",
-    "libwww-perl",
-    "node-fetch",
-    "axios/",
-    "headlesschrome",
-    "phantomjs",
-    "bot",
-    "crawler",
-    "spider",
-)
-_SCANNER = re.compile("|".join(re.escape(token) for token in SCANNER_AGENTS), re.IGNORECASE)
 TOP_LINKS = 20
 HOURLY_UP_TO = dt.timedelta(hours=72)  # a longer timeline is counted by day
 OWN_EVENTS = "newsletter"  # the provider name of the events our own unsubscribe links make
@@ -448,7 +406,7 @@ def _link(url: str | None, detail: str | None) -> str | None:
 @functools.lru_cache(maxsize=4096)  # a campaign's clicks come from few user agents
 def is_scanner(user_agent: str | None) -> bool:
     """Whether a user agent is a known link scanner's or a script's (``SCANNER_AGENTS``)."""
-    return bool(user_agent) and _SCANNER.search(user_agent or "") is not None
+    return scanner_agent(user_agent)
 
 
 def _bot(row: Any, arrived: dt.datetime | None) -> bool:

@@ -11,12 +11,15 @@ import hmac
 import re
 
 _PURPOSE = b"newsletter-unsubscribe-v1"
-_CONFIRM = b"newsletter-confirm-v1"
+# v1 signed a subscriber's id: those links no longer confirm anything (a sign-up's
+# request is what a link stands for now, and a scanner's hidden link has its own key)
+_CONFIRM = b"newsletter-signup-request-v2"
+_CANARY = b"newsletter-signup-canary-v1"
 _FORM = b"newsletter-signup-form-v1"
 
 # The shape of a link's token, checked before any signature is computed: two base-36
 # numbers and a base64url HMAC, ``<subscriber>.<campaign>.<signature>`` (unsubscribe) or
-# ``<subscriber>.<issued>.<signature>`` (confirmation).
+# ``<request>.<issued>.<signature>`` (confirmation, and its hidden canary link).
 LINK_TOKEN = re.compile(r"[0-9a-z]{1,12}\.[0-9a-z]{1,12}\.[A-Za-z0-9_-]{1,43}")
 
 
@@ -71,7 +74,7 @@ def _base36(number: int) -> str:
 class TimedSigner:
     """Tokens that carry a time: ``<base-36 fields>.<signature>``; ``purpose`` keys them.
 
-    Confirmation links are ``<subscriber>.<issued>.<signature>``, a sign-up form's
+    Confirmation links are ``<request>.<issued>.<signature>``, a sign-up form's
     timestamp ``<issued>.<signature>`` (times in seconds since the epoch)."""
 
     def __init__(self, secret: str | bytes, purpose: bytes) -> None:
@@ -100,8 +103,14 @@ class TimedSigner:
 
 
 def confirm_signer(secret: str | bytes) -> TimedSigner:
-    """Signs confirmation links: (subscriber id, time issued)."""
+    """Signs confirmation links: (sign-up request id, time issued)."""
     return TimedSigner(secret, _CONFIRM)
+
+
+def canary_signer(secret: str | bytes) -> TimedSigner:
+    """Signs the confirmation email's hidden link, which only a scanner follows: (sign-up
+    request id, time issued), under a key of its own."""
+    return TimedSigner(secret, _CANARY)
 
 
 def form_signer(secret: str | bytes) -> TimedSigner:

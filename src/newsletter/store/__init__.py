@@ -27,6 +27,7 @@ from .records import (
     now_iso,
 )
 from .sequences import Sequences
+from .signup_requests import SignupRequests
 from .signups import Membership
 from .subscribers import Subscribers
 
@@ -39,6 +40,7 @@ __all__ = [
     "Lease",
     "MessageTarget",
     "Sequences",
+    "SignupRequests",
     "Store",
     "new_holder",
     "now_iso",
@@ -61,6 +63,7 @@ class Store:
         self.events = EventLog(db, self.subscribers, self.ledger, self.forgotten)
         self.membership = Membership(db, self.subscribers, self.forgotten)
         self.sequences = Sequences(db)
+        self.signup_requests = SignupRequests(db, self.subscribers, self.forgotten, self.membership)
         self.migrated = migrate(db)  # the migrations this open applied, in order
 
     def transaction(self) -> AbstractContextManager[Connection]:

@@ -36,6 +36,27 @@ def email_hash(address: str, secret: str) -> str:
     ).hexdigest()
 
 
+_GMAIL = {"googlemail.com": "gmail.com"}
+
+
+def mailbox_address(address: str) -> str:
+    """One spelling per mailbox, for the limits only: ``A.Na+news@GoogleMail.com`` is
+    ``ana@gmail.com``. The address is stored as typed."""
+    local, _, domain = canonical_address(address).rpartition("@")
+    local = local.split("+", 1)[0].replace(".", "")
+    return f"{local}@{_GMAIL.get(domain, domain)}"
+
+
+def keyed(secret: str, label: str, value: str) -> str:
+    """A keyed hash of ``value`` (HMAC-SHA256 under a key derived for ``label``)."""
+    key = hmac.new(secret.encode(), f"newsletter-{label}-v1".encode(), hashlib.sha256).digest()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def mailbox_key(secret: str, address: str) -> str:
+    return keyed(secret, "mailbox", mailbox_address(address))
+
+
 def legacy_email_hash(address: str) -> str:
     """The unkeyed hash earlier versions kept (only ever compared with, never written)."""
     return hashlib.sha256(f"newsletter-forgotten:{address.strip().lower()}".encode()).hexdigest()
@@ -87,6 +108,10 @@ ERASABLE: dict[str, Erasable] = {
     # consent proof and staff notes: blanked on the person's own rows, rewritten elsewhere
     "subscriber_log": Erasable(("id",), {"source": "text", "client_hash": "own", "detail": "text"}),
 }
+
+# Tables whose rows of a person are deleted whole when they are erased (forgotten.py):
+# a sign-up request (its names, source and keyed hashes) keeps nothing of them.
+DELETED_WHOLE = frozenset({"signup_requests"})
 
 # Text columns that never hold a person's data (a test keeps this list complete).
 NOT_PERSONAL = {

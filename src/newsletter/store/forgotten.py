@@ -21,6 +21,7 @@ from .erasure import (
     email_hash,
     key_id,
     legacy_email_hash,
+    mailbox_key,
 )
 from .link_secret import LinkSecret
 from .records import Erasure, now_iso
@@ -85,6 +86,9 @@ class Forgotten:
             trace = Trace([email, *(p["email"] for p in people)], names)
             self.record(email, secret)
             ids = [p["id"] for p in people]
+            db.execute(  # a sign-up of a variant of the address (a +tag, dots) too
+                "DELETE FROM signup_requests WHERE mailbox_key = ?", (mailbox_key(secret, email),)
+            )
             for sid in ids:
                 self._blank(sid, now)
             self._erase_events_addressed_to(trace, ids[0] if ids else None)
@@ -99,13 +103,17 @@ class Forgotten:
             "UPDATE subscribers SET email = ?, email_key = ?, first_name = '', "
             "last_name = '', attributes = '{}', subscribed_at = NULL, "
             "consent_source = NULL, timezone = NULL, soft_bounces = 0, status = 'unsubscribed', "
-            "status_reason = 'forgotten', status_changed_at = ?, updated_at = ?, "
+            # a sign-up never confirmed stays one: the overview counts it as no import
+            "status_reason = CASE WHEN status = 'pending' AND status_reason = 'signed up' "
+            "THEN 'forgotten sign-up' ELSE 'forgotten' END, status_changed_at = ?, updated_at = ?, "
             "erased_at = ? WHERE id = ?",
             (placeholder, placeholder, now, now, now, subscriber_id),
         )
         db.execute("DELETE FROM subscriber_tags WHERE subscriber_id = ?", (subscriber_id,))
         # no sequence keeps them (their deliveries say what they got)
         db.execute("DELETE FROM sequence_entries WHERE subscriber_id = ?", (subscriber_id,))
+        # their sign-up requests go whole: nothing of an unconfirmed sign-up is kept
+        db.execute("DELETE FROM signup_requests WHERE subscriber_id = ?", (subscriber_id,))
         db.execute(
             "UPDATE deliveries SET email = ?, response = NULL, error = NULL "
             "WHERE subscriber_id = ?",

@@ -294,6 +294,44 @@ MIGRATIONS.append(
 )
 
 
+# Sign-up requests: one row per accepted sign-up POST, the queue its confirmation email
+# waits in (``mail_state``: none, queued, sending, sent, failed) and what its links saw.
+# The sign-up limits are counted from it; the keys are keyed hashes, never an address.
+# A request is deleted after ``[signup] confirm_days``; names wait here until confirmed.
+MIGRATIONS.append(
+    (
+        "012_signup_requests",
+        """
+        CREATE TABLE signup_requests (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER REFERENCES subscribers (id) ON DELETE CASCADE,
+            mailbox_key TEXT NOT NULL,
+            client_key TEXT NOT NULL,
+            network_key TEXT NOT NULL,
+            first_name TEXT NOT NULL DEFAULT '',
+            last_name TEXT NOT NULL DEFAULT '',
+            source TEXT,
+            form_version TEXT,
+            created_at TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            mail_state TEXT NOT NULL DEFAULT 'none',
+            claimed_at TEXT,
+            mailed_at TEXT,
+            scanner_at TEXT,
+            used_at TEXT,
+            detail TEXT
+        );
+        CREATE INDEX signup_requests_created ON signup_requests (created_at);
+        CREATE INDEX signup_requests_mail ON signup_requests (mail_state, id);
+        CREATE INDEX signup_requests_client ON signup_requests (client_key, created_at);
+        CREATE INDEX signup_requests_network ON signup_requests (network_key, created_at);
+        CREATE INDEX signup_requests_mailbox ON signup_requests (mailbox_key, created_at);
+        CREATE INDEX signup_requests_subscriber ON signup_requests (subscriber_id)
+        """,
+    )
+)
+
+
 def pending(db: Connection) -> list[str]:
     """The migrations not yet applied to this database, in order."""
     db.execute(

@@ -12,11 +12,16 @@
     GET  /archive/feed.xml   the same as an Atom feed
     POST /webhooks/<provider> provider events, verified, normalised, applied
     GET  /subscribe          the sign-up form (signed time shown, honeypot)
-    POST /subscribe          a sign-up, from that page or a form embedded on the blog:
-                             always the same "check your inbox" page (signup.py)
-    GET  /confirm/<token>    a page whose form confirms (posted by a small script on
-                             load, or by its button); never confirms by itself
-    POST /confirm/<token>    pending -> active
+    POST /subscribe          a sign-up, from that page (its token) or a form embedded
+                             on an allowed origin: always the same "check your inbox"
+                             page (signup.py); a cross-site Origin is refused (403).
+                             The confirmation email goes from the queue, sent by a
+                             background thread (queue.py), never in the request
+    GET  /confirm/<token>    a page whose form confirms (posted by a small script after
+                             1.5 s, or by its button); never confirms by itself. The
+                             email's hidden canary link, also here, marks a scanner
+    POST /confirm/<token>    pending -> active: a button press, or the script's post
+                             when no scanner was seen (else: press the button)
 
 The routes are one table, ``ROUTES``: a path, the methods it takes, the handler. Every
 answer is a page of our own words from a template in ``web/templates/`` (``pages.py``:
@@ -54,6 +59,7 @@ from ..project import Project
 from ..tokens import LINK_TOKEN, LinkSigner
 from ..webhooks import unreported_errors, unreported_notes
 from .pages import page
+from .queue import ConfirmationSender
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 MAX_FIELDS = 20  # form fields read from an unsubscribe POST
@@ -78,6 +84,7 @@ class Answer:
     cache: str = _NEVER
     headers: tuple[tuple[str, str], ...] = ()
     policy: str = CONTENT_SECURITY_POLICY
+    referrer: str = "no-referrer"
 
     @property
     def data(self) -> bytes:
@@ -93,7 +100,7 @@ class Answer:
             ("Cache-Control", self.cache),
             ("X-Content-Type-Options", "nosniff"),
             ("X-Frame-Options", "DENY"),
-            ("Referrer-Policy", "no-referrer"),
+            ("Referrer-Policy", self.referrer),
             *self.headers,
         ]
 
@@ -118,6 +125,7 @@ class ServeApp:
     def __init__(self, config: str | None = None, warn: bool = True) -> None:
         self.config = config
         self._local = threading.local()
+        self.sender: ConfirmationSender | None = None
         project = self.project
         self.settings = project.settings
         self.soft_bounce_limit = project.settings.delivery.soft_bounce_limit
@@ -128,11 +136,28 @@ class ServeApp:
         self.proxies = tuple(
             ipaddress.ip_network(p, strict=False) for p in project.settings.serve.trusted_proxies
         )
+        self.origins = signup.allowed_origins(project.settings)
         if warn:  # at start-up under any WSGI server (`newsletter serve` says them itself)
             for error in self.startup_errors():
                 print(f"Error: {redact(error)}", file=sys.stderr, flush=True)
             for note in self.startup_notes():
                 print(f"Warning: {redact(note)}", file=sys.stderr, flush=True)
+
+    def start_sender(self) -> None:
+        """Start the thread that sends queued confirmation emails (once)."""
+        if self.sender is None:
+            self.sender = ConfirmationSender(self.config)
+            self.sender.start()
+
+    def close(self) -> None:
+        """Stop the confirmation sender (its current email finishes) and close this
+        thread's database connection."""
+        if self.sender is not None:
+            self.sender.stop()
+        project = getattr(self._local, "project", None)
+        if project is not None:
+            project.close()
+            self._local.project = None
 
     def startup_notes(self) -> list[str]:
         """What an operator should hear at start-up (webhook secrets), once per process."""
@@ -219,7 +244,12 @@ class ServeApp:
         return Answer("200 OK", data, content_type, cache=_DAY)
 
     def _subscribe(self, environ: dict[str, Any], rest: str) -> Answer:
-        return Answer(*self.subscribe(environ))
+        nonce = secrets.token_urlsafe(16)  # the proof of work's script, when asked for
+        status, body = self.subscribe(environ, nonce)
+        # same-origin: the page's own POST then carries its Origin (under no-referrer a
+        # browser sends "null"); no other site learns the page's address
+        policy = f"{CONTENT_SECURITY_POLICY}; script-src 'nonce-{nonce}'"
+        return Answer(status, body, policy=policy, referrer="same-origin")
 
     def _confirm(self, environ: dict[str, Any], rest: str) -> Answer:
         nonce = secrets.token_urlsafe(16)  # the page's one script runs under it
@@ -270,12 +300,12 @@ class ServeApp:
         return "200 OK", page(f"Unsubscribe from {self.name}?", template="unsubscribe.html")
 
     # -- sign-up ----------------------------------------------------------------------
-    def subscribe(self, environ: dict[str, Any]) -> tuple[str, str]:
+    def subscribe(self, environ: dict[str, Any], nonce: str = "") -> tuple[str, str]:
         project = self.project
         if environ["REQUEST_METHOD"] != "POST":
-            return "200 OK", self.signup_page(project)
+            return "200 OK", self.signup_page(project, nonce=nonce)
+        allowed = self._origin_allowed(environ)
         form = _form(environ, strict=True)
-        referer = environ.get("HTTP_REFERER", "")
         try:
             signup.sign_up(
                 self.desk,
@@ -285,12 +315,16 @@ class ServeApp:
                     last_name=form.get("last_name", ""),
                     honeypot=form.get(signup.HONEYPOT, ""),
                     form_token=form.get("form_token"),
-                    source=form.get("source") or referer,
+                    source=form.get("source") or environ.get("HTTP_REFERER", ""),
+                    allowed_origin=allowed,
+                    proof=form.get("altcha"),
                 ),
                 client_address(environ, self.proxies),
             )
         except InputError as exc:
-            return "400 Bad Request", self.signup_page(project, problem=exc.message)
+            return "400 Bad Request", self.signup_page(project, exc.message, nonce)
+        if self.sender is not None:
+            self.sender.wake()  # whatever happened: the same work for every sign-up
         return "200 OK", page(
             "Check your inbox",
             f"If this address can receive {self.name}, we have sent it an email with a link. "
@@ -298,7 +332,28 @@ class ServeApp:
             "The email may take a few minutes, and may land in your spam folder.",
         )
 
-    def signup_page(self, project: Project, problem: str = "") -> str:
+    def _origin_allowed(self, environ: dict[str, Any]) -> bool:
+        """Whether a sign-up POST comes from a page of an allowed origin (or this server's
+        own host). An Origin header that is neither is refused outright (403); without
+        one (or "null", an opaque origin), the Referer's origin counts; with neither,
+        False."""
+        origin = environ.get("HTTP_ORIGIN")
+        host = environ.get("HTTP_HOST", "").lower()
+        if origin is not None and origin.strip() != "null":  # "null": a private context
+            found = signup.origin_of(origin)
+            if found is None or not (found in self.origins or _host_of(found) == host):
+                raise Refused(
+                    "403 Forbidden",
+                    "Not from this site",
+                    f"This sign-up form was sent from a page that may not post to {self.name} "
+                    f"({origin.strip()[:100]}). Sign up on {self.settings.public_url}/subscribe; "
+                    "a site owner adds their page's origin to [signup] allowed_origins.",
+                )
+            return True
+        found = signup.origin_of(environ.get("HTTP_REFERER", ""))
+        return found is not None and (found in self.origins or _host_of(found) == host)
+
+    def signup_page(self, project: Project, problem: str = "", nonce: str = "") -> str:
         s = project.settings.signup
         consent = s.consent_text.replace("{name}", self.name)
         return page(
@@ -309,23 +364,36 @@ class ServeApp:
             honeypot=signup.HONEYPOT,
             form_token=signup.form_token(project.store.secret),
             form_version=s.form_version,
+            source=f"{project.settings.public_url}/subscribe",
             consent=consent,
+            challenge=signup.proof_challenge(project.store.secret, s),
+            nonce=nonce,
         )
 
     def confirm(
         self, method: str, token: str, environ: dict[str, Any], nonce: str
     ) -> tuple[str, str]:
-        project = self.project
         token = token.rstrip("/")
-        again = f"You can sign up again at {project.settings.public_url}/subscribe."
         if not LINK_TOKEN.fullmatch(token):
-            checked = signup.Confirmation(signup.ConfirmState.INVALID)
-        elif method == "POST":
-            if _form(environ).get("confirm") != "yes":
+            return self._confirmed(signup.Confirmation(signup.ConfirmState.INVALID), nonce)
+        how = None
+        if method == "POST":
+            how = _form(environ).get("how")
+            if how not in tuple(signup.How):
                 return "400 Bad Request", page("Not understood", "Nothing was changed.")
-            checked = signup.confirm(self.desk, token)
-        else:
-            checked = signup.check_confirmation(self.desk, token)
+        desk = self.desk
+        if signup.saw_scanner(desk, token):  # the hidden link: it looks the same
+            state = signup.ConfirmState.PENDING if how is None else signup.ConfirmState.PRESS
+            return self._confirmed(signup.Confirmation(state), nonce)
+        if how is None:
+            return self._confirmed(signup.check_confirmation(desk, token), nonce)
+        agent = environ.get("HTTP_USER_AGENT", "")
+        return self._confirmed(signup.confirm(desk, token, signup.How(how), agent), nonce)
+
+    def _confirmed(self, checked: signup.Confirmation, nonce: str) -> tuple[str, str]:
+        """The page of a confirmation link's state."""
+        settings = self.settings
+        again = f"You can sign up again at {settings.public_url}/subscribe."
         state = checked.state
         if state is signup.ConfirmState.INVALID:
             return "400 Bad Request", page(
@@ -336,7 +404,7 @@ class ServeApp:
         if state is signup.ConfirmState.EXPIRED:
             return "410 Gone", page(
                 "This link has expired",
-                f"Confirmation links work for {project.settings.signup.confirm_days} days. {again}",
+                f"Confirmation links work for {settings.signup.confirm_days} days. {again}",
             )
         if state is signup.ConfirmState.UNKNOWN:
             return "410 Gone", page("This link no longer works", again)
@@ -346,11 +414,17 @@ class ServeApp:
                 f"Thank you: your subscription to {self.name} is confirmed.",
                 "subscribed.html",
             )
+        title = f"Confirm your subscription to {self.name}"
+        if state is signup.ConfirmState.PRESS:
+            return "200 OK", page(
+                title, "Press the button to confirm.", "confirm.html", nonce=nonce, auto=False
+            )
         return "200 OK", page(
-            f"Confirm your subscription to {self.name}",
+            title,
             "One moment: your subscription is being confirmed.",
             "confirm.html",
             nonce=nonce,
+            auto=True,
         )
 
     # -- web version ----------------------------------------------------------------
@@ -436,9 +510,18 @@ ROUTES: tuple[Route, ...] = (  # the first route whose path matches answers
 )
 
 
-def create_app(config: str | None = None, warn: bool = True) -> ServeApp:
-    """The WSGI application (for gunicorn or any WSGI server)."""
-    return ServeApp(config, warn)
+def create_app(config: str | None = None, warn: bool = True, sender: bool = True) -> ServeApp:
+    """The WSGI application (for gunicorn or any WSGI server), with its thread that sends
+    queued confirmation emails (``sender=False``: without; ``ServeApp.close`` stops it)."""
+    app = ServeApp(config, warn)
+    if sender:
+        app.start_sender()
+    return app
+
+
+def _host_of(origin: str) -> str:
+    """``host[:port]`` of an origin, as a Host header names it."""
+    return origin.split("://", 1)[1]
 
 
 def client_address(environ: dict[str, Any], proxies: tuple[Any, ...]) -> str:
