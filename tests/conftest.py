@@ -8,8 +8,9 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,56 @@ def set_delivery(root: Path, **keys: object) -> None:
     head = text[: text.index("[delivery]")]
     lines = ["[delivery]"] + [f"{k} = {_toml(v)}" for k, v in keys.items()]
     path.write_text(head + "\n".join(lines) + "\n", encoding="utf-8")
+
+
+def start_process(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start the real console entry point in a child process, its output piped, for a
+    test that acts while it runs (kills it, starts another, pauses its campaign)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    full_env.update(env or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", *args],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60) -> None:
+    """Return once ``condition()`` holds (a child process got that far); fail after
+    ``timeout`` seconds, a bound on a hang, not a measurement."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def import_many(project: Path, n: int) -> None:
+    """``n`` readers, reader0@example.com and on, imported through the CLI."""
+    many = project / "many.csv"
+    many.write_text(
+        "email,first_name\n" + "".join(f"reader{i}@example.com,R{i}\n" for i in range(n))
+    )
+    assert run_process("subscribers", "import", str(many), cwd=project).returncode == 0
+
+
+def send_for_real(root: Path, slug: str) -> list[dict]:
+    """Send ``slug`` through the local Postmark fake (a real send: unlike an outbox
+    rehearsal, its web version is served), then put the outbox back; the messages
+    Postmark accepted."""
+    from fakes.postmark import FakePostmark
+
+    with FakePostmark(token="pm-test") as pm:
+        set_delivery(root, transport="postmark", base_url=pm.url)
+        done = run_process("send", slug, "--yes", cwd=root, env={"NEWSLETTER_API_KEY": "pm-test"})
+        accepted = list(pm.accepted)
+    set_delivery(root, transport="outbox")
+    assert done.returncode == 0, done.stderr
+    return accepted
 
 
 def set_newsletter(root: Path, **keys: str) -> None:

@@ -77,7 +77,8 @@ def send(root: Path, slug: str, env: dict[str, str] | None = None) -> None:
 def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[dict]]]:
     """A project whose readers got two archived campaigns and one with `archive: false`
     through Postmark (the last one first rehearsed to the outbox while it was still
-    archived), and one campaign only rehearsed to the outbox. Yields the project and the
+    archived), and two campaigns only rehearsed to the outbox (one with `archive: false`).
+    Yields the project and the
     messages Postmark accepted."""
     root = copy_example(tmp_path_factory.mktemp("archive") / "project")
     lines = ["email,first_name,last_name"] + [f"{e},{f},{last}" for e, f, last in READERS]
@@ -89,6 +90,11 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
             campaign_file(subject, preheader), encoding="utf-8"
         )
     send(root, "winter-workshop")  # the outbox only: a rehearsal
+    (root / "campaigns" / "rehearsed-only.md").write_text(
+        campaign_file("A rehearsal nobody got", "Tried on the outbox.", extra="archive: false\n"),
+        encoding="utf-8",
+    )
+    send(root, "rehearsed-only")  # a rehearsal with `archive: false`
     send(root, "members-only")  # rehearsed while still meant for the archive
     (root / "campaigns" / "members-only.md").write_text(
         campaign_file(*CAMPAIGNS["members-only"], extra="archive: false\n"), encoding="utf-8"
@@ -171,6 +177,17 @@ def test_serve_lists_the_sent_campaigns_newest_first(published, server: Running)
         server.url + "/archive", headers={"If-None-Match": index.headers["ETag"]}, timeout=10
     )
     assert again.status_code == 304 and again.content == b""
+
+
+def test_a_rehearsal_has_no_web_version(published, server: Running) -> None:
+    """Only a real send's page is served at /c/: a campaign that went only to the outbox
+    is 404 there, listed in the archive or not; the real sends' pages are served."""
+    for slug in ("winter-workshop", "rehearsed-only"):
+        answer = requests.get(f"{server.url}/c/{slug}", timeout=10)
+        assert answer.status_code == 404, slug
+        assert "There is no such newsletter issue." in answer.text
+    for slug in ("first-issue", "members-only"):
+        assert requests.get(f"{server.url}/c/{slug}", timeout=10).status_code == 200, slug
 
 
 def test_the_served_feed(published, server: Running) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from blog_server import Blog
 from conftest import run_process
+from test_fetch_and_links import PAGE
 
 # Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
 pytestmark = pytest.mark.slow
@@ -472,3 +473,57 @@ def test_listing_articles_opens_no_database(project: Path, run) -> None:
     result = run("articles")
     assert result.exit_code == 0, result.output
     assert not (project / "newsletter.db").exists()
+
+
+# -- control characters ------------------------------------------------------------------
+PASTED = (  # a vertical tab (a word processor's line break) and a terminal escape
+    '---\ntitle: "Notes\x0bfrom the \x1b[1mwinter\x1b[0m retreat"\nauthor: "Dana\x1b Whitfield"\n'
+    "date: 2026-10-20\nurl: https://blog.riverbend-clinicians.example/notes\n---\n\n"
+    "We met in the\x0bmountains for three days of \x1b[31mrest\x1b[0m and supervision. "
+    + " ".join(f"Sentence {n} says a little more\x0b about the days." for n in range(40))
+    + "\n\nA second paragraph\x0c with a form feed.\n"
+)
+PASTED_PAGE = (
+    PAGE.replace("Holding Space Without", "Holding\x0bSpace\x1b[2J Without")
+    .replace("We are rarely", "We are\x0brarely \x1b[31m")
+    .replace("It matters more", "It\x0b matters\x1b more")
+)
+CONTROLS = ("\x0b", "\x0c", "\x1b")
+
+
+def test_control_characters_in_articles_are_dropped(project: Path) -> None:
+    """A vertical tab and an ESC in a Markdown article (raw in its front matter and its
+    body) and in a fetched page: `articles`, `build` and `digest` go on, the words stay
+    and the control characters are gone from everything built."""
+    (project / "articles" / "2026-10-20-notes.md").write_text(PASTED, encoding="utf-8")
+    with Blog() as blog:
+        blog.routes["/pasted/"] = ("text/html; charset=utf-8", PASTED_PAGE.encode())
+        (project / "campaigns" / "pasted.md").write_text(
+            "---\nsubject: Pasted\ntemplate: digest\narticles:\n"
+            f"  - articles/2026-10-20-notes.md\n  - {blog.url}/pasted/\n---\n\nTwo articles.\n",
+            encoding="utf-8",
+        )
+        listed = run_process(
+            "articles", "articles/2026-10-20-notes.md", "--format", "json", cwd=project
+        )
+        assert listed.returncode == 0, listed.stderr
+        [article] = json.loads(listed.stdout)
+        assert article["title"] == "Notes from the [1mwinter[0m retreat"
+        assert article["author"] == "Dana Whitfield"
+        assert article["excerpt"].startswith("We met in the mountains for three days of [31mrest")
+        page = run_process("articles", f"{blog.url}/pasted/", "--format", "json", cwd=project)
+        assert page.returncode == 0, page.stderr
+        [fetched] = json.loads(page.stdout)
+        assert fetched["title"] == "Holding Space[2J Without Holding Everything"
+        assert "We are rarely [31m" in fetched["excerpt"]
+        built = run_process("build", "pasted", cwd=project)
+        assert built.returncode == 0, built.stderr
+    for path in (project / "build" / "pasted").iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert not any(c in text for c in CONTROLS), path
+    html = (project / "build" / "pasted" / "email.html").read_text(encoding="utf-8")
+    assert "We met in the mountains" in html and "We are rarely" in html
+    digest = run_process("digest", "--dry-run", "--today", "2026-11-01", cwd=project)
+    assert digest.returncode == 0, digest.stderr
+    assert "articles/2026-10-20-notes.md" in digest.stdout
+    assert not any(c in digest.stdout + digest.stderr for c in CONTROLS)

@@ -4,47 +4,20 @@ is sent twice, and nobody is skipped."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import run_process, set_delivery
+from conftest import import_many, run_process, set_delivery, start_process, wait_for
 from fakes.postmark import FakePostmark
 
 # Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
 pytestmark = pytest.mark.slow
 
-
-def start_send(project: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")} | env
-    return subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "send", "2026-10-digest", "--yes"],
-        cwd=project,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(condition, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-def import_many(project: Path, n: int) -> None:
-    many = project / "many.csv"
-    many.write_text(
-        "email,first_name\n" + "".join(f"reader{i}@example.com,R{i}\n" for i in range(n))
-    )
-    assert run_process("subscribers", "import", str(many), cwd=project).returncode == 0
+SEND = ("send", "2026-10-digest", "--yes")
+KEY = {"NEWSLETTER_API_KEY": "pm"}
 
 
 def report(project: Path) -> dict:
@@ -57,7 +30,7 @@ def test_sigkill_during_a_request_then_resume(project: Path) -> None:
     with FakePostmark(token="pm") as pm:
         set_delivery(project, transport="postmark", base_url=pm.url, concurrency=2)
         pm.faults.extend([("hang", 0.0), ("hang", 2.0)])
-        proc = start_send(project, {"NEWSLETTER_API_KEY": "pm"})
+        proc = start_process(*SEND, cwd=project, env=KEY)
         wait_for(lambda: len(pm.batch_requests()) >= 2)  # two batches in flight, one hanging
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -90,7 +63,7 @@ def test_sigkill_during_a_request_then_resume(project: Path) -> None:
 
 def test_sigkill_with_outbox_then_resume(project: Path) -> None:
     import_many(project, 3000)
-    proc = start_send(project, {})
+    proc = start_process(*SEND, cwd=project)
     folder = project / "outbox" / "2026-10-digest"
     wait_for(lambda: folder.exists() and len(list(folder.glob("*.eml"))) >= 200)
     proc.send_signal(signal.SIGKILL)
@@ -108,9 +81,9 @@ def test_a_second_sender_shares_the_campaign(project: Path) -> None:
     with FakePostmark(token="pm") as pm:
         set_delivery(project, transport="postmark", base_url=pm.url, batch_size=50, concurrency=1)
         pm.latency = 0.05
-        first = start_send(project, {"NEWSLETTER_API_KEY": "pm"})
+        first = start_process(*SEND, cwd=project, env=KEY)
         wait_for(lambda: len(pm.batch_requests()) >= 1)
-        second = start_send(project, {"NEWSLETTER_API_KEY": "pm"})
+        second = start_process(*SEND, cwd=project, env=KEY)
         assert first.wait(timeout=120) == 0
         assert second.wait(timeout=120) == 0
         accepted = pm.accepted_to()
@@ -125,7 +98,7 @@ def test_three_senders_one_killed_the_others_finish(project: Path) -> None:
     with FakePostmark(token="pm") as pm:
         set_delivery(project, transport="postmark", base_url=pm.url, batch_size=50, concurrency=1)
         pm.latency = 0.05
-        senders = [start_send(project, {"NEWSLETTER_API_KEY": "pm"}) for _ in range(3)]
+        senders = [start_process(*SEND, cwd=project, env=KEY) for _ in range(3)]
         wait_for(lambda: len(pm.batch_requests()) >= 6)
         senders[1].send_signal(signal.SIGKILL)
         senders[1].wait(timeout=30)  # reaped, as a shell or cron would

@@ -560,3 +560,64 @@ def test_forget_while_her_message_is_on_the_wire_keeps_no_trace_of_the_answer(
     )
     assert [tuple(r) for r in rows] == [("sent", None)]
     assert cells_naming(project, VICTIM, "Quist") == []
+
+
+def test_samples_built_with_out_are_removed_wherever_they_are(
+    project: Path, run, tmp_path: Path
+) -> None:
+    """`build --out` notes the folder; `forget` removes the samples made for her there
+    too, names a folder outside the project (a copy may have been made from it), and
+    leaves another reader's sample alone until that reader is forgotten."""
+    import_people(run, project)
+    outside, inside = tmp_path / "elsewhere" / "hers", project / "samples" / "winter"
+    bobs = tmp_path / "elsewhere" / "bobs"
+    for campaign, reader, out in (
+        (CAMPAIGN, VICTIM, outside),
+        ("winter-workshop", VICTIM.upper(), inside),
+        (CAMPAIGN, BOB, bobs),
+    ):
+        built = run("build", campaign, "--to", reader, "--out", str(out))
+        assert built.exit_code == 0, built.stderr
+    assert mentions((outside / "sample.eml").read_text(encoding="utf-8"), VICTIM)
+
+    result = forget(run, VICTIM)
+
+    assert sorted(outside.iterdir()) == [] and sorted(inside.iterdir()) == []
+    assert sorted(p.name for p in bobs.iterdir()) == ["email.html", "email.txt", "sample.eml"]
+    assert "Removed 6 file(s)" in result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"in {outside}, outside the project (build --out)" in said
+    assert str(inside) not in said and str(bobs) not in said
+    again = forget(run, BOB)
+    assert sorted(bobs.iterdir()) == []
+    assert f"in {bobs}, outside the project" in " ".join(again.stderr.split())
+
+
+def test_a_sample_that_cannot_be_removed_is_named(
+    project: Path, run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file `forget` cannot remove (a read-only folder, another owner) is named with
+    the reason, the command fails, and the next `forget` tries it again."""
+    import_people(run, project)
+    out = tmp_path / "shared" / "sample"
+    assert run("build", CAMPAIGN, "--to", VICTIM, "--out", str(out)).exit_code == 0
+    stuck = out / "sample.eml"
+    unlink = Path.unlink
+
+    def refuse(path: Path, missing_ok: bool = False) -> None:
+        if path == stuck:  # as the file system answers for a folder we may not write
+            raise PermissionError(13, "Permission denied", str(path))
+        unlink(path, missing_ok)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "unlink", refuse)
+        result = run("subscribers", "forget", VICTIM, "--yes")
+    assert result.exit_code == 1
+    said = " ".join(result.stderr.split())
+    assert f"could not be removed: {stuck} (Permission denied)" in said, said
+    assert "Remove them by hand." in said
+    assert sorted(p.name for p in out.iterdir()) == ["sample.eml"]
+
+    again = forget(run, VICTIM)  # the folder is still noted: tried again
+    assert sorted(out.iterdir()) == []
+    assert "Removed 1 file(s)" in again.stderr

@@ -198,20 +198,32 @@ def test_files_are_written_whole_in_one_place() -> None:
     assert not found, "write through newsletter.files instead:\n" + "\n".join(found)
 
 
-def test_an_export_and_a_digest_file_keep_the_umasks_permissions(project: Path) -> None:
+def test_an_export_is_the_owners_alone_and_a_digest_file_keeps_the_umasks_permissions(
+    project: Path,
+) -> None:
+    """An export holds the whole list: 0600 whatever the umask, written whole, also over
+    an older export readable by everyone and over a temporary file a cut-short export
+    left; a campaign file a digest writes keeps the umask's permissions."""
+    export = project / "export.csv"
+    again = project / "again.csv"
     old = os.umask(0o022)
     try:
         assert (
             run_process("subscribers", "import", "subscribers.example.csv", cwd=project).returncode
             == 0
         )
-        export = project / "export.csv"
         assert run_process("subscribers", "export", str(export), cwd=project).returncode == 0
+        again.write_text("an older export\n", encoding="utf-8")  # 0644
+        (project / ".again.csv.tmp").write_text("cut short\n", encoding="utf-8")  # 0644
+        assert run_process("subscribers", "export", str(again), cwd=project).returncode == 0
         _article(project, "A plain title")
         assert run_process("digest", "--today", "2026-11-01", cwd=project).returncode == 0
     finally:
         os.umask(old)
-    assert stat.S_IMODE(export.stat().st_mode) == 0o644
+    assert stat.S_IMODE(export.stat().st_mode) == 0o600
+    assert stat.S_IMODE(again.stat().st_mode) == 0o600
+    assert again.read_text(encoding="utf-8") == export.read_text(encoding="utf-8")
+    assert export.read_text(encoding="utf-8").startswith("email,first_name,")
     written = project / "campaigns" / "digest-2026-10.md"
     assert stat.S_IMODE(written.stat().st_mode) == 0o644
     assert not [p.name for p in project.rglob("*.tmp")]

@@ -10,16 +10,19 @@ import datetime as dt
 import email
 import email.policy
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import connect, run_process, set_delivery
+from conftest import (
+    connect,
+    import_many,
+    run_process,
+    set_delivery,
+    start_process,
+    wait_for,
+)
 from fakes.postmark import FakePostmark
 from newsletter.zones import at_wall_clock, iso, parse_monthly, zone
 
@@ -43,14 +46,6 @@ def import_readers(run, project: Path, rows: list[tuple[str, str]]) -> None:
     )
     result = run("subscribers", "import", str(path))
     assert result.exit_code == 0, result.stderr
-
-
-def import_many(project: Path, n: int) -> None:
-    many = project / "many.csv"
-    many.write_text(
-        "email,first_name\n" + "".join(f"reader{i}@example.com,R{i}\n" for i in range(n))
-    )
-    assert run_process("subscribers", "import", str(many), cwd=project).returncode == 0
 
 
 def outbox(project: Path, slug: str) -> list[Path]:
@@ -425,25 +420,6 @@ def test_a_late_digest_is_reported_once_and_not_sent(project: Path, run) -> None
 
 
 # -- real processes: overlapping, killed, paused mid-send --------------------------------------
-def start_run(project: Path, now: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")} | env
-    return subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "run", "--now", now],
-        cwd=project,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(condition, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 @pytest.mark.slow
 def test_two_overlapping_runs_send_each_reader_once(project: Path) -> None:
     import_many(project, 600)
@@ -454,8 +430,8 @@ def test_two_overlapping_runs_send_each_reader_once(project: Path) -> None:
         env = {"NEWSLETTER_API_KEY": "pm"}
         early = run_process("run", "--now", "2027-12-09T07:59Z", cwd=project, env=env)
         assert early.returncode == 0 and pm.batch_requests() == []
-        first = start_run(project, "2027-12-09T08:00Z", env)
-        second = start_run(project, "2027-12-09T08:01Z", env)
+        first = start_process("run", "--now", "2027-12-09T08:00Z", cwd=project, env=env)
+        second = start_process("run", "--now", "2027-12-09T08:01Z", cwd=project, env=env)
         for proc in (first, second):
             out, err = proc.communicate(timeout=180)
             assert proc.returncode == 0, err
@@ -469,7 +445,7 @@ def test_two_overlapping_runs_send_each_reader_once(project: Path) -> None:
 def test_run_killed_mid_send_then_run_again_sends_everyone_once(project: Path) -> None:
     import_many(project, 3000)
     write_campaign(project, "killed", "2027-12-09T09:00:00+01:00")
-    proc = start_run(project, "2027-12-09T08:00Z", {})
+    proc = start_process("run", "--now", "2027-12-09T08:00Z", cwd=project)
     folder = project / "outbox" / "killed"
     wait_for(lambda: folder.exists() and len(list(folder.glob("*.eml"))) >= 200)
     proc.send_signal(signal.SIGKILL)
@@ -491,7 +467,7 @@ def test_pause_stops_a_running_send_at_its_next_batch(project: Path, run) -> Non
         set_delivery(project, transport="postmark", base_url=pm.url, batch_size=50, concurrency=1)
         pm.latency = 0.1
         env = {"NEWSLETTER_API_KEY": "pm"}
-        proc = start_run(project, "2027-12-09T08:00Z", env)
+        proc = start_process("run", "--now", "2027-12-09T08:00Z", cwd=project, env=env)
         wait_for(lambda: len(pm.batch_requests()) >= 2)
         assert run("schedule", "pause", "midway").exit_code == 0
         _, err = proc.communicate(timeout=120)

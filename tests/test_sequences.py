@@ -9,18 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
-import os
 import re
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import copy_example, run_process
+from conftest import copy_example, run_process, start_process, wait_for
 from newsletter.project import Project
 from newsletter.sequences import SequencesRun, run_sequences, waiting
 from test_store import database_url
@@ -428,25 +425,6 @@ def test_a_step_failing_check_stops_only_that_step(project: Path) -> None:
 
 
 # -- kill -9 ------------------------------------------------------------------------------
-def start_run(root: Path, when: dt.datetime) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "run", "--now", when.isoformat()],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(condition, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def entered(project: Path) -> Iterator[list[str]]:
     """3000 readers entered into the welcome sequence by an import."""
@@ -502,12 +480,12 @@ def test_a_step_may_not_carry_send_at(project: Path) -> None:
 @pytest.mark.slow
 def test_kill_9_in_the_middle_of_a_step_then_run_again(project: Path, entered: list[str]) -> None:
     folder = project / "outbox" / "welcome--01-welcome"
-    proc = start_run(project, now())
-    wait_for(lambda: folder.exists() and len(list(folder.glob("*.eml"))) >= 200)
+    proc = start_process("run", "--now", now().isoformat(), cwd=project)
+    wait_for(lambda: folder.exists() and len(list(folder.glob("*.eml"))) >= 200, timeout=120)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert len(list(folder.glob("*.eml"))) < 3000
-    again = start_run(project, now())
+    again = start_process("run", "--now", now().isoformat(), cwd=project)
     assert again.wait(timeout=300) == 0, again.stderr.read() if again.stderr else ""
     assert received(project, STEPS[0]) == sorted(entered)  # every reader, once
     assert not list(folder.glob("*.tmp"))
@@ -519,7 +497,8 @@ def test_kill_9_in_the_middle_of_a_step_then_run_again(project: Path, entered: l
 @pytest.mark.slow
 def test_two_overlapping_runs_share_a_step(project: Path, entered: list[str]) -> None:
     when = now() + 3 * DAY
-    first, second = start_run(project, when), start_run(project, when)
+    first = start_process("run", "--now", when.isoformat(), cwd=project)
+    second = start_process("run", "--now", when.isoformat(), cwd=project)
     assert first.wait(timeout=300) == 0, first.stderr.read() if first.stderr else ""
     assert second.wait(timeout=300) == 0, second.stderr.read() if second.stderr else ""
     assert received(project, STEPS[0]) == received(project, STEPS[1]) == sorted(entered)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import run_process
+from conftest import run_process, send_for_real
 
 # Real servers and the real CLI in child processes: seconds a test, so not in make test-fast.
 pytestmark = pytest.mark.slow
@@ -139,6 +139,7 @@ def test_forged_or_tampered_tokens_change_nothing(sent: Path, serve) -> None:
 
 
 def test_web_version_has_no_personal_data(sent: Path, serve) -> None:
+    send_for_real(sent, "2026-10-digest")  # the outbox's was a rehearsal: not served
     base = serve()
     page = requests.get(base + "/c/2026-10-digest", timeout=10)
     assert page.status_code == 200

@@ -11,6 +11,7 @@ clients and many of them, and requests over the size limits.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import threading
@@ -23,7 +24,7 @@ import pytest
 import requests
 
 from blog_server import Blog
-from conftest import connect, run_process
+from conftest import connect, run_process, send_for_real
 from newsletter.web.serve import CONTENT_SECURITY_POLICY
 from newsletter.web.server import Limits, Server
 from test_fetch_and_links import PAGE as ARTICLE_PAGE
@@ -109,8 +110,7 @@ def test_a_hostile_reason_phrase_never_reaches_a_page(sent: Path, serve) -> None
             f"articles:\n  - {blog.url}/holding-space/\n---\n\nOne article this time.\n",
             encoding="utf-8",
         )
-        result = run_process("send", "hostile", "--yes", cwd=sent)
-        assert result.returncode == 0, result.stderr
+        send_for_real(sent, "hostile")
         # the blog turns hostile, the cache is gone; and an older campaign was sent
         # before web versions were stored (a campaign row, no page)
         blog.errors["/holding-space/"] = (404, HOSTILE)
@@ -303,6 +303,64 @@ def test_chunked_bodies_arrive_whole(sent: Path, serve) -> None:
 
 
 # -- bytes no client should send ---------------------------------------------------------
+def answers_until_closed(port: int, data: bytes) -> tuple[list[bytes], bool]:
+    """Send ``data`` on one connection; (every status line the server answered, whether it
+    then closed the connection). A server that keeps it open is waited on for 5 seconds."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        closed = False
+        while not closed:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            except ConnectionResetError:
+                chunk = b""
+            received += chunk
+            closed = chunk == b""
+    statuses = []
+    while received:  # each answer is a head and Content-Length bytes of body
+        head, _, rest = received.partition(b"\r\n\r\n")
+        statuses.append(head.split(b"\r\n", 1)[0])
+        length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        received = rest[int(length.group(1)) if length else len(rest) :]
+    return statuses, closed
+
+
+SMUGGLED = b"GET /health HTTP/1.1\r\nHost: news.example\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /archive HTTP/1.1\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n",
+        b"POST /archive HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: %d\r\n",
+        b"POST /archive HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: %d\r\n"
+        b"Transfer-Encoding: chunked\r\n",
+    ],
+    ids=["cl-then-te", "te-then-cl", "http-1.0-te"],
+)
+def test_ambiguous_framing_is_refused_and_the_connection_closed(
+    sent: Path, serve, head: bytes
+) -> None:
+    """RFC 9112 §6.3: a request with both Content-Length and Transfer-Encoding (or
+    Transfer-Encoding in HTTP/1.0) is answered 400 and its connection closed, so what a
+    proxy framing by Content-Length took for this request's body is never read as a
+    second request; a well-framed pipelined request after it gets no answer either."""
+    running = serve()
+    body = b"0\r\n\r\n" + SMUGGLED
+    request = head % len(body) + b"Host: news.example\r\n\r\n" + body
+    statuses, closed = answers_until_closed(running.port, request + SMUGGLED)
+    assert [s.split(b" ", 2)[1:] for s in statuses] == [[b"400", b"Bad Request"]], statuses
+    assert closed, "the connection stays open after an ambiguously framed request"
+    # the same requests framed one way each are answered, on one connection
+    plain = b"POST /archive HTTP/1.1\r\nHost: news.example\r\nContent-Length: 0\r\n\r\n"
+    pipelined = plain + SMUGGLED + SMUGGLED.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    statuses, closed = answers_until_closed(running.port, pipelined)
+    assert [s.split(b" ")[1] for s in statuses] == [b"405", b"200", b"200"] and closed
+
+
 def test_non_ascii_in_tokens_and_paths_is_refused_not_a_500(sent: Path, serve) -> None:
     running = serve(NEWSLETTER_WEBHOOK_SECRET_POSTMARK=SERVE_SECRET)
     token = unsubscribe_path(sent, "amara.nwosu@example.org").removeprefix("/u/")
@@ -335,7 +393,7 @@ def test_non_ascii_in_tokens_and_paths_is_refused_not_a_500(sent: Path, serve) -
         assert status is not None and 400 <= status < 500, (raw, answer[:200])
     status, _ = raw_request(
         running.port,
-        b"GET /c/2026-10-digest HTTP/1.1\r\nHost: \xc3\xa9\xff\r\nX-Name: \xe2\x80\xae\xff\r\n"
+        b"GET /archive HTTP/1.1\r\nHost: \xc3\xa9\xff\r\nX-Name: \xe2\x80\xae\xff\r\n"
         b"Connection: close\r\n\r\n",
     )
     assert status == 200
@@ -345,6 +403,7 @@ def test_non_ascii_in_tokens_and_paths_is_refused_not_a_500(sent: Path, serve) -
 
 # -- the web version -----------------------------------------------------------------------
 def test_the_web_version_is_the_page_stored_when_the_send_began(sent: Path, serve) -> None:
+    send_for_real(sent, "2026-10-digest")  # the outbox's was a rehearsal: not served
     [(subject, html, created)] = rows(
         sent,
         "SELECT p.subject, p.html, p.created_at FROM campaign_pages p "

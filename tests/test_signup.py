@@ -968,7 +968,8 @@ def test_the_per_client_limit_counts_each_forwarded_client(project: Path) -> Non
 
     def sign_up_as(running: Running, n: int, forwarded: str) -> None:
         fields = {"email": f"p{n}@example.org", "form_token": old_token(project)}
-        post(running, fields, headers={"X-Forwarded-For": forwarded})
+        answer = post(running, fields, headers={"X-Forwarded-For": forwarded})
+        assert answer.status_code == 200, (answer.status_code, running.stderr)
 
     server = serve(project)
     try:
@@ -980,7 +981,7 @@ def test_the_per_client_limit_counts_each_forwarded_client(project: Path) -> Non
             None,
         ]
         sign_up_as(server, 3, "203.0.113.6")  # another client: its own two
-        assert status_of(project, "p3@example.org") == "pending"
+        assert status_of(project, "p3@example.org") == "pending", server.stderr
         sign_up_as(server, 4, "198.51.100.1, 203.0.113.5")  # a made-up first hop changes nothing
         assert status_of(project, "p4@example.org") is None
     finally:

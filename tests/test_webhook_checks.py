@@ -118,11 +118,72 @@ def test_each_provider_reads_its_own_variable() -> None:
     assert secrets.notes == ()
 
 
-@pytest.mark.parametrize("transport", ["postmark", "sendgrid", "mailgun", "resend"])
-def test_the_old_variable_serves_the_transports_provider_alone(transport: str) -> None:
-    secrets = webhook_secrets(transport, {"NEWSLETTER_WEBHOOK_SECRET": "legacy:secret"})
-    assert dict(secrets.by_provider) == {transport: "legacy:secret"}
+@pytest.mark.parametrize(
+    ("transport", "legacy"),
+    [
+        ("postmark", "legacy:secret"),
+        ("sendgrid", SENDGRID.public),
+        ("mailgun", "legacy:secret"),
+        ("resend", RESEND_SECRET),
+    ],
+)
+def test_the_old_variable_serves_the_transports_provider_alone(transport: str, legacy) -> None:
+    secrets = webhook_secrets(transport, {"NEWSLETTER_WEBHOOK_SECRET": legacy})
+    assert dict(secrets.by_provider) == {transport: legacy}
     assert f"NEWSLETTER_WEBHOOK_SECRET_{transport.upper()}" in secrets.notes[0]
+    assert secrets.errors == () and secrets.refused == ()
+
+
+def _pem(public: str) -> str:
+    return (
+        serialization.load_der_public_key(base64.b64decode(public))
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("transport", "legacy"),
+    [
+        ("mailgun", SENDGRID.public),  # SendGrid's public key as Mailgun's HMAC key
+        ("mailgun", _pem(SENDGRID.public)),
+        ("postmark", "hooks:" + SENDGRID.public),
+        ("resend", "whsec_" + SENDGRID.public),
+        ("sendgrid", MAILGUN_KEY),  # an HMAC key as SendGrid's verification key
+        ("sendgrid", "legacy:secret"),
+    ],
+)
+def test_the_old_variable_is_refused_where_it_cannot_be_that_kind_of_key(
+    store, transport: str, legacy: str
+) -> None:
+    """The old single secret where it cannot be the provider's kind of key: a public key
+    (anyone can sign with it) where a shared secret belongs, or a shared secret where a
+    public key belongs. Refused: the endpoint answers 503, a forged request changes
+    nothing, and the error says which variable to set."""
+    secrets = webhook_secrets(transport, {"NEWSLETTER_WEBHOOK_SECRET": legacy})
+    assert dict(secrets.by_provider) == {} and secrets.refused == (transport,)
+    (error,) = secrets.errors
+    assert error.startswith(f"NEWSLETTER_WEBHOOK_SECRET is refused for /webhooks/{transport}")
+    assert f"Set NEWSLETTER_WEBHOOK_SECRET_{transport.upper()} to" in error
+    assert secrets.notes == ()
+    body, headers = signed(transport, {})
+    assert receive_webhook(transport, headers, body, secrets, store.events).status == 503
+
+
+def test_a_public_key_is_never_a_shared_secret(store) -> None:
+    """A provider's own variable holding a public key is refused too."""
+    environ = {
+        "NEWSLETTER_WEBHOOK_SECRET_MAILGUN": SENDGRID.public,
+        "NEWSLETTER_WEBHOOK_SECRET_POSTMARK": "hooks:" + _pem(SENDGRID.public),
+        "NEWSLETTER_WEBHOOK_SECRET_SENDGRID": SENDGRID.public,
+    }
+    secrets = webhook_secrets("outbox", environ)
+    assert dict(secrets.by_provider) == {"sendgrid": SENDGRID.public}
+    assert set(secrets.refused) == {"mailgun", "postmark"}
+    assert sorted(e.split(" ", 1)[0] for e in secrets.errors) == [
+        "NEWSLETTER_WEBHOOK_SECRET_MAILGUN",
+        "NEWSLETTER_WEBHOOK_SECRET_POSTMARK",
+    ]
 
 
 @pytest.mark.parametrize("transport", ["outbox", "smtp", "ses"])

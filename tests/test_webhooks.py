@@ -284,6 +284,32 @@ def test_the_old_single_secret_serves_only_the_transports_provider(sent: Path, s
     assert "Traceback" not in stderr
 
 
+def test_the_old_single_secret_holding_sendgrids_key_is_refused_for_mailgun(
+    sent: Path, serve
+) -> None:
+    """With `transport = "mailgun"`, the old single secret holding SendGrid's public key
+    would be Mailgun's HMAC key, and anyone could sign a complaint with it. It is refused:
+    a forged complaint changes nothing, and serve (and check) say which variable to set."""
+    public = SendGrid().public
+    server = serve(transport="mailgun", legacy=public)
+    complaint = mailgun_body("c" * 50, "evt-complaint", key=public)
+    complaint["event-data"] |= {"event": "complained", "recipient": "zoe.hartmann@example.com"}
+    answer = server.post("mailgun", json=complaint)
+    assert answer.status_code == 503, answer.text
+    assert status_of(sent, "zoe.hartmann@example.com") == "active"
+    assert event_counts(sent) == {}
+    stderr = server.wait_for("POST /webhooks/mailgun")
+    assert "Error: NEWSLETTER_WEBHOOK_SECRET is refused for /webhooks/mailgun" in stderr, stderr
+    assert "Set NEWSLETTER_WEBHOOK_SECRET_MAILGUN to mailgun's own webhook secret" in stderr
+    assert stderr.count("is refused") == 1, stderr
+    checked = run_process(
+        "check", "2026-10-digest", cwd=sent, env={"NEWSLETTER_WEBHOOK_SECRET": public}
+    )
+    assert checked.returncode == 1
+    assert "error: NEWSLETTER_WEBHOOK_SECRET is refused for /webhooks/mailgun" in checked.stderr
+    assert "NEWSLETTER_WEBHOOK_SECRET_MAILGUN" in checked.stderr
+
+
 def test_the_old_single_secret_is_ignored_when_the_transport_has_no_webhooks(
     sent: Path, serve
 ) -> None:

@@ -18,7 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from .addresses import Carrier, wire_form
 from .errors import InputError
-from .files import atomic_file
+from .files import PRIVATE_FILE, atomic_file
 from .models import Subscriber, SubscriberStatus
 from .zones import zone
 
@@ -185,8 +185,11 @@ def write_subscribers(path: Path, subscribers: Iterable[Subscriber]) -> int:
             }
         )
         columns += [k for k in sub.attributes if k not in columns]
-    # As the umask allows, as before: an export holds readers' data, made 0600 later.
-    with atomic_file(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+    # the whole list: the owner's alone (0600), whatever the umask, like the database
+    with (
+        atomic_file(path, PRIVATE_FILE) as raw,
+        io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh,
+    ):
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(columns)
         for record in records:

@@ -321,7 +321,8 @@ def subscribers_import(
 def subscribers_export(project: Project, file: Path, status: str | None) -> None:
     """Write every subscriber (or those with STATUS) to a CSV FILE that imports back.
 
-    Cells a spreadsheet would run as a formula (=, +, -, @) are neutralised.
+    Cells a spreadsheet would run as a formula (=, +, -, @) are neutralised. FILE is
+    readable by its owner alone (0600) and written whole or not at all.
     """
     count = members.export_subscribers(project.store.subscribers, file, status)
     say(f"Exported {count} subscriber(s) to {file}.")
@@ -363,10 +364,21 @@ def subscribers_forget(project: Project, email: str, yes: bool) -> None:
             f"Removed {forgotten.files_removed} file(s) made for {email} "
             "(outbox messages, build samples)."
         )
+    for folder in forgotten.outside:
+        say(
+            f"Removed the sample made for {email} in {folder}, outside the project "
+            "(build --out): remove any copy of it you made by hand."
+        )
     if forgotten.known:
         say(f"{email} is erased; its address can never be imported again.")
     else:
         say(f"{email} was not on the list; it is now blocked from future imports.")
+    if forgotten.left:
+        listed = "\n".join(f"  {path} ({why})" for path, why in forgotten.left)
+        raise NewsletterError(
+            f"These files made for {email} could not be removed:\n{listed}",
+            "Remove them by hand.",
+        )
 
 
 @subscribers.command("history")
@@ -785,6 +797,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
             f"Serving {app.name} at http://{host}:{server.port}/ ({limits.threads} threads; "
             "Ctrl-C stops it)"
         )
+        for error in app.startup_errors():
+            say(f"Error: {error}", fg="red")
         for note in app.startup_notes():
             say(f"Warning: {note}", fg="yellow")
         server.run()

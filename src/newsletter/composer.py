@@ -19,7 +19,7 @@ from email_validator import EmailNotValidError
 from .addresses import Carrier
 from .audience import validate_address
 from .campaigns import load_campaign, send_at_in_past
-from .catalog import carrier_for
+from .catalog import carrier_for, webhook_secrets
 from .checks import (
     CheckedEmail,
     Problem,
@@ -32,7 +32,7 @@ from .checks import (
 from .config import Settings
 from .content import ArticleReader, reader_for
 from .errors import InputError, NewsletterError, RecipientError, TemplateError
-from .files import write_private
+from .files import record_folder, write_private
 from .models import Article, Campaign, CampaignStatus, Recipient
 from .render import (
     CompiledCampaign,
@@ -43,6 +43,11 @@ from .render import (
 )
 from .store import LinkSecret, Store, Subscribers
 from .tokens import LinkSigner
+
+
+def sample_record(settings: Settings) -> Path:
+    """Where ``build --out`` notes the folders it wrote a sample to."""
+    return settings.root / ".newsletter" / "samples.jsonl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +192,8 @@ class Composer:
         campaign = self.campaign(name)
         recipient = self._sample_recipient(to)
         compiled = self.compile(campaign, recipient)
+        if out is not None:  # a sample names a reader: `forget` must find it again
+            record_folder(sample_record(self.settings), out)
         out = out or self.settings.root / "build" / campaign.slug
         fields = self.personalizer(campaign.slug)(recipient)
         message = self.factory(compiled).message(recipient, fields)
@@ -216,7 +223,18 @@ class Composer:
             compiled = self.compile(campaign)
         except NewsletterError as exc:
             return [compile_problem(exc)]
-        return self.check_compiled(campaign, compiled, links) + self._schedule_problems(campaign)
+        return (
+            self.check_compiled(campaign, compiled, links)
+            + self._schedule_problems(campaign)
+            + self._webhook_problems()
+        )
+
+    def _webhook_problems(self) -> list[Problem]:
+        """Webhook secrets in this environment that `serve` would refuse."""
+        secrets = webhook_secrets(self.settings.transport)
+        return [
+            Problem("error", "webhook-secret", error, "environment") for error in secrets.errors
+        ]
 
     def _schedule_problems(self, campaign: Campaign) -> list[Problem]:
         """A send_at that has passed, on a campaign never sent: `send` refuses it."""

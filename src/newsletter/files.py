@@ -1,9 +1,9 @@
 """Files written whole or not at all: the one place that does it.
 
 Files that hold readers' data (the database, the outbox's messages, the fetch cache,
-built samples) are readable by their owner only: another user of the machine has no
-business reading them. Other files of the project (a campaign file a digest writes, a
-subscribers export) are written whole too, with the permissions the umask gives.
+built samples, a subscribers export) are readable by their owner only: another user of
+the machine has no business reading them. Other files of the project (a campaign file a
+digest writes) are written whole too, with the permissions the umask gives.
 Pages to publish (the static archive) are written as a set, all or none, readable by
 the web server.
 """
@@ -11,6 +11,7 @@ the web server.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import BinaryIO
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
-PROJECT_FILE = 0o666  # a file of the project (a campaign, an export): as the umask allows
+PROJECT_FILE = 0o666  # a file of the project (a campaign file): as the umask allows
 
 
 def private_dir(path: Path) -> Path:
@@ -59,6 +60,8 @@ def atomic_file(path: Path, mode: int = PROJECT_FILE, shared: bool = False) -> I
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if mode == PRIVATE_FILE:  # a temporary file left by a cut-short write keeps its mode
+                os.fchmod(fh.fileno(), PRIVATE_FILE)
             yield fh
         os.replace(tmp, path)
     except BaseException:
@@ -109,3 +112,40 @@ def publish_files(out: Path, files: dict[str, bytes]) -> tuple[list[str], list[s
                 os.unlink(tmp)
         raise
     return list(changed), unchanged
+
+
+# -- where files with readers' data were written outside the project's own folders --------
+def record_folder(record: Path, folder: Path) -> None:
+    """Note ``folder`` (absolute) in ``record``, one JSON string a line, 0600: ``build
+    --out`` samples name a reader, and ``forget`` must find them again."""
+    folder = folder.resolve()
+    if folder in recorded_folders(record):
+        return
+    private_dir(record.parent)
+    line = json.dumps(str(folder), ensure_ascii=False) + "\n"
+    fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
+        fh.write(line)  # one small append: concurrent builds do not mix their lines
+
+
+def recorded_folders(record: Path) -> list[Path]:
+    """The folders ``record`` names, in order, each once; none without a record."""
+    try:
+        lines = record.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    found: dict[Path, None] = {}
+    for line in lines:
+        with contextlib.suppress(ValueError, TypeError):
+            found[Path(json.loads(line))] = None
+    return list(found)
+
+
+def rewrite_record(record: Path, folders: list[Path]) -> None:
+    """``record`` naming ``folders`` alone (removed when there are none)."""
+    if not folders:
+        with contextlib.suppress(FileNotFoundError):
+            record.unlink()
+        return
+    lines = "".join(json.dumps(str(f), ensure_ascii=False) + "\n" for f in folders)
+    write_private(record, lines.encode("utf-8"))

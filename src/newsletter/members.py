@@ -20,10 +20,11 @@ from .addresses import Carrier, canonical_address
 from .audience import RejectedRow, read_subscribers, write_subscribers
 from .catalog import import_events as apply_event_file
 from .catalog import local_file_transports
-from .composer import sendable
+from .composer import sample_record, sendable
 from .config import Settings
 from .errors import InputError, NewsletterError
 from .events import Record
+from .files import recorded_folders, rewrite_record
 from .models import Event, EventKind, Subscriber, SubscriberStatus
 from .store import Erasure, EventLog, Store, Subscribers, now_iso
 from .store import Forgotten as ForgottenAddresses
@@ -62,11 +63,15 @@ class SubscriberImport:
 @dataclass(frozen=True, slots=True)
 class Forgotten:
     """What ``forget`` erased: whether the address was on the list, and how many files
-    made for them (outbox messages, build samples) were removed."""
+    made for them (outbox messages, build samples) were removed; the samples removed
+    from folders outside the project (``build --out``), and the files that could not be
+    removed, each with why, for the editor to see to by hand."""
 
     email: str
     known: bool
     files_removed: int
+    outside: tuple[Path, ...] = ()
+    left: tuple[tuple[Path, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +263,7 @@ def forget(
         return None
     erasure = forgotten.forget(email)
     removed = _remove_outbox_files(settings.outbox_dir, erasure)
-    removed += _remove_build_samples(settings.root / "build", erasure)
+    samples = _remove_build_samples(settings, erasure)
     if not forgotten.purge():
         raise NewsletterError(
             f"{email} is erased, but another process kept reading the database, so an "
@@ -266,7 +271,7 @@ def forget(
             "Stop `newsletter serve` (or whatever holds the database) for a moment and "
             "run the same `subscribers forget` again.",
         )
-    return Forgotten(email, erasure.known, removed)
+    return Forgotten(email, erasure.known, removed + samples.removed, samples.outside, samples.left)
 
 
 def _remove_outbox_files(outbox: Path, erasure: Erasure) -> int:
@@ -286,17 +291,55 @@ def _remove_outbox_files(outbox: Path, erasure: Erasure) -> int:
     return removed
 
 
-def _remove_build_samples(build: Path, erasure: Erasure) -> int:
-    """``build``'s sample files that were made for them (they name their address)."""
-    removed = 0
-    for folder in sorted(build.glob("*/")):
-        files = [folder / n for n in ("sample.eml", "email.html", "email.txt")]
-        files = [f for f in files if f.is_file()]
-        if any(erasure.trace.mentions(f.read_text("utf-8", "replace")) for f in files):
-            for f in files:
-                f.unlink()
-            removed += len(files)
-    return removed
+SAMPLE_FILES = ("sample.eml", "email.html", "email.txt")
+
+
+@dataclass(slots=True)  # mutable: filled folder by folder
+class _Samples:
+    removed: int = 0
+    outside: tuple[Path, ...] = ()
+    left: tuple[tuple[Path, str], ...] = ()
+
+
+def _remove_build_samples(settings: Settings, erasure: Erasure) -> _Samples:
+    """The samples ``build`` made for them: in build/<campaign>/, and in every folder
+    ``build --out`` noted (``sample_record``). A folder whose files are all gone leaves
+    the record; one outside the project is named, so the editor knows where it was."""
+    record = sample_record(settings)
+    noted = recorded_folders(record)
+    done = _Samples()
+    kept = []
+    for folder in dict.fromkeys([*sorted((settings.root / "build").glob("*/")), *noted]):
+        removed, left = _remove_sample(folder, erasure)
+        done.removed += removed
+        done.left += left
+        if removed and not folder.resolve().is_relative_to(settings.root.resolve()):
+            done.outside += (folder,)
+        if folder in noted and any((folder / n).is_file() for n in SAMPLE_FILES):
+            kept.append(folder)
+    if noted != kept:
+        rewrite_record(record, kept)
+    return done
+
+
+def _remove_sample(folder: Path, erasure: Erasure) -> tuple[int, tuple[tuple[Path, str], ...]]:
+    """(files removed, files that could not be, with why) of ``folder``'s sample, when
+    it was made for them (its files name their address)."""
+    try:
+        files = [folder / n for n in SAMPLE_FILES if (folder / n).is_file()]
+        mentioned = any(erasure.trace.mentions(f.read_text("utf-8", "replace")) for f in files)
+    except OSError as exc:
+        return 0, ((folder, exc.strerror or str(exc)),)
+    if not mentioned:
+        return 0, ()
+    removed, left = 0, []
+    for path in files:
+        try:
+            path.unlink()
+            removed += 1
+        except OSError as exc:
+            left.append((path, exc.strerror or str(exc)))
+    return removed, tuple(left)
 
 
 def import_subscribers(

@@ -170,6 +170,9 @@ class Verifier:
     # the body: True a JSON array of events, False one event, None either
     batch: bool | None = False
     legacy: bool = True  # the old single NEWSLETTER_WEBHOOK_SECRET may serve it
+    # its secret is a public key (SendGrid's ECDSA verification key), which anyone may
+    # read; the others' is a shared secret, which a public key can never be
+    public_key: bool = False
 
 
 @functools.lru_cache(maxsize=32)
@@ -185,9 +188,53 @@ class WebhookSecrets:
 
     by_provider: Mapping[str, str]
     notes: tuple[str, ...] = ()
+    # providers whose secret was refused (answered 503 until it is fixed), and why: each
+    # error names the variable to set
+    refused: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
 
     def get(self, provider: str) -> str | None:
         return self.by_provider.get(provider)
+
+
+def looks_like_public_key(secret: str) -> bool:
+    """True for a public key, PEM or base64 DER (SendGrid's verification key is one), or
+    a secret that holds one as its password (``user:<key>``) or signing key
+    (``whsec_<key>``)."""
+    if "-----BEGIN" in secret:
+        return True
+    parts = {secret, secret.partition(":")[2], secret.removeprefix("whsec_")}
+    return any(_public_key_der(part) for part in parts if part)
+
+
+def _public_key_der(text: str) -> bool:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    der = strict_b64decode(text)
+    if der is None or len(der) < 32:
+        return False
+    try:
+        serialization.load_der_public_key(der)
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _wrong_kind(verifier: Verifier, secret: str) -> str | None:
+    """Why ``secret`` cannot be the kind of key ``verifier`` takes, or None."""
+    if verifier.public_key:
+        try:
+            _load_key(verifier, secret)
+        except ValueError as exc:
+            return f"it cannot be this provider's verification key, a public key ({exc})"
+        return None
+    if looks_like_public_key(secret):
+        return (
+            "it holds a public key (such as SendGrid's verification key), which anyone can "
+            "read and so sign with; this provider's secret is a shared one"
+        )
+    return None
 
 
 def webhook_secrets(
@@ -203,33 +250,15 @@ def webhook_secrets(
         value = env.get(secret_variable(provider), "").strip()
         if value:
             found[provider], source[provider] = value, secret_variable(provider)
-    notes = []
-    legacy = env.get(LEGACY_SECRET, "").strip()
-    legacy_verifier = verifiers.get(transport)
-    if legacy:
-        if legacy_verifier is not None and not legacy_verifier.legacy:
-            notes.append(
-                f"{LEGACY_SECRET} is ignored: /webhooks/{transport} takes only "
-                f"{secret_variable(transport)}. Set that, and remove {LEGACY_SECRET}."
-            )
-        elif legacy_verifier is None:
-            notes.append(
-                f"{LEGACY_SECRET} is ignored: the {transport} transport gets no webhooks here. "
-                "Set NEWSLETTER_WEBHOOK_SECRET_<PROVIDER> for the provider whose events you "
-                "receive, and remove it."
-            )
-        elif transport in found:
-            notes.append(
-                f"{LEGACY_SECRET} is ignored: {secret_variable(transport)} is set. Remove it."
-            )
-        else:
-            found[transport], source[transport] = legacy, LEGACY_SECRET
-            notes.append(
-                f"{LEGACY_SECRET} is deprecated: it now serves only /webhooks/{transport} (the "
-                f"[delivery] transport). Rename it to {secret_variable(transport)}; every other "
-                "provider needs its own NEWSLETTER_WEBHOOK_SECRET_<PROVIDER>."
-            )
-    for provider, secret in found.items():
+    notes = _legacy_notes(transport, env, verifiers, found, source)
+    errors: list[str] = []
+    for provider, secret in list(found.items()):
+        error = _refusal(provider, source[provider], verifiers[provider], secret)
+        if error is not None:
+            del found[provider]
+            errors.append(error)
+            notes = [n for n in notes if not n.startswith(f"{source[provider]} is deprecated")]
+            continue
         try:
             _load_key(verifiers[provider], secret)
         except ValueError as exc:
@@ -237,7 +266,62 @@ def webhook_secrets(
                 f"{source[provider]} is not usable: {exc}. /webhooks/{provider} answers 503 "
                 "until it is fixed."
             )
-    return WebhookSecrets(found, tuple(notes))
+    refused = tuple(p for p in verifiers if p not in found and p in source)
+    return WebhookSecrets(found, tuple(notes), refused, tuple(errors))
+
+
+def _legacy_notes(
+    transport: str,
+    env: Mapping[str, str],
+    verifiers: Mapping[str, Verifier],
+    found: dict[str, str],
+    source: dict[str, str],
+) -> list[str]:
+    """Take the old NEWSLETTER_WEBHOOK_SECRET into ``found`` for the transport's provider
+    when it may serve it; what to tell the operator about it."""
+    legacy = env.get(LEGACY_SECRET, "").strip()
+    legacy_verifier = verifiers.get(transport)
+    if not legacy:
+        return []
+    if legacy_verifier is not None and not legacy_verifier.legacy:
+        return [
+            f"{LEGACY_SECRET} is ignored: /webhooks/{transport} takes only "
+            f"{secret_variable(transport)}. Set that, and remove {LEGACY_SECRET}."
+        ]
+    if legacy_verifier is None:
+        return [
+            f"{LEGACY_SECRET} is ignored: the {transport} transport gets no webhooks here. "
+            "Set NEWSLETTER_WEBHOOK_SECRET_<PROVIDER> for the provider whose events you "
+            "receive, and remove it."
+        ]
+    if transport in found:
+        return [f"{LEGACY_SECRET} is ignored: {secret_variable(transport)} is set. Remove it."]
+    found[transport], source[transport] = legacy, LEGACY_SECRET
+    return [
+        f"{LEGACY_SECRET} is deprecated: it now serves only /webhooks/{transport} (the "
+        f"[delivery] transport). Rename it to {secret_variable(transport)}; every other "
+        "provider needs its own NEWSLETTER_WEBHOOK_SECRET_<PROVIDER>."
+    ]
+
+
+def _refusal(provider: str, variable: str, verifier: Verifier, secret: str) -> str | None:
+    """The error that refuses ``secret`` (from ``variable``) for ``provider``, or None
+    when it may serve: a public key where a shared secret belongs (from any variable),
+    or the old single secret where it cannot be this provider's kind of key."""
+    reason = _wrong_kind(verifier, secret)
+    if reason is None or (verifier.public_key and variable != LEGACY_SECRET):
+        return None  # a provider's own key that does not parse: "not usable" says it
+    own = secret_variable(provider)
+    kind = "verification key" if verifier.public_key else "webhook secret"
+    fix = f"Set {own} to {provider}'s own {kind}"
+    if variable == LEGACY_SECRET:
+        fix += f" and remove {LEGACY_SECRET}"
+    if not verifier.public_key:
+        fix += f"; a SendGrid verification key goes in {secret_variable('sendgrid')}"
+    return (
+        f"{variable} is refused for /webhooks/{provider}: {reason}. {fix}. "
+        f"/webhooks/{provider} answers 503 until then."
+    )
 
 
 _reported: set[str] = set()
@@ -246,8 +330,17 @@ _reported_lock = threading.Lock()
 
 def unreported_notes(secrets: WebhookSecrets) -> list[str]:
     """The notes this process has not reported yet; each is reported once."""
+    return _unreported(secrets.notes)
+
+
+def unreported_errors(secrets: WebhookSecrets) -> list[str]:
+    """The errors (refused secrets) this process has not reported yet; each once."""
+    return _unreported(secrets.errors)
+
+
+def _unreported(messages: Sequence[str]) -> list[str]:
     with _reported_lock:
-        new = [note for note in secrets.notes if note not in _reported]
+        new = [m for m in messages if m not in _reported]
         _reported.update(new)
     return new
 
@@ -276,8 +369,12 @@ def receive_webhook(
     """Check a webhook request of ``provider`` with its ``verifier`` (None: it takes
     none), and apply the events its ``reader`` finds that were not seen before.
     ``cache_dir`` keeps what a check fetches (SNS signing certificates) across processes."""
+    for error in unreported_errors(secrets):
+        log.error("Error: %s", error)
     for note in unreported_notes(secrets):
         log.warning("Warning: %s", note)
+    if provider in secrets.refused:
+        return WebhookAnswer(503, "this webhook's secret is not usable; see the server's log")
     secret = secrets.get(provider)
     if verifier is None or reader is None or secret is None:
         return NOT_FOUND

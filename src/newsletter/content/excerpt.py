@@ -93,6 +93,17 @@ _SKIP_INSIDE = {
     "noscript",
 }
 MORE = re.compile(r"<!--\s*more\s*-->", re.I)
+# C0 controls but tab and line ends, DEL and C1 controls: a vertical tab or a form feed
+# pasted from a word processor, an escape from a terminal. Invisible in a page, refused
+# by XML (lxml, MJML) and obeyed by terminals, so they are dropped from article text;
+# the vertical tab and form feed (a word processor's line and page breaks) become spaces.
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]+")
+_BREAKS = re.compile("[\x0b\x0c]")
+
+
+def drop_controls(text: str) -> str:
+    """``text`` without control characters (tab, CR and LF are kept)."""
+    return _CONTROLS.sub("", _BREAKS.sub(" ", text))
 
 
 def lxml_text(fragment: str) -> str:
@@ -106,7 +117,7 @@ def word_count(fragment: str) -> int:
 
 
 def _fragment(fragment: str) -> lxml_html.HtmlElement:
-    return lxml_html.fragment_fromstring(fragment, create_parent="div")
+    return lxml_html.fragment_fromstring(drop_controls(fragment), create_parent="div")
 
 
 def excerpt_from_html(

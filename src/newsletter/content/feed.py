@@ -8,7 +8,7 @@ from xml.sax import SAXException
 
 from ..errors import InputError
 from ..models import Article
-from .excerpt import excerpt_from_html, word_count
+from .excerpt import drop_controls, excerpt_from_html, word_count
 from .htmlpage import image_sources
 from .urls import first_web_address
 
@@ -79,9 +79,9 @@ def _entry(entry: Any, source: str, base: str | None, excerpt_words: int) -> Art
     ]
     when = entry.get("published_parsed") or entry.get("updated_parsed")
     return Article(
-        title=" ".join(str(entry.get("title", "")).split()) or "(untitled)",
+        title=_plain(entry.get("title")) or "(untitled)",
         url=url,
-        author=entry.get("author") or None,
+        author=_plain(entry.get("author")) or None,
         date=dt.date(*when[:3]) if when else None,
         image=first_web_address(images + image_sources(body), entry_base),
         excerpt=excerpt,
@@ -89,3 +89,8 @@ def _entry(entry: Any, source: str, base: str | None, excerpt_words: int) -> Art
         source=f"{source}#{url or entry.get('id', '')}",
         word_count=word_count(body),
     )
+
+
+def _plain(value: Any) -> str:
+    """A feed's text value on one line, without control characters ("" for none)."""
+    return " ".join(drop_controls(str(value or "")).split())

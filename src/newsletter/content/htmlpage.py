@@ -19,7 +19,7 @@ from lxml import html as lxml_html
 
 from ..errors import InputError
 from ..models import Article
-from .excerpt import excerpt_from_html, word_count
+from .excerpt import drop_controls, excerpt_from_html, word_count
 from .urls import first_web_address, is_relative, web_address
 
 _CHROME = re.compile(
@@ -325,7 +325,7 @@ def _byline(doc: lxml_html.HtmlElement) -> str | None:
 def _clean(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
-    text = " ".join(value.split())
+    text = " ".join(drop_controls(value).split())
     return text or None
 
 

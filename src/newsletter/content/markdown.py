@@ -11,7 +11,7 @@ from markdown_it import MarkdownIt
 
 from ..errors import InputError
 from ..models import Article
-from .excerpt import excerpt_from_html, word_count
+from .excerpt import drop_controls, excerpt_from_html, word_count
 from .urls import written_address
 
 _md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
@@ -109,6 +109,12 @@ def _text(meta: dict[str, Any], key: str) -> str | None:
     return None if value is None else str(value).strip()
 
 
+def _plain(meta: dict[str, Any], key: str) -> str | None:
+    """A text value of the front matter without control characters."""
+    value = _text(meta, key)
+    return None if value is None else drop_controls(value).strip()
+
+
 def read_markdown_article(path: Path, excerpt_words: int = 60) -> Article:
     """An Article from a Markdown file: front matter for metadata, body for the excerpt."""
     source = str(path)
@@ -118,8 +124,10 @@ def read_markdown_article(path: Path, excerpt_words: int = 60) -> Article:
         raise InputError(f"Article {source} does not exist.", "Check the path.") from None
     except UnicodeDecodeError:
         raise InputError(f"Article {source} is not UTF-8 text.", "Save it as UTF-8.") from None
-    meta, body = split_front_matter(text, source)
-    title = _text(meta, "title")
+    # a control character pasted into the file (YAML refuses one in the front matter)
+    # or written as a YAML escape ("\v") is dropped, as everywhere in article text
+    meta, body = split_front_matter(drop_controls(text), source)
+    title = _plain(meta, "title")
     if not title:
         raise InputError(
             f"{source}: the article has no title.", "Add `title:` to its front matter."
@@ -133,7 +141,7 @@ def read_markdown_article(path: Path, excerpt_words: int = 60) -> Article:
     return Article(
         title=title,
         url=written_address(_text(meta, "url"), "url", source),
-        author=_text(meta, "author"),
+        author=_plain(meta, "author"),
         date=_as_date(meta.get("date"), source),
         image=written_address(_text(meta, "image"), "image", source),
         excerpt=excerpt,

@@ -344,6 +344,6 @@ PROVIDER = Provider(
     secrets=(
         Secret("NEWSLETTER_API_KEY", "to send through SendGrid (an API key with Mail Send access)"),
     ),
-    webhook=Verifier(_webhook_key, _check_webhook, batch=True),
+    webhook=Verifier(_webhook_key, _check_webhook, batch=True, public_key=True),
     read_event=_read_event,
 )

@@ -178,6 +178,18 @@ class Ledger:
         ).fetchone()
         return CampaignPage(**dict(row)) if row else None
 
+    def served_page(self, slug: str, rehearsals: Collection[str]) -> CampaignPage | None:
+        """The web version of ``slug`` that readers' links point to: only a campaign sent
+        for real (its transport is not one of ``rehearsals``) has one, listed in the
+        archive or not; a campaign only rehearsed has none."""
+        row = self.db.execute(
+            "SELECT c.slug, p.subject, p.preheader, p.html, p.created_at "
+            "FROM campaign_pages p JOIN campaigns c ON c.id = p.campaign_id "
+            f"WHERE c.slug = ? AND {_real('c.transport', rehearsals)}",
+            (slug, *rehearsals),
+        ).fetchone()
+        return CampaignPage(**dict(row)) if row else None
+
     def archived_campaigns(self, rehearsals: Collection[str]) -> list[ArchivedCampaign]:
         """The campaigns of the public archive, newest first: those with a stored page
         that may be listed and that someone got from a real send (a delivery sent or

@@ -51,13 +51,13 @@ from urllib.parse import parse_qsl
 
 from .. import members, signup
 from ..archive import ATOM_TYPE, feed_xml, index_html, load_archive, served_links
-from ..catalog import receive_webhook, webhook_secrets
+from ..catalog import receive_webhook, rehearsal_transports, webhook_secrets
 from ..errors import InputError, redact
 from ..images import PREFIX as IMAGES
 from ..images import ProjectImages
 from ..project import Project
 from ..tokens import LINK_TOKEN, LinkSigner
-from ..webhooks import unreported_notes
+from ..webhooks import unreported_errors, unreported_notes
 from .pages import page
 from .queue import ConfirmationSender
 
@@ -138,6 +138,8 @@ class ServeApp:
         )
         self.origins = signup.allowed_origins(project.settings)
         if warn:  # at start-up under any WSGI server (`newsletter serve` says them itself)
+            for error in self.startup_errors():
+                print(f"Error: {redact(error)}", file=sys.stderr, flush=True)
             for note in self.startup_notes():
                 print(f"Warning: {redact(note)}", file=sys.stderr, flush=True)
 
@@ -160,6 +162,11 @@ class ServeApp:
     def startup_notes(self) -> list[str]:
         """What an operator should hear at start-up (webhook secrets), once per process."""
         return list(unreported_notes(webhook_secrets(self.settings.transport)))
+
+    def startup_errors(self) -> list[str]:
+        """Webhook secrets refused (their endpoints answer 503), each saying which variable
+        to set; once per process. The rest of the app serves on: unsubscribes must work."""
+        return list(unreported_errors(webhook_secrets(self.settings.transport)))
 
     @property
     def project(self) -> Project:
@@ -422,11 +429,12 @@ class ServeApp:
 
     # -- web version ----------------------------------------------------------------
     def web_version(self, slug: str) -> tuple[str, str]:
-        """The page stored when the campaign's send began; nothing is built or fetched."""
+        """The page stored when the campaign's real send began (a rehearsal's is never
+        served); nothing is built or fetched."""
         slug = slug.strip("/")
         found = None
         if 0 < len(slug) <= 200 and slug.isprintable() and "/" not in slug:
-            found = self.project.store.ledger.campaign_page(slug)
+            found = self.project.store.ledger.served_page(slug, rehearsal_transports())
         if found is None:
             return "404 Not Found", page("Not found", "There is no such newsletter issue.")
         return "200 OK", found.html

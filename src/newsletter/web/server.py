@@ -5,7 +5,9 @@ a fixed pool of threads, so a slow or idle client costs a socket, never a thread
 On top of waitress's own limits (header and body sizes: 431 and 413; an idle
 connection closed after ``idle_timeout``), a request that has not fully arrived
 ``request_timeout`` seconds after its first byte is dropped: a client that trickles
-its headers a byte at a time cannot keep a connection forever.
+its headers a byte at a time cannot keep a connection forever. A request framed
+ambiguously (Transfer-Encoding with Content-Length) is answered 400 and its connection
+closed, so nothing smuggled behind it is read as a request.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
-from waitress.parser import HTTPRequestParser
+from waitress.parser import HTTPRequestParser, ParsingError
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
@@ -63,6 +65,29 @@ class _TimedParser(HTTPRequestParser):
     def __init__(self, adj: Adjustments) -> None:
         super().__init__(adj)
         self.started = time.time()
+
+    def parse_header(self, header_plus: bytes) -> None:
+        """Waitress's parsing, then a refusal of ambiguous framing (RFC 9112 §6.1, §6.3):
+        Transfer-Encoding with Content-Length, or Transfer-Encoding in HTTP/1.0. A proxy
+        in front that framed the body by Content-Length would otherwise see the rest of
+        the chunked body as a second request (request smuggling). The answer is 400 and
+        the connection is closed after it: waitress closes after every error answer and
+        drops anything pipelined behind it."""
+        super().parse_header(header_plus)
+        if _ambiguous_framing(self.version, self.chunked, self.headers):
+            raise ParsingError(
+                "Transfer-Encoding and Content-Length together (or Transfer-Encoding in "
+                "HTTP/1.0) frame the body ambiguously; send one of them."
+            )
+
+
+def _ambiguous_framing(version: str, chunked: bool, headers: dict[str, str]) -> bool:
+    """True for a request whose body has two framings: waitress has taken
+    Transfer-Encoding out of the HTTP/1.1 ``headers`` and set ``chunked``, and kept it in
+    HTTP/1.0's, whose framing it never uses."""
+    if version == "1.1":
+        return chunked and "CONTENT_LENGTH" in headers
+    return "TRANSFER_ENCODING" in headers
 
 
 class _Channel(HTTPChannel):
