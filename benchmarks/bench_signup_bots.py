@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import email
 import email.policy
-import json
 import tempfile
 import time
 from collections import Counter
@@ -37,10 +36,9 @@ from pathlib import Path
 import requests
 from signup_serve import (
     PUBLIC,
-    code_under_test,
     form_fields,
-    machine,
     make_project,
+    print_result,
     serve,
     wait_drained,
 )
@@ -221,21 +219,11 @@ def main() -> None:
         scenarios = [scenario((kind,), args.per_kind) for kind in KINDS]
     else:
         scenarios = [scenario(KINDS, args.per_kind)]
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "machine": machine(),
-                    "code": code_under_test(),
-                    "separately": args.separately,
-                    "scenarios": [asdict(s) for s in scenarios],
-                },
-                indent=2,
-            )
-        )
-        return
-    print(f"machine: {machine()}\ncode: {code_under_test()}")
-    print(table(scenarios, args.per_kind))
+    print_result(
+        args.json,
+        {"separately": args.separately, "scenarios": [asdict(s) for s in scenarios]},
+        table(scenarios, args.per_kind),
+    )
 
 
 if __name__ == "__main__":

@@ -26,13 +26,12 @@ the person took.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from signup_serve import code_under_test, machine, make_project, serve
+from signup_serve import make_project, print_result, serve
 
 from signup_actors import (  # tests/ (signup_serve puts it on the path)
     Browsers,
@@ -164,21 +163,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     outcomes = run(args.trials, args.window)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "machine": machine(),
-                    "code": code_under_test(),
-                    "window": args.window,
-                    "outcomes": [asdict(o) for o in outcomes],
-                },
-                indent=2,
-            )
-        )
-        return
-    print(f"machine: {machine()}\ncode: {code_under_test()}")
-    print(table(outcomes, args.window))
+    print_result(
+        args.json,
+        {"window": args.window, "outcomes": [asdict(o) for o in outcomes]},
+        table(outcomes, args.window),
+    )
 
 
 if __name__ == "__main__":

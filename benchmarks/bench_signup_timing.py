@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-import json
 import random
 import re
 import statistics
@@ -32,10 +31,9 @@ import requests
 from signup_serve import (
     PUBLIC,
     add_active,
-    code_under_test,
     form_fields,
-    machine,
     make_project,
+    print_result,
     serve,
     set_delivery,
     wait_drained,
@@ -197,23 +195,11 @@ def main() -> None:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed)
     runs = [one_run(args.n, args.latency, rng, f"r{i}") for i in range(args.runs)]
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "machine": machine(),
-                    "code": code_under_test(),
-                    "n": args.n,
-                    "latency": args.latency,
-                    "seed": seed,
-                    "runs": [asdict(r) for r in runs],
-                },
-                indent=2,
-            )
-        )
-        return
-    print(f"machine: {machine()}\ncode: {code_under_test()}\nseed: {seed}")
-    print(table(runs, args.n, args.latency))
+    print_result(
+        args.json,
+        {"n": args.n, "latency": args.latency, "seed": seed, "runs": [asdict(r) for r in runs]},
+        f"seed: {seed}\n{table(runs, args.n, args.latency)}",
+    )
 
 
 if __name__ == "__main__":

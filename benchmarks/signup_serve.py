@@ -53,6 +53,16 @@ def code_under_test() -> str:
     return f"{src} ({commit[:70]})" if commit else str(src)
 
 
+def print_result(as_json: bool, fields: dict[str, object], table: str) -> None:
+    """A benchmark's result on stdout: ``fields`` as JSON with the machine and the code
+    measured, or those two lines and the table."""
+    if as_json:
+        print(json.dumps({"machine": machine(), "code": code_under_test(), **fields}, indent=2))
+    else:
+        print(f"machine: {machine()}\ncode: {code_under_test()}")
+        print(table)
+
+
 def make_project(folder: Path, signup: dict[str, object], extra: str = "") -> Path:
     """The example project at ``folder`` with these `[signup]` keys and ``extra`` TOML
     appended (which may replace `[delivery]`, see :func:`set_delivery`)."""
