@@ -316,6 +316,75 @@ def test_dropped_connection_is_unknown_and_never_resent(project: Path, run, post
     assert report(run)["counts"]["sent"] == ACTIVE
 
 
+def nonzero(data: dict) -> dict[str, int]:
+    return {status: n for status, n in data["counts"].items() if n}
+
+
+def import_readers(project: Path, run, count: int) -> None:
+    many = project / "many.csv"
+    many.write_text(
+        "email,first_name\n" + "".join(f"r{i}@example.com,R{i}\n" for i in range(count))
+    )
+    assert run("subscribers", "import", str(many)).exit_code == 0
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_one_lost_response_among_60_readers_is_not_a_pause(
+    project: Path, run, postmark, concurrency: int
+) -> None:
+    import_readers(project, run, 60)
+    set_delivery(
+        project,
+        transport="postmark",
+        base_url=postmark.url,
+        max_retries=2,
+        batch_size=20,
+        concurrency=concurrency,
+    )
+    postmark.faults.append(("drop_after_read",))
+    result = run("send", "2026-10-digest", "--yes", env=KEY)
+    assert result.exit_code == 0, result.stderr
+    assert "paused" not in result.stderr
+    assert nonzero(report(run)) == {"sent": 40, "unknown": 20}
+    assert len(postmark.accepted) == 60
+    again = run("send", "2026-10-digest", "--yes", env=KEY)
+    assert again.exit_code == 0 and "nothing to send" in again.stderr
+    assert len(postmark.accepted) == 60, "unknown readers are never sent again unasked"
+
+
+def test_lost_requests_in_a_row_pause_the_send(project: Path, run, postmark) -> None:
+    import_readers(project, run, 60)
+    set_delivery(project, transport="postmark", base_url=postmark.url, batch_size=10, concurrency=1)
+    postmark.faults.extend([("drop_after_read",)] * 3)
+    result = run("send", "2026-10-digest", "--yes", env=KEY)
+    assert result.exit_code == 1
+    assert "last 3 requests in a row were lost" in result.stderr
+    assert "max_lost_in_a_row" in result.stderr
+    assert nonzero(report(run)) == {"unknown": 30, "pending": 30}
+    resumed = run("send", "2026-10-digest", "--yes", env=KEY)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert nonzero(report(run)) == {"unknown": 30, "sent": 30}
+    assert len(postmark.accepted) == 60, "nobody got a second copy"
+
+
+def test_lost_requests_in_a_row_is_a_setting(project: Path, run, postmark) -> None:
+    import_readers(project, run, 30)
+    set_delivery(
+        project,
+        transport="postmark",
+        base_url=postmark.url,
+        batch_size=10,
+        concurrency=1,
+        max_lost_in_a_row=2,
+    )
+    postmark.faults.extend([("drop_after_read",)] * 2)
+    result = run("send", "2026-10-digest", "--yes", env=KEY)
+    assert result.exit_code == 1 and "last 2 requests in a row" in result.stderr
+    set_delivery(project, transport="postmark", base_url=postmark.url, max_lost_in_a_row=-1)
+    refused = run("send", "2026-10-digest", "--yes", env=KEY)
+    assert refused.exit_code == 1 and "max_lost_in_a_row" in refused.stderr
+
+
 def test_garbage_answer_is_unknown(project: Path, run, postmark) -> None:
     import_example(run)
     postmark.faults.append(("garbage",))

@@ -147,6 +147,8 @@ class DeliverySettings(_Section):
     max_retries: int = _key(int, 5)
     outbox: str = _key(str, _PROVIDED)  # the folder the file-writing transport fills
     max_failure_rate: float = _key((int, float), 0.2)
+    # requests in a row whose answer was lost (a dropped connection) that pause a send
+    max_lost_in_a_row: int = _key(int, 3)
     soft_bounce_limit: int = _key(int, 3)
     # a sender on another host that stops renewing its claim is presumed dead after this
     lease_seconds: int = _key(int, 300)
@@ -628,6 +630,13 @@ def _check_delivery_limits(delivery: dict[str, Any], path: Path) -> None:
             f"[delivery] max_failure_rate in {path} must be between 0 and 1 "
             f"(got {delivery['max_failure_rate']}).",
             "It is the share of failed recipients that pauses a send; 0 turns the check off.",
+        )
+    if delivery["max_lost_in_a_row"] < 0:
+        raise ConfigError(
+            f"[delivery] max_lost_in_a_row in {path} must be 0 or more "
+            f"(got {delivery['max_lost_in_a_row']}).",
+            "It is how many requests in a row with a lost answer pause a send; 0 never "
+            "pauses for that.",
         )
     if delivery["rate_limit"] < 0 or delivery["timeout"] <= 0:
         raise ConfigError(f"[delivery] rate_limit and timeout in {path} must be positive.")

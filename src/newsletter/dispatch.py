@@ -74,6 +74,7 @@ class SendOptions:
     rate_limit: float = 0.0  # messages per second; 0 = as fast as the provider answers
     limit: int | None = None
     max_failure_rate: float = 0.2  # 0 = never pause
+    max_lost_in_a_row: int = 3  # requests in a row whose answer was lost; 0 = never pause
     failure_sample: int = 50  # settled recipients before the failure rate is judged
     now: dt.datetime | None = None  # deliveries due by then are sent (None: the real time)
 
@@ -177,6 +178,7 @@ class Dispatch:
         self.in_flight: dict[Future[list[SendResult]], list[Recipient]] = {}
         self.stop: NewsletterError | None = None
         self.exhausted = False
+        self.lost_in_a_row = 0  # requests settled one after another with no answer
 
     def run(self) -> RunReport:
         """Work through the pending deliveries; a pause or a transport error is raised once
@@ -291,8 +293,17 @@ class Dispatch:
                 self.stop = self.stop or exc
                 continue
             self._settle(recipients, results)
+            self._count_lost(results)
             if self.stop is None:
-                self.stop = _pause_for(self.report, self.options)
+                self.stop = _pause_for(self.report, self.options) or _pause_for_lost(
+                    self.lost_in_a_row, self.options
+                )
+
+    def _count_lost(self, results: list[SendResult]) -> None:
+        """One more lost request in a row when no message of it got an answer; any
+        answer starts the count again."""
+        lost = bool(results) and all(r.status is DeliveryStatus.UNKNOWN for r in results)
+        self.lost_in_a_row = self.lost_in_a_row + 1 if lost else 0
 
     def _wind_down(self) -> None:
         """Ctrl-C or a crash: batches not yet started go back; those under way finish."""
@@ -396,7 +407,7 @@ def _pause_for(report: RunReport, options: SendOptions) -> SendPaused | None:
 
     Only definite failures (rejected, invalid, failed) count as not delivered. An
     ``unknown`` answer (the connection dropped after the request went out) most likely
-    was delivered: a run of them is a different problem, with its own advice.
+    was delivered: ``_pause_for_lost`` judges those.
     """
     limit = options.max_failure_rate
     if not limit or report.settled < options.failure_sample:
@@ -410,16 +421,28 @@ def _pause_for(report: RunReport, options: SendOptions) -> SendPaused | None:
             "domain, the provider account), then run the same send again to continue; raise "
             "[delivery] max_failure_rate to allow more.",
         )
-    if report.unknown / report.settled > limit:
-        return SendPaused(
-            f"The outcome of {report.unknown} of the {report.settled} recipients settled so "
-            "far in this run is unknown: the connection dropped after their requests went "
-            "out, so they most likely got the email. The send was paused.",
-            "Check the network and the provider's status and activity log, then run the same "
-            "send again to continue. Those recipients are not sent to again unless you add "
-            "--retry-unknown, which may give some of them a second copy.",
-        )
     return None
+
+
+def _pause_for_lost(lost_in_a_row: int, options: SendOptions) -> SendPaused | None:
+    """A pause once ``max_lost_in_a_row`` requests in a row lost their answer.
+
+    One dropped connection is bad luck: its readers are ``unknown`` (most likely
+    delivered, never sent again unasked) and the send goes on, however many readers the
+    request carried. Several in a row mean the network or the provider is in trouble.
+    """
+    limit = options.max_lost_in_a_row
+    if not limit or lost_in_a_row < limit:
+        return None
+    return SendPaused(
+        f"The answers to the last {lost_in_a_row} requests in a row were lost: the "
+        "connection dropped after they went out, so their recipients most likely got the "
+        "email and are recorded as unknown. The send was paused.",
+        "Check the network and the provider's status and activity log, then run the same "
+        "send again to continue. Those recipients are not sent to again unless you add "
+        "--retry-unknown, which may give some of them a second copy; [delivery] "
+        "max_lost_in_a_row sets how many lost requests in a row pause a send.",
+    )
 
 
 def send_test(

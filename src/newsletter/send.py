@@ -270,6 +270,7 @@ def _options(ctx: SendContext, plan: SendPlan) -> SendOptions:
         rate_limit=float(d.rate_limit),
         limit=plan.limit,
         max_failure_rate=float(d.max_failure_rate),
+        max_lost_in_a_row=d.max_lost_in_a_row,
         now=plan.now,
     )
 
