@@ -385,6 +385,29 @@ def test_lost_requests_in_a_row_is_a_setting(project: Path, run, postmark) -> No
     assert refused.exit_code == 1 and "max_lost_in_a_row" in refused.stderr
 
 
+def test_rerun_after_everyone_was_rejected_exits_3_in_the_totals_words(
+    project: Path, run, postmark
+) -> None:
+    import_example(run)
+    postmark.inactive.update(a for a in _active_addresses(project))
+    first = run("send", "2026-10-digest", "--yes", env=KEY)
+    assert first.exit_code == 3, first.stderr
+    assert f"0 sent, {ACTIVE} failed" in first.stderr
+    assert f"Campaign totals: {ACTIVE} rejected" in first.stderr
+    assert "`failed` counts every recipient the totals call rejected" in first.stderr
+    again = run("send", "2026-10-digest", "--yes", env=KEY)
+    assert again.exit_code == 3, again.stderr
+    assert "nothing to send" in again.stderr
+    assert f"{ACTIVE} recipient(s) of 2026-10-digest failed" in again.stderr
+    assert "rejected, invalid or failed" in again.stderr
+    assert len(postmark.accepted) == 0
+
+
+def _active_addresses(project: Path) -> list[str]:
+    rows = (project / "subscribers.example.csv").read_text().splitlines()[1:]
+    return [row.split(",")[0] for row in rows]
+
+
 def test_garbage_answer_is_unknown(project: Path, run, postmark) -> None:
     import_example(run)
     postmark.faults.append(("garbage",))

@@ -249,7 +249,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """Turn a blog's articles into an email digest and send it, once, to every subscriber.
 
     Exit status: 0 success; 1 an error to fix (the message says what and how);
-    2 a usage error; 3 a send finished but some recipients failed.
+    2 a usage error; 3 a send finished (or found nothing to send) but some recipients
+    failed (rejected, invalid or failed).
     """
     ctx.obj = {"config": config_path}
 
@@ -1060,6 +1061,8 @@ def _show_plan(plan: SendPlan, note: Callable[[str], None]) -> None:
             f"Campaign {plan.slug} was already sent (finished {done.finished_at}); "
             f"nothing to send. {_counts_text(done.totals)}."
         )
+        if done.failed:
+            say(_failed_text(done.failed, plan.slug), fg="yellow")
         if done.failed or done.unknown:
             note(
                 "Use --retry-failed or --retry-unknown to try those recipients again; "
@@ -1138,7 +1141,9 @@ def _show_outcome(outcome: SendOutcome, quiet: bool) -> int:
         raise click.Abort()
     if outcome.kind is OutcomeKind.NOTHING_TO_SEND:
         note("Nothing to send.")
-    if outcome.kind is not OutcomeKind.SENT:
+        if outcome.campaign_failed:
+            say(_failed_text(outcome.campaign_failed, outcome.campaign), fg="yellow")
+    if outcome.kind is not OutcomeKind.SENT:  # already sent: the plan said so
         return outcome.exit_status
     note(
         f"Done: {outcome.delivered} sent, {outcome.failed} failed, {outcome.unknown} unknown"
@@ -1155,12 +1160,17 @@ def _show_outcome(outcome: SendOutcome, quiet: bool) -> int:
             fg="yellow",
         )
     if outcome.campaign_failed:
-        say(
-            f"Some recipients were not delivered: `newsletter report {outcome.campaign}` "
-            "lists them.",
-            fg="yellow",
-        )
+        say(_failed_text(outcome.campaign_failed, outcome.campaign), fg="yellow")
     return outcome.exit_status
+
+
+def _failed_text(failed: int, campaign: str) -> str:
+    """The campaign's failed recipients, in the words of its totals."""
+    return (
+        f"{failed} recipient(s) of {campaign} failed: not delivered (`failed` counts every "
+        "recipient the totals call rejected, invalid or failed). `newsletter report "
+        f"{campaign}` lists them; --retry-failed sends to them again once the cause is fixed."
+    )
 
 
 def _confirm(question: str, refusal: str, hint: str) -> bool:

@@ -94,7 +94,7 @@ class SendOutcome:
     def exit_status(self) -> int:
         if self.kind is OutcomeKind.DECLINED:
             return 1
-        if self.kind is OutcomeKind.SENT and self.campaign_failed:
+        if self.campaign_failed:  # a re-run with nothing to send too: they still failed
             return EXIT_FAILED_RECIPIENTS
         return 0
 
