@@ -275,3 +275,18 @@ def test_check_names_the_sign_up_guards(project: Path) -> None:
     )
     json_out = run_process("check", "2026-10-digest", "--format", "json", cwd=project)
     assert "proof of work" not in json_out.stdout  # the data stays the problems alone
+
+
+def test_an_exclude_tag_that_matches_nobody_is_not_a_warning(project: Path, run) -> None:
+    assert run("subscribers", "import", "subscribers.example.csv").exit_code == 0
+    path = project / "campaigns" / "2026-10-digest.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "template: digest", "template: digest\naudience:\n  exclude_tags: [staff]"
+        )
+    )
+    for args in (["check", "2026-10-digest"], ["send", "2026-10-digest", "--dry-run"]):
+        result = run(*args)
+        assert result.exit_code == 0, result.stderr
+        assert "staff" not in result.stderr, args
+    assert "10 recipient(s)" in run("send", "2026-10-digest", "--dry-run").stderr

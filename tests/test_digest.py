@@ -107,6 +107,19 @@ def test_two_runs_give_one_send_and_cron_hears_nothing(digest_project: Path) -> 
     assert message["Auto-Submitted"] == "auto-generated"
 
 
+def test_cron_hears_nothing_of_an_exclude_tag_nobody_has(digest_project: Path) -> None:
+    config = digest_project / "newsletter.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "[delivery]", '[digest]\naudience = { exclude_tags = ["staff"] }\n\n[delivery]'
+        )
+    )
+    result = digest(digest_project, "--today", "2026-11-01", "--send", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == "", "a tag that excludes nobody is harmless"
+    assert len(list((digest_project / "outbox" / "digest-2026-10").glob("*.eml"))) == 10
+
+
 def test_two_runs_started_together_send_once(digest_project: Path) -> None:
     with FakePostmark(token="t", latency=1.0) as pm:
         set_delivery(digest_project, transport="postmark", base_url=pm.url)

@@ -295,9 +295,11 @@ class Composer:
         return problems
 
     def audience_problems(self, campaign: Campaign) -> list[Problem]:
-        """A tag in the campaign's audience that no subscriber has: most likely misspelt."""
+        """A tag the campaign's audience asks for that no subscriber has: most likely
+        misspelt. An ``exclude_tags`` tag nobody has excludes nobody, which is harmless
+        (a digest that always excludes ``staff`` while the list has none yet)."""
         audience = campaign.audience
-        named = {*audience.tags_any, *audience.tags_all, *audience.exclude_tags}
+        named = {*audience.tags_any, *audience.tags_all}
         if not named:
             return []
         known = self.subscribers.tags()
