@@ -82,7 +82,7 @@ FOOTER_WITHOUT_UNSUBSCRIBE = """<mj-section><mj-column><mj-text>
         ("footer", "no-unsubscribe-link"),
         ("postal", "no-postal-address"),
         ("variable", "does-not-build"),
-        ("relative-image", "relative-image"),
+        ("relative-image", "missing-image"),
         ("relative-link", "relative-link"),
         ("style-in-body", "style-in-body"),
         ("clipping", "gmail-clipping"),

@@ -68,6 +68,24 @@ def test_a_missing_image_file_stays_a_relative_address_that_check_names(project:
     article.write_text(text.replace("images/the-case-for", "images/no-such"), encoding="utf-8")
     check = run_process("check", "2026-10-digest", cwd=project)
     assert "images/no-such-rest-between-sessions.jpg" in check.stdout + check.stderr
+    said = check.stdout + check.stderr
+    assert check.returncode == 1
+    assert f"is not in images/ ({project / 'images'}), the folder searched" in said
+    assert "has no absolute https:// address" not in said
+
+
+def test_a_missing_image_in_a_folder_of_its_own_names_that_folder(project: Path, run) -> None:
+    config = project / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[content]", '[content]\nimages = "pictures"', 1))
+    (project / "images").rename(project / "pictures")
+    article = project / "articles" / "2026-10-06-the-case-for-rest-between-sessions.md"
+    text = article.read_text(encoding="utf-8").replace("images/the-case-for", "pictures/no-such")
+    article.write_text(text, encoding="utf-8")
+    check = run("check", "2026-10-digest")
+    assert check.exit_code == 1
+    assert "'pictures/no-such-rest-between-sessions.jpg' is not in pictures/" in check.stderr
+    assert str(project / "pictures") in check.stderr
 
 
 def test_what_the_folder_publishes(project: Path, tmp_path: Path) -> None:

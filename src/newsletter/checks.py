@@ -70,6 +70,9 @@ class CheckedEmail:
     text: str
     unsubscribe_url: str
     postal_address: str
+    # the folder a relative image is looked up in ("images/ (/path/to/images)"), when a
+    # project image found there gets an absolute address; "": none is looked up
+    images_folder: str = ""
 
 
 def check_email(email: CheckedEmail) -> list[Problem]:
@@ -183,12 +186,7 @@ def _images(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem
     for img in doc.iter("img"):
         src = (img.get("src") or "").strip()
         if not _absolute(src):
-            yield Problem(
-                "error",
-                "relative-image",
-                f"The image {src!r} has no absolute https:// address.",
-                _snippet(img),
-            )
+            yield _relative_image(email, src, img)
         if img.get("alt") is None:
             yield Problem(
                 "error",
@@ -294,6 +292,27 @@ def signup_notes(block_disposable: bool, proof_of_work: bool, max_number: int) -
 def compile_problem(error: NewsletterError) -> Problem:
     """A campaign that does not even build: the reason is the one error to fix."""
     return Problem("error", "does-not-build", error.message, error.hint or "")
+
+
+def _relative_image(email: CheckedEmail, src: str, img: lxml_html.HtmlElement) -> Problem:
+    """An image without an address an inbox can load: a file missing from the project's
+    images folder says which folder was searched."""
+    if email.images_folder and src and not urlsplit(src).scheme and not src.startswith("//"):
+        return Problem(
+            "error",
+            "missing-image",
+            f"The image {src!r} is not in {email.images_folder}, the folder searched, so "
+            "the email cannot show it. Put the file there and write its path from the "
+            "project folder (images/NAME.jpg); only jpg, jpeg, png, gif and webp files of at "
+            "most 5 MB are published.",
+            _snippet(img),
+        )
+    return Problem(
+        "error",
+        "relative-image",
+        f"The image {src!r} has no absolute https:// address.",
+        _snippet(img),
+    )
 
 
 def _absolute(url: str) -> bool:

@@ -267,6 +267,7 @@ class Composer:
             text=message.text,
             unsubscribe_url=message.unsubscribe_url,
             postal_address=self.settings.newsletter.postal_address or "",
+            images_folder=self._images_folder(),
         )
         try:
             problems = check_email(built) + self.reader_problems(campaign, compiled, every_reader)
@@ -293,6 +294,13 @@ class Composer:
             ]
             problems += check_links(external, self.reader().fetcher.status)
         return problems
+
+    def _images_folder(self) -> str:
+        """The images folder as `check` names it: as configured, and where it is."""
+        if not self.settings.newsletter.public_url:
+            return ""  # nothing is published: no image gets an address of its own
+        folder = self.settings.content.images.rstrip("/")
+        return f"{folder}/ ({self.settings.images_dir})"
 
     def audience_problems(self, campaign: Campaign) -> list[Problem]:
         """A tag the campaign's audience asks for that no subscriber has: most likely
