@@ -120,6 +120,44 @@ def test_cron_hears_nothing_of_an_exclude_tag_nobody_has(digest_project: Path) -
     assert len(list((digest_project / "outbox" / "digest-2026-10").glob("*.eml"))) == 10
 
 
+def test_articles_a_sent_campaign_featured_are_named_with_that_campaign(
+    digest_project: Path,
+) -> None:
+    with FakePostmark(token="t") as pm:
+        set_delivery(digest_project, transport="postmark", base_url=pm.url)
+        sent = run_process(
+            "send", "2026-10-digest", "--yes", cwd=digest_project, env={"NEWSLETTER_API_KEY": "t"}
+        )
+        assert sent.returncode == 0, sent.stderr
+    skipped = [
+        "  skipped 2026-10-27 Clay on the Table: Inviting Creativity Into the Therapy Hour: "
+        "already featured in 2026-10-digest",
+        "  skipped 2026-10-15 Supervision Is Not a Report Card: How to Make the Hour Work for "
+        "You: already featured in 2026-10-digest",
+        "  skipped 2026-10-06 The Case for Rest Between Sessions: already featured in "
+        "2026-10-digest",
+    ]
+    dry = digest(digest_project, "--today", "2026-11-01", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "3 new article(s)" in dry.stderr
+    assert [line for line in dry.stderr.splitlines() if "skipped" in line] == skipped
+    october = digest(digest_project, "--today", "2026-11-01", "-v")
+    assert october.returncode == 0, october.stderr
+    assert listed(october) == [OCTOBER[0], OCTOBER[3], OCTOBER[5]]
+    assert [line for line in october.stderr.splitlines() if "skipped" in line] == skipped
+    september = digest(digest_project, "--period", "2026-09", "--today", "2026-10-02")
+    assert september.returncode == 0
+    assert listed(september) == [
+        "What Burnout Sounds Like Before It Has a Name",
+        "Healing the Healers: Compassion Begins at Home",
+    ]
+    assert "  skipped 2026-09-" in september.stderr
+    assert (
+        "Gifts, Gratitude & Gray Areas: An Ethics Corner: already featured in 2026-10-digest"
+        in (september.stderr)
+    )
+
+
 def test_two_runs_started_together_send_once(digest_project: Path) -> None:
     with FakePostmark(token="t", latency=1.0) as pm:
         set_delivery(digest_project, transport="postmark", base_url=pm.url)

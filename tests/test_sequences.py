@@ -152,7 +152,7 @@ def test_a_three_step_welcome_series_reaches_exactly_those_who_entered(project: 
     assert "utm_campaign=welcome--02-the-archive" in html
     assert "Finding your way around" in sent["Subject"]
     with library(project) as lib:  # a step's articles stay new for the monthly digest
-        assert lib.store.ledger.featured_before("2026-12", ()) == set()
+        assert lib.store.ledger.featured_before("2026-12", ()) == {}
         assert lib.store.ledger.campaign_page("welcome--02-the-archive") is not None
         assert lib.store.ledger.archived_campaigns(()) == []  # not listed unless asked
     report = cli("report", "sequences/welcome/02-the-archive.md", "--format", "json")

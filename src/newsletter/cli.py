@@ -555,7 +555,7 @@ def digest(
     Quiet on success (for cron) unless -v; every run adds a line to
     .newsletter/digest.log. Running it twice sends nothing twice.
     """
-    from .digest import DigestFile, FileState, preview_digest, run_digest
+    from .digest import DigestFile, FileState, preview_digest, run_digest, skipped_lines
 
     try:
         day = dt.date.fromisoformat(today) if today else dt.date.today()
@@ -573,6 +573,8 @@ def digest(
             + (f"; {plan.late_by} day(s) too late to send" if plan.late_by else "")
             + "."
         )
+        for line in skipped_lines(plan):
+            say(line)
         if preview.text:
             say(f"It would write {plan.path}:\n")
             show(preview.text, nl=False)
@@ -593,6 +595,9 @@ def digest(
         )
     if outcome.file is None:
         say(outcome.summary.capitalize() + ".")
+    if outcome.file is None or verbose or not send_it:
+        for line in outcome.skipped:
+            say(line)
     if outcome.send is not None:
         _show_outcome(outcome.send, quiet=not verbose)
     ctx.exit(outcome.exit_status)

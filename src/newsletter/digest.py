@@ -8,7 +8,8 @@ the articles, sends it through ``plan`` and ``send`` when asked, and adds a line
 Safe to repeat and to overlap: the campaign's identity is the period
 (``digest-YYYY-MM``), so the delivery ledger sends it at most once; a lock in
 the database keeps two runs from working on one period at the same time; an
-article featured in an earlier digest is not featured again; a period that
+article featured in an earlier sent campaign, digest or not (or in another period's
+digest file), is not featured again, and the run names it with that campaign; a period that
 ended more than ``max_lateness_days`` ago is refused rather than sent late.
 """
 
@@ -51,6 +52,9 @@ class DigestPlan:
     path: Path
     articles: tuple[Article, ...]
     late_by: int  # days past the period's end + max_lateness_days (0 = on time)
+    # the period's articles left out because an earlier campaign featured them: each
+    # with that campaign's slug
+    skipped: tuple[tuple[Article, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -87,10 +91,13 @@ def plan_digest(
     featured = ledger.featured_before(label, rehearsal_transports())
     seen: set[str] = set()
     chosen = []
+    skipped: dict[str, tuple[Article, str]] = {}
     for article in composer.articles(list(sources)):
         key = article_key(article)
         if article.date is None or not period <= article.date <= end:
             continue
+        if key in featured:
+            skipped.setdefault(key, (article, featured[key]))
         if key in featured or key in seen:
             continue
         seen.add(key)
@@ -99,7 +106,17 @@ def plan_digest(
     chosen = chosen[: digest.max_articles]
     slug = f"digest-{label}"
     path = settings.campaigns_dir / f"{slug}.md"
-    return DigestPlan(period, slug, path, tuple(chosen), max(late_by, 0))
+    by_date = sorted(skipped.values(), key=lambda s: (s[0].date, s[0].title), reverse=True)
+    return DigestPlan(period, slug, path, tuple(chosen), max(late_by, 0), tuple(by_date))
+
+
+def skipped_lines(plan: DigestPlan) -> list[str]:
+    """The period's articles an earlier campaign featured, one line each, with that
+    campaign: why the digest leaves them out."""
+    return [
+        f"  skipped {article.date} {article.title}: already featured in {slug}"
+        for article, slug in plan.skipped
+    ]
 
 
 def campaign_text(settings: Settings, info: NewsletterInfo, plan: DigestPlan) -> str:
@@ -202,6 +219,7 @@ class DigestOutcome:
     file: DigestFile | None  # None: the period had no new articles; nothing was written
     send: SendOutcome | None  # None: not asked to send (or nothing to send it with)
     summary: str
+    skipped: tuple[str, ...] = ()  # ``skipped_lines`` of the plan
 
     @property
     def exit_status(self) -> int:
@@ -260,7 +278,9 @@ def run_digest(
             plan = plan_digest(settings, store.ledger, composer, start, day)
             if not plan.articles:
                 summary = f"no new articles for {label}; nothing written or sent"
-                return DigestOutcome(label, day, None, None, summary)
+                if plan.skipped:
+                    summary += f" ({len(plan.skipped)} featured in an earlier campaign)"
+                return DigestOutcome(label, day, None, None, summary, tuple(skipped_lines(plan)))
             if send:
                 refuse_if_late(plan, settings.digest)
             state = write_campaign(settings, composer.info(), plan)
@@ -278,7 +298,7 @@ def run_digest(
                 if sent.kind is OutcomeKind.DECLINED:
                     summary += "; the send was declined"
                 code = sent.exit_status
-            return DigestOutcome(label, day, file, sent, summary)
+            return DigestOutcome(label, day, file, sent, summary, tuple(skipped_lines(plan)))
         except NewsletterError as exc:
             summary, code = f"error: {exc.message}", exc.exit_code
             raise

@@ -669,21 +669,23 @@ class Ledger:
         ]
 
     # -- featured articles --------------------------------------------------------------
-    def featured_before(self, period: str, rehearsals: Collection[str]) -> set[str]:
+    def featured_before(self, period: str, rehearsals: Collection[str]) -> dict[str, str]:
         """Articles featured in digests of other periods, or in any campaign sent for real
-        (not only through one of ``rehearsals``) other than this period's digest."""
+        (not only through one of ``rehearsals``) other than this period's digest: each
+        with the slug of the campaign that featured it (a sent one when there is one)."""
         found = {
-            r[0]
+            r[0]: f"digest-{r[1]}"
             for r in self.db.execute(
-                "SELECT article FROM digest_articles WHERE period != ?", (period,)
+                "SELECT article, period FROM digest_articles WHERE period != ? ORDER BY period",
+                (period,),
             )
         }
         found.update(
-            r[0]
+            (r[0], r[1])
             for r in self.db.execute(
-                "SELECT a.article FROM campaign_articles a JOIN campaigns c "
+                "SELECT a.article, c.slug FROM campaign_articles a JOIN campaigns c "
                 "ON c.id = a.campaign_id WHERE c.status != ? "
-                f"AND {_real('c.transport', rehearsals)} AND c.slug != ?",
+                f"AND {_real('c.transport', rehearsals)} AND c.slug != ? ORDER BY c.id",
                 (CampaignStatus.DRAFT, *rehearsals, f"digest-{period}"),
             )
         )
