@@ -951,12 +951,23 @@ def dkim_keygen(project: Project, selector: str, bits: str, out: Path | None, fo
 @cli.command()
 @click.argument("campaign")
 @click.option("--links", is_flag=True, help="Also request every link and report those that fail.")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Ask nothing of the network: leave out the DNS records of the sending domain.",
+)
 @format_option("table", "json")
 @with_project
 @click.pass_context
-def check(ctx: click.Context, project: Project, campaign: str, links: bool, fmt: str) -> None:
+def check(
+    ctx: click.Context, project: Project, campaign: str, links: bool, offline: bool, fmt: str
+) -> None:
     """Everything that would make CAMPAIGN wrong or non-compliant; exit 1 on errors."""
     problems = project.composer.check(campaign, links=links)
+    if not offline:
+        from .sending_domain import domain_problems
+
+        problems += domain_problems(project.settings)
     errors = [p for p in problems if p.level is Level.ERROR]
     if fmt == "json":
         click.echo(json.dumps([p.as_dict() for p in problems], indent=2, ensure_ascii=False))

@@ -46,6 +46,7 @@ class OutboxTransport(Transport):
     rehearsal = True  # nothing reaches a reader: a real send may follow
     local_files = True  # the files hold readers' addresses: erasure removes them
     smtputf8 = True
+    dkim_signing = True  # with [delivery] dkim_selector
 
     def __init__(
         self,

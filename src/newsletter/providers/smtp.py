@@ -43,6 +43,7 @@ class SMTPTransport(OneAtATime):
     provider = "SMTP"
     max_batch = 50  # messages a worker sends before the batch is settled
     smtputf8 = None  # as the server says, per connection
+    dkim_signing = True  # with [delivery] dkim_selector
 
     def __init__(
         self,
