@@ -13,6 +13,7 @@ import pytest
 
 from conftest import run_process, set_delivery
 from dns_server import DNSServer
+from node_peers import mailauth_dkim, needs_mailauth
 from smtp_server import SMTPServer
 
 DOMAIN = "riverbend-clinicians.example"
@@ -217,3 +218,18 @@ def test_a_key_that_is_not_a_key_is_refused(project: Path) -> None:
     assert sent.returncode != 0
     assert "not an unencrypted PEM private key" in sent.stderr
     assert "keygen" in sent.stderr
+
+
+@needs_mailauth
+def test_a_second_verifier_node_mailauth_passes_the_signed_outbox(signed_project) -> None:
+    project, server = signed_project
+    assert send(project, "--yes").returncode == 0
+    files = sorted((project / "outbox" / SLUG).glob("*.eml"))
+    changed = files[0].with_name("changed.eml.txt")
+    changed.write_bytes(files[0].read_bytes().replace(b"Subject: ", b"Subject: Re: ", 1))
+    found = mailauth_dkim(server.address, [*files, changed])
+    for path in files:
+        assert found[path] == [
+            {"domain": DOMAIN, "selector": "news2026", "result": "pass", "comment": None}
+        ], path.name
+    assert [r["result"] for r in found[changed]] == ["fail"]
