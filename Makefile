@@ -23,12 +23,13 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 # Second implementations the tests compare against (node mailparser, the reference
-# MJML compiler), when node and npm are on the machine; those tests skip without them.
+# MJML compiler, mailauth for DKIM), when node and npm are on the machine; those tests
+# skip without them.
 tests/node/node_modules/.installed: tests/node/package.json tests/node/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		cd tests/node && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else \
-		echo "(npm not found: the tests that compare with node mailparser and mjml will skip)"; \
+		echo "(npm not found: the tests that compare with node mailparser, mjml and mailauth will skip)"; \
 	fi
 
 node-peers: tests/node/node_modules/.installed

@@ -1,5 +1,6 @@
 """Second implementations to compare with, from tests/node (installed by `make node-peers`):
-node mailparser (a MIME parser) and node mjml (the reference MJML compiler)."""
+node mailparser (a MIME parser), node mjml (the reference MJML compiler) and node mailauth
+(a DKIM verifier)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,14 @@ def mailparser(paths: list[Path]) -> dict[Path, dict]:
 def compile_with_reference(source: str) -> str:
     """HTML from the reference MJML compiler."""
     return run_node("mjml.js", input=source)
+
+
+MAILAUTH_MISSING = missing("mailauth")
+needs_mailauth = pytest.mark.skipif(MAILAUTH_MISSING is not None, reason=MAILAUTH_MISSING or "")
+
+
+def mailauth_dkim(dns_server: str, paths: list[Path]) -> dict[Path, list[dict]]:
+    """What node mailauth finds of each .eml's DKIM signatures, the keys asked of
+    ``dns_server`` (host:port): domain, selector, result ("pass", "fail", ...)."""
+    found = json.loads(run_node("dkim-verify.js", dns_server, *map(str, paths)))
+    return {Path(k): v for k, v in found.items()}

@@ -896,16 +896,84 @@ def build(project: Project, campaign: str, to: str | None, out: Path | None, ref
         )
 
 
+# -- dkim -------------------------------------------------------------------
+@cli.group()
+def dkim() -> None:
+    """DKIM: the key that signs the smtp and outbox transports' messages."""
+
+
+def _selector(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from .dkim import SELECTOR
+
+    if not SELECTOR.fullmatch(value):
+        raise click.BadParameter(
+            f"{value!r} is not a DNS label: use letters, digits and inner hyphens, e.g. news2026."
+        )
+    return value
+
+
+@dkim.command("keygen")
+@click.option(
+    "--selector",
+    required=True,
+    callback=_selector,
+    help="The DNS label the key is published under.",
+)
+@click.option(
+    "--bits",
+    type=click.Choice(["1024", "2048", "3072", "4096"]),
+    default="2048",
+    show_default=True,
+    help="The RSA key's size (2048 fits every DNS host; 1024 is the least receivers take).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the private key (default: dkim/<selector>.pem in the project).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing key (its record stops matching).")
+@with_project
+def dkim_keygen(project: Project, selector: str, bits: str, out: Path | None, force: bool) -> None:
+    """Write a new private key (owner-only) and print the DNS TXT record to publish."""
+    from .config import dkim_key_default
+    from .dkim import txt_record, write_key
+
+    settings = project.settings
+    path = out or settings.resolve(dkim_key_default(selector))
+    pem = write_key(path, int(bits), force)
+    domain = settings.sender[1].rpartition("@")[2]
+    say(f"Wrote the private key {path} (readable by you only; never share it).")
+    say(f"Publish this TXT record in the DNS of {domain}:")
+    click.echo(txt_record(selector, domain, pem))
+    key_line = "" if out is None else f'\ndkim_key_file = "{path}"'
+    say(
+        "Then sign the smtp and outbox transports' mail with, under [delivery]:\n"
+        f'dkim_selector = "{selector}"{key_line}\n'
+        "and run `newsletter check CAMPAIGN` to see that the record is found."
+    )
+
+
 # -- check ------------------------------------------------------------------
 @cli.command()
 @click.argument("campaign")
 @click.option("--links", is_flag=True, help="Also request every link and report those that fail.")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Ask nothing of the network: leave out the DNS records of the sending domain.",
+)
 @format_option("table", "json")
 @with_project
 @click.pass_context
-def check(ctx: click.Context, project: Project, campaign: str, links: bool, fmt: str) -> None:
+def check(
+    ctx: click.Context, project: Project, campaign: str, links: bool, offline: bool, fmt: str
+) -> None:
     """Everything that would make CAMPAIGN wrong or non-compliant; exit 1 on errors."""
     problems = project.composer.check(campaign, links=links)
+    if not offline:
+        from .sending_domain import domain_problems
+
+        problems += domain_problems(project.settings)
     errors = [p for p in problems if p.level is Level.ERROR]
     if fmt == "json":
         click.echo(json.dumps([p.as_dict() for p in problems], indent=2, ensure_ascii=False))

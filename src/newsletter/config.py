@@ -152,6 +152,9 @@ class DeliverySettings(_Section):
     soft_bounce_limit: int = _key(int, 3)
     # a sender on another host that stops renewing its claim is presumed dead after this
     lease_seconds: int = _key(int, 300)
+    # DKIM for the transports that send the message themselves (smtp, outbox)
+    dkim_selector: str | None = _key(str)
+    dkim_key_file: str | None = _key(str)  # default: dkim/<selector>.pem
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -404,9 +407,30 @@ class Settings:
     def outbox_dir(self) -> Path:
         return self.resolve(self.delivery.outbox)
 
+    def dkim_key(self) -> tuple[str, str, Path] | None:
+        """``(selector, domain, key file)`` when ``[delivery] dkim_selector`` is set, the
+        domain being the From address's; a ConfigError when the key file is missing."""
+        selector = self.delivery.dkim_selector
+        if selector is None:
+            return None
+        key_file = self.resolve(self.delivery.dkim_key_file or dkim_key_default(selector))
+        if not key_file.is_file():
+            raise ConfigError(
+                f"[delivery] dkim_selector is {selector!r}, but its key {key_file} does not exist.",
+                f"Make it with `newsletter dkim keygen --selector {selector}` and publish the "
+                "DNS record it prints, or remove dkim_selector to send unsigned.",
+            )
+        return selector, self.sender[1].rpartition("@")[2], key_file
+
     @property
     def transport(self) -> str:
         return self.delivery.transport
+
+
+def dkim_key_default(selector: str) -> str:
+    """Where ``newsletter dkim keygen`` writes the key of ``selector``, and where
+    ``[delivery]`` looks for it without ``dkim_key_file``."""
+    return f"dkim/{selector}.pem"
 
 
 def find_config(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Path:
@@ -620,6 +644,26 @@ def _check_delivery(delivery: dict[str, Any], path: Path, options: DeliveryOptio
     for key in ("concurrency", "max_retries"):
         if delivery[key] < (1 if key == "concurrency" else 0):
             raise ConfigError(f"[delivery] {key} in {path} is out of range: {delivery[key]}.")
+    _check_dkim(delivery, path)
+
+
+_DKIM_SELECTOR = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _check_dkim(delivery: dict[str, Any], path: Path) -> None:
+    selector = delivery["dkim_selector"]
+    if selector is None:
+        if delivery["dkim_key_file"] is not None:
+            raise ConfigError(
+                f"[delivery] dkim_key_file in {path} is set without dkim_selector.",
+                'Add dkim_selector = "..." (the selector its DNS record is published under).',
+            )
+        return
+    if not _DKIM_SELECTOR.fullmatch(selector):
+        raise ConfigError(
+            f"[delivery] dkim_selector in {path} is {selector!r}, which is not a DNS label.",
+            'Use letters, digits and inner hyphens, e.g. dkim_selector = "news2026".',
+        )
 
 
 def _check_delivery_limits(delivery: dict[str, Any], path: Path) -> None:

@@ -55,6 +55,9 @@ class Transport(ABC):
     # True when a request carries one body for all its messages (with per-reader
     # substitutions): the sender then gives it batches of a single campaign variant.
     shared_body: bool = False
+    # True when it signs messages itself, with the [delivery] dkim_selector key (DKIM);
+    # the API providers sign with the domain verified with them.
+    dkim_signing: bool = False
     # Can it carry a non-ASCII local part (RFC 6531 SMTPUTF8, RFC 6532 UTF-8 headers)?
     # True, False, or None when only the connection can tell (SMTP: the server's EHLO).
     smtputf8: bool | None = False

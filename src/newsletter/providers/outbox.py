@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..delivery.base import Transport
+from ..dkim import signer_for
 from ..errors import RecipientError
 from ..files import private_dir, write_private
 from ..models import DeliveryStatus, SendResult
@@ -45,10 +46,17 @@ class OutboxTransport(Transport):
     rehearsal = True  # nothing reaches a reader: a real send may follow
     local_files = True  # the files hold readers' addresses: erasure removes them
     smtputf8 = True
+    dkim_signing = True  # with [delivery] dkim_selector
 
-    def __init__(self, folder: Path, batch_size: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        batch_size: int | None = None,
+        signer: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         super().__init__(batch_size)
         self.folder = folder
+        self.signer = signer  # DKIM, as the smtp transport signs
 
     # -- file names: made here only -------------------------------------------
     @staticmethod
@@ -119,7 +127,7 @@ class OutboxTransport(Transport):
                     )
                 )
                 continue
-            write_private(path, data)
+            write_private(path, data if self.signer is None else self.signer(data))
             results.append(
                 SendResult(
                     message.recipient.subscriber_id,
@@ -132,7 +140,9 @@ class OutboxTransport(Transport):
 
 def _build(setup: Setup) -> OutboxTransport:
     folder = setup.settings.outbox_dir / setup.campaign
-    return OutboxTransport(folder, batch_size=setup.delivery.batch_size)
+    return OutboxTransport(
+        folder, batch_size=setup.delivery.batch_size, signer=signer_for(setup.settings)
+    )
 
 
 # the transport of a project that names none; its folder is [delivery] outbox, a key every

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from ..delivery.base import OneAtATime
 from ..delivery.retry import RetryPolicy, TryAgain
+from ..dkim import signer_for
 from ..errors import ConfigError, CredentialsError, DeliveryError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
@@ -42,6 +43,7 @@ class SMTPTransport(OneAtATime):
     provider = "SMTP"
     max_batch = 50  # messages a worker sends before the batch is settled
     smtputf8 = None  # as the server says, per connection
+    dkim_signing = True  # with [delivery] dkim_selector
 
     def __init__(
         self,
@@ -54,8 +56,10 @@ class SMTPTransport(OneAtATime):
         max_retries: int = 5,
         batch_size: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        signer: Callable[[bytes], bytes] | None = None,
     ) -> None:
         super().__init__(batch_size)
+        self.signer = signer  # DKIM: each message signed once, before its first attempt
         security = (security or "auto").lower()
         if security not in (*SECURITY, "auto"):
             raise ConfigError(
@@ -163,6 +167,8 @@ class SMTPTransport(OneAtATime):
         sid = message.recipient.subscriber_id
         sender = message.factory.envelope_sender
         data = message.as_bytes()
+        if self.signer is not None:
+            data = self.signer(data)
 
         def attempt(_number: int) -> SendResult:
             conn = self._connection()
@@ -258,6 +264,7 @@ def _build(setup: Setup) -> SMTPTransport:
         timeout=float(setup.delivery.timeout),
         max_retries=setup.delivery.max_retries,
         batch_size=setup.delivery.batch_size,
+        signer=signer_for(setup.settings),
     )
 
 
