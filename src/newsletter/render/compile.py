@@ -25,6 +25,7 @@ from markupsafe import Markup, escape
 
 from ..addresses import ascii_domain
 from ..content.links import UTM
+from ..content.markup import render_text_markdown
 from ..errors import RecipientError, TemplateError
 from ..models import Article, Campaign
 from .headers import split_list_id
@@ -292,7 +293,9 @@ def _compile(
             context["greeting"] = (
                 render_template(env, GREETING, context).strip() if campaign.greeting else ""
             )
-            body_html = _markdown.render(render_template(env, BODY, context))
+            body_html = render_text_markdown(
+                _markdown, render_template(env, BODY, context), campaign.path
+            )
             body_html = utm.tag_html(body_html) if utm else body_html
             context["body_html"] = Markup(body_html)
             context["body_text"] = html_to_text(body_html).strip()
