@@ -17,6 +17,10 @@ from .urls import written_address
 _md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
     ["replacements", "smartquotes"]
 )
+# the excerpt as text (the plain-text part) keeps quotes as typed
+_md_typed_quotes = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
+    ["replacements"]
+)
 
 
 MAX_FRONT_MATTER = 64 * 1024  # characters
@@ -134,10 +138,10 @@ def read_markdown_article(path: Path, excerpt_words: int = 60) -> Article:
         )
     body_html = _md.render(body)
     explicit = _text(meta, "excerpt")
-    if explicit:
-        excerpt_html, excerpt = excerpt_from_html(_md.render(explicit), None, _text(meta, "url"))
-    else:
-        excerpt_html, excerpt = excerpt_from_html(body_html, excerpt_words, _text(meta, "url"))
+    text_of_excerpt, words = (explicit, None) if explicit else (body, excerpt_words)
+    url = _text(meta, "url")
+    excerpt_html, _ = excerpt_from_html(_md.render(text_of_excerpt), words, url)
+    _, excerpt = excerpt_from_html(_md_typed_quotes.render(text_of_excerpt), words, url)
     return Article(
         title=title,
         url=written_address(_text(meta, "url"), "url", source),
