@@ -87,3 +87,22 @@ def test_a_tag_the_campaign_breaks_is_named_with_its_file_and_line(
     [problem] = [p for p in json.loads(check.stdout) if p["level"] == "error"]
     assert where in problem["message"] and says in problem["message"]
     assert re.search(r"write \\<|Close it with|Open <", problem["where"])
+
+
+def test_an_articles_angle_brackets_show_as_typed_too(project: Path) -> None:
+    (project / "articles" / "brackets.md").write_text(
+        "---\ntitle: Brackets\nurl: https://blog.example.org/brackets/\n---\n"
+        "Reply with <your name>, as a < b. This is <b>bold</b>. <script>alert(1)</script>"
+        "Left <i>open.\n",
+        encoding="utf-8",
+    )
+    write(
+        project,
+        "with-article",
+        '---\nsubject: "Brackets"\npreheader: "x"\narticles:\n  - articles/brackets.md\n---\nHi.\n',
+    )
+    html, text = build(project, "with-article")
+    assert "Reply with &lt;your name&gt;, as a &lt; b." in html
+    assert re.search(r"<(b|strong)\b[^>]*>bold</\1>", html)
+    assert "alert" not in html and "<script" not in html
+    assert "Reply with <your name>, as a < b. This is bold." in text

@@ -125,24 +125,27 @@ _SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*)\s*:")
 @dataclass
 class _State:
     origin: str
+    strict: bool = True  # an allowed tag left open or closed out of turn is an error
     dropping: str | None = None  # the DROPPED_TAGS element being removed
     open: list[tuple[str, int]] = field(default_factory=list)  # (tag, line) still open
 
 
-def render_text_markdown(md: MarkdownIt, text: str, origin: str) -> str:
+def render_text_markdown(md: MarkdownIt, text: str, origin: str, strict: bool = True) -> str:
     """HTML of Markdown ``text`` with only ``ALLOWED_TAGS`` read as HTML.
 
-    ``origin`` names the file in errors; line numbers are ``text``'s own.
+    ``origin`` names the file in errors; line numbers are ``text``'s own. Not
+    ``strict`` (an article, whose HTML is parsed and repaired after), a tag left
+    open stays open and a stray closing tag is dropped.
     """
     tokens = md.parse(text)
-    state = _State(origin)
+    state = _State(origin, strict)
     for token in tokens:
         line = token.map[0] + 1 if token.map else 1
         if token.type == "html_block":
             token.content = _clean(token.content, state, line)
         elif token.type == "inline" and token.children:
             token.children = _clean_inline(token.children, state, line)
-    if state.open:
+    if state.open and state.strict:
         tag, line = state.open[-1]
         raise _unclosed(state.origin, tag, line)
     return md.renderer.render(tokens, md.options, {})
@@ -160,7 +163,7 @@ def _clean_inline(children: Sequence[Token], state: _State, line: int) -> list[T
             kept.append(child)
         elif state.dropping is None:
             kept.append(child)
-    if len(state.open) > depth:
+    if len(state.open) > depth and state.strict:
         tag, where = state.open[-1]
         raise _unclosed(state.origin, tag, where)
     return kept
@@ -192,8 +195,8 @@ def _tag(found: re.Match[str], state: _State, line: int) -> str:
         if closing and name == state.dropping:
             state.dropping = None
         return ""
-    if not name:
-        return ""  # a comment, a doctype or a processing instruction: nothing a reader sees
+    if not name:  # a comment (an article's <!-- more --> marker), a doctype...: never shown
+        return "" if state.strict or not found.group(0).startswith("<!--") else found.group(0)
     if name in DROPPED_TAGS:
         if not closing and not found.group(4):
             state.dropping = name
@@ -209,6 +212,8 @@ def _tag(found: re.Match[str], state: _State, line: int) -> str:
 
 
 def _close(name: str, state: _State, line: int) -> str:
+    if (not state.open or state.open[-1][0] != name) and not state.strict:
+        return ""
     if not state.open or state.open[-1][0] != name:
         expected = f"</{state.open[-1][0]}> first" if state.open else "nothing open"
         raise TemplateError(
