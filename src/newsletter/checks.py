@@ -17,8 +17,8 @@ from lxml import html as lxml_html
 from .errors import NewsletterError
 from .guards import blocklist_version
 
-GMAIL_CLIP_BYTES = 102_000  # Gmail clips an email whose HTML is larger, footer and all
-GMAIL_CLIP_SIZE = f"{GMAIL_CLIP_BYTES // 1000} KB"  # the limit as the messages say it
+KB = 1000  # bytes: Gmail's "102 KB" clipping limit is 102,400 bytes, i.e. 102.4 of these
+GMAIL_CLIP_BYTES = 102_400  # Gmail clips an email whose HTML is larger, footer and all
 LONG_SUBJECT = 70
 LARGE_IMAGE_PX = 1200
 
@@ -30,8 +30,12 @@ def clipped(html_bytes: int) -> bool:
 
 
 def format_size(size: int) -> str:
-    """A size in bytes as ``build`` shows it: KB of 1024 bytes, one decimal."""
-    return f"{size / 1024:.1f} KB"
+    """A size in bytes as ``build`` and ``check`` both say it: KB as Gmail counts them
+    (1,000 bytes), one decimal, e.g. ``131.1 KB``."""
+    return f"{size / KB:.1f} KB"
+
+
+GMAIL_CLIP_SIZE = f"{format_size(GMAIL_CLIP_BYTES)} ({GMAIL_CLIP_BYTES:,} bytes)"
 
 
 class Level(StrEnum):
@@ -113,7 +117,7 @@ def _size(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
         yield Problem(
             "error",
             "gmail-clipping",
-            f"The HTML is {size / 1000:.0f} KB; Gmail clips messages over about "
+            f"The HTML is {format_size(size)} ({size:,} bytes); Gmail clips messages over "
             f"{GMAIL_CLIP_SIZE}, hiding the footer and its unsubscribe link.",
             "fewer or shorter articles, or a lighter template",
         )

@@ -12,10 +12,15 @@ from markdown_it import MarkdownIt
 from ..errors import InputError
 from ..models import Article
 from .excerpt import drop_controls, excerpt_from_html, word_count
+from .markup import render_text_markdown
 from .urls import written_address
 
 _md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
     ["replacements", "smartquotes"]
+)
+# the excerpt as text (the plain-text part) keeps quotes as typed
+_md_typed_quotes = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
+    ["replacements"]
 )
 
 
@@ -132,12 +137,16 @@ def read_markdown_article(path: Path, excerpt_words: int = 60) -> Article:
         raise InputError(
             f"{source}: the article has no title.", "Add `title:` to its front matter."
         )
-    body_html = _md.render(body)
+    body_html = render_text_markdown(_md, body, source, strict=False)
     explicit = _text(meta, "excerpt")
-    if explicit:
-        excerpt_html, excerpt = excerpt_from_html(_md.render(explicit), None, _text(meta, "url"))
-    else:
-        excerpt_html, excerpt = excerpt_from_html(body_html, excerpt_words, _text(meta, "url"))
+    text_of_excerpt, words = (explicit, None) if explicit else (body, excerpt_words)
+    url = _text(meta, "url")
+    excerpt_html, _ = excerpt_from_html(
+        render_text_markdown(_md, text_of_excerpt, source, strict=False), words, url
+    )
+    _, excerpt = excerpt_from_html(
+        render_text_markdown(_md_typed_quotes, text_of_excerpt, source, strict=False), words, url
+    )
     return Article(
         title=title,
         url=written_address(_text(meta, "url"), "url", source),

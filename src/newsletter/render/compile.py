@@ -25,6 +25,7 @@ from markupsafe import Markup, escape
 
 from ..addresses import ascii_domain
 from ..content.links import UTM
+from ..content.markup import render_text_markdown
 from ..errors import RecipientError, TemplateError
 from ..models import Article, Campaign
 from .headers import split_list_id
@@ -47,6 +48,10 @@ from .variants import ReaderPlan, RenderSession, Variant
 
 _markdown = MarkdownIt("commonmark", {"typographer": True, "breaks": True}).enable(
     ["replacements", "smartquotes"]
+)
+# the same for the plain-text part, where quotes stay as typed (the contract's rule)
+_markdown_typed_quotes = MarkdownIt("commonmark", {"typographer": True, "breaks": True}).enable(
+    ["replacements"]
 )
 
 
@@ -292,10 +297,9 @@ def _compile(
             context["greeting"] = (
                 render_template(env, GREETING, context).strip() if campaign.greeting else ""
             )
-            body_html = _markdown.render(render_template(env, BODY, context))
-            body_html = utm.tag_html(body_html) if utm else body_html
+            body_html, body_text = _letter(render_template(env, BODY, context), campaign, utm)
             context["body_html"] = Markup(body_html)
-            context["body_text"] = html_to_text(body_html).strip()
+            context["body_text"] = body_text
             mjml_source = render_template(env, f"{campaign.template}.mjml", context)
             mjml_source, css = extract_inline_css(mjml_source)
             html = inline_css(compile_mjml(mjml_source, f"template '{campaign.template}'"), css)
@@ -307,6 +311,16 @@ def _compile(
         return _variant(count, plan, subject, html, text, campaign.path)
 
     return CompiledCampaign(campaign, info, plan, render)
+
+
+def _letter(source: str, campaign: Campaign, utm: UTM | None) -> tuple[str, str]:
+    """(HTML, text) of the campaign's letter, its Markdown ``source`` already rendered
+    by Jinja2. The HTML has typographic quotes; the text part keeps them as typed."""
+    parts = []
+    for markdown in (_markdown, _markdown_typed_quotes):
+        html = render_text_markdown(markdown, source, campaign.path)
+        parts.append(utm.tag_html(html) if utm else html)
+    return parts[0], html_to_text(parts[1]).strip()
 
 
 def _variant(
@@ -367,6 +381,18 @@ def _text_part(env: Any, template: str, context: dict[str, Any], html: str) -> s
     try:
         env.get_template(f"{template}.txt")
     except jinja2.TemplateNotFound:
-        return html_to_text(html)
+        return _quotes_as_typed(html_to_text(html), context)
     text = render_template(env, f"{template}.txt", context)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def _quotes_as_typed(text: str, context: dict[str, Any]) -> str:
+    """The text of the whole HTML with the letter's paragraphs as ``body_text`` has them:
+    quotes as typed. The typographer swaps one character for one, so both texts wrap
+    alike and each paragraph of the letter is found whole."""
+    typographic = html_to_text(str(context.get("body_html", ""))).strip().split("\n\n")
+    typed = str(context.get("body_text", "")).split("\n\n")
+    for before, after in zip(typographic, typed, strict=False):
+        if before != after and before:
+            text = text.replace(before, after)
+    return text

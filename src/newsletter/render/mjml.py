@@ -10,6 +10,7 @@ from mjml import mjml2html
 from premailer import Premailer
 
 from ..errors import TemplateError
+from .image_widths import add_image_widths
 
 _INLINE_STYLE = re.compile(
     r"<mj-style\b[^>]*\binline\s*=\s*[\"']inline[\"'][^>]*>(.*?)</mj-style>", re.S | re.I
@@ -42,6 +43,7 @@ def extract_inline_css(mjml_source: str) -> tuple[str, str]:
 def compile_mjml(source: str, origin: str) -> str:
     """HTML from MJML; broken markup or an unknown ``mj-`` tag is a TemplateError."""
     source = _NOT_XML.sub("", source)  # invisible, and nothing a reader could see
+    source = add_image_widths(source)  # as node mjml sizes them; mjml-python does not
     try:
         html = mjml2html(source)
     except (ValueError, RuntimeError) as exc:
