@@ -144,13 +144,34 @@ def test_warnings_do_not_fail(project: Path) -> None:
     )
     slug = write(
         project,
-        subject="An unusually long subject line that goes on well past what any inbox will show",
+        subject="An unusually long subject line that goes on well past what any inbox will show you",
         preheader=False,
     )
     status, problems, _ = check(project, slug)
     assert status == 0
     assert codes(problems, "warning") == {"long-subject", "no-preheader", "large-image"}
     assert codes(problems, "error") == set()
+
+
+@pytest.mark.parametrize(
+    ("subject", "warned"),
+    [
+        ("x" * 80, False),
+        ("x" * 81, True),
+        ("é" * 80, False),  # characters, not bytes
+        ("Ünïcödé " * 10 + "à", True),
+    ],
+)
+def test_a_subject_over_80_characters_is_a_warning(
+    project: Path, subject: str, warned: bool
+) -> None:
+    status, problems, _ = check(project, write(project, subject=subject))
+    assert status == 0
+    long = [p for p in problems if p["code"] == "long-subject"]
+    assert bool(long) is warned
+    if warned:
+        assert "81 characters, over 80" in long[0]["message"]
+        assert long[0]["where"].startswith("front matter: subject")
 
 
 def test_links_option_reports_links_that_fail(project: Path) -> None:
