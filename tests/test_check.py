@@ -174,6 +174,38 @@ def test_a_subject_over_80_characters_is_a_warning(
         assert long[0]["where"].startswith("front matter: subject")
 
 
+def test_placeholders_left_in_the_text_are_warnings(project: Path) -> None:
+    slug = write(
+        project,
+        subject="TODO a better subject",
+        body="Our speaker is TK, and the venue TKTK.\n\nLorem ipsum dolor sit amet.",
+    )
+    status, problems, _ = check(project, slug)
+    assert status == 0
+    found = [p for p in problems if p["code"] == "placeholder"]
+    assert {(p["message"].split("'")[1], p["where"].split(":")[0]) for p in found} == {
+        ("TODO", "front matter"),
+        ("TK", "the letter or an article"),
+        ("TKTK", "the letter or an article"),
+        ("Lorem", "the letter or an article"),
+    }
+    assert all(p["level"] == "warning" for p in found)
+    assert any("Our speaker is TK, and the venue" in p["message"] for p in found)
+
+
+def test_words_that_only_look_like_placeholders_are_not_flagged(project: Path) -> None:
+    slug = write(
+        project,
+        subject="The TKO in round two",
+        body=(
+            "A tk, the todos of the week, TODOs, dolorem and Doloremque, a TK-421 and "
+            "[a link](https://blog.example.org/TK/TODO/lorem?q=TK) or mailto:TK@example.org."
+        ),
+    )
+    status, problems, _ = check(project, slug)
+    assert status == 0 and [p for p in problems if p["code"] == "placeholder"] == []
+
+
 def test_links_option_reports_links_that_fail(project: Path) -> None:
     with Blog() as blog:
         blog.routes["/ok/"] = ("text/html", b"<html><body>ok</body></html>")

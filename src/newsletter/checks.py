@@ -207,12 +207,44 @@ def _images(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem
             )
 
 
+# Placeholders an editor leaves while writing. Case matters where a word could be meant:
+# "TK" and "TODO" only in capitals, as whole words ("TKO", "tk", "todos" are not flagged);
+# "lorem" in any case, but only as a word of its own ("dolorem" is not).
+_PLACEHOLDER = re.compile(r"(?<![\w-])(?:(?:TK)+|TODO)(?![\w-])|(?i:\blorem\b)")
+_URL_IN_TEXT = re.compile(r"\S+://\S+|\S+@\S+")
+
+
+def _placeholders(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
+    """A "TK", "TODO" or "lorem" left in the subject, the preheader or the text."""
+    parts = (
+        (email.subject, "front matter: subject"),
+        (email.preheader, "front matter: preheader"),
+        (email.text, "the letter or an article"),
+    )
+    for text, where in parts:
+        text = _URL_IN_TEXT.sub(" ", text)  # addresses and signed links are not words
+        seen: set[str] = set()
+        for match in _PLACEHOLDER.finditer(text):
+            word = match.group(0)
+            if word.lower() in seen:
+                continue
+            seen.add(word.lower())
+            around = " ".join(text[max(0, match.start() - 30) : match.end() + 30].split())
+            yield Problem(
+                "warning",
+                "placeholder",
+                f"A placeholder is left in the text: {word!r} in \"...{around}...\".",
+                f"{where}: write the final text in its place",
+            )
+
+
 # In the order their findings are listed. Template syntax in the output is text an article
 # or a {% raw %} block put there on purpose, and a reader's field that was not filled in
 # cannot happen: each is checked when the campaign is compiled.
 _EMAIL_CHECKS: tuple[_Check, ...] = (
     _subject,
     _preheader,
+    _placeholders,
     _size,
     _unsubscribe,
     _postal_address,
