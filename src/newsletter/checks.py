@@ -6,6 +6,7 @@ wrong and where. Errors stop a send; warnings are for a person to weigh.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ from urllib.parse import urlsplit
 
 from lxml import html as lxml_html
 
-from .errors import NewsletterError
+from .addresses import Carrier
+from .errors import ConfigError, NewsletterError
 from .guards import blocklist_version
 
 GMAIL_CLIP_BYTES = 102_000  # Gmail clips an email whose HTML is larger, footer and all
@@ -307,6 +309,56 @@ def check_settings(values: dict[str, object], path: str) -> list[Problem]:
             )
         )
     return problems
+
+
+def transport_problems(
+    carrier: Carrier, senders: dict[str, str | None], public_url: str, rehearsal: bool
+) -> list[Problem]:
+    """What the transport cannot do with this newsletter: a ``from`` or ``reply_to``
+    (``senders``) it cannot carry, and, for a send that reaches readers (not a
+    rehearsal), a ``public_url`` no reader can open."""
+    problems = []
+    for key, text in senders.items():
+        try:
+            carrier.check_sender(key, text)
+        except ConfigError as exc:
+            problems.append(
+                Problem("error", "transport-cannot-send", exc.message, exc.hint or "")
+            )
+    host = urlsplit(public_url).hostname or ""
+    if not rehearsal and _local_host(host):
+        problems.append(
+            Problem(
+                "warning",
+                "local-public-url",
+                f"[newsletter] public_url ({public_url}) is on {host}, which only this "
+                "machine or network can reach: every reader's unsubscribe and web-version "
+                "link would lead nowhere.",
+                "newsletter.toml [newsletter] public_url: the https:// address where "
+                "`newsletter serve` is reachable from the internet",
+            )
+        )
+    return problems
+
+
+def _local_host(host: str) -> bool:
+    """Whether ``host`` is loopback, private, link-local or a name only a LAN resolves."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith((".localhost", ".local", ".internal", ".lan")):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    address = mapped or address
+    return (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_reserved
+    )
 
 
 def signup_notes(block_disposable: bool, proof_of_work: bool, max_number: int) -> list[str]:

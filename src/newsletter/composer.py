@@ -19,7 +19,7 @@ from email_validator import EmailNotValidError
 from .addresses import Carrier
 from .audience import validate_address
 from .campaigns import load_campaign, send_at_in_past
-from .catalog import carrier_for, webhook_secrets
+from .catalog import carrier_for, transport_class, webhook_secrets
 from .checks import (
     CheckedEmail,
     Problem,
@@ -28,6 +28,7 @@ from .checks import (
     check_settings,
     compile_problem,
     links_of,
+    transport_problems,
 )
 from .config import Settings
 from .content import ArticleReader, reader_for
@@ -272,6 +273,7 @@ class Composer:
             problems = check_email(built) + self.reader_problems(campaign, compiled, every_reader)
             problems += check_settings(self.settings.values["newsletter"], str(self.settings.path))
             problems += self.audience_problems(campaign)
+            problems += self.transport_problems(compiled)
         except TemplateError as exc:  # a variant some readers need does not build
             return [compile_problem(exc)]
         try:
@@ -293,6 +295,16 @@ class Composer:
             ]
             problems += check_links(external, self.reader().fetcher.status)
         return problems
+
+    def transport_problems(self, compiled: CompiledCampaign) -> list[Problem]:
+        """What the configured transport cannot do with this campaign (checks.py)."""
+        transport = self.settings.transport
+        return transport_problems(
+            self.carrier,
+            {"from": compiled.sender_display, "reply_to": compiled.reply_to},
+            self.settings.public_url,
+            rehearsal=transport_class(transport).rehearsal,
+        )
 
     def audience_problems(self, campaign: Campaign) -> list[Problem]:
         """A tag in the campaign's audience that no subscriber has: most likely misspelt."""
