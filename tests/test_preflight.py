@@ -3,6 +3,7 @@ templates, each through the real CLI in a child process."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,56 @@ def test_a_public_public_url_is_not_flagged(project: Path) -> None:
     set_delivery(project, transport="smtp", host="127.0.0.1", port=2525)
     _, problems, _ = check(project, write(project))
     assert "local-public-url" not in {p["code"] for p in problems}
+
+
+def _first_reader_breaks_an_expression(project: Path, n_broken: int = 1) -> None:
+    """Readers whose first one (the one `check` used to build for) has no tags, which
+    ``recipient.tags[0]`` needs; ``n_broken`` readers in all have none."""
+    rows = [f"notags{i}@example.org,No{i}," for i in range(n_broken)]
+    rows += ["second@example.org,Ana,members", "third@example.org,Cy,board"]
+    (project / "people.csv").write_text("email,first_name,tags\n" + "\n".join(rows) + "\n")
+    assert run_process("subscribers", "import", "people.csv", cwd=project).returncode == 0
+    write(project, body="Your first group: {{ recipient.tags[0] }}.")
+
+
+def test_a_first_reader_whose_data_breaks_an_expression_blocks_no_one(project: Path) -> None:
+    _first_reader_breaks_an_expression(project)
+    status, problems, _ = check(project, "c")
+    assert status == 0, problems
+    [found] = [p for p in problems if p["code"] == "reader-data"]
+    assert found["level"] == "warning"
+    assert "1 of 3 readers" in found["message"] and "notags0@example.org" in found["message"]
+    assert run_process("build", "c", cwd=project).returncode == 0
+    sent = run_process("send", "c", "--yes", cwd=project)
+    assert sent.returncode == 3, sent.stderr  # some readers invalid
+    report = run_process("report", "c", "--format", "json", cwd=project)
+    statuses = {r["email"]: r["status"] for r in json.loads(report.stdout)["recipients"]}
+    assert statuses == {
+        "notags0@example.org": "invalid",
+        "second@example.org": "sent",
+        "third@example.org": "sent",
+    }
+
+
+def test_check_names_ten_failing_readers_and_counts_the_rest(project: Path) -> None:
+    _first_reader_breaks_an_expression(project, n_broken=25)
+    status, problems, _ = check(project, "c")
+    assert status == 0
+    [found] = [p for p in problems if p["code"] == "reader-data"]
+    assert "25 of 27 readers" in found["message"]
+    named = [
+        f"notags{i}@example.org:"
+        for i in range(25)
+        if f"notags{i}@example.org:" in found["message"]
+    ]
+    assert len(named) == 10 and found["message"].endswith("; and 15 more")
+
+
+def test_a_template_that_fails_for_every_reader_still_stops_the_send(project: Path) -> None:
+    (project / "people.csv").write_text("email,first_name\na@example.org,A\nb@example.org,B\n")
+    assert run_process("subscribers", "import", "people.csv", cwd=project).returncode == 0
+    write(project, body="Your first group: {{ recipient.tags[0] }}.")
+    status, problems, _ = check(project, "c")
+    assert status == 1 and [p["code"] for p in problems] == ["does-not-build"]
+    sent = run_process("send", "c", "--yes", cwd=project)
+    assert sent.returncode == 1 and "tags" in sent.stderr

@@ -235,7 +235,7 @@ def _placeholders(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[P
             yield Problem(
                 "warning",
                 "placeholder",
-                f"A placeholder is left in the text: {word!r} in \"...{around}...\".",
+                f'A placeholder is left in the text: {word!r} in "...{around}...".',
                 f"{where}: write the final text in its place",
             )
 
@@ -322,9 +322,7 @@ def transport_problems(
         try:
             carrier.check_sender(key, text)
         except ConfigError as exc:
-            problems.append(
-                Problem("error", "transport-cannot-send", exc.message, exc.hint or "")
-            )
+            problems.append(Problem("error", "transport-cannot-send", exc.message, exc.hint or ""))
     host = urlsplit(public_url).hostname or ""
     if not rehearsal and _local_host(host):
         problems.append(

@@ -10,7 +10,7 @@ nothing and records nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +40,10 @@ from .render import (
     FieldCatalog,
     MessageFactory,
     NewsletterInfo,
+    OutgoingMessage,
     compile_campaign,
 )
+from .render.compile import SAMPLE_FAILED
 from .store import LinkSecret, Store, Subscribers
 from .tokens import LinkSigner
 
@@ -118,10 +120,40 @@ class Composer:
         return load_campaign(self.settings, name, self.reader())
 
     def compile(self, campaign: Campaign, sample: Recipient | None = None) -> CompiledCampaign:
-        """The campaign compiled once; ``sample``'s variant (the first reader's) at once."""
-        recipient = sample or self._sample_recipient(None)
-        fields = self.personalizer(campaign.slug)(recipient)
-        return compile_campaign(self.info(), campaign, self.field_catalog(), fields)
+        """The campaign compiled once; ``sample``'s variant at once. Without a ``sample``,
+        the first reader whose data builds (``_sample_candidates``): a reader whose data
+        breaks an expression is settled ``invalid`` at send like any other, never
+        blocking the rest."""
+        personalize = self.personalizer(campaign.slug)
+        if sample is not None:
+            return compile_campaign(
+                self.info(), campaign, self.field_catalog(), personalize(sample)
+            )
+        readers = (personalize(recipient) for recipient in self._sample_candidates())
+        first = next(readers)
+        return compile_campaign(
+            self.info(), campaign, self.field_catalog(), first, more_samples=readers
+        )
+
+    def _sample_candidates(self) -> Iterator[Recipient]:
+        """The readers a campaign is built for, in turn while one's data fails: the
+        active subscribers in order, then a made-up reader."""
+        for subscriber in self.subscribers.stream(status="active"):
+            yield Recipient.of(subscriber)
+        yield Recipient(subscriber_id=0, email="reader@example.com", first_name="Sam")
+
+    def _sample_message(self, campaign: Campaign, compiled: CompiledCampaign) -> OutgoingMessage:
+        """The message of the first reader in ``_sample_candidates`` whose data builds."""
+        personalize = self.personalizer(campaign.slug)
+        factory = self.factory(compiled)
+        first: RecipientError | None = None
+        for recipient in self._sample_candidates():
+            try:
+                return factory.message(recipient, personalize(recipient))
+            except RecipientError as exc:
+                first = first or exc
+        assert first is not None
+        raise TemplateError(first.message, SAMPLE_FAILED)
 
     def field_catalog(self) -> FieldCatalog:
         """The fields subscribers have beyond the standard ones, asked of the database."""
@@ -191,13 +223,17 @@ class Composer:
     def build(self, name: str, out: Path | None = None, to: str | None = None) -> BuiltFiles:
         """Write the campaign's HTML, text and one sample .eml into ``out``."""
         campaign = self.campaign(name)
-        recipient = self._sample_recipient(to)
-        compiled = self.compile(campaign, recipient)
+        if to:
+            recipient = self._sample_recipient(to)
+            compiled = self.compile(campaign, recipient)
+            fields = self.personalizer(campaign.slug)(recipient)
+            message = self.factory(compiled).message(recipient, fields)
+        else:  # the first reader whose data builds, as `check` and `send` choose
+            compiled = self.compile(campaign)
+            message = self._sample_message(campaign, compiled)
         if out is not None:  # a sample names a reader: `forget` must find it again
             record_folder(sample_record(self.settings), out)
         out = out or self.settings.root / "build" / campaign.slug
-        fields = self.personalizer(campaign.slug)(recipient)
-        message = self.factory(compiled).message(recipient, fields)
         out.mkdir(parents=True, exist_ok=True)
         html = message.html.encode("utf-8")
         built = BuiltFiles(out / "email.html", out / "email.txt", out / "sample.eml", len(html))
@@ -257,10 +293,10 @@ class Composer:
         """Problems of the email as the sample reader gets it, and of the audience's own
         variants and data. ``every_reader=False`` (a send about to go out) only builds
         the variants; each reader's own values are judged as their message is made."""
-        recipient = self._sample_recipient(None)
-        message = self.factory(compiled).message(
-            recipient, self.personalizer(campaign.slug)(recipient)
-        )
+        try:
+            message = self._sample_message(campaign, compiled)
+        except TemplateError as exc:
+            return [compile_problem(exc)]
         built = CheckedEmail(
             subject=message.subject,
             preheader=campaign.preheader,
@@ -358,12 +394,19 @@ class Composer:
                     "reader-data",
                     f"{len(failed)} of {count} readers' messages cannot be built from their "
                     "data; they will be recorded invalid and everyone else sent to. "
-                    + "; ".join(failed[:3])
-                    + ("; ..." if len(failed) > 3 else ""),
+                    + "; ".join(failed[:NAMED_READERS])
+                    + (
+                        f"; and {len(failed) - NAMED_READERS} more"
+                        if len(failed) > NAMED_READERS
+                        else ""
+                    ),
                     "subscribers",
                 )
             )
         return problems
+
+
+NAMED_READERS = 10  # readers `check` names when their data breaks an expression
 
 
 def sendable(address: str, carrier: Carrier) -> str:
