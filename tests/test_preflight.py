@@ -130,3 +130,44 @@ def test_a_template_that_fails_for_every_reader_still_stops_the_send(project: Pa
     assert status == 1 and [p["code"] for p in problems] == ["does-not-build"]
     sent = run_process("send", "c", "--yes", cwd=project)
     assert sent.returncode == 1 and "tags" in sent.stderr
+
+
+def _template(project: Path, name: str, text: str) -> None:
+    (project / "templates" / name).write_text(text, encoding="utf-8")
+
+
+IMAGES = """<mj-section><mj-column>
+<mj-image src="https://blog.example.org/logo.png" alt="Riverbend" width="200px" />
+<mj-image src="https://blog.example.org/rule.png" alt="" />
+<mj-image src="https://blog.example.org/{{ 'a' if 2 > 1 else 'b' }}.png" alt="A or B" />
+<mj-image data-alt="not alt"
+  src="https://blog.example.org/team.png"></mj-image>
+</mj-column></mj-section>
+"""
+
+
+def test_an_mj_image_without_alt_in_a_project_template_is_named_with_its_line(
+    project: Path,
+) -> None:
+    _template(project, "_header.mjml", IMAGES)
+    # a template this campaign does not use is the project's all the same
+    _template(
+        project, "announcement.mjml", "<mjml><mj-body><mj-image\nsrc='x.png'/></mj-body></mjml>"
+    )
+    _, problems, _ = check(project, write(project))
+    found = [p for p in problems if p["code"] == "template-image-without-alt"]
+    assert [(p["level"], p["where"].split(":")[0]) for p in found] == [
+        ("warning", "templates/_header.mjml, line 5"),
+        ("warning", "templates/announcement.mjml, line 1"),
+    ]
+    assert "team.png" in found[0]["message"] and 'alt=""' in found[0]["where"]
+
+
+def test_project_templates_whose_images_all_have_alt_are_not_flagged(project: Path) -> None:
+    _template(
+        project,
+        "_header.mjml",
+        IMAGES.replace("<mj-image data-alt", "<mj-image alt='Team' data-alt"),
+    )
+    _, problems, _ = check(project, write(project))
+    assert "template-image-without-alt" not in {p["code"] for p in problems}

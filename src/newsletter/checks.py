@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from lxml import html as lxml_html
@@ -357,6 +358,51 @@ def _local_host(host: str) -> bool:
         or address.is_unspecified
         or address.is_reserved
     )
+
+
+# An <mj-image ...> tag, Jinja expressions and statements in it kept whole ("{{ a > b }}").
+_MJ_IMAGE = re.compile(r"<mj-image\b((?:\{\{.*?\}\}|\{%.*?%\}|[^>])*)>", re.DOTALL)
+_ALT = re.compile(r"(?:^|\s)alt\s*=", re.IGNORECASE)
+
+
+def project_templates(folder: Path) -> list[tuple[Path, str]]:
+    """The project's own MJML templates (``templates/*.mjml``) and their text."""
+    if not folder.is_dir():
+        return []
+    return [
+        (path, path.read_text(encoding="utf-8", errors="replace"))
+        for path in sorted(folder.glob("*.mjml"))
+        if path.is_file()
+    ]
+
+
+def template_image_problems(templates: list[tuple[Path, str]], root: Path) -> list[Problem]:
+    """Warnings for each ``mj-image`` of the project's templates without ``alt``: MJML
+    then writes an <img> that screen readers spell out, and blocked images leave blank."""
+    problems = []
+    for path, text in templates:
+        for match in _MJ_IMAGE.finditer(text):
+            if _ALT.search(match.group(1)):
+                continue
+            line = text.count("\n", 0, match.start()) + 1
+            tag = " ".join(match.group(0).split())
+            problems.append(
+                Problem(
+                    "warning",
+                    "template-image-without-alt",
+                    f"An mj-image has no alt text: {tag[:120]}",
+                    f"{_relative(path, root)}, line {line}: add alt=\"what the image shows\" "
+                    '(alt="" for a decorative one)',
+                )
+            )
+    return problems
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def signup_notes(block_disposable: bool, proof_of_work: bool, max_number: int) -> list[str]:

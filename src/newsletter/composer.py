@@ -28,6 +28,8 @@ from .checks import (
     check_settings,
     compile_problem,
     links_of,
+    project_templates,
+    template_image_problems,
     transport_problems,
 )
 from .config import Settings
@@ -264,7 +266,13 @@ class Composer:
             self.check_compiled(campaign, compiled, links)
             + self._schedule_problems(campaign)
             + self._webhook_problems()
+            + self.template_problems()
         )
+
+    def template_problems(self) -> list[Problem]:
+        """What the project's own templates get wrong for every campaign (checks.py)."""
+        templates = project_templates(self.settings.templates_dir)
+        return template_image_problems(templates, self.settings.root)
 
     def _webhook_problems(self) -> list[Problem]:
         """Webhook secrets in this environment that `serve` would refuse."""
