@@ -3,7 +3,10 @@ templates, each through the real CLI in a child process."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -171,3 +174,83 @@ def test_project_templates_whose_images_all_have_alt_are_not_flagged(project: Pa
     )
     _, problems, _ = check(project, write(project))
     assert "template-image-without-alt" not in {p["code"] for p in problems}
+
+
+class _HeadIsWrong(http.server.BaseHTTPRequestHandler):
+    """A server that answers HEAD 404 and GET 200, as some do."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self.send_response(404)
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        body = b"<html><body>fine</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_broken_and_unreachable_links_are_warnings_and_offline_requests_none(
+    project: Path,
+) -> None:
+    from blog_server import Blog
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: the connection is refused
+    dead = f"http://127.0.0.1:{closed.getsockname()[1]}/page"
+    head = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HeadIsWrong)
+    threading.Thread(target=head.serve_forever, daemon=True).start()
+    try:
+        with Blog() as blog:
+            blog.routes["/ok/"] = ("text/html", b"<html><body>ok</body></html>")
+            blog.errors["/down/"] = (503, "Service Unavailable")
+            slug = write(
+                project,
+                articles=False,
+                body=(
+                    f"[ok]({blog.url}/ok/), [gone]({blog.url}/gone/), [down]({blog.url}/down/), "
+                    f"[dead]({dead}), [head](http://127.0.0.1:{head.server_address[1]}/x) "
+                    "and [example](https://blog.example.org/never-asked)."
+                ),
+            )
+            status, problems, _ = check(project, slug, "--offline")
+            assert status == 0 and problems == [] and blog.hits == {}
+            status, problems, _ = check(project, slug)
+            assert status == 0
+            broken = sorted(p["message"] for p in problems if p["code"] == "broken-link")
+            assert len(broken) == 3, broken
+            assert any("/gone/" in b and "404" in b for b in broken)
+            assert any("/down/" in b and "503" in b for b in broken)
+            assert any(dead in b for b in broken)
+            assert all(p["level"] == "warning" for p in problems if p["code"] == "broken-link")
+    finally:
+        head.shutdown()
+        head.server_close()
+        closed.close()
+
+
+def test_links_through_a_shortener_are_warnings(project: Path) -> None:
+    slug = write(
+        project,
+        articles=False,
+        body=(
+            "[a](https://bit.ly/3xYz), [b](https://www.tinyurl.com/abc), [c](https://t.co/q), "
+            "[d](https://bit.ly/3xYz), [e](https://notbit.ly/x), [f](https://bit.ly.example.net/x), "
+            "[g](https://cutt.ly./z) and [h](https://example.net/bit.ly/x)."
+        ),
+    )
+    status, problems, _ = check(project, slug, "--offline")
+    assert status == 0
+    found = [
+        p["message"].split()[2].split("?")[0] for p in problems if p["code"] == "shortened-link"
+    ]
+    assert found == [
+        "https://bit.ly/3xYz",
+        "https://www.tinyurl.com/abc",
+        "https://t.co/q",
+        "https://cutt.ly./z",
+    ]

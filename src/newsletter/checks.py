@@ -183,6 +183,34 @@ def _links(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]
             )
 
 
+# Link shorteners: spam filters distrust them (any sender can hide any address behind
+# one), readers cannot see where the link leads, and a lapsed account breaks every link.
+SHORTENERS = frozenset(
+    {
+        "bit.ly", "bitly.com", "buff.ly", "cutt.ly", "db.tt", "goo.gl", "is.gd", "j.mp",
+        "lnkd.in", "ow.ly", "rb.gy", "rebrand.ly", "s.id", "shorturl.at", "t.co",
+        "t.ly", "tiny.cc", "tinyurl.com", "trib.al", "v.gd", "x.co",
+    }
+)  # fmt: skip
+
+
+def _shortened_links(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
+    seen: set[str] = set()
+    for a in doc.iter("a"):
+        href = (a.get("href") or "").strip()
+        host = (urlsplit(href).hostname or "").rstrip(".") if _absolute(href) else ""
+        host = host.removeprefix("www.")
+        if host in SHORTENERS and href not in seen:
+            seen.add(href)
+            yield Problem(
+                "warning",
+                "shortened-link",
+                f"The link {href} goes through the shortener {host}: spam filters "
+                "distrust shorteners, and readers cannot see where it leads.",
+                f"{_snippet(a)}: link to the address it leads to instead",
+            )
+
+
 def _images(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
     for img in doc.iter("img"):
         src = (img.get("src") or "").strip()
@@ -253,6 +281,7 @@ _EMAIL_CHECKS: tuple[_Check, ...] = (
     _postal_address,
     _style_in_body,
     _links,
+    _shortened_links,
     _images,
 )
 
@@ -261,11 +290,16 @@ def check_links(urls: list[str], fetch: Callable[[str], int | str]) -> list[Prob
     """Warnings for links that do not answer 2xx/3xx; ``fetch`` gives a status or an error."""
     problems = []
     for url in sorted(set(urls)):
+        if _EXAMPLE_DOMAIN.search(urlsplit(url).netloc):
+            continue  # a reserved example domain answers nothing (check_settings names it)
         status = fetch(url)
         if isinstance(status, str) or status >= 400:
             problems.append(
                 Problem(
-                    "warning", "broken-link", f"{url} answered {status}.", "a link in the email"
+                    "warning",
+                    "broken-link",
+                    f"{url} answered {status}.",
+                    "a link in the email (`check --offline` requests no link)",
                 )
             )
     return problems
@@ -391,7 +425,7 @@ def template_image_problems(templates: list[tuple[Path, str]], root: Path) -> li
                     "warning",
                     "template-image-without-alt",
                     f"An mj-image has no alt text: {tag[:120]}",
-                    f"{_relative(path, root)}, line {line}: add alt=\"what the image shows\" "
+                    f'{_relative(path, root)}, line {line}: add alt="what the image shows" '
                     '(alt="" for a decorative one)',
                 )
             )

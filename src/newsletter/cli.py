@@ -893,13 +893,21 @@ def build(project: Project, campaign: str, to: str | None, out: Path | None, ref
 # -- check ------------------------------------------------------------------
 @cli.command()
 @click.argument("campaign")
-@click.option("--links", is_flag=True, help="Also request every link and report those that fail.")
+@click.option(
+    "--links",
+    is_flag=True,
+    hidden=True,
+    help="Links are requested unless --offline (kept for scripts).",
+)
+@click.option("--offline", is_flag=True, help="Ask nothing of the network: no link is requested.")
 @format_option("table", "json")
 @with_project
 @click.pass_context
-def check(ctx: click.Context, project: Project, campaign: str, links: bool, fmt: str) -> None:
+def check(
+    ctx: click.Context, project: Project, campaign: str, links: bool, offline: bool, fmt: str
+) -> None:
     """Everything that would make CAMPAIGN wrong or non-compliant; exit 1 on errors."""
-    problems = project.composer.check(campaign, links=links)
+    problems = project.composer.check(campaign, links=not offline)
     errors = [p for p in problems if p.level is Level.ERROR]
     if fmt == "json":
         click.echo(json.dumps([p.as_dict() for p in problems], indent=2, ensure_ascii=False))
