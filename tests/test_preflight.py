@@ -254,3 +254,53 @@ def test_links_through_a_shortener_are_warnings(project: Path) -> None:
         "https://t.co/q",
         "https://cutt.ly./z",
     ]
+
+
+FAINT = """<mj-section background-color="#ffffff"><mj-column>
+<mj-text color="#aaaaaa">Words in a faint grey</mj-text>
+<mj-text color="#595959">Words in a dark enough grey</mj-text>
+</mj-column></mj-section>
+"""
+
+
+def test_text_too_faint_in_light_mode_is_a_warning(project: Path) -> None:
+    _template(project, "_header.mjml", FAINT)
+    status, problems, _ = check(project, write(project), "--offline")
+    assert status == 0
+    found = [p for p in problems if p["code"] == "low-contrast"]
+    assert [(p["level"], p["message"].split(":")[0]) for p in found] == [
+        ("warning", "Text #aaaaaa on #ffffff is 2.3")
+    ]
+    assert "in light and dark mode" in found[0]["message"]  # no dark rule changes it
+    assert "faint grey" in found[0]["message"]
+
+
+def test_text_too_faint_in_dark_mode_is_a_warning(project: Path) -> None:
+    from newsletter.render.templates import BUILTIN_TEMPLATES
+
+    head = (BUILTIN_TEMPLATES / "_head.mjml").read_text(encoding="utf-8")
+    dark = head.replace(
+        ".card .text div { color: #e6e3dd !important; }",
+        ".card .text div { color: #3a3a3a !important; }",
+    )
+    assert dark != head
+    _template(project, "_head.mjml", dark)
+    status, problems, _ = check(project, write(project), "--offline")
+    assert status == 0
+    found = [p for p in problems if p["code"] == "low-contrast"]
+    assert found and all("dark mode" in p["message"] for p in found)
+    assert any(p["message"].startswith("Text #3a3a3a on #262b29 is 1.") for p in found)
+
+
+@pytest.mark.parametrize("template", ["digest", "announcement", "plain"])
+def test_the_built_in_templates_meet_the_contrast_in_both_schemes(
+    project: Path, template: str
+) -> None:
+    slug = write(project)
+    path = project / "campaigns" / f"{slug}.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("---\n", f"---\ntemplate: {template}\n", 1),
+        encoding="utf-8",
+    )
+    _, problems, _ = check(project, slug, "--offline")
+    assert "low-contrast" not in {p["code"] for p in problems}

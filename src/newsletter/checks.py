@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cssselect import SelectorError
 from lxml import html as lxml_html
 
 from .addresses import Carrier
@@ -269,6 +270,172 @@ def _placeholders(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[P
             )
 
 
+# -- text contrast ------------------------------------------------------------------------
+MIN_CONTRAST = 4.5  # WCAG 2.x AA for body text, in light and in dark mode
+_NAMED = {
+    "white": "#ffffff", "black": "#000000", "gray": "#808080", "grey": "#808080",
+    "silver": "#c0c0c0", "red": "#ff0000", "maroon": "#800000", "yellow": "#ffff00",
+    "olive": "#808000", "lime": "#00ff00", "green": "#008000", "aqua": "#00ffff",
+    "teal": "#008080", "blue": "#0000ff", "navy": "#000080", "fuchsia": "#ff00ff",
+    "purple": "#800080", "orange": "#ffa500", "lightgray": "#d3d3d3", "lightgrey": "#d3d3d3",
+    "darkgray": "#a9a9a9", "darkgrey": "#a9a9a9", "whitesmoke": "#f5f5f5",
+}  # fmt: skip
+_COLOUR = re.compile(r"#[0-9a-f]{6}\b|#[0-9a-f]{3}\b|rgba?\([^)]*\)|\b[a-z]+\b", re.IGNORECASE)
+_DECLARATION = re.compile(
+    r"(?:^|;)\s*(color|background-color|background)\s*:\s*([^;]+?)\s*(?=;|$)", re.IGNORECASE
+)
+_DARK_MEDIA = re.compile(r"@media[^{]*prefers-color-scheme\s*:\s*dark[^{]*\{", re.IGNORECASE)
+_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+_HIDDEN = re.compile(r"display\s*:\s*none|opacity\s*:\s*0(?:\.0*)?\s*(?:;|$)", re.IGNORECASE)
+_Rgb = tuple[float, float, float]
+_Declared = dict[str, tuple[_Rgb, bool]]  # property -> (colour, !important)
+
+
+def _contrast(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
+    yield from contrast_problems(doc)
+
+
+def contrast_problems(doc: lxml_html.HtmlElement) -> list[Problem]:
+    """Warnings for text under MIN_CONTRAST against its background, in the light colours
+    (inline) and in the dark ones (the ``prefers-color-scheme: dark`` rules), one per pair."""
+    body = doc.find("body")
+    if body is None:
+        return []
+    light = {el: _declared(el) for el in body.iter() if isinstance(el.tag, str)}
+    dark = _dark_rules(doc, light)
+    found: dict[tuple[_Rgb, _Rgb], tuple[list[str], str]] = {}  # (fg, bg) -> schemes, text
+    for scheme, declared in (("light", light), ("dark", dark)):
+        for text, fg, bg in _texts(body, declared, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)):
+            if _ratio(fg, bg) < MIN_CONTRAST:
+                schemes = found.setdefault((fg, bg), ([], text))[0]
+                if scheme not in schemes:
+                    schemes.append(scheme)
+    return [
+        Problem(
+            "warning",
+            "low-contrast",
+            f"Text {_hex(fg)} on {_hex(bg)} is {_ratio(fg, bg):.1f}:1 in "
+            f"{' and '.join(schemes)} mode (at least {MIN_CONTRAST}:1 is readable): "
+            f"{text[:60]!r}.",
+            "a template's colours (mj-text color, a section's background-color, "
+            "or its prefers-color-scheme: dark rules)",
+        )
+        for (fg, bg), (schemes, text) in found.items()
+    ]
+
+
+def _declared(el: lxml_html.HtmlElement) -> _Declared:
+    """The colours an element sets itself: inline ``color``/``background``, ``bgcolor``."""
+    found: _Declared = {}
+    bgcolor = _parse_colour(el.get("bgcolor") or "")
+    if bgcolor is not None:
+        found["background"] = (bgcolor, False)
+    for name, value in _DECLARATION.findall(el.get("style") or ""):
+        colour = _colour_in(value)
+        if colour is not None:
+            key = "color" if name.lower() == "color" else "background"
+            found[key] = (colour, "!important" in value.replace(" ", "").lower())
+    return found
+
+
+def _dark_rules(doc: lxml_html.HtmlElement, light: dict) -> dict:
+    """The declared colours in dark mode: the dark rules over the inline ones (an inline
+    colour keeps its place unless the rule says !important)."""
+    dark = {el: dict(values) for el, values in light.items()}
+    for style in doc.iter("style"):
+        for block in _dark_blocks(style.text or ""):
+            for selectors, body in _RULE.findall(block):
+                _apply_rule(doc, dark, selectors, body)
+    return dark
+
+
+def _dark_blocks(css: str) -> Iterator[str]:
+    for match in _DARK_MEDIA.finditer(css):
+        depth, start = 1, match.end()
+        for i in range(start, len(css)):
+            depth += {"{": 1, "}": -1}.get(css[i], 0)
+            if depth == 0:
+                yield css[start:i]
+                break
+
+
+def _apply_rule(doc: lxml_html.HtmlElement, dark: dict, selectors: str, body: str) -> None:
+    rule = _declared_in(body)
+    for selector in selectors.split(","):
+        try:
+            elements = doc.cssselect(selector.strip())
+        except SelectorError:  # a selector cssselect cannot read: not judged
+            continue
+        for el in elements:
+            own = dark.get(el)
+            if own is None:
+                continue
+            for key, (colour, important) in rule.items():
+                if important or key not in own or not own[key][1]:
+                    own[key] = (colour, important)
+
+
+def _declared_in(body: str) -> _Declared:
+    found: _Declared = {}
+    for name, value in _DECLARATION.findall(body):
+        colour = _colour_in(value)
+        if colour is not None:
+            key = "color" if name.lower() == "color" else "background"
+            found[key] = (colour, "!important" in value.replace(" ", "").lower())
+    return found
+
+
+def _texts(
+    el: lxml_html.HtmlElement, declared: dict, fg: _Rgb, bg: _Rgb
+) -> Iterator[tuple[str, _Rgb, _Rgb]]:
+    """(text, colour, background) of each element with visible text of its own."""
+    if el.tag in ("style", "script", "head", "title") or _HIDDEN.search(el.get("style") or ""):
+        return
+    own = declared.get(el, {})
+    fg = own["color"][0] if "color" in own else fg
+    bg = own["background"][0] if "background" in own else bg
+    text = " ".join(((el.text or "") + " ".join(c.tail or "" for c in el)).split())
+    if text:
+        yield text, fg, bg
+    for child in el:
+        if isinstance(child.tag, str):
+            yield from _texts(child, declared, fg, bg)
+
+
+def _colour_in(value: str) -> _Rgb | None:
+    for token in _COLOUR.findall(value):
+        colour = _parse_colour(token)
+        if colour is not None:
+            return colour
+    return None
+
+
+def _parse_colour(text: str) -> _Rgb | None:
+    text = _NAMED.get(text.strip().lower(), text.strip().lower())
+    if re.fullmatch(r"#[0-9a-f]{3}", text):
+        text = "#" + "".join(c * 2 for c in text[1:])
+    if re.fullmatch(r"#[0-9a-f]{6}", text):
+        return tuple(int(text[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+    match = re.fullmatch(r"rgba?\(\s*(\d+)[\s,]+(\d+)[\s,]+(\d+)(?:[\s,/]+([\d.]+))?\s*\)", text)
+    if match and (match.group(4) is None or float(match.group(4)) >= 1):
+        return tuple(min(int(v), 255) / 255 for v in match.groups()[:3])  # type: ignore[return-value]
+    return None  # transparent, a gradient, a variable: not judged
+
+
+def _ratio(a: _Rgb, b: _Rgb) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def _luminance(colour: _Rgb) -> float:
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in colour)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _hex(colour: _Rgb) -> str:
+    return "#" + "".join(f"{round(c * 255):02x}" for c in colour)
+
+
 # In the order their findings are listed. Template syntax in the output is text an article
 # or a {% raw %} block put there on purpose, and a reader's field that was not filled in
 # cannot happen: each is checked when the campaign is compiled.
@@ -283,6 +450,7 @@ _EMAIL_CHECKS: tuple[_Check, ...] = (
     _links,
     _shortened_links,
     _images,
+    _contrast,
 )
 
 
