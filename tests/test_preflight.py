@@ -304,3 +304,24 @@ def test_the_built_in_templates_meet_the_contrast_in_both_schemes(
     )
     _, problems, _ = check(project, slug, "--offline")
     assert "low-contrast" not in {p["code"] for p in problems}
+
+
+def test_hostile_templates_and_styles_are_read_without_a_crash(project: Path) -> None:
+    from newsletter.render.templates import BUILTIN_TEMPLATES
+
+    # a template this campaign does not use, not even UTF-8, with an unclosed mj-image
+    (project / "templates" / "announcement.mjml").write_bytes(
+        b"<mjml><mj-body>\xff\xfe<mj-image src='x.png' alt='\xe9'/><mj-image src='{{ '>' }}'"
+    )
+    head = (BUILTIN_TEMPLATES / "_head.mjml").read_text(encoding="utf-8")
+    rules = (
+        "a::before, .card:hover div, :not(, .x{ color: var(--ink) !important; }"
+        " .card .text div { color: rgba(0, 0, 0, 0.2) !important; background: url(x.png); }"
+        " @media (prefers-color-scheme: dark) { .nested { color: #000 !important; } }"
+    )
+    _template(project, "_head.mjml", head.replace(":root {", rules + " :root {", 1))
+    result = run_process("check", write(project), "--offline", cwd=project)
+    assert "Traceback" not in result.stderr and result.returncode == 0, result.stderr
+    result = run_process("check", "c", "--offline", "--format", "json", cwd=project)
+    found = [p for p in json.loads(result.stdout) if p["code"] == "template-image-without-alt"]
+    assert [p["where"].split(":")[0] for p in found] == ["templates/announcement.mjml, line 1"]
