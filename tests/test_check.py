@@ -144,7 +144,7 @@ def test_warnings_do_not_fail(project: Path) -> None:
     )
     slug = write(
         project,
-        subject="An unusually long subject line that goes on well past what any inbox will show",
+        subject="An unusually long subject line that goes on well past what any inbox will show you",
         preheader=False,
     )
     status, problems, _ = check(project, slug)
@@ -153,7 +153,60 @@ def test_warnings_do_not_fail(project: Path) -> None:
     assert codes(problems, "error") == set()
 
 
-def test_links_option_reports_links_that_fail(project: Path) -> None:
+@pytest.mark.parametrize(
+    ("subject", "warned"),
+    [
+        ("x" * 80, False),
+        ("x" * 81, True),
+        ("é" * 80, False),  # characters, not bytes
+        ("Ünïcödé " * 10 + "à", True),
+    ],
+)
+def test_a_subject_over_80_characters_is_a_warning(
+    project: Path, subject: str, warned: bool
+) -> None:
+    status, problems, _ = check(project, write(project, subject=subject))
+    assert status == 0
+    long = [p for p in problems if p["code"] == "long-subject"]
+    assert bool(long) is warned
+    if warned:
+        assert "81 characters, over 80" in long[0]["message"]
+        assert long[0]["where"].startswith("front matter: subject")
+
+
+def test_placeholders_left_in_the_text_are_warnings(project: Path) -> None:
+    slug = write(
+        project,
+        subject="TODO a better subject",
+        body="Our speaker is TK, and the venue TKTK.\n\nLorem ipsum dolor sit amet.",
+    )
+    status, problems, _ = check(project, slug)
+    assert status == 0
+    found = [p for p in problems if p["code"] == "placeholder"]
+    assert {(p["message"].split("'")[1], p["where"].split(":")[0]) for p in found} == {
+        ("TODO", "front matter"),
+        ("TK", "the letter or an article"),
+        ("TKTK", "the letter or an article"),
+        ("Lorem", "the letter or an article"),
+    }
+    assert all(p["level"] == "warning" for p in found)
+    assert any("Our speaker is TK, and the venue" in p["message"] for p in found)
+
+
+def test_words_that_only_look_like_placeholders_are_not_flagged(project: Path) -> None:
+    slug = write(
+        project,
+        subject="The TKO in round two",
+        body=(
+            "A tk, the todos of the week, TODOs, dolorem and Doloremque, a TK-421 and "
+            "[a link](https://blog.example.org/TK/TODO/lorem?q=TK) or mailto:TK@example.org."
+        ),
+    )
+    status, problems, _ = check(project, slug)
+    assert status == 0 and [p for p in problems if p["code"] == "placeholder"] == []
+
+
+def test_links_that_fail_are_reported_unless_offline(project: Path) -> None:
     with Blog() as blog:
         blog.routes["/ok/"] = ("text/html", b"<html><body>ok</body></html>")
         # no article cards: their links would go to the (fictional) blog, off this machine
@@ -162,9 +215,9 @@ def test_links_option_reports_links_that_fail(project: Path) -> None:
             body=f"See [this]({blog.url}/ok/) and [that]({blog.url}/gone/).",
             articles=False,
         )
-        status, problems, _ = check(project, slug)
-        assert problems == [] and blog.hits == {}, "links are only requested with --links"
-        status, problems, _ = check(project, slug, "--links")
+        status, problems, _ = check(project, slug, "--offline")
+        assert problems == [] and blog.hits == {}, "--offline requests no link"
+        status, problems, _ = check(project, slug, "--links")  # the default, kept for scripts
         assert status == 0
         broken = [p for p in problems if p["code"] == "broken-link"]
         assert (

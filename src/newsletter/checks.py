@@ -6,20 +6,24 @@ wrong and where. Errors stop a send; warnings are for a person to weigh.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from cssselect import SelectorError
 from lxml import html as lxml_html
 
-from .errors import NewsletterError
+from .addresses import Carrier
+from .errors import ConfigError, NewsletterError
 from .guards import blocklist_version
 
 KB = 1000  # bytes: Gmail's "102 KB" clipping limit is 102,400 bytes, i.e. 102.4 of these
 GMAIL_CLIP_BYTES = 102_400  # Gmail clips an email whose HTML is larger, footer and all
-LONG_SUBJECT = 70
+LONG_SUBJECT = 80  # characters; a longer subject is cut short in most inboxes
 LARGE_IMAGE_PX = 1200
 
 
@@ -96,8 +100,9 @@ def _subject(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Proble
         yield Problem(
             "warning",
             "long-subject",
-            f"The subject is {len(email.subject)} characters; inboxes show about 60-70.",
-            "front matter: subject",
+            f"The subject is {len(email.subject)} characters, over {LONG_SUBJECT}: most "
+            "inboxes cut it short.",
+            "front matter: subject (keep the words that matter first)",
         )
 
 
@@ -186,6 +191,34 @@ def _links(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]
             )
 
 
+# Link shorteners: spam filters distrust them (any sender can hide any address behind
+# one), readers cannot see where the link leads, and a lapsed account breaks every link.
+SHORTENERS = frozenset(
+    {
+        "bit.ly", "bitly.com", "buff.ly", "cutt.ly", "db.tt", "goo.gl", "is.gd", "j.mp",
+        "lnkd.in", "ow.ly", "rb.gy", "rebrand.ly", "s.id", "shorturl.at", "t.co",
+        "t.ly", "tiny.cc", "tinyurl.com", "trib.al", "v.gd", "x.co",
+    }
+)  # fmt: skip
+
+
+def _shortened_links(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
+    seen: set[str] = set()
+    for a in doc.iter("a"):
+        href = (a.get("href") or "").strip()
+        host = (urlsplit(href).hostname or "").rstrip(".") if _absolute(href) else ""
+        host = host.removeprefix("www.")
+        if host in SHORTENERS and href not in seen:
+            seen.add(href)
+            yield Problem(
+                "warning",
+                "shortened-link",
+                f"The link {href} goes through the shortener {host}: spam filters "
+                "distrust shorteners, and readers cannot see where it leads.",
+                f"{_snippet(a)}: link to the address it leads to instead",
+            )
+
+
 def _images(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
     for img in doc.iter("img"):
         src = (img.get("src") or "").strip()
@@ -208,18 +241,218 @@ def _images(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem
             )
 
 
+# Placeholders an editor leaves while writing. Case matters where a word could be meant:
+# "TK" and "TODO" only in capitals, as whole words ("TKO", "tk", "todos" are not flagged);
+# "lorem" in any case, but only as a word of its own ("dolorem" is not).
+_PLACEHOLDER = re.compile(r"(?<![\w-])(?:(?:TK)+|TODO)(?![\w-])|(?i:\blorem\b)")
+_URL_IN_TEXT = re.compile(r"\S+://\S+|\S+@\S+")
+
+
+def _placeholders(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
+    """A "TK", "TODO" or "lorem" left in the subject, the preheader or the text."""
+    parts = (
+        (email.subject, "front matter: subject"),
+        (email.preheader, "front matter: preheader"),
+        (email.text, "the letter or an article"),
+    )
+    for text, where in parts:
+        text = _URL_IN_TEXT.sub(" ", text)  # addresses and signed links are not words
+        seen: set[str] = set()
+        for match in _PLACEHOLDER.finditer(text):
+            word = match.group(0)
+            if word.lower() in seen:
+                continue
+            seen.add(word.lower())
+            around = " ".join(text[max(0, match.start() - 30) : match.end() + 30].split())
+            yield Problem(
+                "warning",
+                "placeholder",
+                f'A placeholder is left in the text: {word!r} in "...{around}...".',
+                f"{where}: write the final text in its place",
+            )
+
+
+# -- text contrast ------------------------------------------------------------------------
+MIN_CONTRAST = 4.5  # WCAG 2.x AA for body text, in light and in dark mode
+_NAMED = {
+    "white": "#ffffff", "black": "#000000", "gray": "#808080", "grey": "#808080",
+    "silver": "#c0c0c0", "red": "#ff0000", "maroon": "#800000", "yellow": "#ffff00",
+    "olive": "#808000", "lime": "#00ff00", "green": "#008000", "aqua": "#00ffff",
+    "teal": "#008080", "blue": "#0000ff", "navy": "#000080", "fuchsia": "#ff00ff",
+    "purple": "#800080", "orange": "#ffa500", "lightgray": "#d3d3d3", "lightgrey": "#d3d3d3",
+    "darkgray": "#a9a9a9", "darkgrey": "#a9a9a9", "whitesmoke": "#f5f5f5",
+}  # fmt: skip
+_COLOUR = re.compile(r"#[0-9a-f]{6}\b|#[0-9a-f]{3}\b|rgba?\([^)]*\)|\b[a-z]+\b", re.IGNORECASE)
+_DECLARATION = re.compile(
+    r"(?:^|;)\s*(color|background-color|background)\s*:\s*([^;]+?)\s*(?=;|$)", re.IGNORECASE
+)
+_DARK_MEDIA = re.compile(r"@media[^{]*prefers-color-scheme\s*:\s*dark[^{]*\{", re.IGNORECASE)
+_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+_HIDDEN = re.compile(r"display\s*:\s*none|opacity\s*:\s*0(?:\.0*)?\s*(?:;|$)", re.IGNORECASE)
+_Rgb = tuple[float, float, float]
+_Declared = dict[str, tuple[_Rgb, bool]]  # property -> (colour, !important)
+
+
+def _contrast(email: CheckedEmail, doc: lxml_html.HtmlElement) -> Iterator[Problem]:
+    yield from contrast_problems(doc)
+
+
+def contrast_problems(doc: lxml_html.HtmlElement) -> list[Problem]:
+    """Warnings for text under MIN_CONTRAST against its background, in the light colours
+    (inline) and in the dark ones (the ``prefers-color-scheme: dark`` rules), one per pair."""
+    body = doc.find("body")
+    if body is None:
+        return []
+    light = {el: _declared(el) for el in body.iter() if isinstance(el.tag, str)}
+    dark = _dark_rules(doc, light)
+    found: dict[tuple[_Rgb, _Rgb], tuple[list[str], str]] = {}  # (fg, bg) -> schemes, text
+    for scheme, declared in (("light", light), ("dark", dark)):
+        for text, fg, bg in _texts(body, declared, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)):
+            if _ratio(fg, bg) < MIN_CONTRAST:
+                schemes = found.setdefault((fg, bg), ([], text))[0]
+                if scheme not in schemes:
+                    schemes.append(scheme)
+    return [
+        Problem(
+            "warning",
+            "low-contrast",
+            f"Text {_hex(fg)} on {_hex(bg)} is {_ratio(fg, bg):.1f}:1 in "
+            f"{' and '.join(schemes)} mode (at least {MIN_CONTRAST}:1 is readable): "
+            f"{text[:60]!r}.",
+            "a template's colours (mj-text color, a section's background-color, "
+            "or its prefers-color-scheme: dark rules)",
+        )
+        for (fg, bg), (schemes, text) in found.items()
+    ]
+
+
+def _declared(el: lxml_html.HtmlElement) -> _Declared:
+    """The colours an element sets itself: inline ``color``/``background``, ``bgcolor``."""
+    found: _Declared = {}
+    bgcolor = _parse_colour(el.get("bgcolor") or "")
+    if bgcolor is not None:
+        found["background"] = (bgcolor, False)
+    for name, value in _DECLARATION.findall(el.get("style") or ""):
+        colour = _colour_in(value)
+        if colour is not None:
+            key = "color" if name.lower() == "color" else "background"
+            found[key] = (colour, "!important" in value.replace(" ", "").lower())
+    return found
+
+
+def _dark_rules(doc: lxml_html.HtmlElement, light: dict) -> dict:
+    """The declared colours in dark mode: the dark rules over the inline ones (an inline
+    colour keeps its place unless the rule says !important)."""
+    dark = {el: dict(values) for el, values in light.items()}
+    for style in doc.iter("style"):
+        for block in _dark_blocks(style.text or ""):
+            for selectors, body in _RULE.findall(block):
+                _apply_rule(doc, dark, selectors, body)
+    return dark
+
+
+def _dark_blocks(css: str) -> Iterator[str]:
+    for match in _DARK_MEDIA.finditer(css):
+        depth, start = 1, match.end()
+        for i in range(start, len(css)):
+            depth += {"{": 1, "}": -1}.get(css[i], 0)
+            if depth == 0:
+                yield css[start:i]
+                break
+
+
+def _apply_rule(doc: lxml_html.HtmlElement, dark: dict, selectors: str, body: str) -> None:
+    rule = _declared_in(body)
+    for selector in selectors.split(","):
+        try:
+            elements = doc.cssselect(selector.strip())
+        except SelectorError:  # a selector cssselect cannot read: not judged
+            continue
+        for el in elements:
+            own = dark.get(el)
+            if own is None:
+                continue
+            for key, (colour, important) in rule.items():
+                if important or key not in own or not own[key][1]:
+                    own[key] = (colour, important)
+
+
+def _declared_in(body: str) -> _Declared:
+    found: _Declared = {}
+    for name, value in _DECLARATION.findall(body):
+        colour = _colour_in(value)
+        if colour is not None:
+            key = "color" if name.lower() == "color" else "background"
+            found[key] = (colour, "!important" in value.replace(" ", "").lower())
+    return found
+
+
+def _texts(
+    el: lxml_html.HtmlElement, declared: dict, fg: _Rgb, bg: _Rgb
+) -> Iterator[tuple[str, _Rgb, _Rgb]]:
+    """(text, colour, background) of each element with visible text of its own."""
+    if el.tag in ("style", "script", "head", "title") or _HIDDEN.search(el.get("style") or ""):
+        return
+    own = declared.get(el, {})
+    fg = own["color"][0] if "color" in own else fg
+    bg = own["background"][0] if "background" in own else bg
+    text = " ".join(((el.text or "") + " ".join(c.tail or "" for c in el)).split())
+    if text:
+        yield text, fg, bg
+    for child in el:
+        if isinstance(child.tag, str):
+            yield from _texts(child, declared, fg, bg)
+
+
+def _colour_in(value: str) -> _Rgb | None:
+    for token in _COLOUR.findall(value):
+        colour = _parse_colour(token)
+        if colour is not None:
+            return colour
+    return None
+
+
+def _parse_colour(text: str) -> _Rgb | None:
+    text = _NAMED.get(text.strip().lower(), text.strip().lower())
+    if re.fullmatch(r"#[0-9a-f]{3}", text):
+        text = "#" + "".join(c * 2 for c in text[1:])
+    if re.fullmatch(r"#[0-9a-f]{6}", text):
+        return tuple(int(text[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+    match = re.fullmatch(r"rgba?\(\s*(\d+)[\s,]+(\d+)[\s,]+(\d+)(?:[\s,/]+([\d.]+))?\s*\)", text)
+    if match and (match.group(4) is None or float(match.group(4)) >= 1):
+        return tuple(min(int(v), 255) / 255 for v in match.groups()[:3])  # type: ignore[return-value]
+    return None  # transparent, a gradient, a variable: not judged
+
+
+def _ratio(a: _Rgb, b: _Rgb) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def _luminance(colour: _Rgb) -> float:
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in colour)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _hex(colour: _Rgb) -> str:
+    return "#" + "".join(f"{round(c * 255):02x}" for c in colour)
+
+
 # In the order their findings are listed. Template syntax in the output is text an article
 # or a {% raw %} block put there on purpose, and a reader's field that was not filled in
 # cannot happen: each is checked when the campaign is compiled.
 _EMAIL_CHECKS: tuple[_Check, ...] = (
     _subject,
     _preheader,
+    _placeholders,
     _size,
     _unsubscribe,
     _postal_address,
     _style_in_body,
     _links,
+    _shortened_links,
     _images,
+    _contrast,
 )
 
 
@@ -227,11 +460,16 @@ def check_links(urls: list[str], fetch: Callable[[str], int | str]) -> list[Prob
     """Warnings for links that do not answer 2xx/3xx; ``fetch`` gives a status or an error."""
     problems = []
     for url in sorted(set(urls)):
+        if _EXAMPLE_DOMAIN.search(urlsplit(url).netloc):
+            continue  # a reserved example domain answers nothing (check_settings names it)
         status = fetch(url)
         if isinstance(status, str) or status >= 400:
             problems.append(
                 Problem(
-                    "warning", "broken-link", f"{url} answered {status}.", "a link in the email"
+                    "warning",
+                    "broken-link",
+                    f"{url} answered {status}.",
+                    "a link in the email (`check --offline` requests no link)",
                 )
             )
     return problems
@@ -276,6 +514,99 @@ def check_settings(values: dict[str, object], path: str) -> list[Problem]:
             )
         )
     return problems
+
+
+def transport_problems(
+    carrier: Carrier, senders: dict[str, str | None], public_url: str, rehearsal: bool
+) -> list[Problem]:
+    """What the transport cannot do with this newsletter: a ``from`` or ``reply_to``
+    (``senders``) it cannot carry, and, for a send that reaches readers (not a
+    rehearsal), a ``public_url`` no reader can open."""
+    problems = []
+    for key, text in senders.items():
+        try:
+            carrier.check_sender(key, text)
+        except ConfigError as exc:
+            problems.append(Problem("error", "transport-cannot-send", exc.message, exc.hint or ""))
+    host = urlsplit(public_url).hostname or ""
+    if not rehearsal and _local_host(host):
+        problems.append(
+            Problem(
+                "warning",
+                "local-public-url",
+                f"[newsletter] public_url ({public_url}) is on {host}, which only this "
+                "machine or network can reach: every reader's unsubscribe and web-version "
+                "link would lead nowhere.",
+                "newsletter.toml [newsletter] public_url: the https:// address where "
+                "`newsletter serve` is reachable from the internet",
+            )
+        )
+    return problems
+
+
+def _local_host(host: str) -> bool:
+    """Whether ``host`` is loopback, private, link-local or a name only a LAN resolves."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith((".localhost", ".local", ".internal", ".lan")):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    address = mapped or address
+    return (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_reserved
+    )
+
+
+# An <mj-image ...> tag, Jinja expressions and statements in it kept whole ("{{ a > b }}").
+_MJ_IMAGE = re.compile(r"<mj-image\b((?:\{\{.*?\}\}|\{%.*?%\}|[^>])*)>", re.DOTALL)
+_ALT = re.compile(r"(?:^|\s)alt\s*=", re.IGNORECASE)
+
+
+def project_templates(folder: Path) -> list[tuple[Path, str]]:
+    """The project's own MJML templates (``templates/*.mjml``) and their text."""
+    if not folder.is_dir():
+        return []
+    return [
+        (path, path.read_text(encoding="utf-8", errors="replace"))
+        for path in sorted(folder.glob("*.mjml"))
+        if path.is_file()
+    ]
+
+
+def template_image_problems(templates: list[tuple[Path, str]], root: Path) -> list[Problem]:
+    """Warnings for each ``mj-image`` of the project's templates without ``alt``: MJML
+    then writes an <img> that screen readers spell out, and blocked images leave blank."""
+    problems = []
+    for path, text in templates:
+        for match in _MJ_IMAGE.finditer(text):
+            if _ALT.search(match.group(1)):
+                continue
+            line = text.count("\n", 0, match.start()) + 1
+            tag = " ".join(match.group(0).split())
+            problems.append(
+                Problem(
+                    "warning",
+                    "template-image-without-alt",
+                    f"An mj-image has no alt text: {tag[:120]}",
+                    f'{_relative(path, root)}, line {line}: add alt="what the image shows" '
+                    '(alt="" for a decorative one)',
+                )
+            )
+    return problems
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def signup_notes(block_disposable: bool, proof_of_work: bool, max_number: int) -> list[str]:

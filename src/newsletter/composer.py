@@ -10,7 +10,7 @@ nothing and records nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from email_validator import EmailNotValidError
 from .addresses import Carrier
 from .audience import validate_address
 from .campaigns import load_campaign, send_at_in_past
-from .catalog import carrier_for, webhook_secrets
+from .catalog import carrier_for, transport_class, webhook_secrets
 from .checks import (
     CheckedEmail,
     Problem,
@@ -28,6 +28,9 @@ from .checks import (
     check_settings,
     compile_problem,
     links_of,
+    project_templates,
+    template_image_problems,
+    transport_problems,
 )
 from .config import Settings
 from .content import ArticleReader, reader_for
@@ -39,8 +42,10 @@ from .render import (
     FieldCatalog,
     MessageFactory,
     NewsletterInfo,
+    OutgoingMessage,
     compile_campaign,
 )
+from .render.compile import SAMPLE_FAILED
 from .store import LinkSecret, Store, Subscribers
 from .tokens import LinkSigner
 
@@ -117,10 +122,40 @@ class Composer:
         return load_campaign(self.settings, name, self.reader())
 
     def compile(self, campaign: Campaign, sample: Recipient | None = None) -> CompiledCampaign:
-        """The campaign compiled once; ``sample``'s variant (the first reader's) at once."""
-        recipient = sample or self._sample_recipient(None)
-        fields = self.personalizer(campaign.slug)(recipient)
-        return compile_campaign(self.info(), campaign, self.field_catalog(), fields)
+        """The campaign compiled once; ``sample``'s variant at once. Without a ``sample``,
+        the first reader whose data builds (``_sample_candidates``): a reader whose data
+        breaks an expression is settled ``invalid`` at send like any other, never
+        blocking the rest."""
+        personalize = self.personalizer(campaign.slug)
+        if sample is not None:
+            return compile_campaign(
+                self.info(), campaign, self.field_catalog(), personalize(sample)
+            )
+        readers = (personalize(recipient) for recipient in self._sample_candidates())
+        first = next(readers)
+        return compile_campaign(
+            self.info(), campaign, self.field_catalog(), first, more_samples=readers
+        )
+
+    def _sample_candidates(self) -> Iterator[Recipient]:
+        """The readers a campaign is built for, in turn while one's data fails: the
+        active subscribers in order, then a made-up reader."""
+        for subscriber in self.subscribers.stream(status="active"):
+            yield Recipient.of(subscriber)
+        yield Recipient(subscriber_id=0, email="reader@example.com", first_name="Sam")
+
+    def _sample_message(self, campaign: Campaign, compiled: CompiledCampaign) -> OutgoingMessage:
+        """The message of the first reader in ``_sample_candidates`` whose data builds."""
+        personalize = self.personalizer(campaign.slug)
+        factory = self.factory(compiled)
+        first: RecipientError | None = None
+        for recipient in self._sample_candidates():
+            try:
+                return factory.message(recipient, personalize(recipient))
+            except RecipientError as exc:
+                first = first or exc
+        assert first is not None
+        raise TemplateError(first.message, SAMPLE_FAILED)
 
     def field_catalog(self) -> FieldCatalog:
         """The fields subscribers have beyond the standard ones, asked of the database."""
@@ -190,13 +225,17 @@ class Composer:
     def build(self, name: str, out: Path | None = None, to: str | None = None) -> BuiltFiles:
         """Write the campaign's HTML, text and one sample .eml into ``out``."""
         campaign = self.campaign(name)
-        recipient = self._sample_recipient(to)
-        compiled = self.compile(campaign, recipient)
+        if to:
+            recipient = self._sample_recipient(to)
+            compiled = self.compile(campaign, recipient)
+            fields = self.personalizer(campaign.slug)(recipient)
+            message = self.factory(compiled).message(recipient, fields)
+        else:  # the first reader whose data builds, as `check` and `send` choose
+            compiled = self.compile(campaign)
+            message = self._sample_message(campaign, compiled)
         if out is not None:  # a sample names a reader: `forget` must find it again
             record_folder(sample_record(self.settings), out)
         out = out or self.settings.root / "build" / campaign.slug
-        fields = self.personalizer(campaign.slug)(recipient)
-        message = self.factory(compiled).message(recipient, fields)
         out.mkdir(parents=True, exist_ok=True)
         html = message.html.encode("utf-8")
         built = BuiltFiles(out / "email.html", out / "email.txt", out / "sample.eml", len(html))
@@ -227,7 +266,13 @@ class Composer:
             self.check_compiled(campaign, compiled, links)
             + self._schedule_problems(campaign)
             + self._webhook_problems()
+            + self.template_problems()
         )
+
+    def template_problems(self) -> list[Problem]:
+        """What the project's own templates get wrong for every campaign (checks.py)."""
+        templates = project_templates(self.settings.templates_dir)
+        return template_image_problems(templates, self.settings.root)
 
     def _webhook_problems(self) -> list[Problem]:
         """Webhook secrets in this environment that `serve` would refuse."""
@@ -256,10 +301,10 @@ class Composer:
         """Problems of the email as the sample reader gets it, and of the audience's own
         variants and data. ``every_reader=False`` (a send about to go out) only builds
         the variants; each reader's own values are judged as their message is made."""
-        recipient = self._sample_recipient(None)
-        message = self.factory(compiled).message(
-            recipient, self.personalizer(campaign.slug)(recipient)
-        )
+        try:
+            message = self._sample_message(campaign, compiled)
+        except TemplateError as exc:
+            return [compile_problem(exc)]
         built = CheckedEmail(
             subject=message.subject,
             preheader=campaign.preheader,
@@ -273,6 +318,7 @@ class Composer:
             problems = check_email(built) + self.reader_problems(campaign, compiled, every_reader)
             problems += check_settings(self.settings.values["newsletter"], str(self.settings.path))
             problems += self.audience_problems(campaign)
+            problems += self.transport_problems(compiled)
         except TemplateError as exc:  # a variant some readers need does not build
             return [compile_problem(exc)]
         try:
@@ -301,6 +347,16 @@ class Composer:
             return ""  # nothing is published: no image gets an address of its own
         folder = self.settings.content.images.rstrip("/")
         return f"{folder}/ ({self.settings.images_dir})"
+
+    def transport_problems(self, compiled: CompiledCampaign) -> list[Problem]:
+        """What the configured transport cannot do with this campaign (checks.py)."""
+        transport = self.settings.transport
+        return transport_problems(
+            self.carrier,
+            {"from": compiled.sender_display, "reply_to": compiled.reply_to},
+            self.settings.public_url,
+            rehearsal=transport_class(transport).rehearsal,
+        )
 
     def audience_problems(self, campaign: Campaign) -> list[Problem]:
         """A tag the campaign's audience asks for that no subscriber has: most likely
@@ -356,12 +412,19 @@ class Composer:
                     "reader-data",
                     f"{len(failed)} of {count} readers' messages cannot be built from their "
                     "data; they will be recorded invalid and everyone else sent to. "
-                    + "; ".join(failed[:3])
-                    + ("; ..." if len(failed) > 3 else ""),
+                    + "; ".join(failed[:NAMED_READERS])
+                    + (
+                        f"; and {len(failed) - NAMED_READERS} more"
+                        if len(failed) > NAMED_READERS
+                        else ""
+                    ),
                     "subscribers",
                 )
             )
         return problems
+
+
+NAMED_READERS = 10  # readers `check` names when their data breaks an expression
 
 
 def sendable(address: str, carrier: Carrier) -> str:

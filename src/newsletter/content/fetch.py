@@ -113,12 +113,13 @@ class Fetcher:
             write_private(path, data, shared=True)
 
     def status(self, url: str) -> int | str:
-        """A link's HTTP status (HEAD, else GET), or the reason it gave none; never cached."""
+        """A link's HTTP status (HEAD, then GET when HEAD fails), or the reason it gave
+        none; never cached."""
         wait = min(self.timeout, self.deadline)
         with _Deadline(self.deadline) as deadline:
             try:
                 response = self.session.head(url, timeout=wait, allow_redirects=True)
-                if response.status_code in (405, 501):
+                if response.status_code >= 400:  # many servers answer HEAD wrong: ask again
                     response = self.session.get(url, timeout=wait, stream=True)
                     response.close()
                 if deadline.passed():  # its connection was shut: the answer may be cut

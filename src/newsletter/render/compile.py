@@ -196,6 +196,11 @@ def _ascii_namespace(domain: str) -> str:
         return re.sub(r"[^A-Za-z0-9.-]", "-", domain)
 
 
+# The hint of the TemplateError raised when only the sample reader's data fails: a caller
+# with more readers may try the next one (Composer.compile).
+SAMPLE_FAILED = "The sample reader's message cannot be built."
+
+
 def compile_campaign(
     info: NewsletterInfo,
     campaign: Campaign,
@@ -204,13 +209,16 @@ def compile_campaign(
     nonces: Iterator[str] | None = None,
     links: tuple[str, ...] = (),
     context: Mapping[str, Any] | None = None,
+    more_samples: Iterable[Mapping[str, Any]] = (),
 ) -> CompiledCampaign:
     """Render ``campaign``: every expensive stage runs here, once per variant.
 
     The variant of ``sample`` (a reader's fields; an anonymous reader by default)
     is compiled at once, so a template that does not build fails here. ``links`` name
     more per-reader values the templates see as variables, like ``unsubscribe_url``
-    (a confirmation email's ``confirm_url``); ``context`` more fixed variables.
+    (a confirmation email's ``confirm_url``); ``context`` more fixed variables. When
+    ``sample``'s own data breaks an expression, the first of ``more_samples`` whose data
+    builds is built instead: one reader's data never stops the campaign.
     """
     catalog = fields or FieldCatalog()
     inputs = list(_inputs(info, campaign))
@@ -218,16 +226,30 @@ def compile_campaign(
         tokens = draw_tokens(inputs, nonces)
         try:
             compiled = _compile(info, campaign, catalog, tokens, links, context)
-            try:
-                compiled.personalize(sample or {})
-            except RecipientError as exc:
-                raise TemplateError(
-                    f"{exc.message}", "The sample reader's message cannot be built."
-                ) from None
+            _build_one(compiled, sample or {}, more_samples)
             return compiled
         except NonceCollision:
             continue
     raise TemplateError("Could not draw placeholders that occur in no template.")
+
+
+def _build_one(
+    compiled: CompiledCampaign, sample: Mapping[str, Any], more: Iterable[Mapping[str, Any]]
+) -> None:
+    """Build ``sample``'s message, or the first of ``more`` whose data builds; a
+    TemplateError (hint SAMPLE_FAILED) with ``sample``'s reason when none does."""
+    try:
+        compiled.personalize(sample)
+        return
+    except RecipientError as exc:
+        first = exc
+    for fields in more:
+        try:
+            compiled.personalize(fields)
+            return
+        except RecipientError:
+            continue
+    raise TemplateError(f"{first.message}", SAMPLE_FAILED) from None
 
 
 def _inputs(info: NewsletterInfo, campaign: Campaign) -> Iterable[str]:
