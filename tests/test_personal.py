@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 from conftest import Runner, connect
 from newsletter.content.links import UTM
+from newsletter.language import direction_context
 from newsletter.models import Recipient
 from newsletter.project import Project
 from newsletter.render.compile import _article_context, _markdown
@@ -169,6 +170,7 @@ def render_alone(proj: Project, slug: str, fields: dict[str, Any]) -> tuple[str,
     env.filters["date"] = lambda v, fmt="%B %-d, %Y": v.strftime(fmt) if v else ""
     utm = UTM(campaign.utm_campaign, "newsletter", "email")
     context: dict[str, Any] = {
+        **direction_context(campaign.lang or info.language),
         "newsletter": info,
         "campaign": campaign,
         "preheader": campaign.preheader,

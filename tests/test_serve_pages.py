@@ -40,7 +40,7 @@ def test_every_page_escapes_what_it_is_given(name: str) -> None:
     shown = 3 + len(context) + (name == "signup.html")  # title twice; the form's version too
     assert html.count("&lt;img src=x onerror=alert(1)&gt;") == shown
     assert "{{ 7*7 }}" in html and "49" not in html
-    assert html.startswith("<!doctype html>") and "<html lang='en'>" in html
+    assert html.startswith("<!doctype html>") and "<html lang='en' dir='ltr'>" in html
 
 
 @pytest.mark.parametrize("name", sorted(CONTEXT))
@@ -56,8 +56,8 @@ def test_no_template_marks_anything_safe() -> None:
 
 
 def test_the_message_paragraph_is_left_out_when_empty() -> None:
-    assert "<p>" not in pages.page("Only a title").split("<body>")[1]
-    assert "<p>Some text</p>" in pages.page("Title", "Some text")
+    assert "<p" not in pages.page("Only a title").split("<body>")[1]
+    assert "<p dir='auto'>Some text</p>" in pages.page("Title", "Some text")
 
 
 def environ(method: str, path: str) -> dict[str, object]:

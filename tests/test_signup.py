@@ -193,7 +193,7 @@ def test_sign_up_confirm_by_post_only(server: Running, project: Path) -> None:
     page = requests.get(f"{server.url}/subscribe", timeout=30)
     assert page.status_code == 200
     html = page.text
-    assert "<html lang='en'>" in html and "<label for='email'>" in html
+    assert "<html lang='en' dir='ltr'>" in html and "<label for='email'>" in html
     assert "tabindex='-1' autocomplete='off'" in html and "aria-hidden='true'" in html
     assert "consent wording v1" in html and ":focus-visible" in html
     assert "width=device-width" in html

@@ -41,6 +41,7 @@ from urllib.parse import quote
 from .catalog import rehearsal_transports
 from .errors import InputError, os_error
 from .files import publish_files
+from .language import DEFAULT_LANGUAGE, direction
 from .tokens import LINK_TOKEN
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class Archive:
     public_url: str
     identity: str  # the sender's address: what the Atom ids are derived from
     entries: tuple[ArchiveEntry, ...]
+    language: str = DEFAULT_LANGUAGE  # [newsletter] language: the index page's lang and dir
 
     @property
     def feed_id(self) -> str:
@@ -179,6 +181,7 @@ def load_archive(settings: Settings, ledger: Ledger) -> Archive:
         public_url=(settings.newsletter.public_url or "").rstrip("/"),
         identity=sender.lower() or settings.name,
         entries=entries,
+        language=settings.get("newsletter", "language"),
     )
 
 
@@ -211,7 +214,8 @@ a:focus-visible{outline:3px solid #2f6f5e;outline-offset:2px}
 .name{margin:0;font-size:.95rem;letter-spacing:.04em;text-transform:uppercase;color:#555}
 h1{margin:.2em 0 .4em;font-size:2rem;line-height:1.2}
 .intro{margin:0 0 2rem}
-.button{display:inline-block;margin:.2rem .6rem .2rem 0;padding:.45em 1.2em;border-radius:4px;
+.button{display:inline-block;margin:.2rem 0;margin-inline-end:.6rem;padding:.45em 1.2em;
+border-radius:4px;
 background:#2f6f5e;color:#fff;text-decoration:none}
 ol{list-style:none;margin:0;padding:0}
 li{padding:1.1rem 0;border-top:1px solid #ddd8cc}
@@ -246,30 +250,37 @@ def index_html(archive: Archive, links: Links) -> str:
     if archive.entries:
         items = "".join(
             "<li><article>"
-            f"<h2><a href='{e(links.page(entry.slug))}'>{e(entry.subject)}</a></h2>"
+            f"<h2 dir='auto'><a href='{e(links.page(entry.slug))}'>{e(entry.subject)}</a></h2>"
             f"<p class='date'><time datetime='{e(entry.iso_date)}'>{e(entry.date)}</time></p>"
-            + (f"<p class='preheader'>{e(entry.preheader)}</p>" if entry.preheader else "")
+            + (
+                f"<p class='preheader' dir='auto'>{e(entry.preheader)}</p>"
+                if entry.preheader
+                else ""
+            )
             + "</article></li>"
             for entry in archive.entries
         )
         listing = f"<ol>{items}</ol>"
         intro = f"Every issue of {name} we have sent, newest first."
     else:
-        listing = "<p>No issues have been published yet. The first one will appear here.</p>"
+        listing = (
+            "<p dir='auto'>No issues have been published yet. The first one will appear here.</p>"
+        )
         intro = f"Issues of {name} appear here once they are sent."
     return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<!doctype html><html lang='{e(archive.language)}' dir='{direction(archive.language)}'>"
+        "<head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>Past issues · {name}</title>"
         f"<link rel='alternate' type='{ATOM_TYPE}' title='{name}' href='{e(links.feed)}'>"
         f"<style>{' '.join(_STYLE.split())}</style></head>"
         "<body><div class='wrap'><header>"
-        f"<p class='name'>{name}</p><h1>Past issues</h1>"
-        f"<p class='intro'>{intro}</p>"
+        f"<p class='name' dir='auto'>{name}</p><h1 dir='auto'>Past issues</h1>"
+        f"<p class='intro' dir='auto'>{intro}</p>"
         f"<p>{subscribe}{feed}</p>"
         "</header>"
         f"<main>{listing}</main>"
-        f"<footer><p>Follow new issues in a feed reader: {feed}.</p></footer>"
+        f"<footer><p dir='auto'>Follow new issues in a feed reader: {feed}.</p></footer>"
         "</div></body></html>"
     )
 

@@ -17,6 +17,7 @@ from .config import DURATION_EXAMPLES, Settings, parse_duration
 from .content import ArticleReader, excerpt_from_html, split_front_matter
 from .content.urls import written_address
 from .errors import InputError
+from .language import language_error
 from .models import DEFAULT_GREETING, Article, Audience, Campaign
 from .zones import UTC, at_wall_clock, zone
 
@@ -36,6 +37,7 @@ _FRONT_MATTER_KEYS = {
     "archive",
     "send_at",
     "local_time",
+    "lang",
 }
 STEP_SEPARATOR = "--"  # <sequence>--<step file stem>: a sequence step's slug
 _ARTICLE_KEYS = {"path", "url", "feed", "excerpt", "image", "title"}
@@ -249,6 +251,7 @@ def load_campaign(settings: Settings, campaign: str, reader: ArticleReader) -> C
         send_at=send_at,
         send_zone=send_zone,
         local_time=_local_time(meta.get("local_time", False), send_at, source),
+        lang=_lang(meta.get("lang"), source),
     )
 
 
@@ -306,6 +309,16 @@ def _zoned(match: re.Match[str], source: str, value: str) -> tuple[dt.datetime, 
 
 def _send_at_error(source: str, value: Any, why: str) -> InputError:
     return InputError(f"{source}: send_at {value!r} is not usable: {why}.", SEND_AT_FORMS)
+
+
+def _lang(value: Any, source: str) -> str:
+    """The front matter's ``lang:`` ("" when absent: the newsletter's own language)."""
+    if value is None:
+        return ""
+    problem = language_error(value)
+    if problem:
+        raise InputError(f"{source}: lang {problem}")
+    return str(value)
 
 
 def _local_time(value: Any, send_at: dt.datetime | None, source: str) -> bool:

@@ -98,6 +98,7 @@ class Composer:
             postal_address=s.get("newsletter", "postal_address") or "",
             reply_to=s.get("newsletter", "reply_to"),
             list_id=s.get("newsletter", "list_id"),
+            language=s.get("newsletter", "language"),
             templates_dir=s.templates_dir,
             utm=s.get("content", "utm"),
             utm_source=s.get("content", "utm_source"),

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from .errors import ConfigError
+from .language import DEFAULT_LANGUAGE, language_error
 from .zones import SCHEDULE_EXAMPLE, MonthlyTime, parse_monthly
 
 CONFIG_NAME = "newsletter.toml"
@@ -106,6 +107,7 @@ class NewsletterSettings(_Section):
     postal_address: str | None = _key(str)
     public_url: str | None = _key(str)
     list_id: str | None = _key(str)
+    language: str = _key(str, DEFAULT_LANGUAGE)
     unsubscribe_mailto: str | None = _key(str)
 
 
@@ -627,6 +629,9 @@ def _check_newsletter(newsletter: dict[str, Any], path: Path) -> None:
         v = newsletter[key]
         if v is not None and "@" not in parseaddr(v)[1]:
             raise ConfigError(f"[newsletter] {key} in {path} is not an email address: {v!r}.")
+    problem = language_error(newsletter["language"])
+    if problem:
+        raise ConfigError(f"[newsletter] language in {path}: {problem}")
     url = newsletter["public_url"]
     if url is not None and not url.startswith(("https://", "http://")):
         raise ConfigError(

@@ -65,6 +65,7 @@ class Campaign:
     archive: bool = True  # listed in the public archive once sent (`archive: false`: not)
     send_at: dt.datetime | None = None  # aware: `newsletter run` sends it once this has come
     send_zone: str | None = None  # the IANA zone send_at was written in, if any
+    lang: str = ""  # the front matter's `lang:`, overriding [newsletter] language
     local_time: bool = False  # each reader at send_at's wall-clock time in their own zone
     # a step of a sequence (``sequences/<sequence>/<stem>.md``, slug ``<sequence>--<stem>``):
     # its sequence, and the time after a reader entered it that the step is due

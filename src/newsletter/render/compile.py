@@ -27,6 +27,7 @@ from ..addresses import ascii_domain
 from ..content.links import UTM
 from ..content.markup import render_text_markdown
 from ..errors import RecipientError, TemplateError
+from ..language import DEFAULT_LANGUAGE, direction_context
 from ..models import Article, Campaign
 from .headers import split_list_id
 from .merge import MergeTemplate, Personal
@@ -65,6 +66,7 @@ class NewsletterInfo:
     postal_address: str = ""
     reply_to: str | None = None
     list_id: str | None = None
+    language: str = DEFAULT_LANGUAGE
     templates_dir: Path | None = None
     utm: bool = True
     utm_source: str = "newsletter"
@@ -298,7 +300,9 @@ def _compile(
         if info.utm and campaign.utm_campaign
         else None
     )
+    lang = campaign.lang or info.language
     base: dict[str, Any] = {
+        **direction_context(lang),
         "newsletter": info,
         "campaign": campaign,
         "preheader": campaign.preheader,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import jinja2
 
+from ..language import DEFAULT_LANGUAGE, direction_context
+
 _PAGES = jinja2.Environment(
     loader=jinja2.PackageLoader("newsletter.web", "templates"),
     autoescape=True,
@@ -21,5 +23,7 @@ _PAGES = jinja2.Environment(
 
 def page(title: str, message: str = "", template: str = "page.html", **context: object) -> str:
     """A page of the site: ``title`` and ``message`` (a paragraph, left out when empty) are
-    text, as is everything in ``context``; ``template`` adds its own markup below them."""
-    return _PAGES.get_template(template).render(title=title, message=message, **context)
+    text, as is everything in ``context``; ``template`` adds its own markup below them.
+    ``lang`` and ``dir`` (see ``direction_context``) are English's unless given."""
+    values = {**direction_context(DEFAULT_LANGUAGE), **context}
+    return _PAGES.get_template(template).render(title=title, message=message, **values)

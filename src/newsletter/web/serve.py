@@ -38,6 +38,7 @@ from __future__ import annotations
 import email
 import email.message
 import email.utils
+import functools
 import hashlib
 import io
 import ipaddress
@@ -55,6 +56,7 @@ from ..catalog import receive_webhook, rehearsal_transports, webhook_secrets
 from ..errors import InputError, redact
 from ..images import PREFIX as IMAGES
 from ..images import ProjectImages
+from ..language import direction_context
 from ..project import Project
 from ..tokens import LINK_TOKEN, LinkSigner
 from ..webhooks import unreported_errors, unreported_notes
@@ -114,9 +116,9 @@ class Refused(Exception):
         super().__init__(title)
         self.status, self.title, self.message, self.headers = status, title, message, headers
 
-    def answer(self) -> Answer:
-        """The error page that tells the person."""
-        return Answer(self.status, page(self.title, self.message), headers=self.headers)
+    def answer(self, page_of: Callable[..., str] = page) -> Answer:
+        """The error page that tells the person (``page_of``: in the newsletter's language)."""
+        return Answer(self.status, page_of(self.title, self.message), headers=self.headers)
 
 
 class ServeApp:
@@ -130,6 +132,8 @@ class ServeApp:
         self.settings = project.settings
         self.soft_bounce_limit = project.settings.delivery.soft_bounce_limit
         self.name = project.settings.name
+        language = direction_context(project.settings.get("newsletter", "language"))
+        self.page: Callable[..., str] = functools.partial(page, **language)
         self.max_body = int(project.settings.serve.max_request_bytes)
         self.signer = LinkSigner(project.store.secret.current())
         self.images = ProjectImages.of(project.settings)
@@ -200,12 +204,12 @@ class ServeApp:
                 _read_body(environ, route.body_limit(self.max_body))
             return route.handler(self, environ, rest)
         except Refused as refusal:
-            return refusal.answer()
+            return refusal.answer(self.page)
         except Exception as exc:  # a bug, the database gone
             _log_failure(environ, exc)
             return Answer(
                 "500 Internal Server Error",
-                page(
+                self.page(
                     "Something went wrong",
                     "This page cannot be shown right now because of a problem on our side. "
                     "Please try again later.",
@@ -222,7 +226,7 @@ class ServeApp:
     def _unsubscribe_help(self, environ: dict[str, Any], rest: str) -> Answer:
         return Answer(
             "200 OK",
-            page(
+            self.page(
                 "Unsubscribe",
                 "Use the unsubscribe link in the email you received: it identifies you "
                 "without asking for your address.",
@@ -274,7 +278,7 @@ class ServeApp:
         token = token.rstrip("/")
         found = self.signer.verify_unsubscribe(token) if LINK_TOKEN.fullmatch(token) else None
         if found is None:
-            return "400 Bad Request", page(
+            return "400 Bad Request", self.page(
                 "This link is not valid",
                 "The unsubscribe link is incomplete or was changed. Use the link from the "
                 "email itself, or reply to the email and we will remove you by hand.",
@@ -282,22 +286,22 @@ class ServeApp:
         subscriber_id, campaign_id = found
         status = self.project.store.subscribers.status_of(subscriber_id)
         if status is None:
-            return "404 Not Found", page("Already removed", "This address is not on the list.")
+            return "404 Not Found", self.page("Already removed", "This address is not on the list.")
         if method == "POST":
             form = _form(environ)
             one_click = form.get("List-Unsubscribe") == "One-Click"
             confirmed = form.get("confirm") == "yes"
             if not (one_click or confirmed):
-                return "400 Bad Request", page("Not understood", "Nothing was changed.")
+                return "400 Bad Request", self.page("Not understood", "Nothing was changed.")
             members.unsubscribe_by_link(self.project.store, subscriber_id, campaign_id, one_click)
-            return "200 OK", page(
+            return "200 OK", self.page(
                 "You are unsubscribed",
                 f"You will not get {self.name} again. If this was a mistake, "
                 "reply to any of our emails.",
             )
         if status != "active":
-            return "200 OK", page("You are unsubscribed", f"You no longer get {self.name}.")
-        return "200 OK", page(f"Unsubscribe from {self.name}?", template="unsubscribe.html")
+            return "200 OK", self.page("You are unsubscribed", f"You no longer get {self.name}.")
+        return "200 OK", self.page(f"Unsubscribe from {self.name}?", template="unsubscribe.html")
 
     # -- sign-up ----------------------------------------------------------------------
     def subscribe(self, environ: dict[str, Any], nonce: str = "") -> tuple[str, str]:
@@ -325,7 +329,7 @@ class ServeApp:
             return "400 Bad Request", self.signup_page(project, exc.message, nonce)
         if self.sender is not None:
             self.sender.wake()  # whatever happened: the same work for every sign-up
-        return "200 OK", page(
+        return "200 OK", self.page(
             "Check your inbox",
             f"If this address can receive {self.name}, we have sent it an email with a link. "
             "Follow the link to confirm your subscription; until then you get nothing else. "
@@ -356,7 +360,7 @@ class ServeApp:
     def signup_page(self, project: Project, problem: str = "", nonce: str = "") -> str:
         s = project.settings.signup
         consent = s.consent_text.replace("{name}", self.name)
-        return page(
+        return self.page(
             f"Subscribe to {self.name}",
             s.description,
             "signup.html",
@@ -380,7 +384,7 @@ class ServeApp:
         if method == "POST":
             how = _form(environ).get("how")
             if how not in tuple(signup.How):
-                return "400 Bad Request", page("Not understood", "Nothing was changed.")
+                return "400 Bad Request", self.page("Not understood", "Nothing was changed.")
         desk = self.desk
         if signup.saw_scanner(desk, token):  # the hidden link: it looks the same
             state = signup.ConfirmState.PENDING if how is None else signup.ConfirmState.PRESS
@@ -396,30 +400,30 @@ class ServeApp:
         again = f"You can sign up again at {settings.public_url}/subscribe."
         state = checked.state
         if state is signup.ConfirmState.INVALID:
-            return "400 Bad Request", page(
+            return "400 Bad Request", self.page(
                 "This link is not valid",
                 "The confirmation link is incomplete or was changed. Use the link from the "
                 f"email itself. {again}",
             )
         if state is signup.ConfirmState.EXPIRED:
-            return "410 Gone", page(
+            return "410 Gone", self.page(
                 "This link has expired",
                 f"Confirmation links work for {settings.signup.confirm_days} days. {again}",
             )
         if state is signup.ConfirmState.UNKNOWN:
-            return "410 Gone", page("This link no longer works", again)
+            return "410 Gone", self.page("This link no longer works", again)
         if state is signup.ConfirmState.ACTIVE:
-            return "200 OK", page(
+            return "200 OK", self.page(
                 "You are subscribed",
                 f"Thank you: your subscription to {self.name} is confirmed.",
                 "subscribed.html",
             )
         title = f"Confirm your subscription to {self.name}"
         if state is signup.ConfirmState.PRESS:
-            return "200 OK", page(
+            return "200 OK", self.page(
                 title, "Press the button to confirm.", "confirm.html", nonce=nonce, auto=False
             )
-        return "200 OK", page(
+        return "200 OK", self.page(
             title,
             "One moment: your subscription is being confirmed.",
             "confirm.html",
@@ -436,7 +440,7 @@ class ServeApp:
         if 0 < len(slug) <= 200 and slug.isprintable() and "/" not in slug:
             found = self.project.store.ledger.served_page(slug, rehearsal_transports())
         if found is None:
-            return "404 Not Found", page("Not found", "There is no such newsletter issue.")
+            return "404 Not Found", self.page("Not found", "There is no such newsletter issue.")
         return "200 OK", found.html
 
     # -- the public archive ---------------------------------------------------------------
@@ -451,7 +455,7 @@ class ServeApp:
             found = load_archive(project.settings, project.store.ledger)
             feed = feed_xml(found, served_links(found.public_url))
             return "200 OK", feed.decode("utf-8"), ATOM_TYPE
-        return "404 Not Found", page("Not found", "There is nothing here."), "text/html"
+        return "404 Not Found", self.page("Not found", "There is nothing here."), "text/html"
 
     # -- webhooks ---------------------------------------------------------------------
     def webhook(self, provider: str, environ: dict[str, Any]) -> tuple[str, str]:
