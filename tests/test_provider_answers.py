@@ -153,5 +153,6 @@ def test_a_run_of_unknown_answers_pauses_with_its_own_advice(project: Path) -> N
         pm.faults.extend([("drop_after_read",)] * 10)
         result = send(project)
         assert result.returncode == 1
-        assert "is unknown: the connection dropped" in result.stderr
+        assert "in a row were lost: the connection dropped" in result.stderr
+        assert "The send was paused" in result.stderr and "--retry-unknown" in result.stderr
         assert "were not delivered" not in result.stderr

@@ -122,7 +122,7 @@ _BARE_AMPERSAND = re.compile(r"&(?!#?[A-Za-z0-9]+;)")
 _SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*)\s*:")
 
 
-@dataclass
+@dataclass(slots=True)  # mutable: the parser's running state
 class _State:
     origin: str
     strict: bool = True  # an allowed tag left open or closed out of turn is an error
