@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 # The pieces of a statement ``bind`` must not look into, and the two characters it
 # rewrites elsewhere.
@@ -39,6 +40,7 @@ class Dialect:
     skip_locked: str  # ... and passes over rows another transaction holds
     ilike: str  # LIKE that folds case
     table_locks: bool  # whether writers take table locks (``LOCK TABLE``)
+    arrays: bool  # whether a parameter may be an array (``= ANY(?)``, ``unnest(?)``)
 
     def bind(self, sql: str) -> str:
         """``sql`` (``?`` parameters) as this database's driver takes it."""
@@ -64,6 +66,20 @@ class Dialect:
         )
 
 
+    def among(self, column: str) -> str:
+        """SQL true when ``column`` is one of the ids bound, as ``ids`` gives them, to
+        its one ``?``: a whole batch in one statement."""
+        if self.arrays:
+            return f"{column} = ANY(?::bigint[])"
+        return f"{column} IN (SELECT value FROM json_each(?))"
+
+    def ids(self, ids: list[int]) -> Any:
+        """A list of ids as ``among`` binds it."""
+        if self.arrays:
+            return ids
+        return "[" + ",".join(str(int(i)) for i in ids) + "]"
+
+
 @lru_cache(maxsize=512)
 def _bind(sql: str, placeholder: str, percent: str) -> str:
     def replace(match: re.Match[str]) -> str:
@@ -85,6 +101,7 @@ SQLITE = Dialect(
     skip_locked="",
     ilike="LIKE",  # SQLite's LIKE folds ASCII case
     table_locks=False,
+    arrays=False,
 )
 
 POSTGRESQL = Dialect(
@@ -97,4 +114,5 @@ POSTGRESQL = Dialect(
     skip_locked=" SKIP LOCKED",  # senders split a campaign instead of waiting on each other
     ilike="ILIKE",
     table_locks=True,
+    arrays=True,
 )

@@ -30,6 +30,7 @@ from .subscribers import Subscribers, audience_sql
 
 PAUSED_BY_PERSON = "schedule"  # campaigns.paused_by of a campaign `schedule pause` paused
 ENQUEUE_CHUNK = 5000  # readers read and written at a time when each has their own due time
+_TAKEN = (DeliveryStatus.SENT, DeliveryStatus.QUEUED)  # the provider took the message
 
 
 class Ledger:
@@ -349,45 +350,83 @@ class Ledger:
         for this process, lowest id first, for ``transport`` (recorded on each delivery).
 
         Recipients who left the audience since it was frozen (unsubscribed,
-        bounced) are settled as ``skipped`` instead of claimed.
+        bounced) are settled as ``skipped`` instead of claimed; when a whole batch of
+        them was skipped, the next batch is taken, so that an empty answer always
+        means nothing is left to claim.
         """
         due_by = _stored(now)
-        now = now_iso()
-        db = self.db
-        with db.transaction():
-            rows = db.execute(
-                db.dialect.locked(
-                    "SELECT d.subscriber_id, s.email, s.first_name, s.last_name, s.status, "
-                    "s.erased_at, s.attributes, s.timezone FROM deliveries d "
-                    "JOIN subscribers s ON s.id = d.subscriber_id "
-                    "WHERE d.campaign_id = ? AND d.status = 'pending' "
-                    "AND (d.due_at IS NULL OR d.due_at <= ?) "
-                    "ORDER BY d.subscriber_id LIMIT ?",
-                    of="d",
-                    skip_locked=True,
-                ),
-                (campaign_id, due_by, limit),
-            ).fetchall()
-            skipped = [
-                (now, _gone(r["status"], r["erased_at"]), campaign_id, r["subscriber_id"])
-                for r in rows
-                if r["status"] != "active"
-            ]
-            if skipped:
-                db.executemany(
-                    "UPDATE deliveries SET status = 'skipped', updated_at = ?, error = ? "
-                    "WHERE campaign_id = ? AND subscriber_id = ?",
-                    skipped,
-                )
-            claimed = [r for r in rows if r["status"] == "active"]
-            db.executemany(
-                "UPDATE deliveries SET status = 'sending', claimed_by = ?, claimed_at = ?, "
-                "attempts = attempts + 1, updated_at = ?, transport = coalesce(?, transport) "
-                "WHERE campaign_id = ? AND subscriber_id = ?",
-                [(holder, now, now, transport, campaign_id, r["subscriber_id"]) for r in claimed],
-            )
+        stamp = now_iso()
+        with self.db.transaction():
+            while True:
+                rows = self._pick(campaign_id, due_by, limit)
+                claimed = self._mark(campaign_id, rows, holder, transport, stamp)
+                if claimed or not rows or len(rows) < limit:
+                    break
         tags = self.subscribers.tags_of([r["subscriber_id"] for r in claimed])
         return [recipient_row(r, tags, "subscriber_id") for r in claimed]
+
+    def _pick(self, campaign_id: int, due_by: str, limit: int) -> list[Any]:
+        """The lowest ``limit`` pending deliveries due by ``due_by`` that no other
+        transaction holds, locked, with their readers' columns.
+
+        The deliveries are chosen first, on their own index, then joined to their
+        readers: a join planned the other way round would read the readers from the
+        first id on every claim, and a claim near the end of a large campaign would
+        read every reader before it."""
+        db = self.db
+        return db.execute(
+            "WITH picked AS MATERIALIZED ("
+            + db.dialect.locked(
+                "SELECT d.subscriber_id FROM deliveries d "
+                "WHERE d.campaign_id = ? AND d.status = 'pending' "
+                "AND (d.due_at IS NULL OR d.due_at <= ?) "
+                "ORDER BY d.subscriber_id LIMIT ?",
+                skip_locked=True,
+            )
+            + ") SELECT p.subscriber_id, s.email, s.first_name, s.last_name, s.status, "
+            "s.erased_at, s.attributes, s.timezone FROM picked p "
+            "JOIN subscribers s ON s.id = p.subscriber_id ORDER BY p.subscriber_id",
+            (campaign_id, due_by, limit),
+        ).fetchall()
+
+    def _mark(
+        self,
+        campaign_id: int,
+        rows: list[Any],
+        holder: str,
+        transport: str | None,
+        stamp: str,
+    ) -> list[Any]:
+        """Claim the picked deliveries of active readers in one statement, and settle
+        the others ``skipped`` with why; the claimed rows."""
+        db = self.db
+        skipped = [
+            (stamp, _gone(r["status"], r["erased_at"]), campaign_id, r["subscriber_id"])
+            for r in rows
+            if r["status"] != "active"
+        ]
+        if skipped:
+            db.executemany(
+                "UPDATE deliveries SET status = 'skipped', updated_at = ?, error = ? "
+                "WHERE campaign_id = ? AND subscriber_id = ?",
+                skipped,
+            )
+        claimed = [r for r in rows if r["status"] == "active"]
+        if claimed:
+            db.execute(
+                "UPDATE deliveries SET status = 'sending', claimed_by = ?, claimed_at = ?, "
+                "attempts = attempts + 1, updated_at = ?, transport = coalesce(?, transport) "
+                f"WHERE campaign_id = ? AND {db.dialect.among('subscriber_id')}",
+                (
+                    holder,
+                    stamp,
+                    stamp,
+                    transport,
+                    campaign_id,
+                    db.dialect.ids([r["subscriber_id"] for r in claimed]),
+                ),
+            )
+        return claimed
 
     def inactive(self, subscriber_ids: list[int]) -> dict[int, str]:
         """Of these subscribers, those no longer active (erased, unsubscribed, bounced,
@@ -412,53 +451,69 @@ class Ledger:
         return gone
 
     def settle(self, campaign_id: int, results: Iterable[SendResult]) -> None:
-        """Record each recipient's outcome; suppress addresses the provider says are dead.
+        """Record each recipient's outcome in one statement; suppress addresses the
+        provider says are dead.
 
-        Someone erased while their message was out keeps no answer: their row records
-        the outcome only, and the batch's other answers lose their address.
+        The provider's raw answer is kept only for a message it did not take (sent and
+        queued rows keep none: their message id says what there is to know). Someone
+        erased while their message was out keeps no answer: their row records the
+        outcome only, and the batch's other answers lose their address.
         """
         now = now_iso()
         results = list(results)
-        rows = []
-        suppress = []
+        if not results:
+            return
         db = self.db
         with db.transaction():
             db.lock(("subscribers", "deliveries"), "ROW EXCLUSIVE")  # after a forget
             erased = self.forgotten.erased_among([r.subscriber_id for r in results])
-            trace = self.forgotten.trace_in([(r.raw, r.error) for r in results]) if erased else None
-            for r in results:
-                raw = None if r.raw is None else json.dumps(r.raw, ensure_ascii=False, default=str)
+            raws = [None if r.status in _TAKEN or r.raw is None else _json(r.raw) for r in results]
+            trace = (
+                self.forgotten.trace_in(
+                    [(raw, r.error) for raw, r in zip(raws, results, strict=True)]
+                )
+                if erased
+                else None
+            )
+            rows = []
+            for r, raw in zip(results, raws, strict=True):
                 error = r.error
                 if r.subscriber_id in erased:
                     raw, error = None, error if r.status == DeliveryStatus.SKIPPED else None
                 elif trace is not None:
                     raw, error = trace.scrub_stored(raw, "json"), trace.scrub_stored(error, "text")
-                sent_at = now if r.status in (DeliveryStatus.SENT, DeliveryStatus.QUEUED) else None
-                rows.append(
-                    (
-                        str(r.status),
-                        r.message_id,
-                        error,
-                        raw,
-                        sent_at,
-                        now,
-                        campaign_id,
-                        r.subscriber_id,
-                    )
-                )
-                if r.suppress:
-                    suppress.append((now, r.subscriber_id))
-            db.executemany(
-                "UPDATE deliveries SET status = ?, provider_message_id = ?, error = ?, "
-                "response = ?, sent_at = ?, updated_at = ?, claimed_by = NULL "
-                "WHERE campaign_id = ? AND subscriber_id = ?",
-                rows,
-            )
+                sent_at = now if r.status in _TAKEN else None
+                rows.append((r.subscriber_id, str(r.status), r.message_id, error, raw, sent_at))
+            self._write_settled(campaign_id, rows, now)
             db.executemany(
                 "UPDATE subscribers SET status = 'bounced', updated_at = ? "
                 "WHERE id = ? AND status = 'active'",
-                suppress,
+                [(now, r.subscriber_id) for r in results if r.suppress],
             )
+
+    def _write_settled(self, campaign_id: int, rows: list[tuple[Any, ...]], now: str) -> None:
+        """The settled rows (subscriber id, status, message id, error, answer, sent at):
+        on PostgreSQL in one ``UPDATE ... FROM unnest(...)``, on SQLite as one prepared
+        statement run for each row."""
+        db = self.db
+        if db.dialect.arrays:
+            latest = {row[0]: row for row in rows}  # one answer per reader: the last
+            columns = list(zip(*latest.values(), strict=True))
+            db.execute(
+                "UPDATE deliveries d SET status = v.status, provider_message_id = v.message_id, "
+                "error = v.error, response = v.response, sent_at = v.sent_at, updated_at = ?, "
+                "claimed_by = NULL FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], "
+                "?::text[], ?::text[]) AS v(subscriber_id, status, message_id, error, response, "
+                "sent_at) WHERE d.campaign_id = ? AND d.subscriber_id = v.subscriber_id",
+                (now, *(list(c) for c in columns), campaign_id),
+            )
+            return
+        db.executemany(
+            "UPDATE deliveries SET status = ?, provider_message_id = ?, error = ?, "
+            "response = ?, sent_at = ?, updated_at = ?, claimed_by = NULL "
+            "WHERE campaign_id = ? AND subscriber_id = ?",
+            [(*row[1:], now, campaign_id, row[0]) for row in rows],
+        )
 
     def release(self, campaign_id: int, subscriber_ids: Iterable[int]) -> None:
         """Give claimed deliveries back to the queue: their request was never made."""
@@ -724,6 +779,11 @@ def _stored(moment: dt.datetime | None) -> str:
     if moment is None:
         return now_iso()
     return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _json(raw: Any) -> str:
+    """A provider's raw answer as stored."""
+    return json.dumps(raw, ensure_ascii=False, default=str)
 
 
 def _gone(status: str, erased_at: str | None) -> str:
