@@ -1,8 +1,13 @@
 """One sender against three on one campaign, sharing a PostgreSQL database, through the
-local Postmark-compatible server: wall time until every recipient is settled.
+local Postmark-compatible server: wall time until every recipient is settled, and how
+long each claim and settle took (timed around ``Ledger.claim`` and ``Ledger.settle`` by
+a wrapper that starts the command, so the command itself carries no timing code).
 
     python benchmarks/bench_senders.py --postgres postgresql://... [--subscribers 100000]
-        [--latency 0.05]
+        [--latency 0.2] [--compare /path/to/other/src] [--senders 1 3]
+
+``--compare`` runs the same senders from another checkout's ``src`` in the same run,
+alternating with this one.
 """
 
 from __future__ import annotations
@@ -10,15 +15,59 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+
+# Runs one `newsletter` command with Ledger.claim and Ledger.settle timed; each call
+# appends "<kind> <unix time> <milliseconds> <rows>" to $BENCH_TIMING_LOG.
+TIMED_CLI = """
+import os, sys, time
+from newsletter.store.ledger import Ledger
+log = open(os.environ["BENCH_TIMING_LOG"], "a", buffering=1)
+claim, settle = Ledger.claim, Ledger.settle
+def write(kind, started, rows):
+    took = (time.perf_counter() - started) * 1000
+    log.write(f"{kind} {time.time():.3f} {took:.2f} {rows}\\n")
+def timed_claim(self, *args, **kwargs):
+    started = time.perf_counter()
+    got = claim(self, *args, **kwargs)
+    write("claim", started, len(got))
+    return got
+def timed_settle(self, campaign_id, results):
+    results = list(results)
+    started = time.perf_counter()
+    settle(self, campaign_id, results)
+    write("settle", started, len(results))
+Ledger.claim, Ledger.settle = timed_claim, timed_settle
+sys.argv = ["newsletter", *sys.argv[1:]]
+from newsletter.cli import main
+main()
+"""
+EDGE = 20  # claims at each end of a run compared
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def timings(log: Path) -> dict[str, list[tuple[float, float, int]]]:
+    """The timed calls of a run by kind, in the order they ended."""
+    found: dict[str, list[tuple[float, float, int]]] = {"claim": [], "settle": []}
+    for line in log.read_text().splitlines():
+        kind, at, took, rows = line.split()
+        found[kind].append((float(at), float(took), int(rows)))
+    for calls in found.values():
+        calls.sort()
+    return found
 
 
 def main() -> None:
@@ -26,75 +75,119 @@ def main() -> None:
     parser.add_argument("--postgres", required=True, help="an admin URL for scratch databases")
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--senders", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--compare", help="another checkout's src, run alternately")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    import psycopg
 
     from fakes.postmark import FakePostmark
 
+    sources = [("this", str(REPO / "src"))]
+    if args.compare:
+        sources.append(("compare", args.compare))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_API_KEY"] = "bench"
+    rows = []
     with (
         tempfile.TemporaryDirectory() as tmp,
         FakePostmark(token="bench", latency=args.latency, keep_bodies=False) as server,
     ):
         root = Path(tmp)
-        for name in (
-            "newsletter.toml",
-            "articles",
-            "images",
-            "campaigns",
-            "templates",
-            ".newsletter",
-        ):
-            source = REPO / name
-            (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
-        config = root / "newsletter.toml"
-        text = config.read_text(encoding="utf-8")
-        config.write_text(
-            text[: text.index("[delivery]")]
-            + f'[delivery]\ntransport = "postmark"\nbase_url = "{server.url}"\n'
-        )
-        csv = root / "subscribers.csv"
-        csv.write_text("email\n" + "".join(f"r{i}@example.com\n" for i in range(args.subscribers)))
-        for senders in (1, 3):
-            name = f"bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(args.postgres, autocommit=True) as admin:
-                admin.execute(f'CREATE DATABASE "{name}"')
-            run_env = env | {
-                "NEWSLETTER_DATABASE_URL": args.postgres.rsplit("/", 1)[0] + "/" + name
-            }
-            try:
-                cli = [sys.executable, "-m", "newsletter"]
-                subprocess.run(
-                    [*cli, "subscribers", "import", str(csv)],
-                    cwd=root,
-                    env=run_env,
-                    check=True,
-                    capture_output=True,
-                )
-                server.accepted.clear()
-                started = time.perf_counter()
-                procs = [
-                    subprocess.Popen(
-                        [*cli, "send", "2026-10-digest", "--yes"],
-                        cwd=root,
-                        env=run_env,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
+        project(root, server.url, args.subscribers)
+        for _ in range(args.rounds):
+            for senders in args.senders:
+                for label, src in sources:
+                    rows.append(
+                        (
+                            label,
+                            senders,
+                            *one_run(root, env | {"PYTHONPATH": src}, args, server, senders),
+                        )
                     )
-                    for _ in range(senders)
-                ]
-                codes = [p.wait() for p in procs]
-                wall = time.perf_counter() - started
-                got = len(server.accepted)
-                distinct = len({m["to"] for m in server.accepted})
-                print(
-                    f"{senders} sender(s), {args.latency * 1000:.0f} ms/request: {wall:6.1f} s  "
-                    f"{got:,} messages, {distinct:,} distinct, exit codes {codes}"
-                )
-            finally:
-                with psycopg.connect(args.postgres, autocommit=True) as admin:
-                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print()
+    print(
+        f"{args.subscribers:,} readers, PostgreSQL, {args.latency * 1000:.0f} ms per request "
+        f"(claim and settle in ms, medians of the first and last {EDGE} claims)"
+    )
+    print(
+        f"{'code':8} {'senders':>7} {'wall s':>7} {'msgs/s':>7} {'claims':>6} "
+        f"{'first':>7} {'last':>7} {'max':>7} {'settle':>7} {'sent':>9} {'distinct':>9}"
+    )
+    for label, senders, wall, got, distinct, calls, codes in rows:
+        claims = [c for c in calls["claim"] if c[2]]
+        first = _median([c[1] for c in claims[:EDGE]])
+        last = _median([c[1] for c in claims[-EDGE:]])
+        worst = max((c[1] for c in claims), default=float("nan"))
+        settle = _median([c[1] for c in calls["settle"]])
+        print(
+            f"{label:8} {senders:>7} {wall:7.1f} {got / wall:7.0f} {len(claims):>6} "
+            f"{first:7.1f} {last:7.1f} {worst:7.1f} {settle:7.1f} {got:>9,} {distinct:>9,}"
+            + ("" if set(codes) == {0} else f"  exit codes {codes}")
+        )
+
+
+def project(root: Path, server_url: str, subscribers: int) -> None:
+    """A copy of the example project sending through the local server, and its readers."""
+    for name in ("newsletter.toml", "articles", "images", "campaigns", "templates", ".newsletter"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
+    config = root / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text[: text.index("[delivery]")]
+        + f'[delivery]\ntransport = "postmark"\nbase_url = "{server_url}"\n'
+    )
+    csv = root / "subscribers.csv"
+    csv.write_text("email\n" + "".join(f"r{i}@example.com\n" for i in range(subscribers)))
+
+
+def one_run(
+    root: Path, env: dict[str, str], args: argparse.Namespace, server: Any, senders: int
+) -> tuple[float, int, int, dict[str, list[tuple[float, float, int]]], list[int]]:
+    """``senders`` processes sending one campaign to a fresh database: the wall time,
+    messages and distinct readers the server got, the timed calls and exit codes."""
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(args.postgres, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    log = root / f"{name}.log"
+    run_env = env | {
+        "NEWSLETTER_DATABASE_URL": args.postgres.rsplit("/", 1)[0] + "/" + name,
+        "BENCH_TIMING_LOG": str(log),
+    }
+    try:
+        cli = [sys.executable, "-m", "newsletter"]
+        subprocess.run(
+            [*cli, "subscribers", "import", str(root / "subscribers.csv")],
+            cwd=root,
+            env=run_env,
+            check=True,
+            capture_output=True,
+        )
+        server.accepted.clear()
+        log.touch()
+        started = time.perf_counter()
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", TIMED_CLI, "send", "2026-10-digest", "--yes"],
+                cwd=root,
+                env=run_env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(senders)
+        ]
+        codes = [p.wait() for p in procs]
+        wall = time.perf_counter() - started
+        got = len(server.accepted)
+        distinct = len({m["to"] for m in server.accepted})
+        server.accepted.clear()
+        print(f"{env['PYTHONPATH']}: {senders} sender(s) {wall:.1f} s", flush=True)
+        return wall, got, distinct, timings(log), codes
+    finally:
+        with psycopg.connect(args.postgres, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

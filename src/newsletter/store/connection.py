@@ -78,6 +78,11 @@ class Connection:
         marks = ", ".join("?" * len(columns))
         self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
+    def next_ids(self, table: str, count: int) -> range | None:
+        """The ids the next ``count`` rows inserted into ``table`` get, when this
+        connection may give them itself (None: the database numbers them)."""
+        return None
+
     def purge(self) -> bool:
         """Leave no old copy of erased rows on disk; False when that could not be done."""
         raise NotImplementedError
@@ -126,6 +131,14 @@ class SQLiteConnection(Connection):
             if self.raw.in_transaction:
                 self.raw.execute("ROLLBACK")
             raise
+
+    def next_ids(self, table: str, count: int) -> range | None:
+        """Inside a write transaction (``BEGIN IMMEDIATE``: the only writer), the ids
+        after the largest one, as SQLite itself would give them."""
+        if not self.raw.in_transaction:
+            return None
+        last = self.raw.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0
+        return range(last + 1, last + 1 + count)
 
     def purge(self) -> bool:
         """The log is checkpointed and truncated: every page it held is written to the
