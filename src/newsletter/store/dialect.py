@@ -65,7 +65,6 @@ class Dialect:
             + (self.skip_locked if skip_locked else "")
         )
 
-
     def among(self, column: str) -> str:
         """SQL true when ``column`` is one of the ids bound, as ``ids`` gives them, to
         its one ``?``: a whole batch in one statement."""
