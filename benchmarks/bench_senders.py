@@ -27,7 +27,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-# Runs one `newsletter` command with Ledger.claim and Ledger.settle timed; each call
+# Runs one `newsletter` command with Ledger.claim and Ledger.settle timed, and the
+# claim's locking SELECT (the statement with SKIP LOCKED: "pick", the database's part of
+# a claim, free of the time the sender's other threads hold the interpreter); each call
 # appends "<kind> <unix time> <milliseconds> <rows>" to $BENCH_TIMING_LOG.
 TIMED_CLI = """
 import os, sys, time
@@ -48,6 +50,20 @@ def timed_settle(self, campaign_id, results):
     settle(self, campaign_id, results)
     write("settle", started, len(results))
 Ledger.claim, Ledger.settle = timed_claim, timed_settle
+from newsletter.store.connection import Connection
+execute = Connection.execute
+def timed_execute(self, sql, params=()):
+    if "SKIP LOCKED" not in self.dialect.bind(sql):
+        return execute(self, sql, params)
+    started = time.perf_counter()
+    cursor = execute(self, sql, params)
+    rows = cursor.fetchall()
+    write("pick", started, len(rows))
+    return Rows(rows)
+class Rows(list):
+    def fetchall(self):
+        return self
+Connection.execute = timed_execute
 sys.argv = ["newsletter", *sys.argv[1:]]
 from newsletter.cli import main
 main()
@@ -61,7 +77,7 @@ def _median(values: list[float]) -> float:
 
 def timings(log: Path) -> dict[str, list[tuple[float, float, int]]]:
     """The timed calls of a run by kind, in the order they ended."""
-    found: dict[str, list[tuple[float, float, int]]] = {"claim": [], "settle": []}
+    found: dict[str, list[tuple[float, float, int]]] = {"claim": [], "settle": [], "pick": []}
     for line in log.read_text().splitlines():
         kind, at, took, rows = line.split()
         found[kind].append((float(at), float(took), int(rows)))
@@ -78,6 +94,7 @@ def main() -> None:
     parser.add_argument("--senders", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--compare", help="another checkout's src, run alternately")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--logs", type=Path, help="a folder to keep each run's timing log in")
     args = parser.parse_args()
 
     from fakes.postmark import FakePostmark
@@ -106,24 +123,30 @@ def main() -> None:
                     )
     print()
     print(
-        f"{args.subscribers:,} readers, PostgreSQL, {args.latency * 1000:.0f} ms per request "
-        f"(claim and settle in ms, medians of the first and last {EDGE} claims)"
+        f"{args.subscribers:,} readers, PostgreSQL, {args.latency * 1000:.0f} ms per request; "
+        f"ms, medians of the first and last {EDGE} claims (claim: the whole call in the "
+        "sender; pick: its locking SELECT alone), and of all settles"
     )
     print(
         f"{'code':8} {'senders':>7} {'wall s':>7} {'msgs/s':>7} {'claims':>6} "
-        f"{'first':>7} {'last':>7} {'max':>7} {'settle':>7} {'sent':>9} {'distinct':>9}"
+        f"{'claim first':>11} {'last':>7} {'pick first':>10} {'last':>7} {'max':>7} "
+        f"{'settle':>7} {'sent':>9} {'distinct':>9}"
     )
     for label, senders, wall, got, distinct, calls, codes in rows:
-        claims = [c for c in calls["claim"] if c[2]]
-        first = _median([c[1] for c in claims[:EDGE]])
-        last = _median([c[1] for c in claims[-EDGE:]])
-        worst = max((c[1] for c in claims), default=float("nan"))
-        settle = _median([c[1] for c in calls["settle"]])
-        print(
-            f"{label:8} {senders:>7} {wall:7.1f} {got / wall:7.0f} {len(claims):>6} "
-            f"{first:7.1f} {last:7.1f} {worst:7.1f} {settle:7.1f} {got:>9,} {distinct:>9,}"
-            + ("" if set(codes) == {0} else f"  exit codes {codes}")
-        )
+        print(f"{label:8} {senders:>7} {wall:7.1f} {got / wall:7.0f} " + edges(calls), end="")
+        print(f" {got:>9,} {distinct:>9,}" + ("" if set(codes) == {0} else f"  exit {codes}"))
+
+
+def edges(calls: dict[str, list[tuple[float, float, int]]]) -> str:
+    """Claims, the first and last claims and picks, the slowest pick, the settles."""
+    claims = [c[1] for c in calls["claim"] if c[2]]
+    picks = [c[1] for c in calls["pick"] if c[2]]
+    return (
+        f"{len(claims):>6} {_median(claims[:EDGE]):11.1f} {_median(claims[-EDGE:]):7.1f} "
+        f"{_median(picks[:EDGE]):10.1f} {_median(picks[-EDGE:]):7.1f} "
+        f"{max(picks, default=float('nan')):7.1f} "
+        f"{_median([c[1] for c in calls['settle']]):7.1f}"
+    )
 
 
 def project(root: Path, server_url: str, subscribers: int) -> None:
@@ -183,6 +206,9 @@ def one_run(
         got = len(server.accepted)
         distinct = len({m["to"] for m in server.accepted})
         server.accepted.clear()
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, args.logs / f"{senders}-senders-{name}.log")
         print(f"{env['PYTHONPATH']}: {senders} sender(s) {wall:.1f} s", flush=True)
         return wall, got, distinct, timings(log), codes
     finally:

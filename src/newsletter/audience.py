@@ -217,7 +217,7 @@ def validate_address(address: str) -> str:
     here; everything else goes through email-validator in full. The length limits
     hold for the form the address is sent in (the domain in A-labels, UTF-8 octets).
     """
-    if any(c in address for c in "\r\n\x00"):
+    if "\r" in address or "\n" in address or "\x00" in address:
         raise EmailNotValidError("the address contains a line break")
     local, at, domain = address.rpartition("@")
     normal = None
@@ -573,7 +573,7 @@ def _rows(
                 f"{path}, line {reader.line_num}: the CSV is malformed: {exc}.",  # type: ignore[attr-defined]
                 "Check the quoting on that line; nothing was imported.",
             ) from None
-        if not any(cell.strip() for cell in row):
+        if not "".join(row).strip():  # a blank row (every cell empty or spaces)
             continue
         found = subscriber_of(line, row)
         if isinstance(found, RejectedRow):

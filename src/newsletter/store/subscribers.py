@@ -128,7 +128,7 @@ class Subscribers:
         ]
         if ids is None:
             self.db.copy_rows("subscribers", _NEW_COLUMNS, rows)
-        else:  # numbered here: the tags need no query for the new ids
+        else:  # numbered here: the new readers' tags need no query for their ids
             self.db.copy_rows(
                 "subscribers",
                 ("id", *_NEW_COLUMNS),
