@@ -14,10 +14,22 @@ ends with CRLF.CRLF.
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 
 CRLF = b"\r\n"
 ACCEPTED = (250, 251)  # RCPT: 251 "user not local; will forward"
+# a plain addr-spec, which smtplib.quoteaddr only wraps in <>; anything else goes through it
+_PLAIN = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+)
+
+
+def quoted(address: str) -> str:
+    """``<address>`` as smtplib writes it in MAIL FROM and RCPT TO."""
+    if _PLAIN.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
 
 
 class Dropped(Exception):
@@ -39,15 +51,15 @@ class SMTPClient:
     def envelope(self, sender: str, recipient: str, options: list[str], size: int) -> list[bytes]:
         """MAIL FROM, RCPT TO and DATA for one message of ``size`` octets (before
         stuffing), each a line."""
-        quoted = self._senders.get(sender)
-        if quoted is None:
-            quoted = self._senders[sender] = smtplib.quoteaddr(sender)
+        mailbox = self._senders.get(sender)
+        if mailbox is None:
+            mailbox = self._senders[sender] = quoted(sender)
         opts = [f"size={size}"] if self._size else []
         if self.smtp.does_esmtp:
             opts.extend(options)
         encoding = "utf-8" if any(o.lower() == "smtputf8" for o in options) else "ascii"
-        mail = f"mail FROM:{quoted}{' ' + ' '.join(opts) if opts else ''}"
-        rcpt = f"rcpt TO:{smtplib.quoteaddr(recipient)}"
+        mail = f"mail FROM:{mailbox}{' ' + ' '.join(opts) if opts else ''}"
+        rcpt = f"rcpt TO:{quoted(recipient)}"
         if "\r" in mail + rcpt or "\n" in mail + rcpt:  # as smtplib refuses them
             raise ValueError(
                 f"command and arguments contain prohibited newline characters: {rcpt!r}"
