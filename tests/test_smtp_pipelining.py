@@ -34,6 +34,7 @@ class Script:
     data_replies: list[str] = field(default_factory=list)  # the next final replies
     drop_after_data: set[str] = field(default_factory=set)  # taken, then cut, no reply
     drop_at_rcpt: set[str] = field(default_factory=set)  # replies so far sent, then cut (once)
+    closing_at_rcpt: set[str] = field(default_factory=set)  # 421 and cut (once)
     received: list[tuple[str, str, bytes, list[str]]] = field(default_factory=list)
     reads: list[list[str]] = field(default_factory=list)  # the commands each read held
     ahead: int = 0  # commands that arrived before the reply to the one before was sent
@@ -82,6 +83,10 @@ class Session:
         if address in self.script.drop_at_rcpt:
             self.script.drop_at_rcpt.discard(address)
             return None
+        if address in self.script.closing_at_rcpt:
+            self.script.closing_at_rcpt.discard(address)
+            self.closing = True
+            return "421 4.3.2 closing the connection"
         if address in self.script.rcpt_once:
             return self.script.rcpt_once.pop(address)
         if address in self.script.rcpt_replies:
@@ -173,6 +178,8 @@ class PipeliningServer:
                 self.script.reads.append(seen)
                 return replies, b"", True
             replies.append(reply)
+            if session.closing:
+                break
         if seen:
             self.script.reads.append(seen)
         return replies, buffer, False
@@ -406,3 +413,22 @@ def test_a_dkim_signed_message_is_signed_before_stuffing_and_verifies(
     for _, _, raw, _ in server.script.received:
         assert raw.startswith(b"DKIM-Signature:")
         assert dkim.verify(raw, dnsfunc=dnsfunc)
+
+
+def test_a_421_in_a_pipelined_envelope_is_waited_out_on_a_new_connection(
+    server: PipeliningServer, messages: list[OutgoingMessage]
+) -> None:
+    """The server refuses (421) and closes before it answers the rest of the group:
+    that message was not taken, so it is waited out and sent, never ``unknown``."""
+    for address in ("ana@example.com", "amara@example.org"):  # first of a run, and behind
+        server.script.closing_at_rcpt.add(address)
+    sleeps: list[float] = []
+    sender = transport(server.port, sleeps)
+    results = sender.send_batch(messages)
+    sender.close()
+    assert [r.status for r in results] == [DeliveryStatus.SENT] * len(READERS)
+    assert len(sleeps) == 2
+    assert server.script.connections == 3
+    delivered = server.script.delivered()
+    assert sorted(delivered) == sorted(m.to_address for m in messages)
+    assert len(delivered) == len(set(delivered))

@@ -19,6 +19,7 @@ import smtplib
 
 CRLF = b"\r\n"
 ACCEPTED = (250, 251)  # RCPT: 251 "user not local; will forward"
+EXPECTED = ((250,), ACCEPTED, (354,))  # the replies that let MAIL, RCPT and DATA go on
 # a plain addr-spec, which smtplib.quoteaddr only wraps in <>; anything else goes through it
 _PLAIN = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
@@ -91,12 +92,26 @@ class SMTPClient:
         if self.pipelining:
             if not written:
                 self.write(b"".join(commands))
-            return [self.reply() for _ in commands]
+            return self._replies(len(commands))
         replies = []
-        for command, ok in zip(commands, (ACCEPTED[:1], ACCEPTED, (354,)), strict=True):
+        for command, ok in zip(commands, EXPECTED, strict=True):
             self.write(command)
             replies.append(self.reply())
             if replies[-1][0] not in ok:
+                break
+        return replies
+
+    def _replies(self, count: int) -> list[tuple[int, bytes]]:
+        """``count`` replies; fewer when the line is cut after a refusal (a 421 closes it),
+        which is then the answer."""
+        replies: list[tuple[int, bytes]] = []
+        for _ in range(count):
+            try:
+                replies.append(self.reply())
+            except Dropped:
+                pairs = zip(replies, EXPECTED, strict=False)
+                if all(code in ok for (code, _), ok in pairs):
+                    raise
                 break
         return replies
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from ..delivery.base import OneAtATime
 from ..delivery.retry import RetryPolicy, TryAgain
-from ..delivery.smtp_client import ACCEPTED, Dropped, SMTPClient
+from ..delivery.smtp_client import EXPECTED, Dropped, SMTPClient
 from ..dkim import signer_for
 from ..errors import ConfigError, CredentialsError, DeliveryError, NewsletterError
 from ..models import DeliveryStatus, SendResult
@@ -289,12 +289,11 @@ class SMTPTransport(OneAtATime):
         later: bool,
     ) -> SendResult | None:
         """None when MAIL, RCPT and DATA were accepted; else the message's result."""
-        oks = (ACCEPTED[:1], ACCEPTED, (354,))
         failed = next(
             (
-                (i, c, r)
-                for i, ((c, r), ok) in enumerate(zip(replies, oks, strict=False))
-                if c not in ok
+                (step, code, reply)
+                for step, ((code, reply), ok) in enumerate(zip(replies, EXPECTED, strict=False))
+                if code not in ok
             ),
             None,
         )
