@@ -20,6 +20,7 @@ does not, that reader is settled ``invalid`` without a transaction.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
 import threading
@@ -252,6 +253,8 @@ class SMTPTransport(OneAtATime):
                 after = self._job(client, following, contents)
             try:
                 client.write(job.content + (b"".join(after.commands) if after else b""))
+                if after is not None and index + 2 < len(messages):
+                    self._prefetch(messages[index + 2], contents)  # while the server reads
                 code, reply = client.reply()
             except Dropped as exc:  # the content went: it may have been taken
                 self._drop_connection()
@@ -269,6 +272,14 @@ class SMTPTransport(OneAtATime):
         options = self._mail_options(client, message)
         if options is None:
             return None
+        content, size = self._content(message, contents)
+        sender = message.factory.envelope_sender
+        return _Job(client.envelope(sender, message.to_address, options, size), content)
+
+    def _content(
+        self, message: OutgoingMessage, contents: dict[int, tuple[bytes, int]]
+    ) -> tuple[bytes, int]:
+        """The message's SMTP content and its size before stuffing, made (and signed) once."""
         found = contents.get(id(message))
         if found is None:
             if self.signer is not None:  # signed as it will be read: before stuffing
@@ -277,8 +288,12 @@ class SMTPTransport(OneAtATime):
             else:
                 found = message.smtp_data()
             contents[id(message)] = found
-        sender = message.factory.envelope_sender
-        return _Job(client.envelope(sender, message.to_address, options, found[1]), found[0])
+        return found
+
+    def _prefetch(self, message: OutgoingMessage, contents: dict[int, tuple[bytes, int]]) -> None:
+        """Make a later message's content now; a failure shows when its turn comes."""
+        with contextlib.suppress(Exception):
+            self._content(message, contents)
 
     def _refusal(
         self,
