@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import smtplib
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class Script:
     reads: list[list[str]] = field(default_factory=list)  # the commands each read held
     ahead: int = 0  # commands that arrived before the reply to the one before was sent
     connections: int = 0
+    tls: ssl.SSLContext | None = None  # offers STARTTLS with it
 
     def delivered(self) -> list[str]:
         return [to for _, to, _, _ in self.received]
@@ -52,6 +54,7 @@ class Session:
         self.rcpts: list[str] = []
         self.data = False
         self.closing = False
+        self.starttls = False
 
     def command(self, line: bytes) -> str | None:
         """The reply to one command; None: cut the line now."""
@@ -59,6 +62,7 @@ class Session:
         verb = verb.upper()
         if verb == "EHLO":
             offers = ["PIPELINING"] if self.script.pipelining else []
+            offers += ["STARTTLS"] if self.script.tls is not None else []
             offers += ["8BITMIME", "SMTPUTF8", "SIZE 100000000"]
             return "\r\n".join(f"250-{o}" for o in ["localhost", *offers]) + "\r\n250 HELP"
         if verb == "MAIL":
@@ -72,6 +76,9 @@ class Session:
                 return "554 5.5.1 no valid recipients"
             self.data = True
             return "354 go ahead"
+        if verb == "STARTTLS":
+            self.starttls = True
+            return "220 ready to start TLS"
         if verb == "QUIT":
             self.closing = True
             return "221 bye"
@@ -149,6 +156,9 @@ class PipeliningServer:
             await writer.drain()
             if cut:
                 break
+            if session.starttls:
+                session.starttls = False
+                await writer.start_tls(self.script.tls)  # type: ignore[arg-type]
         writer.close()
 
     def _answer(self, session: Session, buffer: bytes) -> tuple[list[str], bytes, bool]:
@@ -178,7 +188,7 @@ class PipeliningServer:
                 self.script.reads.append(seen)
                 return replies, b"", True
             replies.append(reply)
-            if session.closing:
+            if session.closing or session.starttls:
                 break
         if seen:
             self.script.reads.append(seen)
@@ -432,3 +442,25 @@ def test_a_421_in_a_pipelined_envelope_is_waited_out_on_a_new_connection(
     delivered = server.script.delivered()
     assert sorted(delivered) == sorted(m.to_address for m in messages)
     assert len(delivered) == len(set(delivered))
+
+
+def test_pipelined_over_starttls(
+    messages: list[OutgoingMessage], tmp_path: Path, monkeypatch
+) -> None:
+    import trustme
+
+    authority = trustme.CA()
+    pem = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(pem))
+    monkeypatch.setenv("SSL_CERT_FILE", str(pem))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(context)
+    with PipeliningServer(Script(tls=context)) as server:
+        sender = SMTPTransport("localhost", server.port, "starttls")
+        results = sender.send_batch(messages)
+        sender.close()
+        script = server.script
+        assert [r.status for r in results] == [DeliveryStatus.SENT] * len(READERS)
+        assert script.reads[:2] == [["EHLO"], ["STARTTLS"]]
+        assert script.reads.count(["<content>", "MAIL", "RCPT", "DATA"]) == len(READERS) - 1
+        assert_same_bytes(script, messages, as_smtplib_delivers(server, messages))
