@@ -464,3 +464,28 @@ def test_pipelined_over_starttls(
         assert script.reads[:2] == [["EHLO"], ["STARTTLS"]]
         assert script.reads.count(["<content>", "MAIL", "RCPT", "DATA"]) == len(READERS) - 1
         assert_same_bytes(script, messages, as_smtplib_delivers(server, messages))
+
+
+def test_a_message_that_cannot_be_made_leaves_the_one_before_whole(
+    server: PipeliningServer, messages: list[OutgoingMessage]
+) -> None:
+    """The message after one in DATA fails as it is made (here its signing): the one in
+    DATA still ends as itself, and the connection is fit for the next batch."""
+    signer = Signer("news", "riverbend-clinicians.example", generate_key(1024))
+
+    def sign(data: bytes) -> bytes:
+        if b"<marcus@example.com>" in data:
+            raise ValueError("cannot sign")
+        return signer.sign(data)
+
+    sender = transport(server.port, signer=sign)
+    with pytest.raises(ValueError, match="cannot sign"):
+        sender.send_batch(messages)
+    script = server.script
+    assert script.delivered() == ["ana@example.com", "dot@example.com", "zoe@example.com"]
+    for _, _, raw, _ in script.received:
+        assert b"mail FROM" not in raw and raw.count(b"\r\nMessage-ID: ") == 1
+    rest = [m for m in messages if m.recipient.subscriber_id > 4]
+    assert [r.status for r in sender.send_batch(rest)] == [DeliveryStatus.SENT] * len(rest)
+    sender.close()
+    assert script.connections == 1

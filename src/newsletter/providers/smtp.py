@@ -250,7 +250,7 @@ class SMTPTransport(OneAtATime):
             following = messages[index + 1] if index + 1 < len(messages) else None
             after = None
             if following is not None and client.pipelining:
-                after = self._job(client, following, contents)
+                after = self._next_job(client, following, contents)
             try:
                 client.write(job.content + (b"".join(after.commands) if after else b""))
                 if after is not None and index + 2 < len(messages):
@@ -275,6 +275,16 @@ class SMTPTransport(OneAtATime):
         content, size = self._content(message, contents)
         sender = message.factory.envelope_sender
         return _Job(client.envelope(sender, message.to_address, options, size), content)
+
+    def _next_job(
+        self, client: SMTPClient, message: OutgoingMessage, contents: dict[int, tuple[bytes, int]]
+    ) -> _Job | None:
+        """``_job`` for the message after one in DATA: a failure to make it must not leave
+        that one unended, so it shows when its own turn comes (nothing in DATA then)."""
+        try:
+            return self._job(client, message, contents)
+        except Exception:
+            return None
 
     def _content(
         self, message: OutgoingMessage, contents: dict[int, tuple[bytes, int]]
