@@ -1,10 +1,17 @@
 """SMTP: one reused connection per worker, STARTTLS or SSL, AUTH once per connection.
 
+When the server offers PIPELINING (RFC 2920), a message's envelope (MAIL FROM,
+RCPT TO, DATA) goes in one write, and its content in one write with the next
+message's envelope; else each command waits for its reply. The content is
+dot-stuffed from pieces stuffed once per campaign variant.
+
 A message's outcome is known per message: 2xx sent; 5xx rejected (and the
 address suppressed when the server says the mailbox does not exist); 4xx
 failed, except throttling replies (421, 451, 454), which are waited out and
 retried. A connection lost in the middle of a message makes that message
-``unknown``; the rest of the batch goes on a new connection.
+``unknown``; the rest of the batch goes on a new connection. A message whose
+envelope went behind the content of the one before, and never got as far as
+its own content, was not sent: it goes first on the new connection.
 
 A message that needs SMTPUTF8 (a reader's local part that is not ASCII) goes
 with the SMTPUTF8 option when the server offers it in its EHLO answer; when it
@@ -19,13 +26,16 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..delivery.base import OneAtATime
 from ..delivery.retry import RetryPolicy, TryAgain
+from ..delivery.smtp_client import EXPECTED, Dropped, SMTPClient
 from ..dkim import signer_for
-from ..errors import ConfigError, CredentialsError, DeliveryError
+from ..errors import ConfigError, CredentialsError, DeliveryError, NewsletterError
 from ..models import DeliveryStatus, SendResult
 from ..render import OutgoingMessage
+from ..render.message import smtp_content
 from . import Option, Provider, Secret, Setup
 
 _THROTTLE = {421, 451, 454}
@@ -74,15 +84,15 @@ class SMTPTransport(OneAtATime):
         self.timeout = timeout
         self.retry = RetryPolicy(max_retries, sleep)
         self._local = threading.local()
-        self._connections: list[smtplib.SMTP] = []
+        self._connections: list[SMTPClient] = []
         self._lock = threading.Lock()
 
     # -- connections ----------------------------------------------------------
-    def _connection(self) -> smtplib.SMTP:
+    def _connection(self) -> SMTPClient:
         conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        if conn is not None and conn.open:
             return conn
-        conn = self._connect()
+        conn = SMTPClient(self._connect())
         self._local.conn = conn
         with self._lock:
             self._connections.append(conn)
@@ -150,63 +160,212 @@ class SMTPTransport(OneAtATime):
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
-            with contextlib.suppress(OSError):
-                conn.close()
+            conn.close()
 
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:
-                try:
-                    conn.quit()
-                except (OSError, smtplib.SMTPException):
-                    conn.close()
+                conn.quit()
             self._connections.clear()
 
     # -- sending ----------------------------------------------------------------
     def send_one(self, message: OutgoingMessage) -> SendResult:
-        sid = message.recipient.subscriber_id
-        sender = message.factory.envelope_sender
-        data = message.as_bytes()
-        if self.signer is not None:
-            data = self.signer(data)
+        return self.send_batch([message])[0]
 
-        def attempt(_number: int) -> SendResult:
-            conn = self._connection()
-            options = self._mail_options(conn, message)
-            if options is None:
-                return self._cannot_carry(message)
-            try:
-                refused = conn.sendmail(sender, [message.to_address], data, options)
-            except smtplib.SMTPRecipientsRefused as exc:
-                code, reply = next(iter(exc.recipients.values()))
-                return self._refused(sid, code, reply)
-            except smtplib.SMTPDataError as exc:
-                return self._refused(sid, exc.smtp_code, exc.smtp_error)
-            except smtplib.SMTPSenderRefused as exc:
-                if exc.smtp_code not in _THROTTLE:
-                    raise DeliveryError(
-                        f"The SMTP server refused the sender {sender} ({exc.smtp_code} "
-                        f"{_text(exc.smtp_error)}).",
-                        "Check [newsletter] from: the server must accept it as a sender.",
-                    ) from None
-                return self._refused(sid, exc.smtp_code, exc.smtp_error)
-            except (smtplib.SMTPServerDisconnected, OSError) as exc:
-                # The message may have been taken before the line dropped.
-                self._drop_connection()
-                return SendResult(
-                    sid,
-                    DeliveryStatus.UNKNOWN,
-                    error=f"SMTP connection lost while sending ({exc.__class__.__name__})",
-                )
-            if not refused:
-                return SendResult(sid, DeliveryStatus.SENT, message_id=message.message_id)
-            code, reply = next(iter(refused.values()))
-            return self._refused(sid, code, reply)
+    def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        done: list[SendResult] = []
+        throttled: TryAgain | None = None  # a later message's first attempt, pipelined
+        contents: dict[int, tuple[bytes, int]] = {}  # each message made (and signed) once
+        try:
+            while len(done) < len(messages):
+                results, throttled = self._send_from(messages[len(done) :], throttled, contents)
+                done.extend(results)
+        except DeliveryError as exc:
+            exc.partial = done + exc.partial
+            raise
+        except NewsletterError as exc:  # e.g. a server that would take a password in clear
+            raise DeliveryError(exc.message, exc.hint, partial=done) from exc
+        return done
+
+    def _send_from(
+        self,
+        messages: list[OutgoingMessage],
+        throttled: TryAgain | None,
+        contents: dict[int, tuple[bytes, int]],
+    ) -> tuple[list[SendResult], TryAgain | None]:
+        """Results for the first messages (at least one), and the throttling reply of the
+        message after them, if that is why they stopped."""
+
+        def attempt(number: int) -> tuple[list[SendResult], TryAgain | None]:
+            if number == 0 and throttled is not None:
+                raise throttled
+            return self._pipeline(messages, contents)
 
         # throttled to the last attempt: the last refusal is the result (nothing was taken)
-        return self.retry.run(attempt, lambda last, _attempts: last.outcome, self.notify_retry)
+        return self.retry.run(
+            attempt, lambda last, _attempts: ([last.outcome], None), self.notify_retry
+        )
 
-    def _mail_options(self, conn: smtplib.SMTP, message: OutgoingMessage) -> list[str] | None:
+    def _pipeline(
+        self, messages: list[OutgoingMessage], contents: dict[int, tuple[bytes, int]]
+    ) -> tuple[list[SendResult], TryAgain | None]:
+        """Messages one after another on this worker's connection, until one needs the
+        connection afresh; ``TryAgain`` when the first is throttled."""
+        client = self._connection()
+        first = self._job(client, messages[0], contents)
+        if first is None:
+            return [self._cannot_carry(messages[0])], None
+        out: list[SendResult] = []
+        try:
+            self._run(client, messages, first, contents, out)
+        except _Throttled as exc:
+            return out, exc.again
+        except DeliveryError as exc:
+            exc.partial = out + exc.partial
+            raise
+        return out, None
+
+    def _run(
+        self,
+        client: SMTPClient,
+        messages: list[OutgoingMessage],
+        job: _Job,
+        contents: dict[int, tuple[bytes, int]],
+        out: list[SendResult],
+    ) -> None:
+        behind = False  # the envelope went out behind the previous message's content
+        for index, message in enumerate(messages):
+            sid = message.recipient.subscriber_id
+            try:
+                replies = client.send_envelope(job.commands, written=behind)
+            except Dropped as exc:
+                self._drop_connection()
+                if not behind:  # else it never got to its content: first on a new connection
+                    out.append(_lost(sid, exc))
+                return
+            refusal = self._refusal(client, sid, message, replies, later=index > 0)
+            if refusal is not None:
+                out.append(refusal)
+                return
+            following = messages[index + 1] if index + 1 < len(messages) else None
+            after = None
+            if following is not None and client.pipelining:
+                after = self._next_job(client, following, contents)
+            try:
+                client.write(job.content + (b"".join(after.commands) if after else b""))
+                if after is not None and index + 2 < len(messages):
+                    self._prefetch(messages[index + 2], contents)  # while the server reads
+                code, reply = client.reply()
+            except Dropped as exc:  # the content went: it may have been taken
+                self._drop_connection()
+                out.append(_lost(sid, exc))
+                return
+            out.append(self._answered(client, sid, message, code, reply, after, index > 0))
+            if after is None:
+                return
+            job, behind = after, True
+
+    def _job(
+        self, client: SMTPClient, message: OutgoingMessage, contents: dict[int, tuple[bytes, int]]
+    ) -> _Job | None:
+        """The message's envelope and content, or None when this server cannot take it."""
+        options = self._mail_options(client, message)
+        if options is None:
+            return None
+        content, size = self._content(message, contents)
+        sender = message.factory.envelope_sender
+        return _Job(client.envelope(sender, message.to_address, options, size), content)
+
+    def _next_job(
+        self, client: SMTPClient, message: OutgoingMessage, contents: dict[int, tuple[bytes, int]]
+    ) -> _Job | None:
+        """``_job`` for the message after one in DATA: a failure to make it must not leave
+        that one unended, so it shows when its own turn comes (nothing in DATA then)."""
+        try:
+            return self._job(client, message, contents)
+        except Exception:
+            return None
+
+    def _content(
+        self, message: OutgoingMessage, contents: dict[int, tuple[bytes, int]]
+    ) -> tuple[bytes, int]:
+        """The message's SMTP content and its size before stuffing, made (and signed) once."""
+        found = contents.get(id(message))
+        if found is None:
+            if self.signer is not None:  # signed as it will be read: before stuffing
+                raw = self.signer(message.as_bytes())
+                found = (smtp_content(raw), len(raw))
+            else:
+                found = message.smtp_data()
+            contents[id(message)] = found
+        return found
+
+    def _prefetch(self, message: OutgoingMessage, contents: dict[int, tuple[bytes, int]]) -> None:
+        """Make a later message's content now; a failure shows when its turn comes."""
+        with contextlib.suppress(Exception):
+            self._content(message, contents)
+
+    def _refusal(
+        self,
+        client: SMTPClient,
+        sid: int,
+        message: OutgoingMessage,
+        replies: list[tuple[int, bytes]],
+        later: bool,
+    ) -> SendResult | None:
+        """None when MAIL, RCPT and DATA were accepted; else the message's result."""
+        failed = next(
+            (
+                (step, code, reply)
+                for step, ((code, reply), ok) in enumerate(zip(replies, EXPECTED, strict=False))
+                if code not in ok
+            ),
+            None,
+        )
+        if failed is None:
+            return None
+        step, code, reply = failed
+        if replies[-1][0] == 354:  # DATA taken after a refusal: only closing ends it
+            self._drop_connection()
+        else:
+            client.reset(code)
+        if step == 0 and code not in _THROTTLE:
+            sender = message.factory.envelope_sender
+            raise DeliveryError(
+                f"The SMTP server refused the sender {sender} ({code} {_text(reply)}).",
+                "Check [newsletter] from: the server must accept it as a sender.",
+            )
+        return self._refused_now(sid, code, reply, later)
+
+    def _answered(
+        self,
+        client: SMTPClient,
+        sid: int,
+        message: OutgoingMessage,
+        code: int,
+        reply: bytes,
+        after: _Job | None,
+        later: bool,
+    ) -> SendResult:
+        """The result of a message's content, as the server answered it."""
+        if code == 250:
+            return SendResult(sid, DeliveryStatus.SENT, message_id=message.message_id)
+        if after is None:
+            client.reset(code)
+        elif code in _THROTTLE:  # the next envelope is out, and may be in DATA already
+            self._drop_connection()
+        return self._refused_now(sid, code, reply, later)
+
+    def _refused_now(self, sid: int, code: int, reply: bytes, later: bool) -> SendResult:
+        """``_refused``; a throttled message after the first of a run stops the run there."""
+        try:
+            return self._refused(sid, code, reply)
+        except TryAgain as again:
+            if later:
+                raise _Throttled(again) from None
+            raise
+
+    def _mail_options(self, conn: SMTPClient, message: OutgoingMessage) -> list[str] | None:
         """MAIL FROM options for the message, or None when this server cannot take it."""
         if not message.smtputf8:
             return []
@@ -244,6 +403,27 @@ class SMTPTransport(OneAtATime):
         if code in _THROTTLE:  # nothing was taken: wait, then again
             raise TryAgain(f"The SMTP server {self.host} is throttling", outcome=result)
         return result
+
+
+class _Throttled(Exception):
+    """A message after the first of a run was throttled: the run stops before it."""
+
+    def __init__(self, again: TryAgain) -> None:
+        super().__init__(again.problem)
+        self.again = again
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    commands: list[bytes]  # MAIL FROM, RCPT TO, DATA
+    content: bytes  # dot-stuffed, ending CRLF.CRLF
+
+
+def _lost(sid: int, exc: Dropped) -> SendResult:
+    # The message may have been taken before the line dropped.
+    return SendResult(
+        sid, DeliveryStatus.UNKNOWN, error=f"SMTP connection lost while sending ({exc})"
+    )
 
 
 def _text(reply: bytes | str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -195,6 +196,14 @@ class MessageFactory:
         """The reader's message; RecipientError when their data cannot make one."""
         return OutgoingMessage(self, recipient, self.compiled.personalize(fields), fields)
 
+    def stuffed(self, variant: Variant) -> StuffedVariant | None:
+        """The variant's MIME pieces as SMTP DATA content, dot-stuffed once (RFC 5321
+        4.5.2); None when a piece would not start a line (then the whole message is stuffed)."""
+        cache: dict[int, StuffedVariant | None] = self.__dict__.setdefault("_stuffed", {})
+        if variant.number not in cache:
+            cache[variant.number] = StuffedVariant.of(self, self.encoded(variant))
+        return cache[variant.number]
+
 
 @dataclass(frozen=True, slots=True)
 class EncodedVariant:
@@ -340,6 +349,38 @@ class OutgoingMessage:
             (head, CRLF, f._fixed_headers, CRLF, f._text_head, text, f._html_head, html, f._tail)
         ).encode("utf-8" if self.smtputf8 else "ascii")  # RFC 6532 only when it must
 
+    def smtp_data(self) -> tuple[bytes, int]:
+        """``as_bytes()`` as SMTP DATA content, ending CRLF.CRLF, and its size before
+        stuffing. The campaign's pieces were stuffed once; only this reader's head and
+        values are stuffed here (each piece starts a line, so a value's leading dot is
+        doubled too)."""
+        f = self.factory
+        stuffed = f.stuffed(self.variant)
+        if stuffed is None:
+            raw = self.as_bytes()
+            return smtp_content(raw), len(raw)
+        encoded = f.encoded(self.variant)
+        head = CRLF.join(  # as in as_bytes
+            (
+                address_header("To", self.to_name, self.to_address),
+                encoded.subject_header or unstructured_header("Subject", self.subject),
+                f"Date: {format_datetime(dt.datetime.now(dt.UTC), usegmt=True)}",
+                f"Message-ID: {self.message_id}",
+                *(
+                    []
+                    if f.transactional
+                    else ["List-Unsubscribe: " + f",{CRLF} ".join(self._unsubscribe_links())]
+                ),
+            )
+        ).encode("utf-8" if self.smtputf8 else "ascii")
+        parts = [dot_stuffed(head), stuffed.middle]
+        size = len(head) + stuffed.size
+        size += _merge_stuffed(parts, stuffed.text, self.text_values)
+        parts.append(stuffed.html_head)
+        size += _merge_stuffed(parts, stuffed.html, self.html_values)
+        parts.append(stuffed.tail)
+        return b"".join(parts), size
+
 
 def _json_value(value: str) -> bytes:
     return json_escape(value).encode("utf-8")
@@ -353,3 +394,74 @@ def _merge_qp(template: MergeTemplate, values: list[str]) -> str:
         parts.append(_qp_value(values[slot_id]))
         parts.append(literal)
     return "".join(parts)
+
+
+_LINE_DOT = re.compile(rb"(?m)^\.")  # a dot that starts a line (as smtplib finds it)
+END_OF_DATA = b"." + CRLF.encode()
+
+
+def dot_stuffed(data: bytes) -> bytes:
+    """``data`` (which starts a line) with each dot that starts a line doubled."""
+    if data[:1] != b"." and b"\n." not in data:
+        return data
+    return _LINE_DOT.sub(b"..", data)
+
+
+def smtp_content(raw: bytes) -> bytes:
+    """A whole message as SMTP DATA content: stuffed, ending CRLF.CRLF (as smtplib sends it)."""
+    data = dot_stuffed(raw)
+    return data + (END_OF_DATA if data.endswith(b"\r\n") else CRLF.encode() + END_OF_DATA)
+
+
+def _stuff_piece(text: str) -> bytes:
+    return dot_stuffed(text.encode("ascii"))
+
+
+def _merge_stuffed(parts: list[bytes], template: MergeTemplate, values: list[str]) -> int:
+    """Append the stuffed literals and this reader's stuffed QP values; their raw size."""
+    parts.append(template.literals[0])
+    size = 0
+    for slot_id, literal in zip(template.slot_ids, template.literals[1:], strict=True):
+        value = _qp_value(values[slot_id]).encode("ascii")
+        size += len(value)
+        parts.append(dot_stuffed(value))
+        parts.append(literal)
+    return size
+
+
+@dataclass(frozen=True, slots=True)
+class StuffedVariant:
+    """A variant's MIME pieces as SMTP DATA content (bytes, dot-stuffed), made once.
+
+    ``middle``: the blank line after the reader's head, the fixed headers and the text
+    part's head; ``tail`` ends with the end-of-data line; ``size``: the raw (unstuffed)
+    size of every piece here but a reader's values.
+    """
+
+    text: MergeTemplate
+    html: MergeTemplate
+    middle: bytes
+    html_head: bytes
+    tail: bytes
+    size: int
+
+    @classmethod
+    def of(cls, factory: MessageFactory, encoded: EncodedVariant) -> StuffedVariant | None:
+        qp = (encoded.text_qp, encoded.html_qp)
+        literals = [s for template in qp for s in template.literals]
+        # every QP piece ends a line (_qp), so every piece, and each value, starts one
+        if any(s and not s.endswith("\n") for s in literals) or not all(
+            s.isascii() for s in literals
+        ):
+            return None
+        # the fixed headers are UTF-8 only when every message is (our own address)
+        middle = (CRLF + factory._fixed_headers + CRLF + factory._text_head).encode("utf-8")
+        fixed = (middle, factory._html_head.encode("ascii"), factory._tail.encode("ascii"))
+        return cls(
+            text=encoded.text_qp.map_literals(_stuff_piece),
+            html=encoded.html_qp.map_literals(_stuff_piece),
+            middle=dot_stuffed(fixed[0]),
+            html_head=dot_stuffed(fixed[1]),
+            tail=dot_stuffed(fixed[2]) + END_OF_DATA,
+            size=sum(len(s) for s in literals) + sum(len(b) for b in fixed),
+        )

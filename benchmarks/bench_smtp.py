@@ -1,0 +1,234 @@
+"""SMTP side by side: `newsletter send` and mailmerge to Postfix's smtp-sink, in one run.
+
+    python benchmarks/bench_smtp.py [--subscribers 5000] [--runs 3]
+        [--before /work/main/src] [--mailmerge /work/mm-venv/bin/mailmerge]
+
+Each run sends the example campaign (as bench_send.py makes the project) to the same
+readers through a fresh smtp-sink: (a) `newsletter send` from this tree, (b) the same
+command from ``--before`` (another checkout's ``src``), when given, and (c) mailmerge
+with a CSV of the same readers and a template of the same HTML, `--no-limit
+--no-dry-run`. The runs alternate; the table gives medians.
+
+Two rates per command: the whole command (readers / wall time, start-up included),
+and the send phase as the command itself counts it — `newsletter send`'s progress
+line (messages since the run began, under a terminal) and, for mailmerge, its
+">>> message N sent" lines, timed as they arrive (first to last).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import pty
+import re
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from bench_send import SMTPSink, make_project, set_delivery  # noqa: E402
+
+MAILMERGE = "/work/mm-venv/bin/mailmerge"
+CAMPAIGN = "2026-10-digest"
+
+
+def newsletter(src: Path, folder: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = _env(src)
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def _env(src: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["PYTHONPATH"] = str(src)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def prepare(src: Path, folder: Path, readers: int) -> None:
+    """The example project with ``readers`` imported and the campaign built once."""
+    folder.mkdir()
+    make_project(folder, readers)
+    newsletter(src, folder, ["subscribers", "import", "subscribers.csv"])
+    newsletter(src, folder, ["build", CAMPAIGN])
+
+
+def send_newsletter(src: Path, prepared: Path, work: Path, readers: int) -> tuple[float, float]:
+    """(whole-command msgs/s, send-phase msgs/s from its progress line) of one send."""
+    folder = work / f"nl-{time.monotonic_ns()}"
+    shutil.copytree(prepared, folder)
+    sink = SMTPSink(folder)
+    try:
+        set_delivery(
+            folder,
+            f'transport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\n',
+        )
+        wall, output = _in_terminal(
+            [sys.executable, "-m", "newsletter", "send", CAMPAIGN, "--yes"], folder, _env(src)
+        )
+        got = sink.count()
+    finally:
+        sink.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    if got != readers:
+        raise SystemExit(f"smtp-sink got {got} of {readers} messages:\n{output[-2000:]}")
+    rates = re.findall(r"([\d,]+)/s", output)
+    phase = float(rates[-1].replace(",", "")) if rates else float("nan")
+    return readers / wall, phase
+
+
+def _in_terminal(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    """Run with stderr on a pseudo-terminal (so the progress bar shows its rate)."""
+    leader, follower = pty.openpty()
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            chunks.append(chunk)
+        elif process.poll() is not None:
+            break
+    code = process.wait()
+    wall = time.perf_counter() - started
+    os.close(leader)
+    output = b"".join(chunks).decode("utf-8", "replace")
+    if code != 0:
+        raise SystemExit(f"newsletter send failed ({code}):\n{output[-3000:]}")
+    return wall, output
+
+
+def prepare_mailmerge(prepared: Path, folder: Path) -> None:
+    """A CSV of the same readers and a template with the campaign's built HTML."""
+    folder.mkdir()
+    shutil.copy(prepared / "subscribers.csv", folder / "mailmerge_database.csv")
+    html = (prepared / "build" / CAMPAIGN / "email.html").read_text(encoding="utf-8")
+    template = (
+        "TO: {{email}}\n"
+        "SUBJECT: The October digest\n"
+        "FROM: Riverbend Clinicians <news@riverbend-clinicians.example>\n"
+        "MIME-Version: 1.0\n"
+        'Content-Type: text/html; charset="utf-8"\n'
+        "\n"
+        "<p>Hello {{first_name}},</p>\n"
+        "{% raw %}" + html + "{% endraw %}\n"
+    )
+    (folder / "mailmerge_template.txt").write_text(template, encoding="utf-8")
+
+
+def send_mailmerge(binary: str, folder: Path, readers: int) -> tuple[float, float]:
+    sink = SMTPSink(folder)
+    try:
+        (folder / "mailmerge_server.conf").write_text(
+            f"[smtp_server]\nhost = 127.0.0.1\nport = {sink.port}\n", encoding="utf-8"
+        )
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [binary, "--no-limit", "--no-dry-run", "--output-format", "raw"],
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        assert process.stdout is not None
+        sent = re.compile(rb">>> message (\d+) sent")
+        first = last = None
+        count = 0
+        for line in process.stdout:
+            if sent.search(line):
+                last = time.perf_counter()
+                first = first or last
+                count += 1
+        code = process.wait()
+        wall = time.perf_counter() - started
+        got = sink.count()
+    finally:
+        sink.stop()
+    if code != 0 or got != readers or count != readers:
+        raise SystemExit(f"mailmerge: exit {code}, smtp-sink got {got}, printed {count}")
+    phase = (count - 1) / (last - first) if first and last and last > first else float("nan")
+    return readers / wall, phase
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=5000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--before", type=Path, help="another checkout's src (e.g. main's)")
+    parser.add_argument("--mailmerge", default=MAILMERGE)
+    args = parser.parse_args()
+    if not Path("/usr/sbin/smtp-sink").exists() and not shutil.which("smtp-sink"):
+        raise SystemExit("Postfix smtp-sink is needed (apt-get install postfix).")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {args.subscribers} readers, {args.runs} runs"
+    )
+    contenders: dict[str, list[tuple[float, float]]] = {"newsletter (this tree)": []}
+    sources = {"newsletter (this tree)": HERE.parent / "src"}
+    if args.before:
+        contenders["newsletter (before)"] = []
+        sources["newsletter (before)"] = args.before.resolve()
+    contenders["mailmerge 2.3.0"] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        prepared = {}
+        for index, (name, src) in enumerate(sources.items()):
+            prepared[name] = work / f"prepared-{index}"
+            prepare(src, prepared[name], args.subscribers)
+        prepare_mailmerge(prepared["newsletter (this tree)"], work / "mailmerge")
+        for run in range(args.runs):
+            order = list(contenders) if run % 2 == 0 else list(reversed(contenders))
+            for name in order:
+                if name.startswith("mailmerge"):
+                    rates = send_mailmerge(args.mailmerge, work / "mailmerge", args.subscribers)
+                else:
+                    rates = send_newsletter(sources[name], prepared[name], work, args.subscribers)
+                contenders[name].append(rates)
+                print(f"run {run + 1}: {name:<24} {rates[0]:8,.0f} whole  {rates[1]:8,.0f} send")
+    print_table(contenders)
+
+
+def print_table(contenders: dict[str, list[tuple[float, float]]]) -> None:
+    medians = {
+        name: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
+        for name, runs in contenders.items()
+    }
+    peer = medians["mailmerge 2.3.0"]
+    print()
+    print(
+        f"| {'command':<24} | whole command msgs/s | send phase msgs/s "
+        "| x mailmerge (whole / send) |"
+    )
+    print(f"|{'-' * 26}|---------------------:|------------------:|---------------------------:|")
+    for name, (whole, phase) in medians.items():
+        print(
+            f"| {name:<24} | {whole:20,.0f} | {phase:17,.0f} | "
+            f"{whole / peer[0]:11.1f}x / {phase / peer[1]:.1f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
