@@ -10,11 +10,12 @@ body, with two variants).
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
 import re
 from collections import defaultdict
 from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from newsletter.providers.mailgun import _placeholder as mailgun_placeholder
 from newsletter.providers.resend import _TAG_VALUE, ResendTransport
 from newsletter.providers.sendgrid import SendGridTransport, _email
 from newsletter.providers.sendgrid import _placeholder as sendgrid_placeholder
-from newsletter.providers.ses import SESTransport
+from newsletter.providers.ses import SESTransport, SigV4, _tag
 from newsletter.render import OutgoingMessage
 from newsletter.render.message import format_address
 
@@ -369,22 +370,71 @@ def test_mailgun_keeps_one_entry_for_an_address_twice_in_a_batch(campaign_projec
 
 
 # -- SES ---------------------------------------------------------------------------------
-def test_ses_content_is_the_messages_own_mime(
-    campaign_project: Path, monkeypatch: pytest.MonkeyPatch
+def ses_reference(message: OutgoingMessage, raw: bytes, configuration_set: str | None) -> bytes:
+    request: dict[str, Any] = {
+        "FromEmailAddress": message.factory.envelope_sender,
+        "Destination": {"ToAddresses": [message.to_address]},
+        "Content": {"Raw": {"Data": base64.b64encode(raw).decode("ascii")}},
+        "EmailTags": [
+            {"Name": "campaign", "Value": _tag(message.factory.compiled.slug)},
+            {"Name": "subscriber", "Value": str(message.recipient.subscriber_id)},
+        ],
+    }
+    if configuration_set:
+        request["ConfigurationSetName"] = configuration_set
+    return compact(request)
+
+
+@pytest.mark.parametrize("configuration_set", [None, "newsletter-tracking"])
+def test_ses_body_is_the_documented_json_around_the_messages_own_mime(
+    campaign_project: Path, monkeypatch: pytest.MonkeyPatch, configuration_set: str | None
 ) -> None:
-    """SES takes each message's RFC 5322 bytes as they are (botocore base64-encodes
-    them): the same bytes the outbox writes, one SendEmail per message."""
+    """SES takes each message's RFC 5322 bytes as they are, base64 in SendEmail's JSON:
+    the same bytes the outbox writes, one request per message."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    transport = SESTransport(region="eu-west-1")
+    transport = SESTransport(
+        region="eu-west-1", base_url="http://127.0.0.1:9", configuration_set=configuration_set
+    )
     try:
-        messages = make_messages(transport.carrier())
-        for message in messages:
-            request = transport.request(message)
-            raw = request["Content"]["Raw"]["Data"]
-            parsed: Message = message_from_bytes(raw)
-            assert request["Destination"] == {"ToAddresses": [message.to_address]}
-            assert parsed["Message-ID"] == message.message_id
-            assert raw.isascii() or message.smtputf8
+        for test in (False, True):
+            for message in make_messages(transport.carrier(), test=test) * 2:
+                raw = message.as_bytes()
+                body = transport.body(message, raw)
+                assert body == ses_reference(message, raw, configuration_set)
+                assert message_from_bytes(raw)["Message-ID"] == message.message_id
     finally:
         transport.close()
+
+
+def test_ses_signature_is_botocores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The request is signed as botocore signs it (AWS Signature Version 4), with a
+    session token when the credentials are temporary."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = b'{"FromEmailAddress":"news@example.org"}'
+    now = dt.datetime(2026, 12, 6, 9, 0, 0, tzinfo=dt.UTC)
+    for url, token in [
+        ("https://email.eu-west-1.amazonaws.com/v2/email/outbound-emails", None),
+        ("http://127.0.0.1:8123/v2/email/outbound-emails", "session-token"),
+    ]:
+        credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", token)
+        headers = SigV4(credentials, "eu-west-1", url).headers(body, now)
+        signed = headers["Authorization"].partition("SignedHeaders=")[2].split(",")[0]
+        names = {n.lower(): n for n in headers}
+        request = AWSRequest(
+            method="POST",
+            url=url,
+            data=body,
+            headers={names[n]: headers[names[n]] for n in signed.split(";")},
+        )
+        request.context["timestamp"] = headers["X-Amz-Date"]
+        signer = SigV4Auth(credentials, "ses", "eu-west-1")
+        expected = signer.signature(
+            signer.string_to_sign(request, signer.canonical_request(request)), request
+        )
+        assert headers["Authorization"].endswith(f"Signature={expected}")
+        assert ("x-amz-security-token" in signed) == (token is not None)
+        assert headers["Host"] == url.split("/")[2].removesuffix(":443")

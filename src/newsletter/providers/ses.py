@@ -1,23 +1,36 @@
-"""Amazon SES v2 through botocore: one SendEmail per message, with our own MIME.
+"""Amazon SES v2: one SendEmail per message, with our own MIME, signed with SigV4.
 
 SES's bulk API needs stored templates, so each message goes as ``Raw`` content
 (the same RFC 5322 bytes the outbox writes), in parallel across workers.
 Credentials come from the standard AWS environment (AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, an AWS profile or role), never from newsletter.toml.
-botocore is an optional extra: ``pip install 'newsletter[ses]'``.
+AWS_SECRET_ACCESS_KEY, an AWS profile or role), never from newsletter.toml:
+botocore finds them and the region's endpoint (an optional extra:
+``pip install 'newsletter[ses]'``). The request itself is written here, its
+campaign's pieces encoded once, signed (AWS Signature Version 4) and posted on a
+connection kept per worker: botocore's client spends milliseconds a message on
+what is the same for every message of a campaign.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
+import http.client
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import requests
 
 from .. import sns
-from ..delivery.base import OneAtATime
+from ..delivery.base import USER_AGENT, OneAtATime, json_or_none
+from ..delivery.encode import PerCampaign, dumps, join
 from ..delivery.retry import RetryPolicy, TryAgain
 from ..errors import ConfigError, CredentialsError, DeliveryError
 from ..events import (
@@ -46,6 +59,11 @@ from ..webhooks import (
 )
 from . import Option, Provider, Secret, Setup
 
+if TYPE_CHECKING:
+    from ..render import MessageFactory
+
+SEND_PATH = "/v2/email/outbound-emails"  # SESv2 SendEmail
+SERVICE = "ses"  # the signing name of SES v2 (its endpoints are email.<region>...)
 _CREDENTIALS = {
     "SignatureDoesNotMatch",
     "UnrecognizedClientException",
@@ -68,6 +86,12 @@ _THROTTLED = {
     "Throttling",
     "LimitExceededException",
 }
+_NEVER_CONNECTED = (
+    "NewConnectionError",
+    "Connection refused",
+    "NameResolution",
+    "Failed to establish",
+)
 
 
 class SESTransport(OneAtATime):
@@ -87,7 +111,6 @@ class SESTransport(OneAtATime):
     ) -> None:
         super().__init__(batch_size)
         try:
-            import botocore.config
             import botocore.session
         except ImportError:
             raise ConfigError(
@@ -101,71 +124,86 @@ class SESTransport(OneAtATime):
                 'Set region = "eu-west-1" (your SES region) under [delivery] in newsletter.toml.',
             )
         session = botocore.session.get_session()
-        if session.get_credentials() is None:
+        credentials = session.get_credentials()
+        if credentials is None:
             raise ConfigError(
                 "No AWS credentials were found for SES.",
                 "Export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for an IAM "
                 "identity allowed to call ses:SendEmail.",
             )
-        config = botocore.config.Config(
-            # we retry ourselves; botocore's max_attempts counts retries, not attempts,
-            # and its retries would repeat a timed-out or dropped SendEmail
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            max_pool_connections=32,
-        )
-        self.client = session.create_client(
-            "sesv2", region_name=region, endpoint_url=base_url or None, config=config
-        )
+        self.signer = SigV4(credentials, region, _endpoint(session, region, base_url) + SEND_PATH)
+        self.timeout = timeout
         self.retry = RetryPolicy(max_retries, sleep)
         self.configuration_set = configuration_set
+        self._pieces = PerCampaign()
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
 
-    def send_one(self, message: OutgoingMessage) -> SendResult:
-        from botocore.exceptions import (
-            ClientError,
-            ConnectionClosedError,
-            EndpointConnectionError,
-            ReadTimeoutError,
-        )
+    @property
+    def session(self) -> requests.Session:
+        """One session (a kept connection) per worker thread."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            with self._lock:
+                self._sessions.append(session)
+        return session
 
-        sid = message.recipient.subscriber_id
-        compiled = message.factory.compiled
-        request: dict[str, Any] = {
-            "FromEmailAddress": message.factory.envelope_sender,
-            "Destination": {"ToAddresses": [message.to_address]},
-            "Content": {"Raw": {"Data": message.as_bytes()}},
-            "EmailTags": [
-                {"Name": "campaign", "Value": _tag(compiled.slug)},
-                {"Name": "subscriber", "Value": str(sid)},
-            ],
-        }
+    # -- the request ------------------------------------------------------------------
+    def _campaign_pieces(self, factory: MessageFactory) -> tuple[bytes, bytes, bytes]:
+        """What every request of the campaign holds, encoded once: before the reader's
+        address, between it and the message, and from the message to the end."""
+        start = b'{"FromEmailAddress":' + dumps(factory.envelope_sender)
+        campaign = dumps({"Name": "campaign", "Value": _tag(factory.compiled.slug)})
+        end = b'"}]'
         if self.configuration_set:
-            request["ConfigurationSetName"] = self.configuration_set
+            end += b',"ConfigurationSetName":' + dumps(self.configuration_set)
+        return (
+            start + b',"Destination":{"ToAddresses":[',
+            b']},"Content":{"Raw":{"Data":"',
+            b'"}},"EmailTags":[' + campaign + b',{"Name":"subscriber","Value":"',
+        ), end + b"}"
+
+    def body(self, message: OutgoingMessage, raw: bytes) -> bytes:
+        """SendEmail's JSON for the message ``raw`` (its RFC 5322 bytes, base64 in the
+        body): the campaign's pieces around the reader's own fields, joined once."""
+        factory = message.factory
+        (start, content, tags), end = self._pieces.get(
+            factory, None, lambda: self._campaign_pieces(factory)
+        )
+        sid = str(message.recipient.subscriber_id).encode("ascii")
+        address = dumps(message.to_address)
+        return join([start, address, content, base64.b64encode(raw), tags, sid, end])
+
+    # -- sending ----------------------------------------------------------------------
+    def send_one(self, message: OutgoingMessage) -> SendResult:
+        sid = message.recipient.subscriber_id
+        body = self.body(message, message.as_bytes())
 
         def attempt(_number: int) -> SendResult:
             try:
-                answer = self.client.send_email(**request)
-            except (ReadTimeoutError, ConnectionClosedError) as exc:
-                return SendResult(
-                    sid,
-                    DeliveryStatus.UNKNOWN,
-                    error=f"SES: the outcome is unknown ({exc.__class__.__name__})",
+                response = self.session.post(
+                    self.signer.url,
+                    data=body,
+                    headers=self.signer.headers(body),  # signed again for each attempt
+                    timeout=self.timeout,
+                    allow_redirects=False,
                 )
-            except EndpointConnectionError as exc:
-                code = "EndpointConnectionError"
-                raise TryAgain(f"SES answered {code}", outcome=(code, str(exc))) from None
-            except ClientError as exc:
-                refusal = exc.response
-            else:
-                if not answer.get("MessageId"):  # e.g. a 200 whose body was not JSON
-                    return SendResult(
-                        sid,
-                        DeliveryStatus.UNKNOWN,
-                        error="SES: the outcome is unknown (an answer without a MessageId)",
-                    )
-                return SendResult(sid, DeliveryStatus.SENT, message_id=answer["MessageId"])
-            return self._refused(sid, refusal)
+            except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
+                raise _cannot_connect(exc) from None
+            except requests.ConnectionError as exc:
+                if any(s in repr(exc) for s in _NEVER_CONNECTED):
+                    raise _cannot_connect(exc) from None
+                return _unknown(sid, "ConnectionClosedError")
+            except requests.Timeout:
+                return _unknown(sid, "ReadTimeoutError")
+            except requests.RequestException as exc:  # the answer broke off: it was sent
+                return _unknown(sid, exc.__class__.__name__)
+            if 200 <= response.status_code < 300:
+                return _answered(sid, response)
+            return self._refused(sid, aws_error(response))
 
         def give_up(last: TryAgain, attempts: int) -> SendResult:
             code, text = last.outcome
@@ -209,7 +247,129 @@ class SESTransport(OneAtATime):
         raise TryAgain(f"SES answered {code}", outcome=(code, text))
 
     def close(self) -> None:
-        self.client.close()
+        with self._lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+
+
+def _endpoint(session: Any, region: str, base_url: str | None) -> str:
+    """The region's SES v2 endpoint (as botocore resolves it), or ``base_url``."""
+    if base_url:
+        return base_url.rstrip("/")
+    client = session.create_client("sesv2", region_name=region)
+    try:
+        return str(client.meta.endpoint_url).rstrip("/")
+    finally:
+        client.close()
+
+
+def _cannot_connect(exc: Exception) -> TryAgain:
+    code = "EndpointConnectionError"
+    return TryAgain(f"SES answered {code}", outcome=(code, str(exc)))
+
+
+def _unknown(sid: int, why: str) -> SendResult:
+    return SendResult(sid, DeliveryStatus.UNKNOWN, error=f"SES: the outcome is unknown ({why})")
+
+
+def _answered(sid: int, response: requests.Response) -> SendResult:
+    data = json_or_none(response)
+    message_id = data.get("MessageId") if isinstance(data, dict) else None
+    if not message_id or not isinstance(message_id, str):  # e.g. a body that is not JSON
+        return SendResult(
+            sid,
+            DeliveryStatus.UNKNOWN,
+            error="SES: the outcome is unknown (an answer without a MessageId)",
+        )
+    return SendResult(sid, DeliveryStatus.SENT, message_id=message_id)
+
+
+def aws_error(response: requests.Response) -> dict[str, Any]:
+    """An error answer as botocore reads one of a REST-JSON API: the code from the
+    ``X-Amzn-ErrorType`` header, else the body's ``code`` or ``__type``, else the HTTP
+    status; the message from the body's ``message``."""
+    data = json_or_none(response) if response.content else None
+    body = data if isinstance(data, dict) else {}
+    status = response.status_code
+    code = (
+        response.headers.get("X-Amzn-ErrorType")
+        or body.get("code")
+        or body.get("Code")
+        or body.get("__type")
+        or str(status)
+    )
+    message = body.get("message", body.get("Message", ""))
+    if not body and status >= 500:  # an HTML page or nothing: the status says it
+        message = http.client.responses.get(status, "")
+    code = str(code).split(":", 1)[0].rsplit("#", 1)[-1]
+    return {
+        "Error": {"Code": code, "Message": str(message)},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+
+
+class SigV4:
+    """AWS Signature Version 4 of a POST to one URL (the headers it needs, signed)."""
+
+    def __init__(self, credentials: Any, region: str, url: str) -> None:
+        self.credentials = credentials  # botocore's: refreshed when they are temporary
+        self.region = region
+        self.url = url
+        parts = urlsplit(url)
+        self.host = parts.netloc  # as the Host header says it: no default port
+        if parts.port is not None and parts.port == {"https": 443, "http": 80}.get(parts.scheme):
+            self.host = self.host.rsplit(":", 1)[0]
+        self.path = quote(parts.path or "/", safe="/~")
+        self._keys: dict[tuple[str, str], bytes] = {}
+
+    def _key(self, secret: str, day: str) -> bytes:
+        found = self._keys.get((secret, day))
+        if found is None:
+            key = ("AWS4" + secret).encode("utf-8")
+            for part in (day, self.region, SERVICE, "aws4_request"):
+                key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+            self._keys = {(secret, day): key}  # one day's key at a time
+            found = key
+        return found
+
+    def headers(self, body: bytes, now: dt.datetime | None = None) -> dict[str, str]:
+        frozen = self.credentials.get_frozen_credentials()
+        stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
+        day = stamp[:8]
+        payload = hashlib.sha256(body).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "Host": self.host,
+            "X-Amz-Content-SHA256": payload,
+            "X-Amz-Date": stamp,
+        }
+        if frozen.token:
+            headers["X-Amz-Security-Token"] = frozen.token
+        names = sorted(headers, key=str.lower)
+        signed = ";".join(n.lower() for n in names)
+        canonical = "\n".join(
+            (
+                "POST",
+                self.path,
+                "",
+                *(f"{n.lower()}:{' '.join(headers[n].split())}" for n in names),
+                "",
+                signed,
+                payload,
+            )
+        )
+        scope = f"{day}/{self.region}/{SERVICE}/aws4_request"
+        to_sign = "\n".join(
+            ("AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest())
+        )
+        key = self._key(frozen.secret_key, day)
+        signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+        headers["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, "
+            f"SignedHeaders={signed}, Signature={signature}"
+        )
+        return headers
 
 
 def _tag(value: str) -> str:
