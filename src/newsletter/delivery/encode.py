@@ -12,7 +12,11 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..render import OutgoingMessage
+    from ..render.message import SharedContent
 
 try:
     import orjson
@@ -59,3 +63,35 @@ class PerCampaign:
                 entry = self._entries[id(factory)] = (factory, {})
             entry[1][key] = made
         return made
+
+
+class Substitutions:
+    """A shared body's per-reader substitutions (``SharedContent.substitutions``), with
+    the placeholders' names worked out once for the variant rather than per reader.
+
+    ``one_line`` makes a value fit a header (the subject's); ``name`` turns a placeholder
+    into the key the provider takes (Mailgun keys its recipient-variables by what is
+    between ``%recipient.`` and ``%``).
+    """
+
+    def __init__(
+        self,
+        shared: SharedContent,
+        one_line: Callable[[str], str],
+        name: Callable[[str], str] = str,
+    ) -> None:
+        self.one_line = one_line
+        placeholder = shared.placeholder
+        self.html = tuple((name(placeholder("h", i)), i) for i in shared.slots["h"])
+        self.text = tuple((name(placeholder("t", i)), i) for i in shared.slots["t"])
+        self.subject = tuple((name(placeholder("s", i)), i) for i in shared.slots["s"])
+
+    def values(self, message: OutgoingMessage) -> dict[str, str]:
+        """``key -> value`` for one reader, each value escaped for its part."""
+        html, text = message.html_values, message.text_values
+        out = {key: html[i] for key, i in self.html}
+        for key, i in self.text:
+            out[key] = text[i]
+        for key, i in self.subject:
+            out[key] = self.one_line(text[i])
+        return out

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from ..delivery.base import HTTPRequest, HTTPTransport, json_or_none, results
-from ..delivery.encode import PerCampaign, dumps, join
+from ..delivery.encode import PerCampaign, Substitutions, dumps, join
 from ..errors import ConfigError, DeliveryError
 from ..events import (
     Read,
@@ -33,6 +33,7 @@ from ..events import (
 )
 from ..models import DeliveryStatus, Event, EventKind, SendResult
 from ..render import OutgoingMessage
+from ..render.headers import header_safe
 from ..render.message import format_address
 from ..webhooks import Rejected, Request, Verifier, checked_timestamp, fresh
 from . import Option, Provider, Secret, Setup
@@ -113,13 +114,10 @@ class MailgunTransport(HTTPTransport):
         return fields
 
     @staticmethod
-    def variables(message: OutgoingMessage, shared: SharedContent) -> dict[str, str]:
+    def variables(message: OutgoingMessage, keys: Substitutions) -> dict[str, str]:
         """The reader's ``recipient-variables``: placeholders are %recipient.KEY%, the
         variables are keyed by KEY."""
-        values = {
-            key.removeprefix("%recipient.").removesuffix("%"): value
-            for key, value in shared.substitutions(message).items()
-        }
+        values = keys.values(message)
         values["list_unsubscribe"] = message.list_unsubscribe
         values["subscriber"] = str(message.recipient.subscriber_id)
         return values
@@ -131,10 +129,13 @@ class MailgunTransport(HTTPTransport):
         JSON)."""
         first = messages[0]
         shared = first.factory.shared_content(first.variant, _placeholder)
-        fixed = self._pieces.get(
+        fixed, keys = self._pieces.get(
             first.factory,
             first.variant.number,
-            lambda: [_part(n, v.encode("utf-8")) for n, v in self.campaign_fields(first, shared)],
+            lambda: (
+                [_part(n, v.encode("utf-8")) for n, v in self.campaign_fields(first, shared)],
+                Substitutions(shared, header_safe, _variable),
+            ),
         )
         # drawn for each request, so that no reader's value can know it
         delimiter = b"--" + secrets.token_hex(16).encode("ascii") + b"\r\n"
@@ -144,7 +145,7 @@ class MailgunTransport(HTTPTransport):
         variables: dict[str, bytes] = {}  # one entry per address, as a JSON object keeps
         for message in messages:
             pieces += (delimiter, _TO, message.to_display.encode("utf-8"), b"\r\n")
-            variables[message.to_address] = dumps(self.variables(message, shared))
+            variables[message.to_address] = dumps(self.variables(message, keys))
         pieces += (delimiter, _VARIABLES, b"{")
         for address, values in variables.items():
             pieces += (dumps(address), b":", values, b",")
@@ -176,6 +177,11 @@ class MailgunTransport(HTTPTransport):
             f"Mailgun rejected the request (HTTP {response.status_code}: {message}).",
             "Nothing in this batch was sent. Fix the cause and run the same send again.",
         )
+
+
+def _variable(placeholder: str) -> str:
+    """The recipient-variables key of a placeholder: %recipient.KEY% -> KEY."""
+    return placeholder.removeprefix("%recipient.").removesuffix("%")
 
 
 def _part(name: str, value: bytes) -> bytes:

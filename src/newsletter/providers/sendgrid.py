@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from ..delivery.base import HTTPRequest, HTTPTransport, json_or_none, results
-from ..delivery.encode import PerCampaign, dumps, join
+from ..delivery.encode import PerCampaign, Substitutions, dumps, join
 from ..errors import DeliveryError
 from ..events import (
     Read,
@@ -30,6 +30,7 @@ from ..events import (
 )
 from ..models import DeliveryStatus, Event, EventKind, SendResult
 from ..render import OutgoingMessage
+from ..render.headers import header_safe
 from ..webhooks import Rejected, Request, Verifier, checked_timestamp, fresh, strict_b64decode
 from . import Option, Provider, Secret, Setup
 
@@ -71,7 +72,7 @@ class SendGridTransport(HTTPTransport):
 
     def _campaign_pieces(
         self, factory: MessageFactory, shared: SharedContent
-    ) -> tuple[bytes, bytes]:
+    ) -> tuple[bytes, bytes, Substitutions]:
         """The body before and after the personalizations, encoded once per variant:
         ``from``, ``subject``, ``content``, then ``categories``, ``custom_args``,
         ``tracking_settings`` and ``reply_to``."""
@@ -91,13 +92,14 @@ class SendGridTransport(HTTPTransport):
         }
         if factory.reply_to:
             tail["reply_to"] = _email(*factory.reply_to)
-        return dumps(head)[:-1] + b',"personalizations":[', b"]," + dumps(tail)[1:]
+        start = dumps(head)[:-1] + b',"personalizations":['
+        return start, b"]," + dumps(tail)[1:], Substitutions(shared, header_safe)
 
     @staticmethod
-    def _personalization(message: OutgoingMessage, shared: SharedContent) -> dict[str, Any]:
+    def _personalization(message: OutgoingMessage, values: Substitutions) -> dict[str, Any]:
         return {
             "to": [_email(message.to_name, message.to_address)],
-            "substitutions": shared.substitutions(message),
+            "substitutions": values.values(message),
             "headers": message.list_headers(),
             "custom_args": {"subscriber": str(message.recipient.subscriber_id)},
         }
@@ -108,12 +110,12 @@ class SendGridTransport(HTTPTransport):
         first = messages[0]
         factory = first.factory
         shared = factory.shared_content(first.variant, _placeholder)
-        head, tail = self._pieces.get(
+        head, tail, values = self._pieces.get(
             factory, first.variant.number, lambda: self._campaign_pieces(factory, shared)
         )
         pieces = [head]
         for message in messages:
-            pieces.append(dumps(self._personalization(message, shared)))
+            pieces.append(dumps(self._personalization(message, values)))
             pieces.append(b",")
         pieces[-1] = tail
         return HTTPRequest("/v3/mail/send", join(pieces), self.headers)

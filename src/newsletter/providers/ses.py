@@ -145,8 +145,7 @@ class SESTransport(OneAtATime):
         """One session (a kept connection) per worker thread."""
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
-            session.headers["User-Agent"] = USER_AGENT
+            session = self._local.session = _session(self.signer.url)
             with self._lock:
                 self._sessions.append(session)
         return session
@@ -251,6 +250,19 @@ class SESTransport(OneAtATime):
             for session in self._sessions:
                 session.close()
             self._sessions.clear()
+
+
+def _session(url: str) -> requests.Session:
+    """A session for ``url``: what the environment says of it (a proxy, a CA bundle) is
+    read once, not at every request, and no ~/.netrc can replace the signature."""
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    return session
 
 
 def _endpoint(session: Any, region: str, base_url: str | None) -> str:
