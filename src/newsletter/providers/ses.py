@@ -18,8 +18,11 @@ import datetime as dt
 import hashlib
 import hmac
 import http.client
+import json
 import os
 import re
+import select
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +32,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from .. import sns
-from ..delivery.base import USER_AGENT, OneAtATime, json_or_none
+from ..delivery.base import USER_AGENT, OneAtATime
 from ..delivery.encode import PerCampaign, dumps, join
 from ..delivery.retry import RetryPolicy, TryAgain
 from ..errors import ConfigError, CredentialsError, DeliveryError
@@ -86,12 +89,6 @@ _THROTTLED = {
     "Throttling",
     "LimitExceededException",
 }
-_NEVER_CONNECTED = (
-    "NewConnectionError",
-    "Connection refused",
-    "NameResolution",
-    "Failed to establish",
-)
 
 
 class SESTransport(OneAtATime):
@@ -137,18 +134,18 @@ class SESTransport(OneAtATime):
         self.configuration_set = configuration_set
         self._pieces = PerCampaign()
         self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        self._wires: list[Wire] = []
         self._lock = threading.Lock()
 
     @property
-    def session(self) -> requests.Session:
-        """One session (a kept connection) per worker thread."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = _session(self.signer.url)
+    def wire(self) -> Wire:
+        """One kept connection per worker thread."""
+        wire = getattr(self._local, "wire", None)
+        if wire is None:
+            wire = self._local.wire = Wire(self.signer.url, self.timeout)
             with self._lock:
-                self._sessions.append(session)
-        return session
+                self._wires.append(wire)
+        return wire
 
     # -- the request ------------------------------------------------------------------
     def _campaign_pieces(self, factory: MessageFactory) -> tuple[bytes, bytes, bytes]:
@@ -182,27 +179,20 @@ class SESTransport(OneAtATime):
         body = self.body(message, message.as_bytes())
 
         def attempt(_number: int) -> SendResult:
+            wire = self.wire
             try:
-                response = self.session.post(
-                    self.signer.url,
-                    data=body,
-                    headers=self.signer.headers(body),  # signed again for each attempt
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
-            except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
+                wire.connect()
+            except (OSError, http.client.HTTPException) as exc:  # nothing was sent
                 raise _cannot_connect(exc) from None
-            except requests.ConnectionError as exc:
-                if any(s in repr(exc) for s in _NEVER_CONNECTED):
-                    raise _cannot_connect(exc) from None
-                return _unknown(sid, "ConnectionClosedError")
-            except requests.Timeout:
+            try:  # signed again for each attempt
+                status, headers, content = wire.post(body, self.signer.headers(body))
+            except TimeoutError:
                 return _unknown(sid, "ReadTimeoutError")
-            except requests.RequestException as exc:  # the answer broke off: it was sent
-                return _unknown(sid, exc.__class__.__name__)
-            if 200 <= response.status_code < 300:
-                return _answered(sid, response)
-            return self._refused(sid, aws_error(response))
+            except (OSError, http.client.HTTPException):  # after the request went out
+                return _unknown(sid, "ConnectionClosedError")
+            if 200 <= status < 300:
+                return _answered(sid, content)
+            return self._refused(sid, aws_error(status, headers, content))
 
         def give_up(last: TryAgain, attempts: int) -> SendResult:
             code, text = last.outcome
@@ -247,22 +237,121 @@ class SESTransport(OneAtATime):
 
     def close(self) -> None:
         with self._lock:
-            for session in self._sessions:
-                session.close()
-            self._sessions.clear()
+            for wire in self._wires:
+                wire.close()
+            self._wires.clear()
 
 
-def _session(url: str) -> requests.Session:
-    """A session for ``url``: what the environment says of it (a proxy, a CA bundle) is
-    read once, not at every request, and no ~/.netrc can replace the signature."""
-    session = requests.Session()
-    session.headers["User-Agent"] = USER_AGENT
-    session.trust_env = False
-    session.proxies.update(requests.utils.get_environ_proxies(url))
+class Wire:
+    """A kept connection to one URL (http.client: a few µs a request, where requests
+    takes a millisecond), through the proxy the environment names for it, if any.
+
+    ``connect`` before each request: a connection the server closed while it was idle
+    is made again, and a failure there means nothing was sent. Any failure after it
+    leaves the outcome unknown.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.path = parts.path or "/"
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if self.https else 80)
+        self.timeout = timeout
+        self.proxy = _proxy_for(url)
+        self.context = _tls_context() if self.https else None
+        self.connection: http.client.HTTPConnection | None = None
+
+    def connect(self) -> None:
+        if self.connection is not None and not _dropped(self.connection):
+            return
+        self.close()
+        connection = self._new()
+        try:
+            connection.connect()
+        except BaseException:
+            connection.close()
+            raise
+        self.connection = connection
+
+    def _new(self) -> http.client.HTTPConnection:
+        host, port, tunnel = self.host, self.port, None
+        if self.proxy is not None:
+            proxy = urlsplit(self.proxy)
+            host, port = proxy.hostname or "", proxy.port or 80
+            tunnel = {"Proxy-Authorization": _basic(proxy)} if proxy.username else {}
+        if self.https:
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, port, timeout=self.timeout, context=self.context
+            )
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        if tunnel is not None and self.https:
+            connection.set_tunnel(self.host, self.port, tunnel)
+        return connection
+
+    def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, Any, bytes]:
+        """(status, headers, body) of the answer; the connection is kept if it may be."""
+        connection = self.connection
+        assert connection is not None, "connect() first"
+        try:
+            target = self.url if self.proxy is not None and not self.https else self.path
+            connection.request("POST", target, body, {**headers, "User-Agent": USER_AGENT})
+            response = connection.getresponse()
+            content = response.read()
+        except BaseException:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, response.headers, content
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (HTTPS_PROXY, NO_PROXY...), if any."""
+    proxies = requests.utils.get_environ_proxies(url)
+    proxy = proxies.get(urlsplit(url).scheme) or proxies.get("all")
+    if proxy and urlsplit(proxy).scheme not in ("http", ""):
+        raise ConfigError(
+            f"The proxy for SES, {proxy}, is not an http:// proxy.",
+            "Point HTTPS_PROXY at an http:// proxy (it tunnels the TLS connection), or set "
+            "NO_PROXY for the SES endpoint.",
+        )
+    return proxy if proxy and "://" in proxy else (f"http://{proxy}" if proxy else None)
+
+
+def _basic(proxy: Any) -> str:
+    from urllib.parse import unquote
+
+    pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def _tls_context() -> ssl.SSLContext:
+    """Certificates checked against REQUESTS_CA_BUNDLE, else certifi's (as requests)."""
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    return session
+    if not bundle:
+        import certifi
+
+        bundle = certifi.where()
+    return ssl.create_default_context(cafile=bundle)
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """Has the server closed the idle connection (or sent what nobody asked for)?"""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 def _endpoint(session: Any, region: str, base_url: str | None) -> str:
@@ -285,8 +374,15 @@ def _unknown(sid: int, why: str) -> SendResult:
     return SendResult(sid, DeliveryStatus.UNKNOWN, error=f"SES: the outcome is unknown ({why})")
 
 
-def _answered(sid: int, response: requests.Response) -> SendResult:
-    data = json_or_none(response)
+def _json(content: bytes) -> Any:
+    try:
+        return json.loads(content) if content else None
+    except ValueError:
+        return None
+
+
+def _answered(sid: int, content: bytes) -> SendResult:
+    data = _json(content)
     message_id = data.get("MessageId") if isinstance(data, dict) else None
     if not message_id or not isinstance(message_id, str):  # e.g. a body that is not JSON
         return SendResult(
@@ -297,15 +393,14 @@ def _answered(sid: int, response: requests.Response) -> SendResult:
     return SendResult(sid, DeliveryStatus.SENT, message_id=message_id)
 
 
-def aws_error(response: requests.Response) -> dict[str, Any]:
+def aws_error(status: int, headers: Any, content: bytes) -> dict[str, Any]:
     """An error answer as botocore reads one of a REST-JSON API: the code from the
     ``X-Amzn-ErrorType`` header, else the body's ``code`` or ``__type``, else the HTTP
     status; the message from the body's ``message``."""
-    data = json_or_none(response) if response.content else None
+    data = _json(content)
     body = data if isinstance(data, dict) else {}
-    status = response.status_code
     code = (
-        response.headers.get("X-Amzn-ErrorType")
+        headers.get("X-Amzn-ErrorType")
         or body.get("code")
         or body.get("Code")
         or body.get("__type")
