@@ -438,3 +438,54 @@ def test_ses_signature_is_botocores(monkeypatch: pytest.MonkeyPatch) -> None:
         assert headers["Authorization"].endswith(f"Signature={expected}")
         assert ("x-amz-security-token" in signed) == (token is not None)
         assert headers["Host"] == url.split("/")[2].removesuffix(":443")
+
+
+def test_ses_connection_closed_while_idle_is_made_again_before_the_next_request() -> None:
+    """A server that closes a kept connection between requests: the next request goes on
+    a new connection (nothing is lost or unknown), and one connection serves requests in
+    a row while it stays open."""
+    import socket
+    import threading
+
+    from newsletter.providers.ses import Wire
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    closed = threading.Event()
+    connections: list[int] = []
+
+    def serve() -> None:
+        for number in range(2):
+            conn, _ = listener.accept()
+            connections.append(number)
+            with conn:
+                for _ in range(2 if number == 0 else 1):
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(65536)
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+                    while len(body) < length:
+                        body += conn.recv(65536)
+                    answer = b'{"MessageId":"m"}'
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer)
+                    )
+            closed.set()  # the first connection: closed after two requests, while idle
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    wire = Wire(f"http://127.0.0.1:{port}/v2/email/outbound-emails", 5.0)
+    try:
+        for _ in range(2):
+            wire.connect()
+            assert wire.post(b"{}", {"Content-Type": "application/json"})[0] == 200
+        assert closed.wait(5)
+        wire.connect()
+        status, _, content = wire.post(b"{}", {"Content-Type": "application/json"})
+        assert (status, content) == (200, b'{"MessageId":"m"}')
+        assert connections == [0, 1]
+    finally:
+        wire.close()
+        listener.close()
