@@ -45,7 +45,7 @@ class PerCampaign:
     ``id`` cannot be reused by another while the entry lives.
     """
 
-    def __init__(self, keep: int = 8) -> None:
+    def __init__(self, keep: int = 4) -> None:
         self._keep = keep
         self._entries: dict[int, tuple[Any, dict[Any, Any]]] = {}
         self._lock = threading.Lock()
