@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
-from typing import Any
+import secrets
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from ..delivery.base import HTTPRequest, HTTPTransport, json_or_none, results
+from ..delivery.encode import PerCampaign, Substitutions, dumps, join
 from ..errors import ConfigError, DeliveryError
 from ..events import (
     Read,
@@ -32,9 +33,13 @@ from ..events import (
 )
 from ..models import DeliveryStatus, Event, EventKind, SendResult
 from ..render import OutgoingMessage
+from ..render.headers import header_safe
 from ..render.message import format_address
 from ..webhooks import Rejected, Request, Verifier, checked_timestamp, fresh
 from . import Option, Provider, Secret, Setup
+
+if TYPE_CHECKING:
+    from ..render.message import SharedContent
 
 REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 
@@ -76,11 +81,15 @@ class MailgunTransport(HTTPTransport):
         self.auth = ("api", api_key)
         self.domain = domain
         self.tracking = mailgun_tracking(clicks, opens)
+        self._pieces = PerCampaign()
 
-    def form(self, messages: list[OutgoingMessage]) -> list[tuple[str, str]]:
-        factory = messages[0].factory
+    def campaign_fields(
+        self, message: OutgoingMessage, shared: SharedContent
+    ) -> list[tuple[str, str]]:
+        """The form's fields that are the same for every reader of a variant (the rest
+        are one ``to`` per reader, then ``recipient-variables``)."""
+        factory = message.factory
         compiled = factory.compiled
-        shared = factory.shared_content(messages[0].variant, _placeholder)
         fields: list[tuple[str, str]] = [
             ("from", factory.sender_display),
             ("subject", shared.subject),
@@ -94,7 +103,7 @@ class MailgunTransport(HTTPTransport):
                 else [
                     ("h:List-Unsubscribe", "%recipient.list_unsubscribe%"),
                     ("h:List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-                    ("h:List-Id", messages[0].list_headers()["List-Id"]),
+                    ("h:List-Id", message.list_headers()["List-Id"]),
                 ]
             ),
             ("v:campaign", compiled.slug),
@@ -102,27 +111,49 @@ class MailgunTransport(HTTPTransport):
         ]
         if factory.reply_to:
             fields.append(("h:Reply-To", format_address(*factory.reply_to)))
-        variables: dict[str, dict[str, str]] = {}
-        for message in messages:
-            fields.append(("to", message.to_display))
-            variables[message.to_address] = {
-                **shared.substitutions(message),
-                "list_unsubscribe": message.list_unsubscribe,
-                "subscriber": str(message.recipient.subscriber_id),
-            }
-        # The placeholders are %recipient.KEY%; the variables are keyed by KEY.
-        variables = {
-            email: {k.removeprefix("%recipient.").removesuffix("%"): v for k, v in values.items()}
-            for email, values in variables.items()
-        }
-        fields.append(("recipient-variables", json.dumps(variables, ensure_ascii=False)))
         return fields
 
+    @staticmethod
+    def variables(message: OutgoingMessage, keys: Substitutions) -> dict[str, str]:
+        """The reader's ``recipient-variables``: placeholders are %recipient.KEY%, the
+        variables are keyed by KEY."""
+        values = keys.values(message)
+        values["list_unsubscribe"] = message.list_unsubscribe
+        values["subscriber"] = str(message.recipient.subscriber_id)
+        return values
+
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
-        # multipart/form-data (each field as a part without a file name): the body is
-        # sent as it is rather than percent-encoded.
-        parts = [(name, (None, value.encode("utf-8"))) for name, value in self.form(messages)]
-        return HTTPRequest(f"/v3/{self.domain}/messages", files=parts, auth=self.auth)
+        """multipart/form-data (each field a part without a file name, sent as it is
+        rather than percent-encoded), joined once: the variant's fields encoded once,
+        then each reader's ``to`` and their entry of ``recipient-variables`` (compact
+        JSON)."""
+        first = messages[0]
+        shared = first.factory.shared_content(first.variant, _placeholder)
+        fixed, keys = self._pieces.get(
+            first.factory,
+            first.variant.number,
+            lambda: (
+                [_part(n, v.encode("utf-8")) for n, v in self.campaign_fields(first, shared)],
+                Substitutions(shared, header_safe, _variable),
+            ),
+        )
+        # drawn for each request, so that no reader's value can know it
+        delimiter = b"--" + secrets.token_hex(16).encode("ascii") + b"\r\n"
+        pieces: list[bytes] = []
+        for part in fixed:
+            pieces += (delimiter, part)
+        variables: dict[str, bytes] = {}  # one entry per address, as a JSON object keeps
+        for message in messages:
+            pieces += (delimiter, _TO, message.to_display.encode("utf-8"), b"\r\n")
+            variables[message.to_address] = dumps(self.variables(message, keys))
+        pieces += (delimiter, _VARIABLES, b"{")
+        for address, values in variables.items():
+            pieces += (dumps(address), b":", values, b",")
+        pieces[-1] = b"}\r\n" if variables else b"{}\r\n"
+        pieces.append(delimiter[:-2] + b"--\r\n")
+        boundary = delimiter[2:-2].decode("ascii")
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        return HTTPRequest(f"/v3/{self.domain}/messages", join(pieces), headers, auth=self.auth)
 
     def parse_response(
         self, response: requests.Response, messages: list[OutgoingMessage]
@@ -146,6 +177,20 @@ class MailgunTransport(HTTPTransport):
             f"Mailgun rejected the request (HTTP {response.status_code}: {message}).",
             "Nothing in this batch was sent. Fix the cause and run the same send again.",
         )
+
+
+def _variable(placeholder: str) -> str:
+    """The recipient-variables key of a placeholder: %recipient.KEY% -> KEY."""
+    return placeholder.removeprefix("%recipient.").removesuffix("%")
+
+
+def _part(name: str, value: bytes) -> bytes:
+    """A form field's part, after its delimiter line."""
+    return f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
+
+
+_TO = _part("to", b"")[:-2]
+_VARIABLES = _part("recipient-variables", b"")[:-2]
 
 
 def mailgun_tracking(clicks: bool, opens: bool) -> tuple[tuple[str, str], ...]:

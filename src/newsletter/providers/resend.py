@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
-from ..delivery.base import HTTPRequest, HTTPTransport, json_array, json_or_none, results
+from ..delivery.base import HTTPRequest, HTTPTransport, json_or_none, results
+from ..delivery.encode import PerCampaign, dumps, join
 from ..errors import DeliveryError
 from ..events import (
     Malformed,
@@ -33,6 +33,9 @@ from ..models import DeliveryStatus, Event, EventKind, SendResult
 from ..render import OutgoingMessage
 from ..webhooks import Rejected, Request, Verifier, checked_timestamp, fresh, strict_b64decode
 from . import Provider, Secret, Setup
+
+if TYPE_CHECKING:
+    from ..render import MessageFactory
 
 _TAG_VALUE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -53,6 +56,7 @@ class ResendTransport(HTTPTransport):
             "Accept": "application/json",
             "x-batch-validation": "permissive",
         }
+        self._pieces = PerCampaign()
 
     @staticmethod
     def idempotency_key(messages: list[OutgoingMessage]) -> str:
@@ -63,25 +67,43 @@ class ResendTransport(HTTPTransport):
         digest = hashlib.sha256(f"{compiled.slug}\n{ids}\n{nonce}".encode())
         return f"nl-{_TAG_VALUE.sub('-', compiled.slug)[:100]}-{digest.hexdigest()[:40]}"
 
-    def email_json(self, message: OutgoingMessage) -> bytes:
-        factory = message.factory
-        compiled = factory.compiled
-        fields: dict[str, Any] = {
-            "from": factory.sender_display,
-            "to": [message.to_display],
-            "subject": message.subject,
-            "headers": {**message.list_headers(), "Message-ID": message.message_id},
-            "tags": [
-                {"name": "campaign", "value": _TAG_VALUE.sub("_", compiled.slug)[:256]},
-                {"name": "subscriber", "value": str(message.recipient.subscriber_id)},
-            ],
-        }
+    @staticmethod
+    def _campaign_pieces(factory: MessageFactory) -> tuple[bytes, bytes, bytes]:
+        """What every email of the campaign holds, encoded once: its start (``from``),
+        the campaign's tag, and what follows the subscriber's tag (``reply_to``)."""
+        slug = _TAG_VALUE.sub("_", factory.compiled.slug)[:256]
+        campaign = b',"tags":[' + dumps({"name": "campaign", "value": slug})
+        after = b"]"
         if factory.reply_to_display:
-            fields["reply_to"] = factory.reply_to_display
-        head = json.dumps(fields, ensure_ascii=False)[:-1].encode("utf-8")
-        return b"".join(
-            (head, b', "html": "', message.html_json(), b'", "text": "', message.text_json(), b'"}')
+            after += b',"reply_to":' + dumps(factory.reply_to_display)
+        return b'{"from":' + dumps(factory.sender_display), campaign, after + b',"html":"'
+
+    def email_pieces(self, message: OutgoingMessage) -> list[bytes]:
+        """One email of the batch: the campaign's pieces (encoded once) and the reader's
+        own ``to``, ``subject``, ``headers``, subscriber tag, ``html`` and ``text``."""
+        factory = message.factory
+        start, campaign, after = self._pieces.get(
+            factory, None, lambda: self._campaign_pieces(factory)
         )
+        headers = {**message.list_headers(), "Message-ID": message.message_id}
+        subscriber = {"name": "subscriber", "value": str(message.recipient.subscriber_id)}
+        return [
+            start,
+            b',"to":[',
+            dumps(message.to_display),
+            b'],"subject":',
+            dumps(message.subject),
+            b',"headers":',
+            dumps(headers),
+            campaign,
+            b",",
+            dumps(subscriber),
+            after,
+            message.html_json(),
+            b'","text":"',
+            message.text_json(),
+            b'"}',
+        ]
 
     def still_working(self, response: requests.Response) -> str | None:
         """A 409 ``concurrent_idempotent_requests``: the same batch is still in progress at
@@ -94,9 +116,12 @@ class ResendTransport(HTTPTransport):
 
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
         headers = {**self.headers, "Idempotency-Key": self.idempotency_key(messages)}
-        return HTTPRequest(
-            "/emails/batch", json_array(self.email_json(m) for m in messages), headers
-        )
+        pieces = [b"["]
+        for message in messages:
+            pieces += self.email_pieces(message)
+            pieces.append(b",")
+        pieces[-1] = b"]"
+        return HTTPRequest("/emails/batch", join(pieces), headers)
 
     def parse_response(
         self, response: requests.Response, messages: list[OutgoingMessage]

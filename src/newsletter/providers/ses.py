@@ -1,23 +1,39 @@
-"""Amazon SES v2 through botocore: one SendEmail per message, with our own MIME.
+"""Amazon SES v2: one SendEmail per message, with our own MIME, signed with SigV4.
 
 SES's bulk API needs stored templates, so each message goes as ``Raw`` content
 (the same RFC 5322 bytes the outbox writes), in parallel across workers.
 Credentials come from the standard AWS environment (AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, an AWS profile or role), never from newsletter.toml.
-botocore is an optional extra: ``pip install 'newsletter[ses]'``.
+AWS_SECRET_ACCESS_KEY, an AWS profile or role), never from newsletter.toml:
+botocore finds them and the region's endpoint (an optional extra:
+``pip install 'newsletter[ses]'``). The request itself is written here, its
+campaign's pieces encoded once, signed (AWS Signature Version 4) and posted on a
+connection kept per worker: botocore's client spends milliseconds a message on
+what is the same for every message of a campaign.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
+import http.client
+import json
 import os
 import re
+import select
+import ssl
+import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import requests
 
 from .. import sns
-from ..delivery.base import OneAtATime
+from ..delivery.base import USER_AGENT, OneAtATime
+from ..delivery.encode import PerCampaign, dumps, join
 from ..delivery.retry import RetryPolicy, TryAgain
 from ..errors import ConfigError, CredentialsError, DeliveryError
 from ..events import (
@@ -46,6 +62,11 @@ from ..webhooks import (
 )
 from . import Option, Provider, Secret, Setup
 
+if TYPE_CHECKING:
+    from ..render import MessageFactory
+
+SEND_PATH = "/v2/email/outbound-emails"  # SESv2 SendEmail
+SERVICE = "ses"  # the signing name of SES v2 (its endpoints are email.<region>...)
 _CREDENTIALS = {
     "SignatureDoesNotMatch",
     "UnrecognizedClientException",
@@ -87,7 +108,6 @@ class SESTransport(OneAtATime):
     ) -> None:
         super().__init__(batch_size)
         try:
-            import botocore.config
             import botocore.session
         except ImportError:
             raise ConfigError(
@@ -101,71 +121,78 @@ class SESTransport(OneAtATime):
                 'Set region = "eu-west-1" (your SES region) under [delivery] in newsletter.toml.',
             )
         session = botocore.session.get_session()
-        if session.get_credentials() is None:
+        credentials = session.get_credentials()
+        if credentials is None:
             raise ConfigError(
                 "No AWS credentials were found for SES.",
                 "Export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for an IAM "
                 "identity allowed to call ses:SendEmail.",
             )
-        config = botocore.config.Config(
-            # we retry ourselves; botocore's max_attempts counts retries, not attempts,
-            # and its retries would repeat a timed-out or dropped SendEmail
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            max_pool_connections=32,
-        )
-        self.client = session.create_client(
-            "sesv2", region_name=region, endpoint_url=base_url or None, config=config
-        )
+        self.signer = SigV4(credentials, region, _endpoint(session, region, base_url) + SEND_PATH)
+        self.timeout = timeout
         self.retry = RetryPolicy(max_retries, sleep)
         self.configuration_set = configuration_set
+        self._pieces = PerCampaign()
+        self._local = threading.local()
+        self._wires: list[Wire] = []
+        self._lock = threading.Lock()
 
-    def send_one(self, message: OutgoingMessage) -> SendResult:
-        from botocore.exceptions import (
-            ClientError,
-            ConnectionClosedError,
-            EndpointConnectionError,
-            ReadTimeoutError,
-        )
+    @property
+    def wire(self) -> Wire:
+        """One kept connection per worker thread."""
+        wire = getattr(self._local, "wire", None)
+        if wire is None:
+            wire = self._local.wire = Wire(self.signer.url, self.timeout)
+            with self._lock:
+                self._wires.append(wire)
+        return wire
 
-        sid = message.recipient.subscriber_id
-        compiled = message.factory.compiled
-        request: dict[str, Any] = {
-            "FromEmailAddress": message.factory.envelope_sender,
-            "Destination": {"ToAddresses": [message.to_address]},
-            "Content": {"Raw": {"Data": message.as_bytes()}},
-            "EmailTags": [
-                {"Name": "campaign", "Value": _tag(compiled.slug)},
-                {"Name": "subscriber", "Value": str(sid)},
-            ],
-        }
+    # -- the request ------------------------------------------------------------------
+    def _campaign_pieces(self, factory: MessageFactory) -> tuple[bytes, bytes, bytes]:
+        """What every request of the campaign holds, encoded once: before the reader's
+        address, between it and the message, and from the message to the end."""
+        start = b'{"FromEmailAddress":' + dumps(factory.envelope_sender)
+        campaign = dumps({"Name": "campaign", "Value": _tag(factory.compiled.slug)})
+        end = b'"}]'
         if self.configuration_set:
-            request["ConfigurationSetName"] = self.configuration_set
+            end += b',"ConfigurationSetName":' + dumps(self.configuration_set)
+        return (
+            start + b',"Destination":{"ToAddresses":[',
+            b']},"Content":{"Raw":{"Data":"',
+            b'"}},"EmailTags":[' + campaign + b',{"Name":"subscriber","Value":"',
+        ), end + b"}"
+
+    def body(self, message: OutgoingMessage, raw: bytes) -> bytes:
+        """SendEmail's JSON for the message ``raw`` (its RFC 5322 bytes, base64 in the
+        body): the campaign's pieces around the reader's own fields, joined once."""
+        factory = message.factory
+        (start, content, tags), end = self._pieces.get(
+            factory, None, lambda: self._campaign_pieces(factory)
+        )
+        sid = str(message.recipient.subscriber_id).encode("ascii")
+        address = dumps(message.to_address)
+        return join([start, address, content, base64.b64encode(raw), tags, sid, end])
+
+    # -- sending ----------------------------------------------------------------------
+    def send_one(self, message: OutgoingMessage) -> SendResult:
+        sid = message.recipient.subscriber_id
+        body = self.body(message, message.as_bytes())
 
         def attempt(_number: int) -> SendResult:
+            wire = self.wire
             try:
-                answer = self.client.send_email(**request)
-            except (ReadTimeoutError, ConnectionClosedError) as exc:
-                return SendResult(
-                    sid,
-                    DeliveryStatus.UNKNOWN,
-                    error=f"SES: the outcome is unknown ({exc.__class__.__name__})",
-                )
-            except EndpointConnectionError as exc:
-                code = "EndpointConnectionError"
-                raise TryAgain(f"SES answered {code}", outcome=(code, str(exc))) from None
-            except ClientError as exc:
-                refusal = exc.response
-            else:
-                if not answer.get("MessageId"):  # e.g. a 200 whose body was not JSON
-                    return SendResult(
-                        sid,
-                        DeliveryStatus.UNKNOWN,
-                        error="SES: the outcome is unknown (an answer without a MessageId)",
-                    )
-                return SendResult(sid, DeliveryStatus.SENT, message_id=answer["MessageId"])
-            return self._refused(sid, refusal)
+                wire.connect()
+            except (OSError, http.client.HTTPException) as exc:  # nothing was sent
+                raise _cannot_connect(exc) from None
+            try:  # signed again for each attempt
+                status, headers, content = wire.post(body, self.signer.headers(body))
+            except TimeoutError:
+                return _unknown(sid, "ReadTimeoutError")
+            except (OSError, http.client.HTTPException):  # after the request went out
+                return _unknown(sid, "ConnectionClosedError")
+            if 200 <= status < 300:
+                return _answered(sid, content)
+            return self._refused(sid, aws_error(status, headers, content))
 
         def give_up(last: TryAgain, attempts: int) -> SendResult:
             code, text = last.outcome
@@ -209,7 +236,247 @@ class SESTransport(OneAtATime):
         raise TryAgain(f"SES answered {code}", outcome=(code, text))
 
     def close(self) -> None:
-        self.client.close()
+        with self._lock:
+            for wire in self._wires:
+                wire.close()
+            self._wires.clear()
+
+
+class Wire:
+    """A kept connection to one URL (http.client: a few µs a request, where requests
+    takes a millisecond), through the proxy the environment names for it, if any.
+
+    ``connect`` before each request: a connection the server closed while it was idle
+    is made again, and a failure there means nothing was sent. Any failure after it
+    leaves the outcome unknown.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.path = parts.path or "/"
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if self.https else 80)
+        self.timeout = timeout
+        self.proxy = _proxy_for(url)
+        self.context = _tls_context() if self.https else None
+        self.connection: http.client.HTTPConnection | None = None
+
+    def connect(self) -> None:
+        if self.connection is not None and not _dropped(self.connection):
+            return
+        self.close()
+        connection = self._new()
+        try:
+            connection.connect()
+        except BaseException:
+            connection.close()
+            raise
+        self.connection = connection
+
+    def _new(self) -> http.client.HTTPConnection:
+        host, port, tunnel = self.host, self.port, None
+        if self.proxy is not None:
+            proxy = urlsplit(self.proxy)
+            host, port = proxy.hostname or "", proxy.port or 80
+            tunnel = {"Proxy-Authorization": _basic(proxy)} if proxy.username else {}
+        if self.https:
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, port, timeout=self.timeout, context=self.context
+            )
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        if tunnel is not None and self.https:
+            connection.set_tunnel(self.host, self.port, tunnel)
+        return connection
+
+    def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, Any, bytes]:
+        """(status, headers, body) of the answer; the connection is kept if it may be."""
+        connection = self.connection
+        assert connection is not None, "connect() first"
+        try:
+            target = self.url if self.proxy is not None and not self.https else self.path
+            connection.request("POST", target, body, {**headers, "User-Agent": USER_AGENT})
+            response = connection.getresponse()
+            content = response.read()
+        except BaseException:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, response.headers, content
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (HTTPS_PROXY, NO_PROXY...), if any."""
+    proxies = requests.utils.get_environ_proxies(url)
+    proxy = proxies.get(urlsplit(url).scheme) or proxies.get("all")
+    if proxy and urlsplit(proxy).scheme not in ("http", ""):
+        raise ConfigError(
+            f"The proxy for SES, {proxy}, is not an http:// proxy.",
+            "Point HTTPS_PROXY at an http:// proxy (it tunnels the TLS connection), or set "
+            "NO_PROXY for the SES endpoint.",
+        )
+    return proxy if proxy and "://" in proxy else (f"http://{proxy}" if proxy else None)
+
+
+def _basic(proxy: Any) -> str:
+    from urllib.parse import unquote
+
+    pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def _tls_context() -> ssl.SSLContext:
+    """Certificates checked against REQUESTS_CA_BUNDLE, else certifi's (as requests)."""
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if not bundle:
+        import certifi
+
+        bundle = certifi.where()
+    return ssl.create_default_context(cafile=bundle)
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """Has the server closed the idle connection (or sent what nobody asked for)?"""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+def _endpoint(session: Any, region: str, base_url: str | None) -> str:
+    """The region's SES v2 endpoint (as botocore resolves it), or ``base_url``."""
+    if base_url:
+        return base_url.rstrip("/")
+    client = session.create_client("sesv2", region_name=region)
+    try:
+        return str(client.meta.endpoint_url).rstrip("/")
+    finally:
+        client.close()
+
+
+def _cannot_connect(exc: Exception) -> TryAgain:
+    code = "EndpointConnectionError"
+    return TryAgain(f"SES answered {code}", outcome=(code, str(exc)))
+
+
+def _unknown(sid: int, why: str) -> SendResult:
+    return SendResult(sid, DeliveryStatus.UNKNOWN, error=f"SES: the outcome is unknown ({why})")
+
+
+def _json(content: bytes) -> Any:
+    try:
+        return json.loads(content) if content else None
+    except ValueError:
+        return None
+
+
+def _answered(sid: int, content: bytes) -> SendResult:
+    data = _json(content)
+    message_id = data.get("MessageId") if isinstance(data, dict) else None
+    if not message_id or not isinstance(message_id, str):  # e.g. a body that is not JSON
+        return SendResult(
+            sid,
+            DeliveryStatus.UNKNOWN,
+            error="SES: the outcome is unknown (an answer without a MessageId)",
+        )
+    return SendResult(sid, DeliveryStatus.SENT, message_id=message_id)
+
+
+def aws_error(status: int, headers: Any, content: bytes) -> dict[str, Any]:
+    """An error answer as botocore reads one of a REST-JSON API: the code from the
+    ``X-Amzn-ErrorType`` header, else the body's ``code`` or ``__type``, else the HTTP
+    status; the message from the body's ``message``."""
+    data = _json(content)
+    body = data if isinstance(data, dict) else {}
+    code = (
+        headers.get("X-Amzn-ErrorType")
+        or body.get("code")
+        or body.get("Code")
+        or body.get("__type")
+        or str(status)
+    )
+    message = body.get("message", body.get("Message", ""))
+    if not body and status >= 500:  # an HTML page or nothing: the status says it
+        message = http.client.responses.get(status, "")
+    code = str(code).split(":", 1)[0].rsplit("#", 1)[-1]
+    return {
+        "Error": {"Code": code, "Message": str(message)},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+
+
+class SigV4:
+    """AWS Signature Version 4 of a POST to one URL (the headers it needs, signed)."""
+
+    def __init__(self, credentials: Any, region: str, url: str) -> None:
+        self.credentials = credentials  # botocore's: refreshed when they are temporary
+        self.region = region
+        self.url = url
+        parts = urlsplit(url)
+        self.host = parts.netloc  # as the Host header says it: no default port
+        if parts.port is not None and parts.port == {"https": 443, "http": 80}.get(parts.scheme):
+            self.host = self.host.rsplit(":", 1)[0]
+        self.path = quote(parts.path or "/", safe="/~")
+        self._keys: dict[tuple[str, str], bytes] = {}
+
+    def _key(self, secret: str, day: str) -> bytes:
+        found = self._keys.get((secret, day))
+        if found is None:
+            key = ("AWS4" + secret).encode("utf-8")
+            for part in (day, self.region, SERVICE, "aws4_request"):
+                key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+            self._keys = {(secret, day): key}  # one day's key at a time
+            found = key
+        return found
+
+    def headers(self, body: bytes, now: dt.datetime | None = None) -> dict[str, str]:
+        frozen = self.credentials.get_frozen_credentials()
+        stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
+        day = stamp[:8]
+        payload = hashlib.sha256(body).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "Host": self.host,
+            "X-Amz-Content-SHA256": payload,
+            "X-Amz-Date": stamp,
+        }
+        if frozen.token:
+            headers["X-Amz-Security-Token"] = frozen.token
+        names = sorted(headers, key=str.lower)
+        signed = ";".join(n.lower() for n in names)
+        canonical = "\n".join(
+            (
+                "POST",
+                self.path,
+                "",
+                *(f"{n.lower()}:{' '.join(headers[n].split())}" for n in names),
+                "",
+                signed,
+                payload,
+            )
+        )
+        scope = f"{day}/{self.region}/{SERVICE}/aws4_request"
+        to_sign = "\n".join(
+            ("AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest())
+        )
+        key = self._key(frozen.secret_key, day)
+        signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+        headers["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, "
+            f"SignedHeaders={signed}, Signature={signature}"
+        )
+        return headers
 
 
 def _tag(value: str) -> str:
