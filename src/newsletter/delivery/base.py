@@ -410,8 +410,14 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 def json_array(items: Iterable[bytes]) -> bytes:
-    """A JSON array from already-serialised items, joined once."""
-    return b"[" + b",".join(items) + b"]"
+    """A JSON array from already-serialised items, written in one pass (one copy)."""
+    out = [b"["]
+    for item in items:
+        out += (item, b",")
+    if len(out) > 1:
+        out.pop()  # the last comma
+    out.append(b"]")
+    return b"".join(out)
 
 
 def json_or_none(response: requests.Response) -> Any:
