@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from newsletter.delivery.base import Body, json_array
 from newsletter.errors import RecipientError
 from newsletter.models import Recipient
 from newsletter.project import Project
@@ -120,13 +121,12 @@ def test_the_batch_is_the_plain_encoding_of_its_shape(
     assert len(made) == 3 * len(NAMES)  # r.ü@ is refused: Postmark cannot carry it
     assert len({m.variant.number for m in made}) == 2, "both branches of the reader's logic"
     transport = PostmarkTransport("t", clicks=tracking[0], opens=tracking[1])
-    body = transport.build_request(made).body
-    assert body is not None
+    body = bytes(transport.build_request(made).body)
     expected = reference(made, transport)
     assert json.loads(body) == json.loads(expected)
     assert body == expected
     # and again, from the pieces now cached with the campaign
-    assert transport.build_request(made[:5]).body == reference(made[:5], transport)
+    assert bytes(transport.build_request(made[:5]).body) == reference(made[:5], transport)
     one = transport.payload_json(made[0])
     assert json.loads(one)["ReplyTo" if reply_to else "From"]
     assert ("ReplyTo" in json.loads(one)) is reply_to
@@ -138,7 +138,7 @@ def test_a_static_subject_and_a_transactional_message(project: Path) -> None:
     for transactional in (False, True):
         made = messages(project, reply_to=True, transactional=transactional)
         transport = PostmarkTransport("t", message_stream='outbound "s" é', opens=True)
-        body = transport.build_request(made).body
+        body = bytes(transport.build_request(made).body)
         assert body == reference(made, transport)
         first = json.loads(body)[0]
         names = [h["Name"] for h in first["Headers"]]
@@ -151,7 +151,7 @@ def test_a_static_subject_and_a_transactional_message(project: Path) -> None:
 def test_each_reader_keeps_their_own_fields(personal: Path) -> None:
     made = messages(personal, reply_to=True)
     transport = PostmarkTransport("t")
-    sent = json.loads(transport.build_request(made).body or b"")
+    sent = json.loads(bytes(transport.build_request(made).body))
     unsubscribe = [
         h["Value"] for m in sent for h in m["Headers"] if h["Name"] == "List-Unsubscribe"
     ]
@@ -165,8 +165,18 @@ def test_each_reader_keeps_their_own_fields(personal: Path) -> None:
     assert sent[0]["Subject"] != sent[4]["Subject"]
 
 
+def test_a_body_is_sent_in_chunks_that_join_to_its_bytes(personal: Path) -> None:
+    made = messages(personal, reply_to=True)
+    body = PostmarkTransport("t").build_request(made).body
+    assert isinstance(body, Body)
+    whole = bytes(body)
+    chunks = list(body)
+    assert len(chunks) > 1 and b"".join(chunks) == whole and len(body) == len(whole)
+    assert all(len(c) >= Body.chunk for c in chunks[:-1])
+    assert list(body) == chunks, "it can be sent again, the same (a retry)"
+
+
 def test_an_empty_batch_and_the_shared_array_helper() -> None:
-    from newsletter.delivery.base import json_array
 
     assert json_array([]) == b"[]"
     assert json_array([b"1"]) == b"[1]"

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import requests
 
-from ..delivery.base import HTTPRequest, HTTPTransport, json_or_none, results
+from ..delivery.base import Body, HTTPRequest, HTTPTransport, json_or_none, results
 from ..errors import CredentialsError, DeliveryError
 from ..events import (
     Read,
@@ -140,14 +140,15 @@ class PostmarkTransport(HTTPTransport):
         )
 
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
-        """The batch as one JSON array, written in one pass from shared pieces."""
+        """The batch as one JSON array, written in one pass from shared pieces, and sent
+        as they are (never joined whole)."""
         out: list[bytes] = [b"["]
         for i, message in enumerate(messages):
             if i:
                 out.append(b",")
             self.write_message(message, out)
         out.append(b"]")
-        return HTTPRequest("/email/batch", b"".join(out), self.headers)
+        return HTTPRequest("/email/batch", Body(out), self.headers)
 
     def parse_response(
         self, response: requests.Response, messages: list[OutgoingMessage]

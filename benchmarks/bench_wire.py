@@ -1,0 +1,294 @@
+"""A whole `newsletter send` through a provider's HTTP API against the wire itself, in one
+run: side by side, alternately, to the same fast local sink,
+
+- **send**: `newsletter send` of N readers (a child process, timed whole, peak RSS from
+  /usr/bin/time -v), and
+- **pre-serialised**: a plain Python client (http.client, one connection per thread)
+  that only posts the same number of pre-built batch bodies, of the same size (the
+  first body the send posted, kept by the sink), with the same concurrency.
+
+    python benchmarks/bench_wire.py [--provider postmark] [--subscribers 100000]
+                                    [--runs 3] [--latency 0] [--concurrency 4]
+
+The sink is a small asyncio HTTP/1.1 server in its own process: it reads each body,
+parses it with orjson and answers what the provider answers (for Postmark one result per
+message). ``--latency`` adds seconds before each answer. Prints msgs/s of both, each
+run, and the ratio of the medians.
+
+Other providers join by adding a row to ``PROVIDERS``: the request path, the batch size,
+the delivery settings, and how the sink answers a parsed body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import itertools
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+_ids = itertools.count(1)
+
+
+def _postmark_answer(body: Any) -> tuple[int, list[dict[str, Any]]]:
+    now = "2026-12-06T09:00:00.0000000Z"
+    return len(body), [
+        {
+            "To": m.get("To", ""),
+            "SubmittedAt": now,
+            "MessageID": f"b7bc2f4a-e38e-4336-af7d-{next(_ids):012x}",
+            "ErrorCode": 0,
+            "Message": "OK",
+        }
+        for m in body
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class WireProvider:
+    """How one provider's batch endpoint looks to the benchmark."""
+
+    path: str  # where batches are posted
+    batch: int  # messages a request
+    delivery: str  # the [delivery] lines, with {url} for the sink's address
+    answer: Callable[[Any], tuple[int, Any]]  # parsed body -> (messages, JSON answer)
+    content_type: str = "application/json"
+
+
+PROVIDERS: dict[str, WireProvider] = {
+    "postmark": WireProvider(
+        "/email/batch",
+        500,
+        'transport = "postmark"\nbase_url = "{url}"\n',
+        _postmark_answer,
+    ),
+}
+
+
+# -- the sink ----------------------------------------------------------------------------
+class Sink:
+    """Answers batches as fast as it can; keeps the first body in ``keep`` and counts."""
+
+    def __init__(self, provider: WireProvider, latency: float, keep: Path) -> None:
+        self.provider = provider
+        self.latency = latency
+        self.keep = keep
+        self.messages = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import orjson
+
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                request_line, *lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = request_line.split(" ", 2)
+                headers = {
+                    k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)
+                }
+                body = await _read_body(reader, headers)
+                if method == "GET" and path == "/count":
+                    status, answer = 200, orjson.dumps({"messages": self.messages})
+                elif method == "POST" and path == self.provider.path:
+                    if not self.keep.exists():
+                        self.keep.write_bytes(body)
+                    count, data = self.provider.answer(orjson.loads(body))
+                    self.messages += count
+                    status, answer = 200, orjson.dumps(data)
+                else:
+                    status, answer = 404, b'{"Message":"not here"}'
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                writer.write(
+                    f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(answer)}\r\n\r\n".encode()
+                    + answer
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            chunks.append(await reader.readexactly(size + 2))
+            if size == 0:
+                return b"".join(c[:-2] for c in chunks)
+    return await reader.readexactly(int(headers.get("content-length", 0)))
+
+
+def serve(provider: str, latency: float, keep: Path) -> None:
+    """The sink's process: print the port, then serve until killed."""
+    sink = Sink(PROVIDERS[provider], latency, keep)
+
+    async def main() -> None:
+        server = await asyncio.start_server(sink.handle, "127.0.0.1", 0, limit=1 << 20)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+class SinkProcess:
+    def __init__(self, provider: str, latency: float, keep: Path) -> None:
+        options = ["--provider", provider, "--latency", str(latency), "--keep", str(keep)]
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve", *options],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def count(self) -> int:
+        import json
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port)
+        connection.request("GET", "/count")
+        return int(json.loads(connection.getresponse().read())["messages"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+# -- the peer: posts pre-built bodies ------------------------------------------------------
+def pre_serialised(
+    port: int, provider: WireProvider, body: bytes, requests: int, concurrency: int
+) -> float:
+    """Seconds for ``requests`` POSTs of ``body`` over ``concurrency`` connections."""
+    left = iter(range(requests))
+    lock = threading.Lock()
+    headers = {
+        "Content-Type": provider.content_type,
+        "Accept": "application/json",
+        "X-Postmark-Server-Token": "bench-token",
+    }
+
+    def work() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port)
+        while True:
+            with lock:
+                if next(left, None) is None:
+                    break
+            connection.request("POST", provider.path, body, headers)
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200, response.status
+        connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
+# -- the whole send ---------------------------------------------------------------------
+def prepare(folder: Path, args: argparse.Namespace, sink: SinkProcess, env: dict) -> Path:
+    """The example project with N readers imported and the campaign built; the database
+    as it is before the send, kept to start each run from."""
+    from bench_send import make_project, set_delivery, timed
+
+    make_project(folder, args.subscribers)
+    wall, _, _ = timed(["subscribers", "import", "subscribers.csv"], folder, env)
+    print(f"import of {args.subscribers:,} readers: {wall:.1f} s")
+    timed(["build", "2026-10-digest"], folder, env)
+    lines = PROVIDERS[args.provider].delivery.format(url=sink.url)
+    set_delivery(folder, lines + f"concurrency = {args.concurrency}\n")
+    pristine = folder / "pristine.db"
+    shutil.copy(folder / "newsletter.db", pristine)
+    return pristine
+
+
+def whole_send(folder: Path, pristine: Path, env: dict) -> tuple[float, int | None]:
+    from bench_send import timed
+
+    for extra in ("-wal", "-shm"):
+        (folder / f"newsletter.db{extra}").unlink(missing_ok=True)
+    shutil.copy(pristine, folder / "newsletter.db")
+    wall, rss, _ = timed(["send", "2026-10-digest", "--yes"], folder, env)
+    return wall, rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--provider", choices=sorted(PROVIDERS), default="postmark")
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--keep", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.provider, args.latency, args.keep)
+        return
+    provider = PROVIDERS[args.provider]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_API_KEY"] = "bench-token"
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; {args.provider}, {args.subscribers:,} readers, "
+        f"{args.concurrency} connections, {args.latency * 1000:.0f} ms a request"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        keep = folder / "first-body.json"
+        sink = SinkProcess(args.provider, args.latency, keep)
+        try:
+            pristine = prepare(folder, args, sink, env)
+            requests = -(-args.subscribers // provider.batch)
+            sends: list[float] = []
+            peers: list[float] = []
+            rss: list[int] = []
+            print(f"{'run':>4} {'send msgs/s':>12} {'peak RSS':>10} {'pre-serialised msgs/s':>22}")
+            for run in range(1, args.runs + 1):
+                before = sink.count()
+                wall, peak = whole_send(folder, pristine, env)
+                assert sink.count() - before == args.subscribers, "not every reader was sent"
+                sends.append(args.subscribers / wall)
+                rss.append(peak or 0)
+                body = keep.read_bytes()
+                seconds = pre_serialised(sink.port, provider, body, requests, args.concurrency)
+                peers.append(requests * provider.batch / seconds)
+                print(
+                    f"{run:>4} {sends[-1]:>12,.0f} {(peak or 0) / 1024:>8.0f} MB "
+                    f"{peers[-1]:>22,.0f}"
+                )
+            send, peer = statistics.median(sends), statistics.median(peers)
+            print(
+                f"median: send {send:,.0f} msgs/s (peak RSS {statistics.median(rss) / 1024:.0f} "
+                f"MB), pre-serialised {peer:,.0f} msgs/s ({requests} bodies of "
+                f"{len(body) / 1e6:.1f} MB); ratio {send / peer:.2f}"
+            )
+        finally:
+            sink.stop()
+
+
+if __name__ == "__main__":
+    main()
