@@ -9,6 +9,10 @@ run: side by side, alternately, to the same fast local sink,
 
     python benchmarks/bench_wire.py [--provider postmark] [--subscribers 100000]
                                     [--runs 3] [--latency 0] [--concurrency 4]
+                                    [--before /path/to/another/checkout/src]
+
+``--before`` also times, in each run, the send of another checkout (its ``src`` folder on
+PYTHONPATH), for a before/after in the same run.
 
 The sink is a small asyncio HTTP/1.1 server in its own process: it reads each body,
 parses it with orjson and answers what the provider answers (for Postmark one result per
@@ -45,18 +49,43 @@ sys.path.insert(0, str(HERE))
 _ids = itertools.count(1)
 
 
-def _postmark_answer(body: Any) -> tuple[int, list[dict[str, Any]]]:
+Answer = tuple[int, int, Any, dict[str, str]]  # messages, HTTP status, JSON, headers
+
+
+def _id() -> str:
+    return f"b7bc2f4a-e38e-4336-af7d-{next(_ids):012x}"
+
+
+def _postmark_answer(body: Any) -> Answer:
+    """One result per message (postmarkapp.com/developer/api/email-api, batch)."""
     now = "2026-12-06T09:00:00.0000000Z"
-    return len(body), [
-        {
-            "To": m.get("To", ""),
-            "SubmittedAt": now,
-            "MessageID": f"b7bc2f4a-e38e-4336-af7d-{next(_ids):012x}",
-            "ErrorCode": 0,
-            "Message": "OK",
-        }
+    results = [
+        {"To": m.get("To", ""), "SubmittedAt": now, "MessageID": _id(), "ErrorCode": 0}
+        | {"Message": "OK"}
         for m in body
     ]
+    return len(body), 200, results, {}
+
+
+def _resend_answer(body: Any) -> Answer:
+    """``{"data": [{"id"}...]}``, one per email of the batch."""
+    return len(body), 200, {"data": [{"id": _id()} for _ in body]}, {}
+
+
+def _sendgrid_answer(body: Any) -> Answer:
+    """202, no body, the request's id in X-Message-Id; one personalization a reader."""
+    return len(body.get("personalizations", ())), 202, None, {"X-Message-Id": _id()}
+
+
+def _brevo_answer(body: Any) -> Answer:
+    """201 ``{"messageIds": [...]}``, one per message version."""
+    versions = body.get("messageVersions") or [body]
+    return (
+        len(versions),
+        201,
+        {"messageIds": [f"<{_id()}@smtp-relay.mailin.fr>" for _ in versions]},
+        {},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +95,7 @@ class WireProvider:
     path: str  # where batches are posted
     batch: int  # messages a request
     delivery: str  # the [delivery] lines, with {url} for the sink's address
-    answer: Callable[[Any], tuple[int, Any]]  # parsed body -> (messages, JSON answer)
+    answer: Callable[[Any], Answer]  # the parsed body -> what the provider answers
     content_type: str = "application/json"
 
 
@@ -77,6 +106,17 @@ PROVIDERS: dict[str, WireProvider] = {
         'transport = "postmark"\nbase_url = "{url}"\n',
         _postmark_answer,
     ),
+    "resend": WireProvider(
+        "/emails/batch", 100, 'transport = "resend"\nbase_url = "{url}"\n', _resend_answer
+    ),
+    "sendgrid": WireProvider(
+        "/v3/mail/send", 1000, 'transport = "sendgrid"\nbase_url = "{url}"\n', _sendgrid_answer
+    ),
+    "brevo": WireProvider(
+        "/v3/smtp/email", 1000, 'transport = "brevo"\nbase_url = "{url}"\n', _brevo_answer
+    ),
+    # Mailgun (multipart form, 1000 a request) and SES (SigV4, one message a request)
+    # need a form parser and a signing peer: not here yet.
 }
 
 
@@ -102,20 +142,22 @@ class Sink:
                     k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)
                 }
                 body = await _read_body(reader, headers)
+                extra: dict[str, str] = {}
                 if method == "GET" and path == "/count":
                     status, answer = 200, orjson.dumps({"messages": self.messages})
-                elif method == "POST" and path == self.provider.path:
+                elif method == "POST" and path.split("?")[0] == self.provider.path:
                     if not self.keep.exists():
                         self.keep.write_bytes(body)
-                    count, data = self.provider.answer(orjson.loads(body))
+                    count, status, data, extra = self.provider.answer(orjson.loads(body))
                     self.messages += count
-                    status, answer = 200, orjson.dumps(data)
+                    answer = b"" if data is None else orjson.dumps(data)
                 else:
                     status, answer = 404, b'{"Message":"not here"}'
                 if self.latency:
                     await asyncio.sleep(self.latency)
+                lines = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
                 writer.write(
-                    f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+                    f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n{lines}"
                     f"Content-Length: {len(answer)}\r\n\r\n".encode()
                     + answer
                 )
@@ -196,7 +238,7 @@ def pre_serialised(
             connection.request("POST", provider.path, body, headers)
             response = connection.getresponse()
             response.read()
-            assert response.status == 200, response.status
+            assert response.status < 300, response.status
         connection.close()
 
     threads = [threading.Thread(target=work) for _ in range(concurrency)]
@@ -225,9 +267,13 @@ def prepare(folder: Path, args: argparse.Namespace, sink: SinkProcess, env: dict
     return pristine
 
 
-def whole_send(folder: Path, pristine: Path, env: dict) -> tuple[float, int | None]:
+def whole_send(
+    folder: Path, pristine: Path, env: dict, src: str | None = None
+) -> tuple[float, int | None]:
     from bench_send import timed
 
+    if src:
+        env = {**env, "PYTHONPATH": src}
     for extra in ("-wal", "-shm"):
         (folder / f"newsletter.db{extra}").unlink(missing_ok=True)
     shutil.copy(pristine, folder / "newsletter.db")
@@ -242,6 +288,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--before", help="the src folder of another checkout, timed too")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -264,20 +311,29 @@ def main() -> None:
             pristine = prepare(folder, args, sink, env)
             requests = -(-args.subscribers // provider.batch)
             sends: list[float] = []
+            befores: list[float] = []
             peers: list[float] = []
             rss: list[int] = []
-            print(f"{'run':>4} {'send msgs/s':>12} {'peak RSS':>10} {'pre-serialised msgs/s':>22}")
+            print(
+                f"{'run':>4} {'before msgs/s':>14} {'send msgs/s':>12} {'peak RSS':>10} "
+                f"{'pre-serialised msgs/s':>22}"
+            )
             for run in range(1, args.runs + 1):
-                before = sink.count()
+                before = 0.0
+                if args.before:
+                    wall, _ = whole_send(folder, pristine, env, args.before)
+                    before = args.subscribers / wall
+                    befores.append(before)
+                count = sink.count()
                 wall, peak = whole_send(folder, pristine, env)
-                assert sink.count() - before == args.subscribers, "not every reader was sent"
+                assert sink.count() - count == args.subscribers, "not every reader was sent"
                 sends.append(args.subscribers / wall)
                 rss.append(peak or 0)
                 body = keep.read_bytes()
                 seconds = pre_serialised(sink.port, provider, body, requests, args.concurrency)
                 peers.append(requests * provider.batch / seconds)
                 print(
-                    f"{run:>4} {sends[-1]:>12,.0f} {(peak or 0) / 1024:>8.0f} MB "
+                    f"{run:>4} {before:>14,.0f} {sends[-1]:>12,.0f} {(peak or 0) / 1024:>7.0f} MB "
                     f"{peers[-1]:>22,.0f}"
                 )
             send, peer = statistics.median(sends), statistics.median(peers)
@@ -286,6 +342,12 @@ def main() -> None:
                 f"MB), pre-serialised {peer:,.0f} msgs/s ({requests} bodies of "
                 f"{len(body) / 1e6:.1f} MB); ratio {send / peer:.2f}"
             )
+            if befores:
+                was = statistics.median(befores)
+                print(
+                    f"before: {was:,.0f} msgs/s, ratio {was / peer:.2f}; "
+                    f"after/before {send / was:.2f}"
+                )
         finally:
             sink.stop()
 

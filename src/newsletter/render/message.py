@@ -277,7 +277,11 @@ class OutgoingMessage:
         self.to_address, utf8 = factory.carrier.wire(recipient.email)
         self.smtputf8 = utf8 or factory.headers_utf8  # the message needs SMTPUTF8 to go
         self.to_name = clean_text(name) if name else ""
-        self.to_display = display_address(self.to_name, self.to_address)
+
+    @cached_property
+    def to_display(self) -> str:
+        """``"Name" <address>`` in Unicode, for the JSON APIs (made only when one asks)."""
+        return display_address(self.to_name, self.to_address)
 
     @cached_property
     def to(self) -> str:
