@@ -14,6 +14,10 @@ run: side by side, alternately, to the same fast local sink,
 ``--before`` also times, in each run, the send of another checkout (its ``src`` folder on
 PYTHONPATH), for a before/after in the same run.
 
+``--bodies`` times instead, in-process, the making of a batch of 500 Postmark messages
+and of its request body (every byte of it, as it is sent), per message: best of 7,
+alternately for this checkout and ``--before``'s (each in a child process).
+
 The sink is a small asyncio HTTP/1.1 server in its own process: it reads each body,
 parses it with orjson and answers what the provider answers (for Postmark one result per
 message). ``--latency`` adds seconds before each answer. Prints msgs/s of both, each
@@ -281,6 +285,60 @@ def whole_send(
     return wall, rss
 
 
+BODIES = """
+import os, sys, time, tempfile
+from pathlib import Path
+sys.path.insert(0, {here!r})
+from bench_send import make_project
+folder = Path(tempfile.mkdtemp())
+make_project(folder, 1)
+os.chdir(folder)
+from newsletter.models import Recipient
+from newsletter.project import Project
+from newsletter.providers.postmark import PostmarkTransport
+composer = Project.load().composer
+compiled = composer.compile(composer.campaign("2026-10-digest"))
+factory = composer.factory(compiled, carrier=PostmarkTransport.carrier())
+fields = composer.personalizer("2026-10-digest", 1)
+readers = [Recipient(i, f"reader{{i}}@example.com", f"Reader{{i}}", "Surname") for i in range(500)]
+transport = PostmarkTransport("token")
+def messages():
+    return [factory.message(r, fields(r)) for r in readers]
+made = messages()
+def body():
+    b = transport.build_request(made).body
+    return b if isinstance(b, bytes) else b"".join(iter(b))
+def best(fn):
+    times = []
+    for _ in range(7):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times) * 1e6 / len(readers)
+print(f"{{best(messages):.1f}} {{best(body):.1f}} {{len(body()) / 1e6:.2f}}")
+"""
+
+
+def bodies(args: argparse.Namespace) -> None:
+    """In-process: µs a message to make the messages and the request body."""
+    trees = [("after", os.environ.get("PYTHONPATH", ""))]
+    if args.before:
+        trees.insert(0, ("before", args.before))
+    found: dict[str, list[list[float]]] = {name: [] for name, _ in trees}
+    for _ in range(args.runs):
+        for name, src in trees:
+            env = {**os.environ, "PYTHONPATH": src}
+            code = BODIES.format(here=str(HERE))
+            out = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            )
+            found[name].append([float(x) for x in out.stdout.split()])
+    print(f"{'tree':>7} {'messages µs/msg':>16} {'body µs/msg':>12} {'body MB':>8}")
+    for name, rows in found.items():
+        med = [statistics.median(col) for col in zip(*rows, strict=True)]
+        print(f"{name:>7} {med[0]:>16.1f} {med[1]:>12.1f} {med[2]:>8.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--provider", choices=sorted(PROVIDERS), default="postmark")
@@ -289,11 +347,15 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--before", help="the src folder of another checkout, timed too")
+    parser.add_argument("--bodies", action="store_true", help="time body building in-process")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.provider, args.latency, args.keep)
+        return
+    if args.bodies:
+        bodies(args)
         return
     provider = PROVIDERS[args.provider]
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
