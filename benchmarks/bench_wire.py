@@ -16,7 +16,8 @@ PYTHONPATH), for a before/after in the same run.
 
 ``--bodies`` times instead, in-process, the making of a batch of 500 Postmark messages
 and of its request body (every byte of it, as it is sent), per message: best of 7,
-alternately for this checkout and ``--before``'s (each in a child process).
+alternately for this checkout and ``--before``'s (each in a child process); with
+``--personal``, of bench_send.py's campaign with per-reader logic (two variants).
 
 The sink is a small asyncio HTTP/1.1 server in its own process: it reads each body,
 parses it with orjson and answers what the provider answers (for Postmark one result per
@@ -291,7 +292,7 @@ from pathlib import Path
 sys.path.insert(0, {here!r})
 from bench_send import make_project
 folder = Path(tempfile.mkdtemp())
-make_project(folder, 1)
+make_project(folder, 1, {personal})
 os.chdir(folder)
 from newsletter.models import Recipient
 from newsletter.project import Project
@@ -300,7 +301,10 @@ composer = Project.load().composer
 compiled = composer.compile(composer.campaign("2026-10-digest"))
 factory = composer.factory(compiled, carrier=PostmarkTransport.carrier())
 fields = composer.personalizer("2026-10-digest", 1)
-readers = [Recipient(i, f"reader{{i}}@example.com", f"Reader{{i}}", "Surname") for i in range(500)]
+readers = [
+    Recipient(i, f"reader{{i}}@example.com", f"Reader{{i}}", "S", tags=("ce",) if i % 3 else ())
+    for i in range(500)
+]
 transport = PostmarkTransport("token")
 def messages():
     return [factory.message(r, fields(r)) for r in readers]
@@ -328,7 +332,7 @@ def bodies(args: argparse.Namespace) -> None:
     for _ in range(args.runs):
         for name, src in trees:
             env = {**os.environ, "PYTHONPATH": src}
-            code = BODIES.format(here=str(HERE))
+            code = BODIES.format(here=str(HERE), personal=args.personal)
             out = subprocess.run(
                 [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
             )
@@ -348,6 +352,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--before", help="the src folder of another checkout, timed too")
     parser.add_argument("--bodies", action="store_true", help="time body building in-process")
+    parser.add_argument(
+        "--personal", action="store_true", help="with --bodies: per-reader Jinja2 (bench_send)"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
