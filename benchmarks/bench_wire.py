@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import http.client
 import itertools
+import json
 import os
 import platform
 import shutil
@@ -210,8 +211,6 @@ class SinkProcess:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def count(self) -> int:
-        import json
-
         connection = http.client.HTTPConnection("127.0.0.1", self.port)
         connection.request("GET", "/count")
         return int(json.loads(connection.getresponse().read())["messages"])
@@ -378,7 +377,7 @@ def main() -> None:
         sink = SinkProcess(args.provider, args.latency, keep)
         try:
             pristine = prepare(folder, args, sink, env)
-            requests = -(-args.subscribers // provider.batch)
+            requests = 0
             sends: list[float] = []
             befores: list[float] = []
             peers: list[float] = []
@@ -398,9 +397,12 @@ def main() -> None:
                 assert sink.count() - count == args.subscribers, "not every reader was sent"
                 sends.append(args.subscribers / wall)
                 rss.append(peak or 0)
+                # the send's own first body, as many times as it takes to carry N readers
                 body = keep.read_bytes()
+                per_body = provider.answer(json.loads(body))[0]
+                requests = -(-args.subscribers // per_body)
                 seconds = pre_serialised(sink.port, provider, body, requests, args.concurrency)
-                peers.append(requests * provider.batch / seconds)
+                peers.append(requests * per_body / seconds)
                 print(
                     f"{run:>4} {before:>14,.0f} {sends[-1]:>12,.0f} {(peak or 0) / 1024:>7.0f} MB "
                     f"{peers[-1]:>22,.0f}"
