@@ -4,12 +4,13 @@ webhooks (basic auth) and its events."""
 from __future__ import annotations
 
 import hmac
-import json
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import requests
 
-from ..delivery.base import HTTPRequest, HTTPTransport, json_array, json_or_none, results
+from ..delivery.base import Body, HTTPRequest, HTTPTransport, json_or_none, results
 from ..errors import CredentialsError, DeliveryError
 from ..events import (
     Read,
@@ -25,7 +26,8 @@ from ..events import (
     unknown_event,
 )
 from ..models import DeliveryStatus, Event, EventKind, SendResult
-from ..render import OutgoingMessage
+from ..render import MessageFactory, OutgoingMessage
+from ..render.message import json_pieces, json_string
 from ..webhooks import Rejected, Request, Verifier, authorization, digest
 from . import Option, Provider, Secret, Setup
 
@@ -67,46 +69,86 @@ class PostmarkTransport(HTTPTransport):
         }
         self.message_stream = message_stream
         self.tracking = postmark_tracking(clicks, opens)
+        # what this transport's pieces are cached under, with each campaign
+        self._key = ("postmark", message_stream, clicks, opens)
 
     def payload_json(self, message: OutgoingMessage) -> bytes:
-        """One message as JSON, its bodies joined from pieces escaped once per campaign."""
+        """One message as JSON (the bytes ``message_json`` documents)."""
+        out: list[bytes] = []
+        self.write_message(message, out)
+        return b"".join(out)
+
+    def write_message(self, message: OutgoingMessage, out: list[bytes]) -> None:
+        """Append one message's JSON to ``out`` as pieces: the campaign's own pieces are
+        encoded once (per campaign and variant) and shared, only the reader's fields are
+        encoded here. The bytes are those of ``message_json`` for the same fields."""
         factory = message.factory
+        parts: _Parts = factory.wire_parts(self._key, lambda: self._parts(factory))
+        variant = message.variant
+        subject = parts.subjects.get(variant.number)
+        if subject is None:
+            subject = b',"Subject":' + json_string(message.subject)
+            if variant.subject.is_static:  # the same for every reader of the variant
+                parts.subjects[variant.number] = subject
+        out += (parts.head, json_string(message.to_display), subject, parts.headers)
+        if parts.unsubscribe is not None:
+            out += (json_string(message.list_unsubscribe), parts.unsubscribe)
+        out += (
+            json_string(message.message_id),
+            parts.metadata,
+            str(message.recipient.subscriber_id).encode("ascii"),
+            parts.bodies,
+        )
+        encoded = factory.encoded(variant)
+        json_pieces(encoded.html_json, message.html_values, out)
+        out.append(b'","TextBody":"')
+        json_pieces(encoded.text_json, message.text_values, out)
+        out.append(b'"}')
+
+    def _parts(self, factory: MessageFactory) -> _Parts:
+        """The pieces of every message of this campaign that are the same for each reader."""
         compiled = factory.compiled
-        headers = [
-            {"Name": k, "Value": v}
-            for k, v in {**message.list_headers(), "Message-ID": message.message_id}.items()
-        ]
-        fields: dict[str, Any] = {
-            "From": factory.sender_display,
-            "To": message.to_display,
-            "Subject": message.subject,
+        fixed = (
+            [("Auto-Submitted", "auto-generated")]
+            if factory.transactional
+            else [
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+                ("List-Id", factory.list_id or ""),
+            ]
+        )
+        fixed_json = b"".join(_header(k, v) + b"," for k, v in fixed)
+        name = b'{"Name":"List-Unsubscribe","Value":'
+        message_id = b'{"Name":"Message-ID","Value":'
+        tail = {
             "MessageStream": self.message_stream,
             "Tag": compiled.slug[:1000],
-            "Headers": headers,
-            "Metadata": {
-                "campaign": compiled.slug,
-                "subscriber": str(message.recipient.subscriber_id),
-            },
-            **self.tracking,
         }
+        after = {**self.tracking}
         if factory.reply_to_display:
-            fields["ReplyTo"] = factory.reply_to_display
-        head = json.dumps(fields, ensure_ascii=False)[:-1].encode("utf-8")
-        return b"".join(
-            (
-                head,
-                b', "HtmlBody": "',
-                message.html_json(),
-                b'", "TextBody": "',
-                message.text_json(),
-                b'"}',
-            )
+            after["ReplyTo"] = factory.reply_to_display
+        return _Parts(
+            head=b'{"From":' + json_string(factory.sender_display) + b',"To":',
+            subjects={},
+            headers=_members(tail)
+            + b',"Headers":['
+            + (name if not factory.transactional else fixed_json + message_id),
+            unsubscribe=None if factory.transactional else b"}," + fixed_json + message_id,
+            metadata=b'}],"Metadata":{"campaign":'
+            + json_string(compiled.slug)
+            + b',"subscriber":"',
+            bodies=b'"}' + _members(after) + b',"HtmlBody":"',
         )
 
     def build_request(self, messages: list[OutgoingMessage]) -> HTTPRequest:
-        return HTTPRequest(
-            "/email/batch", json_array(self.payload_json(m) for m in messages), self.headers
-        )
+        """The batch as one JSON array, written in one pass from shared pieces, and sent
+        as they are (never joined whole)."""
+        out: list[bytes] = [b"["]
+        for i, message in enumerate(messages):
+            if i:
+                out.append(b",")
+            self.write_message(message, out)
+        out.append(b"]")
+        return HTTPRequest("/email/batch", Body(out), self.headers)
 
     def parse_response(
         self, response: requests.Response, messages: list[OutgoingMessage]
@@ -158,6 +200,55 @@ def postmark_tracking(clicks: bool, opens: bool) -> dict[str, Any]:
     cannot track readers): ``TrackLinks`` "HtmlAndText" follows links in both parts,
     "None" none; ``TrackOpens`` adds Postmark's image or not."""
     return {"TrackOpens": opens, "TrackLinks": "HtmlAndText" if clicks else "None"}
+
+
+def message_json(
+    message: OutgoingMessage, message_stream: str, tracking: dict[str, Any]
+) -> dict[str, Any]:
+    """The documented shape of one message of Postmark's batch, as a plain dict. Its bytes
+    on the wire are ``json.dumps(shape, ensure_ascii=False, separators=(",", ":"))`` in
+    UTF-8; ``PostmarkTransport.write_message`` writes exactly those, faster."""
+    factory = message.factory
+    headers = {**message.list_headers(), "Message-ID": message.message_id}
+    fields: dict[str, Any] = {
+        "From": factory.sender_display,
+        "To": message.to_display,
+        "Subject": message.subject,
+        "MessageStream": message_stream,
+        "Tag": factory.compiled.slug[:1000],
+        "Headers": [{"Name": k, "Value": v} for k, v in headers.items()],
+        "Metadata": {
+            "campaign": factory.compiled.slug,
+            "subscriber": str(message.recipient.subscriber_id),
+        },
+        **tracking,
+    }
+    if factory.reply_to_display:
+        fields["ReplyTo"] = factory.reply_to_display
+    fields["HtmlBody"] = message.html
+    fields["TextBody"] = message.text
+    return fields
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """A campaign's pieces of every Postmark message, encoded once (see ``_parts``)."""
+
+    head: bytes  # {"From":...,"To":
+    subjects: dict[int, bytes]  # ,"Subject":... of each variant whose subject is static
+    headers: bytes  # ,"MessageStream":...,"Tag":...,"Headers":[ up to the first value
+    unsubscribe: bytes | None  # after List-Unsubscribe's value, up to Message-ID's
+    metadata: bytes  # after Message-ID's value, up to the subscriber id
+    bodies: bytes  # after the subscriber id, up to the HTML
+
+
+def _header(name: str, value: str) -> bytes:
+    return b'{"Name":' + json_string(name) + b',"Value":' + json_string(value) + b"}"
+
+
+def _members(fields: dict[str, Any]) -> bytes:
+    """``,"key":value`` for each field, compact, as json.dumps writes them."""
+    return b"".join(b"," + json_string(k) + b":" + orjson.dumps(v) for k, v in fields.items())
 
 
 def _message(data: Any) -> str:

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from email import quoprimime
 from email.utils import format_datetime
 from functools import cached_property
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from ..addresses import Carrier, domain_as_sent, own_wire_form, parse_mailbox
 from ..models import Recipient
@@ -114,6 +117,13 @@ class MessageFactory:
         if self.auto_submitted or self.transactional:
             fixed.append("Auto-Submitted: auto-generated")
         self._fixed_headers = CRLF.join(fixed) + CRLF
+        # the same for every reader: worked out once, not per message
+        self.list_id = None if self.transactional else list_id_value(c.list_id)
+        self.mailto_link = (
+            f"<mailto:{header_safe(self.unsubscribe_mailto)}?subject=unsubscribe>"
+            if self.unsubscribe_mailto
+            else None
+        )
         self._text_head = (
             f'--{self.boundary}{CRLF}Content-Type: text/plain; charset="utf-8"{CRLF}'
             f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
@@ -127,6 +137,15 @@ class MessageFactory:
         self._nonce = secrets.token_hex(6)
         self._encoded: dict[int, EncodedVariant] = {}
         self._shared: dict[tuple[int, str], SharedContent] = {}
+        self._wire: dict[Any, Any] = {}
+
+    def wire_parts(self, key: Any, make: Callable[[], Any]) -> Any:
+        """What a transport encodes once per campaign (or variant) under ``key``: made by
+        ``make`` the first time it is asked for, then kept with the campaign."""
+        found = self._wire.get(key)
+        if found is None:
+            found = self._wire[key] = make()
+        return found
 
     def _init_addresses(self) -> None:
         """The newsletter's own addresses, as they are sent (domains in A-labels)."""
@@ -267,7 +286,11 @@ class OutgoingMessage:
         self.to_address, utf8 = factory.carrier.wire(recipient.email)
         self.smtputf8 = utf8 or factory.headers_utf8  # the message needs SMTPUTF8 to go
         self.to_name = clean_text(name) if name else ""
-        self.to_display = display_address(self.to_name, self.to_address)
+
+    @cached_property
+    def to_display(self) -> str:
+        """``"Name" <address>`` in Unicode, for the JSON APIs (made only when one asks)."""
+        return display_address(self.to_name, self.to_address)
 
     @cached_property
     def to(self) -> str:
@@ -303,12 +326,9 @@ class OutgoingMessage:
         return self.factory.encoded(self.variant).text_json.merge(self.text_values, _json_value)
 
     def _unsubscribe_links(self) -> list[str]:
-        links = [f"<{header_safe(self.unsubscribe_url)}>"]
-        if self.factory.unsubscribe_mailto:
-            links.append(
-                f"<mailto:{header_safe(self.factory.unsubscribe_mailto)}?subject=unsubscribe>"
-            )
-        return links
+        link = f"<{header_safe(self.unsubscribe_url)}>"
+        mailto = self.factory.mailto_link
+        return [link, mailto] if mailto else [link]
 
     @property
     def list_unsubscribe(self) -> str:
@@ -322,7 +342,7 @@ class OutgoingMessage:
         return {
             "List-Unsubscribe": self.list_unsubscribe,
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            "List-Id": list_id_value(self.factory.compiled.list_id),
+            "List-Id": self.factory.list_id or "",
         }
 
     def as_bytes(self) -> bytes:
@@ -382,8 +402,27 @@ class OutgoingMessage:
         return b"".join(parts), size
 
 
+def json_string(text: str) -> bytes:
+    """``text`` as a JSON string in UTF-8, quotes included: the bytes of
+    ``json.dumps(text, ensure_ascii=False).encode()`` (control characters escaped, the
+    rest as is), by the same C function, without json.dumps's cost around it. (orjson
+    is as fast here, but its result keeps a 4 KB buffer each: a batch of such pieces
+    would hold megabytes.)"""
+    return encode_basestring(text).encode("utf-8")
+
+
 def _json_value(value: str) -> bytes:
-    return json_escape(value).encode("utf-8")
+    return orjson.dumps(value)[1:-1]  # a copy of the right size (see ``json_string``)
+
+
+def json_pieces(template: MergeTemplate, values: list[str], out: list[bytes]) -> None:
+    """Append to ``out`` a JSON-escaped template's pieces with the reader's values escaped:
+    the literals are the campaign's own bytes, not copied."""
+    literals = template.literals
+    out.append(literals[0])
+    for slot_id, literal in zip(template.slot_ids, literals[1:], strict=True):
+        out.append(orjson.dumps(values[slot_id])[1:-1])
+        out.append(literal)
 
 
 def _merge_qp(template: MergeTemplate, values: list[str]) -> str:
