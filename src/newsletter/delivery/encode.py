@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .base import Body
+
 if TYPE_CHECKING:
     from ..render import OutgoingMessage
     from ..render.message import SharedContent
@@ -32,9 +34,9 @@ def _std_dumps(value: Any) -> bytes:
 dumps: Callable[[Any], bytes] = orjson.dumps if orjson is not None else _std_dumps
 
 
-def join(pieces: list[bytes]) -> bytes:
-    """The body, copied once from its pieces."""
-    return b"".join(pieces)
+def join(pieces: list[bytes]) -> Body:
+    """A request body from its pieces: never joined whole, sent in chunks as it goes."""
+    return Body(pieces)
 
 
 class PerCampaign:

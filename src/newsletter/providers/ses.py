@@ -33,7 +33,7 @@ import requests
 
 from .. import sns
 from ..delivery.base import USER_AGENT, OneAtATime
-from ..delivery.encode import PerCampaign, dumps, join
+from ..delivery.encode import PerCampaign, dumps
 from ..delivery.retry import RetryPolicy, TryAgain
 from ..errors import ConfigError, CredentialsError, DeliveryError
 from ..events import (
@@ -171,7 +171,7 @@ class SESTransport(OneAtATime):
         )
         sid = str(message.recipient.subscriber_id).encode("ascii")
         address = dumps(message.to_address)
-        return join([start, address, content, base64.b64encode(raw), tags, sid, end])
+        return b"".join((start, address, content, base64.b64encode(raw), tags, sid, end))
 
     # -- sending ----------------------------------------------------------------------
     def send_one(self, message: OutgoingMessage) -> SendResult:
