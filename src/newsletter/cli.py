@@ -28,6 +28,7 @@ import click
 
 from . import __version__, providers
 from .errors import NewsletterError, os_error, redact
+from .memory import limit_arenas
 from .models import SubscriberStatus
 
 if TYPE_CHECKING:  # for annotations only: each command imports what it uses when it runs
@@ -1468,4 +1469,5 @@ def _plain(value: Any) -> str:
 
 
 def main() -> None:
+    limit_arenas()  # before any thread starts (a send's workers, the web server's)
     cli(prog_name="newsletter")

@@ -22,6 +22,7 @@ from .content import article_key
 from .delivery import Transport
 from .dispatch import Dispatch, RunReport, SendOptions, holder_id, send_test
 from .errors import DeliveryError, InputError, SendPaused, TemplateError
+from .memory import give_back
 from .models import SETTLED_OK, Campaign, CampaignStatus, DeliveryStatus, SendResult
 from .plan import SendContext, SendPlan, due_times, failed_in, unknown_in
 from .render import CompiledCampaign
@@ -183,6 +184,7 @@ def send_plan(
 
         def batch_done(results: list[SendResult]) -> None:
             lease.renew()
+            give_back()  # the batch's bodies, freed by the worker that sent them
             if on_batch:
                 on_batch(results)
 
