@@ -93,8 +93,7 @@ def main() -> None:
     transports = args.transports.split(",")
     sources = [("this", SRC)] + ([("against", args.against)] if args.against else [])
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     from fakes.postmark import FakePostmark
 
