@@ -129,6 +129,11 @@ def test_the_arena_limit_is_set_unless_the_environment_says_otherwise(
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     assert memory.limit_arenas() is True
     memory.give_back()  # harmless at any time
+    trim = memory.GiveBack(every=500)
+    trim.sent(499)
+    assert trim.count == 499
+    trim.sent(50)  # a trim, and the count starts again
+    assert trim.count == 0
 
 
 @pytest.mark.parametrize("arenas", [None, "16"], ids=["limited", "glibc-default"])

@@ -46,3 +46,20 @@ def give_back() -> None:
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+class GiveBack:
+    """Gives freed memory back once every ``every`` messages sent: a trim walks the heap
+    (about a millisecond), too often for a transport whose batches are small."""
+
+    __slots__ = ("count", "every")
+
+    def __init__(self, every: int = 500) -> None:
+        self.every = every
+        self.count = 0
+
+    def sent(self, messages: int) -> None:
+        self.count += messages
+        if self.count >= self.every:
+            self.count = 0
+            give_back()
