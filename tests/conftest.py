@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from example_project import EXAMPLE_FILES  # noqa: F401  (the tests import it from here)
 from example_project import copy_example as copy_example_files
 from newsletter.cli import cli
 
