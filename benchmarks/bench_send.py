@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+from example_project import CAMPAIGN_FILES, copy_example  # noqa: E402
 
 PERSONAL = (
     "{{ recipient.first_name | upper }}, {{ recipient.last_name | length }} letters: "
@@ -35,9 +36,7 @@ PERSONAL = (
 
 
 def make_project(folder: Path, subscribers: int, personal: bool = False) -> None:
-    for name in ("newsletter.toml", "articles", "images", "campaigns", "templates", ".newsletter"):
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
+    copy_example(folder, CAMPAIGN_FILES)
     if personal:
         campaign = folder / "campaigns" / "2026-10-digest.md"
         text = campaign.read_text(encoding="utf-8")

@@ -23,7 +23,6 @@ import os
 import platform
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "tests"))
 
+from example_project import copy_example  # noqa: E402
 from newsletter import signup  # noqa: E402
 from newsletter.automation import run_automation  # noqa: E402
 from newsletter.project import Project  # noqa: E402
@@ -63,25 +64,9 @@ DIGEST = "digest-2027-01"
 STEPS = ("welcome--01-welcome", "welcome--02-the-archive", "welcome--03-what-readers-wrote")
 CLI_RUNS = (4, 200, 380, 500, RUNS - 1)  # reruns through the command, after these runs
 MIDDLE = 12 + 3 * 96  # Sunday 12:00 UTC: the campaign half sent, the digest waiting
-EXAMPLE_FILES = (
-    "newsletter.toml",
-    "articles",
-    "images",
-    "campaigns",
-    "sequences",
-    "templates",
-    "subscribers.example.csv",
-    ".newsletter",
-)
 
 
 # -- the project ----------------------------------------------------------------------------
-def copy_example(folder: Path) -> None:
-    for name in EXAMPLE_FILES:
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
-
-
 def make_project(folder: Path, readers: int, database_url: str | None) -> None:
     """The example project, plus: a scheduled local-time campaign, the digest's
     schedule, two January articles for it, and a subscribers file with time zones."""

@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -27,9 +26,9 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from web_servers import Running  # noqa: E402  (tests/ on the path first)
+from example_project import CAMPAIGN_FILES, copy_example  # noqa: E402  (tests/ on the path first)
+from web_servers import Running  # noqa: E402
 
-EXAMPLE = ("newsletter.toml", "articles", "images", "campaigns", "templates", ".newsletter")
 PUBLIC = "https://news.riverbend-clinicians.example"
 _INPUT = re.compile(r"<input\b[^>]*>", re.I)
 _ATTR = re.compile(r"""([\w-]+)\s*=\s*(?:'([^']*)'|"([^"]*)")""")
@@ -66,10 +65,7 @@ def print_result(as_json: bool, fields: dict[str, object], table: str) -> None:
 def make_project(folder: Path, signup: dict[str, object], extra: str = "") -> Path:
     """The example project at ``folder`` with these `[signup]` keys and ``extra`` TOML
     appended (which may replace `[delivery]`, see :func:`set_delivery`)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in EXAMPLE:
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
+    copy_example(folder, CAMPAIGN_FILES)
     lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in signup.items())
     config = folder / "newsletter.toml"
     config.write_text(

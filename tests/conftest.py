@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from example_project import EXAMPLE_FILES  # noqa: F401  (the tests import it from here)
+from example_project import copy_example as copy_example_files
 from newsletter.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,16 +33,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-EXAMPLE_FILES = (
-    "newsletter.toml",
-    "articles",
-    "images",
-    "campaigns",
-    "sequences",
-    "templates",
-    "subscribers.example.csv",
-    ".newsletter",  # the example blog's fetched feed and page: builds work offline
-)
 
 
 @pytest.fixture(autouse=True)
@@ -99,12 +90,7 @@ def connect(root: Path):
 def copy_example(root: Path) -> Path:
     """A copy of the repository's example project at ``root`` (on its own database)."""
     root.mkdir(parents=True)
-    for name in EXAMPLE_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name)
-        else:
-            shutil.copy(source, root / name)
+    copy_example_files(root)
     prepare_database(root)
     return root
 

@@ -22,26 +22,21 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__, members, providers
-from .campaigns import campaign_slug
-from .checks import GMAIL_CLIP_SIZE, Level, clipped, format_size, signup_notes
+from . import __version__, providers
 from .errors import NewsletterError, os_error, redact
-from .models import Article, SubscriberStatus
-from .plan import SendContext, SendPlan, Timing, prepare_send, retry_statuses, scheduled_timing
-from .project import Project, init_project
-from .report import Figures, campaign_report, campaign_reports
-from .send import (
-    OutcomeKind,
-    SendHooks,
-    SendOutcome,
-    SendProgress,
-    run_send,
-    send_test_copies,
-)
+from .memory import limit_arenas
+from .models import SubscriberStatus
+
+if TYPE_CHECKING:  # for annotations only: each command imports what it uses when it runs
+    from .models import Article
+    from .plan import SendPlan, Timing
+    from .project import Project
+    from .report import Figures
+    from .send import SendHooks, SendOutcome, SendProgress
 
 # Terminal control characters (escape sequences, C1 controls, bidirectional overrides)
 # in text that came from subscribers, pages or feeds: shown as U+FFFD, never obeyed.
@@ -194,6 +189,8 @@ def with_project(func: Callable[..., Any]) -> Callable[..., Any]:
     @click.pass_context
     @functools.wraps(func)
     def wrapper(ctx: click.Context, config_path: str | None, **kwargs: Any) -> Any:
+        from .project import Project
+
         project = Project.load(config_path or (ctx.obj or {}).get("config"))
         ctx.call_on_close(project.close)
         return func(project, **kwargs)
@@ -259,6 +256,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 def init(directory: Path) -> None:
     """Create a working newsletter project in DIRECTORY."""
+    from .project import init_project
+
     written = init_project(directory)
     say(f"Created a newsletter project in {directory.resolve()}:")
     for path in written:
@@ -325,6 +324,8 @@ def subscribers_export(project: Project, file: Path, status: str | None) -> None
     Cells a spreadsheet would run as a formula (=, +, -, @) are neutralised. FILE is
     readable by its owner alone (0600) and written whole or not at all.
     """
+    from . import members
+
     count = members.export_subscribers(project.store.subscribers, file, status)
     say(f"Exported {count} subscriber(s) to {file}.")
 
@@ -334,6 +335,8 @@ def subscribers_export(project: Project, file: Path, status: str | None) -> None
 @with_project
 def subscribers_unsubscribe(project: Project, email: str) -> None:
     """Unsubscribe EMAIL (by hand, e.g. after a reply asking for it)."""
+    from . import members
+
     if members.unsubscribe(project.store, email):
         say(f"{email} is unsubscribed; no campaign will be sent to them again.")
     else:
@@ -392,6 +395,8 @@ def subscribers_history(project: Project, email: str, fmt: str) -> None:
 
     JSON: a list of records; a campaign's has campaign, status, sent_at; a membership
     record has campaign null, status "membership", sent_at its time, and action."""
+    from . import members
+
     history = members.history(project.store, email)
     if fmt == "json":
         records = list(history.campaigns) + [
@@ -451,6 +456,8 @@ def subscribers_add(
 def subscribers_resubscribe(project: Project, email: str, consent_source: str) -> None:
     """Make someone who unsubscribed and asked to come back active again. Never a
     bounced, complained or erased address (exit 1)."""
+    from . import members
+
     change = members.resubscribe(project.store, email, consent_source)
     if change.changed:
         say(f"{change.subscriber.email} is subscribed again (active).")
@@ -665,6 +672,7 @@ def schedule(ctx: click.Context, now: str | None, fmt: str) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from .automation import schedule as listing
+    from .project import Project
 
     project = Project.load((ctx.obj or {}).get("config"))
     ctx.call_on_close(project.close)
@@ -755,6 +763,8 @@ def events_import(project: Project, file: Path, provider: str) -> None:
 
     A record that cannot be read (a timestamp that is no time, a field of the wrong
     type) is skipped and listed; the others are applied."""
+    from . import members
+
     result = members.import_events(
         project.store.events, file, provider, project.settings.delivery.soft_bounce_limit
     )
@@ -883,6 +893,8 @@ def archive_command(project: Project, out: Path, base_url: str | None) -> None:
 @with_project
 def build(project: Project, campaign: str, to: str | None, out: Path | None, refresh: bool) -> None:
     """Write CAMPAIGN's HTML, plain text and one sample .eml."""
+    from .checks import GMAIL_CLIP_SIZE, clipped, format_size
+
     project.refresh = refresh
     started = time.perf_counter()
     built = project.composer.build(campaign, out, to)
@@ -974,6 +986,8 @@ def check(
     ctx: click.Context, project: Project, campaign: str, links: bool, offline: bool, fmt: str
 ) -> None:
     """Everything that would make CAMPAIGN wrong or non-compliant; exit 1 on errors."""
+    from .checks import Level, signup_notes
+
     problems = project.composer.check(campaign, links=not offline)
     if not offline:
         from .sending_domain import domain_problems
@@ -1084,6 +1098,9 @@ def send(
 
     A campaign with a send_at still to come is sent by `newsletter run` at that time;
     sending it now asks first (--yes sends it now)."""
+    from .plan import SendContext, prepare_send, retry_statuses, scheduled_timing
+    from .send import run_send, send_test_copies
+
     retry = retry_statuses(failed=retry_failed, unknown=retry_unknown)
     sending = SendContext.of(project)
     plan = prepare_send(sending, campaign, retry=retry, limit=limit)
@@ -1179,6 +1196,8 @@ class _SendDisplay:
             self.bar.__exit__(*exc)
 
     def hooks(self) -> SendHooks:
+        from .send import SendHooks
+
         note = (lambda text: None) if self.quiet else say
         return SendHooks(
             on_plan=lambda plan: _show_plan(plan, note),
@@ -1214,6 +1233,8 @@ class _SendDisplay:
 
 def _show_outcome(outcome: SendOutcome, quiet: bool) -> int:
     """What a run did, worded; its exit status."""
+    from .send import OutcomeKind
+
     note = (lambda text: None) if quiet else say
     if outcome.kind is OutcomeKind.DECLINED:
         raise click.Abort()
@@ -1275,6 +1296,8 @@ def _counts_text(counts: dict[str, int]) -> str:
 # -- report -----------------------------------------------------------------
 def _report_all(project: Project, fmt: str) -> None:
     """`report` without CAMPAIGN: every campaign in one line each."""
+    from .report import campaign_reports
+
     summaries = [s.as_dict() for s in campaign_reports(project.store.ledger)]
     if fmt == "json":
         click.echo(json.dumps(summaries, indent=2))
@@ -1302,7 +1325,7 @@ def _report_page(project: Project, campaign: str | None, out: Path | None, no_op
 
 def _report_html(project: Project, campaign: str | None, out: Path | None) -> Path:
     """Write CAMPAIGN's report page (the overview without one); where it went."""
-    from .report import overview
+    from .report import campaign_report, overview
     from .report_page import campaign_page, default_path, overview_page, write_report
 
     if campaign is None:
@@ -1347,6 +1370,9 @@ def report(
 ) -> None:
     """Who got CAMPAIGN, who did not and why (all campaigns without CAMPAIGN); with
     --html, a page with charts (without CAMPAIGN: every campaign and the list)."""
+    from .campaigns import campaign_slug
+    from .report import campaign_report
+
     if html_page or out is not None:
         _report_page(project, campaign, out, no_open)
         return
@@ -1443,4 +1469,5 @@ def _plain(value: Any) -> str:
 
 
 def main() -> None:
+    limit_arenas()  # before any thread starts (a send's workers, the web server's)
     cli(prog_name="newsletter")

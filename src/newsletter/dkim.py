@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from .errors import ConfigError
 from .files import write_private
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     from .config import Settings
 
 SIGNED_HEADERS = (
@@ -42,6 +41,9 @@ _HEADER_NAME = re.compile(rb"^([!-9;-~]+):", re.MULTILINE)
 
 def generate_key(bits: int = 2048) -> bytes:
     """A new RSA private key, PEM (PKCS #8), unencrypted."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -66,6 +68,8 @@ def write_key(path: Path, bits: int = 2048, force: bool = False) -> bytes:
 
 def public_key_b64(pem: bytes) -> str:
     """The ``p=`` value: the public key's SubjectPublicKeyInfo, base64."""
+    from cryptography.hazmat.primitives import serialization
+
     key = _load(pem)
     der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -92,6 +96,9 @@ def txt_record(selector: str, domain: str, pem: bytes) -> str:
 
 
 def _load(pem: bytes) -> rsa.RSAPrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:

@@ -22,9 +22,6 @@ import unicodedata
 import urllib.parse
 from importlib import metadata
 
-from altcha import create_challenge_v1, verify_solution_v1
-from disposable_email_domains import blocklist
-
 BLOCKLIST_PACKAGE = "disposable-email-domains"
 POW_ALGORITHM = "SHA-256"
 POW_LIFETIME = dt.timedelta(minutes=20)  # how long a challenge may be solved and sent
@@ -55,6 +52,8 @@ def blocklist_version() -> str:
         version = metadata.version(BLOCKLIST_PACKAGE)
     except metadata.PackageNotFoundError:  # vendored or run from a source tree
         version = "unknown version"
+    from disposable_email_domains import blocklist
+
     return f"{BLOCKLIST_PACKAGE} {version} ({len(blocklist):,} domains)"
 
 
@@ -78,6 +77,8 @@ def _a_label(label: str) -> str:
 
 
 def _listed(domain: str) -> bool:
+    from disposable_email_domains import blocklist
+
     labels = domain.split(".")
     return any(".".join(labels[i:]) in blocklist for i in range(len(labels) - 1))
 
@@ -100,6 +101,8 @@ def pow_challenge(key: str, max_number: int, now: dt.datetime | None = None) -> 
     now = now or dt.datetime.now(dt.UTC)
     if now.tzinfo is None:
         raise ValueError("now must carry its time zone (datetime.now(datetime.UTC)).")
+    from altcha import create_challenge_v1
+
     made = create_challenge_v1(
         algorithm=POW_ALGORITHM,
         max_number=max_number,
@@ -127,6 +130,8 @@ def pow_verify(payload: str, key: str) -> bool:
     fields = _payload_fields(payload)
     if fields is None or not _unexpired(fields["salt"]):
         return False
+    from altcha import verify_solution_v1
+
     try:
         ok, _error = verify_solution_v1(fields, pow_key(key), check_expires=True)
     except Exception:  # the library's own refusals are answers; anything else is "no"

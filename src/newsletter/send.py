@@ -22,6 +22,7 @@ from .content import article_key
 from .delivery import Transport
 from .dispatch import Dispatch, RunReport, SendOptions, holder_id, send_test
 from .errors import DeliveryError, InputError, SendPaused, TemplateError
+from .memory import GiveBack
 from .models import SETTLED_OK, Campaign, CampaignStatus, DeliveryStatus, SendResult
 from .plan import SendContext, SendPlan, due_times, failed_in, unknown_in
 from .render import CompiledCampaign
@@ -179,10 +180,12 @@ def send_plan(
     # and claims recipients row by row; one whose lease lapses is presumed dead.
     lease_prefix = f"sender:{campaign.slug}:"
     lease_seconds = ctx.settings.delivery.lease_seconds
+    trim = GiveBack()  # the batches' bodies, freed by the workers that sent them
     with ctx.leases.lease(lease_prefix + holder, lease_seconds, holder) as lease:
 
         def batch_done(results: list[SendResult]) -> None:
             lease.renew()
+            trim.sent(len(results))
             if on_batch:
                 on_batch(results)
 

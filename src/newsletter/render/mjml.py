@@ -6,8 +6,6 @@ import logging
 import re
 
 from lxml import etree
-from mjml import mjml2html
-from premailer import Premailer
 
 from ..errors import TemplateError
 from .image_widths import add_image_widths
@@ -42,6 +40,8 @@ def extract_inline_css(mjml_source: str) -> tuple[str, str]:
 
 def compile_mjml(source: str, origin: str) -> str:
     """HTML from MJML; broken markup or an unknown ``mj-`` tag is a TemplateError."""
+    from mjml import mjml2html  # loaded by the first compile, not by every command
+
     source = _NOT_XML.sub("", source)  # invisible, and nothing a reader could see
     source = add_image_widths(source)  # as node mjml sizes them; mjml-python does not
     try:
@@ -100,6 +100,8 @@ def inline_css(html: str, css: str) -> str:
     """
     if not css.strip():
         return html
+    from premailer import Premailer  # with cssutils: 20 MB, for the commands that compile
+
     marked = _STYLE_OPEN.sub("<style" + _IGNORE_MARK, html)
     premailer = Premailer(
         marked,
