@@ -345,26 +345,25 @@ class OutgoingMessage:
             "List-Id": self.factory.list_id or "",
         }
 
+    def _head(self, encoded: EncodedVariant) -> str:
+        """The reader's own header lines (To, Subject, Date, Message-ID, List-Unsubscribe)."""
+        lines = [
+            address_header("To", self.to_name, self.to_address),
+            encoded.subject_header or unstructured_header("Subject", self.subject),
+            f"Date: {format_datetime(dt.datetime.now(dt.UTC), usegmt=True)}",
+            f"Message-ID: {self.message_id}",
+        ]
+        if not self.factory.transactional:  # folded only between links, never inside one
+            lines.append("List-Unsubscribe: " + f",{CRLF} ".join(self._unsubscribe_links()))
+        return CRLF.join(lines)
+
     def as_bytes(self) -> bytes:
         """The whole RFC 5322 message, CRLF line ends, every line within 998 octets."""
         f = self.factory
         encoded = f.encoded(self.variant)
         html = _merge_qp(encoded.html_qp, self.html_values)
         text = _merge_qp(encoded.text_qp, self.text_values)
-        head = CRLF.join(
-            (
-                address_header("To", self.to_name, self.to_address),
-                encoded.subject_header or unstructured_header("Subject", self.subject),
-                f"Date: {format_datetime(dt.datetime.now(dt.UTC), usegmt=True)}",
-                f"Message-ID: {self.message_id}",
-                # folded only between links, never inside one
-                *(
-                    []
-                    if f.transactional
-                    else ["List-Unsubscribe: " + f",{CRLF} ".join(self._unsubscribe_links())]
-                ),
-            )
-        )
+        head = self._head(encoded)
         return "".join(
             (head, CRLF, f._fixed_headers, CRLF, f._text_head, text, f._html_head, html, f._tail)
         ).encode("utf-8" if self.smtputf8 else "ascii")  # RFC 6532 only when it must
@@ -379,20 +378,7 @@ class OutgoingMessage:
         if stuffed is None:
             raw = self.as_bytes()
             return smtp_content(raw), len(raw)
-        encoded = f.encoded(self.variant)
-        head = CRLF.join(  # as in as_bytes
-            (
-                address_header("To", self.to_name, self.to_address),
-                encoded.subject_header or unstructured_header("Subject", self.subject),
-                f"Date: {format_datetime(dt.datetime.now(dt.UTC), usegmt=True)}",
-                f"Message-ID: {self.message_id}",
-                *(
-                    []
-                    if f.transactional
-                    else ["List-Unsubscribe: " + f",{CRLF} ".join(self._unsubscribe_links())]
-                ),
-            )
-        ).encode("utf-8" if self.smtputf8 else "ascii")
+        head = self._head(f.encoded(self.variant)).encode("utf-8" if self.smtputf8 else "ascii")
         parts = [dot_stuffed(head), stuffed.middle]
         size = len(head) + stuffed.size
         size += _merge_stuffed(parts, stuffed.text, self.text_values)
