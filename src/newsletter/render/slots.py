@@ -20,7 +20,7 @@ from jinja2.runtime import LoopContext
 from jinja2.utils import Namespace
 from markupsafe import Markup, escape
 
-from .reader import Reader, Where
+from .reader import READER_METHODS, Reader, Where
 
 if TYPE_CHECKING:
     from .templates import PersonalEnvironment
@@ -109,6 +109,9 @@ class ReaderExpression:
         code = env.compile(body, name=template)
         self._template = env.template_class.from_code(env, code, env.make_globals(None), None)
         self._contexts = threading.local()
+        # The fields it reads, when nothing else about the reader or the moment can
+        # change its value: then the same values (and captures) give the same result.
+        self.fields = reads_only(node)
 
     def evaluate(self, reader: Reader, captures: Mapping[str, Any]) -> Any:
         # One context per thread, its variables replaced each time: making a new one
@@ -120,6 +123,74 @@ class ReaderExpression:
         for _ in self._template.root_render_func(context):
             pass
         return context.vars["__nl_result"]
+
+
+# Filters whose result is not a function of their arguments.
+IMPURE_FILTERS = frozenset({"random", "shuffle"})
+
+
+def reads_only(node: nodes.Node) -> tuple[str, ...] | None:
+    """The reader's fields ``node`` reads, sorted, when its value depends on nothing but
+    them and its captured variables: ``recipient`` is only read by field (``.NAME``,
+    ``["NAME"]``, ``.get("NAME", ...)``, ``.first_name_or(...)``), and nothing is called
+    but those (a call could be a cycler, the time...) nor filtered at random.
+    None otherwise."""
+    found: set[str] = set()
+    return tuple(sorted(found)) if _reads(node, found) else None
+
+
+def _reads(node: nodes.Node, found: set[str]) -> bool:
+    if isinstance(node, nodes.Name):
+        return node.name != "recipient"  # the reader as a whole: str(), iteration...
+    if isinstance(node, nodes.Getattr) and _is_reader(node.node):
+        if node.attr in READER_METHODS or node.attr.startswith("_"):
+            return False
+        found.add(node.attr)
+        return True
+    if isinstance(node, nodes.Getitem) and _is_reader(node.node):
+        if not (isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str)):
+            return False
+        if node.arg.value.startswith("_"):
+            return False
+        found.add(node.arg.value)
+        return True
+    if isinstance(node, nodes.Call):
+        return _reads_call(node, found)
+    if isinstance(node, nodes.Filter) and (
+        node.name in IMPURE_FILTERS or any(_names_impure(arg) for arg in node.args)
+    ):
+        return False
+    return all(_reads(child, found) for child in node.iter_child_nodes())
+
+
+def _reads_call(node: nodes.Call, found: set[str]) -> bool:
+    """``recipient.get("NAME", ...)`` or ``recipient.first_name_or(...)``; no other call."""
+    method = node.node
+    if not (isinstance(method, nodes.Getattr) and _is_reader(method.node)):
+        return False
+    if node.kwargs or node.dyn_args is not None or node.dyn_kwargs is not None:
+        return False
+    if method.attr == "first_name_or" and len(node.args) == 1:
+        found.add("first_name")
+    elif method.attr == "get" and len(node.args) in (1, 2):
+        name = node.args[0]
+        if not (isinstance(name, nodes.Const) and isinstance(name.value, str)):
+            return False
+        found.add(name.value)
+    else:
+        return False
+    return all(_reads(arg, found) for arg in node.args)
+
+
+def _names_impure(arg: nodes.Node) -> bool:
+    """``map("random")``: a filter that applies another, named by its argument."""
+    return (
+        isinstance(arg, nodes.Const) and isinstance(arg.value, str) and arg.value in IMPURE_FILTERS
+    )
+
+
+def _is_reader(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Name) and node.name == "recipient"
 
 
 class Slot:

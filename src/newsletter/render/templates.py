@@ -23,6 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from ..errors import TemplateError
 from .placeholders import NonceCollision
+from .reader import READER_METHODS, Reader
 from .rewrite import DECIDE, DEFER, ITER, OUT, Rewriter
 from .variants import ReaderPlan, RefusedHere
 
@@ -78,6 +79,10 @@ class PersonalEnvironment(SandboxedEnvironment):
         return template
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is Reader and attribute not in READER_METHODS and attribute[:1] != "_":
+            # ``recipient.NAME``: what the sandbox's lookup gives (a field, never an
+            # internal attribute), without the failed attribute lookup before __getattr__.
+            return obj._field(attribute)
         self._refuse_token_text(obj, f"`.{attribute}` is taken of")
         return super().getattr(obj, attribute)
 

@@ -12,7 +12,7 @@ templates call back into it (``out``, ``decide``, ``defer``) while they render.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,8 +76,48 @@ class _TrieNode:
         self.edges: dict[Any, _TrieNode] = {}
 
 
+# Results of one expression the cache keeps before it looks at how often they served.
+CACHED_RESULTS = 4096
+# What a cached result may be: nothing a template could change once it is shared.
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+class _Results:
+    """One expression's results with one set of captures, by the values of the fields
+    it reads (``fields``; None: it depends on more, and runs for each reader)."""
+
+    __slots__ = ("captures", "fields", "hits", "results")
+
+    def __init__(self, captures: object, fields: tuple[str, ...] | None) -> None:
+        self.captures = captures  # kept: its id is part of the cache's key
+        self.fields = fields
+        self.results: dict[tuple[Any, ...], tuple[bool, Any]] = {}
+        self.hits = 0
+
+    def keep(self, key: tuple[Any, ...], outcome: tuple[bool, Any]) -> None:
+        if len(self.results) >= CACHED_RESULTS:
+            if self.hits < CACHED_RESULTS:  # the values are mostly new: stop keeping them
+                self.fields = None
+                self.results.clear()
+                return
+            self.results.clear()
+            self.hits = 0
+        self.results[key] = outcome
+
+
+def _shareable(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return all(isinstance(v, _IMMUTABLE) for v in value)
+    return isinstance(value, _IMMUTABLE)
+
+
 class ReaderPlan:
-    """Every slot and decision met while rendering a campaign's variants."""
+    """Every slot and decision met while rendering a campaign's variants.
+
+    An expression that only reads some of the reader's fields (``ReaderExpression.
+    fields``) runs once per distinct set of their values; the next reader with the
+    same values gets the same result, or the same error.
+    """
 
     def __init__(self, tokens: Tokens, known: Callable[[str], bool]) -> None:
         self.tokens = tokens
@@ -88,6 +128,7 @@ class ReaderPlan:
         self._root = _TrieNode()
         self.session: RenderSession | None = None
         self.decisions = 0  # how many decision points the templates have
+        self._results: dict[tuple[int, int], _Results] = {}
 
     # -- registration (while parsing) --
     def add_expression(self, expression: ReaderExpression) -> int:
@@ -106,7 +147,60 @@ class ReaderPlan:
         return self.slot_token(FieldSlot(name, fallback), ("field", name, capture_key(fallback)))
 
     # -- per reader --
-    def evaluate(self, expression: int, captures: Iterable[tuple[str, Any]], reader: Reader) -> Any:
+    def evaluate(
+        self, expression: int, captures: tuple[tuple[str, Any], ...], reader: Reader
+    ) -> Any:
+        """The expression's value for the reader; RecipientError if their data breaks it."""
+        entry = self._results.get((expression, id(captures)))
+        if entry is None or entry.captures is not captures:
+            entry = self._results[(expression, id(captures))] = _Results(
+                captures, self._fields_read(expression, captures)
+            )
+        names = entry.fields
+        if names is None:
+            return self._evaluate(expression, captures, reader)
+        fields = reader._fields
+        key = tuple([fields.get(name) for name in names])
+        try:
+            ok, value = entry.results[key]
+        except KeyError:
+            pass
+        except TypeError:  # a field's value that cannot be a key
+            return self._evaluate(expression, captures, reader)
+        else:
+            entry.hits += 1
+            if ok:
+                return value
+            raise RecipientError(*value)
+        try:
+            value = self._evaluate(expression, captures, reader)
+        except RecipientError as exc:
+            entry.keep(key, (False, (exc.message, exc.hint)))
+            raise
+        if _shareable(value):
+            entry.keep(key, (True, value))
+        return value
+
+    def _fields_read(
+        self, expression: int, captures: tuple[tuple[str, Any], ...]
+    ) -> tuple[str, ...] | None:
+        """The fields an expression and the deferred values it captured read, or None
+        when its value may depend on more than those."""
+        fields = self.expressions[expression].fields
+        if fields is None:
+            return None
+        found = set(fields)
+        for _name, value in captures:
+            if isinstance(value, Deferred):
+                more = self._fields_read(value.expression, value.captures)
+                if more is None:
+                    return None
+                found.update(more)
+        return tuple(sorted(found))
+
+    def _evaluate(
+        self, expression: int, captures: tuple[tuple[str, Any], ...], reader: Reader
+    ) -> Any:
         expr = self.expressions[expression]
         values = {name: self._resolve(value, reader) for name, value in captures}
         try:
