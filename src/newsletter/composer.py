@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from email_validator import EmailNotValidError
 
@@ -210,16 +211,7 @@ class Composer:
 
         def fields(recipient: Recipient) -> dict[str, str]:
             token = signer.unsubscribe_token(recipient.subscriber_id, campaign_id)
-            return {
-                **{k: str(v) for k, v in recipient.attributes.items()},
-                "tags": recipient.tags,
-                "email": recipient.email,
-                "first_name": recipient.first_name,
-                "last_name": recipient.last_name,
-                "name": " ".join(p for p in (recipient.first_name, recipient.last_name) if p),
-                "unsubscribe_url": f"{base}/u/{token}",
-                "web_url": web_url,
-            }
+            return reader_fields(recipient, f"{base}/u/{token}", web_url)
 
         return fields
 
@@ -395,14 +387,13 @@ class Composer:
             return []
         if not every_reader and not compiled.depends_on_decisions:
             return []  # one variant, already built: nothing can fail for everyone
-        build = compiled.personalize if every_reader else compiled.variant_of
-        personalize = self.personalizer(campaign.slug)
         failed: list[str] = []
         count = 0
+        build = self._reader_builder(campaign, compiled, every_reader)
         for recipient in self.subscribers.audience_recipients(campaign.audience):
             count += 1
             try:
-                build(personalize(recipient))
+                build(recipient)
             except RecipientError as exc:
                 failed.append(f"{recipient.email}: {exc.message}")
         problems = []
@@ -424,8 +415,54 @@ class Composer:
             )
         return problems
 
+    def _reader_builder(
+        self, campaign: Campaign, compiled: CompiledCampaign, every_reader: bool
+    ) -> Callable[[Recipient], object]:
+        """What ``reader_problems`` does with each reader: their whole parts, or (a send
+        about to go out) only their variant. When the decisions read known fields and
+        not the unsubscribe link, the link is not signed, and a reader whose values of
+        those fields an earlier reader had is passed over: their variant is that one's."""
+        personalize = self.personalizer(campaign.slug)
+        if every_reader:
+            return lambda recipient: compiled.personalize(personalize(recipient))
+        read = compiled.plan.decision_fields()
+        if read is None or "unsubscribe_url" in read:
+            return lambda recipient: compiled.variant_of(personalize(recipient))
+        web_url = f"{self.settings.public_url}/c/{campaign.slug}"
+        seen: set[tuple[object, ...]] = set()
+
+        def variant(recipient: Recipient) -> None:
+            fields = reader_fields(recipient, "", web_url)
+            try:
+                key = tuple([fields.get(name) for name in read])
+                if key in seen:
+                    return
+            except TypeError:  # a value that cannot be a key
+                compiled.variant_of(fields)
+                return
+            compiled.variant_of(fields)
+            if len(seen) < SEEN_READERS:
+                seen.add(key)
+
+        return variant
+
 
 NAMED_READERS = 10  # readers `check` names when their data breaks an expression
+SEEN_READERS = 4096  # distinct values of the deciding fields a send's check remembers
+
+
+def reader_fields(recipient: Recipient, unsubscribe_url: str, web_url: str) -> dict[str, Any]:
+    """A reader's merge fields: their attributes, name, tags and the campaign's links."""
+    return {
+        **{k: str(v) for k, v in recipient.attributes.items()},
+        "tags": recipient.tags,
+        "email": recipient.email,
+        "first_name": recipient.first_name,
+        "last_name": recipient.last_name,
+        "name": " ".join(p for p in (recipient.first_name, recipient.last_name) if p),
+        "unsubscribe_url": unsubscribe_url,
+        "web_url": web_url,
+    }
 
 
 def sendable(address: str, carrier: Carrier) -> str:

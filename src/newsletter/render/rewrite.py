@@ -255,6 +255,8 @@ class Rewriter:
         )
         if function in (DECIDE, ITER):
             self.plan.decisions += 1
+        if function != OUT:  # a decision, or a value a decision may capture
+            self.plan.choosing.add(expression)
         names = sorted({n.name for n in _walk(expr, nodes.Name) if n.ctx == "load"})
         captures = nodes.Dict(
             [

@@ -128,6 +128,7 @@ class ReaderPlan:
         self._root = _TrieNode()
         self.session: RenderSession | None = None
         self.decisions = 0  # how many decision points the templates have
+        self.choosing: set[int] = set()  # the decisions' expressions and deferred values
         self._results: dict[tuple[int, int], _Results] = {}
 
     # -- registration (while parsing) --
@@ -180,6 +181,18 @@ class ReaderPlan:
         if _shareable(value):
             entry.keep(key, (True, value))
         return value
+
+    def decision_fields(self) -> tuple[str, ...] | None:
+        """Every field that can choose a reader's variant (sorted): those the decisions
+        and the deferred values they may capture read. None when one of them depends on
+        more than fields (see ``ReaderExpression.fields``)."""
+        found: set[str] = set()
+        for expression in self.choosing:
+            fields = self.expressions[expression].fields
+            if fields is None:
+                return None
+            found.update(fields)
+        return tuple(sorted(found))
 
     def _fields_read(
         self, expression: int, captures: tuple[tuple[str, Any], ...]
