@@ -7,6 +7,15 @@ server. Wall time and peak RSS come from /usr/bin/time -v when it is installed.
 
 ``--personal`` adds per-reader Jinja2 to the campaign: filters on reader fields, an
 inline ``if`` and an ``{% if %}`` block over the reader's tags (two compiled variants).
+
+``--compare --runs 3`` sends the plain and the personal campaign alternately, each from
+the same freshly imported database, and prints the medians and the ratio personal/plain
+of wall time and of the command's CPU time (the issue's goal: at most 1.2x).
+``--before SRC`` adds the personal campaign sent by another checkout's ``src``.
+
+``--in-process`` times, in this process, the making of each reader's message (their
+fields, their slots and variant, the message) for the plain and the personal campaign,
+alternately, for ``--subscribers`` distinct readers a run.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,12 +134,24 @@ def main() -> None:
     parser.add_argument(
         "--personal", action="store_true", help="a campaign with per-reader filters and blocks"
     )
+    parser.add_argument(
+        "--compare", action="store_true", help="plain and personal sends alternately, and ratios"
+    )
+    parser.add_argument("--in-process", action="store_true", help="µs a message, in-process")
+    parser.add_argument("--runs", type=int, default=3, help="with --compare or --in-process")
+    parser.add_argument("--before", help="with --compare: another checkout's src, personal too")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_API_KEY"] = "bench-token"
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
+    if args.in_process:
+        in_process(args)
+        return
+    if args.compare:
+        compare(args, env)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         make_project(folder, args.subscribers, args.personal)
@@ -172,6 +194,147 @@ def main() -> None:
                 server.stop()
             if smtp:
                 smtp.stop()
+
+
+# -- plain against personal ------------------------------------------------------------
+def delivery_lines(transport: str, latency: float, server: object, smtp: object) -> str:
+    if transport == "postmark":
+        return f'transport = "postmark"\nbase_url = "{server.url}"\n'  # type: ignore[attr-defined]
+    if transport == "smtp":
+        port = smtp.port  # type: ignore[attr-defined]
+        return f'transport = "smtp"\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+    return 'transport = "outbox"\n'
+
+
+def compare(args: argparse.Namespace, env: dict[str, str]) -> None:
+    """Plain and personal sends, alternately, each from its own imported database."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = smtp = None
+        if args.transport == "postmark":
+            from fakes.postmark import FakePostmark
+
+            server = FakePostmark(token="bench-token", latency=args.latency, keep_bodies=False)
+            server.start()
+        if args.transport == "smtp":
+            smtp = SMTPSink(Path(tmp))
+        kinds = [("plain", False, None), ("personal", True, None)]
+        if args.before:
+            kinds.append(("personal, before", True, args.before))
+        folders: dict[str, Path] = {}
+        try:
+            for name, personal, _src in kinds[:2]:
+                folder = folders[name] = Path(tmp) / name.replace(" ", "")
+                folder.mkdir()
+                make_project(folder, args.subscribers, personal)
+                timed(["subscribers", "import", "subscribers.csv"], folder, env)
+                set_delivery(folder, delivery_lines(args.transport, args.latency, server, smtp))
+                shutil.copy(folder / "newsletter.db", folder / "pristine.db")
+            folders["personal, before"] = folders["personal"]
+            found: dict[str, list[tuple[float, float, int]]] = {name: [] for name, *_ in kinds}
+            for run in range(args.runs):
+                for name, _personal, src in kinds:
+                    wall, rss, cpu = send_once(folders[name], env, src)
+                    found[name].append((wall, cpu, rss))
+                    print(f"run {run + 1} {name:>16}: {wall:6.2f} s wall  {cpu:6.2f} s CPU")
+                    if server:
+                        assert len(server.accepted) == args.subscribers
+                        server.accepted.clear()
+        finally:
+            if server:
+                server.stop()
+            if smtp:
+                smtp.stop()
+    print_comparison(args, found)
+
+
+def send_once(folder: Path, env: dict[str, str], src: str | None) -> tuple[float, int, float]:
+    """One send of the campaign from the database as imported: (wall s, RSS KiB, CPU s)."""
+    if src:
+        env = {**env, "PYTHONPATH": src}
+    for extra in ("-wal", "-shm"):
+        (folder / f"newsletter.db{extra}").unlink(missing_ok=True)
+    shutil.rmtree(folder / "outbox", ignore_errors=True)
+    shutil.copy(folder / "pristine.db", folder / "newsletter.db")
+    wall, rss, cpu = timed(["send", "2026-10-digest", "--yes"], folder, env)
+    return wall, rss or 0, float(cpu)
+
+
+def print_comparison(args: argparse.Namespace, found: dict[str, list]) -> None:
+    print(
+        f"\n{args.subscribers:,} readers via {args.transport}, medians of {args.runs} "
+        "alternated runs"
+    )
+    print(
+        f"{'campaign':>16} {'wall s':>8} {'CPU s':>8} {'RSS MB':>7} {'wall/plain':>10} "
+        f"{'CPU/plain':>9}"
+    )
+    plain_wall = statistics.median(r[0] for r in found["plain"])
+    plain_cpu = statistics.median(r[1] for r in found["plain"])
+    for name, rows in found.items():
+        wall = statistics.median(r[0] for r in rows)
+        cpu = statistics.median(r[1] for r in rows)
+        rss = statistics.median(r[2] for r in rows) / 1024
+        print(
+            f"{name:>16} {wall:8.2f} {cpu:8.2f} {rss:7.1f} {wall / plain_wall:10.2f} "
+            f"{cpu / plain_cpu:9.2f}"
+        )
+    print("goal: personal CPU/plain <= 1.20")
+
+
+IN_PROCESS = """
+import sys, time, tempfile
+from pathlib import Path
+sys.path.insert(0, {here!r})
+from bench_send import make_project
+from newsletter.models import Recipient
+from newsletter.project import Project
+from newsletter.providers.postmark import PostmarkTransport
+import os
+parts = {{}}
+for name, personal in (("plain", False), ("personal", True)):
+    folder = Path(tempfile.mkdtemp())
+    make_project(folder, 1, personal)
+    os.chdir(folder)
+    composer = Project.load().composer
+    compiled = composer.compile(composer.campaign("2026-10-digest"))
+    factory = composer.factory(compiled, carrier=PostmarkTransport.carrier())
+    parts[name] = (factory, composer.personalizer("2026-10-digest", 1))
+n = {n}
+def readers(start):
+    return [
+        Recipient(i, f"reader{{i}}@example.com", f"Reader{{i}}", "Surname",
+                  tags=("ce",) if i % 3 else ("therapist",))
+        for i in range(start, start + n)
+    ]
+out = []
+for run in range({runs}):
+    for name in ("plain", "personal"):
+        factory, fields = parts[name]
+        batch = readers((run * 2 + (name == "personal")) * n)
+        started = time.process_time()
+        for r in batch:
+            factory.message(r, fields(r))
+        out.append(f"{{name}} {{(time.process_time() - started) * 1e6 / n:.2f}}")
+print("\\n".join(out))
+"""
+
+
+def in_process(args: argparse.Namespace) -> None:
+    """µs of CPU a message (fields, slots, variant, message) for distinct readers."""
+    code = IN_PROCESS.format(
+        here=str(Path(__file__).resolve().parent), n=args.subscribers, runs=args.runs
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    found: dict[str, list[float]] = {"plain": [], "personal": []}
+    for line in out.splitlines():
+        name, value = line.split()
+        found[name].append(float(value))
+    plain = statistics.median(found["plain"])
+    personal = statistics.median(found["personal"])
+    print(f"{args.subscribers:,} distinct readers a run, medians of {args.runs} alternated runs")
+    print(f"plain {plain:.1f} µs/msg  personal {personal:.1f} µs/msg  ratio {personal / plain:.2f}")
 
 
 if __name__ == "__main__":
