@@ -10,8 +10,9 @@ printed. A ``{% set %}`` value over the reader is ``Deferred`` the same way.
 
 from __future__ import annotations
 
+import operator
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +113,9 @@ class ReaderExpression:
         # The fields it reads, when nothing else about the reader or the moment can
         # change its value: then the same values (and captures) give the same result.
         self.fields = reads_only(node)
+        # The same expression as a Python closure over the reader, when it is made of
+        # forms whose compiled Jinja2 is a plain call or operator (see ``direct``).
+        self.direct = direct(env, node)
 
     def evaluate(self, reader: Reader, captures: Mapping[str, Any]) -> Any:
         # One context per thread, its variables replaced each time: making a new one
@@ -142,17 +146,11 @@ def reads_only(node: nodes.Node) -> tuple[str, ...] | None:
 def _reads(node: nodes.Node, found: set[str]) -> bool:
     if isinstance(node, nodes.Name):
         return node.name != "recipient"  # the reader as a whole: str(), iteration...
-    if isinstance(node, nodes.Getattr) and _is_reader(node.node):
-        if node.attr in READER_METHODS or node.attr.startswith("_"):
+    if isinstance(node, nodes.Getattr | nodes.Getitem) and _is_reader(node.node):
+        name = _field_named(node)
+        if name is None:
             return False
-        found.add(node.attr)
-        return True
-    if isinstance(node, nodes.Getitem) and _is_reader(node.node):
-        if not (isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str)):
-            return False
-        if node.arg.value.startswith("_"):
-            return False
-        found.add(node.arg.value)
+        found.add(name)
         return True
     if isinstance(node, nodes.Call):
         return _reads_call(node, found)
@@ -161,6 +159,18 @@ def _reads(node: nodes.Node, found: set[str]) -> bool:
     ):
         return False
     return all(_reads(child, found) for child in node.iter_child_nodes())
+
+
+def _field_named(node: nodes.Getattr | nodes.Getitem) -> str | None:
+    """The field ``recipient.NAME`` or ``recipient["NAME"]`` reads; None for a method,
+    an internal name or a name worked out at run time."""
+    if isinstance(node, nodes.Getattr):
+        name = node.attr
+        return None if name in READER_METHODS or name.startswith("_") else name
+    arg = node.arg
+    if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+        return None if arg.value.startswith("_") else arg.value
+    return None
 
 
 def _reads_call(node: nodes.Call, found: set[str]) -> bool:
@@ -191,6 +201,127 @@ def _names_impure(arg: nodes.Node) -> bool:
 
 def _is_reader(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Name) and node.name == "recipient"
+
+
+# Jinja2's comparison operators, as its compiler writes them in Python.
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "lt": operator.lt,
+    "lteq": operator.le,
+    "in": lambda a, b: a in b,
+    "notin": lambda a, b: a not in b,
+}
+Direct = Callable[[Reader], Any]
+
+
+def direct(env: PersonalEnvironment, node: nodes.Node) -> Direct | None:
+    """``node`` as a closure over the reader, doing what Jinja2's compiled code does:
+    a field read as the environment reads it, a filter or test called with the value and
+    its constant arguments, an inline if, a comparison, not/and/or. None for any other
+    form (those run as a compiled template): variables, calls but ``recipient.get`` and
+    ``first_name_or``, ``~``, arithmetic, filters that take the context or environment."""
+    make = _DIRECT.get(type(node))
+    return make(env, node) if make is not None else None
+
+
+def _direct_const(env: PersonalEnvironment, node: nodes.Const) -> Direct:
+    value = node.value
+    return lambda reader: value
+
+
+def _direct_getattr(env: PersonalEnvironment, node: nodes.Getattr) -> Direct | None:
+    name = node.attr
+    if not _is_reader(node.node) or name in READER_METHODS or name.startswith("_"):
+        return None
+    return lambda reader: reader._field(name)
+
+
+def _direct_getitem(env: PersonalEnvironment, node: nodes.Getitem) -> Direct | None:
+    arg = node.arg
+    if not (_is_reader(node.node) and isinstance(arg, nodes.Const) and type(arg.value) is str):
+        return None
+    name = arg.value
+    return lambda reader: reader._field(name)
+
+
+def _direct_call(env: PersonalEnvironment, node: nodes.Call) -> Direct | None:
+    method = node.node
+    if not (isinstance(method, nodes.Getattr) and _is_reader(method.node)):
+        return None
+    if method.attr not in READER_METHODS or node.kwargs or node.dyn_args or node.dyn_kwargs:
+        return None
+    if not all(isinstance(a, nodes.Const) for a in node.args):
+        return None
+    args = tuple(a.value for a in node.args)
+    attr = method.attr
+    return lambda reader: getattr(reader, attr)(*args)
+
+
+def _direct_filter(env: PersonalEnvironment, node: nodes.Filter | nodes.Test) -> Direct | None:
+    table = env.filters if isinstance(node, nodes.Filter) else env.tests
+    func = table.get(node.name)
+    if func is None or getattr(func, "jinja_pass_arg", None) is not None or node.node is None:
+        return None
+    if node.kwargs or node.dyn_args or node.dyn_kwargs:
+        return None
+    if not all(isinstance(a, nodes.Const) for a in node.args):
+        return None
+    inner = direct(env, node.node)
+    if inner is None:
+        return None
+    args = tuple(a.value for a in node.args)
+    return lambda reader: func(inner(reader), *args)
+
+
+def _direct_condexpr(env: PersonalEnvironment, node: nodes.CondExpr) -> Direct | None:
+    if node.expr2 is None:
+        return None
+    test, yes, no = direct(env, node.test), direct(env, node.expr1), direct(env, node.expr2)
+    if test is None or yes is None or no is None:
+        return None
+    return lambda reader: yes(reader) if test(reader) else no(reader)
+
+
+def _direct_compare(env: PersonalEnvironment, node: nodes.Compare) -> Direct | None:
+    if len(node.ops) != 1 or node.ops[0].op not in _COMPARE:
+        return None
+    left, right = direct(env, node.expr), direct(env, node.ops[0].expr)
+    if left is None or right is None:
+        return None
+    compare = _COMPARE[node.ops[0].op]
+    return lambda reader: compare(left(reader), right(reader))
+
+
+def _direct_not(env: PersonalEnvironment, node: nodes.Not) -> Direct | None:
+    inner = direct(env, node.node)
+    return None if inner is None else lambda reader: not inner(reader)
+
+
+def _direct_and_or(env: PersonalEnvironment, node: nodes.And | nodes.Or) -> Direct | None:
+    left, right = direct(env, node.left), direct(env, node.right)
+    if left is None or right is None:
+        return None
+    if isinstance(node, nodes.And):
+        return lambda reader: left(reader) and right(reader)
+    return lambda reader: left(reader) or right(reader)
+
+
+_DIRECT: dict[type[nodes.Node], Callable[[Any, Any], Direct | None]] = {
+    nodes.Const: _direct_const,
+    nodes.Getattr: _direct_getattr,
+    nodes.Getitem: _direct_getitem,
+    nodes.Call: _direct_call,
+    nodes.Filter: _direct_filter,
+    nodes.Test: _direct_filter,
+    nodes.CondExpr: _direct_condexpr,
+    nodes.Compare: _direct_compare,
+    nodes.Not: _direct_not,
+    nodes.And: _direct_and_or,
+    nodes.Or: _direct_and_or,
+}
 
 
 class Slot:

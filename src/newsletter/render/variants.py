@@ -217,7 +217,10 @@ class ReaderPlan:
         expr = self.expressions[expression]
         values = {name: self._resolve(value, reader) for name, value in captures}
         try:
-            result = expr.evaluate(reader, values)
+            if expr.direct is not None and not values:
+                result = expr.direct(reader)
+            else:
+                result = expr.evaluate(reader, values)
             if isinstance(result, jinja2.Undefined):
                 result._fail_with_undefined_error()
             return result
