@@ -78,6 +78,14 @@ class Dialect:
             return ids
         return "[" + ",".join(str(int(i)) for i in ids) + "]"
 
+    def in_list(self, column: str, ids: list[int]) -> tuple[str, list[Any]]:
+        """SQL true when ``column`` is one of ``ids``, with its parameters: one array on
+        PostgreSQL (one value for the driver to bind, one statement text whatever the
+        count), a ``?`` for each id on SQLite."""
+        if self.arrays:
+            return f"{column} = ANY(?::bigint[])", [list(ids)]
+        return f"{column} IN ({', '.join('?' * len(ids))})", list(ids)
+
 
 @lru_cache(maxsize=512)
 def _bind(sql: str, placeholder: str, percent: str) -> str:

@@ -433,12 +433,11 @@ class Ledger:
         removed), with why: asked once per batch, just before it is sent."""
         if not subscriber_ids:
             return {}
+        among, params = self.db.dialect.in_list("id", subscriber_ids)
         current = {
-            r["id"]: r
+            r[0]: r
             for r in self.db.execute(
-                "SELECT id, status, erased_at FROM subscribers WHERE id IN "
-                f"({', '.join('?' * len(subscriber_ids))})",
-                subscriber_ids,
+                f"SELECT id, status, erased_at FROM subscribers WHERE {among}", params
             )
         }
         gone = {}
