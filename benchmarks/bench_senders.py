@@ -8,17 +8,33 @@ a wrapper that starts the command, so the command itself carries no timing code)
 
 ``--compare`` runs the same senders from another checkout's ``src`` in the same run,
 alternating with this one.
+
+``--peer`` says what answers the senders: ``checking`` (the default, for correctness) is
+the Postmark fake of the tests, a threaded Python server in this process that checks
+every field of every message; ``lean`` is a small asyncio server in its own process that
+reads each body, parses it with orjson, counts the messages and their distinct ``To``
+and answers one result per message, as Postmark does. Both sleep ``--latency`` before
+each answer.
+
+Each run also prints the CPU seconds spent by the senders (all of them, from their
+rusage), by the peer (the lean sink's process, or this process for the checking fake)
+and by the PostgreSQL backends serving the run's database (read from /proc while they
+live, so a backend's last half second may be missed).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import http.client
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -88,16 +104,21 @@ def timings(log: Path) -> dict[str, list[tuple[float, float, int]]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--postgres", required=True, help="an admin URL for scratch databases")
+    parser.add_argument("--postgres", help="an admin URL for scratch databases")
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--senders", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--compare", help="another checkout's src, run alternately")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--peer", choices=["checking", "lean"], default="checking")
     parser.add_argument("--logs", type=Path, help="a folder to keep each run's timing log in")
+    parser.add_argument("--serve-lean", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    from fakes.postmark import FakePostmark
+    if args.serve_lean:
+        asyncio.run(LeanSink(args.latency).serve())
+        return
+    if not args.postgres:
+        parser.error("--postgres is required")
 
     sources = [("this", str(REPO / "src"))]
     if args.compare:
@@ -105,10 +126,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_API_KEY"] = "bench"
     rows = []
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        FakePostmark(token="bench", latency=args.latency, keep_bodies=False) as server,
-    ):
+    with tempfile.TemporaryDirectory() as tmp, peer(args.peer, args.latency) as server:
         root = Path(tmp)
         project(root, server.url, args.subscribers)
         for _ in range(args.rounds):
@@ -123,17 +141,19 @@ def main() -> None:
                     )
     print()
     print(
-        f"{args.subscribers:,} readers, PostgreSQL, {args.latency * 1000:.0f} ms per request; "
-        f"ms, medians of the first and last {EDGE} claims (claim: the whole call in the "
-        "sender; pick: its locking SELECT alone), and of all settles"
+        f"{args.subscribers:,} readers, PostgreSQL, {args.latency * 1000:.0f} ms per request, "
+        f"{args.peer} peer; ms, medians of the first and last {EDGE} claims (claim: the "
+        "whole call in the sender; pick: its locking SELECT alone), and of all settles; "
+        "CPU seconds of the senders, the peer and PostgreSQL"
     )
     print(
         f"{'code':8} {'senders':>7} {'wall s':>7} {'msgs/s':>7} {'claims':>6} "
         f"{'claim first':>11} {'last':>7} {'pick first':>10} {'last':>7} {'max':>7} "
-        f"{'settle':>7} {'sent':>9} {'distinct':>9}"
+        f"{'settle':>7} {'cpu snd':>7} {'peer':>6} {'pg':>6} {'sent':>9} {'distinct':>9}"
     )
-    for label, senders, wall, got, distinct, calls, codes in rows:
+    for label, senders, wall, got, distinct, calls, codes, cpu in rows:
         print(f"{label:8} {senders:>7} {wall:7.1f} {got / wall:7.0f} " + edges(calls), end="")
+        print(f" {cpu[0]:7.1f} {cpu[1]:6.1f} {cpu[2]:6.1f}", end="")
         print(f" {got:>9,} {distinct:>9,}" + ("" if set(codes) == {0} else f"  exit {codes}"))
 
 
@@ -166,9 +186,12 @@ def project(root: Path, server_url: str, subscribers: int) -> None:
 
 def one_run(
     root: Path, env: dict[str, str], args: argparse.Namespace, server: Any, senders: int
-) -> tuple[float, int, int, dict[str, list[tuple[float, float, int]]], list[int]]:
+) -> tuple[
+    float, int, int, dict[str, list[tuple[float, float, int]]], list[int], tuple[float, ...]
+]:
     """``senders`` processes sending one campaign to a fresh database: the wall time,
-    messages and distinct readers the server got, the timed calls and exit codes."""
+    messages and distinct readers the peer got, the timed calls, exit codes, and the CPU
+    seconds of the senders, the peer and the database's backends."""
     import psycopg
 
     name = f"bench_{uuid.uuid4().hex[:8]}"
@@ -188,8 +211,10 @@ def one_run(
             check=True,
             capture_output=True,
         )
-        server.accepted.clear()
+        server.reset()
         log.touch()
+        backends = BackendCpu(args.postgres, name)
+        peer_cpu = server.cpu()
         started = time.perf_counter()
         procs = [
             subprocess.Popen(
@@ -201,19 +226,203 @@ def one_run(
             )
             for _ in range(senders)
         ]
-        codes = [p.wait() for p in procs]
+        codes, sender_cpu = [], 0.0
+        for p in procs:
+            _, status, usage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            codes.append(p.returncode)
+            sender_cpu += usage.ru_utime + usage.ru_stime
         wall = time.perf_counter() - started
-        got = len(server.accepted)
-        distinct = len({m["to"] for m in server.accepted})
-        server.accepted.clear()
+        cpu = (sender_cpu, server.cpu() - peer_cpu, backends.stop())
+        got, distinct = server.counts()
+        server.reset()
         if args.logs:
             args.logs.mkdir(parents=True, exist_ok=True)
             shutil.copy(log, args.logs / f"{senders}-senders-{name}.log")
         print(f"{env['PYTHONPATH']}: {senders} sender(s) {wall:.1f} s", flush=True)
-        return wall, got, distinct, timings(log), codes
+        return wall, got, distinct, timings(log), codes, cpu
     finally:
         with psycopg.connect(args.postgres, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- CPU seconds ------------------------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """User and system CPU seconds of a live process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class BackendCpu:
+    """Polls the CPU seconds of the backends serving one database, twice a second."""
+
+    def __init__(self, url: str, database: str) -> None:
+        self.url, self.database = url, database
+        self.seen: dict[int, float] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as db:
+            while not self.done.wait(0.5):
+                pids = db.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.database,)
+                ).fetchall()
+                for (pid,) in pids:
+                    self.seen[pid] = max(self.seen.get(pid, 0.0), process_cpu(pid))
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join()
+        return sum(self.seen.values())
+
+
+# -- the peers --------------------------------------------------------------------------
+class CheckingPeer:
+    """The tests' Postmark fake, in this process: checks every field of every message."""
+
+    def __init__(self, latency: float) -> None:
+        from fakes.postmark import FakePostmark
+
+        self.fake = FakePostmark(token="bench", latency=latency, keep_bodies=False)
+
+    def __enter__(self) -> CheckingPeer:
+        self.fake.__enter__()
+        self.url = self.fake.url
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fake.__exit__(*exc)
+
+    def reset(self) -> None:
+        self.fake.accepted.clear()
+
+    def counts(self) -> tuple[int, int]:
+        accepted = self.fake.accepted
+        return len(accepted), len({m["to"] for m in accepted})
+
+    def cpu(self) -> float:
+        return process_cpu(os.getpid())
+
+
+class LeanPeer:
+    """The lean sink (``LeanSink``) in its own process."""
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+
+    def __enter__(self) -> LeanPeer:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-lean", "--latency", str(self.latency)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+    def _get(self, path: str) -> dict[str, int]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port)
+        connection.request("GET", path)
+        return json.loads(connection.getresponse().read())
+
+    def reset(self) -> None:
+        self._get("/reset")
+
+    def counts(self) -> tuple[int, int]:
+        got = self._get("/count")
+        return got["messages"], got["distinct"]
+
+    def cpu(self) -> float:
+        return process_cpu(self.process.pid)
+
+
+def peer(kind: str, latency: float) -> CheckingPeer | LeanPeer:
+    return CheckingPeer(latency) if kind == "checking" else LeanPeer(latency)
+
+
+class LeanSink:
+    """Reads each batch, parses it with orjson, answers one Postmark result per message;
+    counts the messages and their distinct ``To``."""
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.messages = 0
+        self.readers: set[str] = set()
+        self.ids = 0
+
+    async def serve(self) -> None:
+        server = await asyncio.start_server(self.handle, "127.0.0.1", 0, limit=1 << 20)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        async with server:
+            await server.serve_forever()
+
+    def answer(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        import orjson
+
+        if method == "GET" and path == "/count":
+            got = {"messages": self.messages, "distinct": len(self.readers)}
+            return 200, orjson.dumps(got)
+        if method == "GET" and path == "/reset":
+            self.messages, self.readers = 0, set()
+            return 200, b"{}"
+        if method != "POST" or path != "/email/batch":
+            return 404, b'{"ErrorCode":404,"Message":"not here"}'
+        batch = orjson.loads(body)
+        self.messages += len(batch)
+        self.readers.update(m["To"] for m in batch)
+        first, self.ids = self.ids, self.ids + len(batch)
+        now = "2026-12-06T09:00:00.0000000Z"
+        return 200, orjson.dumps(
+            [
+                {
+                    "To": m["To"],
+                    "SubmittedAt": now,
+                    "MessageID": f"b7bc2f4a-e38e-4336-af7d-{first + i:012x}",
+                    "ErrorCode": 0,
+                    "Message": "OK",
+                }
+                for i, m in enumerate(batch)
+            ]
+        )
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                request_line, *lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = request_line.split(" ", 2)
+                headers = {
+                    k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)
+                }
+                body = await reader.readexactly(int(headers.get("content-length") or 0))
+                status, answer = self.answer(method, path, body)
+                if self.latency and method == "POST":
+                    await asyncio.sleep(self.latency)
+                writer.write(
+                    f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(answer)}\r\n\r\n".encode()
+                    + answer
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
 
 if __name__ == "__main__":

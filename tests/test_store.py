@@ -67,6 +67,11 @@ def test_sqlite_takes_the_statement_as_written() -> None:
         ("SELECT 1 -- why?\nWHERE a = ?", "SELECT 1 -- why?\nWHERE a = %s"),
         ("SELECT /* a ? b */ ?", "SELECT /* a ? b */ %s"),
         ("SELECT a FROM t WHERE a LIKE ? ESCAPE '\\' AND b = ?", None),
+        (
+            "SELECT * FROM unnest(?::bigint[], ?::text[]) WHERE a = ANY(?::bigint[]) AND b = ?",
+            "SELECT * FROM unnest(%b::bigint[], %b::text[]) WHERE a = ANY(%b::bigint[]) AND b = %s",
+        ),
+        ("SELECT '?::text[]', ?", "SELECT '?::text[]', %s"),
     ],
 )
 def test_postgresql_parameters_are_bound_outside_strings_and_comments(

@@ -215,12 +215,11 @@ class Forgotten:
         """Which of these subscribers were erased."""
         if not subscriber_ids:
             return set()
+        among, params = self.db.dialect.in_list("id", subscriber_ids)
         return {
             r[0]
             for r in self.db.execute(
-                f"SELECT id FROM subscribers WHERE id IN ({', '.join('?' * len(subscriber_ids))}) "
-                "AND erased_at IS NOT NULL",
-                subscriber_ids,
+                f"SELECT id FROM subscribers WHERE {among} AND erased_at IS NOT NULL", params
             )
         }
 

@@ -286,10 +286,9 @@ class Subscribers:
         found: dict[int, list[str]] = {}
         if not subscriber_ids:
             return found
-        marks = ", ".join("?" * len(subscriber_ids))
+        among, params = self.db.dialect.in_list("subscriber_id", subscriber_ids)
         for row in self.db.execute(
-            f"SELECT subscriber_id, tag FROM subscriber_tags WHERE subscriber_id IN ({marks})",
-            subscriber_ids,
+            f"SELECT subscriber_id, tag FROM subscriber_tags WHERE {among}", params
         ):
             found.setdefault(row[0], []).append(row[1])
         for tags in found.values():
