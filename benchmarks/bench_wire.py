@@ -24,8 +24,15 @@ parses it with orjson and answers what the provider answers (for Postmark one re
 message). ``--latency`` adds seconds before each answer. Prints msgs/s of both, each
 run, and the ratio of the medians.
 
+Every provider's batch endpoint is here (``--provider``): Postmark, Resend, SendGrid and
+Brevo (JSON, parsed with orjson), Mailgun (multipart/form-data: the body is split into its
+parts, the ``to`` parts counted and ``recipient-variables`` parsed with orjson) and SES
+(the v2 SendEmail JSON, one message a request, answered ``{"MessageId"}``; the SigV4
+signature is not checked here). The pre-serialised client posts the send's first body
+with the headers of its first request (content type, multipart boundary, signature).
+
 Other providers join by adding a row to ``PROVIDERS``: the request path, the batch size,
-the delivery settings, and how the sink answers a parsed body.
+the delivery settings, how the sink parses a body and how it answers it.
 """
 
 from __future__ import annotations
@@ -94,6 +101,44 @@ def _brevo_answer(body: Any) -> Answer:
     )
 
 
+def _mailgun_answer(body: Any) -> Answer:
+    """200 ``{"id", "message"}``: one id a request, one message per ``to`` part."""
+    readers, _ = body
+    answer = {"id": f"<20261206090000.{_id()}@bench.example.org>", "message": "Queued. Thank you."}
+    return readers, 200, answer, {}
+
+
+def _ses_answer(body: Any) -> Answer:
+    """SES v2 SendEmail: 200 ``{"MessageId"}``, one message a request."""
+    assert body["Content"]["Raw"]["Data"], "no raw message"
+    return 1, 200, {"MessageId": f"0100018c-{_id()}-000000"}, {}
+
+
+def _json(body: bytes, headers: dict[str, str]) -> Any:
+    import orjson
+
+    return orjson.loads(body)
+
+
+_TO_PART = b'\r\nContent-Disposition: form-data; name="to"\r\n'
+_VARIABLES_PART = b'\r\nContent-Disposition: form-data; name="recipient-variables"\r\n\r\n'
+
+
+def _multipart(body: bytes, headers: dict[str, str]) -> tuple[int, int]:
+    """A multipart/form-data body split into its parts: (``to`` parts, readers in
+    ``recipient-variables``, parsed with orjson), checked to agree."""
+    import orjson
+
+    boundary = headers["content-type"].split("boundary=", 1)[1].strip('"').encode()
+    parts = body.split(b"--" + boundary)
+    assert parts[-1] == b"--\r\n", "the body does not end with the closing delimiter"
+    readers = sum(1 for part in parts if part.startswith(_TO_PART))
+    variables = next(p for p in parts if p.startswith(_VARIABLES_PART))
+    keyed = len(orjson.loads(variables[len(_VARIABLES_PART) : -2]))
+    assert keyed == readers, (keyed, readers)
+    return readers, keyed
+
+
 @dataclass(frozen=True, slots=True)
 class WireProvider:
     """How one provider's batch endpoint looks to the benchmark."""
@@ -102,7 +147,7 @@ class WireProvider:
     batch: int  # messages a request
     delivery: str  # the [delivery] lines, with {url} for the sink's address
     answer: Callable[[Any], Answer]  # the parsed body -> what the provider answers
-    content_type: str = "application/json"
+    parse: Callable[[bytes, dict[str, str]], Any] = _json  # (body, headers) -> parsed
 
 
 PROVIDERS: dict[str, WireProvider] = {
@@ -121,9 +166,24 @@ PROVIDERS: dict[str, WireProvider] = {
     "brevo": WireProvider(
         "/v3/smtp/email", 1000, 'transport = "brevo"\nbase_url = "{url}"\n', _brevo_answer
     ),
-    # Mailgun (multipart form, 1000 a request) and SES (SigV4, one message a request)
-    # need a form parser and a signing peer: not here yet.
+    "mailgun": WireProvider(
+        "/v3/bench.example.org/messages",
+        1000,
+        'transport = "mailgun"\nbase_url = "{url}"\ndomain = "bench.example.org"\n',
+        _mailgun_answer,
+        _multipart,
+    ),
+    # SigV4-signed; the sink does not check the signature (tests/fakes/ses.py does)
+    "ses": WireProvider(
+        "/v2/email/outbound-emails",
+        1,
+        'transport = "ses"\nbase_url = "{url}"\nregion = "us-east-1"\n',
+        _ses_answer,
+    ),
 }
+# Headers of the send's first request that the pre-serialised client does not repeat
+# (http.client writes its own).
+_NOT_REPEATED = {"host", "content-length", "transfer-encoding"}
 
 
 # -- the sink ----------------------------------------------------------------------------
@@ -145,7 +205,9 @@ class Sink:
                 request_line, *lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = request_line.split(" ", 2)
                 headers = {
-                    k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (x.partition(":") for x in lines)
+                    if k.strip()
                 }
                 body = await _read_body(reader, headers)
                 extra: dict[str, str] = {}
@@ -153,8 +215,10 @@ class Sink:
                     status, answer = 200, orjson.dumps({"messages": self.messages})
                 elif method == "POST" and path.split("?")[0] == self.provider.path:
                     if not self.keep.exists():
+                        self.keep.with_suffix(".headers").write_bytes(orjson.dumps(headers))
                         self.keep.write_bytes(body)
-                    count, status, data, extra = self.provider.answer(orjson.loads(body))
+                    parsed = self.provider.parse(body, headers)
+                    count, status, data, extra = self.provider.answer(parsed)
                     self.messages += count
                     answer = b"" if data is None else orjson.dumps(data)
                 else:
@@ -222,16 +286,19 @@ class SinkProcess:
 
 # -- the peer: posts pre-built bodies ------------------------------------------------------
 def pre_serialised(
-    port: int, provider: WireProvider, body: bytes, requests: int, concurrency: int
+    port: int,
+    provider: WireProvider,
+    body: bytes,
+    sent: dict[str, str],
+    requests: int,
+    concurrency: int,
 ) -> float:
-    """Seconds for ``requests`` POSTs of ``body`` over ``concurrency`` connections."""
+    """Seconds for ``requests`` POSTs of ``body`` over ``concurrency`` connections, with
+    the headers the send's first request had (``sent``: its content type, its boundary,
+    its signature...)."""
     left = iter(range(requests))
     lock = threading.Lock()
-    headers = {
-        "Content-Type": provider.content_type,
-        "Accept": "application/json",
-        "X-Postmark-Server-Token": "bench-token",
-    }
+    headers = {k: v for k, v in sent.items() if k not in _NOT_REPEATED}
 
     def work() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port)
@@ -245,12 +312,23 @@ def pre_serialised(
             assert response.status < 300, response.status
         connection.close()
 
-    threads = [threading.Thread(target=work) for _ in range(concurrency)]
+    failed: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            failed.append(exc)
+            raise
+
+    threads = [threading.Thread(target=guarded) for _ in range(concurrency)]
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if failed:
+        raise SystemExit(f"the pre-serialised client failed: {failed[0]!r}")
     return time.perf_counter() - started
 
 
@@ -366,6 +444,7 @@ def main() -> None:
     provider = PROVIDERS[args.provider]
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_API_KEY"] = "bench-token"
+    env |= {"AWS_ACCESS_KEY_ID": "AKIDBENCH", "AWS_SECRET_ACCESS_KEY": "bench-secret"}
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; {args.provider}, {args.subscribers:,} readers, "
@@ -399,9 +478,12 @@ def main() -> None:
                 rss.append(peak or 0)
                 # the send's own first body, as many times as it takes to carry N readers
                 body = keep.read_bytes()
-                per_body = provider.answer(json.loads(body))[0]
+                sent = json.loads(keep.with_suffix(".headers").read_bytes())
+                per_body = provider.answer(provider.parse(body, sent))[0]
                 requests = -(-args.subscribers // per_body)
-                seconds = pre_serialised(sink.port, provider, body, requests, args.concurrency)
+                seconds = pre_serialised(
+                    sink.port, provider, body, sent, requests, args.concurrency
+                )
                 peers.append(requests * per_body / seconds)
                 print(
                     f"{run:>4} {before:>14,.0f} {sends[-1]:>12,.0f} {(peak or 0) / 1024:>7.0f} MB "
@@ -411,7 +493,7 @@ def main() -> None:
             print(
                 f"median: send {send:,.0f} msgs/s (peak RSS {statistics.median(rss) / 1024:.0f} "
                 f"MB), pre-serialised {peer:,.0f} msgs/s ({requests} bodies of "
-                f"{len(body) / 1e6:.1f} MB); ratio {send / peer:.2f}"
+                f"{len(body) / 1e3:,.0f} kB); ratio {send / peer:.2f}"
             )
             if befores:
                 was = statistics.median(befores)
