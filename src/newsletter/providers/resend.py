@@ -43,7 +43,8 @@ _TAG_VALUE = re.compile(r"[^A-Za-z0-9_-]")
 class ResendTransport(HTTPTransport):
     name = "resend"
     provider = "Resend"
-    max_batch = 100
+    max_batch = 500  # claimed and settled at once: fewer claims and settles
+    per_request = 100  # emails a request, Resend's limit
     default_base_url = "https://api.resend.com"
     idempotent_requests = True
     credentials_hint = "Set NEWSLETTER_API_KEY to a Resend API key with sending access (re_...)."
