@@ -491,15 +491,16 @@ def main() -> None:
             rss: list[int] = []
             encoders: list[float] = []
             print(
-                f"{'run':>4} {'before msgs/s':>14} {'send msgs/s':>12} {'peak RSS':>10} "
+                f"{'run':>4} {'before msgs/s':>14} {'peak RSS':>10} {'send msgs/s':>12} "
+                f"{'peak RSS':>10} "
                 f"{'pre-serialised msgs/s':>22}"
                 + (f" {'encoding msgs/s':>16}" if args.encoding else "")
             )
             for run in range(1, args.runs + 1):
-                before = 0.0
+                before, before_rss = 0.0, 0
                 if args.before:
-                    wall, _ = whole_send(folder, pristine, env, args.before)
-                    before = args.subscribers / wall
+                    wall, peak = whole_send(folder, pristine, env, args.before)
+                    before, before_rss = args.subscribers / wall, peak or 0
                     befores.append(before)
                 count = sink.count()
                 wall, peak = whole_send(folder, pristine, env)
@@ -523,8 +524,8 @@ def main() -> None:
                     encoders.append(requests * per_body / seconds)
                     line += f" {encoders[-1]:>16,.0f}"
                 print(
-                    f"{run:>4} {before:>14,.0f} {sends[-1]:>12,.0f} {(peak or 0) / 1024:>7.0f} MB "
-                    + line
+                    f"{run:>4} {before:>14,.0f} {before_rss / 1024:>7.0f} MB {sends[-1]:>12,.0f} "
+                    f"{(peak or 0) / 1024:>7.0f} MB " + line
                 )
             send, peer = statistics.median(sends), statistics.median(peers)
             print(
