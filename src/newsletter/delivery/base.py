@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -234,6 +235,13 @@ class HTTPTransport(Transport):
         if session is None:
             session = requests.Session()
             session.headers["User-Agent"] = USER_AGENT
+            # the environment read once for base_url (its proxy, a CA bundle), not at each
+            # request; never ~/.netrc: a provider gets only the credentials it is given
+            session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                session.verify = bundle
+            session.trust_env = False
             self._local.session = session
             with self._pause_lock:
                 self._sessions.append(session)
