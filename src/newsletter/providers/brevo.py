@@ -42,6 +42,7 @@ from ..events import (
 from ..models import DeliveryStatus, Event, EventKind, SendResult
 from ..render import OutgoingMessage
 from ..render.headers import phrase_words
+from ..render.message import json_pieces
 from ..webhooks import Rejected, Request, Verifier, authorization, digest
 from . import Provider, Secret, Setup
 
@@ -101,20 +102,28 @@ class BrevoTransport(HTTPTransport):
         tags = b',"tags":' + dumps([compiled.slug]) + b',"messageVersions":['
         return sender, tags, end + b"}", custom + ',"subscriber":"'
 
-    def version(self, message: OutgoingMessage) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    def version(
+        self, message: OutgoingMessage
+    ) -> tuple[bytes, bytes, list[bytes], list[bytes], bytes]:
         """One reader's message version, in pieces: up to its subject, the subject (a JSON
-        string), its HTML and text (the insides of JSON strings), and its end."""
+        string), its HTML and text (the insides of JSON strings, as the campaign's own
+        escaped pieces around the reader's values: never copied per reader), and its end."""
         factory = message.factory
         *_, custom = self._pieces.get(factory, None, lambda: self._campaign_pieces(factory))
         headers = {
             **message.list_headers(),
             "X-Mailin-custom": f'{custom}{message.recipient.subscriber_id}"}}',
         }
+        encoded = factory.encoded(message.variant)
+        html: list[bytes] = []
+        json_pieces(encoded.html_json, message.html_values, html)
+        text: list[bytes] = []
+        json_pieces(encoded.text_json, message.text_values, text)
         return (
             b'{"to":[' + dumps(_person(message.to_name, message.to_address)) + b'],"subject":',
             dumps(message.subject),
-            message.html_json(),
-            message.text_json(),
+            html,
+            text,
             b',"headers":' + dumps(headers) + b"}",
         )
 
@@ -128,10 +137,10 @@ class BrevoTransport(HTTPTransport):
         )
         versions = [self.version(m) for m in messages]
         _, subject, html, text, _ = versions[0]
-        pieces = [sender, subject, b',"htmlContent":"', html, b'","textContent":"', text, b'"']
+        pieces = [sender, subject, b',"htmlContent":"', *html, b'","textContent":"', *text, b'"']
         pieces.append(tags)
         for head, subject, html, text, tail in versions:
-            pieces += (head, subject, b',"htmlContent":"', html, b'","textContent":"', text)
+            pieces += (head, subject, b',"htmlContent":"', *html, b'","textContent":"', *text)
             pieces += (b'"', tail, b",")
         pieces[-1] = end
         return HTTPRequest("/v3/smtp/email", join(pieces), self.headers)
