@@ -374,7 +374,8 @@ def prepare(folder: Path, args: argparse.Namespace, sink: SinkProcess, env: dict
 
 def whole_send(
     folder: Path, pristine: Path, env: dict, src: str | None = None
-) -> tuple[float, int | None]:
+) -> tuple[float, int | None, float]:
+    """(wall seconds, peak RSS KiB, CPU seconds) of one send from the pristine database."""
     from bench_send import timed
 
     if src:
@@ -382,8 +383,8 @@ def whole_send(
     for extra in ("-wal", "-shm"):
         (folder / f"newsletter.db{extra}").unlink(missing_ok=True)
     shutil.copy(pristine, folder / "newsletter.db")
-    wall, rss, _ = timed(["send", "2026-10-digest", "--yes"], folder, env)
-    return wall, rss
+    wall, rss, cpu = timed(["send", "2026-10-digest", "--yes"], folder, env)
+    return wall, rss, float(cpu)
 
 
 BODIES = """
@@ -490,6 +491,8 @@ def main() -> None:
             peers: list[float] = []
             rss: list[int] = []
             encoders: list[float] = []
+            cpus: list[float] = []
+            cpus_before: list[float] = []
             print(
                 f"{'run':>4} {'before msgs/s':>14} {'peak RSS':>10} {'send msgs/s':>12} "
                 f"{'peak RSS':>10} "
@@ -499,11 +502,13 @@ def main() -> None:
             for run in range(1, args.runs + 1):
                 before, before_rss = 0.0, 0
                 if args.before:
-                    wall, peak = whole_send(folder, pristine, env, args.before)
+                    wall, peak, cpu = whole_send(folder, pristine, env, args.before)
                     before, before_rss = args.subscribers / wall, peak or 0
                     befores.append(before)
+                    cpus_before.append(cpu)
                 count = sink.count()
-                wall, peak = whole_send(folder, pristine, env)
+                wall, peak, cpu = whole_send(folder, pristine, env)
+                cpus.append(cpu)
                 assert sink.count() - count == args.subscribers, "not every reader was sent"
                 sends.append(args.subscribers / wall)
                 rss.append(peak or 0)
@@ -533,6 +538,12 @@ def main() -> None:
                 f"MB), pre-serialised {peer:,.0f} msgs/s ({requests} bodies of "
                 f"{len(body) / 1e3:,.0f} kB); ratio {send / peer:.2f}"
             )
+            print(f"CPU of the send (user + sys): median {statistics.median(cpus):.1f} s {cpus}")
+            if cpus_before:
+                print(
+                    f"CPU of the before send: median {statistics.median(cpus_before):.1f} s "
+                    f"{cpus_before}"
+                )
             if encoders:
                 made = statistics.median(encoders)
                 print(f"encoding client: {made:,.0f} msgs/s; send / it {send / made:.2f}")
