@@ -50,6 +50,7 @@ import itertools
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -493,6 +494,7 @@ def main() -> None:
             encoders: list[float] = []
             cpus: list[float] = []
             cpus_before: list[float] = []
+            peer_cpus: list[float] = []
             print(
                 f"{'run':>4} {'before msgs/s':>14} {'peak RSS':>10} {'send msgs/s':>12} "
                 f"{'peak RSS':>10} "
@@ -517,10 +519,13 @@ def main() -> None:
                 sent = json.loads(keep.with_suffix(".headers").read_bytes())
                 per_body = provider.answer(provider.parse(body, sent))[0]
                 requests = -(-args.subscribers // per_body)
+                used = resource.getrusage(resource.RUSAGE_SELF)
                 seconds = pre_serialised(
                     sink.port, provider, body, sent, requests, args.concurrency
                 )
                 peers.append(requests * per_body / seconds)
+                now = resource.getrusage(resource.RUSAGE_SELF)
+                peer_cpus.append(now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime)
                 line = f"{peers[-1]:>22,.0f}"
                 if args.encoding:
                     seconds = pre_serialised(
@@ -539,6 +544,12 @@ def main() -> None:
                 f"{len(body) / 1e3:,.0f} kB); ratio {send / peer:.2f}"
             )
             print(f"CPU of the send (user + sys): median {statistics.median(cpus):.1f} s {cpus}")
+            peer_cpu = statistics.median(peer_cpus)
+            print(
+                f"CPU of the pre-serialised client: median {peer_cpu:.1f} s "
+                f"{[round(c, 2) for c in peer_cpus]}; client CPU / send CPU "
+                f"{peer_cpu / statistics.median(cpus):.2f}"
+            )
             if cpus_before:
                 print(
                     f"CPU of the before send: median {statistics.median(cpus_before):.1f} s "
