@@ -3,14 +3,16 @@ kind of transport, beside the fixed cost of the interpreter and of the CLI measu
 the same run (so that the table shows what the send itself adds).
 
     python benchmarks/bench_memory.py [--sizes 10000,100000,1000000]
-                                      [--transports outbox,smtp,postmark]
+                                      [--transports outbox,smtp,postmark,brevo]
                                       [--against /work/main/src] [--runs 1]
 
 - outbox: the file-writing transport (one .eml per reader: about 28 KB each, so it runs
   only up to ``--outbox-max`` readers);
 - smtp: Postfix's ``smtp-sink`` (aiosmtpd when it is not installed);
 - postmark: the local fake of Postmark's batch API (tests/fakes/postmark.py) keeping no
-  bodies, at 0 ms.
+  bodies, at 0 ms;
+- brevo: the local fake of Brevo's API (tests/fakes/brevo.py), the same way: its versions
+  are whole messages (about 30 KB each), so its bodies are the largest of all.
 
 ``--against SRC`` runs the same sends with ``PYTHONPATH=SRC`` too (another checkout's
 ``src``), alternating with this one, each on a fresh copy of the same project.
@@ -28,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -56,9 +59,9 @@ def environment(src: Path) -> dict[str, str]:
     return env
 
 
-def configure(folder: Path, transport: str, postmark: object, smtp: SMTPSink | None) -> None:
-    if transport == "postmark":
-        set_delivery(folder, f'transport = "postmark"\nbase_url = "{postmark.url}"\n')
+def configure(folder: Path, transport: str, fakes: dict[str, Any], smtp: SMTPSink | None) -> None:
+    if transport in fakes:
+        set_delivery(folder, f'transport = "{transport}"\nbase_url = "{fakes[transport].url}"\n')
     elif transport == "smtp":
         assert smtp is not None
         set_delivery(
@@ -68,13 +71,18 @@ def configure(folder: Path, transport: str, postmark: object, smtp: SMTPSink | N
 
 
 def one_send(
-    base: Path, work: Path, transport: str, src: Path, postmark: object, smtp: SMTPSink | None
+    base: Path,
+    work: Path,
+    transport: str,
+    src: Path,
+    fakes: dict[str, Any],
+    smtp: SMTPSink | None,
 ) -> tuple[int, float]:
     """(peak RSS in KiB, wall seconds) of one send on a fresh copy of ``base``."""
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(base, work)
-    configure(work, transport, postmark, smtp)
+    configure(work, transport, fakes, smtp)
     wall, rss, _ = timed(["send", "2026-10-digest", "--yes"], work, environment(src))
     shutil.rmtree(work)
     assert rss is not None
@@ -95,10 +103,15 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
+    from fakes.brevo import FakeBrevo
     from fakes.postmark import FakePostmark
 
-    postmark = FakePostmark(token="bench-token", latency=0.0, keep_bodies=False)
-    postmark.start()
+    fakes: dict[str, Any] = {
+        "postmark": FakePostmark(token="bench-token", latency=0.0, keep_bodies=False),
+        "brevo": FakeBrevo(api_key="bench-token", keep_bodies=False),
+    }
+    for fake in fakes.values():
+        fake.start()
     rows: list[tuple[str, ...]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -126,10 +139,11 @@ def main() -> None:
                     for _ in range(args.runs):
                         for name, src in sources:  # alternating
                             found[name].append(
-                                one_send(base, folder / "work", transport, src, postmark, smtp)
+                                one_send(base, folder / "work", transport, src, fakes, smtp)
                             )
-                            postmark.accepted.clear()
-                            postmark.requests.clear()
+                            for fake in fakes.values():
+                                fake.accepted.clear()
+                                fake.requests.clear()
                     for name, _ in sources:
                         rss = statistics.median(r for r, _ in found[name])
                         wall = statistics.median(w for _, w in found[name])
@@ -148,7 +162,8 @@ def main() -> None:
                         print("  ".join(rows[-1]), flush=True)
                 shutil.rmtree(base)
         finally:
-            postmark.stop()
+            for fake in fakes.values():
+                fake.stop()
             if smtp:
                 smtp.stop()
     header = (

@@ -11,6 +11,12 @@ run: side by side, alternately, to the same fast local sink,
                                     [--runs 3] [--latency 0] [--concurrency 4]
                                     [--before /path/to/another/checkout/src]
 
+``--encoding`` also times, in each run, a third peer: the same client, which encodes each
+request's JSON body anew from its objects (each reader's entry copied and ``json.dumps``
+over the whole, as a plain client makes its requests) instead of posting bytes made once.
+For SendGrid, whose 1,000-reader body is small, this shows what building each reader's
+personalization costs a client that records nothing.
+
 ``--before`` also times, in each run, the send of another checkout (its ``src`` folder on
 PYTHONPATH), for a before/after in the same run.
 
@@ -24,8 +30,15 @@ parses it with orjson and answers what the provider answers (for Postmark one re
 message). ``--latency`` adds seconds before each answer. Prints msgs/s of both, each
 run, and the ratio of the medians.
 
+Every provider's batch endpoint is here (``--provider``): Postmark, Resend, SendGrid and
+Brevo (JSON, parsed with orjson), Mailgun (multipart/form-data: the body is split into its
+parts, the ``to`` parts counted and ``recipient-variables`` parsed with orjson) and SES
+(the v2 SendEmail JSON, one message a request, answered ``{"MessageId"}``; the SigV4
+signature is not checked here). The pre-serialised client posts the send's first body
+with the headers of its first request (content type, multipart boundary, signature).
+
 Other providers join by adding a row to ``PROVIDERS``: the request path, the batch size,
-the delivery settings, and how the sink answers a parsed body.
+the delivery settings, how the sink parses a body and how it answers it.
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ import itertools
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -94,6 +108,44 @@ def _brevo_answer(body: Any) -> Answer:
     )
 
 
+def _mailgun_answer(body: Any) -> Answer:
+    """200 ``{"id", "message"}``: one id a request, one message per ``to`` part."""
+    readers, _ = body
+    answer = {"id": f"<20261206090000.{_id()}@bench.example.org>", "message": "Queued. Thank you."}
+    return readers, 200, answer, {}
+
+
+def _ses_answer(body: Any) -> Answer:
+    """SES v2 SendEmail: 200 ``{"MessageId"}``, one message a request."""
+    assert body["Content"]["Raw"]["Data"], "no raw message"
+    return 1, 200, {"MessageId": f"0100018c-{_id()}-000000"}, {}
+
+
+def _json(body: bytes, headers: dict[str, str]) -> Any:
+    import orjson
+
+    return orjson.loads(body)
+
+
+_TO_PART = b'\r\nContent-Disposition: form-data; name="to"\r\n'
+_VARIABLES_PART = b'\r\nContent-Disposition: form-data; name="recipient-variables"\r\n\r\n'
+
+
+def _multipart(body: bytes, headers: dict[str, str]) -> tuple[int, int]:
+    """A multipart/form-data body split into its parts: (``to`` parts, readers in
+    ``recipient-variables``, parsed with orjson), checked to agree."""
+    import orjson
+
+    boundary = headers["content-type"].split("boundary=", 1)[1].strip('"').encode()
+    parts = body.split(b"--" + boundary)
+    assert parts[-1] == b"--\r\n", "the body does not end with the closing delimiter"
+    readers = sum(1 for part in parts if part.startswith(_TO_PART))
+    variables = next(p for p in parts if p.startswith(_VARIABLES_PART))
+    keyed = len(orjson.loads(variables[len(_VARIABLES_PART) : -2]))
+    assert keyed == readers, (keyed, readers)
+    return readers, keyed
+
+
 @dataclass(frozen=True, slots=True)
 class WireProvider:
     """How one provider's batch endpoint looks to the benchmark."""
@@ -102,7 +154,7 @@ class WireProvider:
     batch: int  # messages a request
     delivery: str  # the [delivery] lines, with {url} for the sink's address
     answer: Callable[[Any], Answer]  # the parsed body -> what the provider answers
-    content_type: str = "application/json"
+    parse: Callable[[bytes, dict[str, str]], Any] = _json  # (body, headers) -> parsed
 
 
 PROVIDERS: dict[str, WireProvider] = {
@@ -121,9 +173,24 @@ PROVIDERS: dict[str, WireProvider] = {
     "brevo": WireProvider(
         "/v3/smtp/email", 1000, 'transport = "brevo"\nbase_url = "{url}"\n', _brevo_answer
     ),
-    # Mailgun (multipart form, 1000 a request) and SES (SigV4, one message a request)
-    # need a form parser and a signing peer: not here yet.
+    "mailgun": WireProvider(
+        "/v3/bench.example.org/messages",
+        1000,
+        'transport = "mailgun"\nbase_url = "{url}"\ndomain = "bench.example.org"\n',
+        _mailgun_answer,
+        _multipart,
+    ),
+    # SigV4-signed; the sink does not check the signature (tests/fakes/ses.py does)
+    "ses": WireProvider(
+        "/v2/email/outbound-emails",
+        1,
+        'transport = "ses"\nbase_url = "{url}"\nregion = "us-east-1"\n',
+        _ses_answer,
+    ),
 }
+# Headers of the send's first request that the pre-serialised client does not repeat
+# (http.client writes its own).
+_NOT_REPEATED = {"host", "content-length", "transfer-encoding"}
 
 
 # -- the sink ----------------------------------------------------------------------------
@@ -145,7 +212,9 @@ class Sink:
                 request_line, *lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = request_line.split(" ", 2)
                 headers = {
-                    k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (x.partition(":") for x in lines)
+                    if k.strip()
                 }
                 body = await _read_body(reader, headers)
                 extra: dict[str, str] = {}
@@ -153,8 +222,10 @@ class Sink:
                     status, answer = 200, orjson.dumps({"messages": self.messages})
                 elif method == "POST" and path.split("?")[0] == self.provider.path:
                     if not self.keep.exists():
+                        self.keep.with_suffix(".headers").write_bytes(orjson.dumps(headers))
                         self.keep.write_bytes(body)
-                    count, status, data, extra = self.provider.answer(orjson.loads(body))
+                    parsed = self.provider.parse(body, headers)
+                    count, status, data, extra = self.provider.answer(parsed)
                     self.messages += count
                     answer = b"" if data is None else orjson.dumps(data)
                 else:
@@ -222,16 +293,22 @@ class SinkProcess:
 
 # -- the peer: posts pre-built bodies ------------------------------------------------------
 def pre_serialised(
-    port: int, provider: WireProvider, body: bytes, requests: int, concurrency: int
+    port: int,
+    provider: WireProvider,
+    body: bytes,
+    sent: dict[str, str],
+    requests: int,
+    concurrency: int,
+    encode: bool = False,
 ) -> float:
-    """Seconds for ``requests`` POSTs of ``body`` over ``concurrency`` connections."""
+    """Seconds for ``requests`` POSTs of ``body`` over ``concurrency`` connections, with
+    the headers the send's first request had (``sent``: its content type, its boundary,
+    its signature...). With ``encode``, each request's body is encoded anew from its
+    objects (``json.dumps`` of each reader's entry, as a plain client makes them)."""
     left = iter(range(requests))
     lock = threading.Lock()
-    headers = {
-        "Content-Type": provider.content_type,
-        "Accept": "application/json",
-        "X-Postmark-Server-Token": "bench-token",
-    }
+    headers = {k: v for k, v in sent.items() if k not in _NOT_REPEATED}
+    shape = json.loads(body) if encode else None
 
     def work() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port)
@@ -239,19 +316,44 @@ def pre_serialised(
             with lock:
                 if next(left, None) is None:
                     break
-            connection.request("POST", provider.path, body, headers)
+            made = _encoded(shape) if encode else body
+            connection.request("POST", provider.path, made, headers)
             response = connection.getresponse()
             response.read()
             assert response.status < 300, response.status
         connection.close()
 
-    threads = [threading.Thread(target=work) for _ in range(concurrency)]
+    failed: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            failed.append(exc)
+            raise
+
+    threads = [threading.Thread(target=guarded) for _ in range(concurrency)]
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if failed:
+        raise SystemExit(f"the pre-serialised client failed: {failed[0]!r}")
     return time.perf_counter() - started
+
+
+def _encoded(shape: Any) -> bytes:
+    """The body encoded from its objects, each reader's entry (personalization, email,
+    version) made anew as a plain client would make it from its records."""
+    if isinstance(shape, list):
+        made: Any = [dict(item) for item in shape]
+    else:
+        made = dict(shape)
+        for key in ("personalizations", "messageVersions"):
+            if key in made:
+                made[key] = [dict(item) for item in made[key]]
+    return json.dumps(made, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 # -- the whole send ---------------------------------------------------------------------
@@ -273,7 +375,8 @@ def prepare(folder: Path, args: argparse.Namespace, sink: SinkProcess, env: dict
 
 def whole_send(
     folder: Path, pristine: Path, env: dict, src: str | None = None
-) -> tuple[float, int | None]:
+) -> tuple[float, int | None, float]:
+    """(wall seconds, peak RSS KiB, CPU seconds) of one send from the pristine database."""
     from bench_send import timed
 
     if src:
@@ -281,8 +384,8 @@ def whole_send(
     for extra in ("-wal", "-shm"):
         (folder / f"newsletter.db{extra}").unlink(missing_ok=True)
     shutil.copy(pristine, folder / "newsletter.db")
-    wall, rss, _ = timed(["send", "2026-10-digest", "--yes"], folder, env)
-    return wall, rss
+    wall, rss, cpu = timed(["send", "2026-10-digest", "--yes"], folder, env)
+    return wall, rss, float(cpu)
 
 
 BODIES = """
@@ -354,6 +457,11 @@ def main() -> None:
     parser.add_argument(
         "--personal", action="store_true", help="with --bodies: per-reader Jinja2 (bench_send)"
     )
+    parser.add_argument(
+        "--encoding",
+        action="store_true",
+        help="also time a client that encodes each request's JSON (not for mailgun)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -366,6 +474,7 @@ def main() -> None:
     provider = PROVIDERS[args.provider]
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_API_KEY"] = "bench-token"
+    env |= {"AWS_ACCESS_KEY_ID": "AKIDBENCH", "AWS_SECRET_ACCESS_KEY": "bench-secret"}
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; {args.provider}, {args.subscribers:,} readers, "
@@ -382,37 +491,73 @@ def main() -> None:
             befores: list[float] = []
             peers: list[float] = []
             rss: list[int] = []
+            encoders: list[float] = []
+            cpus: list[float] = []
+            cpus_before: list[float] = []
+            peer_cpus: list[float] = []
             print(
-                f"{'run':>4} {'before msgs/s':>14} {'send msgs/s':>12} {'peak RSS':>10} "
+                f"{'run':>4} {'before msgs/s':>14} {'peak RSS':>10} {'send msgs/s':>12} "
+                f"{'peak RSS':>10} "
                 f"{'pre-serialised msgs/s':>22}"
+                + (f" {'encoding msgs/s':>16}" if args.encoding else "")
             )
             for run in range(1, args.runs + 1):
-                before = 0.0
+                before, before_rss = 0.0, 0
                 if args.before:
-                    wall, _ = whole_send(folder, pristine, env, args.before)
-                    before = args.subscribers / wall
+                    wall, peak, cpu = whole_send(folder, pristine, env, args.before)
+                    before, before_rss = args.subscribers / wall, peak or 0
                     befores.append(before)
+                    cpus_before.append(cpu)
                 count = sink.count()
-                wall, peak = whole_send(folder, pristine, env)
+                wall, peak, cpu = whole_send(folder, pristine, env)
+                cpus.append(cpu)
                 assert sink.count() - count == args.subscribers, "not every reader was sent"
                 sends.append(args.subscribers / wall)
                 rss.append(peak or 0)
                 # the send's own first body, as many times as it takes to carry N readers
                 body = keep.read_bytes()
-                per_body = provider.answer(json.loads(body))[0]
+                sent = json.loads(keep.with_suffix(".headers").read_bytes())
+                per_body = provider.answer(provider.parse(body, sent))[0]
                 requests = -(-args.subscribers // per_body)
-                seconds = pre_serialised(sink.port, provider, body, requests, args.concurrency)
+                used = resource.getrusage(resource.RUSAGE_SELF)
+                seconds = pre_serialised(
+                    sink.port, provider, body, sent, requests, args.concurrency
+                )
                 peers.append(requests * per_body / seconds)
+                now = resource.getrusage(resource.RUSAGE_SELF)
+                peer_cpus.append(now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime)
+                line = f"{peers[-1]:>22,.0f}"
+                if args.encoding:
+                    seconds = pre_serialised(
+                        sink.port, provider, body, sent, requests, args.concurrency, True
+                    )
+                    encoders.append(requests * per_body / seconds)
+                    line += f" {encoders[-1]:>16,.0f}"
                 print(
-                    f"{run:>4} {before:>14,.0f} {sends[-1]:>12,.0f} {(peak or 0) / 1024:>7.0f} MB "
-                    f"{peers[-1]:>22,.0f}"
+                    f"{run:>4} {before:>14,.0f} {before_rss / 1024:>7.0f} MB {sends[-1]:>12,.0f} "
+                    f"{(peak or 0) / 1024:>7.0f} MB " + line
                 )
             send, peer = statistics.median(sends), statistics.median(peers)
             print(
                 f"median: send {send:,.0f} msgs/s (peak RSS {statistics.median(rss) / 1024:.0f} "
                 f"MB), pre-serialised {peer:,.0f} msgs/s ({requests} bodies of "
-                f"{len(body) / 1e6:.1f} MB); ratio {send / peer:.2f}"
+                f"{len(body) / 1e3:,.0f} kB); ratio {send / peer:.2f}"
             )
+            print(f"CPU of the send (user + sys): median {statistics.median(cpus):.1f} s {cpus}")
+            peer_cpu = statistics.median(peer_cpus)
+            print(
+                f"CPU of the pre-serialised client: median {peer_cpu:.1f} s "
+                f"{[round(c, 2) for c in peer_cpus]}; client CPU / send CPU "
+                f"{peer_cpu / statistics.median(cpus):.2f}"
+            )
+            if cpus_before:
+                print(
+                    f"CPU of the before send: median {statistics.median(cpus_before):.1f} s "
+                    f"{cpus_before}"
+                )
+            if encoders:
+                made = statistics.median(encoders)
+                print(f"encoding client: {made:,.0f} msgs/s; send / it {send / made:.2f}")
             if befores:
                 was = statistics.median(befores)
                 print(

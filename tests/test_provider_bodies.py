@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from fakes.mailgun import _parse_form
+from newsletter.errors import DeliveryError
 from newsletter.models import Recipient
 from newsletter.project import Project
 from newsletter.providers.brevo import BrevoTransport, _person
@@ -487,3 +488,43 @@ def test_ses_connection_closed_while_idle_is_made_again_before_the_next_request(
     finally:
         wire.close()
         listener.close()
+
+
+# -- a batch posted as several requests ----------------------------------------------------
+def test_a_batch_goes_as_requests_of_per_request_and_a_refusal_keeps_what_went_before(
+    campaign_project: Path,
+) -> None:
+    from fakes.brevo import FakeBrevo
+
+    transport = BrevoTransport("xkeysib-test", max_retries=0)
+    transport.per_request = 5
+    messages = make_messages(transport.carrier())
+    with FakeBrevo(api_key="xkeysib-test") as brevo:
+        transport.base_url = brevo.url
+        assert len(transport.send_batch(messages)) == len(READERS)
+        assert [len(r.body["messageVersions"]) for r in brevo.send_requests()] == [5, 5, 5, 1]
+        brevo.reset()
+        brevo.faults.extend([("hang", 0), ("status", 500, {"message": "down"}, {})])
+        with pytest.raises(DeliveryError) as refused:
+            transport.send_batch(messages)
+    # the first request's readers were sent and are settled as such; nothing after the
+    # refused request was posted
+    assert [r.subscriber_id for r in refused.value.partial] == [
+        m.recipient.subscriber_id for m in messages[:5]
+    ]
+    assert len(brevo.send_requests()) == 2
+
+
+def test_after_a_lost_request_the_rest_of_the_batch_is_not_posted(campaign_project: Path) -> None:
+    from fakes.brevo import FakeBrevo
+
+    transport = BrevoTransport("xkeysib-test", max_retries=0)
+    transport.per_request = 5
+    messages = make_messages(transport.carrier())
+    with FakeBrevo(api_key="xkeysib-test") as brevo:
+        transport.base_url = brevo.url
+        brevo.faults.extend([("hang", 0), ("drop_after_read",)])
+        results = transport.send_batch(messages)
+        assert len(brevo.send_requests()) == 2
+    statuses = [str(r.status) for r in results]
+    assert statuses == ["sent"] * 5 + ["unknown"] * 5  # the other six go back, unsent

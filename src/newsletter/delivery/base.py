@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -204,6 +205,11 @@ class HTTPTransport(Transport):
     # True when the provider recognises a repeated request (an idempotency key),
     # so an unknowable outcome can be retried without a second copy.
     idempotent_requests = False
+    # Messages a request, when a batch (what is claimed and settled at once, up to
+    # ``max_batch``) may hold more: the batch is then posted as several requests in
+    # turn by its worker. A claim and a settle serve several requests, and the bytes in
+    # flight stay those of ``concurrency`` requests. None: one request a batch.
+    per_request: int | None = None
 
     def __init__(
         self,
@@ -229,6 +235,13 @@ class HTTPTransport(Transport):
         if session is None:
             session = requests.Session()
             session.headers["User-Agent"] = USER_AGENT
+            # the environment read once for base_url (its proxy, a CA bundle), not at each
+            # request; never ~/.netrc: a provider gets only the credentials it is given
+            session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                session.verify = bundle
+            session.trust_env = False
             self._local.session = session
             with self._pause_lock:
                 self._sessions.append(session)
@@ -250,6 +263,29 @@ class HTTPTransport(Transport):
     ) -> list[SendResult]: ...
 
     def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        """The batch as requests of ``per_request`` messages, posted in turn.
+
+        A request that fails ends the batch: its error carries the results of the
+        requests before it. After a request whose outcome is lost (all ``unknown``) the
+        rest of the batch is not posted: those messages get no result and go back to be
+        sent later, as when the batch had been several."""
+        size = self.per_request or len(messages)
+        if len(messages) <= size:
+            return self.send_request(messages)
+        done: list[SendResult] = []
+        for start in range(0, len(messages), size):
+            try:
+                found = self.send_request(messages[start : start + size])
+            except DeliveryError as exc:
+                exc.partial = done + exc.partial
+                raise
+            done += found
+            if found and all(r.status is DeliveryStatus.UNKNOWN for r in found):
+                break
+        return done
+
+    def send_request(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        """One request for ``messages``: one result per message, in the same order."""
         try:
             request = self.build_request(messages)
         except Exception as exc:  # nothing was sent: the batch goes back to the queue
