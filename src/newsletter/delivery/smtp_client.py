@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import re
 import smtplib
+import socket
+import ssl
 
 CRLF = b"\r\n"
 ACCEPTED = (250, 251)  # RCPT: 251 "user not local; will forward"
@@ -31,6 +33,23 @@ def quoted(address: str) -> str:
     if _PLAIN.fullmatch(address):
         return f"<{address}>"
     return smtplib.quoteaddr(address)
+
+
+_IOV_MAX = 1024  # buffers one sendmsg takes (POSIX's least IOV_MAX)
+
+
+def _send_gathered(sock: socket.socket, pieces: list[bytes]) -> None:
+    """``sock.sendall(b"".join(pieces))`` without the join: ``sendmsg`` until all went."""
+    left: list[bytes | memoryview] = list(pieces)
+    while left:
+        sent = sock.sendmsg(left[:_IOV_MAX])
+        done = 0
+        while done < len(left) and sent >= len(left[done]):
+            sent -= len(left[done])
+            done += 1
+        del left[:done]
+        if sent:  # part of the first one went
+            left[0] = memoryview(left[0])[sent:]
 
 
 class Dropped(Exception):
@@ -73,6 +92,21 @@ class SMTPClient:
             raise Dropped("not connected")
         try:
             sock.sendall(data)
+        except OSError as exc:
+            self.close()
+            raise Dropped(exc.__class__.__name__) from exc
+
+    def write_pieces(self, pieces: list[bytes]) -> None:
+        """``pieces`` in one write, as they are: gathered by the kernel (``sendmsg``) on a
+        plain socket, so a message's content is not joined (copied) first; joined on TLS."""
+        sock = self.smtp.sock
+        if sock is None:
+            raise Dropped("not connected")
+        if isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
+            self.write(b"".join(pieces))
+            return
+        try:
+            _send_gathered(sock, pieces)
         except OSError as exc:
             self.close()
             raise Dropped(exc.__class__.__name__) from exc
