@@ -38,7 +38,7 @@ def quoted(address: str) -> str:
 _IOV_MAX = 1024  # buffers one sendmsg takes (POSIX's least IOV_MAX)
 
 
-def _send_gathered(sock: socket.socket, pieces: list[bytes]) -> None:
+def send_gathered(sock: socket.socket, pieces: list[bytes]) -> None:
     """``sock.sendall(b"".join(pieces))`` without the join: ``sendmsg`` until all went."""
     left: list[bytes | memoryview] = list(pieces)
     while left:
@@ -106,7 +106,7 @@ class SMTPClient:
             self.write(b"".join(pieces))
             return
         try:
-            _send_gathered(sock, pieces)
+            send_gathered(sock, pieces)
         except OSError as exc:
             self.close()
             raise Dropped(exc.__class__.__name__) from exc
