@@ -68,7 +68,14 @@ def _qp(text: str) -> str:
     return encoded + "=" + CRLF  # soft break: the next piece starts on a fresh line
 
 
+# a value quoted-printable leaves as it is: printable ASCII but "=", no space at either
+# end, one line short enough not to be broken (the usual name or link)
+_QP_AS_IS = re.compile(r"[!-<>-~](?:[ !-<>-~]{0,73}[!-<>-~])?")
+
+
 def _qp_value(value: str) -> str:
+    if _QP_AS_IS.fullmatch(value):
+        return value + "=" + CRLF  # as _qp gives it, without the encoder
     return _qp(value.replace("\r\n", "\n").replace("\n", CRLF))
 
 
