@@ -12,7 +12,9 @@ with a CSV of the same readers and a template of the same HTML, `--no-limit
 Two rates per command: the whole command (readers / wall time, start-up included),
 and the send phase as the command itself counts it — `newsletter send`'s progress
 line (messages since the run began, under a terminal) and, for mailmerge, its
-">>> message N sent" lines, timed as they arrive (first to last).
+">>> message N sent" lines, timed as they arrive (first to last). A third column is
+the command's CPU time (user + system, start-up included; smtp-sink's is not): on a
+loaded machine the rates move with the load, the CPU a command needs much less.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import platform
 import pty
 import re
+import resource
 import select
 import shutil
 import statistics
@@ -68,8 +71,16 @@ def prepare(src: Path, folder: Path, readers: int) -> None:
     newsletter(src, folder, ["build", CAMPAIGN])
 
 
-def send_newsletter(src: Path, prepared: Path, work: Path, readers: int) -> tuple[float, float]:
-    """(whole-command msgs/s, send-phase msgs/s from its progress line) of one send."""
+def cpu_of_children() -> float:
+    """User + system seconds of the children waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def send_newsletter(
+    src: Path, prepared: Path, work: Path, readers: int
+) -> tuple[float, float, float]:
+    """(whole-command msgs/s, send-phase msgs/s from its progress line, CPU s) of one send."""
     folder = work / f"nl-{time.monotonic_ns()}"
     shutil.copytree(prepared, folder)
     sink = SMTPSink(folder)
@@ -78,9 +89,11 @@ def send_newsletter(src: Path, prepared: Path, work: Path, readers: int) -> tupl
             folder,
             f'transport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\n',
         )
+        cpu = cpu_of_children()
         wall, output = _in_terminal(
             [sys.executable, "-m", "newsletter", "send", CAMPAIGN, "--yes"], folder, _env(src)
         )
+        cpu = cpu_of_children() - cpu
         got = sink.count()
     finally:
         sink.stop()
@@ -89,7 +102,7 @@ def send_newsletter(src: Path, prepared: Path, work: Path, readers: int) -> tupl
         raise SystemExit(f"smtp-sink got {got} of {readers} messages:\n{output[-2000:]}")
     rates = re.findall(r"([\d,]+)/s", output)
     phase = float(rates[-1].replace(",", "")) if rates else float("nan")
-    return readers / wall, phase
+    return readers / wall, phase, cpu
 
 
 def _in_terminal(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
@@ -140,12 +153,13 @@ def prepare_mailmerge(prepared: Path, folder: Path) -> None:
     (folder / "mailmerge_template.txt").write_text(template, encoding="utf-8")
 
 
-def send_mailmerge(binary: str, folder: Path, readers: int) -> tuple[float, float]:
+def send_mailmerge(binary: str, folder: Path, readers: int) -> tuple[float, float, float]:
     sink = SMTPSink(folder)
     try:
         (folder / "mailmerge_server.conf").write_text(
             f"[smtp_server]\nhost = 127.0.0.1\nport = {sink.port}\n", encoding="utf-8"
         )
+        cpu = cpu_of_children()
         started = time.perf_counter()
         process = subprocess.Popen(
             [binary, "--no-limit", "--no-dry-run", "--output-format", "raw"],
@@ -164,13 +178,14 @@ def send_mailmerge(binary: str, folder: Path, readers: int) -> tuple[float, floa
                 count += 1
         code = process.wait()
         wall = time.perf_counter() - started
+        cpu = cpu_of_children() - cpu
         got = sink.count()
     finally:
         sink.stop()
     if code != 0 or got != readers or count != readers:
         raise SystemExit(f"mailmerge: exit {code}, smtp-sink got {got}, printed {count}")
     phase = (count - 1) / (last - first) if first and last and last > first else float("nan")
-    return readers / wall, phase
+    return readers / wall, phase, cpu
 
 
 def main() -> None:
@@ -186,7 +201,7 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {args.subscribers} readers, {args.runs} runs"
     )
-    contenders: dict[str, list[tuple[float, float]]] = {"newsletter (this tree)": []}
+    contenders: dict[str, list[tuple[float, float, float]]] = {"newsletter (this tree)": []}
     sources = {"newsletter (this tree)": HERE.parent / "src"}
     if args.before:
         contenders["newsletter (before)"] = []
@@ -207,26 +222,32 @@ def main() -> None:
                 else:
                     rates = send_newsletter(sources[name], prepared[name], work, args.subscribers)
                 contenders[name].append(rates)
-                print(f"run {run + 1}: {name:<24} {rates[0]:8,.0f} whole  {rates[1]:8,.0f} send")
+                print(
+                    f"run {run + 1}: {name:<24} {rates[0]:8,.0f} whole  {rates[1]:8,.0f} send"
+                    f"  {rates[2]:6.2f} s CPU"
+                )
     print_table(contenders)
 
 
-def print_table(contenders: dict[str, list[tuple[float, float]]]) -> None:
+def print_table(contenders: dict[str, list[tuple[float, float, float]]]) -> None:
     medians = {
-        name: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
+        name: tuple(statistics.median(r[i] for r in runs) for i in range(3))
         for name, runs in contenders.items()
     }
     peer = medians["mailmerge 2.3.0"]
     print()
     print(
         f"| {'command':<24} | whole command msgs/s | send phase msgs/s "
-        "| x mailmerge (whole / send) |"
+        "| x mailmerge (whole / send) | CPU s (whole command) |"
     )
-    print(f"|{'-' * 26}|---------------------:|------------------:|---------------------------:|")
-    for name, (whole, phase) in medians.items():
+    print(
+        f"|{'-' * 26}|---------------------:|------------------:|---------------------------:"
+        "|----------------------:|"
+    )
+    for name, (whole, phase, cpu) in medians.items():
         print(
             f"| {name:<24} | {whole:20,.0f} | {phase:17,.0f} | "
-            f"{whole / peer[0]:11.1f}x / {phase / peer[1]:.1f}x |"
+            f"{whole / peer[0]:11.1f}x / {phase / peer[1]:.1f}x | {cpu:21.2f} |"
         )
 
 
