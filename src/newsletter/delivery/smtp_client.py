@@ -112,6 +112,30 @@ class SMTPClient:
             raise Dropped(exc.__class__.__name__) from exc
 
     def reply(self) -> tuple[int, bytes]:
+        """The next reply, read as ``smtplib.SMTP.getreply`` reads it: (code, its lines'
+        text joined by LF), code -1 for a line that does not start with one."""
+        file = self.smtp.file
+        if file is None:  # nothing read yet on this socket: smtplib makes its reader
+            return self._smtplib_reply()
+        lines = []
+        while True:
+            try:
+                line = file.readline(smtplib._MAXLINE + 1)
+            except OSError as exc:  # named as smtplib's reader names it
+                self.close()
+                raise Dropped("SMTPServerDisconnected") from exc
+            if not line or len(line) > smtplib._MAXLINE:
+                self.close()
+                raise Dropped("SMTPServerDisconnected" if not line else "SMTPResponseException")
+            lines.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                return -1, b"\n".join(lines)
+            if line[3:4] != b"-":
+                return code, b"\n".join(lines)
+
+    def _smtplib_reply(self) -> tuple[int, bytes]:
         try:
             return self.smtp.getreply()  # closes the connection when it cannot read
         except smtplib.SMTPServerDisconnected as exc:
