@@ -89,6 +89,7 @@ class SMTPTransport(OneAtATime):
         self._local = threading.local()
         self._connections: list[SMTPClient] = []
         self._lock = threading.Lock()
+        self._context: ssl.SSLContext | None = None  # see _tls
 
     # -- connections ----------------------------------------------------------
     def _connection(self) -> SMTPClient:
@@ -101,12 +102,21 @@ class SMTPTransport(OneAtATime):
             self._connections.append(conn)
         return conn
 
+    def _tls(self) -> ssl.SSLContext:
+        """The transport's TLS context, made once (loading the CA certificates costs tens
+        of milliseconds) and only when a connection is to be encrypted."""
+        with self._lock:
+            if self._context is None:
+                self._context = ssl.create_default_context()
+            return self._context
+
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context()
+        if self.security in ("ssl", "starttls"):
+            self._tls()  # made before the first attempt, as each attempt needs it
 
         def attempt(_number: int) -> smtplib.SMTP:
             try:
-                return self._open(context)
+                return self._open()
             except smtplib.SMTPAuthenticationError as exc:
                 raise CredentialsError(
                     f"The SMTP server {self.host} refused the login ({exc.smtp_code}).",
@@ -128,11 +138,11 @@ class SMTPTransport(OneAtATime):
 
         return self.retry.run(attempt, give_up, self.notify_retry)
 
-    def _open(self, context: ssl.SSLContext) -> smtplib.SMTP:
+    def _open(self) -> smtplib.SMTP:
         """A connection, secured as ``security`` says and logged in."""
         if self.security == "ssl":
             conn: smtplib.SMTP = smtplib.SMTP_SSL(
-                self.host, self.port, timeout=self.timeout, context=context
+                self.host, self.port, timeout=self.timeout, context=self._tls()
             )
         else:
             conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
@@ -140,7 +150,7 @@ class SMTPTransport(OneAtATime):
             if self.security == "starttls" or (
                 self.security == "auto" and conn.has_extn("starttls")
             ):
-                conn.starttls(context=context)
+                conn.starttls(context=self._tls())
                 conn.ehlo()
         if self.username:
             self._refuse_plaintext_password(conn)
