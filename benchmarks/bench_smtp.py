@@ -2,6 +2,8 @@
 
     python benchmarks/bench_smtp.py [--subscribers 5000] [--runs 3]
         [--before /work/main/src] [--mailmerge /work/mm-venv/bin/mailmerge]
+    python benchmarks/bench_smtp.py --transport-only [--subscribers 5000] [--runs 5]
+        [--before /work/main/src]
 
 Each run sends the example campaign (as bench_send.py makes the project) to the same
 readers through a fresh smtp-sink: (a) `newsletter send` from this tree, (b) the same
@@ -15,6 +17,11 @@ line (messages since the run began, under a terminal) and, for mailmerge, its
 ">>> message N sent" lines, timed as they arrive (first to last). A third column is
 the command's CPU time (user + system, start-up included; smtp-sink's is not): on a
 loaded machine the rates move with the load, the CPU a command needs much less.
+
+``--transport-only`` times the SMTP transport alone, in-process: the messages are made
+first, then sent to smtp-sink in batches of 50 by 4 threads (as a send with the default
+``concurrency`` does), and the table gives msgs/s and the CPU µs a message cost this
+process (its content, the writes, the replies), this tree and ``--before`` alternating.
 """
 
 from __future__ import annotations
@@ -188,15 +195,91 @@ def send_mailmerge(binary: str, folder: Path, readers: int) -> tuple[float, floa
     return readers / wall, phase, cpu
 
 
+TRANSPORT_ONLY = """
+import os, subprocess, sys, tempfile, threading, time
+from pathlib import Path
+sys.path.insert(0, {here!r})
+from bench_send import SMTPSink, make_project
+folder = Path(tempfile.mkdtemp())
+make_project(folder, 1)
+os.chdir(folder)
+from newsletter.models import Recipient
+from newsletter.project import Project
+from newsletter.providers.smtp import SMTPTransport
+composer = Project.load().composer
+compiled = composer.compile(composer.campaign("2026-10-digest"))
+factory = composer.factory(compiled, carrier=SMTPTransport.carrier())
+fields = composer.personalizer("2026-10-digest", 1)
+readers = [Recipient(i, f"reader{{i}}@example.com", f"Reader{{i}}", "S") for i in range({readers})]
+made = [factory.message(r, fields(r)) for r in readers]
+sink = SMTPSink(folder)
+transport = SMTPTransport("127.0.0.1", sink.port, "none")
+batches = [made[i : i + 50] for i in range(0, len(made), 50)]
+lock = threading.Lock()
+def work():
+    while True:
+        with lock:
+            if not batches:
+                return
+            batch = batches.pop()
+        assert all(r.status.value == "sent" for r in transport.send_batch(batch))
+cpu, wall = time.process_time(), time.perf_counter()
+threads = [threading.Thread(target=work) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+transport.close()
+got = sink.count()
+sink.stop()
+assert got == len(made), got
+print(f"{{len(made) / wall:.1f}} {{cpu * 1e6 / len(made):.1f}}")
+"""
+
+
+def transport_only(args: argparse.Namespace) -> None:
+    """In-process: the SMTP transport alone, msgs/s and CPU µs a message."""
+    trees = {"this tree": str(HERE.parent / "src")}
+    if args.before:
+        trees["before"] = str(args.before.resolve())
+    found: dict[str, list[list[float]]] = {name: [] for name in trees}
+    code = TRANSPORT_ONLY.format(here=str(HERE), readers=args.subscribers)
+    for run in range(args.runs):
+        for name in trees if run % 2 == 0 else reversed(trees):
+            env = {**_env(Path(trees[name]))}
+            out = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            )
+            found[name].append([float(x) for x in out.stdout.split()[-2:]])
+            print(
+                f"run {run + 1}: {name:<10} {found[name][-1][0]:8,.0f} msgs/s "
+                f"{found[name][-1][1]:7.1f} µs CPU/msg"
+            )
+    print()
+    print("| tree | msgs/s (median) | CPU µs a message (median) |")
+    print("|---|---:|---:|")
+    for name, rows in found.items():
+        rate = statistics.median(r[0] for r in rows)
+        cpu = statistics.median(r[1] for r in rows)
+        print(f"| {name} | {rate:,.0f} | {cpu:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--before", type=Path, help="another checkout's src (e.g. main's)")
     parser.add_argument("--mailmerge", default=MAILMERGE)
+    parser.add_argument(
+        "--transport-only", action="store_true", help="the SMTP transport alone, in-process"
+    )
     args = parser.parse_args()
     if not Path("/usr/sbin/smtp-sink").exists() and not shutil.which("smtp-sink"):
         raise SystemExit("Postfix smtp-sink is needed (apt-get install postfix).")
+    if args.transport_only:
+        transport_only(args)
+        return
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {args.subscribers} readers, {args.runs} runs"
