@@ -8,7 +8,8 @@ envelope. Without PIPELINING each command waits for its reply, as smtplib does.
 
 The commands are the bytes ``smtplib.SMTP.sendmail`` writes (``mail FROM:<...>
 size=N``, ``rcpt TO:<...>``, ``data``); the content is already dot-stuffed and
-ends with CRLF.CRLF.
+ends with CRLF.CRLF. It is written as the pieces it is made of (the campaign's
+shared bytes among them) with ``sendmsg`` on a plain socket, joined only for TLS.
 """
 
 from __future__ import annotations
