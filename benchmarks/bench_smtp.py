@@ -2,6 +2,8 @@
 
     python benchmarks/bench_smtp.py [--subscribers 5000] [--runs 3]
         [--before /work/main/src] [--mailmerge /work/mm-venv/bin/mailmerge]
+    python benchmarks/bench_smtp.py --transport-only [--subscribers 5000] [--runs 5]
+        [--before /work/main/src]
 
 Each run sends the example campaign (as bench_send.py makes the project) to the same
 readers through a fresh smtp-sink: (a) `newsletter send` from this tree, (b) the same
@@ -12,7 +14,14 @@ with a CSV of the same readers and a template of the same HTML, `--no-limit
 Two rates per command: the whole command (readers / wall time, start-up included),
 and the send phase as the command itself counts it — `newsletter send`'s progress
 line (messages since the run began, under a terminal) and, for mailmerge, its
-">>> message N sent" lines, timed as they arrive (first to last).
+">>> message N sent" lines, timed as they arrive (first to last). A third column is
+the command's CPU time (user + system, start-up included; smtp-sink's is not): on a
+loaded machine the rates move with the load, the CPU a command needs much less.
+
+``--transport-only`` times the SMTP transport alone, in-process: the messages are made
+first, then sent to smtp-sink in batches of 50 by 4 threads (as a send with the default
+``concurrency`` does), and the table gives msgs/s and the CPU µs a message cost this
+process (its content, the writes, the replies), this tree and ``--before`` alternating.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import os
 import platform
 import pty
 import re
+import resource
 import select
 import shutil
 import statistics
@@ -68,8 +78,16 @@ def prepare(src: Path, folder: Path, readers: int) -> None:
     newsletter(src, folder, ["build", CAMPAIGN])
 
 
-def send_newsletter(src: Path, prepared: Path, work: Path, readers: int) -> tuple[float, float]:
-    """(whole-command msgs/s, send-phase msgs/s from its progress line) of one send."""
+def cpu_of_children() -> float:
+    """User + system seconds of the children waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def send_newsletter(
+    src: Path, prepared: Path, work: Path, readers: int
+) -> tuple[float, float, float]:
+    """(whole-command msgs/s, send-phase msgs/s from its progress line, CPU s) of one send."""
     folder = work / f"nl-{time.monotonic_ns()}"
     shutil.copytree(prepared, folder)
     sink = SMTPSink(folder)
@@ -78,9 +96,11 @@ def send_newsletter(src: Path, prepared: Path, work: Path, readers: int) -> tupl
             folder,
             f'transport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\n',
         )
+        cpu = cpu_of_children()
         wall, output = _in_terminal(
             [sys.executable, "-m", "newsletter", "send", CAMPAIGN, "--yes"], folder, _env(src)
         )
+        cpu = cpu_of_children() - cpu
         got = sink.count()
     finally:
         sink.stop()
@@ -89,7 +109,7 @@ def send_newsletter(src: Path, prepared: Path, work: Path, readers: int) -> tupl
         raise SystemExit(f"smtp-sink got {got} of {readers} messages:\n{output[-2000:]}")
     rates = re.findall(r"([\d,]+)/s", output)
     phase = float(rates[-1].replace(",", "")) if rates else float("nan")
-    return readers / wall, phase
+    return readers / wall, phase, cpu
 
 
 def _in_terminal(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
@@ -140,12 +160,13 @@ def prepare_mailmerge(prepared: Path, folder: Path) -> None:
     (folder / "mailmerge_template.txt").write_text(template, encoding="utf-8")
 
 
-def send_mailmerge(binary: str, folder: Path, readers: int) -> tuple[float, float]:
+def send_mailmerge(binary: str, folder: Path, readers: int) -> tuple[float, float, float]:
     sink = SMTPSink(folder)
     try:
         (folder / "mailmerge_server.conf").write_text(
             f"[smtp_server]\nhost = 127.0.0.1\nport = {sink.port}\n", encoding="utf-8"
         )
+        cpu = cpu_of_children()
         started = time.perf_counter()
         process = subprocess.Popen(
             [binary, "--no-limit", "--no-dry-run", "--output-format", "raw"],
@@ -164,13 +185,84 @@ def send_mailmerge(binary: str, folder: Path, readers: int) -> tuple[float, floa
                 count += 1
         code = process.wait()
         wall = time.perf_counter() - started
+        cpu = cpu_of_children() - cpu
         got = sink.count()
     finally:
         sink.stop()
     if code != 0 or got != readers or count != readers:
         raise SystemExit(f"mailmerge: exit {code}, smtp-sink got {got}, printed {count}")
     phase = (count - 1) / (last - first) if first and last and last > first else float("nan")
-    return readers / wall, phase
+    return readers / wall, phase, cpu
+
+
+TRANSPORT_ONLY = """
+import os, subprocess, sys, tempfile, threading, time
+from pathlib import Path
+sys.path.insert(0, {here!r})
+from bench_send import SMTPSink, make_project
+folder = Path(tempfile.mkdtemp())
+make_project(folder, 1)
+os.chdir(folder)
+from newsletter.models import Recipient
+from newsletter.project import Project
+from newsletter.providers.smtp import SMTPTransport
+composer = Project.load().composer
+compiled = composer.compile(composer.campaign("2026-10-digest"))
+factory = composer.factory(compiled, carrier=SMTPTransport.carrier())
+fields = composer.personalizer("2026-10-digest", 1)
+readers = [Recipient(i, f"reader{{i}}@example.com", f"Reader{{i}}", "S") for i in range({readers})]
+made = [factory.message(r, fields(r)) for r in readers]
+sink = SMTPSink(folder)
+transport = SMTPTransport("127.0.0.1", sink.port, "none")
+batches = [made[i : i + 50] for i in range(0, len(made), 50)]
+lock = threading.Lock()
+def work():
+    while True:
+        with lock:
+            if not batches:
+                return
+            batch = batches.pop()
+        assert all(r.status.value == "sent" for r in transport.send_batch(batch))
+cpu, wall = time.process_time(), time.perf_counter()
+threads = [threading.Thread(target=work) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+transport.close()
+got = sink.count()
+sink.stop()
+assert got == len(made), got
+print(f"{{len(made) / wall:.1f}} {{cpu * 1e6 / len(made):.1f}}")
+"""
+
+
+def transport_only(args: argparse.Namespace) -> None:
+    """In-process: the SMTP transport alone, msgs/s and CPU µs a message."""
+    trees = {"this tree": str(HERE.parent / "src")}
+    if args.before:
+        trees["before"] = str(args.before.resolve())
+    found: dict[str, list[list[float]]] = {name: [] for name in trees}
+    code = TRANSPORT_ONLY.format(here=str(HERE), readers=args.subscribers)
+    for run in range(args.runs):
+        for name in trees if run % 2 == 0 else reversed(trees):
+            env = {**_env(Path(trees[name]))}
+            out = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            )
+            found[name].append([float(x) for x in out.stdout.split()[-2:]])
+            print(
+                f"run {run + 1}: {name:<10} {found[name][-1][0]:8,.0f} msgs/s "
+                f"{found[name][-1][1]:7.1f} µs CPU/msg"
+            )
+    print()
+    print("| tree | msgs/s (median) | CPU µs a message (median) |")
+    print("|---|---:|---:|")
+    for name, rows in found.items():
+        rate = statistics.median(r[0] for r in rows)
+        cpu = statistics.median(r[1] for r in rows)
+        print(f"| {name} | {rate:,.0f} | {cpu:.1f} |")
 
 
 def main() -> None:
@@ -179,14 +271,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--before", type=Path, help="another checkout's src (e.g. main's)")
     parser.add_argument("--mailmerge", default=MAILMERGE)
+    parser.add_argument(
+        "--transport-only", action="store_true", help="the SMTP transport alone, in-process"
+    )
     args = parser.parse_args()
     if not Path("/usr/sbin/smtp-sink").exists() and not shutil.which("smtp-sink"):
         raise SystemExit("Postfix smtp-sink is needed (apt-get install postfix).")
+    if args.transport_only:
+        transport_only(args)
+        return
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {args.subscribers} readers, {args.runs} runs"
     )
-    contenders: dict[str, list[tuple[float, float]]] = {"newsletter (this tree)": []}
+    contenders: dict[str, list[tuple[float, float, float]]] = {"newsletter (this tree)": []}
     sources = {"newsletter (this tree)": HERE.parent / "src"}
     if args.before:
         contenders["newsletter (before)"] = []
@@ -207,26 +305,32 @@ def main() -> None:
                 else:
                     rates = send_newsletter(sources[name], prepared[name], work, args.subscribers)
                 contenders[name].append(rates)
-                print(f"run {run + 1}: {name:<24} {rates[0]:8,.0f} whole  {rates[1]:8,.0f} send")
+                print(
+                    f"run {run + 1}: {name:<24} {rates[0]:8,.0f} whole  {rates[1]:8,.0f} send"
+                    f"  {rates[2]:6.2f} s CPU"
+                )
     print_table(contenders)
 
 
-def print_table(contenders: dict[str, list[tuple[float, float]]]) -> None:
+def print_table(contenders: dict[str, list[tuple[float, float, float]]]) -> None:
     medians = {
-        name: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
+        name: tuple(statistics.median(r[i] for r in runs) for i in range(3))
         for name, runs in contenders.items()
     }
     peer = medians["mailmerge 2.3.0"]
     print()
     print(
         f"| {'command':<24} | whole command msgs/s | send phase msgs/s "
-        "| x mailmerge (whole / send) |"
+        "| x mailmerge (whole / send) | CPU s (whole command) |"
     )
-    print(f"|{'-' * 26}|---------------------:|------------------:|---------------------------:|")
-    for name, (whole, phase) in medians.items():
+    print(
+        f"|{'-' * 26}|---------------------:|------------------:|---------------------------:"
+        "|----------------------:|"
+    )
+    for name, (whole, phase, cpu) in medians.items():
         print(
             f"| {name:<24} | {whole:20,.0f} | {phase:17,.0f} | "
-            f"{whole / peer[0]:11.1f}x / {phase / peer[1]:.1f}x |"
+            f"{whole / peer[0]:11.1f}x / {phase / peer[1]:.1f}x | {cpu:21.2f} |"
         )
 
 

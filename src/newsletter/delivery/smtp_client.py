@@ -8,7 +8,8 @@ envelope. Without PIPELINING each command waits for its reply, as smtplib does.
 
 The commands are the bytes ``smtplib.SMTP.sendmail`` writes (``mail FROM:<...>
 size=N``, ``rcpt TO:<...>``, ``data``); the content is already dot-stuffed and
-ends with CRLF.CRLF.
+ends with CRLF.CRLF. It is written as the pieces it is made of (the campaign's
+shared bytes among them) with ``sendmsg`` on a plain socket, joined only for TLS.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import re
 import smtplib
+import socket
+import ssl
 
 CRLF = b"\r\n"
 ACCEPTED = (250, 251)  # RCPT: 251 "user not local; will forward"
@@ -31,6 +34,23 @@ def quoted(address: str) -> str:
     if _PLAIN.fullmatch(address):
         return f"<{address}>"
     return smtplib.quoteaddr(address)
+
+
+_IOV_MAX = 1024  # buffers one sendmsg takes (POSIX's least IOV_MAX)
+
+
+def send_gathered(sock: socket.socket, pieces: list[bytes]) -> None:
+    """``sock.sendall(b"".join(pieces))`` without the join: ``sendmsg`` until all went."""
+    left: list[bytes | memoryview] = list(pieces)
+    while left:
+        sent = sock.sendmsg(left[:_IOV_MAX])
+        done = 0
+        while done < len(left) and sent >= len(left[done]):
+            sent -= len(left[done])
+            done += 1
+        del left[:done]
+        if sent:  # part of the first one went
+            left[0] = memoryview(left[0])[sent:]
 
 
 class Dropped(Exception):
@@ -77,7 +97,46 @@ class SMTPClient:
             self.close()
             raise Dropped(exc.__class__.__name__) from exc
 
+    def write_pieces(self, pieces: list[bytes]) -> None:
+        """``pieces`` in one write, as they are: gathered by the kernel (``sendmsg``) on a
+        plain socket, so a message's content is not joined (copied) first; joined on TLS."""
+        sock = self.smtp.sock
+        if sock is None:
+            raise Dropped("not connected")
+        if isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
+            self.write(b"".join(pieces))
+            return
+        try:
+            send_gathered(sock, pieces)
+        except OSError as exc:
+            self.close()
+            raise Dropped(exc.__class__.__name__) from exc
+
     def reply(self) -> tuple[int, bytes]:
+        """The next reply, read as ``smtplib.SMTP.getreply`` reads it: (code, its lines'
+        text joined by LF), code -1 for a line that does not start with one."""
+        file = self.smtp.file
+        if file is None:  # nothing read yet on this socket: smtplib makes its reader
+            return self._smtplib_reply()
+        lines = []
+        while True:
+            try:
+                line = file.readline(smtplib._MAXLINE + 1)
+            except OSError as exc:  # named as smtplib's reader names it
+                self.close()
+                raise Dropped("SMTPServerDisconnected") from exc
+            if not line or len(line) > smtplib._MAXLINE:
+                self.close()
+                raise Dropped("SMTPServerDisconnected" if not line else "SMTPResponseException")
+            lines.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                return -1, b"\n".join(lines)
+            if line[3:4] != b"-":
+                return code, b"\n".join(lines)
+
+    def _smtplib_reply(self) -> tuple[int, bytes]:
         try:
             return self.smtp.getreply()  # closes the connection when it cannot read
         except smtplib.SMTPServerDisconnected as exc:

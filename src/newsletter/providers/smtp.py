@@ -40,6 +40,9 @@ from . import Option, Provider, Secret, Setup
 
 _THROTTLE = {421, 451, 454}
 _NO_SUCH_MAILBOX = {550, 551, 553}
+_ALL_ACCEPTED = ([250, 250, 354], [250, 251, 354])  # MAIL, RCPT and DATA replies that go on
+# each message's content (dot-stuffed pieces) and raw size, by id(): made (and signed) once
+_Contents = dict[int, tuple[list[bytes], int]]
 SECURITY = ("starttls", "ssl", "none")  # and, when not set, "auto": see SMTPTransport
 
 
@@ -86,6 +89,7 @@ class SMTPTransport(OneAtATime):
         self._local = threading.local()
         self._connections: list[SMTPClient] = []
         self._lock = threading.Lock()
+        self._context: ssl.SSLContext | None = None  # see _tls
 
     # -- connections ----------------------------------------------------------
     def _connection(self) -> SMTPClient:
@@ -98,12 +102,21 @@ class SMTPTransport(OneAtATime):
             self._connections.append(conn)
         return conn
 
+    def _tls(self) -> ssl.SSLContext:
+        """The transport's TLS context, made once (loading the CA certificates costs tens
+        of milliseconds) and only when a connection is to be encrypted."""
+        with self._lock:
+            if self._context is None:
+                self._context = ssl.create_default_context()
+            return self._context
+
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context()
+        if self.security in ("ssl", "starttls"):
+            self._tls()  # made before the first attempt, as each attempt needs it
 
         def attempt(_number: int) -> smtplib.SMTP:
             try:
-                return self._open(context)
+                return self._open()
             except smtplib.SMTPAuthenticationError as exc:
                 raise CredentialsError(
                     f"The SMTP server {self.host} refused the login ({exc.smtp_code}).",
@@ -125,11 +138,11 @@ class SMTPTransport(OneAtATime):
 
         return self.retry.run(attempt, give_up, self.notify_retry)
 
-    def _open(self, context: ssl.SSLContext) -> smtplib.SMTP:
+    def _open(self) -> smtplib.SMTP:
         """A connection, secured as ``security`` says and logged in."""
         if self.security == "ssl":
             conn: smtplib.SMTP = smtplib.SMTP_SSL(
-                self.host, self.port, timeout=self.timeout, context=context
+                self.host, self.port, timeout=self.timeout, context=self._tls()
             )
         else:
             conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
@@ -137,7 +150,7 @@ class SMTPTransport(OneAtATime):
             if self.security == "starttls" or (
                 self.security == "auto" and conn.has_extn("starttls")
             ):
-                conn.starttls(context=context)
+                conn.starttls(context=self._tls())
                 conn.ehlo()
         if self.username:
             self._refuse_plaintext_password(conn)
@@ -175,7 +188,7 @@ class SMTPTransport(OneAtATime):
     def send_batch(self, messages: list[OutgoingMessage]) -> list[SendResult]:
         done: list[SendResult] = []
         throttled: TryAgain | None = None  # a later message's first attempt, pipelined
-        contents: dict[int, tuple[bytes, int]] = {}  # each message made (and signed) once
+        contents: _Contents = {}
         try:
             while len(done) < len(messages):
                 results, throttled = self._send_from(messages[len(done) :], throttled, contents)
@@ -191,7 +204,7 @@ class SMTPTransport(OneAtATime):
         self,
         messages: list[OutgoingMessage],
         throttled: TryAgain | None,
-        contents: dict[int, tuple[bytes, int]],
+        contents: _Contents,
     ) -> tuple[list[SendResult], TryAgain | None]:
         """Results for the first messages (at least one), and the throttling reply of the
         message after them, if that is why they stopped."""
@@ -207,7 +220,7 @@ class SMTPTransport(OneAtATime):
         )
 
     def _pipeline(
-        self, messages: list[OutgoingMessage], contents: dict[int, tuple[bytes, int]]
+        self, messages: list[OutgoingMessage], contents: _Contents
     ) -> tuple[list[SendResult], TryAgain | None]:
         """Messages one after another on this worker's connection, until one needs the
         connection afresh; ``TryAgain`` when the first is throttled."""
@@ -230,7 +243,7 @@ class SMTPTransport(OneAtATime):
         client: SMTPClient,
         messages: list[OutgoingMessage],
         job: _Job,
-        contents: dict[int, tuple[bytes, int]],
+        contents: _Contents,
         out: list[SendResult],
     ) -> None:
         behind = False  # the envelope went out behind the previous message's content
@@ -252,7 +265,7 @@ class SMTPTransport(OneAtATime):
             if following is not None and client.pipelining:
                 after = self._next_job(client, following, contents)
             try:
-                client.write(job.content + (b"".join(after.commands) if after else b""))
+                client.write_pieces([*job.content, *after.commands] if after else job.content)
                 if after is not None and index + 2 < len(messages):
                     self._prefetch(messages[index + 2], contents)  # while the server reads
                 code, reply = client.reply()
@@ -266,7 +279,10 @@ class SMTPTransport(OneAtATime):
             job, behind = after, True
 
     def _job(
-        self, client: SMTPClient, message: OutgoingMessage, contents: dict[int, tuple[bytes, int]]
+        self,
+        client: SMTPClient,
+        message: OutgoingMessage,
+        contents: _Contents,
     ) -> _Job | None:
         """The message's envelope and content, or None when this server cannot take it."""
         options = self._mail_options(client, message)
@@ -277,7 +293,10 @@ class SMTPTransport(OneAtATime):
         return _Job(client.envelope(sender, message.to_address, options, size), content)
 
     def _next_job(
-        self, client: SMTPClient, message: OutgoingMessage, contents: dict[int, tuple[bytes, int]]
+        self,
+        client: SMTPClient,
+        message: OutgoingMessage,
+        contents: _Contents,
     ) -> _Job | None:
         """``_job`` for the message after one in DATA: a failure to make it must not leave
         that one unended, so it shows when its own turn comes (nothing in DATA then)."""
@@ -286,21 +305,20 @@ class SMTPTransport(OneAtATime):
         except Exception:
             return None
 
-    def _content(
-        self, message: OutgoingMessage, contents: dict[int, tuple[bytes, int]]
-    ) -> tuple[bytes, int]:
-        """The message's SMTP content and its size before stuffing, made (and signed) once."""
+    def _content(self, message: OutgoingMessage, contents: _Contents) -> tuple[list[bytes], int]:
+        """The message's SMTP content (as pieces) and its size before stuffing, made (and
+        signed) once."""
         found = contents.get(id(message))
         if found is None:
             if self.signer is not None:  # signed as it will be read: before stuffing
                 raw = self.signer(message.as_bytes())
-                found = (smtp_content(raw), len(raw))
+                found = ([smtp_content(raw)], len(raw))
             else:
-                found = message.smtp_data()
+                found = message.smtp_pieces()
             contents[id(message)] = found
         return found
 
-    def _prefetch(self, message: OutgoingMessage, contents: dict[int, tuple[bytes, int]]) -> None:
+    def _prefetch(self, message: OutgoingMessage, contents: _Contents) -> None:
         """Make a later message's content now; a failure shows when its turn comes."""
         with contextlib.suppress(Exception):
             self._content(message, contents)
@@ -314,6 +332,8 @@ class SMTPTransport(OneAtATime):
         later: bool,
     ) -> SendResult | None:
         """None when MAIL, RCPT and DATA were accepted; else the message's result."""
+        if [code for code, _ in replies] in _ALL_ACCEPTED:  # the usual case, without a search
+            return None
         failed = next(
             (
                 (step, code, reply)
@@ -416,7 +436,7 @@ class _Throttled(Exception):
 @dataclass(frozen=True, slots=True)
 class _Job:
     commands: list[bytes]  # MAIL FROM, RCPT TO, DATA
-    content: bytes  # dot-stuffed, ending CRLF.CRLF
+    content: list[bytes]  # dot-stuffed, ending CRLF.CRLF, in pieces
 
 
 def _lost(sid: int, exc: Dropped) -> SendResult:

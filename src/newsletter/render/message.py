@@ -68,7 +68,14 @@ def _qp(text: str) -> str:
     return encoded + "=" + CRLF  # soft break: the next piece starts on a fresh line
 
 
+# a value quoted-printable leaves as it is: printable ASCII but "=", no space at either
+# end, one line short enough not to be broken (the usual name or link)
+_QP_AS_IS = re.compile(r"[!-<>-~](?:[ !-<>-~]{0,73}[!-<>-~])?")
+
+
 def _qp_value(value: str) -> str:
+    if _QP_AS_IS.fullmatch(value):
+        return value + "=" + CRLF  # as _qp gives it, without the encoder
     return _qp(value.replace("\r\n", "\n").replace("\n", CRLF))
 
 
@@ -373,11 +380,17 @@ class OutgoingMessage:
         stuffing. The campaign's pieces were stuffed once; only this reader's head and
         values are stuffed here (each piece starts a line, so a value's leading dot is
         doubled too)."""
+        pieces, size = self.smtp_pieces()
+        return b"".join(pieces), size
+
+    def smtp_pieces(self) -> tuple[list[bytes], int]:
+        """``smtp_data()`` as the pieces it is joined from (the campaign's own bytes among
+        them, not copied), for a writer that sends them as they are (``sendmsg``)."""
         f = self.factory
         stuffed = f.stuffed(self.variant)
         if stuffed is None:
             raw = self.as_bytes()
-            return smtp_content(raw), len(raw)
+            return [smtp_content(raw)], len(raw)
         head = self._head(f.encoded(self.variant)).encode("utf-8" if self.smtputf8 else "ascii")
         parts = [dot_stuffed(head), stuffed.middle]
         size = len(head) + stuffed.size
@@ -385,7 +398,7 @@ class OutgoingMessage:
         parts.append(stuffed.html_head)
         size += _merge_stuffed(parts, stuffed.html, self.html_values)
         parts.append(stuffed.tail)
-        return b"".join(parts), size
+        return parts, size
 
 
 def json_string(text: str) -> bytes:
