@@ -526,6 +526,9 @@ def _odd_character(c: str) -> bool:
 
 def _lines(path: Path, encoding: TextEncoding = UTF8) -> Iterator[str]:
     """The file's lines as text (a UTF-8 BOM is dropped), decoded one line at a time."""
+    if encoding.codec == "utf-8":
+        yield from _utf8_lines(path)
+        return
     codec = encoding.codec
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
@@ -544,6 +547,28 @@ def _lines(path: Path, encoding: TextEncoding = UTF8) -> Iterator[str]:
                     "Export the file as 'CSV UTF-8' from your spreadsheet or mailing tool; "
                     "nothing was imported.",
                 ) from None
+
+
+def _utf8_lines(path: Path) -> Iterator[str]:
+    """``_lines`` of a UTF-8 file, decoded a block at a time; lines end at "\n" only, as
+    when they are split as bytes."""
+    with open(path, encoding="utf-8-sig", newline="\n") as fh:
+        number = 0
+        try:
+            for number, line in enumerate(fh, start=1):
+                if "\x00" in line:
+                    raise InputError(
+                        f"{path} contains NUL bytes (line {number}); it is not a CSV text file."
+                    )
+                yield line
+        except UnicodeDecodeError:
+            with open(path, "rb") as raw:
+                bad = _first_line_not_utf8(raw, path) or number + 1
+            raise InputError(
+                f"{path} is not UTF-8 text (line {bad} has a byte that is not UTF-8).",
+                "Export the file as 'CSV UTF-8' from your spreadsheet or mailing tool; "
+                "nothing was imported.",
+            ) from None
 
 
 def _rows(
@@ -633,7 +658,9 @@ class _RowReader:
         if len(row) < width:
             row.extend([""] * (width - len(row)))
         row.append("")
-        cells = [_unneutralise(c) if c[:1] == "'" else c for c in map(str.strip, self.known(row))]
+        cells = [*map(str.strip, self.known(row))]
+        if "'" in "".join(cells):
+            cells = [*map(_unneutralise, cells)]
         address, first_name, last_name, tags, _, subscribed_at, consent_source, tz, _ = cells
         try:
             email = validate_address(address)
@@ -642,16 +669,18 @@ class _RowReader:
         status = self.status(line, address, email, cells)
         if isinstance(status, RejectedRow):
             return status
-        return SubscriberRecord(
-            email,
-            first_name,
-            last_name,
-            self.tags(tags),
-            status,
-            subscribed_at or None,
-            consent_source or None,
-            self.attribute_values(row) if self.attributes else {},
-            zone_key(tz),
+        return _record(
+            (
+                email,
+                first_name,
+                last_name,
+                self.tags(tags),
+                status,
+                subscribed_at or None,
+                consent_source or None,
+                self.attribute_values(row) if self.attributes else {},
+                zone_key(tz) if tz else None,
+            )
         )
 
     def status(
@@ -716,4 +745,8 @@ _CELLS = (
     "email_disabled",
 )
 _STATUSES = {s.value: s for s in SubscriberStatus}
+# SubscriberRecord from a tuple of its fields, without a Python-level __new__ per row
+_record: Callable[[tuple[object, ...]], SubscriberRecord] = functools.partial(
+    tuple.__new__, SubscriberRecord
+)
 _TAG_LISTS_KEPT = 4096
