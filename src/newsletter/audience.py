@@ -228,6 +228,8 @@ def validate_address(address: str) -> str:
     if at and len(local) <= 64 and len(address) <= 254 and _DOT_ATOM.fullmatch(local):
         known = _domain(domain)
         normal = f"{local}@{known}" if known is not None else None
+        if normal is not None and len(normal) <= 254 and known.isascii():
+            return normal  # what wire_form passes as it is: ASCII, within both limits
     if normal is None:
         normal = validate_email(address, check_deliverability=False).normalized
     try:
@@ -592,24 +594,21 @@ def _rows(
         default_status,
         carrier,
     ).read
-    while True:
-        line = reader.line_num + 1  # type: ignore[attr-defined]  # where this row starts
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise InputError(
-                f"{path}, line {reader.line_num}: the CSV is malformed: {exc}.",  # type: ignore[attr-defined]
-                "Check the quoting on that line; nothing was imported.",
-            ) from None
-        if not "".join(row).strip():  # a blank row (every cell empty or spaces)
-            continue
-        found = subscriber_of(line, row)
-        if isinstance(found, RejectedRow):
-            rejected.append(found)
-        else:
-            yield found
+    line = reader.line_num + 1  # type: ignore[attr-defined]  # where the next row starts
+    try:
+        for row in reader:
+            if "".join(row).strip():  # not a blank row (every cell empty or spaces)
+                found = subscriber_of(line, row)
+                if type(found) is RejectedRow:
+                    rejected.append(found)
+                else:
+                    yield found
+            line = reader.line_num + 1  # type: ignore[attr-defined]
+    except csv.Error as exc:
+        raise InputError(
+            f"{path}, line {reader.line_num}: the CSV is malformed: {exc}.",  # type: ignore[attr-defined]
+            "Check the quoting on that line; nothing was imported.",
+        ) from None
 
 
 def zone_key(name: str) -> str | None:

@@ -119,13 +119,39 @@ class Subscribers:
         """Insert new readers (key, record) with their tags."""
         now = now_iso()
         ids = self.db.next_ids("subscribers", len(new))
+        rows = [
+            (
+                email,
+                key,
+                first_name,
+                last_name,
+                str(status),
+                _attributes_json(attributes) if attributes else "{}",
+                subscribed_at or now,
+                consent_source,
+                timezone,
+                now,
+                now,
+            )
+            for key, (
+                email,
+                first_name,
+                last_name,
+                _,
+                status,
+                subscribed_at,
+                consent_source,
+                attributes,
+                timezone,
+            ) in new
+        ]
         if ids is None:
-            self.db.copy_rows("subscribers", _NEW_COLUMNS, [_new_row(k, r, now) for k, r in new])
+            self.db.copy_rows("subscribers", _NEW_COLUMNS, rows)
         else:  # numbered here: the new readers' tags need no query for their ids
             self.db.copy_rows(
                 "subscribers",
                 ("id", *_NEW_COLUMNS),
-                [(i, *_new_row(k, r, now)) for i, (k, r) in zip(ids, new, strict=True)],
+                [(i, *row) for i, row in zip(ids, rows, strict=True)],
             )
         if ids is None:
             tagged = [(k, r.tags) for k, r in new if r.tags]
@@ -408,23 +434,6 @@ def _subscriber(row: Any, tags: Iterable[str]) -> Subscriber:
         consent_source=row["consent_source"],
         attributes=json.loads(row["attributes"]),
         timezone=row["timezone"],
-    )
-
-
-def _new_row(key: str, sub: SubscriberRecord, now: str) -> tuple[Any, ...]:
-    """A new reader's row, in _NEW_COLUMNS' order."""
-    return (
-        sub.email,
-        key,
-        sub.first_name,
-        sub.last_name,
-        str(sub.status),
-        _attributes_json(sub.attributes) if sub.attributes else "{}",
-        sub.subscribed_at or now,
-        sub.consent_source,
-        sub.timezone,
-        now,
-        now,
     )
 
 
