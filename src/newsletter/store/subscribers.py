@@ -119,32 +119,7 @@ class Subscribers:
         """Insert new readers (key, record) with their tags."""
         now = now_iso()
         ids = self.db.next_ids("subscribers", len(new))
-        rows = [
-            (
-                email,
-                key,
-                first_name,
-                last_name,
-                str(status),
-                _attributes_json(attributes) if attributes else "{}",
-                subscribed_at or now,
-                consent_source,
-                timezone,
-                now,
-                now,
-            )
-            for key, (
-                email,
-                first_name,
-                last_name,
-                _,
-                status,
-                subscribed_at,
-                consent_source,
-                attributes,
-                timezone,
-            ) in new
-        ]
+        rows = _new_rows(new, now)
         if ids is None:
             self.db.copy_rows("subscribers", _NEW_COLUMNS, rows)
         else:  # numbered here: the new readers' tags need no query for their ids
@@ -435,6 +410,36 @@ def _subscriber(row: Any, tags: Iterable[str]) -> Subscriber:
         attributes=json.loads(row["attributes"]),
         timezone=row["timezone"],
     )
+
+
+def _new_rows(new: list[tuple[str, SubscriberRecord]], now: str) -> list[tuple[Any, ...]]:
+    """New readers' rows (key, record), in _NEW_COLUMNS' order."""
+    return [
+        (
+            email,
+            key,
+            first_name,
+            last_name,
+            str(status),
+            _attributes_json(attributes) if attributes else "{}",
+            subscribed_at or now,
+            consent_source,
+            timezone,
+            now,
+            now,
+        )
+        for key, (
+            email,
+            first_name,
+            last_name,
+            _,
+            status,
+            subscribed_at,
+            consent_source,
+            attributes,
+            timezone,
+        ) in new
+    ]
 
 
 def _attributes_json(attributes: dict[str, Any]) -> str:
