@@ -7,9 +7,10 @@ import csv
 import functools
 import io
 import itertools
+import operator
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -19,7 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from .addresses import Carrier, wire_form
 from .errors import InputError
 from .files import PRIVATE_FILE, atomic_file
-from .models import Subscriber, SubscriberStatus
+from .models import Subscriber, SubscriberRecord, SubscriberStatus
 from .zones import zone
 
 KNOWN_COLUMNS = (
@@ -119,6 +120,9 @@ class ParsedFile:
     rejected: list[RejectedRow] = field(default_factory=list)
     encoding: str = "UTF-8"
     delimiter: str = ","
+    # the same stream as tuples (what an import stores); ``rows`` is read from it, so a
+    # caller drains one or the other
+    records: Iterator[SubscriberRecord] = field(default_factory=lambda: iter(()))
 
 
 def _canonical(header: str) -> str:
@@ -224,6 +228,8 @@ def validate_address(address: str) -> str:
     if at and len(local) <= 64 and len(address) <= 254 and _DOT_ATOM.fullmatch(local):
         known = _domain(domain)
         normal = f"{local}@{known}" if known is not None else None
+        if normal is not None and len(normal) <= 254 and known.isascii():
+            return normal  # what wire_form passes as it is: ASCII, within both limits
     if normal is None:
         normal = validate_email(address, check_deliverability=False).normalized
     try:
@@ -279,7 +285,7 @@ def read_subscribers(
             f"known columns are {', '.join(KNOWN_COLUMNS)}.",
         )
     parsed = ParsedFile(columns=columns, rows=iter(()), encoding=encoding.name, delimiter=delimiter)
-    parsed.rows = _rows(
+    parsed.records = _rows(
         path,
         reader,
         header,
@@ -290,6 +296,7 @@ def read_subscribers(
         default_status,
         carrier,
     )
+    parsed.rows = map(SubscriberRecord.subscriber, parsed.records)
     return parsed
 
 
@@ -521,6 +528,9 @@ def _odd_character(c: str) -> bool:
 
 def _lines(path: Path, encoding: TextEncoding = UTF8) -> Iterator[str]:
     """The file's lines as text (a UTF-8 BOM is dropped), decoded one line at a time."""
+    if encoding.codec == "utf-8":
+        yield from _utf8_lines(path)
+        return
     codec = encoding.codec
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
@@ -541,6 +551,28 @@ def _lines(path: Path, encoding: TextEncoding = UTF8) -> Iterator[str]:
                 ) from None
 
 
+def _utf8_lines(path: Path) -> Iterator[str]:
+    """``_lines`` of a UTF-8 file, decoded a block at a time; lines end at "\n" only, as
+    when they are split as bytes."""
+    with open(path, encoding="utf-8-sig", newline="\n") as fh:
+        number = 0
+        try:
+            for number, line in enumerate(fh, start=1):
+                if "\x00" in line:
+                    raise InputError(
+                        f"{path} contains NUL bytes (line {number}); it is not a CSV text file."
+                    )
+                yield line
+        except UnicodeDecodeError:
+            with open(path, "rb") as raw:
+                bad = _first_line_not_utf8(raw, path) or number + 1
+            raise InputError(
+                f"{path} is not UTF-8 text (line {bad} has a byte that is not UTF-8).",
+                "Export the file as 'CSV UTF-8' from your spreadsheet or mailing tool; "
+                "nothing was imported.",
+            ) from None
+
+
 def _rows(
     path: Path,
     reader: Iterator[list[str]],
@@ -551,7 +583,7 @@ def _rows(
     rejected: list[RejectedRow],
     default_status: str = "active",
     carrier: Carrier | None = None,
-) -> Iterator[Subscriber]:
+) -> Iterator[SubscriberRecord]:
     """The file's subscribers, read lazily; blank rows are skipped and each row that
     cannot be imported goes to ``rejected`` with the reason."""
     subscriber_of = _RowReader(
@@ -562,24 +594,21 @@ def _rows(
         default_status,
         carrier,
     ).read
-    while True:
-        line = reader.line_num + 1  # type: ignore[attr-defined]  # where this row starts
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise InputError(
-                f"{path}, line {reader.line_num}: the CSV is malformed: {exc}.",  # type: ignore[attr-defined]
-                "Check the quoting on that line; nothing was imported.",
-            ) from None
-        if not "".join(row).strip():  # a blank row (every cell empty or spaces)
-            continue
-        found = subscriber_of(line, row)
-        if isinstance(found, RejectedRow):
-            rejected.append(found)
-        else:
-            yield found
+    line = reader.line_num + 1  # type: ignore[attr-defined]  # where the next row starts
+    try:
+        for row in reader:
+            if "".join(row).strip():  # not a blank row (every cell empty or spaces)
+                found = subscriber_of(line, row)
+                if type(found) is RejectedRow:
+                    rejected.append(found)
+                else:
+                    yield found
+            line = reader.line_num + 1  # type: ignore[attr-defined]
+    except csv.Error as exc:
+        raise InputError(
+            f"{path}, line {reader.line_num}: the CSV is malformed: {exc}.",  # type: ignore[attr-defined]
+            "Check the quoting on that line; nothing was imported.",
+        ) from None
 
 
 def zone_key(name: str) -> str | None:
@@ -596,9 +625,9 @@ _QUOTED_TAG_SEPARATORS = re.compile(r"[;|,]")
 
 @dataclass(frozen=True, slots=True)
 class _RowReader:
-    """How one row of a subscribers file becomes a Subscriber, or the reason it does not:
-    where each column is, and what the import adds (tags, the status of rows that give
-    none, the carrier whose limits an address must fit)."""
+    """How one row of a subscribers file becomes a SubscriberRecord, or the reason it
+    does not: where each column is, and what the import adds (tags, the status of rows
+    that give none, the carrier whose limits an address must fit)."""
 
     width: int  # the header's
     index: dict[str, int]  # known column -> its position
@@ -606,34 +635,74 @@ class _RowReader:
     extra_tags: frozenset[str]
     default_status: str
     carrier: Carrier | None
+    # a row's cells of _CELLS, in that order (an absent column reads the empty cell
+    # put after the row's own)
+    known: Callable[[list[str]], tuple[str, ...]] = field(init=False)
+    # the tags a cell of the tags column gives: lists repeat a few combinations
+    tag_lists: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict)
 
-    def read(self, line: int, row: list[str]) -> Subscriber | RejectedRow:
-        if len(row) > self.width and any(c.strip() for c in row[self.width :]):
+    def __post_init__(self) -> None:
+        positions = [self.index.get(name, -1) for name in _CELLS]
+        object.__setattr__(self, "known", operator.itemgetter(*positions))
+
+    def read(self, line: int, row: list[str]) -> SubscriberRecord | RejectedRow:
+        width = self.width
+        if len(row) > width and any(c.strip() for c in row[width:]):
             at = self.index["email"]
             return RejectedRow(
                 line,
                 row[at] if len(row) > at else "",
-                f"{len(row)} fields but the header has {self.width}",
+                f"{len(row)} fields but the header has {width}",
             )
-        address = self.cell(row, "email")
+        if len(row) < width:
+            row.extend([""] * (width - len(row)))
+        row.append("")
+        cells = [*map(str.strip, self.known(row))]
+        if "'" in "".join(cells):
+            cells = [*map(_unneutralise, cells)]
+        address, first_name, last_name, tags, _, subscribed_at, consent_source, tz, _ = cells
         try:
             email = validate_address(address)
         except EmailNotValidError as exc:
             return RejectedRow(line, address, str(exc) if address else "no email address")
-        problem = self.carrier.problem(email) if self.carrier is not None else None
-        if problem is not None:
-            return RejectedRow(line, address, problem)
-        status_text = self.status_text(row)
-        try:
-            status = SubscriberStatus(status_text)
-        except ValueError:
+        status = self.status(line, address, email, cells)
+        if isinstance(status, RejectedRow):
+            return status
+        return _record(
+            (
+                email,
+                first_name,
+                last_name,
+                self.tags(tags),
+                status,
+                subscribed_at or None,
+                consent_source or None,
+                self.attribute_values(row) if self.attributes else {},
+                zone_key(tz) if tz else None,
+            )
+        )
+
+    def status(
+        self, line: int, address: str, email: str, cells: list[str]
+    ) -> SubscriberStatus | RejectedRow:
+        """The row's status, or why the row is refused: an address the carrier cannot
+        take, a status or a time zone that does not exist."""
+        # an ASCII address that validate_address passed fits every carrier's limits
+        if self.carrier is not None and not email.isascii():
+            problem = self.carrier.problem(email)
+            if problem is not None:
+                return RejectedRow(line, address, problem)
+        text = cells[4].lower() or self.default_status
+        if text == "active" and cells[8].lower() in _EMAIL_DISABLED:
+            text = "unsubscribed"  # they turned our emails off where they came from
+        status = _STATUSES.get(text)
+        if status is None:
             return RejectedRow(
                 line,
                 address,
-                f"unknown status {status_text!r} (use "
-                f"{', '.join(s.value for s in SubscriberStatus)})",
+                f"unknown status {text!r} (use {', '.join(s.value for s in SubscriberStatus)})",
             )
-        timezone = self.cell(row, "timezone")
+        timezone = cells[7]
         if timezone and zone(timezone) is None:
             return RejectedRow(
                 line,
@@ -641,39 +710,42 @@ class _RowReader:
                 f"unknown time zone {timezone!r} in the timezone column (use an IANA name "
                 "such as Europe/Berlin or America/New_York, or leave it empty)",
             )
-        return self.subscriber(row, email, status)
-
-    def cell(self, row: list[str], name: str) -> str:
-        i = self.index.get(name)
-        return _unneutralise(row[i].strip()) if i is not None and i < len(row) else ""
-
-    def status_text(self, row: list[str]) -> str:
-        status = self.cell(row, "status").lower() or self.default_status
-        if status == "active" and self.cell(row, "email_disabled").lower() in _EMAIL_DISABLED:
-            return "unsubscribed"  # they turned our emails off where they came from
         return status
 
-    def tags(self, row: list[str]) -> tuple[str, ...]:
-        raw = self.cell(row, "tags")
-        separators = _QUOTED_TAG_SEPARATORS if raw.startswith('"') else _TAG_SEPARATORS
-        tags = {t.strip().strip('"').strip().lower() for t in separators.split(raw)}
-        tags.discard("")
-        return tuple(sorted(tags | self.extra_tags))
+    def tags(self, raw: str) -> tuple[str, ...]:
+        found = self.tag_lists.get(raw)
+        if found is None:
+            separators = _QUOTED_TAG_SEPARATORS if raw.startswith('"') else _TAG_SEPARATORS
+            tags = {t.strip().strip('"').strip().lower() for t in separators.split(raw)}
+            tags.discard("")
+            found = tuple(sorted(tags | self.extra_tags))
+            if len(self.tag_lists) < _TAG_LISTS_KEPT:
+                self.tag_lists[raw] = found
+        return found
 
-    def subscriber(self, row: list[str], email: str, status: SubscriberStatus) -> Subscriber:
-        cell = self.cell
-        return Subscriber(
-            email=email,
-            first_name=cell(row, "first_name"),
-            last_name=cell(row, "last_name"),
-            tags=self.tags(row),
-            status=status,
-            subscribed_at=cell(row, "subscribed_at") or None,
-            consent_source=cell(row, "consent_source") or None,
-            timezone=zone_key(cell(row, "timezone")),
-            attributes={
-                name: _unneutralise(row[i].strip())
-                for i, name in self.attributes.items()
-                if i < len(row) and row[i].strip()
-            },
-        )
+    def attribute_values(self, row: list[str]) -> dict[str, str]:
+        return {
+            name: _unneutralise(row[i].strip())
+            for i, name in self.attributes.items()
+            if row[i].strip()
+        }
+
+
+# the cells _RowReader.read takes from a row, in this order
+_CELLS = (
+    "email",
+    "first_name",
+    "last_name",
+    "tags",
+    "status",
+    "subscribed_at",
+    "consent_source",
+    "timezone",
+    "email_disabled",
+)
+_STATUSES = {s.value: s for s in SubscriberStatus}
+# SubscriberRecord from a tuple of its fields, without a Python-level __new__ per row
+_record: Callable[[tuple[object, ...]], SubscriberRecord] = functools.partial(
+    tuple.__new__, SubscriberRecord
+)
+_TAG_LISTS_KEPT = 4096

@@ -25,7 +25,7 @@ from .config import Settings
 from .errors import InputError, NewsletterError
 from .events import Record
 from .files import recorded_folders, rewrite_record
-from .models import Event, EventKind, Subscriber, SubscriberStatus
+from .models import Event, EventKind, Subscriber, SubscriberRecord, SubscriberStatus
 from .store import Erasure, EventLog, Store, Subscribers, now_iso
 from .store import Forgotten as ForgottenAddresses
 from .store.signups import LogAction
@@ -356,12 +356,13 @@ def import_subscribers(
     parsed = read_subscribers(path, tags, status, carrier=carrier)
     keys: list[str] = []
 
-    def noted(rows: Iterable[Subscriber]) -> Iterator[Subscriber]:
+    def noted(rows: Iterable[SubscriberRecord]) -> Iterator[SubscriberRecord]:
         for row in rows:
             keys.append(row.email.lower())
             yield row
 
-    summary = subscribers.import_rows(noted(parsed.rows))  # drains parsed.rows
+    records = parsed.records if enter is None else noted(parsed.records)
+    summary = subscribers.import_records(records)  # drains parsed.records
     return SubscriberImport(
         path,
         summary.added,

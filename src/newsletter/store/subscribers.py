@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..addresses import address_forms
-from ..models import Audience, Recipient, Subscriber, SubscriberStatus
+from ..models import Audience, Recipient, Subscriber, SubscriberRecord, SubscriberStatus
 from .connection import Connection
 from .forgotten import Forgotten
 from .records import ImportSummary, KeptStatus, now_iso, recipient_row
@@ -68,21 +68,26 @@ class Subscribers:
         """Insert or update, in one transaction, a chunk of rows at a time (bulk inserts;
         COPY on PostgreSQL); sticky statuses are never undone, erased addresses never
         come back."""
+        return self.import_records(map(SubscriberRecord.of, subscribers))
+
+    def import_records(self, records: Iterable[SubscriberRecord]) -> ImportSummary:
+        """``import_rows`` for subscribers as tuples (what a file's import reads)."""
         summary = _Tally()
         secret = self.forgotten.secret.current()
-        chunk: dict[str, Subscriber] = {}
+        chunk: dict[str, SubscriberRecord] = {}
         with self.db.transaction():
             self.db.lock(("subscribers",), "ROW EXCLUSIVE")  # a forget under way finishes first
             blocked = self.forgotten.blocklist()
-            for sub in subscribers:
-                key = sub.email.lower()
+            for sub in records:
+                email = sub.email
                 if blocked:
-                    found, legacy = blocked.match(sub.email)
+                    found, legacy = blocked.match(email)
                     if found:
-                        summary.forgotten.append(sub.email)
+                        summary.forgotten.append(email)
                         if legacy:
-                            self.forgotten.record(sub.email, secret)
+                            self.forgotten.record(email, secret)
                         continue
+                key = email.lower()
                 if key in chunk or len(chunk) >= self.IMPORT_CHUNK:
                     self._import_chunk(chunk, summary)  # a repeat updates what came before
                     chunk = {}
@@ -91,7 +96,7 @@ class Subscribers:
                 self._import_chunk(chunk, summary)
         return summary.summary()
 
-    def _import_chunk(self, chunk: dict[str, Subscriber], summary: _Tally) -> None:
+    def _import_chunk(self, chunk: dict[str, SubscriberRecord], summary: _Tally) -> None:
         keys = list(chunk)
         existing = {
             r["email_key"]: r
@@ -100,32 +105,21 @@ class Subscribers:
                 keys,
             )
         }
-        new = [chunk[k] for k in keys if k not in existing]
+        if existing:
+            new = [(k, chunk[k]) for k in keys if k not in existing]
+        else:
+            new = list(chunk.items())
         if new:
             self._insert(new)
             summary.added += len(new)
         if existing:
             self._update(existing, chunk, summary)
 
-    def _insert(self, new: list[Subscriber]) -> None:
+    def _insert(self, new: list[tuple[str, SubscriberRecord]]) -> None:
+        """Insert new readers (key, record) with their tags."""
         now = now_iso()
         ids = self.db.next_ids("subscribers", len(new))
-        rows = [
-            (
-                sub.email,
-                sub.email.lower(),
-                sub.first_name,
-                sub.last_name,
-                str(sub.status),
-                _attributes_json(sub.attributes),
-                sub.subscribed_at or now,
-                sub.consent_source,
-                sub.timezone,
-                now,
-                now,
-            )
-            for sub in new
-        ]
+        rows = _new_rows(new, now)
         if ids is None:
             self.db.copy_rows("subscribers", _NEW_COLUMNS, rows)
         else:  # numbered here: the new readers' tags need no query for their ids
@@ -134,25 +128,26 @@ class Subscribers:
                 ("id", *_NEW_COLUMNS),
                 [(i, *row) for i, row in zip(ids, rows, strict=True)],
             )
-        tagged = [(i, sub) for i, sub in enumerate(new) if sub.tags]
-        if not tagged:
-            return
         if ids is None:
+            tagged = [(k, r.tags) for k, r in new if r.tags]
+            if not tagged:
+                return
             found = {
                 r[1]: r[0]
                 for r in self.db.execute(
                     "SELECT id, email_key FROM subscribers WHERE email_key IN "
                     f"({', '.join('?' * len(tagged))})",
-                    [sub.email.lower() for _, sub in tagged],
+                    [k for k, _ in tagged],
                 )
             }
-            pairs = [(found[sub.email.lower()], tag) for _, sub in tagged for tag in sub.tags]
+            pairs = [(found[k], tag) for k, tags in tagged for tag in tags]
         else:
-            pairs = [(ids[i], tag) for i, sub in tagged for tag in sub.tags]
-        self.db.copy_rows("subscriber_tags", ("subscriber_id", "tag"), pairs)
+            pairs = [(i, tag) for i, (_, r) in zip(ids, new, strict=True) for tag in r.tags]
+        if pairs:
+            self.db.copy_rows("subscriber_tags", ("subscriber_id", "tag"), pairs)
 
     def _update(
-        self, existing: dict[str, Any], chunk: dict[str, Subscriber], summary: _Tally
+        self, existing: dict[str, Any], chunk: dict[str, SubscriberRecord], summary: _Tally
     ) -> None:
         now = now_iso()
         tags = self.tags_of([row["id"] for row in existing.values()])
@@ -365,7 +360,7 @@ class Subscribers:
         ).fetchone()[0]
 
 
-def _merged(row: Any, sub: Subscriber, status: SubscriberStatus) -> dict[str, str | None]:
+def _merged(row: Any, sub: SubscriberRecord, status: SubscriberStatus) -> dict[str, str | None]:
     """An existing subscriber's row with an import's values: what the file gives wins,
     what it leaves empty stays, attributes are merged."""
     merged_attrs = {**json.loads(row["attributes"]), **sub.attributes}
@@ -414,6 +409,36 @@ def _subscriber(row: Any, tags: Iterable[str]) -> Subscriber:
         attributes=json.loads(row["attributes"]),
         timezone=row["timezone"],
     )
+
+
+def _new_rows(new: list[tuple[str, SubscriberRecord]], now: str) -> list[tuple[Any, ...]]:
+    """New readers' rows (key, record), in _NEW_COLUMNS' order."""
+    return [
+        (
+            email,
+            key,
+            first_name,
+            last_name,
+            str(status),
+            _attributes_json(attributes) if attributes else "{}",
+            subscribed_at or now,
+            consent_source,
+            timezone,
+            now,
+            now,
+        )
+        for key, (
+            email,
+            first_name,
+            last_name,
+            _,
+            status,
+            subscribed_at,
+            consent_source,
+            attributes,
+            timezone,
+        ) in new
+    ]
 
 
 def _attributes_json(attributes: dict[str, Any]) -> str:
