@@ -18,6 +18,12 @@ line (messages since the run began, under a terminal) and, for mailmerge, its
 the command's CPU time (user + system, start-up included; smtp-sink's is not): on a
 loaded machine the rates move with the load, the CPU a command needs much less.
 
+``--wire`` adds (d) the limit: a client that only writes pre-made bytes, the same
+message for every reader (dot-stuffed once), over 4 connections, each pipelining as
+RFC 2920 allows (the envelope in one write; the content, its dot and the next envelope
+in the next), with no database, no message building and no log. Its rate is the most
+this smtp-sink takes on this machine; the goal's ratio is read against it too.
+
 ``--transport-only`` times the SMTP transport alone, in-process: the messages are made
 first, then sent to smtp-sink in batches of 50 by 4 threads (as a send with the default
 ``concurrency`` does), and the table gives msgs/s and the CPU µs a message cost this
@@ -195,6 +201,84 @@ def send_mailmerge(binary: str, folder: Path, readers: int) -> tuple[float, floa
     return readers / wall, phase, cpu
 
 
+WIRE_CLIENT = """
+import socket, sys, threading, time
+port, readers, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+html = open(path, "rb").read().replace(b"\\r\\n", b"\\n").replace(b"\\n", b"\\r\\n")
+head = (b"From: Riverbend Clinicians <news@riverbend-clinicians.example>\\r\\n"
+        b"Subject: The October digest\\r\\nMIME-Version: 1.0\\r\\n"
+        b'Content-Type: text/html; charset="utf-8"\\r\\n\\r\\n')
+body = head + html
+body = body.replace(b"\\r\\n.", b"\\r\\n..")
+if not body.endswith(b"\\r\\n"):
+    body += b"\\r\\n"
+content = body + b".\\r\\n"
+def envelope(i):
+    return (b"MAIL FROM:<news@riverbend-clinicians.example>\\r\\n"
+            b"RCPT TO:<reader%d@example.com>\\r\\nDATA\\r\\n" % i)
+def replies(f, n):
+    for _ in range(n):
+        while True:
+            line = f.readline()
+            if not line:
+                raise SystemExit("connection closed")
+            if line[3:4] != b"-":
+                break
+def work(ids):
+    s = socket.create_connection(("127.0.0.1", port))
+    f = s.makefile("rb")
+    replies(f, 1)
+    s.sendall(b"EHLO wire.example\\r\\n")
+    replies(f, 1)
+    if not ids:
+        return
+    s.sendall(envelope(ids[0]))
+    replies(f, 3)
+    for k, i in enumerate(ids):
+        nxt = envelope(ids[k + 1]) if k + 1 < len(ids) else b"QUIT\\r\\n"
+        s.sendall(content + nxt)
+        replies(f, 4 if k + 1 < len(ids) else 2)
+    s.close()
+ids = list(range(readers))
+parts = [ids[n::4] for n in range(4)]
+started = time.perf_counter()
+threads = [threading.Thread(target=work, args=(part,)) for part in parts]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(readers / (time.perf_counter() - started))
+"""
+
+
+def send_wire(prepared: Path, work: Path, readers: int) -> tuple[float, float, float]:
+    """The limit: pre-made bytes to a fresh smtp-sink (whole = send phase here)."""
+    sink = SMTPSink(work)
+    try:
+        cpu = cpu_of_children()
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                WIRE_CLIENT,
+                str(sink.port),
+                str(readers),
+                str(prepared / "build" / CAMPAIGN / "email.html"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        cpu = cpu_of_children() - cpu
+        got = sink.count()
+    finally:
+        sink.stop()
+    if got != readers:
+        raise SystemExit(f"smtp-sink got {got} of {readers} messages from the wire client")
+    rate = float(out.stdout.split()[-1])
+    return rate, rate, cpu
+
+
 TRANSPORT_ONLY = """
 import os, subprocess, sys, tempfile, threading, time
 from pathlib import Path
@@ -271,6 +355,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--before", type=Path, help="another checkout's src (e.g. main's)")
     parser.add_argument("--mailmerge", default=MAILMERGE)
+    parser.add_argument("--wire", action="store_true", help="also a pre-made-bytes client")
     parser.add_argument(
         "--transport-only", action="store_true", help="the SMTP transport alone, in-process"
     )
@@ -290,6 +375,8 @@ def main() -> None:
         contenders["newsletter (before)"] = []
         sources["newsletter (before)"] = args.before.resolve()
     contenders["mailmerge 2.3.0"] = []
+    if args.wire:
+        contenders["pre-made bytes (limit)"] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         prepared = {}
@@ -302,6 +389,8 @@ def main() -> None:
             for name in order:
                 if name.startswith("mailmerge"):
                     rates = send_mailmerge(args.mailmerge, work / "mailmerge", args.subscribers)
+                elif name.startswith("pre-made"):
+                    rates = send_wire(prepared["newsletter (this tree)"], work, args.subscribers)
                 else:
                     rates = send_newsletter(sources[name], prepared[name], work, args.subscribers)
                 contenders[name].append(rates)
@@ -331,6 +420,13 @@ def print_table(contenders: dict[str, list[tuple[float, float, float]]]) -> None
         print(
             f"| {name:<24} | {whole:20,.0f} | {phase:17,.0f} | "
             f"{whole / peer[0]:11.1f}x / {phase / peer[1]:.1f}x | {cpu:21.2f} |"
+        )
+    limit = medians.get("pre-made bytes (limit)")
+    if limit:
+        ours = medians["newsletter (this tree)"]
+        print(
+            f"\nnewsletter (this tree) against the pre-made-bytes client: send phase "
+            f"{ours[1] / limit[1]:.2f}, whole command {ours[0] / limit[0]:.2f} of the limit"
         )
 
 
