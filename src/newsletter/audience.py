@@ -732,17 +732,7 @@ class _RowReader:
 
 
 # the cells _RowReader.read takes from a row, in this order
-_CELLS = (
-    "email",
-    "first_name",
-    "last_name",
-    "tags",
-    "status",
-    "subscribed_at",
-    "consent_source",
-    "timezone",
-    "email_disabled",
-)
+_CELLS = (*KNOWN_COLUMNS, "email_disabled")
 _STATUSES = {s.value: s for s in SubscriberStatus}
 # SubscriberRecord from a tuple of its fields, without a Python-level __new__ per row
 _record: Callable[[tuple[object, ...]], SubscriberRecord] = functools.partial(
