@@ -272,3 +272,20 @@ def test_an_expression_as_a_closure_gives_what_its_compiled_template_gives(
         for expression in expressions:
             expected = _run(expression.evaluate, made, {})
             assert _run(expression.direct, made) == expected, (expression.where, reader)
+
+
+def test_values_equal_as_keys_but_of_other_types_are_not_taken_for_each_other(
+    personal: Project,
+) -> None:
+    """1, 1.0 and True are one dict key. Attributes are JSON and may hold any of them; a
+    reader gets the result of their own value (as text), never one kept for another."""
+    composer = personal.composer
+    fields_of = composer.personalizer("personal", 1)
+    cached = composer.compile(composer.campaign("personal"))
+    plain = uncached(composer.compile(composer.campaign("personal")))
+    values: list[Any] = [1, True, 1.0, "1", 0, False, 0.0, ""]
+    for round_ in range(2):
+        for i, value in enumerate(values):
+            reader = Recipient(500 + i, f"typed{i}@example.com", "Ann", "Lee", {"plan": value}, ())
+            fields = fields_of(reader)
+            assert outcome(cached, fields) == outcome(plain, fields), (round_, value)
