@@ -18,7 +18,7 @@ import newsletter.delivery.retry
 from conftest import set_delivery
 from fakes.brevo import MAX_VERSIONS, SEND_PATH, FakeBrevo
 from newsletter.catalog import load_settings, read_records, receive_webhook, webhook_secrets
-from newsletter.providers.brevo import BREVO_EVENTS
+from newsletter.providers.brevo import BREVO_EVENTS, BrevoTransport
 from newsletter.store import open_store
 from newsletter.webhooks import WebhookSecrets
 from webhook_signers import basic_auth
@@ -112,7 +112,10 @@ def test_a_name_brevo_would_drop_goes_encoded(project: Path, run, brevo) -> None
 
 
 @pytest.mark.slow
-def test_batches_are_split_at_1000_versions(project: Path, run, brevo) -> None:
+def test_requests_carry_at_most_100_versions_of_brevo_s_1000(project: Path, run, brevo) -> None:
+    """A batch of up to 1,000 readers is claimed at once and posted 100 versions a
+    request (a 1,000-version body of whole messages is about 31 MB), never more than the
+    1,000 Brevo takes, and every reader is in exactly one request."""
     path = project / "many.csv"
     path.write_text(
         "email\n" + "".join(f"r{i}@example.com\n" for i in range(MAX_VERSIONS + 5)),
@@ -123,8 +126,12 @@ def test_batches_are_split_at_1000_versions(project: Path, run, brevo) -> None:
     result = send(run)
 
     assert result.exit_code == 0, result.stderr
-    sizes = sorted(len(r.body["messageVersions"]) for r in brevo.send_requests())
-    assert sizes[-1] == MAX_VERSIONS and sum(sizes) == MAX_VERSIONS + 5 + ACTIVE
+    requests_ = brevo.send_requests()
+    sizes = sorted(len(r.body["messageVersions"]) for r in requests_)
+    assert sizes[-1] == BrevoTransport.per_request < MAX_VERSIONS
+    assert sum(sizes) == MAX_VERSIONS + 5 + ACTIVE
+    addresses = [v["to"][0]["email"] for r in requests_ for v in r.body["messageVersions"]]
+    assert len(addresses) == len(set(addresses))
 
 
 def test_the_fake_refuses_what_brevo_refuses() -> None:
