@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-import threading
 from collections.abc import Iterator
 
 import pytest
 
+from loop_server import LoopServer
 from newsletter.delivery.smtp_client import Dropped, SMTPClient
 
 REPLIES = [
@@ -24,39 +24,19 @@ REPLIES = [
 ]
 
 
-class RawServer:
+class RawServer(LoopServer):
     """Greets, then sends ``replies`` once a line comes in, then closes."""
 
     def __init__(self, replies: bytes) -> None:
+        super().__init__()
         self.replies = replies
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.port = 0
 
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self.ready.set()
-        self.loop.run_forever()
-        server.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 ready\r\n")
         await reader.readline()
         writer.write(self.replies)
         await writer.drain()
         writer.close()
-
-    def __enter__(self) -> RawServer:
-        self.thread.start()
-        self.ready.wait()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import asyncio
 import re
 import smtplib
 import ssl
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import dkim
 import pytest
 
+from loop_server import LoopServer
 from newsletter.dkim import Signer, generate_key, record_value
 from newsletter.models import DeliveryStatus, Recipient, SendResult
 from newsletter.project import Project
@@ -114,34 +114,14 @@ class Session:
         return "250 OK queued"
 
 
-class PipeliningServer:
+class PipeliningServer(LoopServer):
     """``with PipeliningServer(script) as server:`` on 127.0.0.1:``server.port``."""
 
     def __init__(self, script: Script) -> None:
+        super().__init__()
         self.script = script
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.port = 0
 
-    def __enter__(self) -> PipeliningServer:
-        self.thread.start()
-        self.ready.wait()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self.ready.set()
-        self.loop.run_forever()
-        server.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.script.connections += 1
         session = Session(self.script)
         writer.write(b"220 localhost ready\r\n")
