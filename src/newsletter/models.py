@@ -141,17 +141,7 @@ class SubscriberRecord(NamedTuple):
         )
 
     def subscriber(self) -> Subscriber:
-        return Subscriber(
-            email=self.email,
-            first_name=self.first_name,
-            last_name=self.last_name,
-            tags=self.tags,
-            status=self.status,
-            subscribed_at=self.subscribed_at,
-            consent_source=self.consent_source,
-            attributes=self.attributes,
-            timezone=self.timezone,
-        )
+        return Subscriber(**self._asdict())
 
 
 class DeliveryStatus(StrEnum):
