@@ -373,7 +373,7 @@ class Ledger:
         readers: a join planned the other way round would read the readers from the
         first id on every claim, and a claim near the end of a large campaign would
         read every reader before it. For the same reason the scan starts at the lowest
-        pending reader (found on ``deliveries_status``): with statistics that show
+        pending reader (found on ``deliveries_pending``): with statistics that show
         most deliveries pending, PostgreSQL plans the pick as a walk of the primary
         key that filters out, on every claim, every delivery already sent."""
         db = self.db
