@@ -12,8 +12,9 @@ alternating with this one.
 ``--peer`` says what answers the senders: ``checking`` (the default, for correctness) is
 the Postmark fake of the tests, a threaded Python server in this process that checks
 every field of every message; ``lean`` is a small asyncio server in its own process that
-reads each body, parses it with orjson, counts the messages and their distinct ``To``
-and answers one result per message, as Postmark does. Both sleep ``--latency`` before
+reads each body, finds each message's ``To`` with one scan instead of parsing it, counts
+the messages and their distinct ``To`` and answers one result per message, in Postmark's
+shape. Both sleep ``--latency`` before
 each answer.
 
 Each run also prints the CPU seconds spent by the senders (all of them, from their
@@ -29,6 +30,7 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -355,74 +357,139 @@ def peer(kind: str, latency: float) -> CheckingPeer | LeanPeer:
     return CheckingPeer(latency) if kind == "checking" else LeanPeer(latency)
 
 
+# A message's "To" in a Postmark batch, as the JSON string the sender wrote. Each message
+# has one, at its top level; the key cannot occur inside a string value, where a quote is
+# always escaped (\"), so ``,"To":"`` is never part of an address, subject or body.
+_TO = re.compile(rb',"To":("(?:[^"\\]|\\.)*")')
+_RESULT = (
+    b'{"To":%s,"SubmittedAt":"2026-12-06T09:00:00.0000000Z",'
+    b'"MessageID":"b7bc2f4a-e38e-4336-af7d-%012x","ErrorCode":0,"Message":"OK"}'
+)
+
+
 class LeanSink:
-    """Reads each batch, parses it with orjson, answers one Postmark result per message;
-    counts the messages and their distinct ``To``."""
+    """A stand-in for Postmark's batch endpoint that costs as little as it can: it reads
+    each request whole into one reused buffer (no copies beyond the kernel's), finds each
+    message's ``To`` with one scan of the body instead of parsing the JSON, and answers one
+    result per message, in order, with the shape Postmark documents (``To``,
+    ``SubmittedAt``, ``MessageID``, ``ErrorCode`` 0, ``Message``), after ``latency``. It
+    counts the messages and their distinct ``To``; it checks nothing else (that is the
+    checking peer's job)."""
 
     def __init__(self, latency: float) -> None:
         self.latency = latency
         self.messages = 0
-        self.readers: set[str] = set()
+        self.readers: set[bytes] = set()
         self.ids = 0
 
     async def serve(self) -> None:
-        server = await asyncio.start_server(self.handle, "127.0.0.1", 0, limit=1 << 20)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _LeanConnection(self), "127.0.0.1", 0)
         print(server.sockets[0].getsockname()[1], flush=True)
         async with server:
             await server.serve_forever()
 
-    def answer(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
-        import orjson
-
+    def answer(self, method: str, path: str, body: bytearray, start: int, end: int) -> bytes:
+        """The response (status line, headers and body) to one request, whose body is
+        ``body[start:end]``."""
+        status, answer = 200, b"{}"
         if method == "GET" and path == "/count":
-            got = {"messages": self.messages, "distinct": len(self.readers)}
-            return 200, orjson.dumps(got)
-        if method == "GET" and path == "/reset":
+            answer = json.dumps({"messages": self.messages, "distinct": len(self.readers)})
+            answer = answer.encode()
+        elif method == "GET" and path == "/reset":
             self.messages, self.readers = 0, set()
-            return 200, b"{}"
-        if method != "POST" or path != "/email/batch":
-            return 404, b'{"ErrorCode":404,"Message":"not here"}'
-        batch = orjson.loads(body)
-        self.messages += len(batch)
-        self.readers.update(m["To"] for m in batch)
-        first, self.ids = self.ids, self.ids + len(batch)
-        now = "2026-12-06T09:00:00.0000000Z"
-        return 200, orjson.dumps(
-            [
-                {
-                    "To": m["To"],
-                    "SubmittedAt": now,
-                    "MessageID": f"b7bc2f4a-e38e-4336-af7d-{first + i:012x}",
-                    "ErrorCode": 0,
-                    "Message": "OK",
-                }
-                for i, m in enumerate(batch)
-            ]
+        elif method != "POST" or path != "/email/batch":
+            status, answer = 404, b'{"ErrorCode":404,"Message":"not here"}'
+        else:
+            readers = _TO.findall(body, start, end)
+            if not readers:
+                status, answer = 422, b'{"ErrorCode":402,"Message":"Received invalid JSON"}'
+            first, self.ids = self.ids, self.ids + len(readers)
+            self.messages += len(readers)
+            self.readers.update(readers)
+            if readers:
+                answer = (
+                    b"["
+                    + b",".join(_RESULT % (to, first + i) for i, to in enumerate(readers))
+                    + b"]"
+                )
+        return (
+            b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % (status, len(answer))
+            + answer
         )
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                request_line, *lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = request_line.split(" ", 2)
-                headers = {
-                    k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)
-                }
-                body = await reader.readexactly(int(headers.get("content-length") or 0))
-                status, answer = self.answer(method, path, body)
-                if self.latency and method == "POST":
-                    await asyncio.sleep(self.latency)
-                writer.write(
-                    f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(answer)}\r\n\r\n".encode()
-                    + answer
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+
+class _LeanConnection(asyncio.BufferedProtocol):
+    """One client connection of the lean sink: requests are read straight into one buffer
+    (grown to the largest request seen, then reused), one at a time."""
+
+    def __init__(self, sink: LeanSink) -> None:
+        self.sink = sink
+        self.buffer = bytearray(1 << 20)
+        self.filled = 0  # bytes of the buffer read so far
+        self.body_at = 0  # where the current request's body starts (0: head not read)
+        self.end = 0  # where it ends
+        self.request = ("", "")
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self.filled == len(self.buffer):
+            self._grow(2 * len(self.buffer))
+        return memoryview(self.buffer)[self.filled :]
+
+    def _grow(self, size: int) -> None:
+        # a new buffer: the transport may still hold a view of the old one
+        grown = bytearray(size)
+        grown[: self.filled] = memoryview(self.buffer)[: self.filled]
+        self.buffer = grown
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.filled += nbytes
+        while self._one_request():
             pass
-        finally:
-            writer.close()
+
+    def _one_request(self) -> bool:
+        """Answer the request at the start of the buffer once it is whole."""
+        if not self.body_at:
+            head_end = self.buffer.find(b"\r\n\r\n", 0, self.filled)
+            if head_end < 0:
+                return False
+            request_line, *lines = bytes(self.buffer[:head_end]).decode("latin-1").split("\r\n")
+            method, path, _ = request_line.split(" ", 2)
+            length = next(
+                (
+                    int(v)
+                    for k, _, v in (x.partition(":") for x in lines)
+                    if k.strip().lower() == "content-length"
+                ),
+                0,
+            )
+            self.request, self.body_at = (method, path), head_end + 4
+            self.end = self.body_at + length
+            if self.end > len(self.buffer):
+                self._grow(self.end)
+        if self.filled < self.end:
+            return False
+        response = self.sink.answer(*self.request, self.buffer, self.body_at, self.end)
+        rest = self.filled - self.end
+        if rest:  # the next request already began (never, from a client waiting for answers)
+            tail = bytes(self.buffer[self.end : self.filled])
+            self.buffer = bytearray(max(len(self.buffer), rest))
+            self.buffer[:rest] = tail
+        self.filled, self.body_at, self.end = rest, 0, 0
+        if self.sink.latency and self.request[0] == "POST":
+            asyncio.get_running_loop().call_later(self.sink.latency, self._write, response)
+        else:
+            self._write(response)
+        return True
+
+    def _write(self, response: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(response)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,10 @@ class Dialect:
     ilike: str  # LIKE that folds case
     table_locks: bool  # whether writers take table locks (``LOCK TABLE``)
     arrays: bool  # whether a parameter may be an array (``= ANY(?)``, ``unnest(?)``)
+    # whether the store gathers a table's statistics itself after filling it (PostgreSQL:
+    # a query planned before autovacuum's first ANALYZE may take a plan that reads the
+    # whole table; SQLite plans the store's queries well without statistics)
+    analyze: bool
 
     def bind(self, sql: str) -> str:
         """``sql`` (``?`` parameters) as this database's driver takes it."""
@@ -116,6 +120,7 @@ SQLITE = Dialect(
     ilike="LIKE",  # SQLite's LIKE folds ASCII case
     table_locks=False,
     arrays=False,
+    analyze=False,
 )
 
 POSTGRESQL = Dialect(
@@ -130,4 +135,5 @@ POSTGRESQL = Dialect(
     ilike="ILIKE",
     table_locks=True,
     arrays=True,
+    analyze=True,
 )

@@ -30,6 +30,7 @@ from .subscribers import Subscribers, audience_sql
 
 PAUSED_BY_PERSON = "schedule"  # campaigns.paused_by of a campaign `schedule pause` paused
 ENQUEUE_CHUNK = 5000  # readers read and written at a time when each has their own due time
+ANALYZE_AFTER = 10_000  # deliveries enqueued at once from which their statistics are gathered
 _TAKEN = (DeliveryStatus.SENT, DeliveryStatus.QUEUED)  # the provider took the message
 
 
@@ -245,7 +246,10 @@ class Ledger:
                 "UPDATE campaigns SET status = ?, transport = ?, started_at = ? WHERE id = ?",
                 (CampaignStatus.SENDING, transport, now, campaign.id),
             )
-            return added
+        if added >= ANALYZE_AFTER and db.dialect.analyze:
+            # the first claims are planned on statistics that know these rows
+            db.execute("ANALYZE deliveries")
+        return added
 
     def _enqueue_due(
         self,
@@ -373,7 +377,7 @@ class Ledger:
         readers: a join planned the other way round would read the readers from the
         first id on every claim, and a claim near the end of a large campaign would
         read every reader before it. For the same reason the scan starts at the lowest
-        pending reader (found on ``deliveries_status``): with statistics that show
+        pending reader (found on ``deliveries_pending``): with statistics that show
         most deliveries pending, PostgreSQL plans the pick as a walk of the primary
         key that filters out, on every claim, every delivery already sent."""
         db = self.db

@@ -332,6 +332,28 @@ MIGRATIONS.append(
 )
 
 
+# The queue's indexes cover pending deliveries only. Each message updates its delivery
+# twice (claimed, then settled) and every update of a row writes a new entry into each
+# index whose rows it belongs to: with ``status`` as a key column that was all four
+# indexes, twice. A claimed or settled delivery is in no partial index, so those updates
+# now write only the primary key and ``deliveries_subscriber``, and the indexes a claim
+# walks hold only the deliveries still to send. Queries over other statuses read the
+# campaign's deliveries on the primary key.
+MIGRATIONS.append(
+    (
+        "013_pending_deliveries",
+        """
+        DROP INDEX deliveries_status;
+        DROP INDEX deliveries_due;
+        CREATE INDEX deliveries_pending ON deliveries (campaign_id, subscriber_id)
+            WHERE status = 'pending';
+        CREATE INDEX deliveries_pending_due ON deliveries (campaign_id, due_at)
+            WHERE status = 'pending'
+        """,
+    )
+)
+
+
 def pending(db: Connection) -> list[str]:
     """The migrations not yet applied to this database, in order."""
     db.execute(
