@@ -11,10 +11,8 @@ sends marked copies that are never recorded. The CLI only prompts and prints;
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -31,9 +29,6 @@ from .render import CompiledCampaign
 from .store import CampaignRow, now_iso
 
 EXIT_FAILED_RECIPIENTS = 3  # the send finished, but some recipients were not delivered
-# objects allocated (net) before the collector's youngest generation is looked at during a
-# send: Python's default is 700, a few messages' worth
-GC_YOUNG_THRESHOLD = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,17 +199,16 @@ def send_plan(
             factory = ctx.compiler.factory(
                 plan.compiled, auto_submitted=auto_submitted, carrier=transport.carrier()
             )
-            with _long_lived_heap():
-                report = Dispatch(
-                    ledger,
-                    transport,
-                    factory,
-                    row.id,
-                    ctx.compiler.personalizer(campaign.slug, row.id),
-                    _options(ctx, plan),
-                    holder=holder,
-                    on_batch=batch_done,
-                ).run()
+            report = Dispatch(
+                ledger,
+                transport,
+                factory,
+                row.id,
+                ctx.compiler.personalizer(campaign.slug, row.id),
+                _options(ctx, plan),
+                holder=holder,
+                on_batch=batch_done,
+            ).run()
             ledger.recover_abandoned(row.id, transport.resend_safe, lease_prefix)
             if not step:  # a step stays `sending` while its sequence has readers to come
                 ledger.finish_if_done(row.id)
@@ -227,26 +221,6 @@ def send_plan(
             if transport.local_files:  # a file written as its reader was being erased
                 transport.remove_readers_files(ledger.erased_during(row.id, started))
     return CampaignRun(report, ledger.campaign(campaign.slug) or row)
-
-
-@contextmanager
-def _long_lived_heap(young: int = GC_YOUNG_THRESHOLD) -> Iterator[None]:
-    """The send loop with what was made before it (the modules, the compiled campaign, the
-    message factory) taken out of the cyclic collector's reach (``gc.freeze``), and its
-    youngest generation collected less often.
-
-    A batch makes and drops thousands of objects, nearly all freed by reference counting
-    as soon as they are sent; without this every full collection would walk the whole
-    heap again. Both are undone after, for a process that goes on (``run``).
-    """
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(young, threshold[0]), *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
 
 
 def send_test_copies(
