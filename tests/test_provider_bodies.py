@@ -11,6 +11,7 @@ body, with two variants).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -193,6 +194,24 @@ def test_sendgrid_body_is_the_documented_json(
                 assert json.loads(body)["personalizations"][0]["to"][0]["email"].isascii()
         one = bytes(transport.build_request(batches[0][:1]).body)
         assert one == sendgrid_reference(batches[0][:1], clicks, opens)
+
+
+def test_sendgrid_transactional_body_is_the_documented_json(campaign_project: Path) -> None:
+    """A transactional message (no List-* headers, Auto-Submitted instead): the
+    personalizations the transport encodes from pieces are the documented JSON too."""
+    transport = SendGridTransport("SG.key")
+    proj = Project.load()
+    compiled = proj.composer.compile(proj.composer.campaign("2026-10-digest"), READERS[0])
+    factory = dataclasses.replace(
+        proj.composer.factory(compiled, carrier=transport.carrier()), transactional=True
+    )
+    personalize = proj.composer.personalizer(compiled.slug)
+    messages = [factory.message(reader, personalize(reader)) for reader in READERS]
+    for batch in by_variant(messages):
+        body = bytes(transport.build_request(batch).body)
+        assert body == sendgrid_reference(batch, False, False)
+        assert '"headers":{"Auto-Submitted":"auto-generated"}' in body.decode()
+        assert "List-Unsubscribe" not in body.decode()
 
 
 # -- Resend ------------------------------------------------------------------------------

@@ -453,16 +453,19 @@ SEEN_READERS = 4096  # distinct values of the deciding fields a send's check rem
 
 def reader_fields(recipient: Recipient, unsubscribe_url: str, web_url: str) -> dict[str, Any]:
     """A reader's merge fields: their attributes, name, tags and the campaign's links."""
-    return {
-        **{k: str(v) for k, v in recipient.attributes.items()},
-        "tags": recipient.tags,
-        "email": recipient.email,
-        "first_name": recipient.first_name,
-        "last_name": recipient.last_name,
-        "name": " ".join(p for p in (recipient.first_name, recipient.last_name) if p),
-        "unsubscribe_url": unsubscribe_url,
-        "web_url": web_url,
-    }
+    attributes = recipient.attributes
+    fields = {k: str(v) for k, v in attributes.items()} if attributes else {}
+    first, last = recipient.first_name, recipient.last_name
+    fields.update(
+        tags=recipient.tags,
+        email=recipient.email,
+        first_name=first,
+        last_name=last,
+        name=f"{first} {last}" if first and last else first or last or "",
+        unsubscribe_url=unsubscribe_url,
+        web_url=web_url,
+    )
+    return fields
 
 
 def sendable(address: str, carrier: Carrier) -> str:

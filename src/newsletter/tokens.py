@@ -37,9 +37,14 @@ class LinkSigner:
     def __init__(self, secret: str | bytes) -> None:
         key = secret.encode() if isinstance(secret, str) else secret
         self._key = hmac.new(key, _PURPOSE, hashlib.sha256).digest()
+        # keyed once: each signature copies it (a send signs a link for every reader,
+        # and keying a new HMAC costs more than the signature itself)
+        self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
 
     def _signature(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest()[:16])
+        signer = self._keyed.copy()
+        signer.update(payload.encode("ascii"))
+        return _b64(signer.digest()[:16])
 
     def unsubscribe_token(self, subscriber_id: int, campaign_id: int = 0) -> str:
         payload = f"{_base36(subscriber_id)}.{_base36(campaign_id)}"

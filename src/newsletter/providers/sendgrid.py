@@ -93,10 +93,12 @@ class SendGridTransport(HTTPTransport):
         if factory.reply_to:
             tail["reply_to"] = _email(*factory.reply_to)
         start = dumps(head)[:-1] + b',"personalizations":['
-        return start, b"]," + dumps(tail)[1:], Substitutions(shared, header_safe)
+        return start, b"]," + dumps(tail)[1:], _Entries(factory, shared)
 
     @staticmethod
     def _personalization(message: OutgoingMessage, values: Substitutions) -> dict[str, Any]:
+        """A reader's personalization, as the documented object (``_Entries`` encodes
+        the same JSON from its pieces)."""
         return {
             "to": [_email(message.to_name, message.to_address)],
             "substitutions": values.values(message),
@@ -110,12 +112,12 @@ class SendGridTransport(HTTPTransport):
         first = messages[0]
         factory = first.factory
         shared = factory.shared_content(first.variant, _placeholder)
-        head, tail, values = self._pieces.get(
+        head, tail, entries = self._pieces.get(
             factory, first.variant.number, lambda: self._campaign_pieces(factory, shared)
         )
         pieces = [head]
         for message in messages:
-            pieces.append(dumps(self._personalization(message, values)))
+            pieces.append(entries.entry(message))
             pieces.append(b",")
         pieces[-1] = tail
         return HTTPRequest("/v3/mail/send", join(pieces), self.headers)
@@ -173,6 +175,45 @@ class SendGridTransport(HTTPTransport):
             f"SendGrid rejected the request (HTTP {response.status_code}: "
             f"{detail or response.text[:200] or 'no message'}).",
             "Nothing in this batch was sent. Fix the cause and run the same send again.",
+        )
+
+
+class _Entries:
+    """Each reader's personalization as the compact JSON of
+    ``SendGridTransport._personalization``, from pieces: what is the same for every
+    reader of the variant (keys, List-Unsubscribe-Post, List-Id) encoded once, and only
+    the reader's address, values, unsubscribe links and id encoded for each."""
+
+    def __init__(self, factory: MessageFactory, shared: SharedContent) -> None:
+        self.values = Substitutions(shared, header_safe)
+        self.listed = not factory.transactional
+        if self.listed:  # "headers": {List-Unsubscribe, List-Unsubscribe-Post, List-Id}
+            rest = dumps(
+                {
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                    "List-Id": factory.list_id or "",
+                }
+            )
+            self.headers = b',"headers":{"List-Unsubscribe":'
+            self.after = b"," + rest[1:] + b',"custom_args":{"subscriber":'
+        else:
+            self.headers = b',"headers":' + dumps({"Auto-Submitted": "auto-generated"})
+            self.after = b',"custom_args":{"subscriber":'
+
+    def entry(self, message: OutgoingMessage) -> bytes:
+        """The reader's personalization."""
+        return b"".join(
+            (
+                b'{"to":[',
+                dumps(_email(message.to_name, message.to_address)),
+                b'],"substitutions":',
+                dumps(self.values.values(message)),
+                self.headers,
+                dumps(message.list_unsubscribe) if self.listed else b"",
+                self.after,
+                dumps(str(message.recipient.subscriber_id)),
+                b"}}",
+            )
         )
 
 

@@ -129,12 +129,21 @@ class CompiledCampaign:
 
     def personalize(self, fields: Mapping[str, Any]) -> Personal:
         """The reader's variant and slot values; RecipientError if their data breaks it."""
-        reader = Reader(fields, self.plan.known)
-        variant = self.plan.variant_for(reader, self._render)
-        values = tuple(self._value(slot, fields, reader) for slot in variant.slots)
+        plan = self.plan
+        reader = Reader(fields, plan.known)
+        variant = plan.variant_for(reader, self._render)
+        slots = variant.slots
+        nonce = plan.tokens.nonce
+        found = []
+        for slot in slots:  # _value, inline: this runs for every slot of every reader
+            value = slot.value(plan, fields, reader)
+            if isinstance(value, str) and nonce in value:
+                value = self._expand(value, fields, reader)
+            found.append(value)
+        values = tuple(found)
         try:
-            html = [slot.html(v) for slot, v in zip(variant.slots, values, strict=True)]
-            text = [slot.text(v) for slot, v in zip(variant.slots, values, strict=True)]
+            html = [slot.html(v) for slot, v in zip(slots, values, strict=True)]
+            text = [slot.text(v) for slot, v in zip(slots, values, strict=True)]
         except Exception as exc:
             raise RecipientError(
                 f"{self.slug}: a value of this reader's cannot be shown ({exc})."

@@ -283,16 +283,20 @@ class OutgoingMessage:
         self.personal = personal
         self.variant = personal.variant
         self.unsubscribe_url = str(fields.get("unsubscribe_url", ""))
-        compiled = factory.compiled
-        self.message_id = (
-            f"<{compiled.slug}.{recipient.subscriber_id}.{factory._nonce}@{factory.domain}>"
-        )
-        name = " ".join(p for p in (recipient.first_name, recipient.last_name) if p)
+        first, last = recipient.first_name, recipient.last_name
+        name = f"{first} {last}" if first and last else first or last
         # decided now, not in a transport's worker: a reader the transport cannot reach
         # is refused here (RecipientError) and settled invalid alone
         self.to_address, utf8 = factory.carrier.wire(recipient.email)
         self.smtputf8 = utf8 or factory.headers_utf8  # the message needs SMTPUTF8 to go
         self.to_name = clean_text(name) if name else ""
+
+    @cached_property
+    def message_id(self) -> str:
+        """``<slug.subscriber.nonce@domain>``, made only for the transports that send it
+        (SendGrid and Mailgun let the provider make its own)."""
+        f = self.factory
+        return f"<{f.compiled.slug}.{self.recipient.subscriber_id}.{f._nonce}@{f.domain}>"
 
     @cached_property
     def to_display(self) -> str:

@@ -11,6 +11,7 @@ printed. A ``{% set %}`` value over the reader is ``Deferred`` the same way.
 from __future__ import annotations
 
 import operator
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from jinja2.utils import Namespace
 from markupsafe import Markup, escape
 
 from .reader import READER_METHODS, Reader, Where
+
+# the characters markupsafe's escape replaces; text without them comes back as it is
+_HTML_SPECIAL = re.compile("[&<>'\"]").search
 
 if TYPE_CHECKING:
     from .templates import PersonalEnvironment
@@ -334,6 +338,8 @@ class Slot:
 
     def html(self, value: Any) -> str:
         """The value as HTML: escaped, unless the template marked it safe itself."""
+        if type(value) is str and not _HTML_SPECIAL(value):
+            return value  # what escape gives, as text: nothing in it to escape
         return str(escape(value))
 
     def text(self, value: Any) -> str:
