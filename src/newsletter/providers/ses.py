@@ -292,19 +292,25 @@ class Wire:
 
     def _dropped(self) -> bool:
         """Has the server closed the kept connection (or sent what nobody asked for)?
-        Asked of the kernel without giving up the GIL (TCP_INFO, on Linux); after a
-        second unused, or where TCP_INFO is not offered, also by ``select``."""
+
+        Asked of the kernel without giving up the GIL, where Linux's TCP_INFO tells:
+        the connection's state (a FIN or a reset ends ESTABLISHED) and, without TLS,
+        whether it received more bytes than were read. With TLS, after a second unused,
+        and where TCP_INFO is not offered, ``select`` says whether there is anything
+        to read."""
         connection, reader = self.connection, self.reader
         sock = connection.sock if connection is not None else None
         if sock is None or reader is None or reader.buffer:
             return True
         if _TCP_INFO is not None:
             try:
-                state = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)
+                info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _INFO_SIZE)
             except OSError:
                 return True
-            if state[0] != _ESTABLISHED:
+            if info[0] != _ESTABLISHED:
                 return True
+            if not self.https and len(info) >= _INFO_SIZE:
+                return int.from_bytes(info[_RECEIVED:_INFO_SIZE], sys.byteorder) != reader.read
             if time.monotonic() - self.used < self.idle:
                 return False
         return _readable(sock)
@@ -363,6 +369,7 @@ _UNSAFE_TARGET = re.compile("[\x00-\x20\x7f]")  # as http.client refuses them
 _AGENT = f"User-Agent: {USER_AGENT}\r\n\r\n"
 _TCP_INFO = getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
 _ESTABLISHED = 1  # tcpi_state, the first byte of struct tcp_info
+_RECEIVED, _INFO_SIZE = 128, 136  # tcpi_bytes_received (u64, Linux 4.1+), where it ends
 _MAX_LINE = 65536  # as http.client
 _MAX_HEADERS = 100
 
@@ -373,15 +380,17 @@ class Answers:
     chunked, or up to the end of the connection, as http.client reads them, with its
     exceptions for what it would refuse."""
 
-    __slots__ = ("buffer", "sock")
+    __slots__ = ("buffer", "read", "sock")
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
         self.buffer = bytearray()
+        self.read = 0  # bytes received on the connection
 
     def _more(self) -> bool:
         chunk = self.sock.recv(65536)
         self.buffer += chunk
+        self.read += len(chunk)
         return bool(chunk)
 
     def line(self, what: str) -> bytes:
