@@ -438,9 +438,12 @@ class Answers:
             version, code = line.split(None, 2)[:2]
         except ValueError:
             version = code = ""
-        if not version.startswith("HTTP/") or not code.strip("+-").isdigit():
+        if not version.startswith("HTTP/"):
             raise http.client.BadStatusLine(line)
-        status = int(code)
+        try:
+            status = int(code)
+        except ValueError:
+            raise http.client.BadStatusLine(line) from None
         if not 100 <= status <= 999:
             raise http.client.BadStatusLine(line)
         if version in ("HTTP/1.0", "HTTP/0.9"):
