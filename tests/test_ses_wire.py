@@ -263,3 +263,54 @@ def test_a_connection_the_server_closed_or_wrote_on_is_dropped_before_the_next_r
         for conn in accepted:
             conn.close()
         listener.close()
+
+
+def test_over_tls_requests_go_on_one_connection_until_the_server_closes_it(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With TLS (as SES is reached), requests in a row share the kept connection, and a
+    connection the server closed is made again before the next request."""
+    import ssl
+
+    import trustme
+
+    authority = trustme.CA()
+    pem = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(pem))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pem))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(context)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    bodies: list[tuple[int, int]] = []
+    closed = threading.Event()
+
+    def serve() -> None:
+        for number, requests in enumerate((2, 1)):
+            conn = context.wrap_socket(listener.accept()[0], server_side=True)
+            with conn:
+                for _ in range(requests):
+                    bodies.append((number, len(_read_request(conn))))
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            closed.set()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    wire = Wire(f"https://localhost:{port}/v2/email/outbound-emails", 5.0)
+    body = b"x" * 50_000
+    try:
+        for _ in range(2):
+            wire.connect()
+            assert wire.post(body, {"Host": "localhost"})[2] == b"{}"
+        assert closed.wait(5)
+        for _ in range(500):  # until the kernel has the server's close
+            if wire._dropped():
+                break
+            select.select([], [], [], 0.01)
+        wire.connect()
+        assert wire.post(body, {"Host": "localhost"})[2] == b"{}"
+    finally:
+        wire.close()
+        thread.join(5)
+        listener.close()
+    assert [number for number, _ in bodies] == [0, 0, 1]
