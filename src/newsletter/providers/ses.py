@@ -22,7 +22,9 @@ import json
 import os
 import re
 import select
+import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -243,13 +245,19 @@ class SESTransport(OneAtATime):
 
 
 class Wire:
-    """A kept connection to one URL (http.client: a few µs a request, where requests
-    takes a millisecond), through the proxy the environment names for it, if any.
+    """A kept connection to one URL, through the proxy the environment names for it, if
+    any. http.client makes the connection (TLS, a proxy's tunnel); each request is then
+    written in one ``sendall`` (head and body) and its answer read from the connection's
+    own buffer: http.client gives up the GIL several times a request and parses the
+    answer's headers with the email package, and with several workers each hand-off of
+    the GIL costs more than the work around it.
 
     ``connect`` before each request: a connection the server closed while it was idle
     is made again, and a failure there means nothing was sent. Any failure after it
     leaves the outcome unknown.
     """
+
+    idle = 1.0  # seconds unused after which a kept connection is also polled (select)
 
     def __init__(self, url: str, timeout: float) -> None:
         parts = urlsplit(url)
@@ -262,9 +270,15 @@ class Wire:
         self.proxy = _proxy_for(url)
         self.context = _tls_context() if self.https else None
         self.connection: http.client.HTTPConnection | None = None
+        self.reader: Answers | None = None
+        target = self.url if self.proxy is not None and not self.https else self.path
+        if _UNSAFE_TARGET.search(target):
+            raise http.client.InvalidURL(f"URL can't contain control characters. {target!r}")
+        self.request_line = f"POST {target} HTTP/1.1\r\nAccept-Encoding: identity\r\n"
+        self.used = 0.0  # time.monotonic() when the last answer was read
 
     def connect(self) -> None:
-        if self.connection is not None and not _dropped(self.connection):
+        if self.connection is not None and not self._dropped():
             return
         self.close()
         connection = self._new()
@@ -274,6 +288,32 @@ class Wire:
             connection.close()
             raise
         self.connection = connection
+        self.reader = Answers(connection.sock)
+
+    def _dropped(self) -> bool:
+        """Has the server closed the kept connection (or sent what nobody asked for)?
+
+        Asked of the kernel without giving up the GIL, where Linux's TCP_INFO tells:
+        the connection's state (a FIN or a reset ends ESTABLISHED) and, without TLS,
+        whether it received more bytes than were read. With TLS, after a second unused,
+        and where TCP_INFO is not offered, ``select`` says whether there is anything
+        to read."""
+        connection, reader = self.connection, self.reader
+        sock = connection.sock if connection is not None else None
+        if sock is None or reader is None or reader.buffer:
+            return True
+        if _TCP_INFO is not None:
+            try:
+                info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _INFO_SIZE)
+            except OSError:
+                return True
+            if info[0] != _ESTABLISHED:
+                return True
+            if not self.https and len(info) >= _INFO_SIZE:
+                return int.from_bytes(info[_RECEIVED:_INFO_SIZE], sys.byteorder) != reader.read
+            if time.monotonic() - self.used < self.idle:
+                return False
+        return _readable(sock)
 
     def _new(self) -> http.client.HTTPConnection:
         host, port, tunnel = self.host, self.port, None
@@ -291,26 +331,190 @@ class Wire:
             connection.set_tunnel(self.host, self.port, tunnel)
         return connection
 
-    def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, Any, bytes]:
-        """(status, headers, body) of the answer; the connection is kept if it may be."""
-        connection = self.connection
-        assert connection is not None, "connect() first"
+    def head(self, size: int, headers: dict[str, str]) -> bytes:
+        """The request's head, byte for byte as http.client writes it for these headers
+        (a Host among them) and a body of ``size`` bytes."""
+        lines = [self.request_line, f"Content-Length: {size}\r\n"]
+        for name, value in headers.items():
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"Invalid header value {value!r}")
+            lines.append(f"{name}: {value}\r\n")
+        lines.append(_AGENT)
+        return "".join(lines).encode("latin-1")
+
+    def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers with lower-case names, body) of the answer; the connection
+        is kept if it may be."""
+        connection, reader = self.connection, self.reader
+        assert connection is not None and reader is not None, "connect() first"
         try:
-            target = self.url if self.proxy is not None and not self.https else self.path
-            connection.request("POST", target, body, {**headers, "User-Agent": USER_AGENT})
-            response = connection.getresponse()
-            content = response.read()
+            connection.sock.sendall(self.head(len(body), headers) + body)
+            status, found, content, will_close = reader.answer()
         except BaseException:
             self.close()
             raise
-        if response.will_close:
+        self.used = time.monotonic()
+        if will_close:
             self.close()
-        return response.status, response.headers, content
+        return status, found, content
 
     def close(self) -> None:
+        self.reader = None
         if self.connection is not None:
             self.connection.close()
             self.connection = None
+
+
+_UNSAFE_TARGET = re.compile("[\x00-\x20\x7f]")  # as http.client refuses them
+_AGENT = f"User-Agent: {USER_AGENT}\r\n\r\n"
+_TCP_INFO = getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
+_ESTABLISHED = 1  # tcpi_state, the first byte of struct tcp_info
+_RECEIVED, _INFO_SIZE = 128, 136  # tcpi_bytes_received (u64, Linux 4.1+), where it ends
+_MAX_LINE = 65536  # as http.client
+_MAX_HEADERS = 100
+
+
+class Answers:
+    """HTTP/1.1 answers read from one connection, into one buffer kept between them:
+    the status line, the headers (names in lower case) and the body by Content-Length,
+    chunked, or up to the end of the connection, as http.client reads them, with its
+    exceptions for what it would refuse."""
+
+    __slots__ = ("buffer", "read", "sock")
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self.read = 0  # bytes received on the connection
+
+    def _more(self) -> bool:
+        chunk = self.sock.recv(65536)
+        self.buffer += chunk
+        self.read += len(chunk)
+        return bool(chunk)
+
+    def line(self, what: str) -> bytes:
+        """The next line with its end (b"" at the end of the connection)."""
+        buffer = self.buffer
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end >= 0:
+                if end >= _MAX_LINE:
+                    raise http.client.LineTooLong(what)
+                line = bytes(buffer[: end + 1])
+                del buffer[: end + 1]
+                return line
+            if len(buffer) > _MAX_LINE:
+                raise http.client.LineTooLong(what)
+            start = len(buffer)
+            if not self._more():
+                line = bytes(buffer)
+                buffer.clear()
+                return line
+
+    def exactly(self, size: int) -> bytes:
+        buffer = self.buffer
+        while len(buffer) < size:
+            if not self._more():
+                raise http.client.IncompleteRead(bytes(buffer), size - len(buffer))
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        return data
+
+    def rest(self) -> bytes:
+        while self._more():
+            pass
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+    def status(self) -> tuple[int, int]:
+        """(HTTP version as 10 or 11, status) of the next status line."""
+        line = str(self.line("status line"), "iso-8859-1")
+        if not line:
+            raise http.client.RemoteDisconnected("Remote end closed connection without response")
+        try:
+            version, code = line.split(None, 2)[:2]
+        except ValueError:
+            version = code = ""
+        if not version.startswith("HTTP/"):
+            raise http.client.BadStatusLine(line)
+        try:
+            status = int(code)
+        except ValueError:
+            raise http.client.BadStatusLine(line) from None
+        if not 100 <= status <= 999:
+            raise http.client.BadStatusLine(line)
+        if version in ("HTTP/1.0", "HTTP/0.9"):
+            return 10, status
+        if not version.startswith("HTTP/1."):
+            raise http.client.UnknownProtocol(version)
+        return 11, status
+
+    def headers(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        current = None  # the header a folded line goes on with (the first of its name)
+        for _ in range(_MAX_HEADERS + 1):
+            line = self.line("header line")
+            if line in (b"\r\n", b"\n", b""):
+                return found
+            text = str(line, "iso-8859-1").rstrip("\r\n")
+            if text[:1] in (" ", "\t"):
+                if current is not None:
+                    found[current] += " " + text.strip()
+                continue
+            name, _, value = text.partition(":")
+            name = name.strip().lower()
+            current = None if name in found else name
+            found.setdefault(name, value.strip())
+        raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+
+    def chunked(self) -> bytes:
+        parts = []
+        while True:
+            size_line = self.line("chunk size").split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                size = -1
+            if size < 0:
+                raise http.client.IncompleteRead(b"".join(parts))
+            if size == 0:
+                break
+            parts.append(self.exactly(size))
+            self.exactly(2)  # the chunk's CRLF
+        while self.line("trailer line") not in (b"\r\n", b"\n", b""):
+            pass
+        return b"".join(parts)
+
+    def answer(self) -> tuple[int, dict[str, str], bytes, bool]:
+        """(status, headers, body, whether the connection closes after it)."""
+        while True:
+            version, status = self.status()
+            headers = self.headers()
+            if status != 100:
+                break
+        connection = headers.get("connection", "").lower()
+        if version == 11:
+            will_close = "close" in connection
+        else:
+            will_close = not (
+                "keep-alive" in headers
+                or "keep-alive" in connection
+                or "keep-alive" in headers.get("proxy-connection", "").lower()
+            )
+        chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+        length: int | None = None
+        if not chunked and headers.get("content-length", "").strip().isdigit():
+            length = int(headers["content-length"])
+        if status in (204, 304) or 100 <= status < 200:
+            return status, headers, b"", will_close
+        if chunked:
+            return status, headers, self.chunked(), will_close
+        if length is None:
+            return status, headers, self.rest(), True
+        return status, headers, self.exactly(length), will_close
 
 
 def _proxy_for(url: str) -> str | None:
@@ -343,11 +547,8 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=bundle)
 
 
-def _dropped(connection: http.client.HTTPConnection) -> bool:
+def _readable(sock: Any) -> bool:
     """Has the server closed the idle connection (or sent what nobody asked for)?"""
-    sock = connection.sock
-    if sock is None:
-        return True
     try:
         return bool(select.select([sock], [], [], 0)[0])
     except (OSError, ValueError):
@@ -393,14 +594,14 @@ def _answered(sid: int, content: bytes) -> SendResult:
     return SendResult(sid, DeliveryStatus.SENT, message_id=message_id)
 
 
-def aws_error(status: int, headers: Any, content: bytes) -> dict[str, Any]:
-    """An error answer as botocore reads one of a REST-JSON API: the code from the
-    ``X-Amzn-ErrorType`` header, else the body's ``code`` or ``__type``, else the HTTP
-    status; the message from the body's ``message``."""
+def aws_error(status: int, headers: dict[str, str], content: bytes) -> dict[str, Any]:
+    """An error answer as botocore reads one of a REST-JSON API (``headers`` named in
+    lower case): the code from the ``X-Amzn-ErrorType`` header, else the body's ``code``
+    or ``__type``, else the HTTP status; the message from the body's ``message``."""
     data = _json(content)
     body = data if isinstance(data, dict) else {}
     code = (
-        headers.get("X-Amzn-ErrorType")
+        headers.get("x-amzn-errortype")
         or body.get("code")
         or body.get("Code")
         or body.get("__type")
@@ -429,6 +630,9 @@ class SigV4:
             self.host = self.host.rsplit(":", 1)[0]
         self.path = quote(parts.path or "/", safe="/~")
         self._keys: dict[tuple[str, str], bytes] = {}
+        self._last = (0, "")  # (second, its X-Amz-Date)
+        host = " ".join(self.host.split())
+        self._canonical = f"POST\n{self.path}\n\ncontent-type:application/json\nhost:{host}\n"
 
     def _key(self, secret: str, day: str) -> bytes:
         found = self._keys.get((secret, day))
@@ -440,9 +644,23 @@ class SigV4:
             found = key
         return found
 
+    def _stamp(self, now: dt.datetime | None) -> str:
+        """X-Amz-Date of ``now``, or of this second (made once a second)."""
+        if now is not None:
+            return now.strftime("%Y%m%dT%H%M%SZ")
+        second = int(time.time())
+        last, stamp = self._last
+        if second != last:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+            self._last = (second, stamp)
+        return stamp
+
     def headers(self, body: bytes, now: dt.datetime | None = None) -> dict[str, str]:
+        """The signed headers of a POST of ``body``. What is the same for every request
+        (the canonical request's path, content type and host, the signed header names)
+        is made once; per request: the body's hash, the date and the signature."""
         frozen = self.credentials.get_frozen_credentials()
-        stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
+        stamp = self._stamp(now)
         day = stamp[:8]
         payload = hashlib.sha256(body).hexdigest()
         headers = {
@@ -451,32 +669,33 @@ class SigV4:
             "X-Amz-Content-SHA256": payload,
             "X-Amz-Date": stamp,
         }
-        if frozen.token:
-            headers["X-Amz-Security-Token"] = frozen.token
-        names = sorted(headers, key=str.lower)
-        signed = ";".join(n.lower() for n in names)
-        canonical = "\n".join(
-            (
-                "POST",
-                self.path,
-                "",
-                *(f"{n.lower()}:{' '.join(headers[n].split())}" for n in names),
-                "",
-                signed,
-                payload,
-            )
+        token = frozen.token
+        if token:
+            headers["X-Amz-Security-Token"] = token
+            signed = _SIGNED_WITH_TOKEN
+            extra = f"x-amz-security-token:{' '.join(token.split())}\n"
+        else:
+            signed, extra = _SIGNED, ""
+        canonical = (
+            f"{self._canonical}x-amz-content-sha256:{payload}\nx-amz-date:{stamp}\n{extra}"
+            f"\n{signed}\n{payload}"
         )
         scope = f"{day}/{self.region}/{SERVICE}/aws4_request"
-        to_sign = "\n".join(
-            ("AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest())
+        to_sign = (
+            f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         )
         key = self._key(frozen.secret_key, day)
-        signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+        signature = hmac.digest(key, to_sign.encode("utf-8"), "sha256").hex()
         headers["Authorization"] = (
             f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, "
             f"SignedHeaders={signed}, Signature={signature}"
         )
         return headers
+
+
+# The signed headers, by name in lower case (sorted, as SigV4 lists them).
+_SIGNED = "content-type;host;x-amz-content-sha256;x-amz-date"
+_SIGNED_WITH_TOKEN = _SIGNED + ";x-amz-security-token"
 
 
 def _tag(value: str) -> str:
