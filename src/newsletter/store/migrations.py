@@ -354,6 +354,32 @@ MIGRATIONS.append(
 )
 
 
+# A reader's tags are kept by their key alone (``WITHOUT ROWID``): on SQLite the table
+# was a rowid table beside an index of that same key, two B-trees written for every tag
+# an import adds. PostgreSQL keeps no rowids; its table stays as it is.
+MIGRATIONS.append(
+    (
+        "014_tags_without_rowid",
+        """
+        CREATE TABLE subscriber_tags_by_key (
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (subscriber_id, tag)
+        ) WITHOUT ROWID;
+        INSERT INTO subscriber_tags_by_key (subscriber_id, tag)
+            SELECT subscriber_id, tag FROM subscriber_tags ORDER BY subscriber_id, tag;
+        DROP TABLE subscriber_tags;
+        ALTER TABLE subscriber_tags_by_key RENAME TO subscriber_tags;
+        CREATE INDEX subscriber_tags_tag ON subscriber_tags (tag, subscriber_id)
+        """,
+    )
+)
+
+# Migrations that change only one database's storage: on the other they are recorded
+# and nothing is run.
+ONLY_ON = {"014_tags_without_rowid": "sqlite"}
+
+
 def pending(db: Connection) -> list[str]:
     """The migrations not yet applied to this database, in order."""
     db.execute(
@@ -381,6 +407,9 @@ def migrate(db: Connection) -> list[str]:
             "INSERT INTO schema_migrations (name, applied_at) "
             f"VALUES ({_literal(name)}, {_literal(now_iso())})"
         )
-        db.run_script(f"{db.dialect.schema(sql).strip().rstrip(';')}\n;\n{record}")
+        if ONLY_ON.get(name, db.dialect.name) != db.dialect.name:
+            db.run_script(record)
+        else:
+            db.run_script(f"{db.dialect.schema(sql).strip().rstrip(';')}\n;\n{record}")
         applied.append(name)
     return applied

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -119,15 +120,11 @@ class Subscribers:
         """Insert new readers (key, record) with their tags."""
         now = now_iso()
         ids = self.db.next_ids("subscribers", len(new))
-        rows = _new_rows(new, now)
-        if ids is None:
-            self.db.copy_rows("subscribers", _NEW_COLUMNS, rows)
+        if ids is None:  # the database numbers them
+            rows = _new_rows(new, now, itertools.repeat(0))
+            self.db.copy_rows("subscribers", _NEW_COLUMNS, [row[1:] for row in rows])
         else:  # numbered here: the new readers' tags need no query for their ids
-            self.db.copy_rows(
-                "subscribers",
-                ("id", *_NEW_COLUMNS),
-                [(i, *row) for i, row in zip(ids, rows, strict=True)],
-            )
+            self.db.copy_rows("subscribers", ("id", *_NEW_COLUMNS), _new_rows(new, now, ids))
         if ids is None:
             tagged = [(k, r.tags) for k, r in new if r.tags]
             if not tagged:
@@ -411,10 +408,14 @@ def _subscriber(row: Any, tags: Iterable[str]) -> Subscriber:
     )
 
 
-def _new_rows(new: list[tuple[str, SubscriberRecord]], now: str) -> list[tuple[Any, ...]]:
-    """New readers' rows (key, record), in _NEW_COLUMNS' order."""
+def _new_rows(
+    new: list[tuple[str, SubscriberRecord]], now: str, ids: Iterable[int]
+) -> list[tuple[Any, ...]]:
+    """New readers' rows (key, record), each with its id first, then in _NEW_COLUMNS'
+    order: one tuple per reader, made once."""
     return [
         (
+            i,
             email,
             key,
             first_name,
@@ -427,17 +428,20 @@ def _new_rows(new: list[tuple[str, SubscriberRecord]], now: str) -> list[tuple[A
             now,
             now,
         )
-        for key, (
-            email,
-            first_name,
-            last_name,
-            _,
-            status,
-            subscribed_at,
-            consent_source,
-            attributes,
-            timezone,
-        ) in new
+        for i, (
+            key,
+            (
+                email,
+                first_name,
+                last_name,
+                _,
+                status,
+                subscribed_at,
+                consent_source,
+                attributes,
+                timezone,
+            ),
+        ) in zip(ids, new, strict=False)  # ids may be endless: itertools.repeat
     ]
 
 
