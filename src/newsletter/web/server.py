@@ -200,15 +200,22 @@ class Server:
         """The one loop `serve` and `preview` run: until Ctrl-C, SIGTERM (a service
         manager's stop) or ``close``; the server is closed when it returns."""
         on_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, lambda *_: self.stop_soon()) if on_main else None
+        previous = {}
+        if on_main:  # a stop asked for, not an exception raised wherever the loop is
+            previous = {s: signal.signal(s, self._on_signal) for s in _STOP_SIGNALS}
         try:
             self.serve_forever()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping
             pass
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
             self.close()
+
+    def _on_signal(self, number: int, _frame: object) -> None:
+        self.stop_soon()
+        if number == signal.SIGINT:  # a second Ctrl-C interrupts a stop that hangs
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def stop_soon(self) -> None:
         """Have the loop stop within a second; safe in a signal handler."""
@@ -230,6 +237,9 @@ class Server:
             self._closed = True
         wasyncore.close_all(self._map)
         self.dispatcher.shutdown(timeout=5)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _Once(logging.Filter):
