@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from fakes.mailgun import _parse_form
+from newsletter.addresses import Carrier
 from newsletter.errors import DeliveryError
 from newsletter.models import Recipient
 from newsletter.project import Project
@@ -35,6 +36,8 @@ from newsletter.providers.sendgrid import _placeholder as sendgrid_placeholder
 from newsletter.providers.ses import SESTransport, SigV4, _tag
 from newsletter.render import OutgoingMessage
 from newsletter.render.message import format_address
+from newsletter.render.pieces import Fixed
+from raw_http import read_request
 
 NAMES = [
     ("فاطمة", "الزهراء"),  # Arabic
@@ -403,6 +406,11 @@ def ses_reference(message: OutgoingMessage, raw: bytes, configuration_set: str |
     return compact(request)
 
 
+def without_date(raw: bytes) -> bytes:
+    """The message with its Date header's value taken out (made anew for each call)."""
+    return re.sub(rb"(?m)^Date: [^\r]*\r\n", b"Date: -\r\n", raw, count=1)
+
+
 @pytest.mark.parametrize("configuration_set", [None, "newsletter-tracking"])
 def test_ses_body_is_the_documented_json_around_the_messages_own_mime(
     campaign_project: Path, monkeypatch: pytest.MonkeyPatch, configuration_set: str | None
@@ -417,12 +425,42 @@ def test_ses_body_is_the_documented_json_around_the_messages_own_mime(
     try:
         for test in (False, True):
             for message in make_messages(transport.carrier(), test=test) * 2:
-                raw = message.as_bytes()
-                body = transport.body(message, raw)
+                pieces = message.raw_pieces()
+                raw = b"".join(pieces)
+                body = b"".join(transport.body(message, pieces))
                 assert body == ses_reference(message, raw, configuration_set)
+                assert without_date(raw) == without_date(message.as_bytes())
                 assert message_from_bytes(raw)["Message-ID"] == message.message_id
     finally:
         transport.close()
+
+
+@pytest.mark.parametrize("own", ["news@riverbend-clinicians.example", "nöws@riverbend.example"])
+def test_raw_pieces_are_the_message_with_the_campaigns_pieces_made_once(
+    campaign_project: Path, own: str
+) -> None:
+    """``raw_pieces()`` joined is ``as_bytes()`` for every reader (UTF-8 headers where
+    the reader's address needs them), and the campaign's pieces are the same objects in
+    every message of a variant. With a non-ASCII address of our own the headers of
+    every message are UTF-8, and each message is made whole."""
+    config = campaign_project / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("news@riverbend-clinicians.example", own), encoding="utf-8")
+    messages = make_messages(Carrier())
+    seen: dict[int, list[int]] = {}
+    for message in messages:
+        pieces = message.raw_pieces()
+        assert without_date(b"".join(pieces)) == without_date(message.as_bytes())
+        fixed = [id(p) for p in pieces if type(p) is Fixed]
+        if own.isascii():
+            assert (
+                sum(map(len, (p for p in pieces if type(p) is Fixed)))
+                > 0.9 * len(b"".join(pieces)) - 2000
+            )
+            assert seen.setdefault(message.variant.number, fixed) == fixed
+        else:
+            assert len(pieces) == 1 and not fixed
+    assert len(seen) == (2 if own.isascii() else 0)
 
 
 def test_ses_signature_is_botocores(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -478,13 +516,7 @@ def test_ses_connection_closed_while_idle_is_made_again_before_the_next_request(
             connections.append(number)
             with conn:
                 for _ in range(2 if number == 0 else 1):
-                    data = b""
-                    while b"\r\n\r\n" not in data:
-                        data += conn.recv(65536)
-                    head, _, body = data.partition(b"\r\n\r\n")
-                    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
-                    while len(body) < length:
-                        body += conn.recv(65536)
+                    read_request(conn)
                     answer = b'{"MessageId":"m"}'
                     conn.sendall(
                         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"

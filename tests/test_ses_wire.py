@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
-import re
 import select
 import socket
 import threading
@@ -16,17 +15,7 @@ import pytest
 
 from newsletter.delivery.base import USER_AGENT
 from newsletter.providers.ses import Answers, SigV4, Wire
-
-
-def _read_request(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += conn.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(re.search(rb"\r\nContent-Length: (\d+)", head).group(1))
-    while len(body) < length:
-        body += conn.recv(65536)
-    return head + b"\r\n\r\n" + body
+from raw_http import read_request, trusted_server_context
 
 
 class Capture:
@@ -43,7 +32,7 @@ class Capture:
         for _ in range(requests):
             conn, _ = self.listener.accept()
             with conn:
-                self.seen.append(_read_request(conn))
+                self.seen.append(read_request(conn))
                 answer = b'{"MessageId":"m"}'
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer)
@@ -67,14 +56,21 @@ def test_the_request_is_what_http_client_writes_signed_as_botocore_signs(
         '"Content":{"Raw":{"Data":"RnJvbTogbmV3cw=="}},"EmailTags":[{"Name":"campaign",'
         '"Value":"c"},{"Name":"subscriber","Value":"7"}]} \u00e9'
     ).encode()
-    server = Capture(2)
+    server = Capture(3)
     url = f"http://127.0.0.1:{server.port}/v2/email/outbound-emails"
     credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", token)
-    headers = SigV4(credentials, "eu-west-1", url).headers(body)
+    signer = SigV4(credentials, "eu-west-1", url)
+    headers = signer.headers(body)
+    now = dt.datetime.strptime(headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    pieces = [body[:1], body[1:40], b"", body[40:-3], body[-3:]]  # the same body, in pieces
+    assert signer.headers(pieces, now) == headers
     wire = Wire(url, 5.0)
     try:
         wire.connect()
         assert wire.post(body, headers) == (200, {"content-length": "17"}, b'{"MessageId":"m"}')
+        wire.close()  # the server closes each connection after its answer
+        wire.connect()
+        assert wire.post(pieces, headers)[0] == 200
         plain = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
         plain.request(
             "POST", "/v2/email/outbound-emails", body, {**headers, "User-Agent": USER_AGENT}
@@ -84,8 +80,8 @@ def test_the_request_is_what_http_client_writes_signed_as_botocore_signs(
     finally:
         wire.close()
         server.close()
-    fast, reference = server.seen
-    assert fast == reference
+    fast, gathered, reference = server.seen
+    assert fast == gathered == reference
     # the signature, computed again by botocore from the bytes that went out
     head, _, sent = fast.partition(b"\r\n\r\n")
     assert sent == body
@@ -232,7 +228,7 @@ def test_a_connection_the_server_closed_or_wrote_on_is_dropped_before_the_next_r
         for _ in range(2):
             conn, _ = listener.accept()
             accepted.append(conn)
-            _read_request(conn)
+            read_request(conn)
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -270,16 +266,7 @@ def test_over_tls_requests_go_on_one_connection_until_the_server_closes_it(
 ) -> None:
     """With TLS (as SES is reached), requests in a row share the kept connection, and a
     connection the server closed is made again before the next request."""
-    import ssl
-
-    import trustme
-
-    authority = trustme.CA()
-    pem = tmp_path / "ca.pem"
-    authority.cert_pem.write_to_path(str(pem))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pem))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("localhost").configure_cert(context)
+    context = trusted_server_context(tmp_path, monkeypatch, "REQUESTS_CA_BUNDLE")
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     bodies: list[tuple[int, int]] = []
@@ -290,7 +277,7 @@ def test_over_tls_requests_go_on_one_connection_until_the_server_closes_it(
             conn = context.wrap_socket(listener.accept()[0], server_side=True)
             with conn:
                 for _ in range(requests):
-                    bodies.append((number, len(_read_request(conn))))
+                    bodies.append((number, len(read_request(conn).partition(b"\r\n\r\n")[2])))
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
             closed.set()
 
@@ -299,9 +286,9 @@ def test_over_tls_requests_go_on_one_connection_until_the_server_closes_it(
     wire = Wire(f"https://localhost:{port}/v2/email/outbound-emails", 5.0)
     body = b"x" * 50_000
     try:
-        for _ in range(2):
+        for sent in (body, [body[:7], body[7:]]):  # over TLS, a body in pieces is joined
             wire.connect()
-            assert wire.post(body, {"Host": "localhost"})[2] == b"{}"
+            assert wire.post(sent, {"Host": "localhost"})[2] == b"{}"
         assert closed.wait(5)
         for _ in range(500):  # until the kernel has the server's close
             if wire._dropped():
@@ -314,3 +301,4 @@ def test_over_tls_requests_go_on_one_connection_until_the_server_closes_it(
         thread.join(5)
         listener.close()
     assert [number for number, _ in bodies] == [0, 0, 1]
+    assert len({size for _, size in bodies}) == 1  # each request whole, pieces or not

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from newsletter.delivery.smtp_client import send_gathered
+from newsletter.delivery.base import send_gathered
 
 
 def _received(pieces: list[bytes], slow: bool) -> bytes:

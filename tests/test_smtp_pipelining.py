@@ -23,6 +23,7 @@ from newsletter.project import Project
 from newsletter.providers.smtp import SMTPTransport
 from newsletter.render import OutgoingMessage
 from newsletter.render.message import smtp_content
+from raw_http import trusted_server_context
 
 END = b"\r\n.\r\n"
 
@@ -427,14 +428,7 @@ def test_a_421_in_a_pipelined_envelope_is_waited_out_on_a_new_connection(
 def test_pipelined_over_starttls(
     messages: list[OutgoingMessage], tmp_path: Path, monkeypatch
 ) -> None:
-    import trustme
-
-    authority = trustme.CA()
-    pem = tmp_path / "ca.pem"
-    authority.cert_pem.write_to_path(str(pem))
-    monkeypatch.setenv("SSL_CERT_FILE", str(pem))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("localhost").configure_cert(context)
+    context = trusted_server_context(tmp_path, monkeypatch, "SSL_CERT_FILE")
     with PipeliningServer(Script(tls=context)) as server:
         sender = SMTPTransport("localhost", server.port, "starttls")
         results = sender.send_batch(messages)

@@ -32,6 +32,8 @@ from ..models import DeliveryStatus, SendResult
 from .retry import RetryPolicy, TryAgain
 
 if TYPE_CHECKING:  # the messages' interface only: delivery never renders
+    import socket
+
     from ..render import OutgoingMessage
 
 USER_AGENT = f"newsletter/{__version__}"
@@ -493,3 +495,20 @@ def json_or_none(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+_IOV_MAX = 1024  # buffers one sendmsg takes (POSIX's least IOV_MAX)
+
+
+def send_gathered(sock: socket.socket, pieces: list[bytes]) -> None:
+    """``sock.sendall(b"".join(pieces))`` without the join: ``sendmsg`` until all went."""
+    left: list[bytes | memoryview] = list(pieces)
+    while left:
+        sent = sock.sendmsg(left[:_IOV_MAX])
+        done = 0
+        while done < len(left) and sent >= len(left[done]):
+            sent -= len(left[done])
+            done += 1
+        del left[:done]
+        if sent:  # part of the first one went
+            left[0] = memoryview(left[0])[sent:]

@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import re
 import smtplib
-import socket
 import ssl
+
+from .base import send_gathered
 
 CRLF = b"\r\n"
 ACCEPTED = (250, 251)  # RCPT: 251 "user not local; will forward"
@@ -34,23 +35,6 @@ def quoted(address: str) -> str:
     if _PLAIN.fullmatch(address):
         return f"<{address}>"
     return smtplib.quoteaddr(address)
-
-
-_IOV_MAX = 1024  # buffers one sendmsg takes (POSIX's least IOV_MAX)
-
-
-def send_gathered(sock: socket.socket, pieces: list[bytes]) -> None:
-    """``sock.sendall(b"".join(pieces))`` without the join: ``sendmsg`` until all went."""
-    left: list[bytes | memoryview] = list(pieces)
-    while left:
-        sent = sock.sendmsg(left[:_IOV_MAX])
-        done = 0
-        while done < len(left) and sent >= len(left[done]):
-            sent -= len(left[done])
-            done += 1
-        del left[:done]
-        if sent:  # part of the first one went
-            left[0] = memoryview(left[0])[sent:]
 
 
 class Dropped(Exception):

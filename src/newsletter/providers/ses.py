@@ -34,7 +34,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from .. import sns
-from ..delivery.base import USER_AGENT, OneAtATime
+from ..delivery.base import USER_AGENT, OneAtATime, send_gathered
 from ..delivery.encode import PerCampaign, dumps
 from ..delivery.retry import RetryPolicy, TryAgain
 from ..errors import ConfigError, CredentialsError, DeliveryError
@@ -52,6 +52,7 @@ from ..events import (
 )
 from ..models import DeliveryStatus, Event, EventKind, SendResult
 from ..render import OutgoingMessage
+from ..render.pieces import Base64Pieces
 from ..webhooks import (
     TOLERANCE,
     Answered,
@@ -135,6 +136,7 @@ class SESTransport(OneAtATime):
         self.retry = RetryPolicy(max_retries, sleep)
         self.configuration_set = configuration_set
         self._pieces = PerCampaign()
+        self._base64 = Base64Pieces()
         self._local = threading.local()
         self._wires: list[Wire] = []
         self._lock = threading.Lock()
@@ -164,21 +166,23 @@ class SESTransport(OneAtATime):
             b'"}},"EmailTags":[' + campaign + b',{"Name":"subscriber","Value":"',
         ), end + b"}"
 
-    def body(self, message: OutgoingMessage, raw: bytes) -> bytes:
-        """SendEmail's JSON for the message ``raw`` (its RFC 5322 bytes, base64 in the
-        body): the campaign's pieces around the reader's own fields, joined once."""
+    def body(self, message: OutgoingMessage, raw: list[bytes]) -> list[bytes]:
+        """SendEmail's JSON for the message whose RFC 5322 bytes are the pieces ``raw``
+        (``raw_pieces()``; base64 in the body), as pieces, never joined: the campaign's
+        around the reader's own fields, and the message's base64 made from its pieces
+        (the campaign's own encoded once)."""
         factory = message.factory
         (start, content, tags), end = self._pieces.get(
             factory, None, lambda: self._campaign_pieces(factory)
         )
         sid = str(message.recipient.subscriber_id).encode("ascii")
         address = dumps(message.to_address)
-        return b"".join((start, address, content, base64.b64encode(raw), tags, sid, end))
+        return [start, address, content, *self._base64.encode(raw), tags, sid, end]
 
     # -- sending ----------------------------------------------------------------------
     def send_one(self, message: OutgoingMessage) -> SendResult:
         sid = message.recipient.subscriber_id
-        body = self.body(message, message.as_bytes())
+        body = self.body(message, message.raw_pieces())
 
         def attempt(_number: int) -> SendResult:
             wire = self.wire
@@ -342,13 +346,22 @@ class Wire:
         lines.append(_AGENT)
         return "".join(lines).encode("latin-1")
 
-    def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def post(
+        self, body: bytes | list[bytes], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
         """(status, headers with lower-case names, body) of the answer; the connection
-        is kept if it may be."""
+        is kept if it may be. A body in pieces is written as it is, gathered by the
+        kernel (``sendmsg``), on a plain socket; joined once over TLS."""
         connection, reader = self.connection, self.reader
         assert connection is not None and reader is not None, "connect() first"
+        pieces = [body] if isinstance(body, bytes) else body
+        sock = connection.sock
         try:
-            connection.sock.sendall(self.head(len(body), headers) + body)
+            head = self.head(sum(map(len, pieces)), headers)
+            if isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
+                sock.sendall(b"".join((head, *pieces)))
+            else:
+                send_gathered(sock, [head, *pieces])
             status, found, content, will_close = reader.answer()
         except BaseException:
             self.close()
@@ -655,14 +668,15 @@ class SigV4:
             self._last = (second, stamp)
         return stamp
 
-    def headers(self, body: bytes, now: dt.datetime | None = None) -> dict[str, str]:
-        """The signed headers of a POST of ``body``. What is the same for every request
-        (the canonical request's path, content type and host, the signed header names)
-        is made once; per request: the body's hash, the date and the signature."""
+    def headers(self, body: bytes | list[bytes], now: dt.datetime | None = None) -> dict[str, str]:
+        """The signed headers of a POST of ``body`` (bytes, or the pieces it is joined
+        from). What is the same for every request (the canonical request's path, content
+        type and host, the signed header names) is made once; per request: the body's
+        hash, the date and the signature."""
         frozen = self.credentials.get_frozen_credentials()
         stamp = self._stamp(now)
         day = stamp[:8]
-        payload = hashlib.sha256(body).hexdigest()
+        payload = _sha256(body)
         headers = {
             "Content-Type": "application/json",
             "Host": self.host,
@@ -691,6 +705,15 @@ class SigV4:
             f"SignedHeaders={signed}, Signature={signature}"
         )
         return headers
+
+
+def _sha256(body: bytes | list[bytes]) -> str:
+    if isinstance(body, bytes):
+        return hashlib.sha256(body).hexdigest()
+    digest = hashlib.sha256()
+    for piece in body:
+        digest.update(piece)
+    return digest.hexdigest()
 
 
 # The signed headers, by name in lower case (sorted, as SigV4 lists them).

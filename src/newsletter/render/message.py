@@ -36,6 +36,7 @@ from .headers import (
     unstructured_header,
 )
 from .merge import MergeTemplate
+from .pieces import Fixed
 
 if TYPE_CHECKING:
     from .compile import CompiledCampaign
@@ -222,6 +223,14 @@ class MessageFactory:
         """The reader's message; RecipientError when their data cannot make one."""
         return OutgoingMessage(self, recipient, self.compiled.personalize(fields), fields)
 
+    def raw(self, variant: Variant) -> RawVariant | None:
+        """The variant's MIME pieces as bytes, made once; None when they are not all
+        ASCII (then each message is encoded whole, as ``as_bytes`` does)."""
+        cache: dict[int, RawVariant | None] = self.__dict__.setdefault("_raw", {})
+        if variant.number not in cache:
+            cache[variant.number] = RawVariant.of(self, self.encoded(variant))
+        return cache[variant.number]
+
     def stuffed(self, variant: Variant) -> StuffedVariant | None:
         """The variant's MIME pieces as SMTP DATA content, dot-stuffed once (RFC 5321
         4.5.2); None when a piece would not start a line (then the whole message is stuffed)."""
@@ -379,6 +388,22 @@ class OutgoingMessage:
             (head, CRLF, f._fixed_headers, CRLF, f._text_head, text, f._html_head, html, f._tail)
         ).encode("utf-8" if self.smtputf8 else "ascii")  # RFC 6532 only when it must
 
+    def raw_pieces(self) -> list[bytes]:
+        """``as_bytes()`` as the pieces it is joined from: the campaign's own are
+        ``Fixed`` (the same objects in every message, not copied), the reader's head and
+        values are not."""
+        f = self.factory
+        raw = f.raw(self.variant)
+        if raw is None:
+            return [self.as_bytes()]
+        head = self._head(f.encoded(self.variant)).encode("utf-8" if self.smtputf8 else "ascii")
+        parts: list[bytes] = [head, raw.middle]
+        _merge_raw(parts, raw.text, self.text_values)
+        parts.append(raw.html_head)
+        _merge_raw(parts, raw.html, self.html_values)
+        parts.append(raw.tail)
+        return parts
+
     def smtp_data(self) -> tuple[bytes, int]:
         """``as_bytes()`` as SMTP DATA content, ending CRLF.CRLF, and its size before
         stuffing. The campaign's pieces were stuffed once; only this reader's head and
@@ -436,6 +461,45 @@ def _merge_qp(template: MergeTemplate, values: list[str]) -> str:
         parts.append(_qp_value(values[slot_id]))
         parts.append(literal)
     return "".join(parts)
+
+
+def _merge_raw(parts: list[bytes], template: MergeTemplate, values: list[str]) -> None:
+    """Append the literals (``Fixed``) and this reader's QP values between them."""
+    parts.append(template.literals[0])
+    for slot_id, literal in zip(template.slot_ids, template.literals[1:], strict=True):
+        parts.append(_qp_value(values[slot_id]).encode("ascii"))
+        parts.append(literal)
+
+
+@dataclass(frozen=True, slots=True)
+class RawVariant:
+    """A variant's MIME pieces as bytes, each ``Fixed``, made once: ``as_bytes`` is the
+    reader's head, ``middle`` (the blank line, the fixed headers and the text part's
+    head), the text, ``html_head``, the HTML and ``tail``."""
+
+    text: MergeTemplate
+    html: MergeTemplate
+    middle: Fixed
+    html_head: Fixed
+    tail: Fixed
+
+    @classmethod
+    def of(cls, factory: MessageFactory, encoded: EncodedVariant) -> RawVariant | None:
+        middle = CRLF + factory._fixed_headers + CRLF + factory._text_head
+        literals = [*encoded.text_qp.literals, *encoded.html_qp.literals]
+        if not middle.isascii() or not all(s.isascii() for s in literals):
+            return None
+
+        def fixed(text: str) -> Fixed:
+            return Fixed(text.encode("ascii"))
+
+        return cls(
+            text=encoded.text_qp.map_literals(fixed),
+            html=encoded.html_qp.map_literals(fixed),
+            middle=fixed(middle),
+            html_head=fixed(factory._html_head),
+            tail=fixed(factory._tail),
+        )
 
 
 _LINE_DOT = re.compile(rb"(?m)^\.")  # a dot that starts a line (as smtplib finds it)
