@@ -38,3 +38,21 @@ def trusted_server_context(
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     authority.issue_cert("localhost").configure_cert(context)
     return context
+
+
+def botocore_signature(credentials: object, url: str, body: bytes, headers: dict) -> str:
+    """The SigV4 signature botocore computes for a POST of ``body`` to SES with the
+    headers its Authorization names as signed (and its X-Amz-Date)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    signed = headers["Authorization"].partition("SignedHeaders=")[2].split(",")[0].split(";")
+    names = {n.lower(): n for n in headers}
+    request = AWSRequest(
+        method="POST", url=url, data=body, headers={names[n]: headers[names[n]] for n in signed}
+    )
+    request.context["timestamp"] = headers["X-Amz-Date"]
+    signer = SigV4Auth(credentials, "ses", "eu-west-1")
+    return signer.signature(
+        signer.string_to_sign(request, signer.canonical_request(request)), request
+    )
