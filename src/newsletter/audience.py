@@ -220,18 +220,31 @@ def validate_address(address: str) -> str:
     The common case (a plain ASCII local part at a domain already seen) is checked
     here; everything else goes through email-validator in full. The length limits
     hold for the form the address is sent in (the domain in A-labels, UTF-8 octets).
+    Whatever the address, the answer is ``checked_in_full``'s (tests/test_import_addresses.py
+    compares the two).
     """
     if "\r" in address or "\n" in address or "\x00" in address:
         raise EmailNotValidError("the address contains a line break")
     local, at, domain = address.rpartition("@")
-    normal = None
     if at and len(local) <= 64 and len(address) <= 254 and _DOT_ATOM.fullmatch(local):
         known = _domain(domain)
-        normal = f"{local}@{known}" if known is not None else None
-        if normal is not None and len(normal) <= 254 and known.isascii():
-            return normal  # what wire_form passes as it is: ASCII, within both limits
-    if normal is None:
-        normal = validate_email(address, check_deliverability=False).normalized
+        if known is not None and known.isascii():
+            normal = f"{local}@{known}"
+            if len(normal) <= 254:
+                return normal  # what wire_form passes as it is: ASCII, within both limits
+    # not the common case (an IDN domain too: email-validator also limits its UTF-8 length)
+    return _sendable(validate_email(address, check_deliverability=False).normalized)
+
+
+def checked_in_full(address: str) -> str:
+    """``validate_address`` without its shortcut: every address through email-validator."""
+    if "\r" in address or "\n" in address or "\x00" in address:
+        raise EmailNotValidError("the address contains a line break")
+    return _sendable(validate_email(address, check_deliverability=False).normalized)
+
+
+def _sendable(normal: str) -> str:
+    """``normal`` if its wire form keeps within RFC 5321's limits, else EmailNotValidError."""
     try:
         wire_form(normal)
     except ValueError as exc:
