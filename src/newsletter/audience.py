@@ -653,12 +653,54 @@ class _RowReader:
     known: Callable[[list[str]], tuple[str, ...]] = field(init=False)
     # the tags a cell of the tags column gives: lists repeat a few combinations
     tag_lists: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict)
+    # the status of a row that gives no status, time zone or email_disabled (None: the
+    # default is no status, and such a row is refused)
+    plain_status: SubscriberStatus | None = field(init=False)
 
     def __post_init__(self) -> None:
         positions = [self.index.get(name, -1) for name in _CELLS]
         object.__setattr__(self, "known", operator.itemgetter(*positions))
+        object.__setattr__(self, "plain_status", _STATUSES.get(self.default_status))
 
     def read(self, line: int, row: list[str]) -> SubscriberRecord | RejectedRow:
+        if len(row) != self.width:
+            refused = self.fit(line, row)
+            if refused is not None:
+                return refused
+        row.append("")
+        cells = [*map(str.strip, self.known(row))]
+        if "'" in "".join(cells):
+            cells = [*map(_unneutralise, cells)]
+        address, first_name, last_name, tags, given, subscribed_at, consent_source, tz, off = cells
+        try:
+            email = validate_address(address)
+        except EmailNotValidError as exc:
+            return RejectedRow(line, address, str(exc) if address else "no email address")
+        status = self.plain_status
+        # what status() answers, without asking, for a row that gives no status, time
+        # zone or email_disabled (their cells joined are empty), with an ASCII address
+        if status is None or given + tz + off or not email.isascii():
+            status = self.status(line, address, email, cells)
+            if isinstance(status, RejectedRow):
+                return status
+        found = self.tag_lists.get(tags)
+        return _record(
+            (
+                email,
+                first_name,
+                last_name,
+                self.tags(tags) if found is None else found,
+                status,
+                subscribed_at or None,
+                consent_source or None,
+                self.attribute_values(row) if self.attributes else {},
+                zone_key(tz) if tz else None,
+            )
+        )
+
+    def fit(self, line: int, row: list[str]) -> RejectedRow | None:
+        """A row of more cells than the header has is refused unless the extra ones are
+        empty; a shorter one is made as long with empty cells."""
         width = self.width
         if len(row) > width and any(c.strip() for c in row[width:]):
             at = self.index["email"]
@@ -669,31 +711,7 @@ class _RowReader:
             )
         if len(row) < width:
             row.extend([""] * (width - len(row)))
-        row.append("")
-        cells = [*map(str.strip, self.known(row))]
-        if "'" in "".join(cells):
-            cells = [*map(_unneutralise, cells)]
-        address, first_name, last_name, tags, _, subscribed_at, consent_source, tz, _ = cells
-        try:
-            email = validate_address(address)
-        except EmailNotValidError as exc:
-            return RejectedRow(line, address, str(exc) if address else "no email address")
-        status = self.status(line, address, email, cells)
-        if isinstance(status, RejectedRow):
-            return status
-        return _record(
-            (
-                email,
-                first_name,
-                last_name,
-                self.tags(tags),
-                status,
-                subscribed_at or None,
-                consent_source or None,
-                self.attribute_values(row) if self.attributes else {},
-                zone_key(tz) if tz else None,
-            )
-        )
+        return None
 
     def status(
         self, line: int, address: str, email: str, cells: list[str]
