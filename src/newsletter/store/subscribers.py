@@ -117,13 +117,17 @@ class Subscribers:
     def _insert(self, new: list[tuple[str, SubscriberRecord]]) -> None:
         """Insert new readers (key, record) with their tags."""
         now = now_iso()
-        made = {"created_at": now, "updated_at": now}
         ids = self.db.next_ids("subscribers", len(new))
         if ids is None:  # the database numbers them
             rows = _new_rows(new, now, itertools.repeat(0))
-            self.db.copy_rows("subscribers", _NEW_COLUMNS, [row[1:] for row in rows], made)
+            self.db.copy_rows(
+                "subscribers",
+                (*_NEW_COLUMNS, "created_at", "updated_at"),
+                [(*row[1:], now, now) for row in rows],
+            )
         else:  # numbered here: the new readers' tags need no query for their ids
             rows = _new_rows(new, now, ids)
+            made = {"created_at": now, "updated_at": now}  # bound once per statement
             self.db.copy_rows("subscribers", ("id", *_NEW_COLUMNS), rows, made)
         if ids is None:
             tagged = [(k, r.tags) for k, r in new if r.tags]
