@@ -34,7 +34,7 @@ class _Timed:
         self._spent = spent
 
     def _timed(self, method: str, sql: str, *args: Any) -> Any:
-        words = sql.split()
+        words = sql.split(None, 3)  # the first words only: a bulk INSERT's text is long
         kind = " ".join(words[:3] if words[0].upper() == "INSERT" else words[:1]).upper()
         started = time.process_time()
         try:

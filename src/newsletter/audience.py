@@ -220,18 +220,31 @@ def validate_address(address: str) -> str:
     The common case (a plain ASCII local part at a domain already seen) is checked
     here; everything else goes through email-validator in full. The length limits
     hold for the form the address is sent in (the domain in A-labels, UTF-8 octets).
+    Whatever the address, the answer is ``checked_in_full``'s (tests/test_import_addresses.py
+    compares the two).
     """
     if "\r" in address or "\n" in address or "\x00" in address:
         raise EmailNotValidError("the address contains a line break")
     local, at, domain = address.rpartition("@")
-    normal = None
     if at and len(local) <= 64 and len(address) <= 254 and _DOT_ATOM.fullmatch(local):
         known = _domain(domain)
-        normal = f"{local}@{known}" if known is not None else None
-        if normal is not None and len(normal) <= 254 and known.isascii():
-            return normal  # what wire_form passes as it is: ASCII, within both limits
-    if normal is None:
-        normal = validate_email(address, check_deliverability=False).normalized
+        if known is not None and known.isascii():
+            normal = f"{local}@{known}"
+            if len(normal) <= 254:
+                return normal  # what wire_form passes as it is: ASCII, within both limits
+    # not the common case (an IDN domain too: email-validator also limits its UTF-8 length)
+    return _sendable(validate_email(address, check_deliverability=False).normalized)
+
+
+def checked_in_full(address: str) -> str:
+    """``validate_address`` without its shortcut: every address through email-validator."""
+    if "\r" in address or "\n" in address or "\x00" in address:
+        raise EmailNotValidError("the address contains a line break")
+    return _sendable(validate_email(address, check_deliverability=False).normalized)
+
+
+def _sendable(normal: str) -> str:
+    """``normal`` if its wire form keeps within RFC 5321's limits, else EmailNotValidError."""
     try:
         wire_form(normal)
     except ValueError as exc:
@@ -640,12 +653,54 @@ class _RowReader:
     known: Callable[[list[str]], tuple[str, ...]] = field(init=False)
     # the tags a cell of the tags column gives: lists repeat a few combinations
     tag_lists: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict)
+    # the status of a row that gives no status, time zone or email_disabled (None: the
+    # default is no status, and such a row is refused)
+    plain_status: SubscriberStatus | None = field(init=False)
 
     def __post_init__(self) -> None:
         positions = [self.index.get(name, -1) for name in _CELLS]
         object.__setattr__(self, "known", operator.itemgetter(*positions))
+        object.__setattr__(self, "plain_status", _STATUSES.get(self.default_status))
 
     def read(self, line: int, row: list[str]) -> SubscriberRecord | RejectedRow:
+        if len(row) != self.width:
+            refused = self.fit(line, row)
+            if refused is not None:
+                return refused
+        row.append("")
+        cells = [*map(str.strip, self.known(row))]
+        if "'" in "".join(cells):
+            cells = [*map(_unneutralise, cells)]
+        address, first_name, last_name, tags, given, subscribed_at, consent_source, tz, off = cells
+        try:
+            email = validate_address(address)
+        except EmailNotValidError as exc:
+            return RejectedRow(line, address, str(exc) if address else "no email address")
+        status = self.plain_status
+        # what status() answers, without asking, for a row that gives no status, time
+        # zone or email_disabled (their cells joined are empty), with an ASCII address
+        if status is None or given + tz + off or not email.isascii():
+            status = self.status(line, address, email, cells)
+            if isinstance(status, RejectedRow):
+                return status
+        found = self.tag_lists.get(tags)
+        return _record(
+            (
+                email,
+                first_name,
+                last_name,
+                self.tags(tags) if found is None else found,
+                status,
+                subscribed_at or None,
+                consent_source or None,
+                self.attribute_values(row) if self.attributes else {},
+                zone_key(tz) if tz else None,
+            )
+        )
+
+    def fit(self, line: int, row: list[str]) -> RejectedRow | None:
+        """A row of more cells than the header has is refused unless the extra ones are
+        empty; a shorter one is made as long with empty cells."""
         width = self.width
         if len(row) > width and any(c.strip() for c in row[width:]):
             at = self.index["email"]
@@ -656,31 +711,7 @@ class _RowReader:
             )
         if len(row) < width:
             row.extend([""] * (width - len(row)))
-        row.append("")
-        cells = [*map(str.strip, self.known(row))]
-        if "'" in "".join(cells):
-            cells = [*map(_unneutralise, cells)]
-        address, first_name, last_name, tags, _, subscribed_at, consent_source, tz, _ = cells
-        try:
-            email = validate_address(address)
-        except EmailNotValidError as exc:
-            return RejectedRow(line, address, str(exc) if address else "no email address")
-        status = self.status(line, address, email, cells)
-        if isinstance(status, RejectedRow):
-            return status
-        return _record(
-            (
-                email,
-                first_name,
-                last_name,
-                self.tags(tags),
-                status,
-                subscribed_at or None,
-                consent_source or None,
-                self.attribute_values(row) if self.attributes else {},
-                zone_key(tz) if tz else None,
-            )
-        )
+        return None
 
     def status(
         self, line: int, address: str, email: str, cells: list[str]

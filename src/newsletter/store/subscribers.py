@@ -29,8 +29,6 @@ _NEW_COLUMNS = (
     "subscribed_at",
     "consent_source",
     "timezone",
-    "created_at",
-    "updated_at",
 )
 
 
@@ -122,9 +120,15 @@ class Subscribers:
         ids = self.db.next_ids("subscribers", len(new))
         if ids is None:  # the database numbers them
             rows = _new_rows(new, now, itertools.repeat(0))
-            self.db.copy_rows("subscribers", _NEW_COLUMNS, [row[1:] for row in rows])
+            self.db.copy_rows(
+                "subscribers",
+                (*_NEW_COLUMNS, "created_at", "updated_at"),
+                [(*row[1:], now, now) for row in rows],
+            )
         else:  # numbered here: the new readers' tags need no query for their ids
-            self.db.copy_rows("subscribers", ("id", *_NEW_COLUMNS), _new_rows(new, now, ids))
+            rows = _new_rows(new, now, ids)
+            made = {"created_at": now, "updated_at": now}  # bound once per statement
+            self.db.copy_rows("subscribers", ("id", *_NEW_COLUMNS), rows, made)
         if ids is None:
             tagged = [(k, r.tags) for k, r in new if r.tags]
             if not tagged:
@@ -412,7 +416,8 @@ def _new_rows(
     new: list[tuple[str, SubscriberRecord]], now: str, ids: Iterable[int]
 ) -> list[tuple[Any, ...]]:
     """New readers' rows (key, record), each with its id first, then in _NEW_COLUMNS'
-    order: one tuple per reader, made once."""
+    order: one tuple per reader, made once (created_at and updated_at, the same for
+    all, are bound apart)."""
     return [
         (
             i,
@@ -425,8 +430,6 @@ def _new_rows(
             subscribed_at or now,
             consent_source,
             timezone,
-            now,
-            now,
         )
         for i, (
             key,
