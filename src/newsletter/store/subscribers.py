@@ -340,6 +340,14 @@ class Subscribers:
             for r in rows:
                 yield recipient_row(r, tags)
 
+    def audience_tags(self, audience: Audience) -> Iterator[tuple[str, ...]]:
+        """Each reader's tags (sorted, as ``audience_recipients`` gives them), streamed in
+        id order: all a pass needs whose question is only the readers' tags."""
+        where, params = audience_sql(audience)
+        for rows, tags in self._chunks("s.id", where, params):
+            for r in rows:
+                yield tuple(tags.get(r["id"], ()))
+
     def audience_zones(self, audience: Audience) -> list[str | None]:
         """The time zones the audience's readers have (None: some have none)."""
         where, params = audience_sql(audience)
