@@ -224,11 +224,11 @@ def test_a_field_through_the_sandbox_is_what_the_sandbox_gives() -> None:
 def test_the_results_kept_are_bounded() -> None:
     """Values that are mostly new (a first name) stop being kept; values that repeat are
     kept afresh once there are too many."""
-    mostly_new = _Results((), ("first_name",))
+    mostly_new = _Results((), ("first_name",), str)
     for i in range(CACHED_RESULTS + 1):
         mostly_new.keep((f"Reader{i}",), (True, f"READER{i}"))
     assert mostly_new.fields is None and not mostly_new.results
-    repeated = _Results((), ("tags",))
+    repeated = _Results((), ("tags",), str)
     for i in range(CACHED_RESULTS):
         repeated.keep((i,), (True, i))
     repeated.hits = CACHED_RESULTS

@@ -338,8 +338,12 @@ class Slot:
 
     def html(self, value: Any) -> str:
         """The value as HTML: escaped, unless the template marked it safe itself."""
-        if type(value) is str and not _HTML_SPECIAL(value):
-            return value  # what escape gives, as text: nothing in it to escape
+        kind = type(value)
+        if kind is str:
+            if not _HTML_SPECIAL(value):
+                return value  # what escape gives, as text: nothing in it to escape
+        elif kind is int or kind is float:
+            return str(value)  # digits, sign, point, e, inf, nan: what escape gives
         return str(escape(value))
 
     def text(self, value: Any) -> str:

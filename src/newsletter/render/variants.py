@@ -86,15 +86,22 @@ class _Results:
     """One expression's results with one set of captures, by the values of the fields
     it reads (``fields``; None: it depends on more, and runs for each reader)."""
 
-    __slots__ = ("captures", "fields", "hits", "results")
+    __slots__ = ("captures", "fields", "hits", "results", "run")
 
-    def __init__(self, captures: object, fields: tuple[str, ...] | None) -> None:
+    def __init__(
+        self,
+        captures: object,
+        fields: tuple[str, ...] | None,
+        run: Callable[[Reader], Any],
+    ) -> None:
         self.captures = captures  # kept: its id is part of the cache's key
         self.fields = fields
-        self.results: dict[tuple[Any, ...], tuple[bool, Any]] = {}
+        self.run = run  # the expression for one reader, uncached
+        # by the values of ``fields``: the value itself when there is one field
+        self.results: dict[Any, tuple[bool, Any]] = {}
         self.hits = 0
 
-    def keep(self, key: tuple[Any, ...], outcome: tuple[bool, Any]) -> None:
+    def keep(self, key: Any, outcome: tuple[bool, Any]) -> None:
         if len(self.results) >= CACHED_RESULTS:
             if self.hits < CACHED_RESULTS:  # the values are mostly new: stop keeping them
                 self.fields = None
@@ -103,6 +110,13 @@ class _Results:
             self.results.clear()
             self.hits = 0
         self.results[key] = outcome
+
+
+def _failure(expr: ReaderExpression, exc: Exception) -> RecipientError:
+    """What a reader is told when their data breaks ``expr`` (``exc``: what it raised)."""
+    if isinstance(exc, UnknownField):
+        return RecipientError(f"{expr.where}: no subscriber has the field {str(exc)!r}.")
+    return RecipientError(f"{expr.where} fails for this reader's data: {describe_error(exc)}.")
 
 
 def _shareable(value: Any) -> bool:
@@ -155,26 +169,31 @@ class ReaderPlan:
         entry = self._results.get((expression, id(captures)))
         if entry is None or entry.captures is not captures:
             entry = self._results[(expression, id(captures))] = _Results(
-                captures, self._fields_read(expression, captures)
+                captures,
+                self._fields_read(expression, captures),
+                self._runner(expression, captures),
             )
         names = entry.fields
         if names is None:
-            return self._evaluate(expression, captures, reader)
+            return entry.run(reader)
         fields = reader._fields
-        key = tuple([fields.get(name) for name in names])
+        if len(names) == 1:
+            key = fields.get(names[0])
+        else:
+            key = tuple([fields.get(name) for name in names])
         try:
             ok, value = entry.results[key]
         except KeyError:
             pass
         except TypeError:  # a field's value that cannot be a key
-            return self._evaluate(expression, captures, reader)
+            return entry.run(reader)
         else:
             entry.hits += 1
             if ok:
                 return value
             raise RecipientError(*value)
         try:
-            value = self._evaluate(expression, captures, reader)
+            value = entry.run(reader)
         except RecipientError as exc:
             entry.keep(key, (False, (exc.message, exc.hint)))
             raise
@@ -211,6 +230,29 @@ class ReaderPlan:
                 found.update(more)
         return tuple(sorted(found))
 
+    def _runner(
+        self, expression: int, captures: tuple[tuple[str, Any], ...]
+    ) -> Callable[[Reader], Any]:
+        """The expression run for one reader, as ``_evaluate`` runs it: an expression with
+        a closure (``ReaderExpression.direct``) and no captures calls it straight."""
+        expr = self.expressions[expression]
+        run = expr.direct
+        if run is None or captures:
+            return lambda reader: self._evaluate(expression, captures, reader)
+
+        def direct(reader: Reader) -> Any:
+            try:
+                result = run(reader)
+                if isinstance(result, jinja2.Undefined):
+                    result._fail_with_undefined_error()
+                return result
+            except RecipientError:
+                raise
+            except Exception as exc:
+                raise _failure(expr, exc) from None
+
+        return direct
+
     def _evaluate(
         self, expression: int, captures: tuple[tuple[str, Any], ...], reader: Reader
     ) -> Any:
@@ -224,16 +266,10 @@ class ReaderPlan:
             if isinstance(result, jinja2.Undefined):
                 result._fail_with_undefined_error()
             return result
-        except UnknownField as exc:
-            raise RecipientError(
-                f"{expr.where}: no subscriber has the field {str(exc)!r}."
-            ) from None
         except RecipientError:
             raise
         except Exception as exc:
-            raise RecipientError(
-                f"{expr.where} fails for this reader's data: {describe_error(exc)}."
-            ) from None
+            raise _failure(expr, exc) from None
 
     def _resolve(self, value: Any, reader: Reader) -> Any:
         if isinstance(value, Deferred):
