@@ -398,3 +398,39 @@ def test_a_decision_some_tags_break_still_names_each_reader(project: Path, run: 
     message = problems[0].message
     assert message.startswith(f"{len(untagged)} of 40 readers' messages cannot be built")
     assert all(email in message for email in untagged[:10])
+
+
+def test_a_decision_parsed_later_is_asked_of_readers_whose_tags_were_seen(
+    project: Path, run: Runner
+) -> None:
+    """A template included in one branch decides on the first name: a reader with the
+    tags of an earlier reader, and another name, gets the variant of their own name."""
+    (project / "templates" / "nested.txt").write_text(
+        '{% if recipient.first_name == "Ana" %}Hello Ana.{% else %}Hello you.{% endif %}',
+        encoding="utf-8",
+    )
+    branch = '{% if "members" in recipient.tags %}{% include "nested.txt" %}{% endif %}'
+    composer = _tagged_project(project, run, None).composer
+    path = project / "campaigns" / "tagged.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("Warmly,", branch + "\n\nWarmly,"),
+        encoding="utf-8",
+    )
+    campaign = composer.campaign("tagged")
+    compiled = composer.compile(campaign)
+    plain = uncached(composer.compile(campaign))
+    fields_of = composer.personalizer("tagged", 1)
+    people = [
+        Recipient(1, "a@example.org", "Bea", "", {}, ("members",)),
+        Recipient(2, "b@example.org", "Ana", "", {}, ("members",)),
+        Recipient(3, "c@example.org", "Ana", "", {}, ()),
+        Recipient(4, "d@example.org", "Bea", "", {}, ("members",)),
+        Recipient(5, "e@example.org", "Ana", "", {}, ("members",)),
+    ]
+    shown = []
+    for reader in people:
+        fields = fields_of(reader)
+        assert outcome(compiled, fields) == outcome(plain, fields), reader
+        shown.append(compiled.preview(fields)[2])
+    assert ["Hello Ana." in text for text in shown] == [False, True, False, False, True]
+    assert composer.reader_problems(campaign, compiled, every_reader=False) == []

@@ -420,11 +420,14 @@ class Composer:
     def _variants_by_tags(self, campaign: Campaign, compiled: CompiledCampaign) -> bool:
         """When the decisions read no field but ``tags``, each variant the audience needs,
         built from their distinct sets of tags (no reader's row is read, no reader's
-        fields are made): True. False when the decisions read more, or some set of tags
-        breaks a decision; then the pass over every reader names those readers."""
-        read = compiled.plan.decision_fields()
+        fields are made): True. False when the decisions read more (or a template parsed
+        for a variant adds decisions), or some set of tags breaks a decision; then the pass
+        over every reader does it, and names those readers."""
+        plan = compiled.plan
+        read = plan.decision_fields()
         if read is None or not set(read) <= {"tags"}:
             return False
+        decisions = len(plan.choosing)
         web_url = f"{self.settings.public_url}/c/{campaign.slug}"
         seen: set[tuple[str, ...]] = set()
         for tags in self.subscribers.audience_tags(campaign.audience):
@@ -433,6 +436,8 @@ class Composer:
             try:  # the same fields as the reader's own, as far as the decisions read them
                 compiled.variant_of(reader_fields(Recipient(0, "", tags=tags), "", web_url))
             except RecipientError:
+                return False
+            if len(plan.choosing) != decisions:  # a template parsed now decides on more
                 return False
             if len(seen) < SEEN_READERS:
                 seen.add(tags)

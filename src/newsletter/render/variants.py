@@ -144,6 +144,11 @@ class ReaderPlan:
         self.decisions = 0  # how many decision points the templates have
         self.choosing: set[int] = set()  # the decisions' expressions and deferred values
         self._results: dict[tuple[int, int], _Results] = {}
+        # each variant by the values of the fields the decisions read (see ``variant_for``)
+        self._by_key: dict[tuple[Any, ...], Any] = {}
+        self._key_fields: tuple[str, ...] | None = None
+        self._key_version = -1  # how many decisions ``_key_fields`` was found for
+        self._key_hits = 0
 
     # -- registration (while parsing) --
     def add_expression(self, expression: ReaderExpression) -> int:
@@ -295,7 +300,45 @@ class ReaderPlan:
         return items
 
     def variant_for(self, reader: Reader, render: Callable[[RenderSession], Any]) -> Any:
-        """The reader's variant, rendering it (with ``render``) the first time it is needed."""
+        """The reader's variant, rendering it (with ``render``) the first time it is needed.
+
+        When the decisions read only fields (``decision_fields``), the variant is kept by
+        their values: the next reader with the same values gets it without asking the
+        decisions again. A template parsed later (an ``{% include %}`` in a branch) may
+        add decisions: then the fields are found again and what was kept is dropped."""
+        if self._key_version != len(self.choosing):
+            self._key_version = len(self.choosing)
+            self._key_fields = self.decision_fields() if self.choosing else None
+            self._by_key.clear()
+            self._key_hits = 0
+        names = self._key_fields
+        if names is None:
+            return self._variant_for(reader, render)
+        fields = reader._fields
+        key = tuple([fields.get(name) for name in names])
+        try:
+            variant = self._by_key.get(key)
+        except TypeError:  # a field's value that cannot be a key
+            return self._variant_for(reader, render)
+        if variant is not None:
+            self._key_hits += 1
+            return variant
+        variant = self._variant_for(reader, render)
+        if self._key_version == len(self.choosing):  # no decision was added meanwhile
+            self._keep_variant(key, variant)
+        return variant
+
+    def _keep_variant(self, key: tuple[Any, ...], variant: Any) -> None:
+        if len(self._by_key) >= CACHED_RESULTS:
+            if self._key_hits < CACHED_RESULTS:  # the values are mostly new: stop keeping
+                self._key_fields = None
+            self._by_key.clear()
+            self._key_hits = 0
+            return
+        self._by_key[key] = variant
+
+    def _variant_for(self, reader: Reader, render: Callable[[RenderSession], Any]) -> Any:
+        """The reader's variant found by asking the decisions (the trie), or rendered."""
         node = self._root
         while node.question is not None:
             nxt = node.edges.get(self.answer(node.question, reader))
