@@ -74,9 +74,15 @@ def readers() -> list[Recipient]:
 def uncached(compiled: CompiledCampaign) -> CompiledCampaign:
     """The campaign with every expression running for each reader as a compiled template,
     as if nothing it read were known and no expression could be a closure."""
-    for expression in compiled.plan.expressions:
+    plan = compiled.plan
+    for expression in plan.expressions:
         expression.fields = None
         expression.direct = None
+    # and forget what the sample's build kept: each expression's runner and results,
+    # the variants by the deciding fields' values, each variant's slot getters
+    plan._results.clear()
+    plan._key_version = -1
+    compiled._getters.clear()
     return compiled
 
 

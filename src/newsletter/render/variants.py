@@ -86,7 +86,7 @@ class _Results:
     """One expression's results with one set of captures, by the values of the fields
     it reads (``fields``; None: it depends on more, and runs for each reader)."""
 
-    __slots__ = ("captures", "fields", "hits", "results", "run")
+    __slots__ = ("captures", "fields", "hits", "results", "run", "value")
 
     def __init__(
         self,
@@ -100,6 +100,7 @@ class _Results:
         # by the values of ``fields``: the value itself when there is one field
         self.results: dict[Any, tuple[bool, Any]] = {}
         self.hits = 0
+        self.value: Callable[[Reader], Any] = run  # with the results kept (``evaluator``)
 
     def keep(self, key: Any, outcome: tuple[bool, Any]) -> None:
         if len(self.results) >= CACHED_RESULTS:
@@ -117,6 +118,44 @@ def _failure(expr: ReaderExpression, exc: Exception) -> RecipientError:
     if isinstance(exc, UnknownField):
         return RecipientError(f"{expr.where}: no subscriber has the field {str(exc)!r}.")
     return RecipientError(f"{expr.where} fails for this reader's data: {describe_error(exc)}.")
+
+
+def _kept(entry: _Results) -> Callable[[Reader], Any]:
+    """The expression of ``entry`` for one reader, its result (or error) kept by the values
+    of the fields it reads while ``entry.fields`` names them."""
+    run = entry.run
+    results = entry.results  # cleared in place, never replaced
+
+    def value(reader: Reader) -> Any:
+        names = entry.fields
+        if names is None:
+            return run(reader)
+        fields = reader._fields
+        if len(names) == 1:
+            key = fields.get(names[0])
+        else:
+            key = tuple([fields.get(name) for name in names])
+        try:
+            ok, found = results[key]
+        except KeyError:
+            pass
+        except TypeError:  # a field's value that cannot be a key
+            return run(reader)
+        else:
+            entry.hits += 1
+            if ok:
+                return found
+            raise RecipientError(*found)
+        try:
+            found = run(reader)
+        except RecipientError as exc:
+            entry.keep(key, (False, (exc.message, exc.hint)))
+            raise
+        if _shareable(found):
+            entry.keep(key, (True, found))
+        return found
+
+    return value
 
 
 def _shareable(value: Any) -> bool:
@@ -171,6 +210,12 @@ class ReaderPlan:
         self, expression: int, captures: tuple[tuple[str, Any], ...], reader: Reader
     ) -> Any:
         """The expression's value for the reader; RecipientError if their data breaks it."""
+        return self.evaluator(expression, captures)(reader)
+
+    def evaluator(
+        self, expression: int, captures: tuple[tuple[str, Any], ...]
+    ) -> Callable[[Reader], Any]:
+        """``evaluate`` for one expression and its captures, as one call per reader."""
         entry = self._results.get((expression, id(captures)))
         if entry is None or entry.captures is not captures:
             entry = self._results[(expression, id(captures))] = _Results(
@@ -178,33 +223,8 @@ class ReaderPlan:
                 self._fields_read(expression, captures),
                 self._runner(expression, captures),
             )
-        names = entry.fields
-        if names is None:
-            return entry.run(reader)
-        fields = reader._fields
-        if len(names) == 1:
-            key = fields.get(names[0])
-        else:
-            key = tuple([fields.get(name) for name in names])
-        try:
-            ok, value = entry.results[key]
-        except KeyError:
-            pass
-        except TypeError:  # a field's value that cannot be a key
-            return entry.run(reader)
-        else:
-            entry.hits += 1
-            if ok:
-                return value
-            raise RecipientError(*value)
-        try:
-            value = entry.run(reader)
-        except RecipientError as exc:
-            entry.keep(key, (False, (exc.message, exc.hint)))
-            raise
-        if _shareable(value):
-            entry.keep(key, (True, value))
-        return value
+            entry.value = _kept(entry)
+        return entry.value
 
     def decision_fields(self) -> tuple[str, ...] | None:
         """Every field that can choose a reader's variant (sorted): those the decisions
