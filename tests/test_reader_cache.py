@@ -22,7 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from conftest import Runner
 from newsletter.errors import RecipientError
-from newsletter.models import Recipient
+from newsletter.models import Audience, Recipient
 from newsletter.project import Project
 from newsletter.render.compile import CompiledCampaign
 from newsletter.render.reader import Reader, UnknownField
@@ -440,3 +440,20 @@ def test_a_decision_parsed_later_is_asked_of_readers_whose_tags_were_seen(
         shown.append(compiled.preview(fields)[2])
     assert ["Hello Ana." in text for text in shown] == [False, True, False, False, True]
     assert composer.reader_problems(campaign, compiled, every_reader=False) == []
+
+
+def test_the_sets_of_tags_are_those_of_the_readers_in_order(project: Path, run: Runner) -> None:
+    subscribers = _tagged_project(project, run).composer.subscribers
+    for audience in (
+        Audience(),
+        Audience(tags_any=("members",)),
+        Audience(exclude_tags=("board",)),
+        Audience(tags_all=("members", "zz")),
+        Audience(tags_any=("nobody",)),
+    ):
+        first: dict[tuple[str, ...], None] = {}
+        for recipient in subscribers.audience_recipients(audience):
+            first.setdefault(recipient.tags, None)
+        assert subscribers.audience_tag_sets(audience, 4096) == list(first), audience
+    assert subscribers.audience_tag_sets(Audience(), len(TAG_SETS) - 1) is None
+    assert subscribers.audience_tag_sets(Audience(), len(TAG_SETS)) is not None

@@ -419,28 +419,27 @@ class Composer:
 
     def _variants_by_tags(self, campaign: Campaign, compiled: CompiledCampaign) -> bool:
         """When the decisions read no field but ``tags``, each variant the audience needs,
-        built from their distinct sets of tags (no reader's row is read, no reader's
-        fields are made): True. False when the decisions read more (or a template parsed
-        for a variant adds decisions), or some set of tags breaks a decision; then the pass
-        over every reader does it, and names those readers."""
+        built from their distinct sets of tags, found by the database (no reader's row is
+        read, no reader's fields are made): True. False when the decisions read more (or
+        a template parsed for a variant adds decisions), there are more sets than
+        SEEN_READERS, or some set of tags breaks a decision; then the pass over every
+        reader does it, and names those readers."""
         plan = compiled.plan
         read = plan.decision_fields()
         if read is None or not set(read) <= {"tags"}:
             return False
         decisions = len(plan.choosing)
         web_url = f"{self.settings.public_url}/c/{campaign.slug}"
-        seen: set[tuple[str, ...]] = set()
-        for tags in self.subscribers.audience_tags(campaign.audience):
-            if tags in seen:
-                continue
+        sets = self.subscribers.audience_tag_sets(campaign.audience, SEEN_READERS)
+        if sets is None:  # more sets than a send's check remembers
+            return False
+        for tags in sets:
             try:  # the same fields as the reader's own, as far as the decisions read them
                 compiled.variant_of(reader_fields(Recipient(0, "", tags=tags), "", web_url))
             except RecipientError:
                 return False
             if len(plan.choosing) != decisions:  # a template parsed now decides on more
                 return False
-            if len(seen) < SEEN_READERS:
-                seen.add(tags)
         return True
 
     def _reader_builder(
