@@ -184,7 +184,7 @@ class ReaderPlan:
         self.choosing: set[int] = set()  # the decisions' expressions and deferred values
         self._results: dict[tuple[int, int], _Results] = {}
         # each variant by the values of the fields the decisions read (see ``variant_for``)
-        self._by_key: dict[tuple[Any, ...], Any] = {}
+        self._by_key: dict[Any, Any] = {}  # the value itself when there is one field
         self._key_fields: tuple[str, ...] | None = None
         self._key_version = -1  # how many decisions ``_key_fields`` was found for
         self._key_hits = 0
@@ -335,7 +335,10 @@ class ReaderPlan:
         if names is None:
             return self._variant_for(reader, render)
         fields = reader._fields
-        key = tuple([fields.get(name) for name in names])
+        if len(names) == 1:
+            key: Any = fields.get(names[0])
+        else:
+            key = tuple([fields.get(name) for name in names])
         try:
             variant = self._by_key.get(key)
         except TypeError:  # a field's value that cannot be a key
@@ -348,7 +351,7 @@ class ReaderPlan:
             self._keep_variant(key, variant)
         return variant
 
-    def _keep_variant(self, key: tuple[Any, ...], variant: Any) -> None:
+    def _keep_variant(self, key: Any, variant: Any) -> None:
         if len(self._by_key) >= CACHED_RESULTS:
             if self._key_hits < CACHED_RESULTS:  # the values are mostly new: stop keeping
                 self._key_fields = None
