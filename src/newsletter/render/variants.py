@@ -326,6 +326,9 @@ class ReaderPlan:
         their values: the next reader with the same values gets it without asking the
         decisions again. A template parsed later (an ``{% include %}`` in a branch) may
         add decisions: then the fields are found again and what was kept is dropped."""
+        root = self._root
+        if root.question is None and root.variant is not None:
+            return root.variant  # no decision was asked: the campaign's one variant
         if self._key_version != len(self.choosing):
             self._key_version = len(self.choosing)
             self._key_fields = self.decision_fields() if self.choosing else None
