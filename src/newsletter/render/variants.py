@@ -329,11 +329,12 @@ class ReaderPlan:
         root = self._root
         if root.question is None and root.variant is not None:
             return root.variant  # no decision was asked: the campaign's one variant
-        if self._key_version != len(self.choosing):
-            self._key_version = len(self.choosing)
-            self._key_fields = self.decision_fields() if self.choosing else None
+        version = len(self.choosing)
+        if self._key_version != version:
             self._by_key.clear()
             self._key_hits = 0
+            self._key_fields = self.decision_fields() if self.choosing else None
+            self._key_version = version
         names = self._key_fields
         if names is None:
             return self._variant_for(reader, render)
@@ -350,8 +351,8 @@ class ReaderPlan:
             self._key_hits += 1
             return variant
         variant = self._variant_for(reader, render)
-        if self._key_version == len(self.choosing):  # no decision was added meanwhile
-            self._keep_variant(key, variant)
+        if names is self._key_fields and len(self.choosing) == version:
+            self._keep_variant(key, variant)  # no decision was added meanwhile
         return variant
 
     def _keep_variant(self, key: Any, variant: Any) -> None:
