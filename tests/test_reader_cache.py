@@ -11,6 +11,7 @@ and conditions true and false, with readers repeated so that results are reused.
 
 from __future__ import annotations
 
+import csv
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from conftest import Runner
 from newsletter.errors import RecipientError
-from newsletter.models import Recipient
+from newsletter.models import Audience, Recipient
 from newsletter.project import Project
 from newsletter.render.compile import CompiledCampaign
 from newsletter.render.reader import Reader, UnknownField
@@ -73,9 +74,15 @@ def readers() -> list[Recipient]:
 def uncached(compiled: CompiledCampaign) -> CompiledCampaign:
     """The campaign with every expression running for each reader as a compiled template,
     as if nothing it read were known and no expression could be a closure."""
-    for expression in compiled.plan.expressions:
+    plan = compiled.plan
+    for expression in plan.expressions:
         expression.fields = None
         expression.direct = None
+    # and forget what the sample's build kept: each expression's runner and results,
+    # the variants by the deciding fields' values, each variant's slot getters
+    plan._results.clear()
+    plan._key_version = -1
+    compiled._getters.clear()
     return compiled
 
 
@@ -224,11 +231,11 @@ def test_a_field_through_the_sandbox_is_what_the_sandbox_gives() -> None:
 def test_the_results_kept_are_bounded() -> None:
     """Values that are mostly new (a first name) stop being kept; values that repeat are
     kept afresh once there are too many."""
-    mostly_new = _Results((), ("first_name",))
+    mostly_new = _Results((), ("first_name",), str)
     for i in range(CACHED_RESULTS + 1):
         mostly_new.keep((f"Reader{i}",), (True, f"READER{i}"))
     assert mostly_new.fields is None and not mostly_new.results
-    repeated = _Results((), ("tags",))
+    repeated = _Results((), ("tags",), str)
     for i in range(CACHED_RESULTS):
         repeated.keep((i,), (True, i))
     repeated.hits = CACHED_RESULTS
@@ -289,3 +296,164 @@ def test_values_equal_as_keys_but_of_other_types_are_not_taken_for_each_other(
             reader = Recipient(500 + i, f"typed{i}@example.com", "Ann", "Lee", {"plan": value}, ())
             fields = fields_of(reader)
             assert outcome(cached, fields) == outcome(plain, fields), (round_, value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        "<b>&amp;\"'",
+        "",
+        0,
+        -3,
+        10**40,
+        1.5,
+        -0.0,
+        float("inf"),
+        float("nan"),
+        2.5e-10,
+        True,
+        None,
+        ("a", "<b>"),
+        jinja2.utils.markupsafe.Markup("<i>safe</i>"),
+    ],
+)
+def test_a_value_as_html_is_what_escape_gives(value: Any) -> None:
+    from markupsafe import escape
+
+    from newsletter.render.slots import Slot
+
+    shown = Slot().html(value)
+    assert shown == str(escape(value)) and type(shown) is str
+
+
+# -- the send's pass over the audience, when its decisions read only tags ----------------------
+TAGGED = """\
+{% if "members" in recipient.tags %}Members' corner.{% endif %}
+{% if recipient.tags | length > 1 %}You follow several things.{% else %}One thing.{% endif %}
+{{ recipient.first_name | upper }} and {{ recipient.last_name | length }}.
+
+Warmly,"""
+TAG_SETS = ["", "members", "board;members", "board", "<b>;&amp", "Łódź;李", "members;zz"]
+
+
+def _tagged_project(project: Path, run: Runner, decision: str | None = None) -> Project:
+    text = TAGGED if decision is None else TAGGED.replace('"members" in recipient.tags', decision)
+    digest = (project / "campaigns" / "2026-10-digest.md").read_text(encoding="utf-8")
+    (project / "campaigns" / "tagged.md").write_text(
+        digest.replace("Warmly,", text), encoding="utf-8"
+    )
+    names = NAMES + HOSTILE
+    with open(project / "tagged.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["email", "first_name", "last_name", "tags"])
+        for i in range(40):
+            writer.writerow(
+                [
+                    f"t{i}@example.org",
+                    names[i % len(names)],
+                    names[-i % len(names)],
+                    TAG_SETS[(i * 5) % len(TAG_SETS)],
+                ]
+            )
+    result = run("subscribers", "import", "tagged.csv")
+    assert result.exit_code == 0, result.output
+    return Project.load()
+
+
+def _variants(compiled: CompiledCampaign) -> list[Any]:
+    return sorted(
+        (v.number, v.subject.literals, v.html.literals, v.text.literals, v.slots)
+        for v in compiled.variants
+    )
+
+
+def test_the_variants_built_from_tags_are_those_every_reader_needs(
+    project: Path, run: Runner
+) -> None:
+    composer = _tagged_project(project, run).composer
+    campaign = composer.campaign("tagged")
+    by_tags = composer.compile(campaign)
+    assert by_tags.plan.decision_fields() == ("tags",)
+    assert composer.reader_problems(campaign, by_tags, every_reader=False) == []
+    # the same, reader by reader, with each reader's own fields
+    by_reader = composer.compile(campaign)
+    fields_of = composer.personalizer("tagged", 1)
+    for recipient in composer.subscribers.audience_recipients(campaign.audience):
+        by_reader.variant_of(fields_of(recipient))
+    assert len(by_reader.variants) > 2
+    assert _variants(by_tags) == _variants(by_reader)
+    # and every reader's parts from it are those of the campaign rendered for each
+    plain = uncached(composer.compile(campaign))
+    for recipient in composer.subscribers.audience_recipients(campaign.audience):
+        fields = fields_of(recipient)
+        assert outcome(by_tags, fields) == outcome(plain, fields), recipient
+
+
+def test_a_decision_some_tags_break_still_names_each_reader(project: Path, run: Runner) -> None:
+    composer = _tagged_project(project, run, 'recipient.tags[0] | upper == "MEMBERS"').composer
+    campaign = composer.campaign("tagged")
+    compiled = composer.compile(campaign)
+    assert compiled.plan.decision_fields() == ("tags",)
+    untagged = [
+        r.email for r in composer.subscribers.audience_recipients(campaign.audience) if not r.tags
+    ]
+    assert untagged
+    problems = composer.reader_problems(campaign, compiled, every_reader=False)
+    assert len(problems) == 1
+    message = problems[0].message
+    assert message.startswith(f"{len(untagged)} of 40 readers' messages cannot be built")
+    assert all(email in message for email in untagged[:10])
+
+
+def test_a_decision_parsed_later_is_asked_of_readers_whose_tags_were_seen(
+    project: Path, run: Runner
+) -> None:
+    """A template included in one branch decides on the first name: a reader with the
+    tags of an earlier reader, and another name, gets the variant of their own name."""
+    (project / "templates" / "nested.txt").write_text(
+        '{% if recipient.first_name == "Ana" %}Hello Ana.{% else %}Hello you.{% endif %}',
+        encoding="utf-8",
+    )
+    branch = '{% if "members" in recipient.tags %}{% include "nested.txt" %}{% endif %}'
+    composer = _tagged_project(project, run, None).composer
+    path = project / "campaigns" / "tagged.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("Warmly,", branch + "\n\nWarmly,"),
+        encoding="utf-8",
+    )
+    campaign = composer.campaign("tagged")
+    compiled = composer.compile(campaign)
+    plain = uncached(composer.compile(campaign))
+    fields_of = composer.personalizer("tagged", 1)
+    people = [
+        Recipient(1, "a@example.org", "Bea", "", {}, ("members",)),
+        Recipient(2, "b@example.org", "Ana", "", {}, ("members",)),
+        Recipient(3, "c@example.org", "Ana", "", {}, ()),
+        Recipient(4, "d@example.org", "Bea", "", {}, ("members",)),
+        Recipient(5, "e@example.org", "Ana", "", {}, ("members",)),
+    ]
+    shown = []
+    for reader in people:
+        fields = fields_of(reader)
+        assert outcome(compiled, fields) == outcome(plain, fields), reader
+        shown.append(compiled.preview(fields)[2])
+    assert ["Hello Ana." in text for text in shown] == [False, True, False, False, True]
+    assert composer.reader_problems(campaign, compiled, every_reader=False) == []
+
+
+def test_the_sets_of_tags_are_those_of_the_readers_in_order(project: Path, run: Runner) -> None:
+    subscribers = _tagged_project(project, run).composer.subscribers
+    for audience in (
+        Audience(),
+        Audience(tags_any=("members",)),
+        Audience(exclude_tags=("board",)),
+        Audience(tags_all=("members", "zz")),
+        Audience(tags_any=("nobody",)),
+    ):
+        first: dict[tuple[str, ...], None] = {}
+        for recipient in subscribers.audience_recipients(audience):
+            first.setdefault(recipient.tags, None)
+        assert subscribers.audience_tag_sets(audience, 4096) == list(first), audience
+    assert subscribers.audience_tag_sets(Audience(), len(TAG_SETS) - 1) is None
+    assert subscribers.audience_tag_sets(Audience(), len(TAG_SETS)) is not None

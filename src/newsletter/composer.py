@@ -387,6 +387,8 @@ class Composer:
             return []
         if not every_reader and not compiled.depends_on_decisions:
             return []  # one variant, already built: nothing can fail for everyone
+        if not every_reader and self._variants_by_tags(campaign, compiled):
+            return []
         failed: list[str] = []
         count = 0
         build = self._reader_builder(campaign, compiled, every_reader)
@@ -414,6 +416,31 @@ class Composer:
                 )
             )
         return problems
+
+    def _variants_by_tags(self, campaign: Campaign, compiled: CompiledCampaign) -> bool:
+        """When the decisions read no field but ``tags``, each variant the audience needs,
+        built from their distinct sets of tags, found by the database (no reader's row is
+        read, no reader's fields are made): True. False when the decisions read more (or
+        a template parsed for a variant adds decisions), there are more sets than
+        SEEN_READERS, or some set of tags breaks a decision; then the pass over every
+        reader does it, and names those readers."""
+        plan = compiled.plan
+        read = plan.decision_fields()
+        if read is None or not set(read) <= {"tags"}:
+            return False
+        decisions = len(plan.choosing)
+        web_url = f"{self.settings.public_url}/c/{campaign.slug}"
+        sets = self.subscribers.audience_tag_sets(campaign.audience, SEEN_READERS)
+        if sets is None:  # more sets than a send's check remembers
+            return False
+        for tags in sets:
+            try:  # the same fields as the reader's own, as far as the decisions read them
+                compiled.variant_of(reader_fields(Recipient(0, "", tags=tags), "", web_url))
+            except RecipientError:
+                return False
+            if len(plan.choosing) != decisions:  # a template parsed now decides on more
+                return False
+        return True
 
     def _reader_builder(
         self, campaign: Campaign, compiled: CompiledCampaign, every_reader: bool

@@ -101,6 +101,7 @@ class CompiledCampaign:
         self.list_id = list_id_for(info)
         self.plan = plan
         self._render = render
+        self._getters: dict[int, tuple[Callable[[Reader], Any], ...]] = {}  # by variant
 
     @property
     def tokens(self) -> Tokens:
@@ -133,10 +134,13 @@ class CompiledCampaign:
         reader = Reader(fields, plan.known)
         variant = plan.variant_for(reader, self._render)
         slots = variant.slots
+        getters = self._getters.get(variant.number)
+        if getters is None:
+            getters = self._getters[variant.number] = tuple(s.getter(plan) for s in slots)
         nonce = plan.tokens.nonce
         found = []
-        for slot in slots:  # _value, inline: this runs for every slot of every reader
-            value = slot.value(plan, fields, reader)
+        for get in getters:  # _value, inline: this runs for every slot of every reader
+            value = get(reader)
             if isinstance(value, str) and nonce in value:
                 value = self._expand(value, fields, reader)
             found.append(value)

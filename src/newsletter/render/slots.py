@@ -277,6 +277,8 @@ def _direct_filter(env: PersonalEnvironment, node: nodes.Filter | nodes.Test) ->
     if inner is None:
         return None
     args = tuple(a.value for a in node.args)
+    if not args:
+        return lambda reader: func(inner(reader))
     return lambda reader: func(inner(reader), *args)
 
 
@@ -336,10 +338,18 @@ class Slot:
     def value(self, plan: ReaderPlan, fields: Mapping[str, Any], reader: Reader) -> Any:
         raise NotImplementedError
 
+    def getter(self, plan: ReaderPlan) -> Callable[[Reader], Any]:
+        """``value`` as one call with the reader (whose fields are ``fields``)."""
+        return lambda reader: self.value(plan, reader._fields, reader)
+
     def html(self, value: Any) -> str:
         """The value as HTML: escaped, unless the template marked it safe itself."""
-        if type(value) is str and not _HTML_SPECIAL(value):
-            return value  # what escape gives, as text: nothing in it to escape
+        kind = type(value)
+        if kind is str:
+            if not _HTML_SPECIAL(value):
+                return value  # what escape gives, as text: nothing in it to escape
+        elif kind is int or kind is float:
+            return str(value)  # digits, sign, point, e, inf, nan: what escape gives
         return str(escape(value))
 
     def text(self, value: Any) -> str:
@@ -362,6 +372,16 @@ class FieldSlot(Slot):
             return () if self.name == "tags" and self.fallback == "" else self.fallback
         return value
 
+    def getter(self, plan: ReaderPlan) -> Callable[[Reader], Any]:
+        name = self.name
+        empty = () if name == "tags" and self.fallback == "" else self.fallback
+
+        def value(reader: Reader) -> Any:
+            found = reader._fields.get(name)
+            return empty if found in (None, "") else found
+
+        return value
+
 
 @dataclass(frozen=True, slots=True)
 class ExpressionSlot(Slot):
@@ -373,6 +393,9 @@ class ExpressionSlot(Slot):
 
     def value(self, plan: ReaderPlan, fields: Mapping[str, Any], reader: Reader) -> Any:
         return plan.evaluate(self.expression, self.captures, reader)
+
+    def getter(self, plan: ReaderPlan) -> Callable[[Reader], Any]:
+        return plan.evaluator(self.expression, self.captures)
 
 
 def describe_error(exc: BaseException) -> str:

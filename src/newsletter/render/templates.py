@@ -110,9 +110,13 @@ def _guarded(name: str, kind: str, func: Callable[..., Any], nonce: str) -> Call
     """``func`` refusing any argument that is text holding a reader's field."""
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        for value in (*args, *kwargs.values()):
+        for value in args:
             if isinstance(value, str) and nonce in value:
                 raise RefusedHere(_token_text_message(f"the {kind} `{name}` is applied to"))
+        if kwargs:
+            for value in kwargs.values():
+                if isinstance(value, str) and nonce in value:
+                    raise RefusedHere(_token_text_message(f"the {kind} `{name}` is applied to"))
         return func(*args, **kwargs)
 
     guarded.__dict__.update(getattr(func, "__dict__", {}))  # keeps jinja_pass_arg

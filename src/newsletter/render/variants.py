@@ -86,15 +86,23 @@ class _Results:
     """One expression's results with one set of captures, by the values of the fields
     it reads (``fields``; None: it depends on more, and runs for each reader)."""
 
-    __slots__ = ("captures", "fields", "hits", "results")
+    __slots__ = ("captures", "fields", "hits", "results", "run", "value")
 
-    def __init__(self, captures: object, fields: tuple[str, ...] | None) -> None:
+    def __init__(
+        self,
+        captures: object,
+        fields: tuple[str, ...] | None,
+        run: Callable[[Reader], Any],
+    ) -> None:
         self.captures = captures  # kept: its id is part of the cache's key
         self.fields = fields
-        self.results: dict[tuple[Any, ...], tuple[bool, Any]] = {}
+        self.run = run  # the expression for one reader, uncached
+        # by the values of ``fields``: the value itself when there is one field
+        self.results: dict[Any, tuple[bool, Any]] = {}
         self.hits = 0
+        self.value: Callable[[Reader], Any] = run  # with the results kept (``evaluator``)
 
-    def keep(self, key: tuple[Any, ...], outcome: tuple[bool, Any]) -> None:
+    def keep(self, key: Any, outcome: tuple[bool, Any]) -> None:
         if len(self.results) >= CACHED_RESULTS:
             if self.hits < CACHED_RESULTS:  # the values are mostly new: stop keeping them
                 self.fields = None
@@ -103,6 +111,51 @@ class _Results:
             self.results.clear()
             self.hits = 0
         self.results[key] = outcome
+
+
+def _failure(expr: ReaderExpression, exc: Exception) -> RecipientError:
+    """What a reader is told when their data breaks ``expr`` (``exc``: what it raised)."""
+    if isinstance(exc, UnknownField):
+        return RecipientError(f"{expr.where}: no subscriber has the field {str(exc)!r}.")
+    return RecipientError(f"{expr.where} fails for this reader's data: {describe_error(exc)}.")
+
+
+def _kept(entry: _Results) -> Callable[[Reader], Any]:
+    """The expression of ``entry`` for one reader, its result (or error) kept by the values
+    of the fields it reads while ``entry.fields`` names them."""
+    run = entry.run
+    results = entry.results  # cleared in place, never replaced
+
+    def value(reader: Reader) -> Any:
+        names = entry.fields
+        if names is None:
+            return run(reader)
+        fields = reader._fields
+        if len(names) == 1:
+            key = fields.get(names[0])
+        else:
+            key = tuple([fields.get(name) for name in names])
+        try:
+            ok, found = results[key]
+        except KeyError:
+            pass
+        except TypeError:  # a field's value that cannot be a key
+            return run(reader)
+        else:
+            entry.hits += 1
+            if ok:
+                return found
+            raise RecipientError(*found)
+        try:
+            found = run(reader)
+        except RecipientError as exc:
+            entry.keep(key, (False, (exc.message, exc.hint)))
+            raise
+        if _shareable(found):
+            entry.keep(key, (True, found))
+        return found
+
+    return value
 
 
 def _shareable(value: Any) -> bool:
@@ -130,6 +183,11 @@ class ReaderPlan:
         self.decisions = 0  # how many decision points the templates have
         self.choosing: set[int] = set()  # the decisions' expressions and deferred values
         self._results: dict[tuple[int, int], _Results] = {}
+        # each variant by the values of the fields the decisions read (see ``variant_for``)
+        self._by_key: dict[Any, Any] = {}  # the value itself when there is one field
+        self._key_fields: tuple[str, ...] | None = None
+        self._key_version = -1  # how many decisions ``_key_fields`` was found for
+        self._key_hits = 0
 
     # -- registration (while parsing) --
     def add_expression(self, expression: ReaderExpression) -> int:
@@ -152,35 +210,21 @@ class ReaderPlan:
         self, expression: int, captures: tuple[tuple[str, Any], ...], reader: Reader
     ) -> Any:
         """The expression's value for the reader; RecipientError if their data breaks it."""
+        return self.evaluator(expression, captures)(reader)
+
+    def evaluator(
+        self, expression: int, captures: tuple[tuple[str, Any], ...]
+    ) -> Callable[[Reader], Any]:
+        """``evaluate`` for one expression and its captures, as one call per reader."""
         entry = self._results.get((expression, id(captures)))
         if entry is None or entry.captures is not captures:
             entry = self._results[(expression, id(captures))] = _Results(
-                captures, self._fields_read(expression, captures)
+                captures,
+                self._fields_read(expression, captures),
+                self._runner(expression, captures),
             )
-        names = entry.fields
-        if names is None:
-            return self._evaluate(expression, captures, reader)
-        fields = reader._fields
-        key = tuple([fields.get(name) for name in names])
-        try:
-            ok, value = entry.results[key]
-        except KeyError:
-            pass
-        except TypeError:  # a field's value that cannot be a key
-            return self._evaluate(expression, captures, reader)
-        else:
-            entry.hits += 1
-            if ok:
-                return value
-            raise RecipientError(*value)
-        try:
-            value = self._evaluate(expression, captures, reader)
-        except RecipientError as exc:
-            entry.keep(key, (False, (exc.message, exc.hint)))
-            raise
-        if _shareable(value):
-            entry.keep(key, (True, value))
-        return value
+            entry.value = _kept(entry)
+        return entry.value
 
     def decision_fields(self) -> tuple[str, ...] | None:
         """Every field that can choose a reader's variant (sorted): those the decisions
@@ -211,6 +255,29 @@ class ReaderPlan:
                 found.update(more)
         return tuple(sorted(found))
 
+    def _runner(
+        self, expression: int, captures: tuple[tuple[str, Any], ...]
+    ) -> Callable[[Reader], Any]:
+        """The expression run for one reader, as ``_evaluate`` runs it: an expression with
+        a closure (``ReaderExpression.direct``) and no captures calls it straight."""
+        expr = self.expressions[expression]
+        run = expr.direct
+        if run is None or captures:
+            return lambda reader: self._evaluate(expression, captures, reader)
+
+        def direct(reader: Reader) -> Any:
+            try:
+                result = run(reader)
+                if isinstance(result, jinja2.Undefined):
+                    result._fail_with_undefined_error()
+                return result
+            except RecipientError:
+                raise
+            except Exception as exc:
+                raise _failure(expr, exc) from None
+
+        return direct
+
     def _evaluate(
         self, expression: int, captures: tuple[tuple[str, Any], ...], reader: Reader
     ) -> Any:
@@ -224,16 +291,10 @@ class ReaderPlan:
             if isinstance(result, jinja2.Undefined):
                 result._fail_with_undefined_error()
             return result
-        except UnknownField as exc:
-            raise RecipientError(
-                f"{expr.where}: no subscriber has the field {str(exc)!r}."
-            ) from None
         except RecipientError:
             raise
         except Exception as exc:
-            raise RecipientError(
-                f"{expr.where} fails for this reader's data: {describe_error(exc)}."
-            ) from None
+            raise _failure(expr, exc) from None
 
     def _resolve(self, value: Any, reader: Reader) -> Any:
         if isinstance(value, Deferred):
@@ -259,7 +320,52 @@ class ReaderPlan:
         return items
 
     def variant_for(self, reader: Reader, render: Callable[[RenderSession], Any]) -> Any:
-        """The reader's variant, rendering it (with ``render``) the first time it is needed."""
+        """The reader's variant, rendering it (with ``render``) the first time it is needed.
+
+        When the decisions read only fields (``decision_fields``), the variant is kept by
+        their values: the next reader with the same values gets it without asking the
+        decisions again. A template parsed later (an ``{% include %}`` in a branch) may
+        add decisions: then the fields are found again and what was kept is dropped."""
+        root = self._root
+        if root.question is None and root.variant is not None:
+            return root.variant  # no decision was asked: the campaign's one variant
+        version = len(self.choosing)
+        if self._key_version != version:
+            self._by_key.clear()
+            self._key_hits = 0
+            self._key_fields = self.decision_fields() if self.choosing else None
+            self._key_version = version
+        names = self._key_fields
+        if names is None:
+            return self._variant_for(reader, render)
+        fields = reader._fields
+        if len(names) == 1:
+            key: Any = fields.get(names[0])
+        else:
+            key = tuple([fields.get(name) for name in names])
+        try:
+            variant = self._by_key.get(key)
+        except TypeError:  # a field's value that cannot be a key
+            return self._variant_for(reader, render)
+        if variant is not None:
+            self._key_hits += 1
+            return variant
+        variant = self._variant_for(reader, render)
+        if names is self._key_fields and len(self.choosing) == version:
+            self._keep_variant(key, variant)  # no decision was added meanwhile
+        return variant
+
+    def _keep_variant(self, key: Any, variant: Any) -> None:
+        if len(self._by_key) >= CACHED_RESULTS:
+            if self._key_hits < CACHED_RESULTS:  # the values are mostly new: stop keeping
+                self._key_fields = None
+            self._by_key.clear()
+            self._key_hits = 0
+            return
+        self._by_key[key] = variant
+
+    def _variant_for(self, reader: Reader, render: Callable[[RenderSession], Any]) -> Any:
+        """The reader's variant found by asking the decisions (the trie), or rendered."""
         node = self._root
         while node.question is not None:
             nxt = node.edges.get(self.answer(node.question, reader))

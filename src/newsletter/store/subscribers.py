@@ -344,6 +344,22 @@ class Subscribers:
             for r in rows:
                 yield recipient_row(r, tags)
 
+    def audience_tag_sets(self, audience: Audience, most: int) -> list[tuple[str, ...]] | None:
+        """The distinct sets of tags the audience's readers have, each sorted as
+        ``audience_recipients`` gives a reader's, in the order of the first reader with
+        each; None when there are more than ``most``. The database groups the readers:
+        no reader's row comes to Python."""
+        where, params = audience_sql(audience)
+        sql = _TAG_SETS.format(tags=_TAG_LIST[self.db.dialect.name], where=where)
+        rows = self.db.execute(sql, (*params, most + 1)).fetchall()
+        if len(rows) > most:
+            return None
+        found: dict[tuple[str, ...], None] = {}
+        for row in rows:  # the same set once, whatever order the database listed it in
+            tags = row["tags"]
+            found.setdefault(tuple(sorted(json.loads(tags))) if tags else (), None)
+        return list(found)
+
     def audience_zones(self, audience: Audience) -> list[str | None]:
         """The time zones the audience's readers have (None: some have none)."""
         where, params = audience_sql(audience)
@@ -377,6 +393,20 @@ def _merged(row: Any, sub: SubscriberRecord, status: SubscriberStatus) -> dict[s
 
 
 _HAS_TAG = "EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id AND t.tag {})"
+
+
+# Each reader's tags as a JSON array (ordered, so equal sets mostly group as one), and
+# the distinct arrays of an audience by their first reader.
+_TAG_LIST = {
+    "sqlite": "(SELECT json_group_array(tag) FROM (SELECT t.tag FROM subscriber_tags t "
+    "WHERE t.subscriber_id = s.id ORDER BY t.tag))",
+    "postgresql": "(SELECT json_agg(t.tag ORDER BY t.tag)::text FROM subscriber_tags t "
+    "WHERE t.subscriber_id = s.id)",
+}
+_TAG_SETS = (
+    "SELECT tags FROM (SELECT s.id AS id, {tags} AS tags FROM subscribers s WHERE {where}) "
+    "AS readers GROUP BY tags ORDER BY min(id) LIMIT ?"
+)
 
 
 def audience_sql(audience: Audience) -> tuple[str, list[Any]]:
