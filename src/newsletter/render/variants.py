@@ -120,6 +120,20 @@ def _failure(expr: ReaderExpression, exc: Exception) -> RecipientError:
     return RecipientError(f"{expr.where} fails for this reader's data: {describe_error(exc)}.")
 
 
+def _checked(expr: ReaderExpression, run: Callable[..., Any], *args: Any) -> Any:
+    """``run(*args)``, the expression for one reader: an undefined result, or any
+    failure, is the reader's RecipientError."""
+    try:
+        result = run(*args)
+        if isinstance(result, jinja2.Undefined):
+            result._fail_with_undefined_error()
+        return result
+    except RecipientError:
+        raise
+    except Exception as exc:
+        raise _failure(expr, exc) from None
+
+
 def _kept(entry: _Results) -> Callable[[Reader], Any]:
     """The expression of ``entry`` for one reader, its result (or error) kept by the values
     of the fields it reads while ``entry.fields`` names them."""
@@ -265,36 +279,16 @@ class ReaderPlan:
         if run is None or captures:
             return lambda reader: self._evaluate(expression, captures, reader)
 
-        def direct(reader: Reader) -> Any:
-            try:
-                result = run(reader)
-                if isinstance(result, jinja2.Undefined):
-                    result._fail_with_undefined_error()
-                return result
-            except RecipientError:
-                raise
-            except Exception as exc:
-                raise _failure(expr, exc) from None
-
-        return direct
+        return lambda reader: _checked(expr, run, reader)
 
     def _evaluate(
         self, expression: int, captures: tuple[tuple[str, Any], ...], reader: Reader
     ) -> Any:
         expr = self.expressions[expression]
         values = {name: self._resolve(value, reader) for name, value in captures}
-        try:
-            if expr.direct is not None and not values:
-                result = expr.direct(reader)
-            else:
-                result = expr.evaluate(reader, values)
-            if isinstance(result, jinja2.Undefined):
-                result._fail_with_undefined_error()
-            return result
-        except RecipientError:
-            raise
-        except Exception as exc:
-            raise _failure(expr, exc) from None
+        if expr.direct is not None and not values:
+            return _checked(expr, expr.direct, reader)
+        return _checked(expr, expr.evaluate, reader, values)
 
     def _resolve(self, value: Any, reader: Reader) -> Any:
         if isinstance(value, Deferred):
